@@ -16,3 +16,5 @@ find_program(PROTOC_C NAMES protoc-c REQUIRED)
 foreach(dep URING ISAL UV VIRT PROTOBUFC LMDB CRYPTO SODIUM CMOCKA)
 	message(STATUS "strata: ${dep} ${${dep}_VERSION}")
 endforeach()
+
+pkg_check_modules(JANSSON  REQUIRED IMPORTED_TARGET jansson)

@@ -1,0 +1,31 @@
+/* strata-bench: Strata's benchmarks, one subcommand each, JSON per phase. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct bench_cmd cmds[] = {
+	{ "ring", "ring lookups/s and rebalance time", bench_ring_main },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: strata-bench COMMAND [options]   (COMMAND --help for its options)\n\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f, "\nEach phase prints one JSON object per line; --out FILE appends there instead.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "strata-bench: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
