@@ -23,6 +23,7 @@
 #define RING_MAX_DEVICES	65535	/* device ids are 0..65534 */
 #define RING_NAME_MAX		63	/* device name, node address */
 #define RING_KEY_LEN		16	/* placement hash key (SipHash-2-4) */
+#define RING_PATH_MAX		4096	/* longest /account/bucket/object */
 
 /* Errors beyond errno, all below -4096 so they never collide with it. */
 enum {
@@ -34,6 +35,7 @@ enum {
 	RING_ENODEV,		/* no such device id */
 	RING_EEXIST,		/* device (node + name) already in the builder */
 	RING_ENOCAPACITY,	/* no device with weight > 0 */
+	RING_EKIND,		/* a builder file where a ring was expected, or the reverse */
 };
 const char *ring_strerror(int err);
 
@@ -84,9 +86,10 @@ const struct ring_dev *ring_dev_by_id(const struct ring *r, uint32_t id);
 
 /* Partition of a name: keyed hash (the cluster's secret key, so names can't
  * be aimed at one device) of "/account/bucket/object", top part_power bits.
- * bucket and object may be NULL for account- and bucket-level names. */
-uint32_t ring_part_of(const struct ring *r, const char *account,
-		      const char *bucket, const char *object);
+ * bucket and object may be NULL for account- and bucket-level names; the
+ * joined path is at most RING_PATH_MAX bytes. */
+int ring_part_of(const struct ring *r, const char *account, const char *bucket,
+		 const char *object, uint32_t *part);	/* 0 or -ENAMETOOLONG */
 uint32_t ring_part_of_path(const struct ring *r, const void *path, size_t len);
 
 /* The partition's primary devices, placement i in devs[i]. n must be
@@ -125,11 +128,12 @@ struct ring_rebalance_stats {
 	uint64_t moved;			/* placements that changed device */
 	uint64_t placements;		/* parts * placements */
 	double balance;			/* worst |assigned/wanted - 1| over devices, % */
-	uint64_t dispersion;		/* parts with two placements in one failure
-					 * domain that the layout could have spread */
-	uint64_t dispersion_forced;	/* parts sharing a domain because weights
-					 * require it (e.g. fewer zones than placements) */
-	uint64_t locked;		/* placements min_part_hours kept in place */
+	uint64_t dispersion;		/* parts with more placements in one failure
+					 * domain than the layout and weights require */
+	uint64_t parts_sharing_zone;	/* parts with two placements in one zone (the
+					 * layout may force it: fewer zones than placements) */
+	uint64_t parts_sharing_node;	/* ... in one node */
+	uint64_t locked;		/* placements min_part_hours kept from moving */
 };
 
 /* Reassigns placements: moves what removed/zero-weight devices held, spreads

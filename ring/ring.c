@@ -1,0 +1,213 @@
+/* ring/ring.c: a loaded ring: name -> partition -> devices, and handoffs. */
+#include "internal.h"
+
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *ring_strerror(int err)
+{
+	switch (err) {
+	case RING_EBADMAGIC:	return "not a Strata ring or builder file";
+	case RING_EVERSION:	return "file written by a newer Strata (format version too new)";
+	case RING_ECHECKSUM:	return "file is damaged (checksum or length mismatch)";
+	case RING_EDECODE:	return "file is damaged (protobuf decoding failed)";
+	case RING_EINVALID:	return "file or arguments are inconsistent (bad policy, device or assignment)";
+	case RING_ENODEV:	return "no such device";
+	case RING_EEXIST:	return "a device with that node and name already exists";
+	case RING_ENOCAPACITY:	return "no device with weight > 0 to place partitions on";
+	case RING_EKIND:	return "wrong kind of file (a builder where a ring was expected, or the reverse)";
+	}
+	return strerror(-err);
+}
+
+unsigned ring_policy_placements(const struct ring_policy *p)
+{
+	return p->type == RING_POLICY_EC ? p->ec_k + p->ec_m : p->replicas;
+}
+
+void ring_free(struct ring *r)
+{
+	if (!r)
+		return;
+	free(r->assign);
+	free(r->by_id);
+	free(r->devs);
+	free(r);
+}
+
+uint32_t ring_part_power(const struct ring *r)		{ return r->part_power; }
+uint32_t ring_parts(const struct ring *r)		{ return r->parts; }
+unsigned ring_placements(const struct ring *r)		{ return r->placements; }
+const struct ring_policy *ring_policy(const struct ring *r) { return &r->policy; }
+uint64_t ring_version(const struct ring *r)		{ return r->version; }
+unsigned ring_dev_count(const struct ring *r)		{ return r->ndevs; }
+
+const struct ring_dev *ring_dev_at(const struct ring *r, unsigned i)
+{
+	return i < r->ndevs ? &r->devs[i] : NULL;
+}
+
+const struct ring_dev *ring_dev_by_id(const struct ring *r, uint32_t id)
+{
+	return id <= r->max_id ? r->by_id[id] : NULL;
+}
+
+/* SipHash-2-4 (libsodium's crypto_shorthash): a keyed PRF made for exactly
+ * this, so without the cluster key nobody can pick names that pile onto one
+ * partition. The top part_power bits of the 64-bit result are the partition. */
+uint32_t ring_part_of_path(const struct ring *r, const void *path, size_t len)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+
+	crypto_shorthash(h, path, len, r->key);
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)h[i] << (8 * i);
+	return r->part_power ? (uint32_t)(v >> (64 - r->part_power)) : 0;
+}
+
+int ring_part_of(const struct ring *r, const char *account, const char *bucket,
+		 const char *object, uint32_t *part)
+{
+	const char *names[3] = { account, bucket, object };
+	char buf[RING_PATH_MAX];
+	size_t len = 0;
+
+	for (int i = 0; i < 3 && names[i]; i++) {
+		size_t n = strlen(names[i]);
+
+		if (n + 1 > sizeof(buf) - len)
+			return -ENAMETOOLONG;
+		buf[len++] = '/';
+		memcpy(buf + len, names[i], n);
+		len += n;
+	}
+	*part = ring_part_of_path(r, buf, len);
+	return 0;
+}
+
+unsigned ring_primaries(const struct ring *r, uint32_t part,
+			const struct ring_dev **devs, unsigned n)
+{
+	const uint16_t *a = r->assign + (size_t)(part & (r->parts - 1)) * r->placements;
+	unsigned i;
+
+	for (i = 0; i < n && i < r->placements; i++)
+		devs[i] = r->by_id[a[i]];
+	return i;
+}
+
+/* ---------------------------------------------------------------- handoffs
+ *
+ * Handoff order is weighted rendezvous hashing per partition: each device
+ * draws an exponential "arrival time" -ln(u)/weight from a keyed hash of
+ * (partition, device id); earlier arrivals come first. That is deterministic,
+ * proportional to weight, and stable: adding or removing a device only
+ * inserts or deletes that device in every list. On top, devices in failure
+ * domains the partition doesn't use yet are taken first (region, then zone,
+ * then node), so a handoff adds as much independence as the layout allows.
+ */
+
+struct handoff_cand {
+	double arrival;
+	const struct ring_dev *dev;
+};
+
+static int cmp_arrival(const void *a, const void *b)
+{
+	const struct handoff_cand *x = a, *y = b;
+
+	if (x->arrival != y->arrival)
+		return x->arrival < y->arrival ? -1 : 1;
+	return x->dev->id < y->dev->id ? -1 : x->dev->id > y->dev->id;
+}
+
+static double handoff_arrival(const struct ring *r, uint32_t part, const struct ring_dev *d)
+{
+	uint8_t in[8], h[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+	double u;
+
+	ring_put_le32(in, part);
+	ring_put_le32(in + 4, d->id);
+	crypto_shorthash(h, in, sizeof(in), r->key);
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)h[i] << (8 * i);
+	u = ((double)(v >> 11) + 0.5) / 9007199254740992.0;	/* (0, 1) */
+	return -log(u) / d->weight;
+}
+
+/* Failure domains one device occupies: "same" at level L means equal on
+ * every level down to L. */
+static bool same_domain(const struct ring_dev *a, const struct ring_dev *b, int level)
+{
+	if (a->region != b->region)
+		return false;
+	if (level >= TIER_ZONE && a->zone != b->zone)
+		return false;
+	if (level >= TIER_NODE && strcmp(a->node, b->node))
+		return false;
+	if (level >= TIER_DEV && a->id != b->id)
+		return false;
+	return true;
+}
+
+unsigned ring_handoffs(const struct ring *r, uint32_t part,
+		       const struct ring_dev **devs, unsigned n)
+{
+	const struct ring_dev *used[RING_MAX_PLACEMENTS * 2 + 64];
+	struct handoff_cand *c;
+	unsigned nc = 0, nused, got = 0;
+	bool *taken;
+
+	if (n == 0)
+		return 0;
+	part &= r->parts - 1;
+	c = malloc(r->ndevs * sizeof(*c));
+	taken = calloc(r->ndevs, sizeof(*taken));
+	if (!c || !taken) {
+		free(c);
+		free(taken);
+		return 0;
+	}
+	nused = ring_primaries(r, part, used, r->placements);
+	for (unsigned i = 0; i < r->ndevs; i++) {
+		const struct ring_dev *d = &r->devs[i];
+		bool primary = false;
+
+		if (d->weight <= 0)
+			continue;		/* draining devices take no new data */
+		for (unsigned j = 0; j < r->placements; j++)
+			primary |= used[j] == d;
+		if (!primary)
+			c[nc++] = (struct handoff_cand){ handoff_arrival(r, part, d), d };
+	}
+	qsort(c, nc, sizeof(*c), cmp_arrival);
+
+	/* Pass L takes, in arrival order, devices sharing no level-L domain
+	 * with anything chosen so far; the last pass takes the rest. */
+	for (int level = TIER_REGION; level <= TIER_DEV && got < n; level++) {
+		for (unsigned i = 0; i < nc && got < n; i++) {
+			bool fresh = true;
+
+			if (taken[i])
+				continue;
+			for (unsigned j = 0; j < nused && fresh; j++)
+				fresh = !same_domain(c[i].dev, used[j], level);
+			if (!fresh)
+				continue;
+			taken[i] = true;
+			devs[got++] = c[i].dev;
+			if (nused < ARRAY_SIZE(used))
+				used[nused++] = c[i].dev;
+		}
+	}
+	free(taken);
+	free(c);
+	return got;
+}
