@@ -53,6 +53,11 @@ check_c_source_compiles("
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }"
 	STRATA_HAVE_LIBFUZZER)
 unset(CMAKE_REQUIRED_FLAGS)
+# Coverage feedback needs the code under test instrumented, not just the
+# fuzz harness: in the sanitizer build every library gets the counters.
+if(STRATA_HAVE_LIBFUZZER AND CMAKE_BUILD_TYPE STREQUAL "Asan")
+	add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
 
 # strata_fuzzer(<name> SOURCES ... LIBS ... [SEEDS_FROM <cmd>]): a libFuzzer
 # target plus a short ctest run (STRATA_FUZZ_SECONDS, default 20) over a
