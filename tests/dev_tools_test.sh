@@ -47,15 +47,16 @@ listening() {
 	timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
 }
 
-# A base port whose cluster ports (P, P+10, P+21..P+26) are all free, below
-# the ephemeral range so an outgoing connection can't take one meanwhile.
+# A base port whose cluster ports (P, P+10, P+21..P+26, and P+11 for the
+# deaf daemon) are all free, below the ephemeral range so that an outgoing
+# connection can't take one meanwhile.
 free_base_port() {
 	local try base p busy
 
 	for ((try = 0; try < 50; try++)); do
 		base=$((20000 + RANDOM % 12000))
 		busy=""
-		for p in $base $((base + 10)) $(seq $((base + 21)) $((base + 26))); do
+		for p in $base $((base + 10)) $((base + 11)) $(seq $((base + 21)) $((base + 26))); do
 			if listening "$p"; then
 				busy=1
 				break
