@@ -680,7 +680,7 @@ static bool part_fits_needy_zone(const struct plan *pl, const int *pdev)
 /* Step 1c: every device's placements above its target. First those sharing
  * a zone with a sibling (moving them also improves spread), then those of
  * partitions an underfilled zone can take, then any. */
-static int gather_overload(struct rebalance *rb)
+static int gather_overload(struct rebalance *rb, bool first_round)
 {
 	struct ring_builder *b = rb->b;
 	struct plan *pl = &rb->pl;
@@ -695,11 +695,15 @@ static int gather_overload(struct rebalance *rb)
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* Excess over the share rounded up: a device one placement above its
-	 * integer target is within rounding and not worth moving data for. */
-	for (int t = 0; t < ndt; t++)
-		excess[t] = pl->tiers[TIER_DEV][t].assigned -
-			    (int64_t)ceil(pl->tiers[TIER_DEV][t].wanted - 1e-9);
+	/* The first round takes each device down to its integer target. Later
+	 * rounds only correct what placing overshot, and only beyond the share
+	 * rounded up: one placement over is rounding, not worth moving data. */
+	for (int t = 0; t < ndt; t++) {
+		const struct tier *dt = &pl->tiers[TIER_DEV][t];
+
+		excess[t] = dt->assigned - (first_round ? dt->target :
+					    (int64_t)ceil(dt->wanted - 1e-9));
+	}
 	/* Bucket every placement index by device tier (counting sort). */
 	for (size_t i = 0; i < n; i++) {
 		int di = b->assign[i] == RING_DEV_NONE ? -1 : ring_builder_dev_index(b, b->assign[i]);
@@ -880,7 +884,7 @@ int ring_builder_rebalance(struct ring_builder *b, uint64_t now_hours,
 		st.locked = 0;
 		ret = gather_dispersion(&rb);
 		if (ret == 0)
-			ret = gather_overload(&rb);
+			ret = gather_overload(&rb, round == 0);
 		if (ret < 0)
 			goto out;
 		if (rb.ng == 0)

@@ -15,6 +15,7 @@
 #include "ring.h"
 
 static bool opt_json;
+static bool opt_assignment;	/* show --assignment: every partition's devices */
 
 static void usage(FILE *f)
 {
@@ -29,7 +30,7 @@ static void usage(FILE *f)
 "  set-min-part-hours BUILDER HOURS\n"
 "  rebalance BUILDER [--ring RINGFILE] [--now-hours H]\n"
 "                 writes RINGFILE (default: BUILDER with .builder -> .ring)\n"
-"  show BUILDER|RINGFILE\n"
+"  show BUILDER|RINGFILE [--assignment]   (--assignment: each partition's devices, with --json)\n"
 "  validate RINGFILE\n"
 "  lookup RINGFILE /account/bucket/object [--handoffs N]\n"
 "\n"
@@ -480,10 +481,25 @@ static int show_ring(const char *path, struct ring *r, bool quiet)
 	}
 	free(held);
 	if (opt_json) {
-		emit(json_pack("{s:s, s:s, s:i, s:i, s:o, s:I, s:o}", "file", path, "kind", "ring",
-			       "part_power", ring_part_power(r), "parts", ring_parts(r),
-			       "policy", policy_json(ring_policy(r)),
-			       "version", (json_int_t)ring_version(r), "devices", jd));
+		json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:o, s:I, s:o}", "file", path,
+				      "kind", "ring", "part_power", ring_part_power(r),
+				      "parts", ring_parts(r), "policy", policy_json(ring_policy(r)),
+				      "version", (json_int_t)ring_version(r), "devices", jd);
+
+		if (opt_assignment) {
+			json_t *a = json_array();
+
+			for (uint32_t p = 0; p < ring_parts(r); p++) {
+				json_t *pj = json_array();
+				unsigned n = ring_primaries(r, p, devs, ring_placements(r));
+
+				for (unsigned j = 0; j < n; j++)
+					json_array_append_new(pj, json_integer(devs[j]->id));
+				json_array_append_new(a, pj);
+			}
+			json_object_set_new(o, "assignment", a);
+		}
+		emit(o);
 		return 0;
 	}
 	printf("%s: ring, %u partitions (part power %u), %s, %u devices, version %lu\n", path,
@@ -513,18 +529,23 @@ static int cmd_show(int argc, char **argv, bool validate)
 {
 	struct ring_builder *b;
 	struct ring *r;
-	const char *path;
+	const char *path = NULL;
 	int ret;
 
-	if (argc > 2 && !strcmp(argv[argc - 1], "--json")) {
-		opt_json = true;
-		argc--;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			opt_json = true;
+		else if (!strcmp(argv[i], "--assignment") && !validate)
+			opt_assignment = true;
+		else if (!path)
+			path = argv[i];
+		else
+			path = NULL, argc = 0;
 	}
-	if (argc != 2) {
+	if (!path || argc == 0) {
 		usage(stderr);
 		return 2;
 	}
-	path = argv[1];
 	ret = ring_load(path, &r);
 	if (ret == 0) {
 		ret = show_ring(path, r, validate);
