@@ -265,11 +265,13 @@ int http_config_set(struct http_config *cfg, const char *key, const char *value)
 
 /* ---------------------------------------------------------- connections */
 
+/* Marks c as having work for conn_process. Inside conn_process (busy) its
+ * loop sees the change itself, so nothing is queued. */
 static void conn_kick(struct http_conn *c)
 {
 	struct http_server *srv = c->srv;
 
-	if (c->closing || c->kick.next)
+	if (c->closing || c->busy || c->kick.next)
 		return;
 	list_add_tail(&srv->kicked, &c->kick);
 	uv_idle_start(&srv->idle, srv_idle_cb);
@@ -988,6 +990,10 @@ static void conn_parse(struct http_conn *c)
 		size_t used;
 		int ev;
 
+		if (!list_empty(&c->done)) {
+			conn_flush_done(c);
+			continue;
+		}
 		if (req->active) {
 			if (req->resp == RESP_ENDED && req->nwrites == 0) {
 				conn_finish_request(c);
@@ -1181,7 +1187,6 @@ static void conn_process(struct http_conn *c)
 	if (c->busy || c->closing)
 		return;
 	c->busy = true;
-	conn_flush_done(c);
 	conn_parse(c);
 	c->busy = false;
 	if (c->closing)

@@ -28,7 +28,7 @@ struct run {
 	int status;
 };
 
-static void logf(struct run *r, const char *fmt, ...)
+static void log_event(struct run *r, const char *fmt, ...)
 {
 	size_t n = strlen(r->log);
 	va_list ap;
@@ -56,7 +56,7 @@ static void run_steps(const struct http_rx_limits *l, const char *in, size_t len
 		if (ev < 0) {
 			r->err = ev;
 			r->status = rx.status;
-			logf(r, "ERR %d;", rx.status);
+			log_event(r, "ERR %d;", rx.status);
 			break;
 		}
 		if (ev == HTTP_RX_MORE) {
@@ -71,13 +71,13 @@ static void run_steps(const struct http_rx_limits *l, const char *in, size_t len
 			const char *t = http_rx_target(&rx, &tl);
 
 			assert_int_equal(strlen(t), tl);
-			logf(r, "HEAD %s %s %u;", http_method_str(rx.p.method), t, rx.nhdr);
+			log_event(r, "HEAD %s %s %u;", http_method_str(rx.p.method), t, rx.nhdr);
 		} else if (ev == HTTP_RX_BODY) {
 			assert_true(r->body_len + rx.body_len <= sizeof(r->body));
 			memcpy(r->body + r->body_len, rx.body, rx.body_len);
 			r->body_len += rx.body_len;
 		} else if (ev == HTTP_RX_END) {
-			logf(r, "END %zu;", r->body_len);
+			log_event(r, "END %zu;", r->body_len);
 		}
 	}
 	http_rx_free(&rx);
