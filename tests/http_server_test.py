@@ -465,6 +465,34 @@ def timeouts(main, small):
         s.sendall(PATTERN[i:i + 1])
     st, h, body, _ = read_response(s)
     check(st == 200 and body == b"bytes=8 ok=1\n", f"trickle: {st} {body!r}")
+    # A client that stops reading a large response: cut off (send timeout).
+    s = small.connect()
+    s.sendall(b"GET /large?size=60000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(2)
+    got = 0
+    s.settimeout(5)
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+    except ConnectionResetError:
+        pass
+    check(got < 60000000, f"a stalled reader got the whole response ({got} bytes)")
+
+
+@test
+def max_conns(main, small):
+    # small: max_conns=8; the 9th connection is closed at once.
+    conns = [small.connect() for _ in range(8)]
+    extra = small.connect()
+    check(closed_by_server(extra, 2), "connection over max_conns not closed")
+    conns[0].sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, h, body, _ = read_response(conns[0])
+    check(st == 200, f"existing connection: {st}")
+    for c in conns:
+        c.close()
 
 
 @test
@@ -563,7 +591,8 @@ def main():
         mainsrv = Server("main")
         servers.append(mainsrv)
         small = Server("small", "max_body=1M", "idle_timeout_ms=400",
-                       "header_timeout_ms=600", "body_timeout_ms=600")
+                       "header_timeout_ms=600", "body_timeout_ms=600",
+                       "send_timeout_ms=600", "max_conns=8")
         servers.append(small)
         for fn in TESTS:
             if ONLY and fn.__name__ not in ONLY:
