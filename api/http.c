@@ -29,6 +29,7 @@
 
 #define HTTP_MAX_IOV		64	/* buffers per http_resp_* call */
 #define HTTP_HEAD_BASE		256	/* status line, Date, framing, Connection */
+#define HTTP_LINGER_MS		2000	/* reading on after a half close */
 
 /* An intrusive doubly-linked list; a zeroed node is "not on a list". */
 struct list {
@@ -114,12 +115,14 @@ struct http_conn {
 		uv_pipe_t pipe;
 	} h;
 	uv_timer_t timer;
+	uv_shutdown_t shut;		/* lingering close: our FIN */
 	struct http_server *srv;
 	struct list link;		/* srv->conns */
 	struct list kick;		/* srv->kicked, when on it */
 	struct list done;		/* struct http_write completed without I/O */
 	int handles;			/* open uv handles; freed at 0 */
 	bool reading, eof, closing, busy;
+	bool lingering;			/* half-closed, discarding input */
 	bool draining;			/* discarding a body the handler refused */
 	int close_err;
 	char *rbuf;			/* [0, roff) parsed, [roff, rlen) not yet */
@@ -360,6 +363,52 @@ static void conn_close(struct http_conn *c, int err)
 }
 
 static void conn_timer_cb(uv_timer_t *t);
+static void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void conn_shutdown_cb(uv_shutdown_t *sh, int status)
+{
+	struct http_conn *c = sh->data;
+
+	if (status < 0 && !c->closing)
+		conn_close(c, 0);
+}
+
+static void conn_linger_cb(uv_timer_t *t)
+{
+	conn_close(t->data, 0);
+}
+
+/* Closes after the last response without resetting the connection: a
+ * close() with client bytes unread sends a TCP reset, which can destroy
+ * the response still in flight (a 413 to a client busy sending its body).
+ * So: send our FIN once the writes are out, read and drop what still
+ * comes, close at the client's FIN or after HTTP_LINGER_MS. */
+static void conn_close_lingering(struct http_conn *c)
+{
+	if (c->closing || c->lingering)
+		return;
+	if (c->eof) {
+		conn_close(c, 0);
+		return;
+	}
+	c->lingering = true;
+	c->shut.data = c;
+	if (uv_shutdown(&c->shut, &c->h.stream, conn_shutdown_cb) < 0) {
+		conn_close(c, 0);
+		return;
+	}
+	c->roff = c->rlen = 0;
+	if (!c->reading) {
+		if (uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb) < 0) {
+			conn_close(c, 0);
+			return;
+		}
+		c->reading = true;
+	}
+	c->tkind = T_NONE;
+	uv_timer_start(&c->timer, conn_linger_cb, HTTP_LINGER_MS, 0);
+}
 
 static int conn_new(struct http_server *srv, struct http_conn **out)
 {
@@ -932,7 +981,7 @@ static void conn_finish_request(struct http_conn *c)
 		c->srv->h.on_done(req, err);
 	req_reset(req);
 	if (!keep || c->closing) {
-		conn_close(c, 0);
+		conn_close_lingering(c);
 		return;
 	}
 	if (!body_end)
@@ -961,8 +1010,10 @@ static void conn_on_head(struct http_conn *c)
 			conn_error_reply(c, 417, "unsupported Expect");
 			return;
 		}
-		/* HTTP/1.0 clients can't take a 100 (RFC 7231 5.1.1). */
-		req->expect = c->rx.p.http_major == 1 && c->rx.p.http_minor >= 1;
+		/* HTTP/1.0 clients can't take a 100 (RFC 7231 5.1.1);
+		 * without a body there is nothing to continue. */
+		req->expect = c->rx.p.http_major == 1 && c->rx.p.http_minor >= 1 &&
+			      ((c->rx.p.flags & F_CHUNKED) || req->content_length > 0);
 	}
 	srv->h.on_request(req);
 }
@@ -1080,6 +1131,13 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct http_conn *c = s->data;
 
+	if (c->lingering) {
+		if (n < 0)
+			conn_close(c, 0);
+		else
+			c->roff = c->rlen = 0;	/* dropped */
+		return;
+	}
 	if (n > 0) {
 		c->rlen += (size_t)n;
 	} else if (n == UV_EOF) {
@@ -1184,12 +1242,12 @@ static void conn_update_read(struct http_conn *c)
 
 static void conn_process(struct http_conn *c)
 {
-	if (c->busy || c->closing)
+	if (c->busy || c->closing || c->lingering)
 		return;
 	c->busy = true;
 	conn_parse(c);
 	c->busy = false;
-	if (c->closing)
+	if (c->closing || c->lingering)
 		return;
 	conn_update_read(c);
 	if (!c->closing)

@@ -386,6 +386,50 @@ def limits_431_414_413(main, small):
 
 
 @test
+def error_reply_survives_unread_body(main, small):
+    # A 413 while the client is still sending 20 MiB: the server must not
+    # close with the body unread (a TCP reset could destroy the 413 before
+    # the client reads it): it half-closes and reads on for a while.
+    for attempt in range(3):
+        s = small.connect()
+        s.sendall(b"PUT /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (20 << 20))
+        # The 413 comes at the head: send the body regardless, like a
+        # client that does not use 100-continue.
+        sender_err = []
+
+        def send_body():
+            try:
+                for piece in pattern_bytes(20 << 20):
+                    s.sendall(piece)
+            except OSError as e:
+                sender_err.append(e)
+        t = threading.Thread(target=send_body)
+        t.start()
+        time.sleep(0.3)
+        try:
+            st, h, body, _ = read_response(s)
+        except (ConnectionResetError, EOFError) as e:
+            raise AssertionError(f"attempt {attempt}: no 413 but {e!r}")
+        finally:
+            t.join()
+            s.close()
+        check(st == 413 and h.get("connection") == "close", f"{st} {h}")
+    # Deterministic: after a 400 the server half-closes (we read EOF) but
+    # keeps reading, so what we still send is not answered with a reset.
+    s = main.connect()
+    s.sendall(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+    st, h, body, rest = read_response(s)
+    check(st == 400 and rest == b"" and s.recv(10) == b"", f"{st}: no FIN")
+    try:
+        for _ in range(20):
+            s.sendall(b"x" * 65536)
+            time.sleep(0.01)
+    except OSError as e:
+        raise AssertionError(f"reset instead of a lingering close: {e!r}")
+    s.close()
+
+
+@test
 def malformed_400(main, small):
     for req in [b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + os.urandom(64),
                 b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
@@ -559,6 +603,8 @@ def graceful_shutdown(main, small):
         st, h, body, _ = read_response(busy)
         check(st == 200 and body == b"slept\n", f"in-flight request: {st} {body!r}")
         check(h.get("connection") == "close", "in-flight response lacks Connection: close")
+        check(closed_by_server(busy, 3), "not closed after the in-flight response")
+        busy.close()
         rc = srv.proc.wait(10)
         dt = time.monotonic() - t0
         check(rc == 0, f"exit code {rc}: {srv.log_text()}")
