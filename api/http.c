@@ -30,6 +30,7 @@
 #define HTTP_MAX_IOV		64	/* buffers per http_resp_* call */
 #define HTTP_HEAD_BASE		256	/* status line, Date, framing, Connection */
 #define HTTP_LINGER_MS		2000	/* reading on after a half close */
+#define HTTP_MAX_DRAIN		(1u << 20)	/* refused body bytes read to keep a connection */
 
 /* An intrusive doubly-linked list; a zeroed node is "not on a list". */
 struct list {
@@ -984,8 +985,15 @@ static void conn_finish_request(struct http_conn *c)
 		conn_close_lingering(c);
 		return;
 	}
-	if (!body_end)
-		c->draining = true;	/* the rest of the body goes nowhere */
+	if (!body_end) {
+		/* The rest of the refused body: read and dropped if it is
+		 * small, else not worth the connection. */
+		if ((c->rx.p.flags & F_CHUNKED) || c->rx.p.content_length > HTTP_MAX_DRAIN) {
+			conn_close_lingering(c);
+			return;
+		}
+		c->draining = true;
+	}
 }
 
 static void conn_on_head(struct http_conn *c)

@@ -190,6 +190,14 @@ static int on_headers_complete(http_parser *p)
 	}
 	if (p->http_major != 1)
 		return rx_fail(rx, 505, "HTTP version not supported");
+	/* RFC 7230 5.4: exactly one Host in HTTP/1.1 (routing by Host, as
+	 * virtual-hosted S3 buckets do, must not have two answers). */
+	if (p->http_minor >= 1 || http_rx_header_find(rx, "host", 0) >= 0) {
+		int h = http_rx_header_find(rx, "host", 0);
+
+		if (h < 0 || http_rx_header_find(rx, "host", (uint32_t)h + 1) >= 0)
+			return rx_fail(rx, 400, "HTTP/1.1 needs exactly one Host header");
+	}
 	if (p->upgrade && p->method == HTTP_CONNECT)
 		return rx_fail(rx, 400, "CONNECT is not served");
 	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&

@@ -154,8 +154,8 @@ static void test_body_content_length(void **state)
 {
 	struct run r;
 
-	run_all(&lim, "PUT /o HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world", &r);
-	assert_string_equal(r.log, "HEAD PUT /o 1;END 11;");
+	run_all(&lim, "PUT /o HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world", &r);
+	assert_string_equal(r.log, "HEAD PUT /o 2;END 11;");
 	assert_memory_equal(r.body, "hello world", 11);
 }
 
@@ -163,9 +163,9 @@ static void test_body_chunked(void **state)
 {
 	struct run r;
 
-	run_all(&lim, "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	run_all(&lim, "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 		"5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n", &r);
-	assert_string_equal(r.log, "HEAD POST /c 1;END 11;");
+	assert_string_equal(r.log, "HEAD POST /c 2;END 11;");
 	assert_memory_equal(r.body, "hello world", 11);
 }
 
@@ -173,10 +173,10 @@ static void test_pipelined(void **state)
 {
 	struct run r;
 
-	run_all(&lim, "GET /1 HTTP/1.1\r\n\r\n"
-		"PUT /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+	run_all(&lim, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
+		"PUT /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
 		"HEAD /3 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
-	assert_string_equal(r.log, "HEAD GET /1 0;END 0;HEAD PUT /2 1;END 3;"
+	assert_string_equal(r.log, "HEAD GET /1 1;END 0;HEAD PUT /2 2;END 3;"
 			    "HEAD HEAD /3 1;END 3;");
 	assert_int_equal(r.err, 0);
 }
@@ -187,36 +187,36 @@ static void test_limits(void **state)
 	struct run r;
 
 	/* Target over max_url: 414 (exactly max_url is fine). */
-	snprintf(big, sizeof(big), "GET /%0*d HTTP/1.1\r\n\r\n", 63, 0);
+	snprintf(big, sizeof(big), "GET /%0*d HTTP/1.1\r\nHost: h\r\n\r\n", 63, 0);
 	run_all(&lim, big, &r);
-	assert_string_equal(r.log, "HEAD GET /000000000000000000000000000000000000000000000000000000000000000 0;END 0;");
-	snprintf(big, sizeof(big), "GET /%0*d HTTP/1.1\r\n\r\n", 64, 0);
+	assert_string_equal(r.log, "HEAD GET /000000000000000000000000000000000000000000000000000000000000000 1;END 0;");
+	snprintf(big, sizeof(big), "GET /%0*d HTTP/1.1\r\nHost: h\r\n\r\n", 64, 0);
 	run_all(&lim, big, &r);
 	assert_int_equal(r.status, 414);
 	assert_int_equal(r.err, -EMSGSIZE);
 
 	/* Too many header fields: 431. */
-	run_all(&lim, "GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n"
-		"f: 6\r\ng: 7\r\nh: 8\r\n\r\n", &r);
+	run_all(&lim, "GET / HTTP/1.1\r\nHost: h\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n"
+		"f: 6\r\ng: 7\r\n\r\n", &r);
 	assert_int_equal(r.err, 0);
-	run_all(&lim, "GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n"
+	run_all(&lim, "GET / HTTP/1.1\r\nHost: h\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n"
 		"f: 6\r\ng: 7\r\nh: 8\r\ni: 9\r\n\r\n", &r);
 	assert_int_equal(r.status, 431);
 
 	/* Too many header bytes: 431. */
-	snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nX: %0*d\r\n\r\n", 600, 0);
+	snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: h\r\nX: %0*d\r\n\r\n", 600, 0);
 	run_all(&lim, big, &r);
 	assert_int_equal(r.status, 431);
 	assert_int_equal(r.err, -EMSGSIZE);
 
 	/* Content-Length over max_body: 413 at the head, before any body. */
-	run_all(&lim, "PUT / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", &r);
+	run_all(&lim, "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n", &r);
 	assert_string_equal(r.log, "ERR 413;");
-	run_all(&lim, "PUT / HTTP/1.1\r\nContent-Length: 100\r\n\r\n", &r);
-	assert_string_equal(r.log, "HEAD PUT / 1;");
+	run_all(&lim, "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n", &r);
+	assert_string_equal(r.log, "HEAD PUT / 2;");
 
 	/* A chunked body growing over max_body: 413 once it does. */
-	run_all(&lim, "PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	run_all(&lim, "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 		"40\r\n0000000000000000000000000000000000000000000000000000000000000000\r\n"
 		"40\r\n0000000000000000000000000000000000000000000000000000000000000000\r\n"
 		"0\r\n\r\n", &r);
@@ -228,14 +228,17 @@ static void test_malformed(void **state)
 {
 	static const char *bad[] = {
 		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",	/* TLS hello */
-		"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
-		"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-		"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-		"PUT / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-		"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-		"CONNECT a:443 HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+		"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"CONNECT a:443 HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\x0b\r\n\r\n",
+		"GET / HTTP/1.1\r\n\r\n",				/* no Host */
+		"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",	/* two */
+		"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
 	};
 	struct run r;
 
@@ -254,20 +257,21 @@ static void test_malformed(void **state)
 
 static void test_reinit_keeps_buffers(void **state)
 {
+	static const char get_a[] = "GET /a HTTP/1.1\r\nHost: h\r\nA: b\r\n\r\n";
+	static const char get[] = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
 	struct http_rx rx = { 0 };
 	size_t used;
 
 	assert_int_equal(http_rx_init(&rx, &lim), 0);
-	assert_int_equal(http_rx_feed(&rx, "GET /a HTTP/1.1\r\nA: b\r\n\r\n", 26, &used),
-			 HTTP_RX_HEAD);
+	assert_int_equal(http_rx_feed(&rx, get_a, strlen(get_a), &used), HTTP_RX_HEAD);
 	assert_non_null(rx.buf);
 	/* After an error the receiver stays failed... */
 	http_rx_init(&rx, &lim);
 	assert_true(http_rx_feed(&rx, "XX\r\n", 4, &used) < 0);
-	assert_true(http_rx_feed(&rx, "GET / HTTP/1.1\r\n\r\n", 18, &used) < 0);
+	assert_true(http_rx_feed(&rx, get, strlen(get), &used) < 0);
 	/* ...until initialised again. */
 	http_rx_init(&rx, &lim);
-	assert_int_equal(http_rx_feed(&rx, "GET / HTTP/1.1\r\n\r\n", 18, &used), HTTP_RX_HEAD);
+	assert_int_equal(http_rx_feed(&rx, get, strlen(get), &used), HTTP_RX_HEAD);
 	http_rx_free(&rx);
 }
 

@@ -252,7 +252,7 @@ def http10_and_connection_close(main, small):
     check(st == 200 and len(body) == 30 and "transfer-encoding" not in h,
           f"1.0 stream: {st} {h} {len(body)}")
     s = main.connect()
-    s.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
     st, h, body, _ = read_response(s)
     check(h.get("connection") == "close" and closed_by_server(s), "Connection: close ignored")
 
@@ -352,6 +352,12 @@ def early_answer_drains_body(main, small):
     s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
     st, h, body, rest = read_response(s, rest)
     check(st == 200 and body == b"hello world\n", f"after drain: {st} {body!r}")
+    # Too much left to drain (over 1 MiB): answered, then closed.
+    s = main.connect()
+    s.sendall(b"PUT /reject HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+    st, h, body, rest = read_response(s)
+    check(st == 403, f"big refused body: {st}")
+    check(closed_by_server(s, 5), "kept a connection with 50 MB left to drain")
 
 
 @test
@@ -369,16 +375,16 @@ def limits_431_414_413(main, small):
         check(h.get("connection") == "close" and closed_by_server(s), f"{want}: not closed")
 
     many = b"".join(b"X-H%d: v\r\n" % i for i in range(101))
-    one(main, b"GET / HTTP/1.1\r\n" + many + b"\r\n", 431)
-    one(main, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", 431)
-    one(main, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414)
-    one(main, b"PUT / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (6 << 30), 413)
+    one(main, b"GET / HTTP/1.1\r\nHost: h\r\n" + many + b"\r\n", 431)
+    one(main, b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", 431)
+    one(main, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414)
+    one(main, b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (6 << 30), 413)
     # small: max_body=1M; a chunked body crossing it mid-stream.
-    one(small, b"PUT /slow HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 413,
+    one(small, b"PUT /slow HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 413,
         b"".join(b"10000\r\n" + PATTERN[:0x10000] + b"\r\n" for _ in range(20)))
     # Exactly at the limits is fine.
     s = small.connect()
-    s.sendall(b"PUT /slow HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (1 << 20))
+    s.sendall(b"PUT /slow HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (1 << 20))
     for piece in pattern_bytes(1 << 20):
         s.sendall(piece)
     st, h, body, _ = read_response(s)
@@ -417,7 +423,7 @@ def error_reply_survives_unread_body(main, small):
     # Deterministic: after a 400 the server half-closes (we read EOF) but
     # keeps reading, so what we still send is not answered with a reset.
     s = main.connect()
-    s.sendall(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+    s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n")
     st, h, body, rest = read_response(s)
     check(st == 400 and rest == b"" and s.recv(10) == b"", f"{st}: no FIN")
     try:
@@ -432,12 +438,14 @@ def error_reply_survives_unread_body(main, small):
 @test
 def malformed_400(main, small):
     for req in [b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + os.urandom(64),
-                b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
-                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
-                b"PUT / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-                b"PUT /slow HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+                b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"PUT /slow HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                 b"GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n",
-                b"\r\n\r\nHELLO\r\n\r\n"]:
+                b"\r\n\r\nHELLO\r\n\r\n",
+                b"GET / HTTP/1.1\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n"]:
         s = main.connect()
         s.sendall(req)
         st, h, body, _ = read_response(s)
@@ -453,8 +461,8 @@ def malformed_400(main, small):
 def garbage_does_not_crash(main, small):
     rng = random.Random(5)
     seeds = [b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
-             b"PUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-             b"PUT /slow HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n0123456789"]
+             b"PUT /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+             b"PUT /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n0123456789"]
     for i in range(150):
         kind = i % 3
         if kind == 0:
