@@ -576,6 +576,7 @@ static int resp_head(struct http_req *req, int status, int64_t content_length,
 			 * closing keeps the next request's framing sure. */
 			req->keep_alive = false;
 		}
+		req->expect = false;	/* no 100 ever follows a final head */
 	}
 	if (srv->stopping)
 		req->keep_alive = false;
@@ -1066,8 +1067,6 @@ static void conn_parse(struct http_conn *c)
 					conn_continue(c);
 				continue;
 			}
-			if (req->discard && req->expect)
-				return;		/* the client waits for us */
 		}
 		if (c->roff == c->rlen) {
 			if (!c->eof)
@@ -1167,7 +1166,7 @@ static void conn_arm_timer(struct http_conn *c)
 	if (c->nwrites)
 		k = T_SEND, ms = cfg->send_timeout_ms;
 	else if (c->draining || (req->active && !req->body_end && !req->paused &&
-				 req->decided && !(req->discard && req->expect)))
+				 req->decided))
 		k = T_BODY, ms = cfg->body_timeout_ms;
 	else if (req->active)
 		k = T_NONE;		/* the handler has the request */

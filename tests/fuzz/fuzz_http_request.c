@@ -6,7 +6,8 @@
  * The handlers use every path a real one would: echo with the body lent
  * zero-copy and the request paused until the write completes, answers
  * deferred to a later loop turn, early rejections of bodies and of
- * 100-continue, chunked and HEAD responses, every header accessor. Small
+ * 100-continue, a streamed answer before the body is read, chunked and
+ * HEAD responses, every header accessor. Small
  * limits and a 1 KiB read buffer make the limit and buffer-moving paths
  * common. A connection still open after the client is gone and the loop
  * has nothing left to do is a hang: the target aborts.
@@ -39,9 +40,11 @@ static void on_later(uv_idle_t *h)
 		struct http_req *req = deferred[i];
 		size_t len;
 
-		if (http_req_query(req, &len) && len && http_req_query(req, &len)[0] == 'n')
-			http_resp_simple(req, 403, "text/plain", "no\n", 3);
-		else
+		const char *q = http_req_query(req, &len);
+
+		/* "?n": refuse, unless already answering (then read on). */
+		if (!q || !len || q[0] != 'n' ||
+		    http_resp_simple(req, 403, "text/plain", "no\n", 3) < 0)
 			http_req_resume(req);
 	}
 	uv_idle_stop(h);
@@ -121,6 +124,10 @@ static void on_request(struct http_req *req)
 	case 'd':			/* decide on a later turn */
 		defer(req);
 		break;
+	case 's':			/* answer at once, read the body later */
+		http_resp_start(req, 200, -1);
+		defer(req);
+		break;
 	case 'f':			/* fixed, two iovecs */
 		http_resp_send(req, 200, b, 2, NULL, NULL);
 		break;
@@ -159,7 +166,7 @@ static void on_body_end(struct http_req *req)
 	const char *path = http_req_path(req, &plen);
 	char c = plen > 1 ? path[1] : '\0';
 
-	if (c == 'e' || c == 'c') {
+	if (c == 'e' || c == 'c' || c == 's') {
 		http_resp_write(req, NULL, 0, NULL, NULL);
 		http_resp_end(req);
 	} else if (c != 'r' && c != 'f' && c != 'n') {
