@@ -82,6 +82,7 @@ struct http_req {
 	bool expect;			/* 100-continue asked, not yet answered */
 	bool is_head;
 	bool paused;			/* http_req_pause: no parsing, no 100 */
+	bool lent;			/* paused inside on_body: the piece is the handler's */
 	bool decided;			/* on_request returned and was not paused */
 	bool discard;			/* the handler wants no (more) body */
 	bool body_end;			/* HTTP_RX_END seen */
@@ -124,6 +125,7 @@ struct http_conn {
 	int handles;			/* open uv handles; freed at 0 */
 	bool reading, eof, closing, busy;
 	bool lingering;			/* half-closed, discarding input */
+	bool zombie;			/* closed with a body piece lent: kept until resume */
 	bool draining;			/* discarding a body the handler refused */
 	int close_err;
 	char *rbuf;			/* [0, roff) parsed, [roff, rlen) not yet */
@@ -149,6 +151,7 @@ struct http_server {
 	int port;
 	struct list conns;
 	struct list kicked;
+	struct list reap;		/* zombies whose handler resumed: free them */
 	unsigned nconns;
 	void (*done)(struct http_server *, void *);
 	void *done_arg;
@@ -159,6 +162,7 @@ struct http_server {
 static void conn_process(struct http_conn *c);
 static void conn_close(struct http_conn *c, int err);
 static void srv_idle_cb(uv_idle_t *idle);
+static void conn_finalize(struct http_conn *c);
 static void srv_maybe_done(struct http_server *srv);
 
 /* ------------------------------------------------------------- config */
@@ -301,6 +305,12 @@ static void srv_idle_cb(uv_idle_t *idle)
 		list_del(&c->kick);
 		conn_process(c);
 	}
+	while (!list_empty(&srv->reap)) {
+		struct http_conn *c = list_entry(srv->reap.next, struct http_conn, kick);
+
+		list_del(&c->kick);
+		conn_finalize(c);
+	}
 	if (list_empty(&srv->kicked))
 		uv_idle_stop(idle);
 }
@@ -327,6 +337,18 @@ static void conn_free(struct http_conn *c)
 	srv_maybe_done(srv);
 }
 
+/* The last of a closed connection: the handler learns the request is
+ * gone, then the memory goes. */
+static void conn_finalize(struct http_conn *c)
+{
+	struct http_req *req = &c->req;
+
+	if (req->active && !req->internal && c->srv->h.on_done)
+		c->srv->h.on_done(req, req->err ? req->err :
+				  c->close_err ? c->close_err : -ECONNRESET);
+	conn_free(c);
+}
+
 static void conn_handle_closed(uv_handle_t *h)
 {
 	struct http_conn *c = h->data;
@@ -345,10 +367,13 @@ static void conn_handle_closed(uv_handle_t *h)
 			w->cb(req, -ECANCELED, w->arg);
 		free(w);
 	}
-	if (req->active && !req->internal && c->srv->h.on_done)
-		c->srv->h.on_done(req, req->err ? req->err :
-				  c->close_err ? c->close_err : -ECONNRESET);
-	conn_free(c);
+	if (req->active && req->lent) {
+		/* The handler may be writing the lent piece downstream: the
+		 * read buffer, and so the request, live until it resumes. */
+		c->zombie = true;
+		return;
+	}
+	conn_finalize(c);
 }
 
 static void conn_close(struct http_conn *c, int err)
@@ -927,10 +952,19 @@ void http_req_pause(struct http_req *req)
 
 void http_req_resume(struct http_req *req)
 {
+	struct http_conn *c = req->c;
+
 	if (!req->paused)
 		return;
 	req->paused = false;
-	conn_kick(req->c);
+	req->lent = false;
+	if (c->zombie) {
+		/* Freed from the loop, not inside this call. */
+		list_add_tail(&c->srv->reap, &c->kick);
+		uv_idle_start(&c->srv->idle, srv_idle_cb);
+		return;
+	}
+	conn_kick(c);
 }
 
 void http_req_set_close(struct http_req *req)
@@ -1103,6 +1137,7 @@ static void conn_parse(struct http_conn *c)
 				req->err = -EIO;
 				conn_error_reply(c, 500, "on_body failed");
 			}
+			req->lent = req->paused;
 			break;
 		case HTTP_RX_END:
 			if (c->draining) {
@@ -1219,7 +1254,7 @@ static void conn_timer_cb(uv_timer_t *t)
 /* Keeps the read buffer usable and reading on while it has room. */
 static void conn_update_read(struct http_conn *c)
 {
-	bool lent = c->req.active && c->req.paused;
+	bool lent = c->req.active && c->req.lent;
 	bool want;
 
 	if (!lent && c->roff == c->rlen) {
@@ -1344,6 +1379,7 @@ int http_server_new(uv_loop_t *loop, const struct http_config *cfg,
 	srv->h = *handler;
 	list_init(&srv->conns);
 	list_init(&srv->kicked);
+	list_init(&srv->reap);
 	uv_idle_init(loop, &srv->idle);
 	srv->idle.data = srv;
 	*out = srv;

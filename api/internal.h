@@ -129,7 +129,9 @@ const char *http_rx_header(const struct http_rx *rx, const char *name, size_t *l
  *   on_body(req, d, n)     a piece of the decoded body. d is valid until
  *                          on_body returns, or, if the handler paused the
  *                          request inside on_body, until http_req_resume()
- *                          (zero-copy: hand d downstream, resume on flush).
+ *                          (zero-copy: hand d downstream, resume on flush),
+ *                          even if the connection dies meanwhile: then
+ *                          on_done comes after that resume.
  *   on_body_end(req)       the whole body arrived (also for bodiless requests).
  *   on_done(req, err)      the request is over: its response fully written
  *                          (err 0) or abandoned (-ECONNRESET, -ETIMEDOUT,

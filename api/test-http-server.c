@@ -11,6 +11,9 @@
  *   PUT  /slow?delay_ms=D&every=B  slow consumer: pauses D ms after each B
  *                               bytes; checks the body is the test pattern
  *                               (byte i == i % 251); "bytes=N ok=1"
+ *   PUT  /late?delay_ms=D       like /slow, but each piece stays lent and is
+ *                               checked D ms later, when the request resumes
+ *                               (as a downstream write from it would)
  *   PUT  /reject                403 at the headers (refuses 100-continue)
  *   PUT  /defer?ms=D&accept=1   decides after D ms: accept (100 Continue,
  *                               count the body) or 403
@@ -36,7 +39,7 @@
 static char pattern[PATTERN_LEN];	/* byte i == i % 251 */
 static uint64_t nrequests;
 
-enum route { R_ECHO, R_SLOW, R_STREAM, R_DEFER, R_SLEEP, R_OTHER };
+enum route { R_ECHO, R_SLOW, R_LATE, R_STREAM, R_DEFER, R_SLEEP, R_OTHER };
 
 struct treq {
 	struct http_req *req;
@@ -46,6 +49,8 @@ struct treq {
 	uint64_t bytes, every, next_pause, delay_ms;
 	uint64_t chunks, chunk_size, sent;
 	bool bad;			/* body differs from the pattern */
+	const void *lent;		/* R_LATE: the piece being held */
+	size_t lent_len;
 	bool accept;
 	bool done;			/* on_done ran; free when the timer is closed */
 };
@@ -152,7 +157,14 @@ static void slow_resume(uv_timer_t *tm)
 {
 	struct treq *t = tm->data;
 
-	http_req_resume(t->req);
+	if (t->lent) {
+		check_pattern(t, t->lent, t->lent_len);
+		t->lent = NULL;
+	}
+	if (t->done)
+		treq_free(t);	/* the request ended while we held the piece */
+	else
+		http_req_resume(t->req);
 }
 
 static void defer_decide(uv_timer_t *tm)
@@ -245,6 +257,9 @@ static void on_request(struct http_req *req)
 		t->delay_ms = qparam(req, "delay_ms", 0);
 		t->every = qparam(req, "every", 1u << 20);
 		t->next_pause = t->every;
+	} else if (path_is(req, "/late")) {
+		t->route = R_LATE;
+		t->delay_ms = qparam(req, "delay_ms", 10);
 	} else if (path_is(req, "/reject")) {
 		reply(req, 403, "rejected\n");
 	} else if (path_is(req, "/defer")) {
@@ -285,6 +300,12 @@ static int on_body(struct http_req *req, const void *data, size_t len)
 			start_timer(t, t->delay_ms, slow_resume);
 		}
 		break;
+	case R_LATE:
+		t->lent = data;
+		t->lent_len = len;
+		http_req_pause(req);
+		start_timer(t, t->delay_ms, slow_resume);
+		break;
 	default:
 		t->bytes += len;
 		break;
@@ -301,6 +322,7 @@ static void on_body_end(struct http_req *req)
 		http_resp_end(req);
 		break;
 	case R_SLOW:
+	case R_LATE:
 	case R_DEFER:
 		reply(req, 200, "bytes=%" PRIu64 " ok=%d\n", t->bytes, !t->bad);
 		break;
@@ -315,6 +337,12 @@ static void on_done(struct http_req *req, int err)
 
 	if (err)
 		log_debug("request ended: %s", strerror(-err));
+	if (t && t->lent) {
+		/* Like a downstream write in flight: it can't be called
+		 * back, it completes later (slow_resume frees). */
+		t->done = true;
+		return;
+	}
 	if (t)
 		treq_free(t);
 }

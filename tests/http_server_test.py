@@ -436,6 +436,30 @@ def error_reply_survives_unread_body(main, small):
 
 
 @test
+def client_reset_while_body_lent(main, small):
+    # /late keeps each body piece lent for 300 ms and reads it then; the
+    # client resets meanwhile: the server must keep the piece until the
+    # handler is done with it (ASan would see a use after free).
+    c = main.http()
+    c.request("PUT", "/late?delay_ms=50", body=PATTERN[:200000])
+    r = c.getresponse()
+    check(r.read() == b"bytes=200000 ok=1\n", "late consumer broken")
+    c.close()
+    for _ in range(3):
+        s = main.connect()
+        s.sendall(b"PUT /late?delay_ms=300 HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        s.sendall(PATTERN[:10000])	# less than the read buffer: it reads on
+        time.sleep(0.1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()		# a reset while the server holds a piece
+    time.sleep(0.6)
+    check(main.alive(), "server died")
+    c = main.http()
+    c.request("GET", "/hello")
+    check(c.getresponse().read() == b"hello world\n", "server no longer answers")
+
+
+@test
 def malformed_400(main, small):
     for req in [b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + os.urandom(64),
                 b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n",
