@@ -1,4 +1,5 @@
-/* Unit tests for the HTTP helpers: dates, URL decoding, tokens (cmocka). */
+/* Unit tests for the HTTP helpers: dates, URL decoding, tokens, the
+ * configuration keys and their bounds (cmocka). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,12 +83,47 @@ static void test_tokens(void **state)
 	assert_string_equal(http_reason(1000), "Unknown");
 }
 
+static void test_config(void **state)
+{
+	struct http_config cfg;
+
+	http_config_init(&cfg);
+	assert_int_equal(cfg.lim.max_body, 5ull << 30);
+	assert_int_equal(cfg.lim.max_header_bytes, 32 * 1024);
+	assert_int_equal(http_config_set(&cfg, "max_body", "1G"), 0);
+	assert_int_equal(cfg.lim.max_body, 1ull << 30);
+	assert_int_equal(http_config_set(&cfg, "max_body", "0"), 0);
+	assert_int_equal(cfg.lim.max_body, 0);
+	assert_int_equal(http_config_set(&cfg, "max_header_bytes", "64k"), 0);
+	assert_int_equal(cfg.lim.max_header_bytes, 65536);
+	assert_int_equal(http_config_set(&cfg, "read_buf", "1M"), 0);
+	assert_int_equal(cfg.read_buf, 1u << 20);
+	assert_int_equal(http_config_set(&cfg, "idle_timeout_ms", "250"), 0);
+	assert_int_equal(cfg.idle_timeout_ms, 250);
+	assert_int_equal(http_config_set(&cfg, "max_headers", "7"), 0);
+	assert_int_equal(cfg.lim.max_headers, 7);
+	/* Unknown keys, junk, out of range (each key has bounds). */
+	assert_int_equal(http_config_set(&cfg, "max_bodies", "1"), -ENOENT);
+	assert_int_equal(http_config_set(&cfg, "max_body", ""), -EINVAL);
+	assert_int_equal(http_config_set(&cfg, "max_body", "-1"), -EINVAL);
+	assert_int_equal(http_config_set(&cfg, "max_body", "1X"), -EINVAL);
+	assert_int_equal(http_config_set(&cfg, "max_body", "99999999999999999999"), -EINVAL);
+	assert_int_equal(http_config_set(&cfg, "max_url", "4G"), -EINVAL);
+	assert_int_equal(http_config_set(&cfg, "read_buf", "100"), -EINVAL);
+	assert_int_equal(http_config_set(&cfg, "idle_timeout_ms", "0"), -EINVAL);
+	assert_int_equal(http_config_set(&cfg, "max_headers", "70000"), -EINVAL);
+	/* A failed set leaves the value alone. */
+	assert_int_equal(cfg.lim.max_headers, 7);
+	assert_non_null(strstr(http_config_help, "max_body="));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_date_format),
 		cmocka_unit_test(test_url_decode),
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
