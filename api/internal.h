@@ -119,13 +119,19 @@ const char *http_rx_header(const struct http_rx *rx, const char *name, size_t *l
  * life, seen from the handler (struct http_handler):
  *
  *   on_request(req)        headers complete. Inspect, then do one of:
- *                            - respond at once (http_resp_*): the body, if
- *                              any, is then not delivered (an unanswered
- *                              Expect: 100-continue gets Connection: close);
+ *                            - answer at once (http_resp_send/_simple): the
+ *                              body, if any, is not delivered; an unanswered
+ *                              Expect: 100-continue, or over 1 MiB of body
+ *                              left, means the connection closes after it;
  *                            - return: the body streams to on_body, after a
  *                              100 Continue if the client asked for one;
  *                            - http_req_pause(): decide later; the body and
- *                              any 100 Continue wait for http_req_resume().
+ *                              any 100 Continue wait for http_req_resume();
+ *                            - http_resp_start(): answer while the body
+ *                              still streams in (a 100 Continue goes first).
+ *                          Requests the server refuses by itself (limits:
+ *                          413/414/431, malformed: 400, HTTP/1.1 without
+ *                          exactly one Host: 400, 417, 505) never get here.
  *   on_body(req, d, n)     a piece of the decoded body. d is valid until
  *                          on_body returns, or, if the handler paused the
  *                          request inside on_body, until http_req_resume()
@@ -137,6 +143,9 @@ const char *http_rx_header(const struct http_rx *rx, const char *name, size_t *l
  *                          (err 0) or abandoned (-ECONNRESET, -ETIMEDOUT,
  *                          -EPROTO for a broken body...). Free per-request
  *                          state; req is invalid once on_done returns.
+ *
+ * After a response that ends the connection the server half-closes and
+ * reads on briefly before closing (so no TCP reset destroys the answer).
  *
  * No callback is ever invoked from inside an http_* call: an http_* call made
  * from anywhere (a storage completion, a timer) only queues work, so a
