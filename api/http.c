@@ -1080,7 +1080,7 @@ static void conn_parse(struct http_conn *c)
 	struct http_server *srv = c->srv;
 	struct http_req *req = &c->req;
 
-	while (!c->closing) {
+	while (!c->closing && !c->lingering) {
 		size_t used;
 		int ev;
 
