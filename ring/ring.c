@@ -118,15 +118,6 @@ struct handoff_cand {
 	const struct ring_dev *dev;
 };
 
-static int cmp_arrival(const void *a, const void *b)
-{
-	const struct handoff_cand *x = a, *y = b;
-
-	if (x->arrival != y->arrival)
-		return x->arrival < y->arrival ? -1 : 1;
-	return x->dev->id < y->dev->id ? -1 : x->dev->id > y->dev->id;
-}
-
 static double handoff_arrival(const struct ring *r, uint32_t part, const struct ring_dev *d)
 {
 	uint8_t in[8], h[crypto_shorthash_BYTES];
@@ -163,18 +154,13 @@ unsigned ring_handoffs(const struct ring *r, uint32_t part,
 	const struct ring_dev *used[RING_MAX_PLACEMENTS * 2 + 64];
 	struct handoff_cand *c;
 	unsigned nc = 0, nused, got = 0;
-	bool *taken;
 
 	if (n == 0)
 		return 0;
 	part &= r->parts - 1;
 	c = malloc(r->ndevs * sizeof(*c));
-	taken = calloc(r->ndevs, sizeof(*taken));
-	if (!c || !taken) {
-		free(c);
-		free(taken);
+	if (!c)
 		return 0;
-	}
 	nused = ring_primaries(r, part, used, r->placements);
 	for (unsigned i = 0; i < r->ndevs; i++) {
 		const struct ring_dev *d = &r->devs[i];
@@ -187,27 +173,34 @@ unsigned ring_handoffs(const struct ring *r, uint32_t part,
 		if (!primary)
 			c[nc++] = (struct handoff_cand){ handoff_arrival(r, part, d), d };
 	}
-	qsort(c, nc, sizeof(*c), cmp_arrival);
 
-	/* Pass L takes, in arrival order, devices sharing no level-L domain
-	 * with anything chosen so far; the last pass takes the rest. */
-	for (int level = TIER_REGION; level <= TIER_DEV && got < n; level++) {
-		for (unsigned i = 0; i < nc && got < n; i++) {
-			bool fresh = true;
+	/* Each step takes the earliest arrival among devices sharing no
+	 * region with anything chosen so far; failing that no zone, then no
+	 * node; failing all, the earliest left. Callers want one or two
+	 * handoffs, so selection beats sorting all devices. */
+	while (got < n && nc > 0) {
+		int pick = -1;
 
-			if (taken[i])
-				continue;
-			for (unsigned j = 0; j < nused && fresh; j++)
-				fresh = !same_domain(c[i].dev, used[j], level);
-			if (!fresh)
-				continue;
-			taken[i] = true;
-			devs[got++] = c[i].dev;
-			if (nused < ARRAY_SIZE(used))
-				used[nused++] = c[i].dev;
+		for (int level = TIER_REGION; level <= TIER_DEV && pick < 0; level++) {
+			for (unsigned i = 0; i < nc; i++) {
+				bool fresh = true;
+
+				if (pick >= 0 && c[i].arrival > c[pick].arrival)
+					continue;
+				if (pick >= 0 && c[i].arrival == c[pick].arrival &&
+				    c[i].dev->id > c[pick].dev->id)
+					continue;
+				for (unsigned j = 0; j < nused && fresh; j++)
+					fresh = !same_domain(c[i].dev, used[j], level);
+				if (fresh)
+					pick = (int)i;
+			}
 		}
+		devs[got++] = c[pick].dev;
+		if (nused < ARRAY_SIZE(used))
+			used[nused++] = c[pick].dev;
+		c[pick] = c[--nc];
 	}
-	free(taken);
 	free(c);
 	return got;
 }
