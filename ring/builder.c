@@ -168,6 +168,20 @@ int ring_builder_set_min_part_hours(struct ring_builder *b, uint32_t hours)
 	return 0;
 }
 
+int ring_builder_set_overload(struct ring_builder *b, double overload)
+{
+	if (!isfinite(overload) || overload < 0 || overload > 10)
+		return RING_EINVALID;
+	b->overload = overload;
+	b->rebalanced = false;
+	return 0;
+}
+
+double ring_builder_overload(const struct ring_builder *b)
+{
+	return b->overload;
+}
+
 uint32_t ring_builder_part_power(const struct ring_builder *b)	{ return b->part_power; }
 const struct ring_policy *ring_builder_policy(const struct ring_builder *b) { return &b->policy; }
 uint32_t ring_builder_min_part_hours(const struct ring_builder *b) { return b->min_part_hours; }
@@ -234,7 +248,10 @@ double ring_builder_dev_wanted(const struct ring_builder *b, uint32_t id)
 
 struct tier {
 	double weight;
-	double wanted;		/* exact weighted share of all placements */
+	double share;		/* placements of each partition it should hold
+				 * on average: its weight share, or moved toward
+				 * an even spread within the overload allowance */
+	double wanted;		/* exact share of all placements (devices) */
 	int64_t target;		/* placements this domain should hold */
 	int64_t assigned;	/* placements it holds now */
 	unsigned maxper;	/* most placements of one partition it may hold */
@@ -299,8 +316,62 @@ static void plan_free(struct plan *pl)
 	free(pl->tier_dev);
 }
 
+/* Moves the shares of sibling domains toward an even spread, as far as the
+ * overload allowance lets a domain exceed its weight share. A sibling whose
+ * share is a fraction above an integer k >= 1 (say 1.04: 4% of partitions
+ * would have two placements in it) drops to k if the others can take the
+ * difference without crossing their own next integer or exceeding their
+ * weight share by more than the overload. All or nothing: a partial move
+ * would change no per-partition limit. */
+static void spread_shares(struct tier *kids, int n, double overload)
+{
+	double excess = 0, room = 0;
+
+	if (overload <= 0)
+		return;
+	for (int c = 0; c < n; c++) {
+		double s = kids[c].share, up = ceil(s - 1e-9);
+
+		if (s > 1 + 1e-9 && s - floor(s + 1e-9) > 1e-9)
+			excess += s - floor(s + 1e-9);
+		else if (s > 0)
+			room += fmin(up - s, s * overload);
+	}
+	if (excess < 1e-9 || room < excess - 1e-9)
+		return;
+	for (int c = 0; c < n; c++) {
+		double s = kids[c].share, up = ceil(s - 1e-9);
+
+		if (s > 1 + 1e-9 && s - floor(s + 1e-9) > 1e-9)
+			kids[c].share = floor(s + 1e-9);
+		else if (s > 0)
+			kids[c].share += fmin(up - s, s * overload) * excess / room;
+	}
+}
+
+/* Shares top-down: regions split the placements by weight, each domain
+ * splits its share among its children by weight, then spread_shares(). */
+static void plan_shares(struct plan *pl, double overload)
+{
+	unsigned R = pl->b->placements;
+
+	for (int t = 0; t < pl->ntiers[0]; t++)
+		pl->tiers[0][t].share = pl->weight > 0 ? R * pl->tiers[0][t].weight / pl->weight : 0;
+	spread_shares(pl->tiers[0], pl->ntiers[0], overload);
+	for (int l = 0; l < TIER_DEV; l++) {
+		for (int t = 0; t < pl->ntiers[l]; t++) {
+			struct tier *tt = &pl->tiers[l][t];
+			struct tier *kids = &pl->tiers[l + 1][tt->first_child];
+
+			for (int c = 0; c < tt->nchild; c++)
+				kids[c].share = tt->weight > 0 ? tt->share * kids[c].weight / tt->weight : 0;
+			spread_shares(kids, tt->nchild, overload);
+		}
+	}
+}
+
 /* Integer targets summing exactly to parts * placements: floor of each
- * weighted share, then the remainder to the largest fractions (lowest id on
+ * device's share, then the remainder to the largest fractions (lowest id on
  * ties), so the result doesn't depend on device order. */
 static void plan_targets(struct plan *pl)
 {
@@ -311,7 +382,7 @@ static void plan_targets(struct plan *pl)
 	double *frac = malloc(n * sizeof(*frac));
 
 	for (int t = 0; t < n; t++) {
-		double want = pl->weight > 0 ? (double)total * devt[t].weight / pl->weight : 0;
+		double want = (double)b->parts * devt[t].share;
 
 		devt[t].wanted = want;
 		devt[t].target = (int64_t)floor(want);
@@ -392,14 +463,14 @@ static int plan_build(struct plan *pl, const struct ring_builder *b, uint64_t se
 		pl->weight += d->weight;
 	}
 	free(order);
+	plan_shares(pl, b->overload);
 	plan_targets(pl);
 
 	for (int l = TIER_LEVELS - 1; l >= 0; l--) {
 		for (int t = 0; t < pl->ntiers[l]; t++) {
 			struct tier *tt = &pl->tiers[l][t];
-			double share = pl->weight > 0 ? R * tt->weight / pl->weight : 0;
 
-			tt->maxper = tt->weight > 0 ? (unsigned)fmax(1, ceil(share - 1e-9)) : 0;
+			tt->maxper = tt->weight > 0 ? (unsigned)fmax(1, ceil(tt->share - 1e-9)) : 0;
 			if (tt->maxper > R)
 				tt->maxper = R;
 			if (l < TIER_DEV) {
@@ -921,7 +992,7 @@ void ring_builder_report(const struct ring_builder *b, struct ring_rebalance_sta
 		return;
 	for (int t = 0; t < pl.ntiers[TIER_DEV]; t++) {
 		const struct tier *dt = &pl.tiers[TIER_DEV][t];
-		double want = pl.weight > 0 ? (double)stats->placements * dt->weight / pl.weight : 0;
+		double want = dt->wanted;
 		double dev;
 
 		if (want <= 0)

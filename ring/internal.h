@@ -30,6 +30,7 @@ struct ring_builder {
 	unsigned placements;
 	struct ring_policy policy;
 	uint32_t min_part_hours;
+	double overload;			/* see ring_builder_set_overload() */
 	uint64_t seed;
 	uint64_t version;
 	uint8_t key[RING_KEY_LEN];

@@ -208,6 +208,44 @@ static void test_remove_device_moves_only_its_parts(void **state)
 	ring_builder_free(b);
 }
 
+/* With an overload allowance, a zone slightly under a third of the weight
+ * takes a bit more than its share, and no partition doubles up in a zone. */
+static void test_overload_keeps_zones_distinct(void **state)
+{
+	struct ring_builder *b = new_builder(14, 3, 0, 0, 1, 9);
+	struct ring_rebalance_stats st;
+	uint32_t parts = 1u << 14;
+
+	add_layout(b, 3, 4, 2);
+	assert_int_equal(ring_builder_set_overload(b, 0.10), 0);
+	assert_int_equal(ring_builder_set_overload(b, -1), RING_EINVALID);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0, &st), 0);
+	assert_int_equal(ring_builder_remove(b, ring_builder_dev_at(b, 5)->id), 0);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0 + 2, &st), 0);
+	assert_int_equal(st.parts_sharing_zone, 0);
+	assert_int_equal(st.dispersion, 0);
+	assert_true(st.balance < 1.0);		/* against the overloaded targets */
+	assert_distinct_zones(b);
+	/* Zone 1's 7 devices carry a third: 9.5% over their weight share. */
+	for (unsigned i = 0; i < ring_builder_dev_count(b); i++) {
+		const struct ring_dev *d = ring_builder_dev_at(b, i);
+		double ratio = ring_builder_dev_parts(b, d->id) / ring_builder_dev_wanted(b, d->id);
+
+		if (d->zone == 1)
+			assert_true(ratio > 1.08 && ratio < 1.10);
+		else
+			assert_true(ratio > 0.95 && ratio < 0.97);
+	}
+	/* An allowance too small for the spread changes nothing: weights win. */
+	assert_int_equal(ring_builder_set_overload(b, 0.05), 0);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0 + 4, &st), 0);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0 + 6, &st), 0);
+	assert_true(st.parts_sharing_zone > 0);
+	assert_true(st.parts_sharing_zone < parts);
+	assert_balanced(b, 1.0);
+	ring_builder_free(b);
+}
+
 static void test_ec42_six_zones(void **state)
 {
 	struct ring_builder *b = new_builder(12, 0, 4, 2, 1, 1);
@@ -416,10 +454,12 @@ static void test_builder_save_load(void **state)
 	add_layout(b, 6, 1, 2);
 	assert_int_equal(ring_builder_rebalance(b, HOUR0, NULL), 0);
 	ring_builder_remove(b, 3);
+	assert_int_equal(ring_builder_set_overload(b, 0.25), 0);
 	assert_int_equal(ring_builder_save(b, path), 0);
 	assert_int_equal(ring_builder_load(path, &b2), 0);
 	assert_int_equal(ring_builder_dev_count(b2), 11);
 	assert_int_equal(ring_builder_min_part_hours(b2), 3);
+	assert_true(ring_builder_overload(b2) == 0.25);
 	assert_int_equal(ring_builder_version(b2), ring_builder_version(b));
 	/* Both continue identically. */
 	assert_int_equal(ring_builder_rebalance(b, HOUR0 + 5, NULL), 0);
@@ -605,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_replicas_three_zones),
 		cmocka_unit_test(test_add_node_moves_near_ideal),
 		cmocka_unit_test(test_remove_device_moves_only_its_parts),
+		cmocka_unit_test(test_overload_keeps_zones_distinct),
 		cmocka_unit_test(test_ec42_six_zones),
 		cmocka_unit_test(test_fewer_zones_than_placements),
 		cmocka_unit_test(test_same_seed_same_ring),

@@ -60,6 +60,10 @@ moved=$("$ring" rebalance ec.builder --now-hours 480000 --json | json 'd["moved"
 [ "$("$ring" show ec.builder --json | json '[x["parts"] for x in d["devices"] if x["id"] == 5][0]')" = 0 ] ||
 	fail "drained device still holds partitions"
 
+# set-overload is kept in the builder.
+"$ring" set-overload ec.builder 0.1 | grep -q "overload 0.1 (10.0%)" || fail "set-overload"
+[ "$("$ring" show ec.builder --json | json 'd["overload"]')" = 0.1 ] || fail "overload not kept"
+
 # Errors: exit 1 with a plain reason; bad usage exits 2.
 cp ec.ring damaged.ring
 printf '\xff' | dd of=damaged.ring bs=1 seek=100 conv=notrunc status=none
