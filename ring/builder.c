@@ -296,17 +296,6 @@ static int cmp_dev_domain(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static bool same_tier(const struct ring_dev *x, const struct ring_dev *y, int level)
-{
-	if (x->region != y->region)
-		return false;
-	if (level >= TIER_ZONE && x->zone != y->zone)
-		return false;
-	if (level >= TIER_NODE && strcmp(x->node, y->node))
-		return false;
-	return level < TIER_DEV;
-}
-
 static void plan_free(struct plan *pl)
 {
 	for (int l = 0; l < TIER_LEVELS; l++) {
@@ -446,7 +435,7 @@ static int plan_build(struct plan *pl, const struct ring_builder *b, uint64_t se
 		for (int l = 0; l < TIER_LEVELS; l++) {
 			int t;
 
-			if (!prev || !same_tier(prev, d, l)) {
+			if (!prev || !ring_dev_same_domain(prev, d, l)) {
 				t = pl->ntiers[l]++;
 				if (l > 0) {
 					struct tier *parent = &pl->tiers[l - 1][pl->ntiers[l - 1] - 1];

@@ -52,6 +52,9 @@ int ring_file_seal(enum ring_file_kind kind, const void *payload, size_t len,
 int ring_policy_check(const struct ring_policy *p);
 bool ring_dev_check(const struct ring_dev *d);
 
+/* ring.c */
+bool ring_dev_same_domain(const struct ring_dev *a, const struct ring_dev *b, int level);
+
 /* builder.c */
 int ring_builder_dev_index(const struct ring_builder *b, uint32_t id);
 

@@ -60,14 +60,21 @@ const struct ring_dev *ring_dev_by_id(const struct ring *r, uint32_t id)
 /* SipHash-2-4 (libsodium's crypto_shorthash): a keyed PRF made for exactly
  * this, so without the cluster key nobody can pick names that pile onto one
  * partition. The top part_power bits of the 64-bit result are the partition. */
-uint32_t ring_part_of_path(const struct ring *r, const void *path, size_t len)
+static uint64_t ring_hash(const struct ring *r, const void *data, size_t len)
 {
 	uint8_t h[crypto_shorthash_BYTES];
 	uint64_t v = 0;
 
-	crypto_shorthash(h, path, len, r->key);
+	crypto_shorthash(h, data, len, r->key);
 	for (int i = 0; i < 8; i++)
 		v |= (uint64_t)h[i] << (8 * i);
+	return v;
+}
+
+uint32_t ring_part_of_path(const struct ring *r, const void *path, size_t len)
+{
+	uint64_t v = ring_hash(r, path, len);
+
 	return r->part_power ? (uint32_t)(v >> (64 - r->part_power)) : 0;
 }
 
@@ -120,22 +127,18 @@ struct handoff_cand {
 
 static double handoff_arrival(const struct ring *r, uint32_t part, const struct ring_dev *d)
 {
-	uint8_t in[8], h[crypto_shorthash_BYTES];
-	uint64_t v = 0;
+	uint8_t in[8];
 	double u;
 
 	ring_put_le32(in, part);
 	ring_put_le32(in + 4, d->id);
-	crypto_shorthash(h, in, sizeof(in), r->key);
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)h[i] << (8 * i);
-	u = ((double)(v >> 11) + 0.5) / 9007199254740992.0;	/* (0, 1) */
+	u = ((double)(ring_hash(r, in, sizeof(in)) >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
 	return -log(u) / d->weight;
 }
 
-/* Failure domains one device occupies: "same" at level L means equal on
- * every level down to L. */
-static bool same_domain(const struct ring_dev *a, const struct ring_dev *b, int level)
+/* Whether two devices share their failure domain at level L: equal on every
+ * level from the region down to L (at TIER_DEV: the same device). */
+bool ring_dev_same_domain(const struct ring_dev *a, const struct ring_dev *b, int level)
 {
 	if (a->region != b->region)
 		return false;
@@ -191,7 +194,7 @@ unsigned ring_handoffs(const struct ring *r, uint32_t part,
 				    c[i].dev->id > c[pick].dev->id)
 					continue;
 				for (unsigned j = 0; j < nused && fresh; j++)
-					fresh = !same_domain(c[i].dev, used[j], level);
+					fresh = !ring_dev_same_domain(c[i].dev, used[j], level);
 				if (fresh)
 					pick = (int)i;
 			}
