@@ -324,7 +324,7 @@ static void test_signed_trailer(void **state)
 	struct s3_auth_result res;
 	struct body b = { 0 };
 	char sig[65], line[256], b64[S3_CKSUM_B64_MAX], trailer_sig[65];
-	uint8_t data[300], crc[4], d[32];
+	uint8_t data[300], crc[S3_CKSUM_MAX_LEN], d[32];
 	struct s3_chunked_config cfg = {
 		.mode = S3_PAYLOAD_STREAMING_TRAILER, .auth = &res,
 		.decoded_length = sizeof(data), .trailer_alg = S3_CKSUM_CRC32C,
@@ -399,7 +399,7 @@ static void test_signed_trailer(void **state)
 /* What botocore sends for STREAMING-UNSIGNED-PAYLOAD-TRAILER. */
 static void test_unsigned_trailer(void **state)
 {
-	uint8_t data[1500], crc[4];
+	uint8_t data[1500], crc[S3_CKSUM_MAX_LEN];
 	char b64[S3_CKSUM_B64_MAX], line[128];
 	struct body b = { 0 };
 	struct body out = { 0 };
