@@ -96,7 +96,7 @@ int s3_creds_parse(const char *text, size_t len, struct s3_creds **out)
 			if (ret)
 				break;
 			ls = s3_ltrim(ls + 1, le - 1);
-			cur.profile = strndup(ls, (size_t)(s3_rtrim(ls, le - 1) - ls));
+			cur.profile = s3_strndup(ls, (size_t)(s3_rtrim(ls, le - 1) - ls));
 			if (!cur.profile)
 				ret = -ENOMEM;
 			continue;
@@ -121,7 +121,7 @@ int s3_creds_parse(const char *text, size_t len, struct s3_creds **out)
 			}
 			if (dst && ret == 0) {
 				free(*dst);
-				*dst = strndup(vs, vn);
+				*dst = s3_strndup(vs, vn);
 				if (!*dst)
 					ret = -ENOMEM;
 			}

@@ -78,6 +78,9 @@ int s3_buf_printf(struct s3_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void s3_buf_reset(struct s3_buf *b);	/* len = 0, keeps memory */
 void s3_buf_free(struct s3_buf *b);	/* frees the memory, keeps max */
+/* n bytes of p as a malloc'd NUL-terminated string (p need not be
+ * terminated, unlike strndup's contract under strict sanitizers). */
+char *s3_strndup(const char *p, size_t n);
 
 /* checksum.c */
 /* The object checksums S3 knows (x-amz-checksum-*, Content-MD5, ETag). */

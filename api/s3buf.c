@@ -92,3 +92,15 @@ void s3_buf_free(struct s3_buf *b)
 	memset(b, 0, sizeof(*b));
 	b->max = max;
 }
+
+char *s3_strndup(const char *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return NULL;
+	if (n)
+		memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}

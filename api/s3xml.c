@@ -134,7 +134,7 @@ static void XMLCALL s3_xml_chars(void *ud, const XML_Char *s, int len)
 
 static char *s3_xml_take_text(struct s3_xml_parse *x)
 {
-	char *s = strndup(x->text.p ? x->text.p : "", x->text.len);
+	char *s = s3_strndup(x->text.p ? x->text.p : "", x->text.len);
 
 	if (!s)
 		s3_xml_fail(x, -ENOMEM);
@@ -269,7 +269,7 @@ static void XMLCALL s3_xml_on_end(void *ud, const XML_Char *name)
 				ret = S3E_MALFORMED_XML;
 				break;
 			}
-			x->location = strndup(s, n);
+			x->location = s3_strndup(s, n);
 			if (!x->location)
 				ret = -ENOMEM;
 			x->have_location = true;

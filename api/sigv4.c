@@ -264,6 +264,8 @@ int s3_canonical_query(struct s3_buf *b, const char *query, size_t n,
 	if (!st.tmp)
 		return -ENOMEM;
 	ret = s3_query_each(query, n, s3_cq_add, &st);
+	if (ret == 0 && !st.arena.p)	/* only empty names and values */
+		ret = s3_buf_add(&st.arena, "", 0);
 	if (ret < 0)
 		goto out_free;
 	if (st.n) {
