@@ -70,6 +70,10 @@ struct s3_chunked {
 
 	/* trailers */
 	unsigned n_trailers;
+	/* Some clients put an empty line between the last chunk and the
+	 * trailers ("0;chunk-signature=...\r\n\r\nx-amz-checksum-...");
+	 * while an announced trailer is still to come, one is skipped. */
+	bool blank_skipped;
 	struct s3_buf trailers;		/* canonical "name:value\n" lines */
 	bool trailer_sig_seen;
 	char trailer_sig[65];
@@ -396,6 +400,9 @@ int s3_chunked_decode(struct s3_chunked *d, const uint8_t *in, size_t len,
 				ret = s3_chunk_header(d, d->line, d->line_len);
 			else if (d->line_len)
 				ret = s3_trailer_line(d, d->line, d->line_len);
+			else if (d->trailer_mode && !d->n_trailers &&
+				 d->trailer_alg != S3_CKSUM_NONE && !d->blank_skipped)
+				d->blank_skipped = true, ret = 0; /* see blank_skipped */
 			else if ((ret = s3_chunked_finish(d)) == 0)
 				d->state = ST_DONE;
 			d->line_len = 0;

@@ -309,7 +309,9 @@ void s3_chunked_free(struct s3_chunked *d);
  * once everything was consumed), 1 when the body is complete and every
  * signature, checksum and length checked out (*consumed then stops at the
  * body's end), or an S3E_* / -errno code; after an error or 1 it only
- * repeats that result. */
+ * repeats that result. A body that ends (Content-Length reached, or the
+ * HTTP chunked body finished) while this still returns 0 is incomplete:
+ * S3E_INCOMPLETE_BODY. */
 int s3_chunked_decode(struct s3_chunked *d, const uint8_t *in, size_t len,
 		      size_t *consumed, const uint8_t **data, size_t *data_len);
 /* Decoded bytes so far. */

@@ -786,7 +786,8 @@ static bool s3_starts_with_ci(const char *s, size_t n, const char *prefix)
 	return n >= pn && !strncasecmp(s, prefix, pn);
 }
 
-/* Every x-amz-* header the request carries must be signed (header auth). */
+/* Every x-amz-* header the request carries must be signed (header auth),
+ * as S3 requires (AccessDenied, HeadersNotSigned). */
 static int s3_check_unsigned(const struct s3_sig_req *req, const char *sh, size_t sh_len)
 {
 	for (size_t h = 0; h < req->n_headers; h++) {
