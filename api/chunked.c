@@ -83,6 +83,64 @@ struct s3_chunked {
 	char line[S3_CHUNK_LINE_MAX];
 };
 
+static const char *s3_trim_value(const struct s3_header *h, size_t *n)
+{
+	const char *v = h->value;
+	size_t len = h->value_len;
+
+	while (len && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	*n = len;
+	return v;
+}
+
+int s3_chunked_config_init(struct s3_chunked_config *cfg,
+			   const struct s3_auth_result *auth,
+			   const struct s3_header *h, size_t n)
+{
+	const struct s3_header *x;
+	const char *v;
+	size_t len;
+	int64_t dl = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mode = auth->payload;
+	cfg->auth = auth;
+	x = s3_header_find(h, n, "x-amz-decoded-content-length");
+	if (!x)
+		return S3E_MISSING_LENGTH;
+	v = s3_trim_value(x, &len);
+	if (len == 0 || len > 15)
+		return S3E_MISSING_LENGTH;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return S3E_MISSING_LENGTH;
+		dl = dl * 10 + (v[i] - '0');
+	}
+	cfg->decoded_length = dl;
+	if ((x = s3_header_find(h, n, "x-amz-trailer"))) {
+		v = s3_trim_value(x, &len);
+		cfg->trailer_alg = s3_cksum_alg_from_header(v, len);
+		if (cfg->trailer_alg == S3_CKSUM_NONE || auth->payload == S3_PAYLOAD_STREAMING)
+			return S3E_BAD_TRAILER;
+	}
+	for (int alg = S3_CKSUM_CRC32; alg <= S3_CKSUM_SHA256; alg++) {
+		if (!(x = s3_header_find(h, n, s3_cksum_header(alg))))
+			continue;
+		v = s3_trim_value(x, &len);
+		if (cfg->header_alg != S3_CKSUM_NONE || len >= S3_CKSUM_B64_MAX)
+			return S3E_INVALID_DIGEST;
+		cfg->header_alg = (enum s3_cksum_alg)alg;
+		cfg->header_b64 = v;
+		cfg->header_b64_len = len;
+	}
+	return 0;
+}
+
 int s3_chunked_new(const struct s3_chunked_config *cfg, struct s3_chunked **out)
 {
 	struct s3_chunked *d;

@@ -186,7 +186,7 @@ int gw_ec_decode(struct gw_ec *ec, size_t len, uint8_t *const *frags,
 	uint32_t all = n >= 32 ? UINT32_MAX : (1u << n) - 1, survivors = 0;
 	unsigned char *src[GW_EC_MAX_K], *dst[GW_EC_MAX_FRAGS];
 	struct gw_ec_dec *slot = NULL, *victim;
-	unsigned char *tables;
+	unsigned char *tables, local[32 * GW_EC_MAX_K * GW_EC_MAX_M];
 	int ret;
 
 	if ((present | want) & ~all || len > INT_MAX)
@@ -220,13 +220,16 @@ int gw_ec_decode(struct gw_ec *ec, size_t len, uint8_t *const *frags,
 			victim = e;
 	}
 	if (slot) {
+		/* Copy the tables out (at most 32*k*m bytes, small next to a
+		 * stripe) so that decodes on other threads run in parallel
+		 * and an eviction cannot pull them from under us. */
+		size_t tlen = (size_t)32 * k * nw;
+
 		ec->hits++;
 		slot->used = ++ec->clock;
-		/* Decode under the lock: the tables may be evicted otherwise.
-		 * XXX one decode at a time per policy; copy the tables out (at
-		 * most 32*k*m bytes) if gateway workers contend here. */
-		ec_encode_data((int)len, (int)k, (int)nw, slot->tables, src, dst);
+		memcpy(local, slot->tables, tlen);
 		pthread_mutex_unlock(&ec->lock);
+		ec_encode_data((int)len, (int)k, (int)nw, local, src, dst);
 		return 0;
 	}
 	ec->misses++;

@@ -49,6 +49,8 @@ enum s3_err {
 	S3E_INVALID_PART,		/* InvalidPart 400 (part number out of range) */
 	S3E_TOO_LARGE,			/* MaxMessageLengthExceeded 400: body over its cap */
 	S3E_INVALID_LOCATION,		/* InvalidLocationConstraint 400 */
+	S3E_MISSING_LENGTH,		/* MissingContentLength 411: no decoded length */
+	S3E_BAD_TRAILER,		/* InvalidRequest 400: x-amz-trailer value */
 	S3E_END
 };
 
@@ -172,6 +174,10 @@ enum s3_payload_mode {
 	S3_PAYLOAD_STREAMING_TRAILER,	/* STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER */
 	S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER, /* STREAMING-UNSIGNED-PAYLOAD-TRAILER */
 };
+
+/* The first header called name (case-insensitive), or NULL. */
+const struct s3_header *s3_header_find(const struct s3_header *h, size_t n,
+				       const char *name);
 
 /* Looks up the secret of an access key: writes it (NUL-terminated) into
  * secret and returns its length, -ENOENT when the key is unknown, or another
@@ -301,6 +307,14 @@ struct s3_chunked_config {
 #define S3_CHUNK_LINE_MAX	4096	/* chunk header or trailer line */
 #define S3_CHUNK_MAX_SIZE	(1ull << 40)
 
+/* Fills cfg for a request that s3_auth_verify() accepted with a streaming
+ * payload mode, from its headers: x-amz-decoded-content-length (required:
+ * S3E_MISSING_LENGTH), x-amz-trailer (a checksum header name, else
+ * S3E_BAD_TRAILER) and an up-front x-amz-checksum-* header. cfg borrows
+ * from auth and the header values until s3_chunked_new() (which copies). */
+int s3_chunked_config_init(struct s3_chunked_config *cfg,
+			   const struct s3_auth_result *auth,
+			   const struct s3_header *h, size_t n);
 int s3_chunked_new(const struct s3_chunked_config *cfg, struct s3_chunked **out);
 void s3_chunked_free(struct s3_chunked *d);
 /* Feeds in[0..len). Sets *consumed to the bytes used and *data and *data_len to

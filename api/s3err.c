@@ -56,6 +56,10 @@ static const struct s3_err_info s3_errs[S3E_END - S3E_BASE] = {
 		"Your request was too big." },
 	[S3E_INVALID_LOCATION - S3E_BASE] = { "InvalidLocationConstraint", 400,
 		"The specified location-constraint is not valid." },
+	[S3E_MISSING_LENGTH - S3E_BASE] = { "MissingContentLength", 411,
+		"You must provide the Content-Length HTTP header." },
+	[S3E_BAD_TRAILER - S3E_BASE] = { "InvalidRequest", 400,
+		"The value specified in the x-amz-trailer header is not supported" },
 };
 
 static const struct s3_err_info *s3_err_lookup(int err)

@@ -27,15 +27,6 @@ static int one_lookup(void *arg, const char *ak, char *secret, size_t cap)
 	return (int)strlen(secret);
 }
 
-static const struct s3_header *find(const struct s3_header *h, size_t n,
-				   const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strlen(name) == h[i].name_len && !strncasecmp(h[i].name, name, h[i].name_len))
-			return &h[i];
-	return NULL;
-}
-
 /* The body checks the gateway does after a successful verification. */
 static int check_body(const struct s3_auth_result *res, const struct s3_header *h,
 		      size_t nh, const uint8_t *body, size_t len)
@@ -52,16 +43,13 @@ static int check_body(const struct s3_auth_result *res, const struct s3_header *
 	if (res->payload == S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER ||
 	    res->payload == S3_PAYLOAD_STREAMING ||
 	    res->payload == S3_PAYLOAD_STREAMING_TRAILER) {
-		struct s3_chunked_config cfg = { .mode = res->payload, .auth = res,
-						 .decoded_length = -1 };
+		struct s3_chunked_config cfg;
 		struct s3_chunked *dec;
 		size_t off = 0, n, dn;
 		const uint8_t *data;
 
-		if ((x = find(h, nh, "x-amz-decoded-content-length")))
-			cfg.decoded_length = strtoll(x->value, NULL, 10);
-		if ((x = find(h, nh, "x-amz-trailer")))
-			cfg.trailer_alg = s3_cksum_alg_from_header(x->value, x->value_len);
+		if ((ret = s3_chunked_config_init(&cfg, res, h, nh)))
+			return ret;
 		if ((ret = s3_chunked_new(&cfg, &dec)) < 0)
 			return ret;
 		do {
@@ -74,13 +62,13 @@ static int check_body(const struct s3_auth_result *res, const struct s3_header *
 		return ret == 1 ? 0 : ret;
 	}
 	for (int alg = S3_CKSUM_CRC32; alg <= S3_CKSUM_SHA256; alg++) {
-		if (!(x = find(h, nh, s3_cksum_header(alg))))
+		if (!(x = s3_header_find(h, nh, s3_cksum_header(alg))))
 			continue;
 		s3_cksum_buf(alg, body, len, d);
 		if ((ret = s3_cksum_check_b64(alg, d, x->value, x->value_len)))
 			return ret;
 	}
-	if ((x = find(h, nh, "content-md5"))) {
+	if ((x = s3_header_find(h, nh, "content-md5"))) {
 		s3_cksum_buf(S3_CKSUM_MD5, body, len, d);
 		if ((ret = s3_cksum_check_b64(S3_CKSUM_MD5, d, x->value, x->value_len)))
 			return ret;

@@ -330,15 +330,21 @@ static bool s3_name_eq(const char *a, size_t an, const char *b, size_t bn)
 	return an == bn && !strncasecmp(a, b, an);
 }
 
+const struct s3_header *s3_header_find(const struct s3_header *h, size_t n,
+				       const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < n; i++)
+		if (s3_name_eq(h[i].name, h[i].name_len, name, len))
+			return &h[i];
+	return NULL;
+}
+
 static const struct s3_header *s3_find_header(const struct s3_sig_req *req,
 					      const char *name)
 {
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < req->n_headers; i++)
-		if (s3_name_eq(req->headers[i].name, req->headers[i].name_len, name, n))
-			return &req->headers[i];
-	return NULL;
+	return s3_header_find(req->headers, req->n_headers, name);
 }
 
 /* Trims a header value in place (returns pointer and length). */
@@ -872,6 +878,11 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		if (ret < 0)
 			goto out;
 		if (!(ps->seen & 1)) {		/* no X-Amz-Algorithm */
+			/* ...but other presign parameters: a broken URL */
+			if (ps->seen & 0x3e) {
+				ret = S3E_QUERY_MALFORMED;
+				goto out;
+			}
 			free(ps);
 			ps = NULL;
 		}

@@ -559,10 +559,50 @@ static void test_unsigned_trailer(void **state)
 	}
 }
 
+static void hdrs(struct s3_header *h, const char *const (*hv)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h[i] = (struct s3_header){ hv[i][0], strlen(hv[i][0]), hv[i][1], strlen(hv[i][1]) };
+}
+
 static void test_config(void **state)
 {
 	struct s3_chunked *d;
 	struct s3_chunked_config cfg = { .mode = S3_PAYLOAD_STREAMING };
+	struct s3_auth_result res = { .payload = S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER };
+	struct s3_header h[4];
+
+	/* from the request headers */
+	{
+		static const char *const hv[][2] = {
+			{ "X-Amz-Decoded-Content-Length", " 1500 " },
+			{ "x-amz-trailer", "x-amz-checksum-crc32" },
+			{ "x-amz-checksum-sha256", "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=" },
+		};
+
+		hdrs(h, hv, 3);
+		assert_int_equal(s3_chunked_config_init(&cfg, &res, h, 3), 0);
+		assert_int_equal(cfg.mode, S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER);
+		assert_int_equal(cfg.decoded_length, 1500);
+		assert_int_equal(cfg.trailer_alg, S3_CKSUM_CRC32);
+		assert_int_equal(cfg.header_alg, S3_CKSUM_SHA256);
+		assert_int_equal(cfg.header_b64_len, 44);
+		assert_int_equal(s3_chunked_config_init(&cfg, &res, h + 1, 2), S3E_MISSING_LENGTH);
+		h[0].value = "15x0";
+		h[0].value_len = 4;
+		assert_int_equal(s3_chunked_config_init(&cfg, &res, h, 3), S3E_MISSING_LENGTH);
+		h[0].value = "0";
+		h[0].value_len = 1;
+		h[1].value = "x-amz-checksum-md5";
+		h[1].value_len = 18;
+		assert_int_equal(s3_chunked_config_init(&cfg, &res, h, 3), S3E_BAD_TRAILER);
+		res.payload = S3_PAYLOAD_STREAMING;	/* no trailers in this mode */
+		h[1].value = "x-amz-checksum-crc32";
+		h[1].value_len = 20;
+		assert_int_equal(s3_chunked_config_init(&cfg, &res, h, 3), S3E_BAD_TRAILER);
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mode = S3_PAYLOAD_STREAMING;
 
 	assert_int_equal(s3_chunked_new(&cfg, &d), -EINVAL);	/* no auth */
 	cfg.mode = S3_PAYLOAD_UNSIGNED;

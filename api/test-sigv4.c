@@ -341,6 +341,12 @@ static void test_presigned(void **state)
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_QUERY_MALFORMED);
 	v.query = PRESIGN_QUERY "&X-Amz-Expires=1";
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_QUERY_MALFORMED);
+	/* presign parameters without X-Amz-Algorithm: not anonymous */
+	v.query = "X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+		  "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_QUERY_MALFORMED);
+	v.query = "x-amz-credential=foo&versionId=3";	/* names are case-sensitive */
+	assert_int_equal(verify(a, &v, S3_TIME, &res), 1);
 	/* an extra unsigned parameter changes the canonical query */
 	v.query = PRESIGN_QUERY "&response-content-type=text%2Fplain";
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_SIGNATURE);
