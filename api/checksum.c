@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <strings.h>
+#include <stdio.h>
 #include <string.h>
 
 struct s3_cksum_desc {
@@ -282,4 +283,42 @@ int s3_unhex(const char *in, size_t in_len, uint8_t *out, size_t n)
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
+}
+
+void s3_etag_from_md5(const uint8_t md5[16], char out[S3_ETAG_MAX])
+{
+	out[0] = '"';
+	s3_hex(md5, 16, out + 1);
+	out[33] = '"';
+	out[34] = '\0';
+}
+
+int s3_etag_multipart(const uint8_t (*part_md5)[16], size_t n,
+		      char out[S3_ETAG_MAX])
+{
+	struct s3_cksum c;
+	uint8_t d[S3_CKSUM_MAX_LEN];
+	int ret;
+
+	if (n == 0 || n > 100000)
+		return -EINVAL;
+	if ((ret = s3_cksum_init(&c, S3_CKSUM_MD5)) < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++)
+		s3_cksum_update(&c, part_md5[i], 16);
+	s3_cksum_final(&c, d);
+	s3_cksum_free(&c);
+	out[0] = '"';
+	s3_hex(d, 16, out + 1);
+	snprintf(out + 33, S3_ETAG_MAX - 33, "-%zu\"", n);
+	return 0;
+}
+
+int s3_etag_parse(const char *s, size_t n, uint8_t md5[16])
+{
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		s++;
+		n -= 2;
+	}
+	return s3_unhex(s, n, md5, 16);
 }

@@ -129,6 +129,16 @@ enum s3_cksum_alg s3_cksum_alg_from_header(const char *s, size_t n);
 int s3_cksum_check_b64(enum s3_cksum_alg alg, const uint8_t *digest,
 		       const char *b64, size_t b64_len);
 
+/* ETags: "<md5 hex>" for a simple object, "<md5 of the parts' binary
+ * MD5s>-<parts>" for a multipart one; quotes included. */
+#define S3_ETAG_MAX		48
+void s3_etag_from_md5(const uint8_t md5[16], char out[S3_ETAG_MAX]);
+int s3_etag_multipart(const uint8_t (*part_md5)[16], size_t n,
+		      char out[S3_ETAG_MAX]);		/* 0, -EINVAL (n 0) */
+/* A part's ETag as clients echo it in CompleteMultipartUpload, quoted or
+ * not, back to its MD5: 0 or -EINVAL. */
+int s3_etag_parse(const char *s, size_t n, uint8_t md5[16]);
+
 /* Base64 (RFC 4648 with padding). encode writes 4*ceil(n/3) chars + NUL into
  * out (out_cap must hold them) and returns the length; decode returns the
  * decoded length or -EINVAL (bad alphabet, bad padding, length not a

@@ -129,6 +129,25 @@ static void test_base64(void **state)
 	}
 }
 
+static void test_etags(void **state)
+{
+	uint8_t md5[2][16], back[16];
+	char etag[S3_ETAG_MAX];
+
+	s3_cksum_buf(S3_CKSUM_MD5, "a", 1, md5[0]);
+	s3_cksum_buf(S3_CKSUM_MD5, "b", 1, md5[1]);
+	s3_etag_from_md5(md5[0], etag);
+	assert_string_equal(etag, "\"0cc175b9c0f1b6a831c399e269772661\"");
+	assert_int_equal(s3_etag_parse(etag, strlen(etag), back), 0);
+	assert_memory_equal(back, md5[0], 16);
+	assert_int_equal(s3_etag_parse(etag + 1, 32, back), 0);	/* unquoted */
+	assert_int_equal(s3_etag_parse(etag, 33, back), -EINVAL);
+	/* md5(md5("a") . md5("b")), as python3 hashlib computes it */
+	assert_int_equal(s3_etag_multipart(md5, 2, etag), 0);
+	assert_string_equal(etag, "\"96e024ba2074fe77e8e965ba43a704be-2\"");
+	assert_int_equal(s3_etag_multipart(md5, 0, etag), -EINVAL);
+}
+
 static void test_errors(void **state)
 {
 	assert_string_equal(s3_err_code(S3E_SIGNATURE), "SignatureDoesNotMatch");
@@ -155,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_streaming),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_etags),
 		cmocka_unit_test(test_errors),
 	};
 
