@@ -125,7 +125,8 @@ int s3_chunked_config_init(struct s3_chunked_config *cfg,
 	if ((x = s3_header_find(h, n, "x-amz-trailer"))) {
 		v = s3_trim_value(x, &len);
 		cfg->trailer_alg = s3_cksum_alg_from_header(v, len);
-		if (cfg->trailer_alg == S3_CKSUM_NONE || auth->payload == S3_PAYLOAD_STREAMING)
+		if (cfg->trailer_alg == S3_CKSUM_NONE ||
+		    auth->payload == S3_PAYLOAD_STREAMING)
 			return S3E_BAD_TRAILER;
 	}
 	for (int alg = S3_CKSUM_CRC32; alg <= S3_CKSUM_SHA256; alg++) {

@@ -140,8 +140,8 @@ int gw_ec_encode(const struct gw_ec *ec, size_t len, uint8_t *const *data,
 }
 
 /* Builds decode tables for (survivors, wanted): 0 or -ENOMEM/-EIO. */
-static int gw_ec_build(const struct gw_ec *ec, uint32_t survivors, uint32_t wanted,
-		       unsigned char **out)
+static int gw_ec_build(const struct gw_ec *ec, uint32_t survivors,
+		       uint32_t wanted, unsigned char **out)
 {
 	unsigned k = ec->k, n = k + ec->m, nw = 0, r = 0;
 	unsigned char b[GW_EC_MAX_K * GW_EC_MAX_K], inv[GW_EC_MAX_K * GW_EC_MAX_K];

@@ -16,9 +16,10 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-/* ======================= S3 building blocks (issue 5) ==================== */
+/* ================= S3 building blocks (issue 5, strata_s3) ================ */
+/* Independent of the HTTP layer's sections: none uses the other. */
 
-/* s3err.c */
+/* --------------------------------------------------------------- s3err.c */
 /* S3 protocol errors, a reserved negative range next to -errno. Every S3
  * building block returns 0 (or a count), a -errno for local failures (-ENOMEM,
  * -EIO) or one of these; s3_err_code()/s3_err_http_status() turn either kind
@@ -63,7 +64,7 @@ int s3_err_http_status(int err);
 /* s3_err_message for S3 codes, strerror(-err) otherwise. */
 const char *s3_strerror(int err);
 
-/* s3buf.c */
+/* --------------------------------------------------------------- s3buf.c */
 /* A growable byte buffer with a hard cap: zeroed = empty, unlimited cap
  * (max 0 means S3_BUF_DEFAULT_MAX). Appends fail with -E2BIG past the cap and
  * leave the buffer unchanged; it stays NUL-terminated when p != NULL. */
@@ -84,7 +85,7 @@ void s3_buf_free(struct s3_buf *b);	/* frees the memory, keeps max */
  * terminated, unlike strndup's contract under strict sanitizers). */
 char *s3_strndup(const char *p, size_t n);
 
-/* checksum.c */
+/* ------------------------------------------------------------ checksum.c */
 /* The object checksums S3 knows (x-amz-checksum-*, Content-MD5, ETag). */
 enum s3_cksum_alg {
 	S3_CKSUM_NONE = 0,
@@ -150,7 +151,7 @@ void s3_hex(const uint8_t *in, size_t n, char *out);
 /* Parses exactly 2*n hex chars (either case): 0 or -EINVAL. */
 int s3_unhex(const char *in, size_t in_len, uint8_t *out, size_t n);
 
-/* sigv4.c */
+/* --------------------------------------------------------------- sigv4.c */
 /* One request header as the HTTP layer saw it: name and value borrowed,
  * value untrimmed. Names compare case-insensitively; repeated names are
  * joined with ',' in the order given (as AWS does). */
@@ -271,7 +272,7 @@ const char *s3_sha256_empty_hex(void);
 /* "YYYYMMDDTHHMMSSZ" → unix seconds; -EINVAL if not exactly that. */
 int s3_parse_amz_date(const char *s, size_t n, int64_t *out);
 
-/* creds.c */
+/* --------------------------------------------------------------- creds.c */
 /* AWS shared-credentials files ("[profile]" sections with
  * aws_access_key_id / aws_secret_access_key; '#' and ';' comments). Every
  * profile's key pair is loaded; duplicate access keys: the first wins. */
@@ -287,7 +288,7 @@ const char *s3_creds_profile_key(const struct s3_creds *c, const char *profile);
 int s3_creds_lookup(void *arg, const char *access_key, char *secret,
 		    size_t secret_cap);
 
-/* chunked.c */
+/* ------------------------------------------------------------- chunked.c */
 /* A resumable decoder for Content-Encoding: aws-chunked bodies
  * ("hex;chunk-signature=sig\r\n data \r\n ... 0;chunk-signature=sig\r\n",
  * then trailers and "\r\n"). Data is handed out as it arrives, pointing into
@@ -344,7 +345,7 @@ uint64_t s3_chunked_decoded(const struct s3_chunked *d);
 enum s3_cksum_alg s3_chunked_trailer_checksum(const struct s3_chunked *d,
 					      uint8_t out[S3_CKSUM_MAX_LEN]);
 
-/* s3xml.c */
+/* --------------------------------------------------------------- s3xml.c */
 /* Parsers for the small XML request bodies (expat; no DTDs, no entities:
  * a DOCTYPE is refused, which also stops entity-expansion bombs). Strings in
  * results are malloc'd and owned by the result; the *_free functions take
@@ -408,7 +409,7 @@ int s3_xml_end(struct s3_xml *x);	/* closes what is open; 0 or error */
 int s3_xml_error(struct s3_buf *b, int err, const char *resource,
 		 const char *request_id);
 
-/* ec.c */
+/* ------------------------------------------------------------------ ec.c */
 /* k+m Reed-Solomon erasure coding over GF(2^8) with ISA-L (Cauchy matrix:
  * every k-subset of fragments decodes). A policy holds the encode tables
  * (ec_init_tables once per (k,m)) and a small LRU of decode tables per
