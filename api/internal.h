@@ -408,6 +408,46 @@ int s3_xml_end(struct s3_xml *x);	/* closes what is open; 0 or error */
 /* A complete <Error> document for err (s3_err_code/s3_err_message). */
 int s3_xml_error(struct s3_buf *b, int err, const char *resource,
 		 const char *request_id);
+/* "2009-10-12T17:50:30.000Z" for LastModified/CreationDate. */
+#define S3_XML_TIME_LEN		24
+void s3_xml_time(int64_t unix_ms, char out[S3_XML_TIME_LEN + 1]);
+
+/* ListBuckets (ListAllMyBucketsResult). */
+struct s3_list_bucket {
+	const char *name;
+	int64_t created_ms;		/* unix milliseconds */
+};
+int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
+			const char *owner_name, const struct s3_list_bucket *v,
+			size_t n);
+
+/* ListObjects (version 1) and ListObjectsV2 (ListBucketResult). Optional
+ * strings are NULL when absent. With url_encode (the request said
+ * encoding-type=url, as the AWS CLI and boto3 do by default) keys,
+ * prefixes, the delimiter, markers and StartAfter are %-encoded, which
+ * also carries keys that XML 1.0 cannot (control characters). */
+struct s3_list_object {
+	const char *key;
+	int64_t mtime_ms;
+	const char *etag;		/* quoted */
+	uint64_t size;
+	const char *storage_class;	/* NULL: "STANDARD" */
+};
+struct s3_list_result {
+	int version;			/* 1 or 2 */
+	const char *bucket, *prefix, *delimiter;
+	const char *marker, *next_marker;	/* v1 */
+	const char *start_after, *continuation_token,
+		   *next_continuation_token;	/* v2 */
+	unsigned max_keys;
+	bool truncated;
+	bool url_encode;
+	const struct s3_list_object *objs;
+	size_t n_objs;
+	const char *const *prefixes;	/* CommonPrefixes */
+	size_t n_prefixes;
+};
+int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r);
 
 /* ------------------------------------------------------------------ ec.c */
 /* k+m Reed-Solomon erasure coding over GF(2^8) with ISA-L (Cauchy matrix:

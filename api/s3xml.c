@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S3_XML_DEPTH	8
 #define S3_XML_TEXT_MAX	(S3_MAX_KEY_LEN * 2)
@@ -559,5 +560,115 @@ int s3_xml_error(struct s3_buf *b, int err, const char *resource,
 		s3_xml_elem(&x, "Resource", resource);
 	if (request_id)
 		s3_xml_elem(&x, "RequestId", request_id);
+	return s3_xml_end(&x);
+}
+
+void s3_xml_time(int64_t unix_ms, char out[S3_XML_TIME_LEN + 1])
+{
+	time_t t = (time_t)(unix_ms / 1000);
+	struct tm tm;
+
+	if (unix_ms < 0 || !gmtime_r(&t, &tm) || tm.tm_year > 9999 - 1900) {
+		snprintf(out, S3_XML_TIME_LEN + 1, "1970-01-01T00:00:00.000Z");
+		return;
+	}
+	snprintf(out, S3_XML_TIME_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+}
+
+static void s3_xml_elem_time(struct s3_xml *x, const char *name, int64_t ms)
+{
+	char t[S3_XML_TIME_LEN + 1];
+
+	s3_xml_time(ms, t);
+	s3_xml_elem(x, name, t);
+}
+
+int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
+			const char *owner_name, const struct s3_list_bucket *v,
+			size_t n)
+{
+	struct s3_xml x;
+
+	s3_xml_begin(&x, b);
+	s3_xml_open(&x, "ListAllMyBucketsResult", true);
+	s3_xml_open(&x, "Owner", false);
+	s3_xml_elem(&x, "ID", owner_id);
+	s3_xml_elem(&x, "DisplayName", owner_name ? owner_name : owner_id);
+	s3_xml_close(&x);
+	s3_xml_open(&x, "Buckets", false);
+	for (size_t i = 0; i < n; i++) {
+		s3_xml_open(&x, "Bucket", false);
+		s3_xml_elem(&x, "Name", v[i].name);
+		s3_xml_elem_time(&x, "CreationDate", v[i].created_ms);
+		s3_xml_close(&x);
+	}
+	return s3_xml_end(&x);
+}
+
+/* An element whose text is a key or prefix: %-encoded when asked. */
+static void s3_xml_key(struct s3_xml *x, const char *name, const char *s, bool enc)
+{
+	struct s3_buf e = { 0 };
+
+	if (!s)
+		s = "";
+	if (!enc) {
+		s3_xml_elem(x, name, s);
+		return;
+	}
+	if (!x->err)
+		x->err = s3_uri_encode(&e, s, strlen(s), true);
+	s3_xml_elemn(x, name, e.p ? e.p : "", e.len);
+	s3_buf_free(&e);
+}
+
+int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r)
+{
+	struct s3_xml x;
+	bool enc = r->url_encode;
+
+	if (r->version != 1 && r->version != 2)
+		return -EINVAL;
+	s3_xml_begin(&x, b);
+	s3_xml_open(&x, "ListBucketResult", true);
+	s3_xml_elem(&x, "Name", r->bucket);
+	s3_xml_key(&x, "Prefix", r->prefix, enc);
+	if (r->version == 1) {
+		s3_xml_key(&x, "Marker", r->marker, enc);
+		if (r->next_marker)
+			s3_xml_key(&x, "NextMarker", r->next_marker, enc);
+	} else {
+		if (r->start_after)
+			s3_xml_key(&x, "StartAfter", r->start_after, enc);
+		if (r->continuation_token)
+			s3_xml_elem(&x, "ContinuationToken", r->continuation_token);
+		if (r->next_continuation_token)
+			s3_xml_elem(&x, "NextContinuationToken", r->next_continuation_token);
+		s3_xml_elem_u64(&x, "KeyCount", r->n_objs + r->n_prefixes);
+	}
+	s3_xml_elem_u64(&x, "MaxKeys", r->max_keys);
+	if (r->delimiter)
+		s3_xml_key(&x, "Delimiter", r->delimiter, enc);
+	s3_xml_elem_bool(&x, "IsTruncated", r->truncated);
+	if (enc)
+		s3_xml_elem(&x, "EncodingType", "url");
+	for (size_t i = 0; i < r->n_objs; i++) {
+		const struct s3_list_object *o = &r->objs[i];
+
+		s3_xml_open(&x, "Contents", false);
+		s3_xml_key(&x, "Key", o->key, enc);
+		s3_xml_elem_time(&x, "LastModified", o->mtime_ms);
+		s3_xml_elem(&x, "ETag", o->etag);
+		s3_xml_elem_u64(&x, "Size", o->size);
+		s3_xml_elem(&x, "StorageClass", o->storage_class ? o->storage_class : "STANDARD");
+		s3_xml_close(&x);
+	}
+	for (size_t i = 0; i < r->n_prefixes; i++) {
+		s3_xml_open(&x, "CommonPrefixes", false);
+		s3_xml_key(&x, "Prefix", r->prefixes[i], enc);
+		s3_xml_close(&x);
+	}
 	return s3_xml_end(&x);
 }
