@@ -157,11 +157,10 @@ struct s3_qparam {
 	size_t val, val_len;
 };
 
-static const char *s3_sort_arena;
-
-static int s3_qparam_cmp(const void *a, const void *b)
+static int s3_qparam_cmp(const void *a, const void *b, void *arena)
 {
 	const struct s3_qparam *x = a, *y = b;
+	const char *s3_sort_arena = arena;
 	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
 	int c = memcmp(s3_sort_arena + x->key, s3_sort_arena + y->key, n);
 
@@ -249,8 +248,6 @@ static int s3_cq_add(void *arg, const char *k, size_t kn, const char *v, size_t 
 	return 0;
 }
 
-static pthread_mutex_t s3_sort_lock = PTHREAD_MUTEX_INITIALIZER;
-
 int s3_canonical_query(struct s3_buf *b, const char *query, size_t n,
 		       bool skip_signature)
 {
@@ -268,15 +265,9 @@ int s3_canonical_query(struct s3_buf *b, const char *query, size_t n,
 		ret = s3_buf_add(&st.arena, "", 0);
 	if (ret < 0)
 		goto out_free;
-	if (st.n) {
-		/* qsort has no context argument; qsort_r would do but the
-		 * lock keeps this portable and the sort is tiny. */
-		pthread_mutex_lock(&s3_sort_lock);
-		s3_sort_arena = st.arena.p;
-		qsort(st.params, st.n, sizeof(*st.params), s3_qparam_cmp);
-		s3_sort_arena = NULL;
-		pthread_mutex_unlock(&s3_sort_lock);
-	}
+	if (st.n)
+		qsort_r(st.params, st.n, sizeof(*st.params), s3_qparam_cmp,
+			st.arena.p);
 	for (size_t i = 0; i < st.n && ret == 0; i++) {
 		const struct s3_qparam *p = &st.params[i];
 
