@@ -242,9 +242,15 @@ void s3_auth_free(struct s3_auth *a);
  * (anonymous: the caller decides); or an S3E_* code / -errno. On error *out
  * is wiped. A 0 return with S3_PAYLOAD_SHA256 is not the end: the body must
  * still hash to out->payload_sha256 (S3E_CONTENT_SHA256_MISMATCH if not); a
- * streaming mode hands out to s3_chunked_new(). */
+ * streaming mode hands out to s3_chunked_config_init()/s3_chunked_new().
+ * Header auth needs x-amz-date (SigV4's Date-header fallback is not
+ * supported: S3E_MISSING_DATE) and every x-amz-* header signed. */
 int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		   struct s3_auth_result *out);
+/* For S3_PAYLOAD_SHA256: the body's SHA-256 (an s3_cksum run over it) against
+ * the signed one: 0 or S3E_CONTENT_SHA256_MISMATCH. 0 for other modes. */
+int s3_auth_check_payload(const struct s3_auth_result *res,
+			  const uint8_t sha256[32]);
 
 /* Building blocks, exposed for tests and fuzzers. */
 /* AWS URI-encoding of bytes: unreserved (A-Za-z0-9-._~) kept, every other
@@ -258,7 +264,9 @@ int s3_canonical_uri(struct s3_buf *b, const char *path, size_t n);
 int s3_canonical_query(struct s3_buf *b, const char *query, size_t n,
 		       bool skip_signature);
 /* The canonical request for signed_headers (";"-separated lowercase list)
- * and payload_hash. S3E_* when a signed header is absent or malformed. */
+ * and payload_hash. A signed header the request lacks canonicalizes as
+ * "name:" (the signature then fails); an empty name is
+ * S3E_HEADER_MALFORMED. */
 int s3_canonical_request(struct s3_buf *b, const struct s3_sig_req *req,
 			 const char *signed_headers, size_t sh_len,
 			 const char *payload_hash, bool presigned);

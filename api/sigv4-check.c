@@ -37,8 +37,8 @@ static int check_body(const struct s3_auth_result *res, const struct s3_header *
 
 	if (res->payload == S3_PAYLOAD_SHA256) {
 		s3_cksum_buf(S3_CKSUM_SHA256, body, len, d);
-		if (memcmp(d, res->payload_sha256, 32))
-			return S3E_CONTENT_SHA256_MISMATCH;
+		if ((ret = s3_auth_check_payload(res, d)))
+			return ret;
 	}
 	if (res->payload == S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER ||
 	    res->payload == S3_PAYLOAD_STREAMING ||

@@ -1046,6 +1046,15 @@ out:
 	return ret;
 }
 
+int s3_auth_check_payload(const struct s3_auth_result *res,
+			  const uint8_t sha256[32])
+{
+	if (res->payload != S3_PAYLOAD_SHA256)
+		return 0;
+	return CRYPTO_memcmp(res->payload_sha256, sha256, 32) ?
+		S3E_CONTENT_SHA256_MISMATCH : 0;
+}
+
 const char *s3_sha256_empty_hex(void)
 {
 	return s3_empty_sha256;
