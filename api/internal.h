@@ -280,6 +280,36 @@ const char *s3_sha256_empty_hex(void);
 /* "YYYYMMDDTHHMMSSZ" → unix seconds; -EINVAL if not exactly that. */
 int s3_parse_amz_date(const char *s, size_t n, int64_t *out);
 
+/* ---------------------------------------------------------------- body.c */
+/* Everything the gateway computes over an object body in one pass over
+ * the (decoded) data: the MD5 for the ETag, the SHA-256 a signed payload
+ * must match, and the checks of Content-MD5 and an up-front
+ * x-amz-checksum-* header. In the aws-chunked modes the chunk decoder owns
+ * the signature and x-amz-checksum checks; only MD5 and Content-MD5 remain
+ * here. Zeroed = unused; always s3_body_digest_free(). */
+struct s3_body_digest {
+	struct s3_cksum md5, sha256, extra;
+	uint8_t want_sha256[32];
+	bool check_sha256;
+	bool have_md5_header;
+	uint8_t want_md5[16];
+	const char *extra_b64;		/* borrowed from the request headers */
+	size_t extra_b64_len;
+};
+/* res: the verified request (NULL: anonymous). h: the request headers.
+ * 0, S3E_INVALID_DIGEST (undecodable Content-MD5, two checksum headers,
+ * x-amz-sdk-checksum-algorithm naming another than the one sent) or
+ * -ENOMEM. XXX x-amz-checksum-crc64nvme is not known, hence not checked. */
+int s3_body_digest_init(struct s3_body_digest *d, const struct s3_auth_result *res,
+			const struct s3_header *h, size_t n);
+void s3_body_digest_update(struct s3_body_digest *d, const void *p, size_t n);
+/* At the body's end: md5 (the ETag) always; the checksum that was checked
+ * in *alg/cksum (S3_CKSUM_NONE if none). Returns 0,
+ * S3E_CONTENT_SHA256_MISMATCH or S3E_BAD_DIGEST. */
+int s3_body_digest_final(struct s3_body_digest *d, uint8_t md5[16],
+			 enum s3_cksum_alg *alg, uint8_t cksum[S3_CKSUM_MAX_LEN]);
+void s3_body_digest_free(struct s3_body_digest *d);
+
 /* --------------------------------------------------------------- creds.c */
 /* AWS shared-credentials files ("[profile]" sections with
  * aws_access_key_id / aws_secret_access_key; '#' and ';' comments). Every

@@ -27,19 +27,19 @@ static int one_lookup(void *arg, const char *ak, char *secret, size_t cap)
 	return (int)strlen(secret);
 }
 
-/* The body checks the gateway does after a successful verification. */
+/* The body checks the gateway does after a successful verification:
+ * aws-chunked decoding when streaming, then the body digests. */
 static int check_body(const struct s3_auth_result *res, const struct s3_header *h,
 		      size_t nh, const uint8_t *body, size_t len)
 {
-	uint8_t d[S3_CKSUM_MAX_LEN];
-	const struct s3_header *x;
-	int ret = 0;
+	struct s3_body_digest dg;
+	uint8_t md5[16], ck[S3_CKSUM_MAX_LEN];
+	enum s3_cksum_alg alg;
+	int ret;
 
-	if (res->payload == S3_PAYLOAD_SHA256) {
-		s3_cksum_buf(S3_CKSUM_SHA256, body, len, d);
-		if ((ret = s3_auth_check_payload(res, d)))
-			return ret;
-	}
+	ret = s3_body_digest_init(&dg, res, h, nh);
+	if (ret)
+		goto out;
 	if (res->payload == S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER ||
 	    res->payload == S3_PAYLOAD_STREAMING ||
 	    res->payload == S3_PAYLOAD_STREAMING_TRAILER) {
@@ -48,32 +48,26 @@ static int check_body(const struct s3_auth_result *res, const struct s3_header *
 		size_t off = 0, n, dn;
 		const uint8_t *data;
 
-		if ((ret = s3_chunked_config_init(&cfg, res, h, nh)))
-			return ret;
-		if ((ret = s3_chunked_new(&cfg, &dec)) < 0)
-			return ret;
+		if ((ret = s3_chunked_config_init(&cfg, res, h, nh)) ||
+		    (ret = s3_chunked_new(&cfg, &dec)) < 0)
+			goto out;
 		do {
 			ret = s3_chunked_decode(dec, body + off, len - off, &n, &data, &dn);
+			s3_body_digest_update(&dg, data, dn);
 			off += n;
 		} while (ret == 0 && off < len);
 		s3_chunked_free(dec);
 		if (ret == 0)
-			return S3E_INCOMPLETE_BODY;
-		return ret == 1 ? 0 : ret;
+			ret = S3E_INCOMPLETE_BODY;
+		if (ret != 1)
+			goto out;
+	} else {
+		s3_body_digest_update(&dg, body, len);
 	}
-	for (int alg = S3_CKSUM_CRC32; alg <= S3_CKSUM_SHA256; alg++) {
-		if (!(x = s3_header_find(h, nh, s3_cksum_header(alg))))
-			continue;
-		s3_cksum_buf(alg, body, len, d);
-		if ((ret = s3_cksum_check_b64(alg, d, x->value, x->value_len)))
-			return ret;
-	}
-	if ((x = s3_header_find(h, nh, "content-md5"))) {
-		s3_cksum_buf(S3_CKSUM_MD5, body, len, d);
-		if ((ret = s3_cksum_check_b64(S3_CKSUM_MD5, d, x->value, x->value_len)))
-			return ret;
-	}
-	return 0;
+	ret = s3_body_digest_final(&dg, md5, &alg, ck);
+out:
+	s3_body_digest_free(&dg);
+	return ret;
 }
 
 static const char *verify_line(json_t *j)

@@ -148,6 +148,73 @@ static void test_etags(void **state)
 	assert_int_equal(s3_etag_multipart(md5, 0, etag), -EINVAL);
 }
 
+static int digest(const struct s3_auth_result *res, const char *const (*hv)[2],
+		  size_t nh, const char *body, uint8_t md5[16], enum s3_cksum_alg *alg)
+{
+	struct s3_header h[8];
+	struct s3_body_digest d;
+	uint8_t ck[S3_CKSUM_MAX_LEN];
+	int ret;
+
+	for (size_t i = 0; i < nh; i++)
+		h[i] = (struct s3_header){ hv[i][0], strlen(hv[i][0]), hv[i][1], strlen(hv[i][1]) };
+	ret = s3_body_digest_init(&d, res, h, nh);
+	if (ret == 0) {
+		/* in two pieces */
+		s3_body_digest_update(&d, body, 3);
+		s3_body_digest_update(&d, body + 3, strlen(body) - 3);
+		ret = s3_body_digest_final(&d, md5, alg, ck);
+	}
+	s3_body_digest_free(&d);
+	return ret;
+}
+
+static void test_body_digest(void **state)
+{
+	static const char body[] = "Welcome to Amazon S3.";
+	struct s3_auth_result res = { .payload = S3_PAYLOAD_SHA256 };
+	uint8_t md5[16], want[S3_CKSUM_MAX_LEN];
+	enum s3_cksum_alg alg;
+	static const char *const good[][2] = {
+		{ "Content-MD5", "" },		/* filled below */
+		{ "x-amz-checksum-crc32c", "" },
+		{ "x-amz-sdk-checksum-algorithm", "CRC32C" },
+	};
+	char md5b64[S3_CKSUM_B64_MAX], crcb64[S3_CKSUM_B64_MAX];
+	const char *hv[3][2];
+
+	s3_cksum_buf(S3_CKSUM_SHA256, body, strlen(body), res.payload_sha256);
+	s3_cksum_buf(S3_CKSUM_MD5, body, strlen(body), want);
+	s3_base64_encode(want, 16, md5b64, sizeof(md5b64));
+	s3_cksum_buf(S3_CKSUM_CRC32C, body, strlen(body), want + 16);
+	s3_base64_encode(want + 16, 4, crcb64, sizeof(crcb64));
+	memcpy(hv, good, sizeof(hv));
+	hv[0][1] = md5b64;
+	hv[1][1] = crcb64;
+
+	assert_int_equal(digest(&res, hv, 3, body, md5, &alg), 0);
+	assert_memory_equal(md5, want, 16);
+	assert_int_equal(alg, S3_CKSUM_CRC32C);
+	/* anonymous, no headers: just the MD5 */
+	assert_int_equal(digest(NULL, hv, 0, body, md5, &alg), 0);
+	assert_int_equal(alg, S3_CKSUM_NONE);
+	/* each check failing */
+	assert_int_equal(digest(&res, hv, 3, "Welcome to Amazon S4.", md5, &alg),
+			 S3E_CONTENT_SHA256_MISMATCH);
+	res.payload = S3_PAYLOAD_UNSIGNED;
+	assert_int_equal(digest(&res, hv, 3, "Welcome to Amazon S4.", md5, &alg), S3E_BAD_DIGEST);
+	assert_int_equal(digest(&res, hv + 1, 2, "Welcome to Amazon S4.", md5, &alg), S3E_BAD_DIGEST);
+	hv[2][1] = "SHA256";
+	assert_int_equal(digest(&res, hv, 3, body, md5, &alg), S3E_INVALID_DIGEST);
+	hv[0][1] = "notbase64";
+	assert_int_equal(digest(&res, hv, 1, body, md5, &alg), S3E_INVALID_DIGEST);
+	/* streaming: the chunk decoder owns x-amz-checksum-*, only MD5 here */
+	res.payload = S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER;
+	hv[1][1] = "AAAAAA==";
+	assert_int_equal(digest(&res, hv + 1, 1, body, md5, &alg), 0);
+	assert_int_equal(alg, S3_CKSUM_NONE);
+}
+
 static void test_errors(void **state)
 {
 	assert_string_equal(s3_err_code(S3E_SIGNATURE), "SignatureDoesNotMatch");
@@ -175,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_etags),
+		cmocka_unit_test(test_body_digest),
 		cmocka_unit_test(test_errors),
 	};
 
