@@ -101,7 +101,7 @@ static void s3_put_be32(uint8_t *out, uint32_t v)
 	out[3] = (uint8_t)v;
 }
 
-size_t s3_cksum_final(struct s3_cksum *c, uint8_t out[S3_CKSUM_MAX_LEN])
+size_t s3_cksum_final(struct s3_cksum *c, uint8_t *out)
 {
 	unsigned int len = 0;
 
@@ -130,7 +130,7 @@ void s3_cksum_free(struct s3_cksum *c)
 }
 
 size_t s3_cksum_buf(enum s3_cksum_alg alg, const void *p, size_t n,
-		    uint8_t out[S3_CKSUM_MAX_LEN])
+		    uint8_t *out)
 {
 	struct s3_cksum c;
 	size_t len;

@@ -107,13 +107,14 @@ struct s3_cksum {
 };
 int s3_cksum_init(struct s3_cksum *c, enum s3_cksum_alg alg);	/* 0, -ENOMEM */
 void s3_cksum_update(struct s3_cksum *c, const void *p, size_t n);
-/* Writes the digest (big-endian for the CRCs, as S3 sends them) and returns
- * its length. The state must be initialized again before reuse. */
-size_t s3_cksum_final(struct s3_cksum *c, uint8_t out[S3_CKSUM_MAX_LEN]);
+/* Writes the digest, s3_cksum_len(alg) bytes (at most S3_CKSUM_MAX_LEN;
+ * big-endian for the CRCs, as S3 sends them), and returns its length. The
+ * state must be initialized again before reuse. */
+size_t s3_cksum_final(struct s3_cksum *c, uint8_t *out);
 void s3_cksum_free(struct s3_cksum *c);
 /* One-shot helpers. */
 size_t s3_cksum_buf(enum s3_cksum_alg alg, const void *p, size_t n,
-		    uint8_t out[S3_CKSUM_MAX_LEN]);
+		    uint8_t *out);
 size_t s3_cksum_len(enum s3_cksum_alg alg);
 /* "CRC32", "CRC32C", "SHA1", "SHA256", "MD5". */
 const char *s3_cksum_name(enum s3_cksum_alg alg);

@@ -572,9 +572,8 @@ void s3_xml_time(int64_t unix_ms, char out[S3_XML_TIME_LEN + 1])
 		snprintf(out, S3_XML_TIME_LEN + 1, "1970-01-01T00:00:00.000Z");
 		return;
 	}
-	snprintf(out, S3_XML_TIME_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+	strftime(out, S3_XML_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + 19, S3_XML_TIME_LEN + 1 - 19, ".%03dZ", (int)(unix_ms % 1000));
 }
 
 static void s3_xml_elem_time(struct s3_xml *x, const char *name, int64_t ms)
