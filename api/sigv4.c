@@ -867,12 +867,12 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 			return -ENOMEM;
 		ret = s3_query_each(req->query, req->query_len, s3_presign_take, ps);
 		if (ret < 0)
-			goto out;
+			goto out_cleanse;
 		if (!(ps->seen & 1)) {		/* no X-Amz-Algorithm */
 			/* ...but other presign parameters: a broken URL */
 			if (ps->seen & 0x3e) {
 				ret = S3E_QUERY_MALFORMED;
-				goto out;
+				goto out_cleanse;
 			}
 			free(ps);
 			ps = NULL;
@@ -882,7 +882,7 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		return 1;			/* anonymous */
 	if (authz && ps) {
 		ret = S3E_QUERY_MALFORMED;	/* two auth mechanisms */
-		goto out;
+		goto out_cleanse;
 	}
 
 	if (authz) {
@@ -891,10 +891,10 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		malformed = S3E_HEADER_MALFORMED;
 		ret = s3_parse_authorization(authz->value, authz->value_len, &p);
 		if (ret)
-			goto out;
+			goto out_cleanse;
 		if (!d) {
 			ret = S3E_MISSING_DATE;
-			goto out;
+			goto out_cleanse;
 		}
 		amz_date = s3_trim(d->value, d->value_len, &amz_date_len);
 	} else {
@@ -903,18 +903,18 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		if (ps->dup_or_long || (ps->seen & 0x3f) != 0x3f ||
 		    strcmp(ps->alg, S3_ALG)) {
 			ret = S3E_QUERY_MALFORMED;
-			goto out;
+			goto out_cleanse;
 		}
 		ret = s3_parse_credential(ps->cred, ps->cred_n, &p, malformed);
 		if (ret)
-			goto out;
+			goto out_cleanse;
 		p.signed_headers = ps->sh;
 		p.sh_len = ps->sh_n;
 		p.signature = ps->sig;
 		p.sig_len = ps->sig_n;
 		if ((ret = s3_check_signed_headers(p.signed_headers, p.sh_len, malformed)) ||
 		    (ret = s3_check_signature(p.signature, p.sig_len, malformed)))
-			goto out;
+			goto out_cleanse;
 		amz_date = ps->date;
 		amz_date_len = ps->date_n;
 		{
@@ -924,7 +924,7 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 			    s3_digits(ps->expires, ps->expires_n, &e) ||
 			    e < 1 || e > S3_MAX_EXPIRES) {
 				ret = S3E_QUERY_MALFORMED;
-				goto out;
+				goto out_cleanse;
 			}
 			expires = e;
 		}
@@ -933,18 +933,18 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 	/* Scope: date, region, service. */
 	if (s3_parse_amz_date(amz_date, amz_date_len, &out->request_time) < 0) {
 		ret = authz ? S3E_MISSING_DATE : S3E_QUERY_MALFORMED;
-		goto out;
+		goto out_cleanse;
 	}
 	if (memcmp(amz_date, p.date, 8)) {
 		ret = malformed;		/* credential date != x-amz-date */
-		goto out;
+		goto out_cleanse;
 	}
 	if (p.service_len != strlen(a->service) ||
 	    memcmp(p.service, a->service, p.service_len) ||
 	    (a->region && (p.region_len != strlen(a->region) ||
 			   memcmp(p.region, a->region, p.region_len)))) {
 		ret = malformed;
-		goto out;
+		goto out_cleanse;
 	}
 	memcpy(date8, p.date, 8);
 	date8[8] = '\0';
@@ -955,23 +955,23 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 	snprintf(out->scope, sizeof(out->scope), "%s/%s/%s/%s", date8, region,
 		 a->service, S3_TERMINATOR);
 	if ((ret = s3_copy_part(out->access_key, sizeof(out->access_key), p.ak, p.ak_len)))
-		goto out;
+		goto out_cleanse;
 
 	/* Time. */
 	if (authz) {
 		if (out->request_time > now + a->max_skew ||
 		    out->request_time < now - a->max_skew) {
 			ret = S3E_TIME_SKEWED;
-			goto out;
+			goto out_cleanse;
 		}
 	} else {
 		if (out->request_time > now + a->max_skew) {
 			ret = S3E_NOT_YET_VALID;
-			goto out;
+			goto out_cleanse;
 		}
 		if (now > out->request_time + expires) {
 			ret = S3E_EXPIRED;
-			goto out;
+			goto out_cleanse;
 		}
 	}
 
@@ -986,10 +986,10 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 			ph_len = strlen(ph);
 		} else {
 			ret = S3E_MISSING_CONTENT_SHA256;
-			goto out;
+			goto out_cleanse;
 		}
 		if ((ret = s3_check_unsigned(req, p.signed_headers, p.sh_len)))
-			goto out;
+			goto out_cleanse;
 	} else if (ps->seen & (1u << 6)) {
 		ph = ps->content_sha256;
 		ph_len = ps->content_sha256_n;
@@ -999,7 +999,7 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 	}
 	if ((ret = s3_payload_mode(ph, ph_len, !authz, &out->payload,
 				   out->payload_sha256)))
-		goto out;
+		goto out_cleanse;
 	memcpy(payload_hash, ph, ph_len);
 	payload_hash[ph_len] = '\0';
 	out->presigned = !authz;
@@ -1008,20 +1008,22 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 	ret = a->lookup(a->lookup_arg, out->access_key, secret, sizeof(secret));
 	if (ret < 0) {
 		ret = ret == -ENOENT ? S3E_INVALID_ACCESS_KEY : ret;
-		goto out;
+		goto out_cleanse;
 	}
 
 	/* Canonical request, string to sign, signature. */
 	ret = s3_canonical_request(&creq, req, p.signed_headers, p.sh_len,
 				   payload_hash, !authz);
+	if (ret == -E2BIG)
+		ret = S3E_TOO_LARGE;	/* over S3_QUERY_MAX_PARAMS or S3_CREQ_MAX */
 	if (ret)
-		goto out;
+		goto out_cleanse;
 	EVP_Digest(creq.p, creq.len, digest, NULL, EVP_sha256(), NULL);
 	s3_hex(digest, 32, digest_hex);
 	ret = s3_buf_printf(&sts, "%s\n%s\n%s\n%s", S3_ALG, out->amz_date,
 			    out->scope, digest_hex);
 	if (ret)
-		goto out;
+		goto out_cleanse;
 	s3_auth_key(a, out->access_key, date8, region, secret, out->signing_key);
 	s3_hmac_hex(out->signing_key, sts.p, sts.len, sig);
 	for (size_t i = 0; i < 64; i++) {
@@ -1032,11 +1034,11 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 	given[64] = '\0';
 	if (CRYPTO_memcmp(sig, given, 64)) {
 		ret = S3E_SIGNATURE;
-		goto out;
+		goto out_cleanse;
 	}
 	memcpy(out->seed_signature, sig, 65);
 	ret = 0;
-out:
+out_cleanse:
 	OPENSSL_cleanse(secret, sizeof(secret));
 	free(ps);
 	s3_buf_free(&creq);

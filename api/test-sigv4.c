@@ -347,6 +347,17 @@ static void test_presigned(void **state)
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_QUERY_MALFORMED);
 	v.query = "x-amz-credential=foo&versionId=3";	/* names are case-sensitive */
 	assert_int_equal(verify(a, &v, S3_TIME, &res), 1);
+	/* too many query parameters */
+	{
+		struct s3_buf q = { 0 };
+
+		s3_buf_adds(&q, PRESIGN_QUERY);
+		for (int i = 0; i < 1100; i++)
+			s3_buf_printf(&q, "&p%d=%d", i, i);
+		v.query = q.p;
+		assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_TOO_LARGE);
+		s3_buf_free(&q);
+	}
 	/* an extra unsigned parameter changes the canonical query */
 	v.query = PRESIGN_QUERY "&response-content-type=text%2Fplain";
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_SIGNATURE);
