@@ -17,7 +17,23 @@
 #include <sys/uio.h>
 
 /* ================= S3 building blocks (issue 5, strata_s3) ================ */
-/* Independent of the HTTP layer's sections: none uses the other. */
+/* Independent of the HTTP layer's sections: none uses the other.
+ *
+ * A PUT through the S3 layer, in order:
+ *  head:  struct s3_header[] over the received header table (pointers, no
+ *         copies) and a struct s3_sig_req (request target split at '?');
+ *         s3_auth_verify(auth, &req, time(NULL), &res): 1 = anonymous,
+ *         < 0 = answer s3_err_http_status(err) with s3_xml_error();
+ *         s3_body_digest_init(&dg, &res, h, n); for a streaming payload
+ *         (res.payload >= S3_PAYLOAD_STREAMING) also
+ *         s3_chunked_config_init() + s3_chunked_new().
+ *  body:  streaming: s3_chunked_decode() until the piece is used up, each
+ *         data span to s3_body_digest_update() and into EC stripes
+ *         (gw_ec_encode); otherwise the piece itself.
+ *  end:   the decoder must have returned 1 (still 0: S3E_INCOMPLETE_BODY);
+ *         s3_body_digest_final() == 0; only then commit the object, with
+ *         s3_etag_from_md5() as its ETag. Any error: discard what was
+ *         staged. */
 
 /* --------------------------------------------------------------- s3err.c */
 /* S3 protocol errors, a reserved negative range next to -errno. Every S3
