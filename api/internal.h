@@ -260,8 +260,8 @@ void s3_auth_free(struct s3_auth *a);
  * is wiped. A 0 return with S3_PAYLOAD_SHA256 is not the end: the body must
  * still hash to out->payload_sha256 (S3E_CONTENT_SHA256_MISMATCH if not); a
  * streaming mode hands out to s3_chunked_config_init()/s3_chunked_new().
- * Header auth needs x-amz-date (SigV4's Date-header fallback is not
- * supported: S3E_MISSING_DATE) and every x-amz-* header signed. */
+ * Header auth takes the time from x-amz-date, else from Date (IMF-fixdate),
+ * else S3E_MISSING_DATE; every x-amz-* header must be signed. */
 int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		   struct s3_auth_result *out);
 /* For S3_PAYLOAD_SHA256: the body's SHA-256 (an s3_cksum run over it) against

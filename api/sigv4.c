@@ -477,6 +477,47 @@ int s3_parse_amz_date(const char *s, size_t n, int64_t *out)
 	return 0;
 }
 
+/* An IMF-fixdate Date header ("Fri, 24 May 2013 00:00:00 GMT") as an
+ * x-amz-date ("20130524T000000Z"): 0 or -EINVAL. */
+static int s3_http_date_to_amz(const char *v, size_t n, char out[17])
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char buf[40];
+	int d, y, h, mi, sec, mo;
+	char mon[4], gmt[4];
+
+	v = s3_trim(v, n, &n);
+	if (n != 29)
+		return -EINVAL;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	if (sscanf(buf + 5, "%2d %3s %4d %2d:%2d:%2d %3s", &d, mon, &y, &h, &mi,
+		   &sec, gmt) != 7 || strcmp(gmt, "GMT") || buf[3] != ',')
+		return -EINVAL;
+	for (mo = 0; mo < 12; mo++)
+		if (!memcmp(months + 3 * mo, mon, 3))
+			break;
+	if (mo == 12 || d < 1 || d > 31 || y < 1970 || y > 9999 || h > 23 ||
+	    mi > 59 || sec > 60)
+		return -EINVAL;
+	{
+		const int f[] = { y / 100, y % 100, mo + 1, d, -1, h, mi, sec };
+		char *o = out;
+
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+			if (f[i] < 0) {
+				*o++ = 'T';
+				continue;
+			}
+			*o++ = (char)('0' + f[i] / 10);
+			*o++ = (char)('0' + f[i] % 10);
+		}
+		*o++ = 'Z';
+		*o = '\0';
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ parsing */
 
 /* AK/yyyymmdd/region/service/aws4_request */
@@ -852,7 +893,7 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 	struct s3_sig_parts p = { 0 };
 	struct s3_buf creq = { .max = S3_CREQ_MAX }, sts = { .max = S3_CREQ_MAX };
 	char payload_hash[80], date8[9], region[S3_REGION_MAX + 1];
-	char secret[S3_SECRET_MAX + 1], sig[65], given[65];
+	char secret[S3_SECRET_MAX + 1], sig[65], given[65], date_buf[17];
 	const char *amz_date, *ph;
 	size_t amz_date_len, ph_len;
 	int64_t expires = 0;
@@ -892,11 +933,17 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		ret = s3_parse_authorization(authz->value, authz->value_len, &p);
 		if (ret)
 			goto out_cleanse;
-		if (!d) {
+		if (d) {
+			amz_date = s3_trim(d->value, d->value_len, &amz_date_len);
+		} else if ((d = s3_find_header(req, "date")) &&
+			   s3_http_date_to_amz(d->value, d->value_len, date_buf) == 0) {
+			/* SigV4 allows Date when there is no x-amz-date */
+			amz_date = date_buf;
+			amz_date_len = 16;
+		} else {
 			ret = S3E_MISSING_DATE;
 			goto out_cleanse;
 		}
-		amz_date = s3_trim(d->value, d->value_len, &amz_date_len);
 	} else {
 		malformed = S3E_QUERY_MALFORMED;
 		/* All six parameters, once each, and the one algorithm. */

@@ -443,6 +443,29 @@ static void test_refusals(void **state)
 	v = s3_examples[0];
 	v.headers[3][0] = "x-amz-datex";
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_MISSING_DATE);
+	/* Date instead of x-amz-date: the same time, so the same signature
+	 * once the signed header list names date (a different request) */
+	v.headers[3][0] = "Date";
+	v.headers[3][1] = "Fri, 24 May 2013 00:00:00 GMT";
+	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_SIGNATURE);
+	assert_string_equal(s3_err_code(S3E_SIGNATURE), "SignatureDoesNotMatch");
+	{
+		/* signed over Date (signature from an independent Python
+		 * hmac/hashlib computation of the same canonical request) */
+		struct vec dv = { "GET Object signed over Date", "GET", "/test.txt", NULL,
+			{ S3_HOST, S3_EMPTY, { "Date", "Fri, 24 May 2013 00:00:00 GMT" },
+			  { "Authorization", AUTHZ_S3("date;host;x-amz-content-sha256",
+			    "f51e643fca75b7c8fd918b44dd7f5de20a60f46a456fd2170e1e8248a77144e1") } },
+			NULL, NULL };
+
+		assert_int_equal(verify(a, &dv, S3_TIME, &res), 0);
+		assert_string_equal(res.amz_date, "20130524T000000Z");
+		assert_int_equal(verify(a, &dv, S3_TIME + 901, &res), S3E_TIME_SKEWED);
+	}
+	v.headers[3][1] = "Fri, 24 May 2013 00:00:00 UTC";
+	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_MISSING_DATE);
+	v.headers[3][1] = "Fri, 24 Mai 2013 00:00:00 GMT";
+	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_MISSING_DATE);
 	v.headers[3][0] = "x-amz-date";
 	v.headers[3][1] = "20130524T000000";
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_MISSING_DATE);
