@@ -18,3 +18,6 @@ foreach(dep URING ISAL UV VIRT PROTOBUFC LMDB CRYPTO SODIUM CMOCKA)
 endforeach()
 
 pkg_check_modules(JANSSON  REQUIRED IMPORTED_TARGET jansson)
+
+# S3 request bodies (api/s3xml.c): libexpat1-dev.
+pkg_check_modules(EXPAT    REQUIRED IMPORTED_TARGET expat)
