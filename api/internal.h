@@ -1,8 +1,17 @@
-/* api/internal.h: shared between the gateway's own files; not for other folders.
+/* api/internal.h: shared by the files of api/ (the S3 gateway).
  *
- * Grouped by file. The HTTP/1.1 server layer (http_util.c, http_rx.c,
- * http.c) knows nothing about S3: it parses requests, streams bodies with
- * backpressure and writes responses; the S3 layer sits on its callbacks.
+ * Nothing outside api/ includes this; the gateway's public contract is
+ * api/gateway.h. Grouped by one section per
+ * source file. The S3 building blocks
+ * below (issue 5: errors, buffers, checksums, SigV4, aws-chunked, XML, erasure
+ * coding) are pure: no sockets, no event loop, no HTTP types. They take plain
+ * byte ranges and structs so that the HTTP layer, tests and fuzzers can drive
+ * them the same way; they are built into the static library strata_s3.
+ *
+ * The HTTP/1.1 server layer (http_util.c, http_rx.c, http.c; static library
+ * strata_http) knows nothing about S3: it parses requests, streams bodies
+ * with backpressure and writes responses; the S3 layer sits on its
+ * callbacks.
  */
 #ifndef STRATA_API_INTERNAL_H
 #define STRATA_API_INTERNAL_H
@@ -10,10 +19,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <http_parser.h>
 #include <uv.h>
+
+/* ============== HTTP/1.1 server layer (issue 5, strata_http) ============== */
 
 /* ---------------------------------------------------------- http_util.c */
 
@@ -270,5 +282,549 @@ int http_resp_write(struct http_req *req, const uv_buf_t *bufs, unsigned nbufs,
 int http_resp_end(struct http_req *req);
 /* Bytes queued on the socket and not yet written (for backpressure). */
 size_t http_resp_queued(const struct http_req *req);
+
+/* ================= S3 building blocks (issue 5, strata_s3) ================ */
+/* Independent of the HTTP layer's sections: none uses the other.
+ *
+ * A PUT through the S3 layer, in order:
+ *  head:  struct s3_header[] over the received header table (pointers, no
+ *         copies) and a struct s3_sig_req (request target split at '?');
+ *         s3_auth_verify(auth, &req, time(NULL), &res): 1 = anonymous,
+ *         < 0 = answer s3_err_http_status(err) with s3_xml_error();
+ *         s3_body_digest_init(&dg, &res, h, n); for a streaming payload
+ *         (res.payload >= S3_PAYLOAD_STREAMING) also
+ *         s3_chunked_config_init() + s3_chunked_new().
+ *  body:  streaming: s3_chunked_decode() until the piece is used up, each
+ *         data span to s3_body_digest_update() and into EC stripes
+ *         (gw_ec_encode); otherwise the piece itself.
+ *  end:   the decoder must have returned 1 (still 0: S3E_INCOMPLETE_BODY);
+ *         s3_body_digest_final() == 0; only then commit the object, with
+ *         s3_etag_from_md5() as its ETag. Any error: discard what was
+ *         staged. */
+
+/* --------------------------------------------------------------- s3err.c */
+/* S3 protocol errors, a reserved negative range next to -errno. Every S3
+ * building block returns 0 (or a count), a -errno for local failures (-ENOMEM,
+ * -EIO) or one of these; s3_err_code()/s3_err_http_status() turn either kind
+ * into the S3 <Code> and HTTP status, in this one place. */
+enum s3_err {
+	S3E_BASE = -4000,
+	S3E_ACCESS_DENIED = S3E_BASE,	/* AccessDenied 403 */
+	S3E_EXPIRED,			/* AccessDenied 403 "Request has expired" */
+	S3E_NOT_YET_VALID,		/* AccessDenied 403 "Request is not valid yet" */
+	S3E_UNSIGNED_HEADERS,		/* AccessDenied 403: x-amz-* header not signed */
+	S3E_MISSING_DATE,		/* AccessDenied 403: no x-amz-date */
+	S3E_HEADER_MALFORMED,		/* AuthorizationHeaderMalformed 400 */
+	S3E_QUERY_MALFORMED,		/* AuthorizationQueryParametersError 400 */
+	S3E_INVALID_ACCESS_KEY,		/* InvalidAccessKeyId 403 */
+	S3E_SIGNATURE,			/* SignatureDoesNotMatch 403 */
+	S3E_TIME_SKEWED,		/* RequestTimeTooSkewed 403 */
+	S3E_UNSUPPORTED_ALG,		/* InvalidArgument 400: not AWS4-HMAC-SHA256 */
+	S3E_MISSING_CONTENT_SHA256,	/* InvalidRequest 400: no x-amz-content-sha256 */
+	S3E_BAD_CONTENT_SHA256,		/* InvalidArgument 400: x-amz-content-sha256 value */
+	S3E_CONTENT_SHA256_MISMATCH,	/* XAmzContentSHA256Mismatch 400 */
+	S3E_BAD_DIGEST,			/* BadDigest 400: Content-MD5 / checksum mismatch */
+	S3E_INVALID_DIGEST,		/* InvalidDigest 400: undecodable digest value */
+	S3E_INCOMPLETE_BODY,		/* IncompleteBody 400: fewer bytes than declared */
+	S3E_CHUNK_MALFORMED,		/* InvalidRequest 400: bad aws-chunked framing */
+	S3E_CHUNK_SIGNATURE,		/* SignatureDoesNotMatch 403: a chunk's signature */
+	S3E_MALFORMED_XML,		/* MalformedXML 400 */
+	S3E_INVALID_PART_ORDER,		/* InvalidPartOrder 400 */
+	S3E_INVALID_PART,		/* InvalidPart 400 (part number out of range) */
+	S3E_TOO_LARGE,			/* MaxMessageLengthExceeded 400: body over its cap */
+	S3E_INVALID_LOCATION,		/* InvalidLocationConstraint 400 */
+	S3E_MISSING_LENGTH,		/* MissingContentLength 411: no decoded length */
+	S3E_BAD_TRAILER,		/* InvalidRequest 400: x-amz-trailer value */
+	S3E_END
+};
+
+/* "SignatureDoesNotMatch", ...; "InternalError" for -errno and unknowns. */
+const char *s3_err_code(int err);
+/* A human message for <Message>, e.g. "Request has expired". */
+const char *s3_err_message(int err);
+/* 400, 403, ...; 500 for -errno (503 for -EAGAIN/-ENOMEM). */
+int s3_err_http_status(int err);
+/* s3_err_message for S3 codes, strerror(-err) otherwise. */
+const char *s3_strerror(int err);
+
+/* --------------------------------------------------------------- s3buf.c */
+/* A growable byte buffer with a hard cap: zeroed = empty, unlimited cap
+ * (max 0 means S3_BUF_DEFAULT_MAX). Appends fail with -E2BIG past the cap and
+ * leave the buffer unchanged; it stays NUL-terminated when p != NULL. */
+#define S3_BUF_DEFAULT_MAX	(64u << 20)
+struct s3_buf {
+	char *p;
+	size_t len, cap;
+	size_t max;		/* hard cap on len; 0 = S3_BUF_DEFAULT_MAX */
+};
+int s3_buf_add(struct s3_buf *b, const void *p, size_t n);
+int s3_buf_adds(struct s3_buf *b, const char *s);
+int s3_buf_addc(struct s3_buf *b, char c);
+int s3_buf_printf(struct s3_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void s3_buf_reset(struct s3_buf *b);	/* len = 0, keeps memory */
+void s3_buf_free(struct s3_buf *b);	/* frees the memory, keeps max */
+/* n bytes of p as a malloc'd NUL-terminated string (p need not be
+ * terminated, unlike strndup's contract under strict sanitizers). */
+char *s3_strndup(const char *p, size_t n);
+
+/* ------------------------------------------------------------ checksum.c */
+/* The object checksums S3 knows (x-amz-checksum-*, Content-MD5, ETag). */
+enum s3_cksum_alg {
+	S3_CKSUM_NONE = 0,
+	S3_CKSUM_CRC32,		/* IEEE, reflected (ISA-L crc32_gzip_refl) */
+	S3_CKSUM_CRC32C,	/* Castagnoli (ISA-L crc32_iscsi) */
+	S3_CKSUM_SHA1,
+	S3_CKSUM_SHA256,
+	S3_CKSUM_MD5,		/* Content-MD5 and ETag only, no x-amz-checksum */
+};
+#define S3_CKSUM_MAX_LEN	32	/* SHA-256 */
+#define S3_CKSUM_B64_MAX	45	/* base64 of 32 bytes + NUL */
+
+/* Streaming state; zeroed = S3_CKSUM_NONE. CRCs are plain arithmetic, the
+ * hashes hold an EVP_MD_CTX: always s3_cksum_free(), even after final. */
+struct s3_cksum {
+	enum s3_cksum_alg alg;
+	uint32_t crc;
+	void *md;		/* EVP_MD_CTX * */
+};
+int s3_cksum_init(struct s3_cksum *c, enum s3_cksum_alg alg);	/* 0, -ENOMEM */
+void s3_cksum_update(struct s3_cksum *c, const void *p, size_t n);
+/* Writes the digest, s3_cksum_len(alg) bytes (at most S3_CKSUM_MAX_LEN;
+ * big-endian for the CRCs, as S3 sends them), and returns its length. The
+ * state must be initialized again before reuse. */
+size_t s3_cksum_final(struct s3_cksum *c, uint8_t *out);
+void s3_cksum_free(struct s3_cksum *c);
+/* One-shot helpers. */
+size_t s3_cksum_buf(enum s3_cksum_alg alg, const void *p, size_t n,
+		    uint8_t *out);
+size_t s3_cksum_len(enum s3_cksum_alg alg);
+/* "CRC32", "CRC32C", "SHA1", "SHA256", "MD5". */
+const char *s3_cksum_name(enum s3_cksum_alg alg);
+/* "x-amz-checksum-crc32", ...; NULL for MD5 and NONE. */
+const char *s3_cksum_header(enum s3_cksum_alg alg);
+/* x-amz-sdk-checksum-algorithm / x-amz-checksum-algorithm values, case-
+ * insensitive: "CRC32" → S3_CKSUM_CRC32. S3_CKSUM_NONE when unknown. */
+enum s3_cksum_alg s3_cksum_alg_from_name(const char *s, size_t n);
+/* A header or trailer name, case-insensitive: "x-amz-checksum-crc32c" →
+ * S3_CKSUM_CRC32C; S3_CKSUM_NONE when it is not a checksum header. */
+enum s3_cksum_alg s3_cksum_alg_from_header(const char *s, size_t n);
+/* Checks a base64 header value against a computed digest: 0, S3E_BAD_DIGEST
+ * (mismatch) or S3E_INVALID_DIGEST (not base64 of the right length). */
+int s3_cksum_check_b64(enum s3_cksum_alg alg, const uint8_t *digest,
+		       const char *b64, size_t b64_len);
+
+/* ETags: "<md5 hex>" for a simple object, "<md5 of the parts' binary
+ * MD5s>-<parts>" for a multipart one; quotes included. */
+#define S3_ETAG_MAX		48
+void s3_etag_from_md5(const uint8_t md5[16], char out[S3_ETAG_MAX]);
+int s3_etag_multipart(const uint8_t (*part_md5)[16], size_t n,
+		      char out[S3_ETAG_MAX]);		/* 0, -EINVAL (n 0) */
+/* A part's ETag as clients echo it in CompleteMultipartUpload, quoted or
+ * not, back to its MD5: 0 or -EINVAL. */
+int s3_etag_parse(const char *s, size_t n, uint8_t md5[16]);
+
+/* Base64 (RFC 4648 with padding). encode writes 4*ceil(n/3) chars + NUL into
+ * out (out_cap must hold them) and returns the length; decode returns the
+ * decoded length or -EINVAL (bad alphabet, bad padding, length not a
+ * multiple of 4) / -ENOSPC. */
+int s3_base64_encode(const void *in, size_t n, char *out, size_t out_cap);
+int s3_base64_decode(const char *in, size_t n, uint8_t *out, size_t out_cap);
+/* Lowercase hex: writes 2n chars + NUL. */
+void s3_hex(const uint8_t *in, size_t n, char *out);
+/* Parses exactly 2*n hex chars (either case): 0 or -EINVAL. */
+int s3_unhex(const char *in, size_t in_len, uint8_t *out, size_t n);
+
+/* --------------------------------------------------------------- sigv4.c */
+/* One request header as the HTTP layer saw it: name and value borrowed,
+ * value untrimmed. Names compare case-insensitively; repeated names are
+ * joined with ',' in the order given (as AWS does). */
+struct s3_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
+/* The request, as SigV4 needs it; everything borrowed for the call. */
+struct s3_sig_req {
+	const char *method;		/* "GET" (NUL-terminated) */
+	const char *path;		/* raw request-target path, still %-encoded */
+	size_t path_len;
+	const char *query;		/* raw query after '?', or NULL */
+	size_t query_len;
+	const struct s3_header *headers;
+	size_t n_headers;
+	/* Hex SHA-256 of the body when the caller knows it and there is no
+	 * x-amz-content-sha256 header (non-S3 test vectors); else NULL. */
+	const char *payload_hash;
+};
+
+/* How the body is protected, from x-amz-content-sha256. */
+enum s3_payload_mode {
+	S3_PAYLOAD_SHA256 = 0,		/* hex digest: the caller must hash the body
+					 * and compare (s3_auth_result.payload_sha256) */
+	S3_PAYLOAD_UNSIGNED,		/* UNSIGNED-PAYLOAD (and presigned URLs) */
+	S3_PAYLOAD_STREAMING,		/* STREAMING-AWS4-HMAC-SHA256-PAYLOAD */
+	S3_PAYLOAD_STREAMING_TRAILER,	/* STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER */
+	S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER, /* STREAMING-UNSIGNED-PAYLOAD-TRAILER */
+};
+
+/* The first header called name (case-insensitive), or NULL. */
+const struct s3_header *s3_header_find(const struct s3_header *h, size_t n,
+				       const char *name);
+
+/* Looks up the secret of an access key: writes it (NUL-terminated) into
+ * secret and returns its length, -ENOENT when the key is unknown, or another
+ * -errno. Called once per verified request. */
+typedef int (*s3_secret_fn)(void *arg, const char *access_key, char *secret,
+			    size_t secret_cap);
+
+#define S3_ACCESS_KEY_MAX	128
+#define S3_SECRET_MAX		128
+#define S3_SCOPE_MAX		160
+#define S3_MAX_EXPIRES		604800	/* 7 days, presigned X-Amz-Expires */
+#define S3_MAX_SKEW		900	/* 15 minutes */
+
+struct s3_auth_config {
+	/* Region the scope must name; NULL accepts any (MinIO-like). */
+	const char *region;
+	/* Service in the scope; NULL = "s3". ("service" for AWS's generic
+	 * test suite.) */
+	const char *service;
+	s3_secret_fn lookup;
+	void *lookup_arg;
+	/* Allowed clock skew in seconds; 0 = S3_MAX_SKEW. */
+	int64_t max_skew;
+};
+
+/* What a verified request carries on: who signed it, and what the body
+ * decoder needs to check chunk signatures (aws-chunked). */
+struct s3_auth_result {
+	char access_key[S3_ACCESS_KEY_MAX + 1];
+	bool presigned;
+	enum s3_payload_mode payload;
+	uint8_t payload_sha256[32];	/* S3_PAYLOAD_SHA256 only */
+	int64_t request_time;		/* unix seconds of X-Amz-Date */
+	char amz_date[17];		/* "20130524T000000Z" */
+	char scope[S3_SCOPE_MAX];	/* "20130524/us-east-1/s3/aws4_request" */
+	uint8_t signing_key[32];	/* secret material: wipe when done */
+	char seed_signature[65];	/* the request's signature, lowercase hex */
+};
+
+struct s3_auth;
+
+/* A verifier: configuration plus a cache of derived signing keys (per
+ * access key, date, region and service; safe for concurrent use). Copies
+ * what it needs from cfg. 0 or -ENOMEM/-EINVAL. */
+int s3_auth_new(const struct s3_auth_config *cfg, struct s3_auth **out);
+void s3_auth_free(struct s3_auth *a);
+
+/* Verifies a request signed with an Authorization header or as a presigned
+ * URL (X-Amz-Algorithm in the query). now is the server's unix time.
+ * Returns 0 and fills *out; 1 when the request carries no SigV4 at all
+ * (anonymous: the caller decides); or an S3E_* code / -errno. On error *out
+ * is wiped. A 0 return with S3_PAYLOAD_SHA256 is not the end: the body must
+ * still hash to out->payload_sha256 (S3E_CONTENT_SHA256_MISMATCH if not); a
+ * streaming mode hands out to s3_chunked_config_init()/s3_chunked_new().
+ * Header auth takes the time from x-amz-date, else from Date (IMF-fixdate),
+ * else S3E_MISSING_DATE; every x-amz-* header must be signed. */
+int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
+		   struct s3_auth_result *out);
+/* For S3_PAYLOAD_SHA256: the body's SHA-256 (an s3_cksum run over it) against
+ * the signed one: 0 or S3E_CONTENT_SHA256_MISMATCH. 0 for other modes. */
+int s3_auth_check_payload(const struct s3_auth_result *res,
+			  const uint8_t sha256[32]);
+
+/* Building blocks, exposed for tests and fuzzers. */
+/* AWS URI-encoding of bytes: unreserved (A-Za-z0-9-._~) kept, every other
+ * byte %XX (uppercase); '/' kept when keep_slash. Appends to b. */
+int s3_uri_encode(struct s3_buf *b, const char *s, size_t n, bool keep_slash);
+/* The canonical URI of a raw S3 path: percent-decoded once, then encoded
+ * once (no dot-segment or slash normalization: S3 keys are literal). */
+int s3_canonical_uri(struct s3_buf *b, const char *path, size_t n);
+/* The canonical query string of a raw query: pairs decoded then re-encoded,
+ * sorted by name then value, X-Amz-Signature left out when skip_signature. */
+int s3_canonical_query(struct s3_buf *b, const char *query, size_t n,
+		       bool skip_signature);
+/* The canonical request for signed_headers (";"-separated lowercase list)
+ * and payload_hash. A signed header the request lacks canonicalizes as
+ * "name:" (the signature then fails); an empty name is
+ * S3E_HEADER_MALFORMED. */
+int s3_canonical_request(struct s3_buf *b, const struct s3_sig_req *req,
+			 const char *signed_headers, size_t sh_len,
+			 const char *payload_hash, bool presigned);
+/* kSigning = HMAC chain over "AWS4"+secret, date, region, service. */
+void s3_signing_key(const char *secret, const char *date8, const char *region,
+		    const char *service, uint8_t key[32]);
+/* HMAC-SHA256(key, msg) as 64 lowercase hex chars + NUL. */
+void s3_hmac_hex(const uint8_t key[32], const void *msg, size_t n, char out[65]);
+/* SHA-256 of no bytes, lowercase hex (chunk strings to sign). */
+const char *s3_sha256_empty_hex(void);
+/* "YYYYMMDDTHHMMSSZ" → unix seconds; -EINVAL if not exactly that. */
+int s3_parse_amz_date(const char *s, size_t n, int64_t *out);
+
+/* ---------------------------------------------------------------- body.c */
+/* Everything the gateway computes over an object body in one pass over
+ * the (decoded) data: the MD5 for the ETag, the SHA-256 a signed payload
+ * must match, and the checks of Content-MD5 and an up-front
+ * x-amz-checksum-* header. In the aws-chunked modes the chunk decoder owns
+ * the signature and x-amz-checksum checks; only MD5 and Content-MD5 remain
+ * here. Zeroed = unused; always s3_body_digest_free(). */
+struct s3_body_digest {
+	struct s3_cksum md5, sha256, extra;
+	uint8_t want_sha256[32];
+	bool check_sha256;
+	bool have_md5_header;
+	uint8_t want_md5[16];
+	const char *extra_b64;		/* borrowed from the request headers */
+	size_t extra_b64_len;
+};
+/* res: the verified request (NULL: anonymous). h: the request headers.
+ * 0, S3E_INVALID_DIGEST (undecodable Content-MD5, two checksum headers,
+ * x-amz-sdk-checksum-algorithm naming another than the one sent) or
+ * -ENOMEM. XXX x-amz-checksum-crc64nvme is not known, hence not checked. */
+int s3_body_digest_init(struct s3_body_digest *d, const struct s3_auth_result *res,
+			const struct s3_header *h, size_t n);
+void s3_body_digest_update(struct s3_body_digest *d, const void *p, size_t n);
+/* At the body's end: md5 (the ETag) always; the checksum that was checked
+ * in *alg/cksum (S3_CKSUM_NONE if none). Returns 0,
+ * S3E_CONTENT_SHA256_MISMATCH or S3E_BAD_DIGEST. */
+int s3_body_digest_final(struct s3_body_digest *d, uint8_t md5[16],
+			 enum s3_cksum_alg *alg, uint8_t cksum[S3_CKSUM_MAX_LEN]);
+void s3_body_digest_free(struct s3_body_digest *d);
+
+/* --------------------------------------------------------------- creds.c */
+/* AWS shared-credentials files ("[profile]" sections with
+ * aws_access_key_id / aws_secret_access_key; '#' and ';' comments). Every
+ * profile's key pair is loaded; duplicate access keys: the first wins. */
+struct s3_creds;
+#define S3_CREDS_MAX_FILE	(1u << 20)
+int s3_creds_parse(const char *text, size_t len, struct s3_creds **out);
+int s3_creds_load(const char *path, struct s3_creds **out);	/* 0 / -errno */
+void s3_creds_free(struct s3_creds *c);
+size_t s3_creds_count(const struct s3_creds *c);
+/* The access key of a profile ("default"), or NULL. Borrowed from c. */
+const char *s3_creds_profile_key(const struct s3_creds *c, const char *profile);
+/* An s3_secret_fn: arg is the struct s3_creds *. */
+int s3_creds_lookup(void *arg, const char *access_key, char *secret,
+		    size_t secret_cap);
+
+/* ------------------------------------------------------------- chunked.c */
+/* A resumable decoder for Content-Encoding: aws-chunked bodies
+ * ("hex;chunk-signature=sig\r\n data \r\n ... 0;chunk-signature=sig\r\n",
+ * then trailers and "\r\n"). Data is handed out as it arrives, pointing into
+ * the caller's input (no copies); each chunk's signature is checked at the
+ * chunk's end, and trailer checksums at the body's end.
+ *
+ * CONTRACT: data handed out is UNVERIFIED until s3_chunked_decode() returns
+ * 1. The consumer may stage it (write fragments) but must not commit the
+ * object, nor make it visible, until then; any error means discard. */
+struct s3_chunked;
+
+struct s3_chunked_config {
+	enum s3_payload_mode mode;	/* one of the three STREAMING modes */
+	const struct s3_auth_result *auth; /* signed modes: key, scope, seed */
+	/* x-amz-decoded-content-length; -1 when absent (then not checked). */
+	int64_t decoded_length;
+	/* From x-amz-trailer: the checksum trailer expected (S3_CKSUM_NONE:
+	 * none announced; a checksum trailer then is an error). */
+	enum s3_cksum_alg trailer_alg;
+	/* Checksum of the decoded data to compute and check against a header
+	 * value instead (x-amz-checksum-* sent up front), or NONE. */
+	enum s3_cksum_alg header_alg;
+	const char *header_b64;
+	size_t header_b64_len;
+};
+
+#define S3_CHUNK_LINE_MAX	4096	/* chunk header or trailer line */
+#define S3_CHUNK_MAX_SIZE	(1ull << 40)
+
+/* Fills cfg for a request that s3_auth_verify() accepted with a streaming
+ * payload mode, from its headers: x-amz-decoded-content-length (required:
+ * S3E_MISSING_LENGTH), x-amz-trailer (a checksum header name, else
+ * S3E_BAD_TRAILER) and an up-front x-amz-checksum-* header. cfg borrows
+ * from auth and the header values until s3_chunked_new() (which copies). */
+int s3_chunked_config_init(struct s3_chunked_config *cfg,
+			   const struct s3_auth_result *auth,
+			   const struct s3_header *h, size_t n);
+int s3_chunked_new(const struct s3_chunked_config *cfg, struct s3_chunked **out);
+void s3_chunked_free(struct s3_chunked *d);
+/* Feeds in[0..len). Sets *consumed to the bytes used and *data and *data_len to
+ * decoded payload inside in (data_len 0: none this call). Returns 0 when it
+ * needs more input (call again with in + *consumed, or with the next read
+ * once everything was consumed), 1 when the body is complete and every
+ * signature, checksum and length checked out (*consumed then stops at the
+ * body's end), or an S3E_* / -errno code; after an error or 1 it only
+ * repeats that result. A body that ends (Content-Length reached, or the
+ * HTTP chunked body finished) while this still returns 0 is incomplete:
+ * S3E_INCOMPLETE_BODY. */
+int s3_chunked_decode(struct s3_chunked *d, const uint8_t *in, size_t len,
+		      size_t *consumed, const uint8_t **data, size_t *data_len);
+/* Decoded bytes so far. */
+uint64_t s3_chunked_decoded(const struct s3_chunked *d);
+/* After 1: the verified trailer checksum (alg NONE when there was none). */
+enum s3_cksum_alg s3_chunked_trailer_checksum(const struct s3_chunked *d,
+					      uint8_t out[S3_CKSUM_MAX_LEN]);
+
+/* --------------------------------------------------------------- s3xml.c */
+/* Parsers for the small XML request bodies (expat; no DTDs, no entities:
+ * a DOCTYPE is refused, which also stops entity-expansion bombs). Strings in
+ * results are malloc'd and owned by the result; the *_free functions take
+ * zeroed or partly filled results. Errors: S3E_MALFORMED_XML, S3E_TOO_LARGE
+ * (body over its cap), S3E_INVALID_PART_ORDER, S3E_INVALID_PART, -ENOMEM. */
+#define S3_XML_MAX_BODY		(2u << 20)	/* 2 MiB */
+#define S3_MAX_PARTS		10000
+#define S3_MAX_DELETE_KEYS	1000
+#define S3_MAX_KEY_LEN		1024
+
+struct s3_part {
+	uint32_t number;	/* 1..10000 */
+	char *etag;		/* as sent, quotes included */
+};
+struct s3_complete_mpu {
+	struct s3_part *parts;	/* ascending part numbers */
+	size_t n_parts;
+};
+int s3_xml_parse_complete_mpu(const char *body, size_t len,
+			      struct s3_complete_mpu *out);
+void s3_complete_mpu_free(struct s3_complete_mpu *c);
+
+struct s3_delete_obj {
+	char *key;
+	char *version_id;	/* NULL when absent */
+};
+struct s3_delete_req {
+	bool quiet;
+	struct s3_delete_obj *objs;
+	size_t n_objs;		/* 1..1000 */
+};
+int s3_xml_parse_delete(const char *body, size_t len, struct s3_delete_req *out);
+void s3_delete_req_free(struct s3_delete_req *d);
+
+/* An empty body is valid (no constraint): *location = NULL. Else the
+ * LocationConstraint text (malloc'd, may be ""). */
+int s3_xml_parse_create_bucket(const char *body, size_t len, char **location);
+
+/* XML writer for responses: appends to an s3_buf. Element and attribute
+ * names are trusted literals; text is escaped (&<>"' as entities; control bytes other
+ * than tab, LF and CR cannot appear in XML 1.0 at all and become U+FFFD). Errors stick: once an append
+ * fails every later call is a no-op and s3_xml_end() returns the error. */
+struct s3_xml {
+	struct s3_buf *b;
+	int err;
+	unsigned depth;
+	const char *stack[16];	/* open element names (borrowed literals) */
+};
+void s3_xml_begin(struct s3_xml *x, struct s3_buf *b);	/* writes the XML decl */
+/* xmlns: the S3 namespace attribute is added when ns is true. */
+void s3_xml_open(struct s3_xml *x, const char *name, bool ns);
+void s3_xml_close(struct s3_xml *x);
+void s3_xml_text(struct s3_xml *x, const char *s, size_t n);
+/* <name>escaped text</name> */
+void s3_xml_elem(struct s3_xml *x, const char *name, const char *s);
+void s3_xml_elemn(struct s3_xml *x, const char *name, const char *s, size_t n);
+void s3_xml_elem_u64(struct s3_xml *x, const char *name, uint64_t v);
+void s3_xml_elem_bool(struct s3_xml *x, const char *name, bool v);
+int s3_xml_end(struct s3_xml *x);	/* closes what is open; 0 or error */
+/* A complete <Error> document for err (s3_err_code/s3_err_message). */
+int s3_xml_error(struct s3_buf *b, int err, const char *resource,
+		 const char *request_id);
+/* "2009-10-12T17:50:30.000Z" for LastModified/CreationDate. */
+#define S3_XML_TIME_LEN		24
+void s3_xml_time(int64_t unix_ms, char out[S3_XML_TIME_LEN + 1]);
+
+/* ListBuckets (ListAllMyBucketsResult). */
+struct s3_list_bucket {
+	const char *name;
+	int64_t created_ms;		/* unix milliseconds */
+};
+int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
+			const char *owner_name, const struct s3_list_bucket *v,
+			size_t n);
+
+/* ListObjects (version 1) and ListObjectsV2 (ListBucketResult). Optional
+ * strings are NULL when absent. With url_encode (the request said
+ * encoding-type=url, as the AWS CLI and boto3 do by default) keys,
+ * prefixes, the delimiter, markers and StartAfter are %-encoded, which
+ * also carries keys that XML 1.0 cannot (control characters). */
+struct s3_list_object {
+	const char *key;
+	int64_t mtime_ms;
+	const char *etag;		/* quoted */
+	uint64_t size;
+	const char *storage_class;	/* NULL: "STANDARD" */
+};
+struct s3_list_result {
+	int version;			/* 1 or 2 */
+	const char *bucket, *prefix, *delimiter;
+	const char *marker, *next_marker;	/* v1 */
+	const char *start_after, *continuation_token,
+		   *next_continuation_token;	/* v2 */
+	unsigned max_keys;
+	bool truncated;
+	bool url_encode;
+	const struct s3_list_object *objs;
+	size_t n_objs;
+	const char *const *prefixes;	/* CommonPrefixes */
+	size_t n_prefixes;
+};
+int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r);
+
+/* ------------------------------------------------------------------ ec.c */
+/* k+m Reed-Solomon erasure coding over GF(2^8) with ISA-L (Cauchy matrix:
+ * every k-subset of fragments decodes). A policy holds the encode tables
+ * (ec_init_tables once per (k,m)) and a small LRU of decode tables per
+ * erasure pattern; it is shared and thread-safe. */
+#define GW_EC_MAX_K		16
+#define GW_EC_MAX_M		8
+#define GW_EC_MAX_FRAGS		(GW_EC_MAX_K + GW_EC_MAX_M)
+#define GW_EC_DEFAULT_UNIT	(64u << 10)	/* stripe unit per fragment */
+#define GW_EC_ALIGN		64		/* stripe units are multiples */
+
+struct gw_ec;
+
+/* The process-wide policy for (k,m), created on first use; 0, -EINVAL
+ * (k < 1, m < 1, beyond the maxima), -ENOMEM. Pair with gw_ec_put(). */
+int gw_ec_get(unsigned k, unsigned m, struct gw_ec **out);
+void gw_ec_put(struct gw_ec *ec);
+unsigned gw_ec_k(const struct gw_ec *ec);
+unsigned gw_ec_m(const struct gw_ec *ec);
+
+/* Computes m parity fragments from k data fragments, each len bytes
+ * (len ≤ INT_MAX), in place through the pointers (no copies). */
+int gw_ec_encode(const struct gw_ec *ec, size_t len, uint8_t *const *data,
+		 uint8_t *const *parity);
+
+/* frags[0..k+m): data then parity fragments, each a len-byte buffer;
+ * present: bit i set when frags[i] holds valid content; want: the fragments
+ * to rebuild (bits of missing fragments; present ones are left alone).
+ * Rebuilds into the buffers of the wanted missing fragments. Returns 0, or
+ * -EIO when fewer than k fragments are present (the object is lost at this
+ * stripe), -EINVAL on bad masks, -ENOMEM. */
+int gw_ec_decode(struct gw_ec *ec, size_t len, uint8_t *const *frags,
+		 uint32_t present, uint32_t want);
+
+/* Decode-table cache statistics (tests, metrics). */
+void gw_ec_cache_stats(const struct gw_ec *ec, uint64_t *hits, uint64_t *misses);
+
+/* Where an object's bytes go: stripes of k stripe units, one unit per data
+ * fragment; the last stripe zero-padded. The object length is recorded in
+ * metadata; fragment files are n_stripes * unit bytes. */
+struct gw_ec_layout {
+	unsigned k, m;
+	uint32_t unit;		/* bytes per fragment per stripe */
+	uint64_t object_len;
+	uint64_t stripe_size;	/* k * unit */
+	uint64_t n_stripes;	/* ceil(object_len / stripe_size) */
+	uint64_t frag_len;	/* n_stripes * unit, per fragment */
+	uint64_t last_stripe_len; /* data bytes in the last stripe (0 if none) */
+};
+/* unit 0 = GW_EC_DEFAULT_UNIT; must be a multiple of GW_EC_ALIGN. */
+int gw_ec_layout(unsigned k, unsigned m, uint32_t unit, uint64_t object_len,
+		 struct gw_ec_layout *out);
+/* Object offset → stripe, data fragment index and offset in that fragment. */
+void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
+		  unsigned *frag, uint64_t *frag_off);
 
 #endif

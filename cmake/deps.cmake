@@ -44,3 +44,6 @@ else()
 		INTERFACE_INCLUDE_DIRECTORIES ${HTTP_PARSER_INCLUDE_DIR})
 endif()
 message(STATUS "strata: HTTP_PARSER ${HTTP_PARSER_VERSION}")
+
+# S3 request bodies (api/s3xml.c): libexpat1-dev.
+pkg_check_modules(EXPAT    REQUIRED IMPORTED_TARGET expat)

@@ -168,6 +168,20 @@ int ring_builder_set_min_part_hours(struct ring_builder *b, uint32_t hours)
 	return 0;
 }
 
+int ring_builder_set_overload(struct ring_builder *b, double overload)
+{
+	if (!isfinite(overload) || overload < 0 || overload > 10)
+		return RING_EINVALID;
+	b->overload = overload;
+	b->rebalanced = false;
+	return 0;
+}
+
+double ring_builder_overload(const struct ring_builder *b)
+{
+	return b->overload;
+}
+
 uint32_t ring_builder_part_power(const struct ring_builder *b)	{ return b->part_power; }
 const struct ring_policy *ring_builder_policy(const struct ring_builder *b) { return &b->policy; }
 uint32_t ring_builder_min_part_hours(const struct ring_builder *b) { return b->min_part_hours; }
@@ -234,7 +248,10 @@ double ring_builder_dev_wanted(const struct ring_builder *b, uint32_t id)
 
 struct tier {
 	double weight;
-	double wanted;		/* exact weighted share of all placements */
+	double share;		/* placements of each partition it should hold
+				 * on average: its weight share, or moved toward
+				 * an even spread within the overload allowance */
+	double wanted;		/* exact share of all placements (devices) */
 	int64_t target;		/* placements this domain should hold */
 	int64_t assigned;	/* placements it holds now */
 	unsigned maxper;	/* most placements of one partition it may hold */
@@ -279,17 +296,6 @@ static int cmp_dev_domain(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static bool same_tier(const struct ring_dev *x, const struct ring_dev *y, int level)
-{
-	if (x->region != y->region)
-		return false;
-	if (level >= TIER_ZONE && x->zone != y->zone)
-		return false;
-	if (level >= TIER_NODE && strcmp(x->node, y->node))
-		return false;
-	return level < TIER_DEV;
-}
-
 static void plan_free(struct plan *pl)
 {
 	for (int l = 0; l < TIER_LEVELS; l++) {
@@ -299,8 +305,62 @@ static void plan_free(struct plan *pl)
 	free(pl->tier_dev);
 }
 
+/* Moves the shares of sibling domains toward an even spread, as far as the
+ * overload allowance lets a domain exceed its weight share. A sibling whose
+ * share is a fraction above an integer k >= 1 (say 1.04: 4% of partitions
+ * would have two placements in it) drops to k if the others can take the
+ * difference without crossing their own next integer or exceeding their
+ * weight share by more than the overload. All or nothing: a partial move
+ * would change no per-partition limit. */
+static void spread_shares(struct tier *kids, int n, double overload)
+{
+	double excess = 0, room = 0;
+
+	if (overload <= 0)
+		return;
+	for (int c = 0; c < n; c++) {
+		double s = kids[c].share, up = ceil(s - 1e-9);
+
+		if (s > 1 + 1e-9 && s - floor(s + 1e-9) > 1e-9)
+			excess += s - floor(s + 1e-9);
+		else if (s > 0)
+			room += fmin(up - s, s * overload);
+	}
+	if (excess < 1e-9 || room < excess - 1e-9)
+		return;
+	for (int c = 0; c < n; c++) {
+		double s = kids[c].share, up = ceil(s - 1e-9);
+
+		if (s > 1 + 1e-9 && s - floor(s + 1e-9) > 1e-9)
+			kids[c].share = floor(s + 1e-9);
+		else if (s > 0)
+			kids[c].share += fmin(up - s, s * overload) * excess / room;
+	}
+}
+
+/* Shares top-down: regions split the placements by weight, each domain
+ * splits its share among its children by weight, then spread_shares(). */
+static void plan_shares(struct plan *pl, double overload)
+{
+	unsigned R = pl->b->placements;
+
+	for (int t = 0; t < pl->ntiers[0]; t++)
+		pl->tiers[0][t].share = pl->weight > 0 ? R * pl->tiers[0][t].weight / pl->weight : 0;
+	spread_shares(pl->tiers[0], pl->ntiers[0], overload);
+	for (int l = 0; l < TIER_DEV; l++) {
+		for (int t = 0; t < pl->ntiers[l]; t++) {
+			struct tier *tt = &pl->tiers[l][t];
+			struct tier *kids = &pl->tiers[l + 1][tt->first_child];
+
+			for (int c = 0; c < tt->nchild; c++)
+				kids[c].share = tt->weight > 0 ? tt->share * kids[c].weight / tt->weight : 0;
+			spread_shares(kids, tt->nchild, overload);
+		}
+	}
+}
+
 /* Integer targets summing exactly to parts * placements: floor of each
- * weighted share, then the remainder to the largest fractions (lowest id on
+ * device's share, then the remainder to the largest fractions (lowest id on
  * ties), so the result doesn't depend on device order. */
 static void plan_targets(struct plan *pl)
 {
@@ -311,7 +371,7 @@ static void plan_targets(struct plan *pl)
 	double *frac = malloc(n * sizeof(*frac));
 
 	for (int t = 0; t < n; t++) {
-		double want = pl->weight > 0 ? (double)total * devt[t].weight / pl->weight : 0;
+		double want = (double)b->parts * devt[t].share;
 
 		devt[t].wanted = want;
 		devt[t].target = (int64_t)floor(want);
@@ -375,7 +435,7 @@ static int plan_build(struct plan *pl, const struct ring_builder *b, uint64_t se
 		for (int l = 0; l < TIER_LEVELS; l++) {
 			int t;
 
-			if (!prev || !same_tier(prev, d, l)) {
+			if (!prev || !ring_dev_same_domain(prev, d, l)) {
 				t = pl->ntiers[l]++;
 				if (l > 0) {
 					struct tier *parent = &pl->tiers[l - 1][pl->ntiers[l - 1] - 1];
@@ -392,14 +452,14 @@ static int plan_build(struct plan *pl, const struct ring_builder *b, uint64_t se
 		pl->weight += d->weight;
 	}
 	free(order);
+	plan_shares(pl, b->overload);
 	plan_targets(pl);
 
 	for (int l = TIER_LEVELS - 1; l >= 0; l--) {
 		for (int t = 0; t < pl->ntiers[l]; t++) {
 			struct tier *tt = &pl->tiers[l][t];
-			double share = pl->weight > 0 ? R * tt->weight / pl->weight : 0;
 
-			tt->maxper = tt->weight > 0 ? (unsigned)fmax(1, ceil(share - 1e-9)) : 0;
+			tt->maxper = tt->weight > 0 ? (unsigned)fmax(1, ceil(tt->share - 1e-9)) : 0;
 			if (tt->maxper > R)
 				tt->maxper = R;
 			if (l < TIER_DEV) {
@@ -560,6 +620,7 @@ struct gathered {
 	uint32_t part;
 	uint16_t slot;
 	uint16_t old_id;	/* RING_DEV_NONE if it was unassigned */
+	int32_t hint;		/* device tier it was gathered for, or -1 */
 };
 
 struct rebalance {
@@ -582,7 +643,8 @@ static bool part_locked(const struct rebalance *rb, uint32_t part)
 	return b->min_part_hours && last && rb->now < (uint64_t)last + b->min_part_hours;
 }
 
-static int gather_push(struct rebalance *rb, uint32_t part, unsigned slot, uint16_t old_id)
+static int gather_push(struct rebalance *rb, uint32_t part, unsigned slot,
+		       uint16_t old_id, int hint)
 {
 	if (rb->ng == rb->gcap) {
 		size_t cap = rb->gcap ? rb->gcap * 2 : 1024;
@@ -593,18 +655,19 @@ static int gather_push(struct rebalance *rb, uint32_t part, unsigned slot, uint1
 		rb->g = g;
 		rb->gcap = cap;
 	}
-	rb->g[rb->ng++] = (struct gathered){ part, (uint16_t)slot, old_id };
+	rb->g[rb->ng++] = (struct gathered){ part, (uint16_t)slot, old_id, hint };
 	return 0;
 }
 
-/* Takes placement slot of part off its device, to be placed again. */
-static int gather(struct rebalance *rb, uint32_t part, unsigned slot)
+/* Takes placement slot of part off its device, to be placed again (on
+ * device tier hint if it still fits there, when hint >= 0). */
+static int gather(struct rebalance *rb, uint32_t part, unsigned slot, int hint)
 {
 	struct ring_builder *b = rb->b;
 	uint16_t *a = &b->assign[(size_t)part * b->placements + slot];
 	int ret;
 
-	ret = gather_push(rb, part, slot, *a);
+	ret = gather_push(rb, part, slot, *a, hint);
 	if (ret < 0)
 		return ret;
 	plan_account(&rb->pl, ring_builder_dev_index(b, *a), -1);
@@ -626,12 +689,12 @@ static int gather_forced(struct rebalance *rb)
 			int di, ret;
 
 			if (id == RING_DEV_NONE) {
-				ret = gather_push(rb, p, j, RING_DEV_NONE);
+				ret = gather_push(rb, p, j, RING_DEV_NONE, -1);
 			} else {
 				di = ring_builder_dev_index(b, id);
 				if (di >= 0 && !b->removed[di] && b->devs[di].weight > 0)
 					continue;
-				ret = gather(rb, p, j);
+				ret = gather(rb, p, j, -1);
 			}
 			if (ret < 0)
 				return ret;
@@ -654,7 +717,7 @@ static int gather_dispersion(struct rebalance *rb)
 		part_devs(&rb->pl, p, pdev);
 		j = part_overfull(&rb->pl, pdev);
 		if (j >= 0) {
-			int ret = gather(rb, p, (unsigned)j);
+			int ret = gather(rb, p, (unsigned)j, -1);
 
 			if (ret < 0)
 				return ret;
@@ -664,7 +727,7 @@ static int gather_dispersion(struct rebalance *rb)
 }
 
 /* Whether some zone below its target could take one more placement of the
- * partition: moving one of its placements can then fix two balances at once. */
+ * partition: moving one of its placements there fixes two balances at once. */
 static bool part_fits_needy_zone(const struct plan *pl, const int *pdev)
 {
 	for (int z = 0; z < pl->ntiers[TIER_ZONE]; z++) {
@@ -677,9 +740,41 @@ static bool part_fits_needy_zone(const struct plan *pl, const int *pdev)
 	return false;
 }
 
-/* Step 1c: every device's placements above its target. First those sharing
- * a zone with a sibling (moving them also improves spread), then those of
- * partitions an underfilled zone can take, then any. */
+/* Likewise for a device below its target, with room at every level for one
+ * more placement of the partition: returns that device tier, or -1.
+ * needy[0..*nneedy) are device tiers with room[] placements still to fill;
+ * a match reserves one of them, so later candidates look for the devices
+ * still short. */
+static int part_fits_needy(const struct plan *pl, const int *pdev,
+			   int *needy, int64_t *room, int *nneedy)
+{
+	for (int i = 0; i < *nneedy; i++) {
+		int di = pl->tier_dev[needy[i]], t;
+		bool fits = true;
+
+		for (int l = 0; l < TIER_LEVELS && fits; l++) {
+			t = pl->dev_tier[l][di];
+			fits = count_in_tier(pl, pdev, l, t) < pl->tiers[l][t].maxper;
+		}
+		if (!fits)
+			continue;
+		t = needy[i];
+		if (--room[i] == 0) {
+			(*nneedy)--;
+			needy[i] = needy[*nneedy];
+			room[i] = room[*nneedy];
+		}
+		return t;
+	}
+	return -1;
+}
+
+/* Step 1c: every device's placements above its target, preferring moves
+ * that land where they help: first placements sharing a zone with a sibling
+ * that an underfilled device has room for (the move also improves spread),
+ * then those an underfilled device has room for, then an underfilled zone,
+ * then any. A placement no underfilled device can take only bounces to
+ * another full device and has to move again. */
 static int gather_overload(struct rebalance *rb, bool first_round)
 {
 	struct ring_builder *b = rb->b;
@@ -689,20 +784,27 @@ static int gather_overload(struct rebalance *rb, bool first_round)
 	size_t *start = calloc(ndt + 1, sizeof(*start));
 	uint32_t *list = NULL;
 	int64_t *excess = calloc(ndt, sizeof(*excess));
-	int ret = 0;
+	int *needy = malloc((ndt + 1) * sizeof(*needy));
+	int64_t *room = malloc((ndt + 1) * sizeof(*room));
+	int nneedy = 0, ret = 0;
 
-	if (!start || !excess) {
+	if (!start || !excess || !needy || !room) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	/* The first round takes each device down to its integer target. Later
-	 * rounds only correct what placing overshot, and only beyond the share
-	 * rounded up: one placement over is rounding, not worth moving data. */
+	 * rounds correct what placing left behind, moving a placement to a
+	 * device only when it is at least two below its target (one is
+	 * rounding, not worth moving data for). */
 	for (int t = 0; t < ndt; t++) {
 		const struct tier *dt = &pl->tiers[TIER_DEV][t];
+		int64_t deficit = dt->target - dt->assigned - (first_round ? 0 : 1);
 
-		excess[t] = dt->assigned - (first_round ? dt->target :
-					    (int64_t)ceil(dt->wanted - 1e-9));
+		excess[t] = dt->assigned - dt->target;
+		if (deficit > 0) {
+			room[nneedy] = deficit;
+			needy[nneedy++] = t;
+		}
 	}
 	/* Bucket every placement index by device tier (counting sort). */
 	for (size_t i = 0; i < n; i++) {
@@ -750,22 +852,37 @@ static int gather_overload(struct rebalance *rb, bool first_round)
 			l[k] = tmp;
 		}
 		zone = pl->dev_tier[TIER_ZONE][pl->tier_dev[t]];
-		for (int pass = 0; pass < 3 && excess[t] > 0; pass++) {
-			for (size_t i = 0; i < ln && excess[t] > 0; i++) {
+		for (int pass = 0; pass < 4 && excess[t] > 0; pass++) {
+			/* Moves that need no hint (passes 1 and 3) may land on a
+			 * full device; in later rounds they only correct devices
+			 * above their share rounded up. */
+			int64_t keep = first_round || pass == 0 || pass == 2 ? 0 :
+				       (int64_t)ceil(pl->tiers[TIER_DEV][t].wanted - 1e-9) -
+				       pl->tiers[TIER_DEV][t].target;
+
+			for (size_t i = 0; i < ln && excess[t] > keep; i++) {
 				uint32_t part = l[i] / b->placements;
 				unsigned slot = l[i] % b->placements;
-				int pdev[RING_MAX_PLACEMENTS];
+				int pdev[RING_MAX_PLACEMENTS], hint;
 
 				if (b->assign[l[i]] == RING_DEV_NONE || part_locked(rb, part))
 					continue;
-				if (pass < 2) {
+				hint = -1;
+				if (pass < 3) {
+					/* as the partition would be without this placement */
 					part_devs(pl, part, pdev);
-					if (pass == 0 && count_in_tier(pl, pdev, TIER_ZONE, zone) < 2)
+					pdev[slot] = -1;
+					if (pass == 0 && count_in_tier(pl, pdev, TIER_ZONE, zone) < 1)
 						continue;
 					if (pass == 1 && !part_fits_needy_zone(pl, pdev))
 						continue;
+					if (pass != 1) {
+						hint = part_fits_needy(pl, pdev, needy, room, &nneedy);
+						if (hint < 0)
+							continue;
+					}
 				}
-				ret = gather(rb, part, slot);
+				ret = gather(rb, part, slot, hint);
 				if (ret < 0)
 					goto out;
 				excess[t]--;
@@ -774,10 +891,32 @@ static int gather_overload(struct rebalance *rb, bool first_round)
 		rb->st->locked += (uint64_t)excess[t];
 	}
 out:
+	free(room);
+	free(needy);
 	free(list);
 	free(excess);
 	free(start);
 	return ret;
+}
+
+/* Whether device tier hint (>= 0) is still below target with room at every
+ * level for one more placement of the partition. */
+static bool hint_fits(const struct plan *pl, const int *pdev, int hint)
+{
+	int di;
+
+	if (hint < 0)
+		return false;
+	di = pl->tier_dev[hint];
+	if (pl->tiers[TIER_DEV][hint].assigned >= pl->tiers[TIER_DEV][hint].target)
+		return false;
+	for (int l = 0; l < TIER_LEVELS; l++) {
+		int t = pl->dev_tier[l][di];
+
+		if (count_in_tier(pl, pdev, l, t) >= pl->tiers[l][t].maxper)
+			return false;
+	}
+	return true;
 }
 
 /* Partitions missing the most placements are placed first: they are the
@@ -820,7 +959,8 @@ static int place_gathered(struct rebalance *rb)
 		uint16_t id;
 
 		part_devs(pl, g->part, pdev);
-		di = place_walk(pl, pdev, 0, -1, true, tried);
+		di = hint_fits(pl, pdev, g->hint) ? pl->tier_dev[g->hint] :
+		     place_walk(pl, pdev, 0, -1, true, tried);
 		if (di < 0)	/* the layout can't spread it: best effort */
 			di = place_walk(pl, pdev, 0, -1, false, tried);
 		if (di < 0) {
@@ -921,7 +1061,7 @@ void ring_builder_report(const struct ring_builder *b, struct ring_rebalance_sta
 		return;
 	for (int t = 0; t < pl.ntiers[TIER_DEV]; t++) {
 		const struct tier *dt = &pl.tiers[TIER_DEV][t];
-		double want = pl.weight > 0 ? (double)stats->placements * dt->weight / pl.weight : 0;
+		double want = dt->wanted;
 		double dev;
 
 		if (want <= 0)

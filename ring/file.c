@@ -362,7 +362,8 @@ int ring_builder_load_buf(const void *buf, size_t len, struct ring_builder **out
 		goto out_free;
 	b->placements = ring_policy_placements(&b->policy);
 	ret = RING_EINVALID;
-	if (pb->hash_key.len != RING_KEY_LEN ||
+	if (pb->hash_key.len != RING_KEY_LEN || !isfinite(pb->overload) ||
+	    pb->overload < 0 || pb->overload > 10 ||
 	    !parts_placements_ok(pb->part_power, b->placements, pb->assignment.len, 2) ||
 	    pb->last_moved.len != ((size_t)1 << pb->part_power) * 4 ||
 	    pb->next_dev_id > RING_MAX_DEVICES)
@@ -371,6 +372,7 @@ int ring_builder_load_buf(const void *buf, size_t len, struct ring_builder **out
 	b->parts = 1u << b->part_power;
 	b->version = pb->version;
 	b->min_part_hours = pb->min_part_hours;
+	b->overload = pb->overload;
 	b->seed = pb->seed;
 	b->next_id = pb->next_dev_id;
 	b->rebalanced = pb->rebalanced;
@@ -451,6 +453,7 @@ int ring_builder_save(const struct ring_builder *b, const char *path)
 	pb.last_moved.data = moved;
 	pb.last_moved.len = (size_t)b->parts * 4;
 	pb.min_part_hours = b->min_part_hours;
+	pb.overload = b->overload;
 	pb.seed = b->seed;
 	pb.next_dev_id = b->next_id;
 	pb.rebalanced = b->rebalanced;

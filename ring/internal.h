@@ -30,6 +30,7 @@ struct ring_builder {
 	unsigned placements;
 	struct ring_policy policy;
 	uint32_t min_part_hours;
+	double overload;			/* see ring_builder_set_overload() */
 	uint64_t seed;
 	uint64_t version;
 	uint8_t key[RING_KEY_LEN];
@@ -50,6 +51,9 @@ int ring_file_seal(enum ring_file_kind kind, const void *payload, size_t len,
 		   uint8_t **out, size_t *out_len);
 int ring_policy_check(const struct ring_policy *p);
 bool ring_dev_check(const struct ring_dev *d);
+
+/* ring.c */
+bool ring_dev_same_domain(const struct ring_dev *a, const struct ring_dev *b, int level);
 
 /* builder.c */
 int ring_builder_dev_index(const struct ring_builder *b, uint32_t id);

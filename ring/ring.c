@@ -60,14 +60,21 @@ const struct ring_dev *ring_dev_by_id(const struct ring *r, uint32_t id)
 /* SipHash-2-4 (libsodium's crypto_shorthash): a keyed PRF made for exactly
  * this, so without the cluster key nobody can pick names that pile onto one
  * partition. The top part_power bits of the 64-bit result are the partition. */
-uint32_t ring_part_of_path(const struct ring *r, const void *path, size_t len)
+static uint64_t ring_hash(const struct ring *r, const void *data, size_t len)
 {
 	uint8_t h[crypto_shorthash_BYTES];
 	uint64_t v = 0;
 
-	crypto_shorthash(h, path, len, r->key);
+	crypto_shorthash(h, data, len, r->key);
 	for (int i = 0; i < 8; i++)
 		v |= (uint64_t)h[i] << (8 * i);
+	return v;
+}
+
+uint32_t ring_part_of_path(const struct ring *r, const void *path, size_t len)
+{
+	uint64_t v = ring_hash(r, path, len);
+
 	return r->part_power ? (uint32_t)(v >> (64 - r->part_power)) : 0;
 }
 
@@ -118,33 +125,20 @@ struct handoff_cand {
 	const struct ring_dev *dev;
 };
 
-static int cmp_arrival(const void *a, const void *b)
-{
-	const struct handoff_cand *x = a, *y = b;
-
-	if (x->arrival != y->arrival)
-		return x->arrival < y->arrival ? -1 : 1;
-	return x->dev->id < y->dev->id ? -1 : x->dev->id > y->dev->id;
-}
-
 static double handoff_arrival(const struct ring *r, uint32_t part, const struct ring_dev *d)
 {
-	uint8_t in[8], h[crypto_shorthash_BYTES];
-	uint64_t v = 0;
+	uint8_t in[8];
 	double u;
 
 	ring_put_le32(in, part);
 	ring_put_le32(in + 4, d->id);
-	crypto_shorthash(h, in, sizeof(in), r->key);
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)h[i] << (8 * i);
-	u = ((double)(v >> 11) + 0.5) / 9007199254740992.0;	/* (0, 1) */
+	u = ((double)(ring_hash(r, in, sizeof(in)) >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
 	return -log(u) / d->weight;
 }
 
-/* Failure domains one device occupies: "same" at level L means equal on
- * every level down to L. */
-static bool same_domain(const struct ring_dev *a, const struct ring_dev *b, int level)
+/* Whether two devices share their failure domain at level L: equal on every
+ * level from the region down to L (at TIER_DEV: the same device). */
+bool ring_dev_same_domain(const struct ring_dev *a, const struct ring_dev *b, int level)
 {
 	if (a->region != b->region)
 		return false;
@@ -163,18 +157,13 @@ unsigned ring_handoffs(const struct ring *r, uint32_t part,
 	const struct ring_dev *used[RING_MAX_PLACEMENTS * 2 + 64];
 	struct handoff_cand *c;
 	unsigned nc = 0, nused, got = 0;
-	bool *taken;
 
 	if (n == 0)
 		return 0;
 	part &= r->parts - 1;
 	c = malloc(r->ndevs * sizeof(*c));
-	taken = calloc(r->ndevs, sizeof(*taken));
-	if (!c || !taken) {
-		free(c);
-		free(taken);
+	if (!c)
 		return 0;
-	}
 	nused = ring_primaries(r, part, used, r->placements);
 	for (unsigned i = 0; i < r->ndevs; i++) {
 		const struct ring_dev *d = &r->devs[i];
@@ -187,27 +176,34 @@ unsigned ring_handoffs(const struct ring *r, uint32_t part,
 		if (!primary)
 			c[nc++] = (struct handoff_cand){ handoff_arrival(r, part, d), d };
 	}
-	qsort(c, nc, sizeof(*c), cmp_arrival);
 
-	/* Pass L takes, in arrival order, devices sharing no level-L domain
-	 * with anything chosen so far; the last pass takes the rest. */
-	for (int level = TIER_REGION; level <= TIER_DEV && got < n; level++) {
-		for (unsigned i = 0; i < nc && got < n; i++) {
-			bool fresh = true;
+	/* Each step takes the earliest arrival among devices sharing no
+	 * region with anything chosen so far; failing that no zone, then no
+	 * node; failing all, the earliest left. Callers want one or two
+	 * handoffs, so selection beats sorting all devices. */
+	while (got < n && nc > 0) {
+		int pick = -1;
 
-			if (taken[i])
-				continue;
-			for (unsigned j = 0; j < nused && fresh; j++)
-				fresh = !same_domain(c[i].dev, used[j], level);
-			if (!fresh)
-				continue;
-			taken[i] = true;
-			devs[got++] = c[i].dev;
-			if (nused < ARRAY_SIZE(used))
-				used[nused++] = c[i].dev;
+		for (int level = TIER_REGION; level <= TIER_DEV && pick < 0; level++) {
+			for (unsigned i = 0; i < nc; i++) {
+				bool fresh = true;
+
+				if (pick >= 0 && c[i].arrival > c[pick].arrival)
+					continue;
+				if (pick >= 0 && c[i].arrival == c[pick].arrival &&
+				    c[i].dev->id > c[pick].dev->id)
+					continue;
+				for (unsigned j = 0; j < nused && fresh; j++)
+					fresh = !ring_dev_same_domain(c[i].dev, used[j], level);
+				if (fresh)
+					pick = (int)i;
+			}
 		}
+		devs[got++] = c[pick].dev;
+		if (nused < ARRAY_SIZE(used))
+			used[nused++] = c[pick].dev;
+		c[pick] = c[--nc];
 	}
-	free(taken);
 	free(c);
 	return got;
 }

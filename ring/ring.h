@@ -123,11 +123,18 @@ int ring_builder_add(struct ring_builder *b, const struct ring_dev *dev, uint32_
 int ring_builder_remove(struct ring_builder *b, uint32_t id);
 int ring_builder_set_weight(struct ring_builder *b, uint32_t id, double weight);
 int ring_builder_set_min_part_hours(struct ring_builder *b, uint32_t hours);
+/* How far (a fraction: 0.1 = 10%) a domain may exceed its weight share so
+ * that partitions keep their placements in distinct domains. 0 (default):
+ * weights always win, e.g. a zone just under 1/3 of the weight leaves some
+ * partitions with two of three replicas in another zone. */
+int ring_builder_set_overload(struct ring_builder *b, double overload);
+double ring_builder_overload(const struct ring_builder *b);
 
 struct ring_rebalance_stats {
 	uint64_t moved;			/* placements that changed device */
 	uint64_t placements;		/* parts * placements */
-	double balance;			/* worst |assigned/wanted - 1| over devices, % */
+	double balance;			/* worst |assigned/wanted - 1| over devices, %;
+					 * wanted = weight share (adjusted by overload) */
 	uint64_t dispersion;		/* parts with more placements in one failure
 					 * domain than the layout and weights require */
 	uint64_t parts_sharing_zone;	/* parts with two placements in one zone (the

@@ -28,6 +28,8 @@ static void usage(FILE *f)
 "  remove BUILDER ID\n"
 "  set-weight BUILDER ID WEIGHT\n"
 "  set-min-part-hours BUILDER HOURS\n"
+"  set-overload BUILDER FRACTION   let domains exceed their weight share by up\n"
+"                 to FRACTION (0.1 = 10%%) to keep partitions in distinct zones\n"
 "  rebalance BUILDER [--ring RINGFILE] [--now-hours H]\n"
 "                 writes RINGFILE (default: BUILDER with .builder -> .ring)\n"
 "  show BUILDER|RINGFILE [--assignment]   (--assignment: each partition's devices, with --json)\n"
@@ -280,7 +282,7 @@ static int cmd_edit(int argc, char **argv)
 {
 	const char *cmd = argv[0];
 	struct ring_builder *b;
-	int nargs = !strcmp(cmd, "remove") || !strcmp(cmd, "set-min-part-hours") ? 1 : 2;
+	int nargs = !strcmp(cmd, "set-weight") ? 2 : 1;
 	uint64_t id = 0;
 	double w = 0;
 	int ret;
@@ -289,7 +291,12 @@ static int cmd_edit(int argc, char **argv)
 		opt_json = true;
 		argc--;
 	}
-	if (argc != 2 + nargs || !parse_u64(argv[2], UINT32_MAX, &id) ||
+	if (!strcmp(cmd, "set-overload")) {
+		if (argc != 3 || !parse_weight(argv[2], &w)) {
+			usage(stderr);
+			return 2;
+		}
+	} else if (argc != 2 + nargs || !parse_u64(argv[2], UINT32_MAX, &id) ||
 	    (nargs == 2 && !parse_weight(argv[3], &w))) {
 		usage(stderr);
 		return 2;
@@ -297,7 +304,9 @@ static int cmd_edit(int argc, char **argv)
 	ret = ring_builder_load(argv[1], &b);
 	if (ret < 0)
 		return fail("load", argv[1], ret);
-	if (!strcmp(cmd, "remove"))
+	if (!strcmp(cmd, "set-overload"))
+		ret = ring_builder_set_overload(b, w);
+	else if (!strcmp(cmd, "remove"))
 		ret = ring_builder_remove(b, (uint32_t)id);
 	else if (!strcmp(cmd, "set-weight"))
 		ret = ring_builder_set_weight(b, (uint32_t)id, w);
@@ -309,7 +318,9 @@ static int cmd_edit(int argc, char **argv)
 	if (ret < 0)
 		return fail(cmd, argv[1], ret);
 	if (opt_json)
-		emit(json_pack("{s:s, s:I}", "done", cmd, "value", (json_int_t)id));
+		emit(json_pack("{s:s, s:I, s:f}", "done", cmd, "id", (json_int_t)id, "value", w));
+	else if (!strcmp(cmd, "set-overload"))
+		printf("overload %g (%.1f%%); takes effect at the next rebalance\n", w, w * 100);
 	else if (!strcmp(cmd, "remove"))
 		printf("removed device %lu; its placements move at the next rebalance\n",
 		       (unsigned long)id);
@@ -424,21 +435,24 @@ static int show_builder(const char *path, struct ring_builder *b)
 		json_array_append_new(devs, o);
 	}
 	if (opt_json) {
-		json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:o, s:i, s:I, s:o, s:o}",
+		json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:o, s:i, s:f, s:I, s:o, s:o}",
 			"file", path, "kind", "builder",
 			"part_power", ring_builder_part_power(b),
 			"parts", 1u << ring_builder_part_power(b),
 			"policy", policy_json(ring_builder_policy(b)),
 			"min_part_hours", ring_builder_min_part_hours(b),
+			"overload", ring_builder_overload(b),
 			"version", (json_int_t)ring_builder_version(b),
 			"stats", stats_json(&st), "devices", devs);
 		emit(o);
 		return 0;
 	}
-	printf("%s: builder, %u partitions (part power %u), %s, min_part_hours %u, version %lu\n",
+	printf("%s: builder, %u partitions (part power %u), %s, min_part_hours %u, "
+	       "overload %g, version %lu\n",
 	       path, 1u << ring_builder_part_power(b), ring_builder_part_power(b),
 	       policy_str(ring_builder_policy(b), pbuf, sizeof(pbuf)),
-	       ring_builder_min_part_hours(b), (unsigned long)ring_builder_version(b));
+	       ring_builder_min_part_hours(b), ring_builder_overload(b),
+	       (unsigned long)ring_builder_version(b));
 	print_stats(&st);
 	printf("%5s %6s %5s %-24s %-12s %10s %10s %10s %8s\n", "id", "region", "zone", "node",
 	       "name", "weight", "parts", "wanted", "off");
@@ -649,7 +663,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "add"))
 		return cmd_add(argc, argv);
 	if (!strcmp(cmd, "remove") || !strcmp(cmd, "set-weight") ||
-	    !strcmp(cmd, "set-min-part-hours"))
+	    !strcmp(cmd, "set-min-part-hours") || !strcmp(cmd, "set-overload"))
 		return cmd_edit(argc, argv);
 	if (!strcmp(cmd, "rebalance"))
 		return cmd_rebalance(argc, argv);
