@@ -38,7 +38,7 @@ struct sto_io {
 	enum sto_io_op op;
 	int fd;
 	uint64_t off;
-	struct iovec iov[4];
+	struct iovec iov[6];		/* hdr, meta, data, table, pad */
 	unsigned iovcnt;
 	sto_io_fn done;
 	struct sto_io *next;		/* backlog */
@@ -697,7 +697,8 @@ int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	memcpy(p->meta, meta, meta_len);
+	if (meta_len)
+		memcpy(p->meta, meta, meta_len);
 	ret = dir_alloc(e, d, n, &p->vol, &p->c.op.loc.off);
 	if (ret < 0)
 		goto out_free;

@@ -584,6 +584,7 @@ static void get_pump(struct get_stream *gs)
 				gs->failed = true;
 			} else {
 				sto_engine_counters(c->s->e)->gets++;
+				gs->out.gs = gs;
 				conn_queue(c, &gs->out);
 			}
 		}
