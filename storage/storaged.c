@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,6 +127,11 @@ int main(int argc, char **argv)
 	int opt, ret;
 
 	strata_log_init("strata-storaged");
+	/* PUT and GET buffers (up to 1 MiB) come and go at a high rate: keep
+	 * them on the heap, and the heap's pages mapped, rather than paying an
+	 * mmap, munmap and page faults for each. */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	signal(SIGPIPE, SIG_IGN);
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (opt) {
