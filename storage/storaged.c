@@ -8,6 +8,7 @@
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the index.
  */
 #include "internal.h"
+#include "ring.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -175,14 +176,30 @@ int main(int argc, char **argv)
 	if (optind != argc || ecfg.nhot == 0)
 		goto out_usage;
 	if (ring) {
-		/* XXX identity check against the ring lands with ring_load(). */
-		FILE *f = fopen(ring, "r");
+		/* The ring names this node's devices by "host:port" (--node-id,
+		 * or the listen address). Checked at start; acting on it
+		 * (handoffs, replication) comes with later issues. */
+		char self[RING_NAME_MAX + 1];
+		struct ring *r;
+		unsigned mine = 0;
 
-		if (!f) {
-			log_err("ring %s: %s", ring, strerror(errno));
+		ret = ring_load(ring, &r);
+		if (ret < 0) {
+			log_err("ring %s: %s", ring, ring_strerror(ret));
 			return 1;
 		}
-		fclose(f);
+		snprintf(self, sizeof(self), "%s:%u", scfg.addr, scfg.port);
+		if (*node_id)
+			snprintf(self, sizeof(self), "%s", node_id);
+		for (unsigned i = 0; i < ring_dev_count(r); i++)
+			mine += !strcmp(ring_dev_at(r, i)->node, self);
+		if (mine)
+			log_info("ring %s v%llu: %u of %u devices are this node (%s)", ring,
+				 (unsigned long long)ring_version(r), mine,
+				 ring_dev_count(r), self);
+		else
+			log_warn("ring %s: no device of node %s (serving anyway)", ring, self);
+		ring_free(r);
 	}
 
 	d.loop = uv_default_loop();
