@@ -67,6 +67,10 @@ struct sto_vol {
 	struct sto_put *syncing;	/* covered by the fdatasync in flight */
 	bool sync_inflight, dirty;
 	struct sto_vol *dirty_next;
+	uint64_t dead;			/* committed dead bytes (at open) */
+	unsigned refs;			/* reads in flight */
+	unsigned pending;		/* PUTs allocated here, not yet finished */
+	bool doomed;			/* compacted: free when refs drop to 0 */
 	struct sto_io sync_io;
 };
 
@@ -100,6 +104,7 @@ struct sto_put {
 	sto_put_done_fn done;
 	void (*resume)(void *arg);
 	void *arg;
+	bool move;			/* compaction copy (STO_IDX_MOVE) */
 	struct sto_put *next;		/* volume sync lists */
 };
 
@@ -131,6 +136,8 @@ struct sto_engine {
 	uint64_t last_commit_ns;
 	unsigned busy;				/* puts, reads, dels, works */
 	bool closing;
+	struct compactor *cmp;			/* compaction running */
+	uint64_t last_compact_check;
 	void (*close_cb)(void *arg);
 	void *close_arg;
 	struct sto_stat st;
@@ -318,7 +325,7 @@ static int vol_open(struct sto_engine *e, struct sto_dir *d, uint32_t id,
 	} else {
 		uint64_t tail = 0;
 
-		ret = sto_idx_vol_tail(e->idx, d->medium, d->idx, id, &tail);
+		ret = sto_idx_vol_info(e->idx, d->medium, d->idx, id, &tail, &v->dead);
 		if (ret < 0 && ret != -ENOENT) {
 			close(v->fd);
 			free(v);
@@ -512,12 +519,22 @@ static void commit_start(struct sto_engine *e)
 	uv_queue_work(e->loop, &b->work, commit_work, commit_after);
 }
 
+static void vol_put(struct sto_vol *v)
+{
+	if (--v->refs == 0 && v->doomed) {
+		close(v->fd);
+		free(v);
+	}
+}
+
 /* ------------------------------------------------------------------ PUT */
 
 static void put_free(struct sto_put *p)
 {
 	struct sto_engine *e = p->e;
 
+	if (p->vol)
+		p->vol->pending--;
 	free(p->cur);
 	free(p->meta);
 	free(p->table);
@@ -528,7 +545,7 @@ static void put_free(struct sto_put *p)
 
 static void put_finish(struct sto_put *p, int status)
 {
-	if (status == 0)
+	if (status == 0 && !p->move)
 		p->e->st.puts++;
 	else if (status == -ENOSPC)
 		p->e->st.nospace++;
@@ -646,16 +663,17 @@ static int put_flush(struct sto_put *p)
 	return 0;
 }
 
-int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
-		  const void *meta, uint32_t meta_len, uint64_t size,
-		  uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
-		  void *arg, struct sto_put **out)
+/* A PUT, or (move_from set) a compaction copy into directory d. */
+static int put_begin(struct sto_engine *e, struct sto_dir *d,
+		     const struct sto_loc *move_from, const struct sto_key *k,
+		     uint64_t ts, const void *meta, uint32_t meta_len, uint64_t size,
+		     uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
+		     void *arg, struct sto_put **out)
 {
 	struct sto_rec rec = { .key = *k, .ts = ts, .data_len = size,
 			       .meta_len = meta_len, .data_crc = crc };
 	uint64_t n = sto_rec_len(meta_len, size);
 	struct sto_loc ex;
-	struct sto_dir *d = NULL;
 	struct sto_put *p;
 	int ret;
 
@@ -664,11 +682,13 @@ int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 	if (meta_len > STO_MAX_META || size > STO_MAX_FRAGMENT)
 		return -EINVAL;
 	/* Early reject (the commit checks again, for racing PUTs). */
-	if (sto_idx_get(e->idx, k, &ex, NULL) == 0 && ex.ts >= ts) {
+	if (!move_from && sto_idx_get(e->idx, k, &ex, NULL) == 0 && ex.ts >= ts) {
 		e->st.conflicts++;
 		return STO_ECONFLICT;
 	}
-	for (unsigned i = 0; i < e->ndirs[STO_MEDIUM_HOT]; i++) {
+	if (d && !dir_has_room(d, n))
+		d = NULL;
+	for (unsigned i = 0; !move_from && i < e->ndirs[STO_MEDIUM_HOT]; i++) {
 		struct sto_dir *c = &e->dirs[STO_MEDIUM_HOT][(e->rr + i) % e->ndirs[STO_MEDIUM_HOT]];
 
 		if (dir_has_room(c, n)) {
@@ -702,8 +722,14 @@ int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 	ret = dir_alloc(e, d, n, &p->vol, &p->c.op.loc.off);
 	if (ret < 0)
 		goto out_free;
+	p->vol->pending++;
 	sto_rec_encode(&rec, meta, p->hdr);
 	p->c.op.type = STO_IDX_PUT;
+	if (move_from) {
+		p->move = true;
+		p->c.op.type = STO_IDX_MOVE;
+		p->c.op.old = *move_from;
+	}
 	p->c.op.key = *k;
 	p->c.op.meta = p->meta;
 	p->c.op.loc.medium = d->medium;
@@ -733,6 +759,15 @@ out_free:
 	free(p->meta);
 	free(p);
 	return ret;
+}
+
+int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+		  const void *meta, uint32_t meta_len, uint64_t size,
+		  uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
+		  void *arg, struct sto_put **out)
+{
+	return put_begin(e, NULL, NULL, k, ts, meta, meta_len, size, crc, done,
+			 resume, arg, out);
 }
 
 int sto_put_buf(struct sto_put *p, void **buf, size_t *len)
@@ -909,6 +944,7 @@ struct read_req {
 	uint64_t base;			/* data offset of the first byte read */
 	uint64_t c0, nc;		/* chunks covered (table read) */
 	bool whole;			/* record header + all data in one read */
+	struct sto_vol *vol;		/* holds a reference */
 	unsigned pending;
 	int status;
 	uint8_t *buf;
@@ -962,6 +998,7 @@ static void read_finish(struct read_req *r)
 		e->st.bytes_out += r->len;
 		r->cb(r->arg, 0, data, r->len, r->buf);
 	}
+	vol_put(r->vol);
 	free(r->tab);
 	free(r);
 	busy_put(e);
@@ -1054,6 +1091,8 @@ int sto_read(struct sto_engine *e, const struct sto_key *k,
 	}
 	r->io.iov[0] = (struct iovec){ r->buf, file_len };
 	r->io.iovcnt = 1;
+	r->vol = v;
+	v->refs++;
 	busy_get(e);
 	r->pending = 1;
 	if (r->tab) {
@@ -1133,6 +1172,315 @@ int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
 	return 0;
 }
 
+/* ----------------------------------------------------------- compaction */
+
+struct compactor {
+	struct sto_engine *e;
+	struct sto_dir *d;
+	struct sto_vol *v;		/* freed once dropped: use vol_id */
+	uint32_t vol_id;
+	uint64_t off, end, moved, rec_len;
+	struct sto_io io;
+	uint8_t *hdr;
+	size_t hdr_len;
+	struct sto_rec rec;
+	struct sto_loc loc;		/* the live entry being copied */
+	struct sto_put *p;
+	uint64_t pos;			/* fragment bytes read so far */
+	const uint8_t *pending;		/* read, not yet fed to p */
+	size_t pending_len;
+	void *pending_buf;
+	bool feeding, put_finished;
+	int put_status;
+	uv_work_t work;
+	int status;
+	void (*cb)(void *arg, int status, uint64_t moved);
+	void *arg;
+};
+
+static void cmp_next(struct compactor *c);
+
+static void cmp_done(struct compactor *c, int status)
+{
+	struct sto_engine *e = c->e;
+
+	log_info("compaction of %s vol %u: %s, %llu records moved", c->d->path,
+		 c->vol_id, status < 0 ? sto_strerror(status) : "done",
+		 (unsigned long long)c->moved);
+	if (c->cb)
+		c->cb(c->arg, status, c->moved);
+	free(c->hdr);
+	free(c);
+	e->cmp = NULL;
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static void cmp_drop_work(uv_work_t *w)
+{
+	struct compactor *c = w->data;
+
+	c->status = sto_idx_vol_drop(c->e->idx, c->d->medium, c->d->idx, c->v->id);
+}
+
+static void cmp_drop_after(uv_work_t *w, int status)
+{
+	struct compactor *c = w->data;
+	struct sto_vol *v = c->v;
+	char path[4096];
+
+	if (c->status == 0) {
+		/* Every live record now lives elsewhere: forget the file. Reads
+		 * that looked it up before the moves keep the fd open. */
+		if (sto_vol_path(path, sizeof(path), c->d->path, v->id) == 0 &&
+		    unlink(path) < 0)
+			log_warn("unlink %s: %s", path, strerror(errno));
+		c->d->vols[v->id] = NULL;
+		v->doomed = true;
+		v->refs++;
+		vol_put(v);
+	}
+	cmp_done(c, c->status);
+}
+
+/* The current record is done with: copied (0), changed meanwhile (-ENOENT),
+ * or skipped (1: unreadable, now quarantined). Anything else stops. */
+static void cmp_record_end(struct compactor *c, int status)
+{
+	free(c->pending_buf);
+	c->pending_buf = NULL;
+	c->pending_len = 0;
+	c->p = NULL;
+	if (status == 0)
+		c->moved++;
+	else if (status != -ENOENT && status != 1) {
+		cmp_done(c, status);
+		return;
+	}
+	c->off += c->rec_len;
+	cmp_next(c);
+}
+
+static void cmp_read_piece(struct compactor *c);
+
+/* Hands the piece read to the copy's buffers (copying: compaction is
+ * background work, and the copy re-derives every CRC as a check). */
+static void cmp_feed(struct compactor *c)
+{
+	c->feeding = true;
+	while (c->pending_len && !c->put_finished) {
+		void *b;
+		size_t cap, n;
+		int ret = sto_put_buf(c->p, &b, &cap);
+
+		if (ret == -EAGAIN)
+			break;		/* cmp_resume runs when there is room */
+		if (ret < 0) {
+			sto_put_abort(c->p);
+			c->put_finished = true;
+			c->put_status = 1;
+			break;
+		}
+		n = cap < c->pending_len ? cap : c->pending_len;
+		memcpy(b, c->pending, n);
+		c->pending += n;
+		c->pending_len -= n;
+		c->pos += n;
+		sto_put_fill(c->p, n);	/* may finish the copy */
+	}
+	c->feeding = false;
+	if (c->put_finished) {
+		c->put_finished = false;
+		cmp_record_end(c, c->put_status);
+		return;
+	}
+	if (c->pending_len)
+		return;
+	free(c->pending_buf);
+	c->pending_buf = NULL;
+	if (c->pos < c->loc.size)
+		cmp_read_piece(c);
+	/* else: all fed; cmp_put_done comes once it is durable and indexed */
+}
+
+static void cmp_read_done(void *arg, int status, const uint8_t *data,
+			  size_t len, void *buf)
+{
+	struct compactor *c = arg;
+
+	if (status < 0) {
+		/* A bad record (now quarantined) is not copied. */
+		sto_put_abort(c->p);
+		cmp_record_end(c, 1);
+		return;
+	}
+	c->pending = data;
+	c->pending_len = len;
+	c->pending_buf = buf;
+	cmp_feed(c);
+}
+
+static void cmp_read_piece(struct compactor *c)
+{
+	uint64_t n = c->loc.size - c->pos;
+	int ret;
+
+	if (n > STO_READ_PIECE)
+		n = STO_READ_PIECE;
+	ret = sto_read(c->e, &c->rec.key, &c->loc, c->pos, n, cmp_read_done, c);
+	if (ret < 0) {
+		sto_put_abort(c->p);
+		c->p = NULL;
+		cmp_done(c, ret);
+	}
+}
+
+static void cmp_resume(void *arg)
+{
+	cmp_feed(arg);
+}
+
+static void cmp_put_done(void *arg, int status, const struct sto_loc *loc)
+{
+	struct compactor *c = arg;
+
+	if (c->feeding) {		/* inside cmp_feed: it finishes up */
+		c->put_finished = true;
+		c->put_status = status;
+		return;
+	}
+	cmp_record_end(c, status);
+}
+
+static void cmp_hdr_done(struct sto_io *io, int res)
+{
+	struct compactor *c = (struct compactor *)((char *)io - offsetof(struct compactor, io));
+	struct sto_loc l;
+	int ret;
+
+	if (res < 0) {
+		cmp_done(c, res);
+		return;
+	}
+	if (sto_rec_decode(c->hdr, c->hdr_len, &c->rec) < 0 ||
+	    c->off + (c->rec_len = sto_rec_len(c->rec.meta_len, c->rec.data_len)) > c->end) {
+		c->off += STO_REC_ALIGN;	/* garbage: resync */
+		cmp_next(c);
+		return;
+	}
+	ret = sto_idx_get(c->e->idx, &c->rec.key, &l, NULL);
+	if (ret < 0 || (l.flags & STO_LOC_TOMBSTONE) || l.medium != c->d->medium ||
+	    l.dir != c->d->idx || l.vol != c->v->id || l.off != c->off) {
+		c->off += c->rec_len;		/* dead */
+		cmp_next(c);
+		return;
+	}
+	c->loc = l;
+	c->pos = 0;
+	ret = put_begin(c->e, c->d, &l, &c->rec.key, l.ts, c->hdr + STO_REC_HDR,
+			l.meta_len, l.size, l.crc, cmp_put_done, cmp_resume, c, &c->p);
+	if (ret < 0) {
+		cmp_done(c, ret);
+		return;
+	}
+	if (l.size)
+		cmp_read_piece(c);
+}
+
+static void cmp_next(struct compactor *c)
+{
+	if (c->e->closing) {
+		cmp_done(c, -ESHUTDOWN);
+		return;
+	}
+	if (c->off + STO_REC_HDR > c->end) {
+		/* All live records moved and committed: drop the volume. */
+		c->work.data = c;
+		uv_queue_work(c->e->loop, &c->work, cmp_drop_work, cmp_drop_after);
+		return;
+	}
+	c->hdr_len = STO_REC_HDR + STO_MAX_META;
+	if (c->off + c->hdr_len > c->end)
+		c->hdr_len = c->end - c->off;
+	memset(&c->io, 0, sizeof(c->io));
+	c->io.op = IO_READ;
+	c->io.fd = c->v->fd;
+	c->io.off = c->off;
+	c->io.iov[0] = (struct iovec){ c->hdr, c->hdr_len };
+	c->io.iovcnt = 1;
+	c->io.done = cmp_hdr_done;
+	io_submit(c->e, &c->io);
+}
+
+int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
+		void (*cb)(void *arg, int status, uint64_t moved), void *arg)
+{
+	struct compactor *c;
+	struct sto_dir *d;
+	struct sto_vol *v;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	if (medium > STO_MEDIUM_COLD || dir >= e->ndirs[medium])
+		return -ENOENT;
+	d = &e->dirs[medium][dir];
+	if (vol >= d->nvols || !(v = d->vols[vol]))
+		return -ENOENT;
+	if (e->cmp || v == d->active || v->pending || v->sync_inflight ||
+	    v->sync_wait || v->dirty)
+		return -EBUSY;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->hdr = malloc(STO_REC_HDR + STO_MAX_META);
+	if (!c->hdr) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->e = e;
+	c->d = d;
+	c->v = v;
+	c->vol_id = v->id;
+	c->end = v->tail;
+	c->cb = cb;
+	c->arg = arg;
+	e->cmp = c;
+	busy_get(e);
+	log_info("compacting %s vol %u (%llu bytes)", d->path, vol,
+		 (unsigned long long)c->end);
+	cmp_next(c);
+	return 0;
+}
+
+/* Starts compacting the sealed volume with the most dead space, if any has
+ * at least compact_pct %. Dead bytes come from the index (committed). */
+static void compact_check(struct sto_engine *e)
+{
+	struct sto_vol *best = NULL;
+	uint64_t best_dead = 0;
+
+	for (int m = 0; m < 2; m++)
+		for (unsigned i = 0; i < e->ndirs[m]; i++) {
+			struct sto_dir *d = &e->dirs[m][i];
+
+			for (uint32_t id = 1; id < d->nvols; id++) {
+				struct sto_vol *v = d->vols[id];
+				uint64_t tail, dead;
+
+				if (!v || v == d->active || v->pending ||
+				    sto_idx_vol_info(e->idx, m, i, id, &tail, &dead) < 0 ||
+				    tail == 0 || dead * 100 < tail * e->cfg.compact_pct)
+					continue;
+				if (dead > best_dead) {
+					best = v;
+					best_dead = dead;
+				}
+			}
+		}
+	if (best)
+		sto_compact(e, best->medium, best->dir, best->id, NULL, NULL);
+}
+
 /* ------------------------------------------------------- loop plumbing */
 
 static void vol_synced(struct sto_io *io, int res)
@@ -1208,6 +1556,11 @@ static void on_timer(uv_timer_t *h)
 	for (int m = 0; m < 2; m++)
 		for (unsigned i = 0; i < e->ndirs[m]; i++)
 			dir_refresh(&e->dirs[m][i], &e->cfg);
+	if (e->cfg.compact_interval && !e->cmp && !e->closing &&
+	    strata_now_ns() - e->last_compact_check >= e->cfg.compact_interval * 1000000000ull) {
+		e->last_compact_check = strata_now_ns();
+		compact_check(e);
+	}
 }
 
 struct sto_idx *sto_engine_idx(struct sto_engine *e)
@@ -1267,6 +1620,9 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		e->cfg.map_size = 64ull << 30;
 	if (!e->cfg.ring_entries)
 		e->cfg.ring_entries = 512;
+	if (!e->cfg.compact_pct)
+		e->cfg.compact_pct = 50;
+	e->last_compact_check = strata_now_ns();
 	e->cq_tail = &e->cq;
 	e->efd = -1;
 	for (int m = 0; m < 2; m++)

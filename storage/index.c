@@ -3,7 +3,7 @@
  * Databases in one environment (<first hot dir>/index/):
  *   obj   key (partition BE32, name hash, fragment BE32) -> struct idx_val + meta
  *   quar  same key -> the entry as it was when its bytes failed a CRC check
- *   vols  (medium, dir, volume BE32) -> committed tail (u64)
+ *   vols  (medium, dir, volume BE32) -> committed tail, dead bytes (u64 each)
  * Big-endian key fields make one partition, and one suffix within it, a
  * contiguous key range (LIST is a cursor walk).
  */
@@ -200,6 +200,43 @@ static bool same_place(const struct sto_loc *a, const struct sto_loc *b)
 	       a->off == b->off && a->ts == b->ts;
 }
 
+static void vol_key(uint8_t *kb, uint8_t medium, uint8_t dir, uint32_t vol)
+{
+	kb[0] = medium;
+	kb[1] = dir;
+	kb[2] = vol >> 24; kb[3] = vol >> 16; kb[4] = vol >> 8; kb[5] = vol;
+}
+
+/* Moves a volume's tail forward (never back) and adds dead bytes. */
+static int vol_update(struct sto_idx *x, MDB_txn *txn, uint8_t medium,
+		      uint8_t dir, uint32_t vol, uint64_t tail, uint64_t dead)
+{
+	uint8_t kb[6];
+	MDB_val key = { sizeof(kb), kb }, d;
+	uint64_t v[2] = { 0, 0 };
+
+	vol_key(kb, medium, dir, vol);
+	if (mdb_get(txn, x->vols, &key, &d) == 0 && d.mv_size >= 8)
+		memcpy(v, d.mv_data, d.mv_size >= 16 ? 16 : 8);
+	if (tail <= v[0] && dead == 0)
+		return 0;
+	if (tail > v[0])
+		v[0] = tail;
+	v[1] += dead;
+	d.mv_size = sizeof(v);
+	d.mv_data = v;
+	return mdb_err(mdb_put(txn, x->vols, &key, &d, 0));
+}
+
+/* The record ex points at becomes dead space in its volume. */
+static int vol_dead(struct sto_idx *x, MDB_txn *txn, const struct sto_loc *ex)
+{
+	if (ex->flags & STO_LOC_TOMBSTONE)
+		return 0;
+	return vol_update(x, txn, ex->medium, ex->dir, ex->vol, 0,
+			  sto_rec_len(ex->meta_len, ex->size));
+}
+
 static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 {
 	uint8_t kb[IDX_KEY_LEN];
@@ -229,6 +266,8 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		} else {
 			op->result = 0;
 		}
+		if (have && (rc = vol_dead(x, txn, &ex)) < 0)
+			return rc;
 		val_from_loc(&v, &op->loc);
 		d.mv_size = sizeof(v) + op->loc.meta_len;
 		rc = mdb_put(txn, x->obj, &key, &d, MDB_RESERVE);
@@ -259,16 +298,25 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		if (rc == 0)
 			rc = mdb_del(txn, x->obj, &key, NULL);
 		op->result = 0;
-		return mdb_err(rc);
+		return rc ? mdb_err(rc) : vol_dead(x, txn, &ex);
+	case STO_IDX_MOVE:
+		if (!have || (ex.flags & STO_LOC_TOMBSTONE) || !same_place(&ex, &op->old)) {
+			op->result = -ENOENT;	/* changed meanwhile: copy is garbage */
+			return 0;
+		}
+		op->loc.atime = ex.atime;
+		val_from_loc(&v, &op->loc);
+		d.mv_size = sizeof(v) + op->loc.meta_len;
+		rc = mdb_put(txn, x->obj, &key, &d, MDB_RESERVE);
+		if (rc)
+			return mdb_err(rc);
+		memcpy(d.mv_data, &v, sizeof(v));
+		if (op->loc.meta_len)
+			memcpy((uint8_t *)d.mv_data + sizeof(v), op->meta, op->loc.meta_len);
+		op->result = 0;
+		return vol_dead(x, txn, &ex);
 	}
 	return -EINVAL;
-}
-
-static void vol_key(uint8_t *kb, uint8_t medium, uint8_t dir, uint32_t vol)
-{
-	kb[0] = medium;
-	kb[1] = dir;
-	kb[2] = vol >> 24; kb[3] = vol >> 16; kb[4] = vol >> 8; kb[5] = vol;
 }
 
 int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
@@ -282,20 +330,9 @@ int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
 		return mdb_err(rc);
 	for (size_t i = 0; i < n && ret == 0; i++)
 		ret = apply_one(x, txn, &ops[i]);
-	for (size_t i = 0; i < ntails && ret == 0; i++) {
-		uint8_t kb[6];
-		MDB_val key = { sizeof(kb), kb }, d;
-		uint64_t old = 0, t = tails[i].tail;
-
-		vol_key(kb, tails[i].medium, tails[i].dir, tails[i].vol);
-		if (mdb_get(txn, x->vols, &key, &d) == 0 && d.mv_size == 8)
-			memcpy(&old, d.mv_data, 8);
-		if (t <= old)
-			continue;
-		d.mv_size = 8;
-		d.mv_data = &t;
-		ret = mdb_err(mdb_put(txn, x->vols, &key, &d, 0));
-	}
+	for (size_t i = 0; i < ntails && ret == 0; i++)
+		ret = vol_update(x, txn, tails[i].medium, tails[i].dir, tails[i].vol,
+				 tails[i].tail, 0);
 	if (ret) {
 		mdb_txn_abort(txn);
 		return ret;
@@ -303,11 +340,12 @@ int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
 	return mdb_err(mdb_txn_commit(txn));	/* synced: durable on return */
 }
 
-int sto_idx_vol_tail(struct sto_idx *x, uint8_t medium, uint8_t dir,
-		     uint32_t vol, uint64_t *tail)
+int sto_idx_vol_info(struct sto_idx *x, uint8_t medium, uint8_t dir,
+		     uint32_t vol, uint64_t *tail, uint64_t *dead)
 {
 	uint8_t kb[6];
 	MDB_val key = { sizeof(kb), kb }, d;
+	uint64_t v[2] = { 0, 0 };
 	MDB_txn *txn;
 	int rc;
 
@@ -316,12 +354,41 @@ int sto_idx_vol_tail(struct sto_idx *x, uint8_t medium, uint8_t dir,
 	if (rc)
 		return mdb_err(rc);
 	rc = mdb_get(txn, x->vols, &key, &d);
-	if (rc == 0 && d.mv_size == 8)
-		memcpy(tail, d.mv_data, 8);
+	if (rc == 0 && d.mv_size >= 8)
+		memcpy(v, d.mv_data, d.mv_size >= 16 ? 16 : 8);
 	else if (rc == 0)
 		rc = MDB_CORRUPTED;
 	mdb_txn_abort(txn);
+	*tail = v[0];
+	*dead = v[1];
 	return mdb_err(rc);
+}
+
+int sto_idx_vol_tail(struct sto_idx *x, uint8_t medium, uint8_t dir,
+		     uint32_t vol, uint64_t *tail)
+{
+	uint64_t dead;
+
+	return sto_idx_vol_info(x, medium, dir, vol, tail, &dead);
+}
+
+int sto_idx_vol_drop(struct sto_idx *x, uint8_t medium, uint8_t dir, uint32_t vol)
+{
+	uint8_t kb[6];
+	MDB_val key = { sizeof(kb), kb };
+	MDB_txn *txn;
+	int rc;
+
+	vol_key(kb, medium, dir, vol);
+	rc = mdb_txn_begin(x->env, NULL, 0, &txn);
+	if (rc)
+		return mdb_err(rc);
+	rc = mdb_del(txn, x->vols, &key, NULL);
+	if (rc && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return mdb_err(rc);
+	}
+	return mdb_err(mdb_txn_commit(txn));
 }
 
 uint64_t sto_idx_entry_hash(const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,

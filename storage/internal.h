@@ -121,13 +121,15 @@ enum sto_idx_op_type {
 	STO_IDX_DEL,		/* tombstone at loc.ts, if newer */
 	STO_IDX_ATIME,		/* loc.atime, if the entry still is loc.off/vol */
 	STO_IDX_QUARANTINE,	/* move to quarantine, if the entry still is loc */
+	STO_IDX_MOVE,		/* compaction: to loc, if the entry still is old */
 };
 
 struct sto_idx_op {
 	enum sto_idx_op_type type;
 	struct sto_key key;
 	struct sto_loc loc;
-	const void *meta;	/* STO_IDX_PUT: loc.meta_len bytes */
+	struct sto_loc old;	/* STO_IDX_MOVE: where it was */
+	const void *meta;	/* STO_IDX_PUT, MOVE: loc.meta_len bytes */
 	int result;		/* out: 0, STO_ECONFLICT, -ENOENT (DEL of nothing) */
 };
 
@@ -146,6 +148,12 @@ int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
 		  const struct sto_vol_tail *tails, size_t ntails);
 int sto_idx_vol_tail(struct sto_idx *x, uint8_t medium, uint8_t dir,
 		     uint32_t vol, uint64_t *tail);
+/* Committed tail and dead bytes (records overwritten, deleted, quarantined or
+ * moved away) of a volume. -ENOENT for a volume without committed records. */
+int sto_idx_vol_info(struct sto_idx *x, uint8_t medium, uint8_t dir,
+		     uint32_t vol, uint64_t *tail, uint64_t *dead);
+/* Forgets a volume (compacted away). Synced. */
+int sto_idx_vol_drop(struct sto_idx *x, uint8_t medium, uint8_t dir, uint32_t vol);
 /* Any thread (own read transaction). out has 1 << STO_SUFFIX_BITS slots;
  * fills the non-empty suffixes in order. */
 int sto_idx_list_suffixes(struct sto_idx *x, uint32_t part,
@@ -175,6 +183,8 @@ struct sto_engine_cfg {
 	uint64_t map_size;		/* LMDB map size */
 	unsigned atime_interval;	/* seconds between atime updates */
 	unsigned ring_entries;		/* io_uring SQ size */
+	unsigned compact_interval;	/* seconds between compaction checks, 0 off */
+	unsigned compact_pct;		/* compact sealed volumes this % dead */
 };
 
 struct sto_engine;
@@ -236,6 +246,16 @@ typedef void (*sto_list_fn)(void *arg, int status,
 			    const struct sto_list_entry *ents, size_t n);
 int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
 	     sto_list_fn cb, void *arg);
+
+/* Compaction of one sealed volume: copies its live records to the active
+ * volume of the same directory (each copy verified, durable and re-indexed
+ * like a PUT, and only if the index still points at the old copy), then
+ * forgets and unlinks the volume (reads in flight keep its file open).
+ * Reads and writes go on meanwhile. One at a time: -EBUSY while one runs, or
+ * for the active volume or one with writes in flight. cb(arg, status, moved)
+ * on the loop. */
+int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
+		void (*cb)(void *arg, int status, uint64_t moved), void *arg);
 
 /* ----------------------------------------------------------- server.c */
 

@@ -42,6 +42,8 @@ static void usage(FILE *f)
 "  --index-map-size N     LMDB map size (default 64 GiB)\n"
 "  --atime-interval S     seconds between access-time updates (default 3600)\n"
 "  --max-inflight N       pipelined requests per connection (default 256)\n"
+"  --compact-interval S   seconds between compaction checks (default 60, 0 = off)\n"
+"  --compact-pct N        compact sealed volumes with N%% dead space (default 50)\n"
 "  -v, --verbose          debug logging\n", STO_DEFAULT_PORT);
 }
 
@@ -116,11 +118,14 @@ int main(int argc, char **argv)
 		{ "index-map-size", required_argument, NULL, 'M' },
 		{ "atime-interval", required_argument, NULL, 'A' },
 		{ "max-inflight", required_argument, NULL, 'I' },
+		{ "compact-interval", required_argument, NULL, 'c' },
+		{ "compact-pct", required_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct sto_engine_cfg ecfg = { .reserve_pct = 1, .atime_interval = 3600 };
+	struct sto_engine_cfg ecfg = { .reserve_pct = 1, .atime_interval = 3600,
+				       .compact_interval = 60, .compact_pct = 50 };
 	struct sto_server_cfg scfg = { .addr = "127.0.0.1", .port = STO_DEFAULT_PORT };
 	const char *port_file = NULL, *node_id = "", *ring = NULL;
 	struct daemon d = { 0 };
@@ -169,6 +174,12 @@ int main(int argc, char **argv)
 			case 'M': ecfg.map_size = v; break;
 			case 'A': ecfg.atime_interval = (unsigned)v; break;
 			case 'I': scfg.max_inflight = (unsigned)v; break;
+			case 'c': ecfg.compact_interval = (unsigned)v; break;
+			case 'k':
+				if (v < 1 || v > 100)
+					goto out_usage;
+				ecfg.compact_pct = (unsigned)v;
+				break;
 			default: goto out_usage;
 			}
 		}

@@ -354,6 +354,106 @@ static void test_nospace_reserve(void **state)
 				       &r, &p), -ENOSPC);
 }
 
+struct cmp_res {
+	bool done;
+	int status;
+	uint64_t moved;
+};
+
+static void on_compacted(void *arg, int status, uint64_t moved)
+{
+	struct cmp_res *r = arg;
+
+	r->status = status;
+	r->moved = moved;
+	r->done = true;
+}
+
+static void test_compaction(void **state)
+{
+	size_t len = 90000;
+	uint8_t *a = malloc(len), *b = malloc(len);
+	struct sto_loc loc, old_a0;
+	struct cmp_res cr = { 0 };
+	struct res rd = { 0 };
+	uint64_t tail, dead;
+	char path[256];
+	unsigned i;
+
+	/* 11 records fill volume 1 (1 MiB volumes in these tests). */
+	for (i = 0; i < 11; i++) {
+		struct sto_key k = key(8, (uint8_t)i);
+
+		fill(a, len, 100 + i);
+		assert_int_equal(put(&k, 10, a, len, sto_crc32c(0, a, len)), 0);
+		assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+		assert_int_equal(loc.vol, 1);
+	}
+	/* Overwrite 5, delete 1: their volume-1 copies are dead. */
+	for (i = 5; i < 10; i++) {
+		struct sto_key k = key(8, (uint8_t)i);
+
+		fill(a, len, 200 + i);
+		assert_int_equal(put(&k, 20, a, len, sto_crc32c(0, a, len)), 0);
+		assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+		assert_int_not_equal(loc.vol, 1);
+	}
+	{
+		struct sto_key k = key(8, 10);
+
+		assert_int_equal(del(&k, 30), 0);
+	}
+	assert_int_equal(sto_idx_vol_info(sto_engine_idx(eng), 0, 0, 1, &tail, &dead), 0);
+	assert_int_equal(dead, 6 * sto_rec_len(4, len));
+	/* The active volume can't be compacted; volume 1 can. */
+	assert_int_equal(sto_compact(eng, 0, 0, loc.vol, on_compacted, &cr), -EBUSY);
+	{
+		struct sto_key k = key(8, 0);
+
+		assert_int_equal(sto_lookup(eng, &k, &old_a0, NULL), 0);
+	}
+	assert_int_equal(sto_compact(eng, 0, 0, 1, on_compacted, &cr), 0);
+	assert_int_equal(sto_compact(eng, 0, 0, 1, on_compacted, &cr), -EBUSY);
+	/* A read of the old place, in flight meanwhile, still completes. */
+	{
+		struct sto_key k = key(8, 0);
+
+		assert_int_equal(sto_read(eng, &k, &old_a0, 0, len, on_read, &rd), 0);
+	}
+	while (!cr.done || !rd.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(cr.status, 0);
+	assert_int_equal(cr.moved, 5);
+	assert_int_equal(rd.status, 0);
+	fill(a, len, 100);
+	assert_memory_equal(rd.data, a, len);
+	free(rd.data);
+	snprintf(path, sizeof(path), "%s/vol-%08x.dat", hot, 1);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(sto_idx_vol_info(sto_engine_idx(eng), 0, 0, 1, &tail, &dead), -ENOENT);
+	/* Everything reads back as before, after a reopen too. */
+	for (int round = 0; round < 2; round++) {
+		for (i = 0; i < 10; i++) {
+			struct sto_key k = key(8, (uint8_t)i);
+
+			fill(a, len, i < 5 ? 100 + i : 200 + i);
+			assert_int_equal(get(&k, 0, len, b), 0);
+			assert_memory_equal(a, b, len);
+			assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+			assert_int_not_equal(loc.vol, 1);
+		}
+		{
+			struct sto_key k = key(8, 10);
+
+			assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
+		}
+		close_engine();
+		open_engine();
+	}
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +461,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overwrite_delete_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nospace_reserve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

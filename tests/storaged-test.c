@@ -939,12 +939,61 @@ static void scenario_enospc(void)
 	free(b);
 }
 
+/* Background compaction: small volumes, most of them overwritten; the node
+ * reclaims them by itself and every object still reads back. */
+static void scenario_compact(void)
+{
+	enum { N = 60, LEN = 100000 };
+	uint8_t *b = malloc(LEN);
+	struct sto_stat st0, st;
+	uint64_t deadline;
+
+	start_daemon(NULL, "--volume-max 1M --compact-interval 1 --compact-pct 50");
+	cli = connect_node();
+	for (unsigned round = 0; round < 3; round++)
+		for (unsigned i = 0; i < N; i++) {
+			struct sto_key k = key_of(11, i, 0);
+
+			fill(b, LEN, round * 1000 + i);
+			CHECK_EQ(put_sync(cli, &k, 10 + round, b, LEN, "m"), 0);
+		}
+	st0 = stat_sync(cli);
+	deadline = now_ms() + 30000;
+	do {
+		usleep(200000);
+		st = stat_sync(cli);
+	} while (st.media[STO_MEDIUM_HOT].used_bytes * 10 >
+		 st0.media[STO_MEDIUM_HOT].used_bytes * 6 && now_ms() < deadline);
+	CHECK(st.media[STO_MEDIUM_HOT].volumes < st0.media[STO_MEDIUM_HOT].volumes);
+	CHECK(st.media[STO_MEDIUM_HOT].used_bytes * 10 <=
+	      st0.media[STO_MEDIUM_HOT].used_bytes * 6);
+	for (unsigned i = 0; i < N; i++) {
+		struct sto_key k = key_of(11, i, 0);
+
+		check_object(cli, &k, 2000 + i, LEN, 12);
+	}
+	sto_client_close(cli);
+	cli = NULL;
+	CHECK_EQ(stop_daemon(SIGTERM), 0);
+	start_daemon(NULL, NULL);
+	cli = connect_node();
+	for (unsigned i = 0; i < N; i++) {
+		struct sto_key k = key_of(11, i, 0);
+
+		check_object(cli, &k, 2000 + i, LEN, 12);
+	}
+	printf("compact: ok (%u volumes, %llu bytes -> %u volumes, %llu bytes)\n",
+	       st0.media[0].volumes, (unsigned long long)st0.media[0].used_bytes,
+	       st.media[0].volumes, (unsigned long long)st.media[0].used_bytes);
+	free(b);
+}
+
 int main(int argc, char **argv)
 {
 	const char *sc;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|malformed|enospc\n");
+		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|malformed|enospc|compact\n");
 		return 2;
 	}
 	daemon_path = argv[1];
@@ -967,6 +1016,8 @@ int main(int argc, char **argv)
 		scenario_malformed();
 	else if (!strcmp(sc, "enospc"))
 		scenario_enospc();
+	else if (!strcmp(sc, "compact"))
+		scenario_compact();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", sc);
 		cleanup();
