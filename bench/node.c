@@ -375,6 +375,10 @@ static int run_phase(const struct node_opts *o, const char *addr, bool put,
 		json_object_set_new(res, "node_fsyncs", json_integer((json_int_t)fsyncs));
 		json_object_set_new(res, "puts_per_commit",
 				    json_real(commits ? (double)r.ops / commits : 0));
+		json_object_set_new(res, "node_fsync_avg_us",
+				    json_real(fsyncs ? (double)(s1.fsync_us - s0.fsync_us) / fsyncs : 0));
+		json_object_set_new(res, "node_commit_avg_us",
+				    json_real(commits ? (double)(s1.commit_us - s0.commit_us) / commits : 0));
 	}
 	bench_phase_emit(ph);
 	if (keys_written)

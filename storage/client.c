@@ -148,6 +148,8 @@ static void creq_complete(struct creq *r)
 			st.fsyncs = s->fsyncs;
 			st.nospace = s->nospace;
 			st.conflicts = s->conflicts;
+			st.fsync_us = s->fsync_us;
+			st.commit_us = s->commit_us;
 		}
 		r->stat(r->arg, status, status == 0 ? &st : NULL);
 		break;

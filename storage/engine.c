@@ -66,6 +66,7 @@ struct sto_vol {
 	struct sto_put *sync_wait;	/* writes done, waiting for fdatasync */
 	struct sto_put *syncing;	/* covered by the fdatasync in flight */
 	bool sync_inflight, dirty;
+	uint64_t sync_start;		/* ns, of the fdatasync in flight */
 	struct sto_vol *dirty_next;
 	uint64_t dead;			/* committed dead bytes (at open) */
 	unsigned refs;			/* reads in flight */
@@ -133,6 +134,7 @@ struct sto_engine {
 	struct sto_commit *aq;			/* atime updates, flushed lazily */
 	unsigned naq;
 	bool commit_inflight;
+	struct commit_batch *held;		/* committed, meta not yet synced */
 	uint64_t last_commit_ns;
 	unsigned busy;				/* puts, reads, dels, works */
 	bool closing;
@@ -421,35 +423,63 @@ struct commit_batch {
 	size_t n;
 	struct sto_vol_tail *tails;
 	size_t ntails;
-	int ret;
+	int ret;			/* of the transaction (or the sync) */
+	int flush_ret;			/* did the previous batch become durable? */
 };
 
+/* Batch N is acknowledged when batch N+1's commit (which syncs the file, and
+ * with it N's meta page) returns, or, when nothing follows, after a sync-only
+ * batch (n == 0). */
 static void commit_work(uv_work_t *w)
 {
 	struct commit_batch *b = w->data;
+	struct sto_idx *x = sto_engine_idx(b->e);
 
-	b->ret = sto_idx_apply(sto_engine_idx(b->e), b->ops, b->n, b->tails, b->ntails);
+	if (b->n == 0) {
+		b->ret = b->flush_ret = sto_idx_sync(x);
+		return;
+	}
+	b->ret = sto_idx_apply(x, b->ops, b->n, b->tails, b->ntails);
+	b->flush_ret = b->ret < 0 ? sto_idx_sync(x) : 0;
+}
+
+static void commit_ack(struct commit_batch *b, int err)
+{
+	struct sto_commit *c = b->list, *next;
+	size_t i = 0;
+
+	for (; c; c = next, i++) {
+		next = c->next;
+		c->op.result = b->ops[i].result;
+		c->op.loc = b->ops[i].loc;
+		c->done(c, err < 0 ? err : c->op.result);
+	}
+	free(b->ops);
+	free(b->tails);
+	free(b);
 }
 
 static void commit_after(uv_work_t *w, int status)
 {
 	struct commit_batch *b = w->data;
 	struct sto_engine *e = b->e;
-	struct sto_commit *c = b->list, *next;
-	size_t i = 0;
+	struct commit_batch *prev = e->held;
 
 	if (b->ret < 0)
 		log_err("index commit of %zu ops: %s", b->n, sto_strerror(b->ret));
-	e->st.group_commits++;
-	for (; c; c = next, i++) {
-		next = c->next;
-		c->op.result = b->ops[i].result;
-		c->op.loc = b->ops[i].loc;
-		c->done(c, b->ret < 0 ? b->ret : c->op.result);
-	}
-	free(b->ops);
-	free(b->tails);
-	free(b);
+	if (b->flush_ret < 0 && prev)
+		log_err("index sync: %s", sto_strerror(b->flush_ret));
+	e->st.group_commits += b->n > 0;
+	e->st.commit_us += (strata_now_ns() - e->last_commit_ns) / 1000;
+	e->held = NULL;
+	if (prev)
+		commit_ack(prev, b->flush_ret < 0 ? -EIO : 0);
+	if (b->n == 0)
+		free(b);
+	else if (b->ret < 0)
+		commit_ack(b, b->ret);
+	else
+		e->held = b;
 	e->commit_inflight = false;
 	busy_put(e);
 	engine_maybe_finish_close(e);
@@ -475,13 +505,22 @@ static void commit_start(struct sto_engine *e)
 			a = next;
 		}
 	}
-	if (e->commit_inflight || !e->cq)
+	if (e->commit_inflight || (!e->cq && !e->held))
 		return;
 	for (c = e->cq; c; c = c->next)
 		n++;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return;		/* retried next iteration */
+	b->e = e;
+	b->work.data = b;
+	if (n == 0) {
+		/* Nothing follows the held batch: a sync makes it durable. */
+		e->commit_inflight = true;
+		busy_get(e);
+		uv_queue_work(e->loop, &b->work, commit_work, commit_after);
+		return;
+	}
 	b->ops = malloc(n * sizeof(*b->ops));
 	b->tails = malloc(n * sizeof(*b->tails));
 	if (!b->ops || !b->tails) {
@@ -1494,6 +1533,7 @@ static void vol_synced(struct sto_io *io, int res)
 	if (!p)
 		return;
 	e = p->e;
+	e->st.fsync_us += (strata_now_ns() - v->sync_start) / 1000;
 	if (res < 0)
 		log_err("fdatasync vol %u: %s", v->id, strerror(-res));
 	for (; p; p = next) {
@@ -1527,6 +1567,7 @@ static void on_prepare(uv_prepare_t *h)
 			v->sync_io.op = IO_FSYNC;
 			v->sync_io.fd = v->fd;
 			v->sync_io.done = vol_synced;
+			v->sync_start = strata_now_ns();
 			e->st.fsyncs++;
 			io_submit(e, &v->sync_io);
 		}
@@ -1735,7 +1776,7 @@ static void engine_maybe_finish_close(struct sto_engine *e)
 {
 	if (!e->closing || e->busy || e->handles_open != 3)
 		return;
-	if (e->aq || e->cq) {
+	if (e->aq || e->cq || e->held) {
 		/* Flush the last atime updates and quarantines. */
 		uv_ref((uv_handle_t *)&e->prep);
 		return;

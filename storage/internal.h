@@ -141,11 +141,16 @@ struct sto_vol_tail {
 	uint64_t tail;
 };
 
-/* Applies ops in one synced transaction (any thread, one at a time). 0 with
- * each op's result set, or -errno when the transaction failed (nothing
- * applied). Tails only move forward. */
+/* Applies ops in one transaction (any thread, one at a time). 0 with each
+ * op's result set, or -errno when the transaction failed (nothing applied).
+ * Tails only move forward. On return the transaction is visible and its data
+ * pages are synced, but it is durable only once the next sto_idx_apply() or
+ * sto_idx_sync() returns 0 (LMDB's MDB_NOMETASYNC); that one also syncs the
+ * data pages of its own transaction. */
 int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
 		  const struct sto_vol_tail *tails, size_t ntails);
+/* Makes every applied transaction durable. */
+int sto_idx_sync(struct sto_idx *x);
 int sto_idx_vol_tail(struct sto_idx *x, uint8_t medium, uint8_t dir,
 		     uint32_t vol, uint64_t *tail);
 /* Committed tail and dead bytes (records overwritten, deleted, quarantined or

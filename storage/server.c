@@ -513,6 +513,8 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 	ss.fsyncs = st.fsyncs;
 	ss.nospace = st.nospace;
 	ss.conflicts = st.conflicts;
+	ss.fsync_us = st.fsync_us;
+	ss.commit_us = st.commit_us;
 	m.stat = &ss;
 	reply(c, &m);
 }

@@ -109,6 +109,7 @@ struct sto_stat {
 	uint64_t objects, quarantined;
 	uint64_t puts, gets, deletes, crc_errors, bytes_in, bytes_out;
 	uint64_t group_commits, fsyncs, nospace, conflicts;
+	uint64_t fsync_us, commit_us;	/* time spent in each, in total */
 };
 
 /* The suffix (LIST grouping) of a name hash. */
