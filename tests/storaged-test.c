@@ -988,12 +988,97 @@ static void scenario_compact(void)
 	free(b);
 }
 
+/* Flips one byte of the stored copy of want[at] (found by content) in the
+ * daemon's volume files. */
+static void corrupt_on_disk(const uint8_t *want, size_t at)
+{
+	char path[512];
+	uint8_t *buf = malloc(8 << 20);
+	bool done = false;
+
+	for (unsigned id = 1; id < 16 && !done; id++) {
+		int fd;
+		ssize_t n;
+		off_t base = 0;
+
+		snprintf(path, sizeof(path), "%s/hot/vol-%08x.dat", tmpdir, id);
+		fd = open(path, O_RDWR);
+		if (fd < 0)
+			continue;
+		while (!done && (n = pread(fd, buf, 8 << 20, base)) > 64) {
+			for (ssize_t i = 0; i + 64 <= n; i++)
+				if (!memcmp(buf + i, want + at, 64)) {
+					uint8_t x = buf[i] ^ 0xff;
+
+					CHECK(pwrite(fd, &x, 1, base + i) == 1);
+					done = true;
+					break;
+				}
+			base += n - 64;
+		}
+		close(fd);
+	}
+	CHECK(done);
+	free(buf);
+}
+
+/* A flipped byte on disk: never served. Small fragment: a clean STO_ECRC.
+ * Big one: the first MiB still streams (its chunks check out), then the
+ * stream is cut; afterwards both are quarantined (-ENOENT, counted). */
+static void scenario_corrupt(void)
+{
+	size_t big = 3 * 1048576 + 17, small = 200000;
+	uint8_t *want = malloc(big);
+	struct sto_key kb = key_of(1, 6, 6), ks = key_of(1, 5, 5);
+	struct sto_stat st;
+	struct waiter w;
+	int ret;
+
+	start_daemon(NULL, NULL);
+	cli = connect_node();
+	put_set(cli, 1, 1000);
+	fill(want, small, 5 + 1000);
+	corrupt_on_disk(want, 100000);
+	fill(want, big, 6 + 1000);
+	corrupt_on_disk(want, 2 * 1048576 + 12345);
+
+	CHECK_EQ(get_sync(cli, &ks, 0, 0, &w), STO_ECRC);
+	CHECK_EQ(w.len, 0);
+	free(w.data);
+	/* The first MiB of the big one is fine and can be read alone. */
+	CHECK_EQ(get_sync(cli, &kb, 0, 1048576, &w), 0);
+	CHECK(memcmp(w.data, want, 1048576) == 0);
+	free(w.data);
+	ret = get_sync(cli, &kb, 0, 0, &w);
+	CHECK(ret < 0);
+	CHECK(w.len < big);		/* cut short, never completed */
+	CHECK(w.len == 0 || memcmp(w.data, want, w.len) == 0);
+	free(w.data);
+	sto_client_close(cli);
+	cli = connect_node();
+	usleep(100000);
+	CHECK_EQ(get_sync(cli, &ks, 0, 0, &w), -ENOENT);
+	CHECK_EQ(get_sync(cli, &kb, 0, 0, &w), -ENOENT);
+	st = stat_sync(cli);
+	CHECK_EQ(st.quarantined, 2);
+	CHECK(st.crc_errors >= 2);
+	/* The rest is untouched. */
+	for (size_t i = 0; i < 5; i++) {
+		struct sto_key k = key_of(1, i, (uint32_t)i);
+
+		check_object(cli, &k, i + 1000, sizes[i], 1000);
+	}
+	printf("corrupt: ok (bad bytes never served; %llu quarantined)\n",
+	       (unsigned long long)st.quarantined);
+	free(want);
+}
+
 int main(int argc, char **argv)
 {
 	const char *sc;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|malformed|enospc|compact\n");
+		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|malformed|enospc|compact|corrupt\n");
 		return 2;
 	}
 	daemon_path = argv[1];
@@ -1018,6 +1103,8 @@ int main(int argc, char **argv)
 		scenario_enospc();
 	else if (!strcmp(sc, "compact"))
 		scenario_compact();
+	else if (!strcmp(sc, "corrupt"))
+		scenario_corrupt();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", sc);
 		cleanup();
