@@ -354,6 +354,31 @@ static void test_nospace_reserve(void **state)
 				       &r, &p), -ENOSPC);
 }
 
+/* A GET (lookup) older than the interval queues one atime update, which
+ * rides along with the next commit; more GETs in the same interval add
+ * nothing. */
+static void test_atime(void **state)
+{
+	struct sto_key k = key(9, 1), other = key(9, 2);
+	uint8_t a[100] = { 1 };
+	struct sto_loc l0, l1;
+	struct sto_stat st0, st1;
+
+	assert_int_equal(put(&k, 1, a, sizeof(a), sto_crc32c(0, a, sizeof(a))), 0);
+	assert_int_equal(sto_lookup(eng, &k, &l0, NULL), 0);
+	usleep(2100000);		/* > atime_interval (1 s) */
+	assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
+	assert_int_equal(l1.atime, l0.atime);	/* not yet committed */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
+	sto_engine_stat(eng, &st0);
+	assert_int_equal(del(&other, 5), -ENOENT);	/* a commit to ride along */
+	sto_engine_stat(eng, &st1);
+	assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
+	assert_true(l1.atime >= l0.atime + 2);
+	assert_int_equal(st1.group_commits - st0.group_commits, 1);
+}
+
 struct cmp_res {
 	bool done;
 	int status;
@@ -462,6 +487,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nospace_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atime, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
