@@ -540,8 +540,10 @@ static void commit_after(uv_work_t *w, int status)
 		log_err("index commit of %zu ops: %s", b->n, sto_strerror(b->ret));
 	if (b->flush_ret < 0 && prev)
 		log_err("index sync: %s", sto_strerror(b->flush_ret));
-	e->st.group_commits += b->n > 0;
-	e->st.commit_us += (strata_now_ns() - e->last_commit_ns) / 1000;
+	if (b->n) {
+		e->st.group_commits++;
+		e->st.commit_us += (strata_now_ns() - e->last_commit_ns) / 1000;
+	}
 	e->held = NULL;
 	if (prev)
 		commit_ack(prev, b->flush_ret < 0 ? -EIO : 0);
