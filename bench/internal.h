@@ -49,5 +49,6 @@ double bench_cpu_seconds(void);
 /* Subcommands (each in its own file). */
 int bench_ring_main(int argc, char **argv);
 int bench_ec_main(int argc, char **argv);
+int bench_node_main(int argc, char **argv);
 
 #endif

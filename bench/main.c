@@ -7,6 +7,7 @@
 static const struct bench_cmd cmds[] = {
 	{ "ring", "ring lookups/s and rebalance time", bench_ring_main },
 	{ "ec", "erasure-coding encode/decode GB/s on one core", bench_ec_main },
+	{ "node", "storage node durable PUT/GET over loopback RPC", bench_node_main },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,516 @@
+/* strata-bench node: durable PUT and GET of fixed-size fragments against one
+ * storage node over loopback RPC, at several concurrencies.
+ *
+ * Starts strata-storaged on a directory (or targets --addr), then for each
+ * size and concurrency runs a PUT phase (new keys, every PUT acknowledged
+ * only once durable) and a GET phase (random keys of that PUT phase), each
+ * for --seconds. One JSON object per phase: ops/s, MB/s, latency
+ * percentiles, client and node CPU, and the node's fsync and group-commit
+ * counts (how much the batching shared).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "storage.h"
+
+#ifndef STRATA_STORAGED_PATH
+#define STRATA_STORAGED_PATH "strata-storaged"
+#endif
+
+#define MAX_LIST	8
+#define MAX_CONNS	16
+
+struct node_opts {
+	const char *addr;		/* host:port, or NULL to start a node */
+	const char *storaged;
+	const char *dir;
+	uint64_t sizes[MAX_LIST];
+	unsigned nsizes;
+	unsigned conc[MAX_LIST];
+	unsigned nconc;
+	double seconds;
+	unsigned conns;
+	uint64_t max_ops;
+};
+
+struct run;
+
+struct slot {
+	struct run *run;
+	unsigned conn;
+	uint64_t t0;
+	uint64_t key;
+};
+
+struct run {
+	uv_loop_t *loop;
+	sto_client *c[MAX_CONNS];
+	unsigned nconns;
+	bool put;
+	uint64_t size;
+	uint8_t *buf;
+	uint32_t crc;
+	struct iovec iov;
+	uint32_t part;
+	uint64_t next_key, nkeys;	/* PUT: keys issued; GET: keys to pick from */
+	uint64_t ops, errors, bytes, inflight, max_ops;
+	uint64_t deadline;
+	int first_error;
+	struct bench_hist hist;
+	uint64_t rng;
+};
+
+static struct sto_key bench_key(uint32_t part, uint64_t n)
+{
+	struct sto_key k = { .part = part };
+
+	memcpy(k.name, &n, sizeof(n));
+	k.name[8] = 0x5a;		/* spread over suffixes by the low bytes */
+	k.name[0] ^= (uint8_t)(n >> 8);
+	return k;
+}
+
+static void issue(struct slot *s);
+
+static void on_done(void *arg, int status, const struct sto_info *info)
+{
+	struct slot *s = arg;
+	struct run *r = s->run;
+
+	r->inflight--;
+	if (status < 0) {
+		if (!r->errors)
+			r->first_error = status;
+		r->errors++;
+	} else {
+		r->ops++;
+		if (r->put)
+			r->bytes += r->size;
+		bench_hist_add(&r->hist, strata_now_ns() - s->t0);
+	}
+	issue(s);
+}
+
+static void on_chunk(void *arg, const struct sto_info *info, const void *d, size_t n)
+{
+	struct slot *s = arg;
+
+	s->run->bytes += n;
+}
+
+static void issue(struct slot *s)
+{
+	struct run *r = s->run;
+	uint64_t now = strata_now_ns();
+	struct sto_key k;
+	int ret;
+
+	if (now >= r->deadline || (r->max_ops && r->ops + r->inflight >= r->max_ops))
+		return;
+	if (r->put) {
+		s->key = r->next_key++;
+		k = bench_key(r->part, s->key);
+	} else {
+		r->rng ^= r->rng << 13;
+		r->rng ^= r->rng >> 7;
+		r->rng ^= r->rng << 17;
+		k = bench_key(r->part, r->rng % r->nkeys);
+	}
+	s->t0 = now;
+	if (r->put)
+		ret = sto_put(r->c[s->conn], &k, strata_wall_ns(), "bench", 5,
+			      &r->iov, 1, r->crc, on_done, s);
+	else
+		ret = sto_get(r->c[s->conn], &k, 0, 0, on_chunk, on_done, s);
+	if (ret < 0) {
+		r->errors++;
+		r->first_error = ret;
+		return;
+	}
+	r->inflight++;
+}
+
+static void on_connect(sto_client *c, int status, void *arg)
+{
+	int *st = arg;
+
+	*st = status;
+}
+
+static int parse_addr(const char *a, char *host, size_t hlen, uint16_t *port)
+{
+	const char *colon = strrchr(a, ':');
+
+	if (!colon || (size_t)(colon - a) >= hlen)
+		return -EINVAL;
+	memcpy(host, a, colon - a);
+	host[colon - a] = 0;
+	*port = (uint16_t)atoi(colon + 1);
+	return *port ? 0 : -EINVAL;
+}
+
+static int connect_all(struct run *r, const char *addr)
+{
+	char host[64];
+	uint16_t port;
+	int st[MAX_CONNS];
+
+	if (parse_addr(addr, host, sizeof(host), &port) < 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < r->nconns; i++) {
+		st[i] = 1;
+		if (sto_client_connect(r->loop, host, port, on_connect, &st[i], &r->c[i]) < 0)
+			return -ECONNREFUSED;
+	}
+	for (unsigned i = 0; i < r->nconns; i++) {
+		while (st[i] == 1)
+			uv_run(r->loop, UV_RUN_ONCE);
+		if (st[i] < 0)
+			return st[i];
+	}
+	return 0;
+}
+
+static void close_all(struct run *r)
+{
+	for (unsigned i = 0; i < r->nconns; i++)
+		sto_client_close(r->c[i]);
+	uv_run(r->loop, UV_RUN_DEFAULT);
+}
+
+/* --------------------------------------------------------------- node */
+
+static pid_t node_pid;
+
+static double proc_cpu(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			 &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int start_node(const struct node_opts *o, char *addr, size_t len)
+{
+	char hot[4096], port_file[4096];
+	uint64_t deadline = strata_now_ns() + 20000000000ull;
+
+	snprintf(hot, sizeof(hot), "%s/hot", o->dir);
+	snprintf(port_file, sizeof(port_file), "%s/port", o->dir);
+	mkdir(o->dir, 0755);
+	unlink(port_file);
+	node_pid = fork();
+	if (node_pid < 0)
+		return -errno;
+	if (node_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(o->storaged, o->storaged, "--hot", hot, "--port", "0",
+		      "--port-file", port_file, (char *)NULL);
+		_exit(127);
+	}
+	while (strata_now_ns() < deadline) {
+		FILE *f = fopen(port_file, "r");
+		unsigned port;
+
+		if (f) {
+			int n = fscanf(f, "%u", &port);
+
+			fclose(f);
+			if (n == 1) {
+				snprintf(addr, len, "127.0.0.1:%u", port);
+				return 0;
+			}
+		}
+		if (waitpid(node_pid, NULL, WNOHANG) == node_pid) {
+			node_pid = 0;
+			return -ECHILD;
+		}
+		usleep(20000);
+	}
+	return -ETIMEDOUT;
+}
+
+static void stop_node(void)
+{
+	if (node_pid <= 0)
+		return;
+	kill(node_pid, SIGTERM);
+	waitpid(node_pid, NULL, 0);
+	node_pid = 0;
+}
+
+struct stat_wait {
+	bool done;
+	struct sto_stat st;
+};
+
+static void on_stat(void *arg, int status, const struct sto_stat *st)
+{
+	struct stat_wait *w = arg;
+
+	if (st)
+		w->st = *st;
+	w->done = true;
+}
+
+static void node_stat(struct run *r, struct sto_stat *st)
+{
+	struct stat_wait w = { 0 };
+
+	if (sto_stat(r->c[0], on_stat, &w) < 0)
+		return;
+	while (!w.done)
+		uv_run(r->loop, UV_RUN_ONCE);
+	*st = w.st;
+}
+
+/* ------------------------------------------------------------- phases */
+
+static int run_phase(const struct node_opts *o, const char *addr, bool put,
+		     uint64_t size, unsigned conc, uint32_t part, uint64_t nkeys,
+		     uint64_t *keys_written)
+{
+	struct run r = { 0 };
+	struct slot *slots = calloc(conc, sizeof(*slots));
+	struct sto_stat s0 = { 0 }, s1 = { 0 };
+	double cpu0, ncpu0, secs;
+	uint64_t t0;
+	char name[64];
+	json_t *ph, *p, *res;
+	int ret;
+
+	if (!slots)
+		return -ENOMEM;
+	r.loop = uv_default_loop();
+	r.put = put;
+	r.size = size;
+	r.part = part;
+	r.nkeys = nkeys;
+	r.max_ops = o->max_ops;
+	r.rng = 0x9e3779b97f4a7c15ull ^ size ^ conc;
+	r.nconns = conc < o->conns ? conc : o->conns;
+	r.buf = malloc(size ? size : 1);
+	if (!r.buf) {
+		free(slots);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < size; i++)
+		r.buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	r.crc = sto_crc32c(0, r.buf, size);
+	r.iov = (struct iovec){ r.buf, size };
+	ret = connect_all(&r, addr);
+	if (ret < 0) {
+		fprintf(stderr, "strata-bench node: connect %s: %s\n", addr, sto_strerror(ret));
+		goto out;
+	}
+	node_stat(&r, &s0);
+	cpu0 = bench_cpu_seconds();
+	ncpu0 = proc_cpu(node_pid);
+	t0 = strata_now_ns();
+	r.deadline = t0 + (uint64_t)(o->seconds * 1e9);
+	for (unsigned i = 0; i < conc; i++) {
+		slots[i].run = &r;
+		slots[i].conn = i % r.nconns;
+		issue(&slots[i]);
+	}
+	while (r.inflight)
+		uv_run(r.loop, UV_RUN_ONCE);
+	secs = (double)(strata_now_ns() - t0) / 1e9;
+	node_stat(&r, &s1);
+
+	snprintf(name, sizeof(name), "%s-%llu-c%u", put ? "put" : "get",
+		 (unsigned long long)size, conc);
+	ph = bench_phase_new("node", name);
+	p = bench_phase_params(ph);
+	json_object_set_new(p, "op", json_string(put ? "put" : "get"));
+	json_object_set_new(p, "size", json_integer((json_int_t)size));
+	json_object_set_new(p, "concurrency", json_integer(conc));
+	json_object_set_new(p, "connections", json_integer(r.nconns));
+	json_object_set_new(p, "durable", json_true());
+	json_object_set_new(p, "addr", json_string(addr));
+	json_object_set_new(p, "dir", o->addr ? json_null() : json_string(o->dir));
+	res = bench_phase_results(ph);
+	json_object_set_new(res, "ops", json_integer((json_int_t)r.ops));
+	json_object_set_new(res, "errors", json_integer((json_int_t)r.errors));
+	if (r.errors)
+		json_object_set_new(res, "first_error", json_string(sto_strerror(r.first_error)));
+	json_object_set_new(res, "seconds", json_real(secs));
+	json_object_set_new(res, "ops_per_s", json_real(r.ops / secs));
+	json_object_set_new(res, "mb_per_s", json_real((double)r.bytes / secs / 1e6));
+	bench_hist_to_json(&r.hist, res);
+	json_object_set_new(res, "client_cpu_s", json_real(bench_cpu_seconds() - cpu0));
+	if (node_pid > 0)
+		json_object_set_new(res, "node_cpu_s", json_real(proc_cpu(node_pid) - ncpu0));
+	if (put) {
+		uint64_t commits = s1.group_commits - s0.group_commits;
+		uint64_t fsyncs = s1.fsyncs - s0.fsyncs;
+
+		json_object_set_new(res, "node_group_commits", json_integer((json_int_t)commits));
+		json_object_set_new(res, "node_fsyncs", json_integer((json_int_t)fsyncs));
+		json_object_set_new(res, "puts_per_commit",
+				    json_real(commits ? (double)r.ops / commits : 0));
+		json_object_set_new(res, "node_fsync_avg_us",
+				    json_real(fsyncs ? (double)(s1.fsync_us - s0.fsync_us) / fsyncs : 0));
+		json_object_set_new(res, "node_commit_avg_us",
+				    json_real(commits ? (double)(s1.commit_us - s0.commit_us) / commits : 0));
+	}
+	bench_phase_emit(ph);
+	if (keys_written)
+		*keys_written = r.next_key;
+	if (r.errors)
+		fprintf(stderr, "strata-bench node: %s: %llu errors, first: %s\n", name,
+			(unsigned long long)r.errors, sto_strerror(r.first_error));
+	ret = 0;
+out:
+	close_all(&r);
+	bench_hist_free(&r.hist);
+	free(r.buf);
+	free(slots);
+	return ret;
+}
+
+static int parse_list_u64(char *s, uint64_t *out, unsigned *n)
+{
+	*n = 0;
+	for (char *t = strtok(s, ","); t; t = strtok(NULL, ",")) {
+		char *end;
+		uint64_t v = strtoull(t, &end, 10);
+
+		if (*end == 'k' || *end == 'K')
+			v <<= 10, end++;
+		else if (*end == 'm' || *end == 'M')
+			v <<= 20, end++;
+		if (*end || *n >= MAX_LIST)
+			return -EINVAL;
+		out[(*n)++] = v;
+	}
+	return *n ? 0 : -EINVAL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: strata-bench node [options]\n"
+"  --addr HOST:PORT   benchmark a running node instead of starting one\n"
+"  --storaged PATH    the daemon to start (default: this build's)\n"
+"  --dir DIR          its data directory (default /var/tmp/strata-bench-node)\n"
+"  --sizes LIST       fragment sizes (default 4k,64k,1m)\n"
+"  --conc LIST        requests in flight (default 1,16,64)\n"
+"  --conns N          connections at most (default 4)\n"
+"  --seconds S        per phase (default 5)\n"
+"  --max-ops N        per phase, at most\n"
+"  --out FILE         append JSON phases to FILE\n");
+}
+
+int bench_node_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "addr", required_argument, NULL, 'a' },
+		{ "storaged", required_argument, NULL, 's' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "sizes", required_argument, NULL, 'S' },
+		{ "conc", required_argument, NULL, 'c' },
+		{ "conns", required_argument, NULL, 'n' },
+		{ "seconds", required_argument, NULL, 't' },
+		{ "max-ops", required_argument, NULL, 'm' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct node_opts o = {
+		.storaged = STRATA_STORAGED_PATH, .dir = "/var/tmp/strata-bench-node",
+		.sizes = { 4096, 65536, 1 << 20 }, .nsizes = 3,
+		.conc = { 1, 16, 64 }, .nconc = 3, .seconds = 5, .conns = 4,
+	};
+	char addr[128];
+	uint64_t conc[MAX_LIST];
+	int opt, ret = 0;
+	uint32_t part = 1;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a': o.addr = optarg; break;
+		case 's': o.storaged = optarg; break;
+		case 'd': o.dir = optarg; break;
+		case 'S':
+			if (parse_list_u64(optarg, o.sizes, &o.nsizes) < 0)
+				goto out_usage;
+			break;
+		case 'c':
+			if (parse_list_u64(optarg, conc, &o.nconc) < 0)
+				goto out_usage;
+			for (unsigned i = 0; i < o.nconc; i++)
+				o.conc[i] = (unsigned)conc[i];
+			break;
+		case 'n':
+			o.conns = (unsigned)atoi(optarg);
+			if (o.conns < 1 || o.conns > MAX_CONNS)
+				goto out_usage;
+			break;
+		case 't': o.seconds = atof(optarg); break;
+		case 'm': o.max_ops = strtoull(optarg, NULL, 10); break;
+		case 'o':
+			if (bench_set_output(optarg) < 0) {
+				perror(optarg);
+				return 1;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: goto out_usage;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (o.addr) {
+		snprintf(addr, sizeof(addr), "%s", o.addr);
+	} else if ((ret = start_node(&o, addr, sizeof(addr))) < 0) {
+		fprintf(stderr, "strata-bench node: starting %s: %s\n", o.storaged,
+			strerror(-ret));
+		return 1;
+	}
+	/* Part numbers keep phases' keys apart on a reused node. */
+	part = (uint32_t)(strata_wall_ns() / 1000000000ull) & 0xffff0;
+	for (unsigned i = 0; i < o.nsizes && ret == 0; i++) {
+		for (unsigned j = 0; j < o.nconc && ret == 0; j++) {
+			uint64_t written = 0;
+
+			part++;
+			ret = run_phase(&o, addr, true, o.sizes[i], o.conc[j], part, 0, &written);
+			if (ret == 0 && written)
+				ret = run_phase(&o, addr, false, o.sizes[i], o.conc[j],
+						part, written, NULL);
+		}
+	}
+	stop_node();
+	return ret < 0 ? 1 : 0;
+
+out_usage:
+	usage(stderr);
+	return 2;
+}

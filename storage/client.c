@@ -1,0 +1,551 @@
+/* storage/client.c: the asynchronous client library (see storage.h). */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define CIN_CAP		(STO_FRAME_PREFIX + STO_MAX_RESP_HDR)
+
+struct creq {
+	struct creq *prev, *next;	/* pending list */
+	struct sto_client *c;
+	uint64_t id;
+	StoOp op;
+	uv_write_t w;
+	uint8_t *hdr;
+	uv_buf_t *bufs;			/* PUT with a long iovec */
+	bool writing;			/* uv_write not completed yet */
+	bool answered;			/* reply (or failure) in */
+	StoResponse *resp;		/* reply that arrived while writing */
+	int status;			/* final status when resp is NULL */
+	sto_done_fn done;
+	sto_chunk_fn chunk;
+	sto_suffixes_fn suffixes;
+	sto_entries_fn entries;
+	sto_stat_fn stat;
+	void *arg;
+};
+
+struct sto_client {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	sto_connect_fn connect_cb;
+	void *connect_arg;
+	uint8_t *in;
+	size_t in_len, in_off;
+	uint64_t next_id;
+	struct creq *pending;
+	unsigned npending;
+	struct creq *cur;		/* GET whose payload is arriving */
+	StoResponse *cur_resp;
+	uint64_t cur_left;
+	bool connected, broken, closing;
+};
+
+static void info_from(struct sto_info *i, const StoResponse *m)
+{
+	memset(i, 0, sizeof(*i));
+	i->timestamp = m->timestamp;
+	i->size = m->size;
+	i->crc32c = m->crc32c;
+	i->tombstone = m->tombstone;
+	i->meta = m->meta.data;
+	i->meta_len = (uint32_t)m->meta.len;
+	i->medium = m->medium ? STO_MEDIUM_COLD : STO_MEDIUM_HOT;
+	i->atime = m->atime;
+	i->offset = m->offset;
+	i->length = m->payload_len;
+	i->error = m->error && *m->error ? m->error : NULL;
+}
+
+static void creq_unlink(struct sto_client *c, struct creq *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		c->pending = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	c->npending--;
+}
+
+/* Runs the callback of r with resp (or r->status) and frees r. */
+static void creq_complete(struct creq *r)
+{
+	const StoResponse *m = r->resp;
+	int status = m ? m->status : r->status;
+	struct sto_info info;
+
+	if (m)
+		info_from(&info, m);
+	switch (r->op) {
+	case STO_OP__STO_OP_LIST:
+		if (r->suffixes) {
+			struct sto_suffix_hash *v = NULL;
+			size_t n = m && status == 0 ? m->n_suffixes : 0;
+
+			if (n && !(v = calloc(n, sizeof(*v)))) {
+				status = -ENOMEM;
+				n = 0;
+			}
+			for (size_t i = 0; i < n; i++) {
+				v[i].suffix = m->suffixes[i]->suffix;
+				v[i].hash = m->suffixes[i]->hash;
+				v[i].count = m->suffixes[i]->count;
+			}
+			r->suffixes(r->arg, status, v, n);
+			free(v);
+		} else {
+			struct sto_list_entry *v = NULL;
+			size_t n = m && status == 0 ? m->n_entries : 0;
+
+			if (n && !(v = calloc(n, sizeof(*v)))) {
+				status = -ENOMEM;
+				n = 0;
+			}
+			for (size_t i = 0; i < n; i++) {
+				const StoListEntry *e = m->entries[i];
+
+				if (e->name_hash.len == STO_NAME_HASH_LEN)
+					memcpy(v[i].name, e->name_hash.data, STO_NAME_HASH_LEN);
+				v[i].frag = e->frag_index;
+				v[i].timestamp = e->timestamp;
+				v[i].tombstone = e->tombstone;
+				v[i].size = e->size;
+			}
+			r->entries(r->arg, status, v, n);
+			free(v);
+		}
+		break;
+	case STO_OP__STO_OP_STAT: {
+		struct sto_stat st;
+		const StoStat *s = m ? m->stat : NULL;
+
+		memset(&st, 0, sizeof(st));
+		if (status == 0 && !s)
+			status = STO_EPROTO;
+		if (status == 0) {
+			for (size_t i = 0; i < s->n_media && i < 2; i++) {
+				const StoMediumStat *ms = s->media[i];
+
+				st.media[i].medium = i;
+				st.media[i].dirs = ms->dirs;
+				st.media[i].volumes = ms->volumes;
+				st.media[i].capacity_bytes = ms->capacity_bytes;
+				st.media[i].free_bytes = ms->free_bytes;
+				st.media[i].used_bytes = ms->used_bytes;
+				st.media[i].reserve_bytes = ms->reserve_bytes;
+			}
+			st.objects = s->objects;
+			st.quarantined = s->quarantined;
+			st.puts = s->puts;
+			st.gets = s->gets;
+			st.deletes = s->deletes;
+			st.crc_errors = s->crc_errors;
+			st.bytes_in = s->bytes_in;
+			st.bytes_out = s->bytes_out;
+			st.group_commits = s->group_commits;
+			st.fsyncs = s->fsyncs;
+			st.nospace = s->nospace;
+			st.conflicts = s->conflicts;
+			st.fsync_us = s->fsync_us;
+			st.commit_us = s->commit_us;
+		}
+		r->stat(r->arg, status, status == 0 ? &st : NULL);
+		break;
+	}
+	default:
+		r->done(r->arg, status, m ? &info : NULL);
+		break;
+	}
+	sto_resp_free(r->resp);
+	free(r->hdr);
+	free(r->bufs);
+	free(r);
+}
+
+/* The reply (or failure) is in; complete now unless the request's bytes
+ * are still being written (the caller's buffers must outlive that). */
+static void creq_answered(struct sto_client *c, struct creq *r, StoResponse *m,
+			  int status)
+{
+	creq_unlink(c, r);
+	r->answered = true;
+	r->resp = m;
+	r->status = status;
+	if (!r->writing)
+		creq_complete(r);
+}
+
+static void on_req_written(uv_write_t *w, int status)
+{
+	struct creq *r = w->data;
+
+	r->writing = false;
+	if (r->answered)
+		creq_complete(r);	/* already answered (or failed) */
+}
+
+/* The connection is unusable: every pending request fails. */
+static void client_break(struct sto_client *c, int err)
+{
+	if (!c->broken && !c->closing)
+		log_debug("storage connection lost: %s", sto_strerror(err));
+	c->broken = true;
+	if (c->connected)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	if (c->cur) {
+		sto_resp_free(c->cur_resp);
+		c->cur_resp = NULL;
+		c->cur = NULL;
+	}
+	while (c->pending)
+		creq_answered(c, c->pending, NULL, STO_ECLOSED);
+}
+
+static void client_process(struct sto_client *c)
+{
+	while (!c->broken) {
+		size_t avail = c->in_len - c->in_off;
+		const uint8_t *b = c->in + c->in_off;
+		StoResponse *m;
+		struct creq *r;
+		uint32_t hl;
+		int ret;
+
+		if (c->cur) {
+			size_t n = avail < c->cur_left ? avail : c->cur_left;
+			struct sto_info info;
+
+			if (n == 0)
+				break;
+			info_from(&info, c->cur_resp);
+			if (c->cur->chunk)
+				c->cur->chunk(c->cur->arg, &info, b, n);
+			c->in_off += n;
+			c->cur_left -= n;
+			if (c->cur_left == 0) {
+				r = c->cur;
+				c->cur = NULL;
+				creq_answered(c, r, c->cur_resp, 0);
+				c->cur_resp = NULL;
+			}
+			continue;
+		}
+		ret = sto_frame_prefix(b, avail, STO_MAX_RESP_HDR, &hl);
+		if (ret < 0) {
+			client_break(c, ret);
+			break;
+		}
+		if (ret == 0 || avail < STO_FRAME_PREFIX + (size_t)hl)
+			break;
+		ret = sto_resp_decode(b + STO_FRAME_PREFIX, hl, &m);
+		if (ret < 0) {
+			client_break(c, ret);
+			break;
+		}
+		c->in_off += STO_FRAME_PREFIX + hl;
+		for (r = c->pending; r && r->id != m->id; r = r->next)
+			;
+		if (!r) {
+			/* A connection-level error (id 0) or a stray reply. */
+			log_debug("reply to unknown request %llu: %s",
+				  (unsigned long long)m->id, sto_strerror(m->status));
+			sto_resp_free(m);
+			client_break(c, STO_EPROTO);
+			break;
+		}
+		if (m->payload_len) {
+			if (r->op != STO_OP__STO_OP_GET) {
+				sto_resp_free(m);
+				client_break(c, STO_EPROTO);
+				break;
+			}
+			c->cur = r;
+			c->cur_resp = m;
+			c->cur_left = m->payload_len;
+			continue;
+		}
+		creq_answered(c, r, m, 0);
+	}
+	if (c->in_off == c->in_len)
+		c->in_off = c->in_len = 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct sto_client *c = h->data;
+
+	if (c->in_off) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		c->in_len -= c->in_off;
+		c->in_off = 0;
+	}
+	*buf = uv_buf_init((char *)c->in + c->in_len, CIN_CAP - c->in_len);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct sto_client *c = s->data;
+
+	if (nread < 0) {
+		client_break(c, nread == UV_EOF ? STO_ECLOSED : (int)nread);
+		return;
+	}
+	c->in_len += nread;
+	client_process(c);
+}
+
+static void on_connect(uv_connect_t *cr, int status)
+{
+	struct sto_client *c = cr->data;
+
+	if (status == 0 && !c->closing) {
+		c->connected = true;
+		uv_tcp_nodelay(&c->tcp, 1);
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	} else {
+		c->broken = true;
+	}
+	if (c->connect_cb)
+		c->connect_cb(c, c->closing ? STO_ECLOSED : status, c->connect_arg);
+}
+
+int sto_client_connect(uv_loop_t *loop, const char *host, uint16_t port,
+		       sto_connect_fn cb, void *arg, sto_client **out)
+{
+	struct sockaddr_storage ss;
+	struct sto_client *c;
+	int ret;
+
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) &&
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss))
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->in = malloc(CIN_CAP);
+	if (!c->in) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->next_id = 1;
+	c->connect_cb = cb;
+	c->connect_arg = arg;
+	uv_tcp_init(loop, &c->tcp);
+	c->tcp.data = c;
+	c->creq.data = c;
+	ret = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss, on_connect);
+	if (ret < 0) {
+		c->broken = true;
+		c->connect_cb = NULL;
+		sto_client_close(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+	struct sto_client *c = h->data;
+
+	client_break(c, STO_ECLOSED);
+	free(c->in);
+	free(c);
+}
+
+void sto_client_close(sto_client *c)
+{
+	if (!c || c->closing)
+		return;
+	c->closing = true;
+	client_break(c, STO_ECLOSED);
+	uv_close((uv_handle_t *)&c->tcp, on_client_closed);
+}
+
+unsigned sto_client_pending(const sto_client *c)
+{
+	return c->npending;
+}
+
+/* Sends q (and the PUT payload iov) as one frame; r is filled and linked. */
+static int client_send(sto_client *c, StoRequest *q, struct creq *r,
+		       const struct iovec *iov, unsigned iovcnt)
+{
+	uv_buf_t small[9], *b = small;
+	size_t len;
+	int ret;
+
+	if (c->broken || c->closing || !c->connected) {
+		free(r);
+		return c->connected || c->broken ? -ENOTCONN : -EAGAIN;
+	}
+	q->version = STO_PROTO_VERSION;
+	q->id = r->id = c->next_id++;
+	r->op = q->op;
+	r->c = c;
+	ret = sto_req_encode(q, &r->hdr, &len);
+	if (ret < 0) {
+		free(r);
+		return ret;
+	}
+	if (iovcnt + 1 > ARRAY_SIZE(small)) {
+		b = r->bufs = malloc((iovcnt + 1) * sizeof(*b));
+		if (!b) {
+			free(r->hdr);
+			free(r);
+			return -ENOMEM;
+		}
+	}
+	b[0] = uv_buf_init((char *)r->hdr, len);
+	for (unsigned i = 0; i < iovcnt; i++)
+		b[i + 1] = uv_buf_init(iov[i].iov_base, iov[i].iov_len);
+	r->w.data = r;
+	ret = uv_write(&r->w, (uv_stream_t *)&c->tcp, b, iovcnt + 1, on_req_written);
+	if (ret < 0) {
+		free(r->hdr);
+		free(r->bufs);
+		free(r);
+		return ret;
+	}
+	r->writing = true;
+	r->next = c->pending;
+	if (c->pending)
+		c->pending->prev = r;
+	c->pending = r;
+	c->npending++;
+	return 0;
+}
+
+static void req_key(StoRequest *q, const struct sto_key *k)
+{
+	q->partition = k->part;
+	q->name_hash.data = (uint8_t *)k->name;
+	q->name_hash.len = STO_NAME_HASH_LEN;
+	q->frag_index = k->frag;
+}
+
+int sto_put(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	    const void *meta, uint32_t meta_len, const struct iovec *iov,
+	    unsigned iovcnt, uint32_t crc, sto_done_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r;
+	uint64_t len = 0;
+
+	if (meta_len > STO_MAX_META)
+		return -EMSGSIZE;
+	for (unsigned i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (len > STO_MAX_FRAGMENT)
+		return -EFBIG;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->done = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_PUT;
+	req_key(&q, k);
+	q.timestamp = timestamp;
+	q.payload_len = len;
+	q.crc32c = crc;
+	q.meta.data = (uint8_t *)meta;
+	q.meta.len = meta_len;
+	return client_send(c, &q, r, iov, iovcnt);
+}
+
+int sto_get(sto_client *c, const struct sto_key *k, uint64_t offset,
+	    uint64_t length, sto_chunk_fn chunk, sto_done_fn done, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->chunk = chunk;
+	r->done = done;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_GET;
+	req_key(&q, k);
+	q.offset = offset;
+	q.length = length;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_head(sto_client *c, const struct sto_key *k, sto_done_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->done = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_HEAD;
+	req_key(&q, k);
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_delete(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	       sto_done_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->done = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_DELETE;
+	req_key(&q, k);
+	q.timestamp = timestamp;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_list_suffixes(sto_client *c, uint32_t part, sto_suffixes_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->suffixes = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_LIST;
+	q.partition = part;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_list_objects(sto_client *c, uint32_t part, uint32_t suffix,
+		     sto_entries_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r;
+
+	if (suffix >= (1u << STO_SUFFIX_BITS))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->entries = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_LIST;
+	q.partition = part;
+	q.list_objects = true;
+	q.suffix = suffix;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_stat(sto_client *c, sto_stat_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->stat = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_STAT;
+	return client_send(c, &q, r, NULL, 0);
+}

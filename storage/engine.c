@@ -1,0 +1,1910 @@
+/* storage/engine.c: the disk engine.
+ *
+ * All data-file I/O goes through one io_uring, driven from the libuv loop:
+ * SQEs are queued during callbacks and submitted once per loop iteration
+ * (uv_prepare), completions wake the loop through an eventfd registered with
+ * the ring (uv_poll). A PUT moves through
+ *   receive (writes go out as each buffer fills, at most STO_PUT_WINDOW)
+ *   -> writes done, CRC checked -> waits for its volume's fdatasync
+ *   -> waits for the index group commit (LMDB, on a worker thread) -> done.
+ * Every stage batches: one fdatasync per volume covers every write completed
+ * before it was submitted, one LMDB transaction covers every PUT, DELETE,
+ * quarantine and atime update queued while the previous one ran.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+/* ------------------------------------------------------------ I/O ops */
+
+enum sto_io_op { IO_READ, IO_WRITE, IO_FSYNC, IO_FALLOCATE, IO_WRITEBACK };
+
+struct sto_io;
+typedef void (*sto_io_fn)(struct sto_io *io, int res);
+
+/* One io_uring operation; short reads and writes are resubmitted for the
+ * rest, so done() sees the whole transfer or an error. */
+struct sto_io {
+	enum sto_io_op op;
+	int fd;
+	uint64_t off;
+	struct iovec iov[6];		/* hdr, meta, data, table, pad */
+	unsigned iovcnt;
+	uint64_t len;			/* IO_FALLOCATE */
+	sto_io_fn done;
+	struct sto_io *next;		/* backlog */
+};
+
+struct sto_commit;
+typedef void (*sto_commit_fn)(struct sto_commit *c, int status);
+
+/* One index operation waiting for (or in) a group commit. */
+struct sto_commit {
+	struct sto_idx_op op;
+	sto_commit_fn done;
+	struct sto_vol *vol;		/* PUT: whose tail to persist */
+	uint64_t end;			/* PUT: record end in vol */
+	struct sto_commit *next;
+};
+
+struct sto_put;
+
+struct sto_vol {
+	uint8_t medium, dir;
+	uint32_t id;
+	int fd;
+	uint64_t tail;			/* next record goes here */
+	struct sto_put *sync_wait;	/* writes done, waiting for fdatasync */
+	struct sto_put *syncing;	/* covered by the fdatasync in flight */
+	bool sync_inflight, dirty;
+	uint64_t sync_start;		/* ns, of the fdatasync in flight */
+	struct sto_vol *dirty_next;
+	uint64_t dead;			/* committed dead bytes (at open) */
+	uint64_t prealloc;		/* file allocated up to here */
+	struct sto_engine *e;
+	bool prealloc_busy, prealloc_stop;
+	struct sto_io prealloc_io;
+	unsigned refs;			/* reads in flight */
+	unsigned pending;		/* PUTs allocated here, not yet finished */
+	bool doomed;			/* compacted: free when refs drop to 0 */
+	struct sto_io sync_io;
+};
+
+struct sto_dir {
+	char *path;
+	uint8_t medium, idx;
+	int dfd;
+	struct sto_vol **vols;		/* by id; vols[0] unused */
+	uint32_t nvols;
+	struct sto_vol *active;
+	uint64_t cap, avail, reserve;	/* statvfs at the last refresh */
+	uint64_t allocated;		/* reserved since that refresh */
+};
+
+struct sto_put {
+	struct sto_engine *e;
+	struct sto_commit c;		/* key, loc, meta for the index */
+	struct sto_vol *vol;
+	uint8_t hdr[STO_REC_HDR];
+	uint8_t *meta;
+	uint32_t *table;		/* chunk CRCs */
+	uint64_t nchunks;
+	uint64_t size, received;
+	uint32_t want_crc, crc, chunk_crc;
+	uint8_t *cur;			/* buffer being filled */
+	size_t cur_cap, cur_fill;
+	uint64_t cur_off;		/* data offset of cur[0] */
+	unsigned writes;		/* in flight */
+	int status;			/* first error */
+	bool blocked, aborted, all_in;
+	sto_put_done_fn done;
+	void (*resume)(void *arg);
+	void *arg;
+	bool move;			/* compaction copy (STO_IDX_MOVE) */
+	struct sto_put *next;		/* volume sync lists */
+};
+
+struct put_write {
+	struct sto_io io;
+	struct sto_put *p;
+	uint8_t *buf;
+	uint64_t start, bytes;		/* file range written */
+};
+
+struct sto_engine {
+	uv_loop_t *loop;
+	struct sto_engine_cfg cfg;
+	struct io_uring ring;
+	int efd;
+	uv_poll_t poll;
+	uv_prepare_t prep;
+	uv_timer_t timer;
+	unsigned handles_open;
+	struct sto_dir dirs[2][STO_MAX_DIRS];
+	unsigned ndirs[2];
+	unsigned rr;
+	struct sto_idx *idx;
+	struct sto_io *backlog, *backlog_tail;
+	struct sto_vol *dirty;
+	struct sto_commit *cq, **cq_tail;	/* waiting for a commit */
+	struct sto_commit *aq;			/* atime updates, flushed lazily */
+	unsigned naq;
+	bool commit_inflight;
+	struct commit_batch *held;		/* committed, meta not yet synced */
+	uint64_t last_commit_ns;
+	unsigned busy;				/* puts, reads, dels, works */
+	bool closing;
+	struct compactor *cmp;			/* compaction running */
+	uint64_t last_compact_check;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+	struct sto_stat st;
+};
+
+static const uint8_t zeros[STO_REC_ALIGN];
+
+static void engine_maybe_finish_close(struct sto_engine *e);
+
+/* In-flight work keeps the loop alive (the engine's handles alone don't). */
+static void busy_get(struct sto_engine *e)
+{
+	if (e->busy++ == 0)
+		uv_ref((uv_handle_t *)&e->poll);
+}
+
+static void busy_put(struct sto_engine *e)
+{
+	if (--e->busy == 0 && !e->closing)
+		uv_unref((uv_handle_t *)&e->poll);
+}
+
+static void io_prep(struct sto_io *io, struct io_uring_sqe *sqe)
+{
+	switch (io->op) {
+	case IO_READ:
+		io_uring_prep_readv(sqe, io->fd, io->iov, io->iovcnt, io->off);
+		break;
+	case IO_WRITE:
+		io_uring_prep_writev(sqe, io->fd, io->iov, io->iovcnt, io->off);
+		break;
+	case IO_FSYNC:
+		io_uring_prep_fsync(sqe, io->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case IO_FALLOCATE:
+		io_uring_prep_fallocate(sqe, io->fd, 0, (off_t)io->off, (off_t)io->len);
+		break;
+	case IO_WRITEBACK:
+		io_uring_prep_sync_file_range(sqe, io->fd, (unsigned)io->len, io->off,
+					      SYNC_FILE_RANGE_WRITE);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, io);
+}
+
+static void io_submit(struct sto_engine *e, struct sto_io *io)
+{
+	struct io_uring_sqe *sqe = NULL;
+
+	if (!e->backlog) {
+		sqe = io_uring_get_sqe(&e->ring);
+		if (!sqe) {
+			io_uring_submit(&e->ring);
+			sqe = io_uring_get_sqe(&e->ring);
+		}
+	}
+	if (!sqe) {
+		io->next = NULL;
+		if (e->backlog)
+			e->backlog_tail->next = io;
+		else
+			e->backlog = io;
+		e->backlog_tail = io;
+		return;
+	}
+	io_prep(io, sqe);
+}
+
+static size_t iov_total(const struct sto_io *io)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < io->iovcnt; i++)
+		n += io->iov[i].iov_len;
+	return n;
+}
+
+/* A short transfer: drop the bytes done and go again for the rest. */
+static void io_advance(struct sto_io *io, size_t n)
+{
+	unsigned i = 0;
+
+	io->off += n;
+	while (i < io->iovcnt && n >= io->iov[i].iov_len)
+		n -= io->iov[i++].iov_len;
+	memmove(io->iov, io->iov + i, (io->iovcnt - i) * sizeof(io->iov[0]));
+	io->iovcnt -= i;
+	if (io->iovcnt) {
+		io->iov[0].iov_base = (uint8_t *)io->iov[0].iov_base + n;
+		io->iov[0].iov_len -= n;
+	}
+}
+
+static void io_complete(struct sto_engine *e, struct sto_io *io, int res)
+{
+	if (res == -EAGAIN || res == -EINTR) {
+		io_submit(e, io);
+		return;
+	}
+	if ((io->op == IO_READ || io->op == IO_WRITE) && res >= 0) {
+		size_t want = iov_total(io);
+
+		if (res == 0 && want)
+			res = -EIO;	/* EOF inside a record: truncated volume */
+		else if ((size_t)res < want) {
+			io_advance(io, (size_t)res);
+			io_submit(e, io);
+			return;
+		}
+	}
+	io->done(io, res < 0 ? res : 0);
+}
+
+static void on_ring(uv_poll_t *h, int status, int events)
+{
+	struct sto_engine *e = h->data;
+	struct io_uring_cqe *cqe;
+	uint64_t cnt;
+
+	if (read(e->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("eventfd read: %s", strerror(errno));
+	while (io_uring_peek_cqe(&e->ring, &cqe) == 0) {
+		struct sto_io *io = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&e->ring, cqe);
+		io_complete(e, io, res);
+	}
+}
+
+/* ------------------------------------------------------- space, volumes */
+
+static void dir_refresh(struct sto_dir *d, const struct sto_engine_cfg *cfg)
+{
+	struct statvfs sv;
+	uint64_t pct;
+
+	if (fstatvfs(d->dfd, &sv) < 0)
+		return;
+	d->cap = (uint64_t)sv.f_blocks * sv.f_frsize;
+	d->avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	d->allocated = 0;
+	pct = d->cap / 100 * cfg->reserve_pct;
+	d->reserve = cfg->reserve_bytes > pct ? cfg->reserve_bytes : pct;
+}
+
+static bool dir_has_room(const struct sto_dir *d, uint64_t n)
+{
+	uint64_t used = d->allocated + d->reserve + n;
+	uint64_t avail = d->avail;
+
+	/* Space preallocated in the active volume is no longer free space in
+	 * statvfs, but it is room. */
+	if (d->active && d->active->prealloc > d->active->tail)
+		avail += d->active->prealloc - d->active->tail;
+	return used >= n && used <= avail;
+}
+
+#define STO_PREALLOC	(64ull << 20)
+
+static void vol_prealloc_done(struct sto_io *io, int res)
+{
+	struct sto_vol *v = (struct sto_vol *)((char *)io - offsetof(struct sto_vol, prealloc_io));
+	struct sto_engine *e = v->e;
+
+	v->prealloc_busy = false;
+	if (res < 0) {
+		/* No room, or no fallocate here: appends work all the same. */
+		log_debug("fallocate vol %u: %s", v->id, strerror(-res));
+		v->prealloc_stop = true;
+	} else {
+		v->prealloc = io->off + io->len;
+	}
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+/* Appends extend the file, and an fdatasync after an append must also
+ * commit the new size and blocks (a filesystem journal commit: ~1.5x the
+ * cost of one for an overwrite, measured on ext4). So the active volume is
+ * allocated ahead of its tail, 64 MiB at a time, asynchronously. */
+static void vol_prealloc_maybe(struct sto_engine *e, struct sto_vol *v)
+{
+	uint64_t len = STO_PREALLOC;
+
+	if (v->prealloc_busy || v->prealloc_stop ||
+	    v->tail + STO_PREALLOC / 2 < v->prealloc || v->prealloc >= e->cfg.vol_max)
+		return;
+	if (v->prealloc < v->tail)
+		v->prealloc = v->tail & ~(uint64_t)4095;
+	if (v->prealloc + len > e->cfg.vol_max)
+		len = e->cfg.vol_max - v->prealloc;
+	memset(&v->prealloc_io, 0, sizeof(v->prealloc_io));
+	v->prealloc_io.op = IO_FALLOCATE;
+	v->prealloc_io.fd = v->fd;
+	v->prealloc_io.off = v->prealloc;
+	v->prealloc_io.len = len;
+	v->prealloc_io.done = vol_prealloc_done;
+	v->prealloc_busy = true;
+	busy_get(e);
+	io_submit(e, &v->prealloc_io);
+}
+
+static int vol_open(struct sto_engine *e, struct sto_dir *d, uint32_t id,
+		    bool create, struct sto_vol **out)
+{
+	char path[4096];
+	struct sto_vol *v;
+	int ret;
+
+	ret = sto_vol_path(path, sizeof(path), d->path, id);
+	if (ret < 0)
+		return ret;
+	if (id >= d->nvols) {
+		uint32_t n = id + 16;
+		struct sto_vol **vols = realloc(d->vols, n * sizeof(*vols));
+
+		if (!vols)
+			return -ENOMEM;
+		memset(vols + d->nvols, 0, (n - d->nvols) * sizeof(*vols));
+		d->vols = vols;
+		d->nvols = n;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->medium = d->medium;
+	v->dir = d->idx;
+	v->id = id;
+	v->e = e;
+	v->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0644);
+	if (v->fd < 0) {
+		ret = -errno;
+		log_err("open %s: %s", path, strerror(-ret));
+		free(v);
+		return ret;
+	}
+	if (create) {
+		/* XXX synchronous, on the loop: once per volume (1 GiB). The
+		 * directory entry must be durable before any record in it is
+		 * acknowledged. */
+		fsync(d->dfd);
+	} else {
+		uint64_t tail = 0;
+
+		ret = sto_idx_vol_info(e->idx, d->medium, d->idx, id, &tail, &v->dead);
+		if (ret < 0 && ret != -ENOENT) {
+			close(v->fd);
+			free(v);
+			return ret;
+		}
+		v->tail = tail;	/* anything past it was never acknowledged */
+		{
+			struct stat st;
+
+			if (fstat(v->fd, &st) == 0)
+				v->prealloc = (uint64_t)st.st_size;
+		}
+	}
+	d->vols[id] = v;
+	*out = v;
+	return 0;
+}
+
+static int dir_open(struct sto_engine *e, struct sto_dir *d, const char *path,
+		    uint8_t medium, uint8_t idx)
+{
+	uint32_t max_id = 0;
+	struct dirent *de;
+	DIR *dh;
+	int ret;
+
+	d->medium = medium;
+	d->idx = idx;
+	d->path = strdup(path);
+	if (!d->path)
+		return -ENOMEM;
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	d->dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dfd < 0)
+		return -errno;
+	dir_refresh(d, &e->cfg);
+	dh = fdopendir(dup(d->dfd));
+	if (!dh)
+		return -errno;
+	while ((de = readdir(dh))) {
+		unsigned id;
+		char tail;
+		struct sto_vol *v;
+
+		if (sscanf(de->d_name, "vol-%8x.dat%c", &id, &tail) != 1 || id == 0)
+			continue;
+		ret = vol_open(e, d, id, false, &v);
+		if (ret < 0) {
+			closedir(dh);
+			return ret;
+		}
+		if (id > max_id)
+			max_id = id;
+	}
+	closedir(dh);
+	if (max_id && d->vols[max_id]->tail < e->cfg.vol_max)
+		d->active = d->vols[max_id];
+	return 0;
+}
+
+/* The volume and offset for a record of n bytes in d. */
+static int dir_alloc(struct sto_engine *e, struct sto_dir *d, uint64_t n,
+		     struct sto_vol **vol, uint64_t *off)
+{
+	int ret;
+
+	if (!d->active || (d->active->tail && d->active->tail + n > e->cfg.vol_max)) {
+		uint32_t id = 1;
+
+		for (uint32_t i = 1; i < d->nvols; i++)
+			if (d->vols[i])
+				id = i + 1;
+		ret = vol_open(e, d, id, true, &d->active);
+		if (ret < 0)
+			return ret;
+	}
+	*vol = d->active;
+	*off = d->active->tail;
+	d->active->tail += n;
+	d->allocated += n;
+	vol_prealloc_maybe(e, d->active);
+	return 0;
+}
+
+/* --------------------------------------------------------- group commit */
+
+static void commit_queue(struct sto_engine *e, struct sto_commit *c)
+{
+	c->next = NULL;
+	*e->cq_tail = c;
+	e->cq_tail = &c->next;
+}
+
+struct commit_batch {
+	uv_work_t work;
+	struct sto_engine *e;
+	struct sto_commit *list;
+	struct sto_idx_op *ops;
+	size_t n;
+	struct sto_vol_tail *tails;
+	size_t ntails;
+	int ret;			/* of the transaction (or the sync) */
+	int flush_ret;			/* did the previous batch become durable? */
+};
+
+/* Batch N is acknowledged when batch N+1's commit (which syncs the file, and
+ * with it N's meta page) returns, or, when nothing follows, after a sync-only
+ * batch (n == 0). */
+static void commit_work(uv_work_t *w)
+{
+	struct commit_batch *b = w->data;
+	struct sto_idx *x = sto_engine_idx(b->e);
+
+	if (b->n == 0) {
+		b->ret = b->flush_ret = sto_idx_sync(x);
+		return;
+	}
+	b->ret = sto_idx_apply(x, b->ops, b->n, b->tails, b->ntails);
+	b->flush_ret = b->ret < 0 ? sto_idx_sync(x) : 0;
+}
+
+static void commit_ack(struct commit_batch *b, int err)
+{
+	struct sto_commit *c = b->list, *next;
+	size_t i = 0;
+
+	for (; c; c = next, i++) {
+		next = c->next;
+		c->op.result = b->ops[i].result;
+		c->op.loc = b->ops[i].loc;
+		c->done(c, err < 0 ? err : c->op.result);
+	}
+	free(b->ops);
+	free(b->tails);
+	free(b);
+}
+
+static void commit_after(uv_work_t *w, int status)
+{
+	struct commit_batch *b = w->data;
+	struct sto_engine *e = b->e;
+	struct commit_batch *prev = e->held;
+
+	if (b->ret < 0)
+		log_err("index commit of %zu ops: %s", b->n, sto_strerror(b->ret));
+	if (b->flush_ret < 0 && prev)
+		log_err("index sync: %s", sto_strerror(b->flush_ret));
+	if (b->n) {
+		e->st.group_commits++;
+		e->st.commit_us += (strata_now_ns() - e->last_commit_ns) / 1000;
+	}
+	e->held = NULL;
+	if (prev)
+		commit_ack(prev, b->flush_ret < 0 ? -EIO : 0);
+	if (b->n == 0)
+		free(b);
+	else if (b->ret < 0)
+		commit_ack(b, b->ret);
+	else
+		e->held = b;
+	e->commit_inflight = false;
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static void commit_start(struct sto_engine *e)
+{
+	struct commit_batch *b;
+	struct sto_commit *c;
+	size_t n = 0, i = 0;
+
+	/* atime updates ride along with real work, or go once a second. */
+	if (e->aq && (e->cq || e->closing ||
+		      strata_now_ns() - e->last_commit_ns > 1000000000ull)) {
+		struct sto_commit *a = e->aq;
+
+		e->aq = NULL;
+		e->naq = 0;
+		while (a) {
+			struct sto_commit *next = a->next;
+
+			commit_queue(e, a);
+			a = next;
+		}
+	}
+	if (e->commit_inflight || (!e->cq && !e->held))
+		return;
+	for (c = e->cq; c; c = c->next)
+		n++;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return;		/* retried next iteration */
+	b->e = e;
+	b->work.data = b;
+	if (n == 0) {
+		/* Nothing follows the held batch: a sync makes it durable. */
+		e->commit_inflight = true;
+		busy_get(e);
+		uv_queue_work(e->loop, &b->work, commit_work, commit_after);
+		return;
+	}
+	b->ops = malloc(n * sizeof(*b->ops));
+	b->tails = malloc(n * sizeof(*b->tails));
+	if (!b->ops || !b->tails) {
+		free(b->ops);
+		free(b->tails);
+		free(b);
+		return;
+	}
+	b->e = e;
+	b->list = e->cq;
+	b->n = n;
+	for (c = e->cq; c; c = c->next, i++) {
+		b->ops[i] = c->op;
+		if (c->vol) {
+			size_t t;
+
+			for (t = 0; t < b->ntails; t++)
+				if (b->tails[t].medium == c->vol->medium &&
+				    b->tails[t].dir == c->vol->dir &&
+				    b->tails[t].vol == c->vol->id)
+					break;
+			if (t == b->ntails)
+				b->tails[b->ntails++] = (struct sto_vol_tail){
+					c->vol->medium, c->vol->dir, c->vol->id, 0 };
+			if (c->end > b->tails[t].tail)
+				b->tails[t].tail = c->end;
+		}
+	}
+	e->cq = NULL;
+	e->cq_tail = &e->cq;
+	b->work.data = b;
+	e->commit_inflight = true;
+	e->last_commit_ns = strata_now_ns();
+	busy_get(e);
+	uv_queue_work(e->loop, &b->work, commit_work, commit_after);
+}
+
+static void vol_put(struct sto_vol *v)
+{
+	if (--v->refs == 0 && v->doomed) {
+		close(v->fd);
+		free(v);
+	}
+}
+
+/* ------------------------------------------------------------------ PUT */
+
+static void put_free(struct sto_put *p)
+{
+	struct sto_engine *e = p->e;
+
+	if (p->vol)
+		p->vol->pending--;
+	free(p->cur);
+	free(p->meta);
+	free(p->table);
+	free(p);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static void put_finish(struct sto_put *p, int status)
+{
+	if (status == 0 && !p->move)
+		p->e->st.puts++;
+	else if (status == -ENOSPC)
+		p->e->st.nospace++;
+	else if (status == STO_ECONFLICT)
+		p->e->st.conflicts++;
+	p->done(p->arg, status, &p->c.op.loc);
+	put_free(p);
+}
+
+static void put_committed(struct sto_commit *c, int status)
+{
+	struct sto_put *p = (struct sto_put *)((char *)c - offsetof(struct sto_put, c));
+
+	put_finish(p, status);
+}
+
+static void vol_mark_dirty(struct sto_engine *e, struct sto_vol *v)
+{
+	if (v->dirty || v->sync_inflight)
+		return;
+	v->dirty = true;
+	v->dirty_next = e->dirty;
+	e->dirty = v;
+}
+
+static void put_writes_done(struct sto_put *p)
+{
+	if (p->aborted) {
+		put_free(p);
+		return;
+	}
+	if (p->status == 0 && p->crc != p->want_crc) {
+		p->e->st.crc_errors++;
+		p->status = STO_ECRC;
+	}
+	if (p->status < 0) {
+		put_finish(p, p->status);
+		return;
+	}
+	p->next = p->vol->sync_wait;
+	p->vol->sync_wait = p;
+	vol_mark_dirty(p->e, p->vol);
+}
+
+struct writeback {
+	struct sto_io io;
+	struct sto_engine *e;
+};
+
+static void writeback_done(struct sto_io *io, int res)
+{
+	struct sto_engine *e = ((struct writeback *)io)->e;
+
+	free(io);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+/* Starts writeback of a large PUT's buffer as soon as it is written, so
+ * the fdatasync at its end finds little left to do (and the disk is busy
+ * while the rest streams in). Best effort: a failure only costs time. */
+static void put_writeback(struct sto_engine *e, int fd, uint64_t off, uint64_t len)
+{
+	struct writeback *wb = calloc(1, sizeof(*wb));
+	struct sto_io *io = &wb->io;
+
+	if (!wb)
+		return;
+	wb->e = e;
+	busy_get(e);
+	io->op = IO_WRITEBACK;
+	io->fd = fd;
+	io->off = off;
+	io->len = len;
+	io->done = writeback_done;
+	io_submit(e, io);
+}
+
+static void put_write_done(struct sto_io *io, int res)
+{
+	struct put_write *w = (struct put_write *)io;
+	struct sto_put *p = w->p;
+
+	if (res == 0 && p->size >= 4 * STO_PUT_BUF && !p->aborted)
+		put_writeback(p->e, p->vol->fd, w->start, w->bytes);
+
+	free(w->buf);
+	free(w);
+	p->writes--;
+	if (res < 0 && p->status == 0) {
+		if (res != -ENOSPC)
+			log_err("write vol %u off %llu: %s", p->vol->id,
+				(unsigned long long)p->c.op.loc.off, strerror(-res));
+		p->status = res;
+	}
+	if (p->all_in) {
+		if (p->writes == 0)
+			put_writes_done(p);
+	} else if (p->blocked && !p->aborted) {
+		p->blocked = false;
+		p->resume(p->arg);
+	}
+}
+
+/* Writes the filled buffer (with the header in front when it is the first,
+ * the chunk CRC table and padding behind when it is the last). */
+static int put_flush(struct sto_put *p)
+{
+	struct put_write *w = calloc(1, sizeof(*w));
+	uint64_t rec_off = p->c.op.loc.off;
+	uint32_t meta_len = p->c.op.loc.meta_len;
+	bool first = p->cur_off == 0, last = p->cur_off + p->cur_fill == p->size;
+	struct sto_io *io;
+
+	if (!w)
+		return -ENOMEM;
+	io = &w->io;
+	w->p = p;
+	w->buf = p->cur;
+	io->op = IO_WRITE;
+	io->fd = p->vol->fd;
+	io->done = put_write_done;
+	io->off = rec_off + sto_rec_data_off(meta_len) + p->cur_off;
+	if (first) {
+		io->off = rec_off;
+		io->iov[io->iovcnt++] = (struct iovec){ p->hdr, STO_REC_HDR };
+		if (meta_len)
+			io->iov[io->iovcnt++] = (struct iovec){ p->meta, meta_len };
+	}
+	if (p->cur_fill)
+		io->iov[io->iovcnt++] = (struct iovec){ p->cur, p->cur_fill };
+	if (last) {
+		uint64_t tab = 4 * p->nchunks;
+		uint64_t end = sto_rec_table_off(meta_len, p->size) + tab;
+		uint64_t pad = sto_rec_len(meta_len, p->size) - end;
+
+		for (uint64_t i = 0; i < p->nchunks; i++)
+			p->table[i] = htole32(p->table[i]);
+		/* The table and the padding share one iovec when there is no
+		 * table (an empty fragment); else two. */
+		if (tab)
+			io->iov[io->iovcnt++] = (struct iovec){ p->table, tab };
+		if (pad)
+			io->iov[io->iovcnt++] = (struct iovec){ (void *)zeros, pad };
+		p->all_in = true;
+	}
+	w->start = io->off;
+	w->bytes = iov_total(io);
+	p->cur = NULL;
+	p->cur_off += p->cur_fill;
+	p->cur_fill = p->cur_cap = 0;
+	p->writes++;
+	io_submit(p->e, io);
+	return 0;
+}
+
+/* A PUT, or (move_from set) a compaction copy into directory d. */
+static int put_begin(struct sto_engine *e, struct sto_dir *d,
+		     const struct sto_loc *move_from, const struct sto_key *k,
+		     uint64_t ts, const void *meta, uint32_t meta_len, uint64_t size,
+		     uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
+		     void *arg, struct sto_put **out)
+{
+	struct sto_rec rec = { .key = *k, .ts = ts, .data_len = size,
+			       .meta_len = meta_len, .data_crc = crc };
+	uint64_t n = sto_rec_len(meta_len, size);
+	struct sto_loc ex;
+	struct sto_put *p;
+	int ret;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	if (meta_len > STO_MAX_META || size > STO_MAX_FRAGMENT)
+		return -EINVAL;
+	/* Early reject (the commit checks again, for racing PUTs). */
+	if (!move_from && sto_idx_get(e->idx, k, &ex, NULL) == 0 && ex.ts >= ts) {
+		e->st.conflicts++;
+		return STO_ECONFLICT;
+	}
+	if (d && !dir_has_room(d, n))
+		d = NULL;
+	for (unsigned i = 0; !move_from && i < e->ndirs[STO_MEDIUM_HOT]; i++) {
+		struct sto_dir *c = &e->dirs[STO_MEDIUM_HOT][(e->rr + i) % e->ndirs[STO_MEDIUM_HOT]];
+
+		if (dir_has_room(c, n)) {
+			d = c;
+			break;
+		}
+	}
+	e->rr++;
+	if (!d) {
+		e->st.nospace++;
+		return -ENOSPC;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->e = e;
+	p->size = size;
+	p->want_crc = crc;
+	p->done = done;
+	p->resume = resume;
+	p->arg = arg;
+	p->nchunks = sto_rec_nchunks(size);
+	p->table = malloc(p->nchunks * 4 + 4);
+	p->meta = malloc(meta_len + 1);
+	if (!p->table || !p->meta) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	if (meta_len)
+		memcpy(p->meta, meta, meta_len);
+	ret = dir_alloc(e, d, n, &p->vol, &p->c.op.loc.off);
+	if (ret < 0)
+		goto out_free;
+	p->vol->pending++;
+	sto_rec_encode(&rec, meta, p->hdr);
+	p->c.op.type = STO_IDX_PUT;
+	if (move_from) {
+		p->move = true;
+		p->c.op.type = STO_IDX_MOVE;
+		p->c.op.old = *move_from;
+	}
+	p->c.op.key = *k;
+	p->c.op.meta = p->meta;
+	p->c.op.loc.medium = d->medium;
+	p->c.op.loc.dir = d->idx;
+	p->c.op.loc.vol = p->vol->id;
+	p->c.op.loc.size = size;
+	p->c.op.loc.ts = ts;
+	p->c.op.loc.crc = crc;
+	p->c.op.loc.meta_len = meta_len;
+	p->c.op.loc.atime = strata_wall_ns() / 1000000000ull;
+	p->c.done = put_committed;
+	p->c.vol = p->vol;
+	p->c.end = p->c.op.loc.off + n;
+	busy_get(e);
+	*out = p;
+	if (size == 0) {
+		ret = put_flush(p);	/* header and padding only */
+		if (ret < 0)
+			p->status = ret;
+		if (p->writes == 0)
+			put_writes_done(p);	/* hands p to done */
+	}
+	return 0;
+
+out_free:
+	free(p->table);
+	free(p->meta);
+	free(p);
+	return ret;
+}
+
+int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+		  const void *meta, uint32_t meta_len, uint64_t size,
+		  uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
+		  void *arg, struct sto_put **out)
+{
+	return put_begin(e, NULL, NULL, k, ts, meta, meta_len, size, crc, done,
+			 resume, arg, out);
+}
+
+int sto_put_buf(struct sto_put *p, void **buf, size_t *len)
+{
+	if (p->all_in)
+		return -EINVAL;
+	if (!p->cur) {
+		uint64_t left = p->size - p->cur_off;
+
+		if (p->writes >= STO_PUT_WINDOW) {
+			p->blocked = true;
+			return -EAGAIN;
+		}
+		p->cur_cap = left < STO_PUT_BUF ? left : STO_PUT_BUF;
+		p->cur = malloc(p->cur_cap);
+		if (!p->cur)
+			return -ENOMEM;
+	}
+	*buf = p->cur + p->cur_fill;
+	*len = p->cur_cap - p->cur_fill;
+	return 0;
+}
+
+void sto_put_fill(struct sto_put *p, size_t n)
+{
+	const uint8_t *b = p->cur + p->cur_fill;
+	uint64_t pos = p->cur_off + p->cur_fill;
+	size_t left = n;
+
+	p->crc = sto_crc32c(p->crc, b, n);
+	while (left) {
+		uint64_t chunk_end = ((pos >> STO_CHUNK_SHIFT) + 1) << STO_CHUNK_SHIFT;
+		size_t m = chunk_end - pos < left ? chunk_end - pos : left;
+
+		p->chunk_crc = sto_crc32c(p->chunk_crc, b, m);
+		pos += m;
+		b += m;
+		left -= m;
+		if (pos == chunk_end || pos == p->size) {
+			p->table[(pos - 1) >> STO_CHUNK_SHIFT] = p->chunk_crc;
+			p->chunk_crc = 0;
+		}
+	}
+	p->cur_fill += n;
+	p->received += n;
+	p->e->st.bytes_in += n;
+	if (p->cur_fill == p->cur_cap) {
+		int ret = put_flush(p);
+
+		if (ret < 0 && p->status == 0)
+			p->status = ret;
+		if (ret < 0 && p->received == p->size) {
+			p->all_in = true;
+			if (p->writes == 0)
+				put_writes_done(p);
+		}
+	}
+}
+
+void sto_put_abort(struct sto_put *p)
+{
+	p->aborted = true;
+	p->all_in = true;
+	if (p->writes == 0)
+		put_free(p);
+}
+
+/* --------------------------------------------------------------- DELETE */
+
+struct del_req {
+	struct sto_commit c;
+	struct sto_engine *e;
+	sto_put_done_fn done;
+	void *arg;
+};
+
+static void del_committed(struct sto_commit *c, int status)
+{
+	struct del_req *d = (struct del_req *)c;
+	struct sto_engine *e = d->e;
+
+	if (status == 0 || status == -ENOENT)
+		e->st.deletes++;
+	else if (status == STO_ECONFLICT)
+		e->st.conflicts++;
+	d->done(d->arg, status, &c->op.loc);
+	free(d);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+	    sto_put_done_fn done, void *arg)
+{
+	struct del_req *d;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->e = e;
+	d->done = done;
+	d->arg = arg;
+	d->c.op.type = STO_IDX_DEL;
+	d->c.op.key = *k;
+	d->c.op.loc.ts = ts;
+	d->c.op.loc.atime = strata_wall_ns() / 1000000000ull;
+	d->c.done = del_committed;
+	busy_get(e);
+	commit_queue(e, &d->c);
+	return 0;
+}
+
+/* ------------------------------------------------------------ GET, HEAD */
+
+static void free_commit(struct sto_commit *c, int status)
+{
+	free(c);
+}
+
+static void queue_idx_op(struct sto_engine *e, enum sto_idx_op_type type,
+			 const struct sto_key *k, const struct sto_loc *loc,
+			 bool lazy)
+{
+	struct sto_commit *c;
+
+	if (lazy && e->naq >= 65536)
+		return;		/* atime is best effort */
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->op.type = type;
+	c->op.key = *k;
+	c->op.loc = *loc;
+	c->done = free_commit;
+	if (lazy) {
+		c->next = e->aq;
+		e->aq = c;
+		e->naq++;
+	} else {
+		commit_queue(e, c);
+	}
+}
+
+int sto_lookup(struct sto_engine *e, const struct sto_key *k,
+	       struct sto_loc *loc, void *meta_buf)
+{
+	uint64_t now;
+	int ret;
+
+	ret = sto_idx_get(e->idx, k, loc, meta_buf);
+	if (ret < 0)
+		return ret;
+	if (loc->flags & STO_LOC_TOMBSTONE)
+		return -ENOENT;
+	/* Coarse access time: at most one index update per interval. */
+	now = strata_wall_ns() / 1000000000ull;
+	if (e->cfg.atime_interval && now >= loc->atime + e->cfg.atime_interval) {
+		struct sto_loc l = *loc;
+
+		l.atime = now;
+		queue_idx_op(e, STO_IDX_ATIME, k, &l, true);
+	}
+	return 0;
+}
+
+struct read_req {
+	struct sto_io io, tab_io;
+	struct sto_engine *e;
+	struct sto_key key;
+	struct sto_loc loc;
+	uint64_t off, len;		/* what the caller wants */
+	uint64_t base;			/* data offset of the first byte read */
+	uint64_t c0, nc;		/* chunks covered (table read) */
+	bool whole;			/* record header + all data in one read */
+	struct sto_vol *vol;		/* holds a reference */
+	unsigned pending;
+	int status;
+	uint8_t *buf;
+	uint32_t *tab;
+	sto_read_fn cb;
+	void *arg;
+};
+
+static void read_finish(struct read_req *r)
+{
+	struct sto_engine *e = r->e;
+	const uint8_t *data = NULL;
+	int ret = r->status;
+
+	if (ret == 0 && r->whole) {
+		struct sto_rec rec;
+		uint64_t doff = sto_rec_data_off(r->loc.meta_len);
+
+		if (sto_rec_decode(r->buf, doff, &rec) < 0 ||
+		    memcmp(&rec.key, &r->key, sizeof(rec.key)) ||
+		    rec.ts != r->loc.ts || rec.data_len != r->loc.size ||
+		    sto_crc32c(0, r->buf + doff, r->loc.size) != r->loc.crc)
+			ret = STO_ECRC;
+		data = r->buf + doff + r->off;
+	} else if (ret == 0) {
+		for (uint64_t i = 0; i < r->nc && ret == 0; i++) {
+			uint64_t s = i << STO_CHUNK_SHIFT;
+			uint64_t n = r->loc.size - (r->base + s);
+
+			if (n > STO_CHUNK)
+				n = STO_CHUNK;
+			if (sto_crc32c(0, r->buf + s, n) != le32toh(r->tab[i]))
+				ret = STO_ECRC;
+		}
+		data = r->buf + (r->off - r->base);
+	}
+	if (ret == STO_ECRC) {
+		log_err("part %u frag %u vol %u off %llu: CRC mismatch, quarantined",
+			r->key.part, r->key.frag, r->loc.vol,
+			(unsigned long long)r->loc.off);
+		e->st.crc_errors++;
+		queue_idx_op(e, STO_IDX_QUARANTINE, &r->key, &r->loc, false);
+	} else if (ret < 0) {
+		log_err("read vol %u off %llu: %s", r->loc.vol,
+			(unsigned long long)r->loc.off, sto_strerror(ret));
+	}
+	if (ret < 0) {
+		free(r->buf);
+		r->cb(r->arg, ret, NULL, 0, NULL);
+	} else {
+		e->st.bytes_out += r->len;
+		r->cb(r->arg, 0, data, r->len, r->buf);
+	}
+	vol_put(r->vol);
+	free(r->tab);
+	free(r);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static void read_data_done(struct sto_io *io, int res)
+{
+	struct read_req *r = (struct read_req *)((char *)io - offsetof(struct read_req, io));
+
+	if (res < 0 && r->status == 0)
+		r->status = res;
+	if (--r->pending == 0)
+		read_finish(r);
+}
+
+static void read_tab_done(struct sto_io *io, int res)
+{
+	struct read_req *r = (struct read_req *)((char *)io - offsetof(struct read_req, tab_io));
+
+	if (res < 0 && r->status == 0)
+		r->status = res;
+	if (--r->pending == 0)
+		read_finish(r);
+}
+
+int sto_read(struct sto_engine *e, const struct sto_key *k,
+	     const struct sto_loc *loc, uint64_t off, uint64_t len,
+	     sto_read_fn cb, void *arg)
+{
+	struct sto_dir *d;
+	struct sto_vol *v;
+	struct read_req *r;
+	uint64_t file_len;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	if (loc->medium > STO_MEDIUM_COLD || loc->dir >= e->ndirs[loc->medium])
+		return -EIO;
+	d = &e->dirs[loc->medium][loc->dir];
+	if (loc->vol >= d->nvols || !(v = d->vols[loc->vol]))
+		return -EIO;
+	if (len > STO_READ_PIECE || off + len > loc->size || off + len < off)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->e = e;
+	r->key = *k;
+	r->loc = *loc;
+	r->off = off;
+	r->len = len;
+	r->cb = cb;
+	r->arg = arg;
+	r->whole = loc->size <= STO_READ_PIECE;
+	r->io.op = IO_READ;
+	r->io.fd = v->fd;
+	r->io.done = read_data_done;
+	if (r->whole) {
+		file_len = sto_rec_data_off(loc->meta_len) + loc->size;
+		r->io.off = loc->off;
+	} else {
+		uint64_t c1 = (off + len + STO_CHUNK - 1) >> STO_CHUNK_SHIFT;
+		uint64_t end = c1 << STO_CHUNK_SHIFT;
+
+		r->c0 = off >> STO_CHUNK_SHIFT;
+		r->nc = c1 - r->c0;
+		r->base = r->c0 << STO_CHUNK_SHIFT;
+		if (end > loc->size)
+			end = loc->size;
+		file_len = end - r->base;
+		r->io.off = loc->off + sto_rec_data_off(loc->meta_len) + r->base;
+		r->tab = malloc(r->nc * 4 + 4);
+		if (!r->tab) {
+			free(r);
+			return -ENOMEM;
+		}
+		r->tab_io.op = IO_READ;
+		r->tab_io.fd = v->fd;
+		r->tab_io.done = read_tab_done;
+		r->tab_io.off = loc->off + sto_rec_table_off(loc->meta_len, loc->size) + 4 * r->c0;
+		r->tab_io.iov[0] = (struct iovec){ r->tab, r->nc * 4 };
+		r->tab_io.iovcnt = 1;
+	}
+	r->buf = malloc(file_len + 1);
+	if (!r->buf) {
+		free(r->tab);
+		free(r);
+		return -ENOMEM;
+	}
+	r->io.iov[0] = (struct iovec){ r->buf, file_len };
+	r->io.iovcnt = 1;
+	r->vol = v;
+	v->refs++;
+	busy_get(e);
+	r->pending = 1;
+	if (r->tab) {
+		r->pending++;
+		io_submit(e, &r->tab_io);
+	}
+	io_submit(e, &r->io);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- LIST */
+
+struct list_req {
+	uv_work_t work;
+	struct sto_engine *e;
+	uint32_t part, suffix;
+	bool objects;
+	struct sto_suffix_hash *sfx;
+	struct sto_list_entry *ents;
+	size_t n;
+	int ret;
+	sto_list_fn cb;
+	void *arg;
+};
+
+static void list_work(uv_work_t *w)
+{
+	struct list_req *l = w->data;
+
+	if (l->objects)
+		l->ret = sto_idx_list_objects(l->e->idx, l->part, l->suffix,
+					      l->ents, STO_LIST_MAX, &l->n);
+	else
+		l->ret = sto_idx_list_suffixes(l->e->idx, l->part, l->sfx, &l->n);
+}
+
+static void list_after(uv_work_t *w, int status)
+{
+	struct list_req *l = w->data;
+	struct sto_engine *e = l->e;
+
+	l->cb(l->arg, l->ret, l->sfx, l->ents, l->ret < 0 ? 0 : l->n);
+	free(l->sfx);
+	free(l->ents);
+	free(l);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
+	     sto_list_fn cb, void *arg)
+{
+	struct list_req *l;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	if (objects)
+		l->ents = calloc(STO_LIST_MAX, sizeof(*l->ents));
+	else
+		l->sfx = calloc(1u << STO_SUFFIX_BITS, sizeof(*l->sfx));
+	if (!l->ents && !l->sfx) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->e = e;
+	l->part = part;
+	l->suffix = suffix;
+	l->objects = objects;
+	l->cb = cb;
+	l->arg = arg;
+	l->work.data = l;
+	busy_get(e);
+	uv_queue_work(e->loop, &l->work, list_work, list_after);
+	return 0;
+}
+
+/* ----------------------------------------------------------- compaction */
+
+struct compactor {
+	struct sto_engine *e;
+	struct sto_dir *d;
+	struct sto_vol *v;		/* freed once dropped: use vol_id */
+	uint32_t vol_id;
+	uint64_t off, end, moved, rec_len;
+	struct sto_io io;
+	uint8_t *hdr;
+	size_t hdr_len;
+	struct sto_rec rec;
+	struct sto_loc loc;		/* the live entry being copied */
+	struct sto_put *p;
+	uint64_t pos;			/* fragment bytes read so far */
+	const uint8_t *pending;		/* read, not yet fed to p */
+	size_t pending_len;
+	void *pending_buf;
+	bool feeding, put_finished;
+	int put_status;
+	uv_work_t work;
+	int status;
+	void (*cb)(void *arg, int status, uint64_t moved);
+	void *arg;
+};
+
+static void cmp_next(struct compactor *c);
+
+static void cmp_done(struct compactor *c, int status)
+{
+	struct sto_engine *e = c->e;
+
+	log_info("compaction of %s vol %u: %s, %llu records moved", c->d->path,
+		 c->vol_id, status < 0 ? sto_strerror(status) : "done",
+		 (unsigned long long)c->moved);
+	if (c->cb)
+		c->cb(c->arg, status, c->moved);
+	free(c->hdr);
+	free(c);
+	e->cmp = NULL;
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static void cmp_drop_work(uv_work_t *w)
+{
+	struct compactor *c = w->data;
+
+	c->status = sto_idx_vol_drop(c->e->idx, c->d->medium, c->d->idx, c->v->id);
+}
+
+static void cmp_drop_after(uv_work_t *w, int status)
+{
+	struct compactor *c = w->data;
+	struct sto_vol *v = c->v;
+	char path[4096];
+
+	if (c->status == 0) {
+		/* Every live record now lives elsewhere: forget the file. Reads
+		 * that looked it up before the moves keep the fd open. */
+		if (sto_vol_path(path, sizeof(path), c->d->path, v->id) == 0 &&
+		    unlink(path) < 0)
+			log_warn("unlink %s: %s", path, strerror(errno));
+		c->d->vols[v->id] = NULL;
+		v->doomed = true;
+		v->refs++;
+		vol_put(v);
+	}
+	cmp_done(c, c->status);
+}
+
+/* The current record is done with: copied (0), changed meanwhile (-ENOENT),
+ * or skipped (1: unreadable, now quarantined). Anything else stops. */
+static void cmp_record_end(struct compactor *c, int status)
+{
+	free(c->pending_buf);
+	c->pending_buf = NULL;
+	c->pending_len = 0;
+	c->p = NULL;
+	if (status == 0)
+		c->moved++;
+	else if (status != -ENOENT && status != 1) {
+		cmp_done(c, status);
+		return;
+	}
+	c->off += c->rec_len;
+	cmp_next(c);
+}
+
+static void cmp_read_piece(struct compactor *c);
+
+/* Hands the piece read to the copy's buffers (copying: compaction is
+ * background work, and the copy re-derives every CRC as a check). */
+static void cmp_feed(struct compactor *c)
+{
+	c->feeding = true;
+	while (c->pending_len && !c->put_finished) {
+		void *b;
+		size_t cap, n;
+		int ret = sto_put_buf(c->p, &b, &cap);
+
+		if (ret == -EAGAIN)
+			break;		/* cmp_resume runs when there is room */
+		if (ret < 0) {
+			sto_put_abort(c->p);
+			c->put_finished = true;
+			c->put_status = 1;
+			break;
+		}
+		n = cap < c->pending_len ? cap : c->pending_len;
+		memcpy(b, c->pending, n);
+		c->pending += n;
+		c->pending_len -= n;
+		c->pos += n;
+		sto_put_fill(c->p, n);	/* may finish the copy */
+	}
+	c->feeding = false;
+	if (c->put_finished) {
+		c->put_finished = false;
+		cmp_record_end(c, c->put_status);
+		return;
+	}
+	if (c->pending_len)
+		return;
+	free(c->pending_buf);
+	c->pending_buf = NULL;
+	if (c->pos < c->loc.size)
+		cmp_read_piece(c);
+	/* else: all fed; cmp_put_done comes once it is durable and indexed */
+}
+
+static void cmp_read_done(void *arg, int status, const uint8_t *data,
+			  size_t len, void *buf)
+{
+	struct compactor *c = arg;
+
+	if (status < 0) {
+		/* A bad record (now quarantined) is not copied. */
+		sto_put_abort(c->p);
+		cmp_record_end(c, 1);
+		return;
+	}
+	c->pending = data;
+	c->pending_len = len;
+	c->pending_buf = buf;
+	cmp_feed(c);
+}
+
+static void cmp_read_piece(struct compactor *c)
+{
+	uint64_t n = c->loc.size - c->pos;
+	int ret;
+
+	if (n > STO_READ_PIECE)
+		n = STO_READ_PIECE;
+	ret = sto_read(c->e, &c->rec.key, &c->loc, c->pos, n, cmp_read_done, c);
+	if (ret < 0) {
+		sto_put_abort(c->p);
+		c->p = NULL;
+		cmp_done(c, ret);
+	}
+}
+
+static void cmp_resume(void *arg)
+{
+	cmp_feed(arg);
+}
+
+static void cmp_put_done(void *arg, int status, const struct sto_loc *loc)
+{
+	struct compactor *c = arg;
+
+	if (c->feeding) {		/* inside cmp_feed: it finishes up */
+		c->put_finished = true;
+		c->put_status = status;
+		return;
+	}
+	cmp_record_end(c, status);
+}
+
+static void cmp_hdr_done(struct sto_io *io, int res)
+{
+	struct compactor *c = (struct compactor *)((char *)io - offsetof(struct compactor, io));
+	struct sto_loc l;
+	int ret;
+
+	if (res < 0) {
+		cmp_done(c, res);
+		return;
+	}
+	if (sto_rec_decode(c->hdr, c->hdr_len, &c->rec) < 0 ||
+	    c->off + (c->rec_len = sto_rec_len(c->rec.meta_len, c->rec.data_len)) > c->end) {
+		c->off += STO_REC_ALIGN;	/* garbage: resync */
+		cmp_next(c);
+		return;
+	}
+	ret = sto_idx_get(c->e->idx, &c->rec.key, &l, NULL);
+	if (ret < 0 || (l.flags & STO_LOC_TOMBSTONE) || l.medium != c->d->medium ||
+	    l.dir != c->d->idx || l.vol != c->v->id || l.off != c->off) {
+		c->off += c->rec_len;		/* dead */
+		cmp_next(c);
+		return;
+	}
+	c->loc = l;
+	c->pos = 0;
+	ret = put_begin(c->e, c->d, &l, &c->rec.key, l.ts, c->hdr + STO_REC_HDR,
+			l.meta_len, l.size, l.crc, cmp_put_done, cmp_resume, c, &c->p);
+	if (ret < 0) {
+		cmp_done(c, ret);
+		return;
+	}
+	if (l.size)
+		cmp_read_piece(c);
+}
+
+static void cmp_next(struct compactor *c)
+{
+	if (c->e->closing) {
+		cmp_done(c, -ESHUTDOWN);
+		return;
+	}
+	if (c->off + STO_REC_HDR > c->end) {
+		/* All live records moved and committed: drop the volume. */
+		c->work.data = c;
+		uv_queue_work(c->e->loop, &c->work, cmp_drop_work, cmp_drop_after);
+		return;
+	}
+	c->hdr_len = STO_REC_HDR + STO_MAX_META;
+	if (c->off + c->hdr_len > c->end)
+		c->hdr_len = c->end - c->off;
+	memset(&c->io, 0, sizeof(c->io));
+	c->io.op = IO_READ;
+	c->io.fd = c->v->fd;
+	c->io.off = c->off;
+	c->io.iov[0] = (struct iovec){ c->hdr, c->hdr_len };
+	c->io.iovcnt = 1;
+	c->io.done = cmp_hdr_done;
+	io_submit(c->e, &c->io);
+}
+
+int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
+		void (*cb)(void *arg, int status, uint64_t moved), void *arg)
+{
+	struct compactor *c;
+	struct sto_dir *d;
+	struct sto_vol *v;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	if (medium > STO_MEDIUM_COLD || dir >= e->ndirs[medium])
+		return -ENOENT;
+	d = &e->dirs[medium][dir];
+	if (vol >= d->nvols || !(v = d->vols[vol]))
+		return -ENOENT;
+	if (e->cmp || v == d->active || v->pending || v->sync_inflight ||
+	    v->sync_wait || v->dirty || v->prealloc_busy)
+		return -EBUSY;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->hdr = malloc(STO_REC_HDR + STO_MAX_META);
+	if (!c->hdr) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->e = e;
+	c->d = d;
+	c->v = v;
+	c->vol_id = v->id;
+	c->end = v->tail;
+	c->cb = cb;
+	c->arg = arg;
+	e->cmp = c;
+	busy_get(e);
+	log_info("compacting %s vol %u (%llu bytes)", d->path, vol,
+		 (unsigned long long)c->end);
+	cmp_next(c);
+	return 0;
+}
+
+/* Starts compacting the sealed volume with the most dead space, if any has
+ * at least compact_pct %. Dead bytes come from the index (committed). */
+static void compact_check(struct sto_engine *e)
+{
+	struct sto_vol *best = NULL;
+	uint64_t best_dead = 0;
+
+	for (int m = 0; m < 2; m++)
+		for (unsigned i = 0; i < e->ndirs[m]; i++) {
+			struct sto_dir *d = &e->dirs[m][i];
+
+			for (uint32_t id = 1; id < d->nvols; id++) {
+				struct sto_vol *v = d->vols[id];
+				uint64_t tail, dead;
+
+				if (!v || v == d->active || v->pending || v->prealloc_busy ||
+				    sto_idx_vol_info(e->idx, m, i, id, &tail, &dead) < 0 ||
+				    tail == 0 || dead * 100 < tail * e->cfg.compact_pct)
+					continue;
+				if (dead > best_dead) {
+					best = v;
+					best_dead = dead;
+				}
+			}
+		}
+	if (best)
+		sto_compact(e, best->medium, best->dir, best->id, NULL, NULL);
+}
+
+/* ------------------------------------------------------- loop plumbing */
+
+static void vol_synced(struct sto_io *io, int res)
+{
+	struct sto_vol *v = (struct sto_vol *)((char *)io - offsetof(struct sto_vol, sync_io));
+	struct sto_engine *e;
+	struct sto_put *p = v->syncing, *next;
+
+	v->syncing = NULL;
+	v->sync_inflight = false;
+	if (!p)
+		return;
+	e = p->e;
+	e->st.fsync_us += (strata_now_ns() - v->sync_start) / 1000;
+	if (res < 0)
+		log_err("fdatasync vol %u: %s", v->id, strerror(-res));
+	for (; p; p = next) {
+		next = p->next;
+		if (res < 0)
+			put_finish(p, res);
+		else
+			commit_queue(e, &p->c);
+	}
+	if (v->sync_wait)
+		vol_mark_dirty(e, v);
+}
+
+/* Once per loop iteration, before it blocks: start the fdatasyncs and the
+ * commit that the callbacks of this iteration made ready, then submit every
+ * queued SQE in one system call. */
+static void on_prepare(uv_prepare_t *h)
+{
+	struct sto_engine *e = h->data;
+	struct sto_vol *v = e->dirty;
+
+	e->dirty = NULL;
+	while (v) {
+		struct sto_vol *next = v->dirty_next;
+
+		v->dirty = false;
+		if (!v->sync_inflight && v->sync_wait) {
+			v->syncing = v->sync_wait;
+			v->sync_wait = NULL;
+			v->sync_inflight = true;
+			v->sync_io.op = IO_FSYNC;
+			v->sync_io.fd = v->fd;
+			v->sync_io.done = vol_synced;
+			v->sync_start = strata_now_ns();
+			e->st.fsyncs++;
+			io_submit(e, &v->sync_io);
+		}
+		v = next;
+	}
+	commit_start(e);
+	while (e->backlog) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+
+		if (!sqe) {
+			io_uring_submit(&e->ring);
+			sqe = io_uring_get_sqe(&e->ring);
+			if (!sqe)
+				break;
+		}
+		io_prep(e->backlog, sqe);
+		e->backlog = e->backlog->next;
+	}
+	if (io_uring_sq_ready(&e->ring))
+		io_uring_submit(&e->ring);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+	struct sto_engine *e = h->data;
+
+	for (int m = 0; m < 2; m++)
+		for (unsigned i = 0; i < e->ndirs[m]; i++)
+			dir_refresh(&e->dirs[m][i], &e->cfg);
+	if (e->cfg.compact_interval && !e->cmp && !e->closing &&
+	    strata_now_ns() - e->last_compact_check >= e->cfg.compact_interval * 1000000000ull) {
+		e->last_compact_check = strata_now_ns();
+		compact_check(e);
+	}
+}
+
+struct sto_idx *sto_engine_idx(struct sto_engine *e)
+{
+	return e->idx;
+}
+
+struct sto_stat *sto_engine_counters(struct sto_engine *e)
+{
+	return &e->st;
+}
+
+void sto_engine_stat(struct sto_engine *e, struct sto_stat *st)
+{
+	*st = e->st;
+	for (int m = 0; m < 2; m++) {
+		struct sto_medium_stat *ms = &st->media[m];
+
+		memset(ms, 0, sizeof(*ms));
+		ms->medium = m;
+		ms->dirs = e->ndirs[m];
+		for (unsigned i = 0; i < e->ndirs[m]; i++) {
+			struct sto_dir *d = &e->dirs[m][i];
+
+			dir_refresh(d, &e->cfg);
+			ms->capacity_bytes += d->cap;
+			ms->free_bytes += d->avail;
+			ms->reserve_bytes += d->reserve;
+			for (uint32_t v = 1; v < d->nvols; v++) {
+				if (!d->vols[v])
+					continue;
+				ms->volumes++;
+				ms->used_bytes += d->vols[v]->tail;
+			}
+		}
+	}
+	sto_idx_counts(e->idx, &st->objects, &st->quarantined);
+}
+
+int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
+		    struct sto_engine **out)
+{
+	struct sto_engine *e;
+	char path[4096];
+	int ret;
+
+	if (cfg->nhot == 0 || cfg->nhot > STO_MAX_DIRS || cfg->ncold > STO_MAX_DIRS)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->loop = loop;
+	e->cfg = *cfg;
+	if (!e->cfg.vol_max)
+		e->cfg.vol_max = 1ull << 30;
+	if (!e->cfg.map_size)
+		e->cfg.map_size = 64ull << 30;
+	if (!e->cfg.ring_entries)
+		e->cfg.ring_entries = 512;
+	if (!e->cfg.compact_pct)
+		e->cfg.compact_pct = 50;
+	e->last_compact_check = strata_now_ns();
+	e->cq_tail = &e->cq;
+	e->efd = -1;
+	for (int m = 0; m < 2; m++)
+		for (unsigned i = 0; i < STO_MAX_DIRS; i++)
+			e->dirs[m][i].dfd = -1;
+
+	/* The index lives on the first hot directory. */
+	if (mkdir(cfg->hot[0], 0755) < 0 && errno != EEXIST) {
+		ret = -errno;
+		goto out_close;
+	}
+	snprintf(path, sizeof(path), "%s/index", cfg->hot[0]);
+	ret = sto_idx_open(path, e->cfg.map_size, &e->idx);
+	if (ret < 0)
+		goto out_close;
+	for (unsigned i = 0; i < cfg->nhot; i++, e->ndirs[0]++) {
+		ret = dir_open(e, &e->dirs[0][i], cfg->hot[i], STO_MEDIUM_HOT, i);
+		if (ret < 0)
+			goto out_dir;
+	}
+	for (unsigned i = 0; i < cfg->ncold; i++, e->ndirs[1]++) {
+		ret = dir_open(e, &e->dirs[1][i], cfg->cold[i], STO_MEDIUM_COLD, i);
+		if (ret < 0)
+			goto out_dir;
+	}
+	ret = io_uring_queue_init(e->cfg.ring_entries, &e->ring, 0);
+	if (ret < 0) {
+		log_err("io_uring_queue_init: %s", strerror(-ret));
+		goto out_close;
+	}
+	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->efd < 0) {
+		ret = -errno;
+		goto out_ring;
+	}
+	ret = io_uring_register_eventfd(&e->ring, e->efd);
+	if (ret < 0)
+		goto out_ring;
+	uv_poll_init(loop, &e->poll, e->efd);
+	uv_prepare_init(loop, &e->prep);
+	uv_timer_init(loop, &e->timer);
+	e->poll.data = e->prep.data = e->timer.data = e;
+	e->handles_open = 3;
+	uv_poll_start(&e->poll, UV_READABLE, on_ring);
+	uv_prepare_start(&e->prep, on_prepare);
+	uv_timer_start(&e->timer, on_timer, 250, 250);
+	/* Only requests keep the loop alive, not the engine. */
+	uv_unref((uv_handle_t *)&e->poll);
+	uv_unref((uv_handle_t *)&e->prep);
+	uv_unref((uv_handle_t *)&e->timer);
+	*out = e;
+	return 0;
+
+out_dir:
+	log_err("opening %s: %s", ret < 0 ? "media directory" : "", strerror(-ret));
+	goto out_close;
+out_ring:
+	io_uring_queue_exit(&e->ring);
+out_close:
+	for (int m = 0; m < 2; m++)
+		for (unsigned i = 0; i < STO_MAX_DIRS; i++) {
+			struct sto_dir *d = &e->dirs[m][i];
+
+			for (uint32_t v = 0; v < d->nvols; v++)
+				if (d->vols[v]) {
+					close(d->vols[v]->fd);
+					free(d->vols[v]);
+				}
+			free(d->vols);
+			free(d->path);
+			if (d->dfd >= 0)
+				close(d->dfd);
+		}
+	if (e->efd >= 0)
+		close(e->efd);
+	sto_idx_close(e->idx);
+	free(e);
+	return ret;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct sto_engine *e = h->data;
+
+	if (--e->handles_open)
+		return;
+	io_uring_queue_exit(&e->ring);
+	close(e->efd);
+	for (int m = 0; m < 2; m++)
+		for (unsigned i = 0; i < STO_MAX_DIRS; i++) {
+			struct sto_dir *d = &e->dirs[m][i];
+
+			for (uint32_t v = 0; v < d->nvols; v++)
+				if (d->vols[v]) {
+					close(d->vols[v]->fd);
+					free(d->vols[v]);
+				}
+			free(d->vols);
+			free(d->path);
+			if (d->dfd >= 0)
+				close(d->dfd);
+		}
+	sto_idx_close(e->idx);
+	if (e->close_cb)
+		e->close_cb(e->close_arg);
+	free(e);
+}
+
+static void engine_maybe_finish_close(struct sto_engine *e)
+{
+	if (!e->closing || e->busy || e->handles_open != 3)
+		return;
+	if (e->aq || e->cq || e->held) {
+		/* Flush the last atime updates and quarantines. */
+		uv_ref((uv_handle_t *)&e->prep);
+		return;
+	}
+	uv_close((uv_handle_t *)&e->poll, on_handle_closed);
+	uv_close((uv_handle_t *)&e->prep, on_handle_closed);
+	uv_close((uv_handle_t *)&e->timer, on_handle_closed);
+}
+
+void sto_engine_close(struct sto_engine *e, void (*cb)(void *arg), void *arg)
+{
+	e->closing = true;
+	e->close_cb = cb;
+	e->close_arg = arg;
+	/* Keep the loop turning until the in-flight work drains. */
+	uv_ref((uv_handle_t *)&e->poll);
+	uv_ref((uv_handle_t *)&e->prep);
+	engine_maybe_finish_close(e);
+}

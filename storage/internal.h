@@ -1,0 +1,280 @@
+/* storage/internal.h: everything inside storage/ that other folders don't
+ * see. Grouped by the file that implements it. Layout: storage/README.md.
+ */
+#ifndef STRATA_STORAGE_INTERNAL_H
+#define STRATA_STORAGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common.h"
+#include "storage.h"
+#include "storage.pb-c.h"
+
+/* ------------------------------------------------------------ frame.c */
+
+/* Parses a frame prefix from buf[0..len). 1 = complete (*hdr_len set),
+ * 0 = need more bytes, STO_EPROTO = bad magic or hdr_len > max_hdr (or 0). */
+int sto_frame_prefix(const uint8_t *buf, size_t len, size_t max_hdr,
+		     uint32_t *hdr_len);
+void sto_frame_put_prefix(uint8_t *buf, uint32_t hdr_len);
+
+/* Decodes and validates a request header (everything a node must check
+ * before acting on it). 0 and *out (sto_req_free) or STO_EPROTO /
+ * STO_EVERSION with *why set to a static message. */
+int sto_req_decode(const uint8_t *buf, size_t len, StoRequest **out,
+		   const char **why);
+void sto_req_free(StoRequest *r);
+/* A response header; same contract (no version check: the client does). */
+int sto_resp_decode(const uint8_t *buf, size_t len, StoResponse **out);
+void sto_resp_free(StoResponse *r);
+
+/* Encodes prefix + header into one malloc'd buffer of *len bytes. */
+int sto_req_encode(const StoRequest *r, uint8_t **buf, size_t *len);
+int sto_resp_encode(const StoResponse *r, uint8_t **buf, size_t *len);
+
+/* Copies the key fields of a validated request. */
+void sto_req_key(const StoRequest *r, struct sto_key *k);
+
+/* ----------------------------------------------------------- volume.c */
+
+/* A record in a volume file, at a STO_REC_ALIGN-aligned offset:
+ *   header (STO_REC_HDR bytes) | meta | data | chunk CRCs (u32 LE each) | pad
+ * The header's own CRC covers header and meta, so a scan can tell records
+ * from garbage; data_crc is the fragment's CRC-32C; chunk CRC i covers data
+ * bytes [i << STO_CHUNK_SHIFT, (i + 1) << STO_CHUNK_SHIFT). */
+#define STO_REC_MAGIC		0x53545231u	/* "STR1" */
+#define STO_REC_VERSION		1
+#define STO_REC_HDR		64
+#define STO_REC_ALIGN		64
+#define STO_CHUNK_SHIFT		16		/* 64 KiB chunks */
+#define STO_CHUNK		(1u << STO_CHUNK_SHIFT)
+
+struct sto_rec {
+	struct sto_key key;
+	uint64_t ts;
+	uint64_t data_len;
+	uint32_t meta_len;
+	uint32_t data_crc;
+	uint16_t flags;
+};
+
+uint64_t sto_rec_nchunks(uint64_t data_len);
+/* Bytes a record occupies, padding included. */
+uint64_t sto_rec_len(uint32_t meta_len, uint64_t data_len);
+static inline uint64_t sto_rec_data_off(uint32_t meta_len)
+{
+	return STO_REC_HDR + (uint64_t)meta_len;
+}
+static inline uint64_t sto_rec_table_off(uint32_t meta_len, uint64_t data_len)
+{
+	return STO_REC_HDR + (uint64_t)meta_len + data_len;
+}
+/* Header (with its CRC over header + meta) into out. */
+void sto_rec_encode(const struct sto_rec *r, const void *meta,
+		    uint8_t out[STO_REC_HDR]);
+/* Decodes a header followed by meta_len bytes of meta in buf[0..len).
+ * 0, STO_EPROTO (not a record), or -EAGAIN (len too short for the meta). */
+int sto_rec_decode(const uint8_t *buf, size_t len, struct sto_rec *r);
+/* Walks the records of a volume file (synchronous; tools, tests, repair),
+ * calling fn(arg, offset, rec) for each one whose header checks out; skips
+ * garbage. Stops early when fn returns nonzero (and returns that). */
+int sto_vol_scan(int fd, uint64_t end,
+		 int (*fn)(void *arg, uint64_t off, const struct sto_rec *r),
+		 void *arg);
+/* Volume file name: "<dir>/vol-<id 8 hex>.dat". */
+int sto_vol_path(char *buf, size_t len, const char *dir, uint32_t id);
+
+/* ------------------------------------------------------------ index.c */
+
+#define STO_LOC_TOMBSTONE	0x1
+
+/* Where a fragment lives, and what the index knows about it. */
+struct sto_loc {
+	uint8_t medium;		/* enum sto_medium */
+	uint8_t dir;		/* directory within the medium */
+	uint16_t flags;		/* STO_LOC_* */
+	uint32_t vol;		/* volume id in that directory */
+	uint64_t off;		/* record start in the volume */
+	uint64_t size;		/* fragment (data) bytes */
+	uint64_t ts;
+	uint32_t crc;		/* fragment CRC-32C */
+	uint32_t meta_len;
+	uint64_t atime;		/* coarse last access, seconds */
+};
+
+struct sto_idx;
+
+int sto_idx_open(const char *dir, uint64_t map_size, struct sto_idx **out);
+void sto_idx_close(struct sto_idx *x);
+
+/* Looks k up (loop thread only: reuses one read transaction). Copies the
+ * metadata into meta_buf (STO_MAX_META bytes) when not NULL. 0 or -ENOENT. */
+int sto_idx_get(struct sto_idx *x, const struct sto_key *k, struct sto_loc *loc,
+		void *meta_buf);
+
+enum sto_idx_op_type {
+	STO_IDX_PUT,		/* loc + meta, if newer than what is there */
+	STO_IDX_DEL,		/* tombstone at loc.ts, if newer */
+	STO_IDX_ATIME,		/* loc.atime, if the entry still is loc.off/vol */
+	STO_IDX_QUARANTINE,	/* move to quarantine, if the entry still is loc */
+	STO_IDX_MOVE,		/* compaction: to loc, if the entry still is old */
+};
+
+struct sto_idx_op {
+	enum sto_idx_op_type type;
+	struct sto_key key;
+	struct sto_loc loc;
+	struct sto_loc old;	/* STO_IDX_MOVE: where it was */
+	const void *meta;	/* STO_IDX_PUT, MOVE: loc.meta_len bytes */
+	int result;		/* out: 0, STO_ECONFLICT, -ENOENT (DEL of nothing) */
+};
+
+/* The committed end of a volume: where the next record may start after a
+ * restart (anything past it was never acknowledged). */
+struct sto_vol_tail {
+	uint8_t medium, dir;
+	uint32_t vol;
+	uint64_t tail;
+};
+
+/* Applies ops in one transaction (any thread, one at a time). 0 with each
+ * op's result set, or -errno when the transaction failed (nothing applied).
+ * Tails only move forward. On return the transaction is visible and its data
+ * pages are synced, but it is durable only once the next sto_idx_apply() or
+ * sto_idx_sync() returns 0 (LMDB's MDB_NOMETASYNC); that one also syncs the
+ * data pages of its own transaction. */
+int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
+		  const struct sto_vol_tail *tails, size_t ntails);
+/* Makes every applied transaction durable. */
+int sto_idx_sync(struct sto_idx *x);
+int sto_idx_vol_tail(struct sto_idx *x, uint8_t medium, uint8_t dir,
+		     uint32_t vol, uint64_t *tail);
+/* Committed tail and dead bytes (records overwritten, deleted, quarantined or
+ * moved away) of a volume. -ENOENT for a volume without committed records. */
+int sto_idx_vol_info(struct sto_idx *x, uint8_t medium, uint8_t dir,
+		     uint32_t vol, uint64_t *tail, uint64_t *dead);
+/* Forgets a volume (compacted away). Synced. */
+int sto_idx_vol_drop(struct sto_idx *x, uint8_t medium, uint8_t dir, uint32_t vol);
+/* Any thread (own read transaction). out has 1 << STO_SUFFIX_BITS slots;
+ * fills the non-empty suffixes in order. */
+int sto_idx_list_suffixes(struct sto_idx *x, uint32_t part,
+			  struct sto_suffix_hash *out, size_t *n);
+int sto_idx_list_objects(struct sto_idx *x, uint32_t part, uint32_t suffix,
+			 struct sto_list_entry *out, size_t max, size_t *n);
+int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined);
+/* The hash one entry contributes to its suffix hash. */
+uint64_t sto_idx_entry_hash(const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,
+			    uint64_t ts, bool tombstone);
+
+/* ----------------------------------------------------------- engine.c */
+
+#define STO_MAX_DIRS		16
+#define STO_PUT_BUF		(1u << 20)	/* PUT receive buffer */
+#define STO_PUT_WINDOW		4		/* PUT buffers in flight */
+#define STO_READ_PIECE		(1u << 20)	/* GET read size */
+
+struct sto_engine_cfg {
+	const char *hot[STO_MAX_DIRS];
+	unsigned nhot;
+	const char *cold[STO_MAX_DIRS];
+	unsigned ncold;
+	uint64_t reserve_bytes;		/* kept free on every directory */
+	unsigned reserve_pct;		/* ... or this % of it, the larger */
+	uint64_t vol_max;		/* roll volumes past this size */
+	uint64_t map_size;		/* LMDB map size */
+	unsigned atime_interval;	/* seconds between atime updates */
+	unsigned ring_entries;		/* io_uring SQ size */
+	unsigned compact_interval;	/* seconds between compaction checks, 0 off */
+	unsigned compact_pct;		/* compact sealed volumes this % dead */
+};
+
+struct sto_engine;
+
+/* Opens (creating when needed) every directory, the index in the first hot
+ * directory, and the io_uring, all on loop. 0 or -errno. */
+int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
+		    struct sto_engine **out);
+/* Waits for in-flight I/O and commits, closes everything, frees e, then
+ * cb(arg) on the loop. New requests fail with -ESHUTDOWN meanwhile. */
+void sto_engine_close(struct sto_engine *e, void (*cb)(void *arg), void *arg);
+void sto_engine_stat(struct sto_engine *e, struct sto_stat *st);
+/* The engine's counters; the server adds its own (gets, bytes_out). */
+struct sto_stat *sto_engine_counters(struct sto_engine *e);
+struct sto_idx *sto_engine_idx(struct sto_engine *e);
+
+/* PUT, streamed. sto_put_begin checks the request against the index (an
+ * equal or newer version or tombstone: STO_ECONFLICT) and the free space
+ * (-ENOSPC) and reserves the record. The caller then loops: sto_put_buf()
+ * for where the next payload bytes go (-EAGAIN: window full, resume(arg)
+ * runs when there is room again), sto_put_fill() for how many landed. After
+ * the last byte, done(arg, status, loc) runs once the fragment is durable
+ * and indexed (or failed: STO_ECRC, -ENOSPC, -EIO, STO_ECONFLICT). */
+struct sto_put;
+typedef void (*sto_put_done_fn)(void *arg, int status, const struct sto_loc *loc);
+int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+		  const void *meta, uint32_t meta_len, uint64_t size,
+		  uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
+		  void *arg, struct sto_put **out);
+int sto_put_buf(struct sto_put *p, void **buf, size_t *len);
+void sto_put_fill(struct sto_put *p, size_t n);
+/* The sender went away mid-payload: done never runs; p is freed later. */
+void sto_put_abort(struct sto_put *p);
+
+/* DELETE: a durable tombstone, then done (0, -ENOENT, STO_ECONFLICT). */
+int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+	    sto_put_done_fn done, void *arg);
+
+/* Index lookup for GET/HEAD (and a coarse atime update). 0, or -ENOENT
+ * (loc->flags has STO_LOC_TOMBSTONE when a tombstone is why). */
+int sto_lookup(struct sto_engine *e, const struct sto_key *k,
+	       struct sto_loc *loc, void *meta_buf);
+
+/* Reads fragment bytes [off, off + len) of loc (len <= STO_READ_PIECE),
+ * verifying the covering chunk CRCs (or the whole-fragment CRC). cb gets
+ * data pointing into buf, which the callee owns (free(buf)) and may keep
+ * until its bytes are sent. On a mismatch: STO_ECRC, the fragment is
+ * quarantined and no byte is delivered. */
+typedef void (*sto_read_fn)(void *arg, int status, const uint8_t *data,
+			    size_t len, void *buf);
+int sto_read(struct sto_engine *e, const struct sto_key *k,
+	     const struct sto_loc *loc, uint64_t off, uint64_t len,
+	     sto_read_fn cb, void *arg);
+
+/* LIST on a worker thread, done on the loop; the arrays live until cb
+ * returns. */
+typedef void (*sto_list_fn)(void *arg, int status,
+			    const struct sto_suffix_hash *sfx,
+			    const struct sto_list_entry *ents, size_t n);
+int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
+	     sto_list_fn cb, void *arg);
+
+/* Compaction of one sealed volume: copies its live records to the active
+ * volume of the same directory (each copy verified, durable and re-indexed
+ * like a PUT, and only if the index still points at the old copy), then
+ * forgets and unlinks the volume (reads in flight keep its file open).
+ * Reads and writes go on meanwhile. One at a time: -EBUSY while one runs, or
+ * for the active volume or one with writes in flight. cb(arg, status, moved)
+ * on the loop. */
+int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
+		void (*cb)(void *arg, int status, uint64_t moved), void *arg);
+
+/* ----------------------------------------------------------- server.c */
+
+struct sto_server;
+struct sto_server_cfg {
+	const char *addr;
+	uint16_t port;			/* 0: any free port */
+	unsigned max_inflight;		/* per connection */
+};
+int sto_server_start(uv_loop_t *loop, struct sto_engine *e,
+		     const struct sto_server_cfg *cfg, struct sto_server **out);
+uint16_t sto_server_port(struct sto_server *s);
+/* Stops listening, lets in-flight requests finish and their replies go out,
+ * closes connections, frees s, then cb(arg). */
+void sto_server_stop(struct sto_server *s, void (*cb)(void *arg), void *arg);
+
+#endif

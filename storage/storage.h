@@ -1,0 +1,169 @@
+/* storage/storage.h: the storage node's client library, the only header
+ * other folders include.
+ *
+ * A storage node (strata-storaged) holds fragments: the bytes of one replica
+ * or one erasure-coded fragment of an object. A fragment is named by a
+ * struct sto_key (partition, 16-byte name hash the gateway computes from
+ * /account/bucket/object, fragment index) and versioned by a timestamp:
+ * the newest timestamp wins, and a DELETE writes a tombstone that rejects
+ * older PUTs. Every fragment carries its CRC-32C (the client sends it with
+ * the PUT; the node verifies it before acknowledging and on every read) and
+ * opaque metadata bytes (<= STO_MAX_META) the gateway owns.
+ *
+ * The client is asynchronous on a libuv loop: one struct sto_client is one
+ * TCP connection; requests are pipelined and each completes through its
+ * callback, on the loop thread. Callbacks may issue new requests. Payloads are
+ * never copied: PUT sends the caller's iovec (which must stay valid until the
+ * callback), GET hands received bytes to a chunk callback straight from the
+ * receive buffer.
+ *
+ * Errors are 0 or a negative errno, or one of the STO_E* codes below;
+ * sto_strerror() describes either. -ENOENT means no such fragment (info, when
+ * given, says whether a tombstone exists), -ENOSPC that the node has no room.
+ */
+#ifndef STRATA_STORAGE_H
+#define STRATA_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <uv.h>
+
+#define STO_PROTO_VERSION	1
+#define STO_NAME_HASH_LEN	16
+#define STO_MAX_META		(64u * 1024)		/* per-fragment metadata */
+#define STO_MAX_FRAGMENT	(64ull << 30)		/* 64 GiB */
+#define STO_MAX_REQ_HDR		(STO_MAX_META + 4096)	/* request header bytes */
+#define STO_MAX_RESP_HDR	(1u << 20)		/* response header bytes */
+#define STO_FRAME_MAGIC		0x53545246u		/* "STRF" */
+#define STO_FRAME_PREFIX	8			/* magic + header length */
+#define STO_SUFFIX_BITS		12			/* LIST groups names by the
+							 * top 12 bits of the hash */
+#define STO_LIST_MAX		4096			/* entries per LIST reply */
+#define STO_DEFAULT_PORT	6200
+
+/* Errors beyond errno, all below -4096 so they never collide with it. */
+enum {
+	STO_EPROTO = -6000,	/* malformed or oversized frame */
+	STO_EVERSION,		/* protocol version not spoken */
+	STO_ECRC,		/* CRC-32C mismatch (sent data, or stored data) */
+	STO_ECONFLICT,		/* an equal or newer timestamp (or tombstone) exists */
+	STO_ECLOSED,		/* connection closed before the reply */
+};
+const char *sto_strerror(int err);
+
+/* CRC-32C (Castagnoli) as the node computes it: start with crc = 0 and chain
+ * calls over consecutive pieces. */
+uint32_t sto_crc32c(uint32_t crc, const void *buf, size_t len);
+
+enum sto_medium {
+	STO_MEDIUM_HOT = 0,	/* SSD: where writes land */
+	STO_MEDIUM_COLD = 1,	/* SATA */
+};
+
+struct sto_key {
+	uint32_t part;
+	uint8_t name[STO_NAME_HASH_LEN];
+	uint32_t frag;
+};
+
+/* What a reply says about a fragment; meta borrows from the reply and lives
+ * until the callback returns. */
+struct sto_info {
+	uint64_t timestamp;
+	uint64_t size;			/* whole fragment */
+	uint32_t crc32c;		/* whole fragment */
+	bool tombstone;			/* status -ENOENT: deleted at timestamp */
+	const void *meta;
+	uint32_t meta_len;
+	enum sto_medium medium;
+	uint64_t atime;			/* coarse last access, seconds */
+	uint64_t offset;		/* GET: first byte delivered */
+	uint64_t length;		/* GET: bytes delivered */
+	const char *error;		/* detail when status < 0, or NULL */
+};
+
+struct sto_suffix_hash {
+	uint32_t suffix;		/* top STO_SUFFIX_BITS of the name hash */
+	uint64_t hash;			/* order-independent hash of its entries */
+	uint64_t count;
+};
+
+struct sto_list_entry {
+	uint8_t name[STO_NAME_HASH_LEN];
+	uint32_t frag;
+	uint64_t timestamp;
+	bool tombstone;
+	uint64_t size;
+};
+
+struct sto_medium_stat {
+	enum sto_medium medium;
+	uint32_t dirs, volumes;
+	uint64_t capacity_bytes, free_bytes, used_bytes, reserve_bytes;
+};
+
+struct sto_stat {
+	struct sto_medium_stat media[2];
+	uint64_t objects, quarantined;
+	uint64_t puts, gets, deletes, crc_errors, bytes_in, bytes_out;
+	uint64_t group_commits, fsyncs, nospace, conflicts;
+	uint64_t fsync_us, commit_us;	/* time spent in each, in total */
+};
+
+/* The suffix (LIST grouping) of a name hash. */
+static inline uint32_t sto_suffix_of(const uint8_t name[STO_NAME_HASH_LEN])
+{
+	return ((uint32_t)name[0] << 4 | name[1] >> 4) & ((1u << STO_SUFFIX_BITS) - 1);
+}
+
+/* ------------------------------------------------------------- client */
+
+typedef struct sto_client sto_client;
+
+typedef void (*sto_connect_fn)(sto_client *c, int status, void *arg);
+/* info is NULL when the reply carried no fragment information. */
+typedef void (*sto_done_fn)(void *arg, int status, const struct sto_info *info);
+/* GET payload, in order; info (borrowed) describes the range. */
+typedef void (*sto_chunk_fn)(void *arg, const struct sto_info *info,
+			     const void *data, size_t len);
+typedef void (*sto_suffixes_fn)(void *arg, int status,
+				const struct sto_suffix_hash *v, size_t n);
+typedef void (*sto_entries_fn)(void *arg, int status,
+			       const struct sto_list_entry *v, size_t n);
+typedef void (*sto_stat_fn)(void *arg, int status, const struct sto_stat *st);
+
+/* Connects to host:port (numeric IPv4/IPv6 address). cb runs once, on the
+ * loop; on failure the client must still be closed. 0 or -errno. */
+int sto_client_connect(uv_loop_t *loop, const char *host, uint16_t port,
+		       sto_connect_fn cb, void *arg, sto_client **out);
+/* Fails every pending request with STO_ECLOSED (their callbacks run), closes
+ * the connection and frees c once libuv has let go of it. */
+void sto_client_close(sto_client *c);
+/* Requests sent and not yet answered. */
+unsigned sto_client_pending(const sto_client *c);
+
+/* PUT: iov[0..iovcnt) (total bytes = the fragment) and meta must stay valid
+ * until cb. crc is the CRC-32C of the fragment (sto_crc32c). */
+int sto_put(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	    const void *meta, uint32_t meta_len, const struct iovec *iov,
+	    unsigned iovcnt, uint32_t crc, sto_done_fn cb, void *arg);
+/* GET bytes [offset, offset + length) (length 0 = to the end): chunk gets the
+ * bytes as they arrive, then done runs. The node verified them; a stream cut
+ * short (a bad chunk found mid-stream) ends with status < 0. */
+int sto_get(sto_client *c, const struct sto_key *k, uint64_t offset,
+	    uint64_t length, sto_chunk_fn chunk, sto_done_fn done, void *arg);
+int sto_head(sto_client *c, const struct sto_key *k, sto_done_fn cb, void *arg);
+/* DELETE: a tombstone at timestamp. -ENOENT when nothing live was there (the
+ * tombstone is written anyway); STO_ECONFLICT when something newer exists. */
+int sto_delete(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	       sto_done_fn cb, void *arg);
+/* LIST a partition: its non-empty suffixes with their hashes, or the entries
+ * (tombstones included) of one suffix. */
+int sto_list_suffixes(sto_client *c, uint32_t part, sto_suffixes_fn cb, void *arg);
+int sto_list_objects(sto_client *c, uint32_t part, uint32_t suffix,
+		     sto_entries_fn cb, void *arg);
+int sto_stat(sto_client *c, sto_stat_fn cb, void *arg);
+
+#endif

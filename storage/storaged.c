@@ -1,0 +1,250 @@
+/* strata-storaged: the storage node daemon.
+ *
+ *   strata-storaged --hot DIR[,DIR] [--cold DIR[,DIR]] [--listen ADDR]
+ *                   [--port N] [--port-file FILE] [--node-id ID] [--ring FILE]
+ *                   [--reserve-bytes N] [--reserve-pct N] [--volume-max N]
+ *                   [--index-map-size N] [--atime-interval S] [-v]
+ *
+ * SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the index.
+ */
+#include "internal.h"
+#include "ring.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+struct daemon {
+	uv_loop_t *loop;
+	struct sto_engine *e;
+	struct sto_server *srv;
+	uv_signal_t sigterm, sigint;
+	bool stopping;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: strata-storaged --hot DIR[,DIR...] [options]\n"
+"  --hot DIR[,DIR]        SSD directories (writes land here; index in the first)\n"
+"  --cold DIR[,DIR]       SATA directories\n"
+"  --listen ADDR          listen address (default 127.0.0.1)\n"
+"  --port N               TCP port (default %d; 0 = any free port)\n"
+"  --port-file FILE       write the bound port here once listening\n"
+"  --node-id ID           this node's identity (logged; checked against --ring later)\n"
+"  --ring FILE            ring file (optional for now: must exist when given)\n"
+"  --reserve-bytes N      keep N bytes free per directory (default 0)\n"
+"  --reserve-pct N        ... or N%% of it, whichever is larger (default 1)\n"
+"  --volume-max N         volume file size before rolling (default 1 GiB)\n"
+"  --index-map-size N     LMDB map size (default 64 GiB)\n"
+"  --atime-interval S     seconds between access-time updates (default 3600)\n"
+"  --max-inflight N       pipelined requests per connection (default 256)\n"
+"  --compact-interval S   seconds between compaction checks (default 60, 0 = off)\n"
+"  --compact-pct N        compact sealed volumes with N%% dead space (default 50)\n"
+"  -v, --verbose          debug logging\n", STO_DEFAULT_PORT);
+}
+
+static int split_dirs(char *arg, const char **out, unsigned *n)
+{
+	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+		if (*n >= STO_MAX_DIRS)
+			return -E2BIG;
+		out[(*n)++] = tok;
+	}
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void on_engine_closed(void *arg)
+{
+	log_info("index closed, exiting");
+}
+
+static void on_server_stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	sto_engine_close(d->e, on_engine_closed, d);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+	struct daemon *d = h->data;
+
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("signal %d: finishing in-flight requests", sig);
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	sto_server_stop(d->srv, on_server_stopped, d);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "hot", required_argument, NULL, 'H' },
+		{ "cold", required_argument, NULL, 'C' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "port-file", required_argument, NULL, 'P' },
+		{ "node-id", required_argument, NULL, 'n' },
+		{ "ring", required_argument, NULL, 'r' },
+		{ "reserve-bytes", required_argument, NULL, 'R' },
+		{ "reserve-pct", required_argument, NULL, '%' },
+		{ "volume-max", required_argument, NULL, 'V' },
+		{ "index-map-size", required_argument, NULL, 'M' },
+		{ "atime-interval", required_argument, NULL, 'A' },
+		{ "max-inflight", required_argument, NULL, 'I' },
+		{ "compact-interval", required_argument, NULL, 'c' },
+		{ "compact-pct", required_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct sto_engine_cfg ecfg = { .reserve_pct = 1, .atime_interval = 3600,
+				       .compact_interval = 60, .compact_pct = 50 };
+	struct sto_server_cfg scfg = { .addr = "127.0.0.1", .port = STO_DEFAULT_PORT };
+	const char *port_file = NULL, *node_id = "", *ring = NULL;
+	struct daemon d = { 0 };
+	uint64_t v;
+	int opt, ret;
+
+	strata_log_init("strata-storaged");
+	/* PUT and GET buffers (up to 1 MiB) come and go at a high rate: keep
+	 * them on the heap, and the heap's pages mapped, rather than paying an
+	 * mmap, munmap and page faults for each. */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	signal(SIGPIPE, SIG_IGN);
+	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'H':
+			if (split_dirs(optarg, ecfg.hot, &ecfg.nhot) < 0)
+				goto out_usage;
+			break;
+		case 'C':
+			if (split_dirs(optarg, ecfg.cold, &ecfg.ncold) < 0)
+				goto out_usage;
+			break;
+		case 'l': scfg.addr = optarg; break;
+		case 'P': port_file = optarg; break;
+		case 'n': node_id = optarg; break;
+		case 'r': ring = optarg; break;
+		case 'v': strata_log_verbose = true; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			if (!optarg || parse_u64(optarg, &v) < 0)
+				goto out_usage;
+			switch (opt) {
+			case 'p':
+				if (v > 65535)
+					goto out_usage;
+				scfg.port = (uint16_t)v;
+				break;
+			case 'R': ecfg.reserve_bytes = v; break;
+			case '%':
+				if (v > 100)
+					goto out_usage;
+				ecfg.reserve_pct = (unsigned)v;
+				break;
+			case 'V': ecfg.vol_max = v; break;
+			case 'M': ecfg.map_size = v; break;
+			case 'A': ecfg.atime_interval = (unsigned)v; break;
+			case 'I': scfg.max_inflight = (unsigned)v; break;
+			case 'c': ecfg.compact_interval = (unsigned)v; break;
+			case 'k':
+				if (v < 1 || v > 100)
+					goto out_usage;
+				ecfg.compact_pct = (unsigned)v;
+				break;
+			default: goto out_usage;
+			}
+		}
+	}
+	if (optind != argc || ecfg.nhot == 0)
+		goto out_usage;
+	if (ring) {
+		/* The ring names this node's devices by "host:port" (--node-id,
+		 * or the listen address). Checked at start; acting on it
+		 * (handoffs, replication) comes with later issues. */
+		char self[RING_NAME_MAX + 1];
+		struct ring *r;
+		unsigned mine = 0;
+
+		ret = ring_load(ring, &r);
+		if (ret < 0) {
+			log_err("ring %s: %s", ring, ring_strerror(ret));
+			return 1;
+		}
+		snprintf(self, sizeof(self), "%s:%u", scfg.addr, scfg.port);
+		if (*node_id)
+			snprintf(self, sizeof(self), "%s", node_id);
+		for (unsigned i = 0; i < ring_dev_count(r); i++)
+			mine += !strcmp(ring_dev_at(r, i)->node, self);
+		if (mine)
+			log_info("ring %s v%llu: %u of %u devices are this node (%s)", ring,
+				 (unsigned long long)ring_version(r), mine,
+				 ring_dev_count(r), self);
+		else
+			log_warn("ring %s: no device of node %s (serving anyway)", ring, self);
+		ring_free(r);
+	}
+
+	d.loop = uv_default_loop();
+	ret = sto_engine_open(d.loop, &ecfg, &d.e);
+	if (ret < 0) {
+		log_err("opening storage: %s", sto_strerror(ret));
+		return 1;
+	}
+	ret = sto_server_start(d.loop, d.e, &scfg, &d.srv);
+	if (ret < 0) {
+		sto_engine_close(d.e, NULL, NULL);
+		uv_run(d.loop, UV_RUN_DEFAULT);
+		return 1;
+	}
+	if (port_file) {
+		char buf[16];
+		int n = snprintf(buf, sizeof(buf), "%u\n", sto_server_port(d.srv));
+
+		ret = strata_write_file_atomic(port_file, buf, (size_t)n);
+		if (ret < 0)
+			log_err("port file %s: %s", port_file, strerror(-ret));
+	}
+	uv_signal_init(d.loop, &d.sigterm);
+	uv_signal_init(d.loop, &d.sigint);
+	d.sigterm.data = d.sigint.data = &d;
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	log_info("node '%s' listening on %s:%u, %u hot and %u cold directories",
+		 node_id, scfg.addr, sto_server_port(d.srv), ecfg.nhot, ecfg.ncold);
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	uv_loop_close(d.loop);
+	return 0;
+
+out_usage:
+	usage(stderr);
+	return 2;
+}

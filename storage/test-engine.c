@@ -1,0 +1,494 @@
+/* Unit tests: the engine on a real loop and io_uring: write, read, range,
+ * overwrite, delete, list, reopen, and quarantine of a corrupted fragment. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+static char dir[64], hot[96];
+static uv_loop_t loop;
+static struct sto_engine *eng;
+
+struct res {
+	bool done;
+	int status;
+	struct sto_loc loc;
+	uint8_t *data;
+	size_t len;
+	size_t n;
+};
+
+static void open_engine(void)
+{
+	struct sto_engine_cfg cfg = { .nhot = 1, .hot = { hot }, .map_size = 1 << 26,
+				      .vol_max = 1 << 20, .atime_interval = 1 };
+
+	assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+}
+
+static void on_closed(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+static void close_engine(void)
+{
+	bool done = false;
+
+	sto_engine_close(eng, on_closed, &done);
+	while (!done)
+		uv_run(&loop, UV_RUN_ONCE);
+	eng = NULL;
+}
+
+static int setup(void **state)
+{
+	strcpy(dir, "/tmp/test-engine.XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(hot, sizeof(hot), "%s/hot", dir);
+	uv_loop_init(&loop);
+	open_engine();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	if (eng)
+		close_engine();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static void fill(uint8_t *b, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		b[i] = (uint8_t)(seed >> 33);
+	}
+}
+
+static void wait_res(struct res *r)
+{
+	while (!r->done)
+		uv_run(&loop, UV_RUN_ONCE);
+}
+
+static void on_put(void *arg, int status, const struct sto_loc *loc)
+{
+	struct res *r = arg;
+
+	r->status = status;
+	r->loc = *loc;
+	r->done = true;
+}
+
+static void on_resume(void *arg)
+{
+}
+
+static int put(const struct sto_key *k, uint64_t ts, const uint8_t *data,
+	       size_t len, uint32_t crc)
+{
+	struct res r = { 0 };
+	struct sto_put *p;
+	size_t off = 0;
+	int ret;
+
+	ret = sto_put_begin(eng, k, ts, "meta", 4, len, crc, on_put, on_resume, &r, &p);
+	if (ret < 0)
+		return ret;
+	while (off < len) {
+		void *buf;
+		size_t n;
+
+		ret = sto_put_buf(p, &buf, &n);
+		if (ret == -EAGAIN) {
+			uv_run(&loop, UV_RUN_ONCE);
+			continue;
+		}
+		assert_int_equal(ret, 0);
+		if (n > len - off)
+			n = len - off;
+		if (n > 5000)
+			n = 5000;	/* odd-sized pieces, across chunk edges */
+		memcpy(buf, data + off, n);
+		sto_put_fill(p, n);
+		off += n;
+	}
+	wait_res(&r);
+	return r.status;
+}
+
+static void on_read(void *arg, int status, const uint8_t *data, size_t len, void *buf)
+{
+	struct res *r = arg;
+
+	r->status = status;
+	if (status == 0) {
+		r->data = malloc(len + 1);
+		memcpy(r->data, data, len);
+		r->len = len;
+	}
+	free(buf);
+	r->done = true;
+}
+
+/* Reads [off, off + len) in STO_READ_PIECE pieces into out. */
+static int get(const struct sto_key *k, uint64_t off, uint64_t len, uint8_t *out)
+{
+	struct sto_loc loc;
+	int ret = sto_lookup(eng, k, &loc, NULL);
+
+	if (ret < 0)
+		return ret;
+	while (len) {
+		struct res r = { 0 };
+		uint64_t n = len < STO_READ_PIECE ? len : STO_READ_PIECE;
+
+		ret = sto_read(eng, k, &loc, off, n, on_read, &r);
+		if (ret < 0)
+			return ret;
+		wait_res(&r);
+		if (r.status < 0)
+			return r.status;
+		memcpy(out, r.data, n);
+		free(r.data);
+		out += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static struct sto_key key(uint32_t part, uint8_t a)
+{
+	struct sto_key k = { .part = part, .frag = a % 3 };
+
+	memset(k.name, a, sizeof(k.name));
+	return k;
+}
+
+static void test_write_read(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 4096, 65536, 65537, 1 << 20, (3 << 20) + 5 };
+	size_t max = (3 << 20) + 5;
+	uint8_t *a = malloc(max), *b = malloc(max);
+
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		struct sto_key k = key(1, (uint8_t)i);
+
+		fill(a, sizes[i], i);
+		assert_int_equal(put(&k, 10, a, sizes[i], sto_crc32c(0, a, sizes[i])), 0);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		struct sto_key k = key(1, (uint8_t)i);
+		struct sto_loc loc;
+
+		fill(a, sizes[i], i);
+		assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+		assert_int_equal(loc.size, sizes[i]);
+		assert_int_equal(loc.crc, sto_crc32c(0, a, sizes[i]));
+		assert_int_equal(get(&k, 0, sizes[i], b), 0);
+		assert_memory_equal(a, b, sizes[i]);
+	}
+	/* Ranges of the big one, across chunk and piece boundaries. */
+	{
+		struct sto_key k = key(1, 6);
+		static const uint64_t r[][2] = { { 0, 1 }, { 65535, 2 }, { 70000, 200000 },
+						 { (1 << 20) - 3, 10 }, { (3 << 20), 5 } };
+
+		fill(a, max, 6);
+		for (size_t i = 0; i < ARRAY_SIZE(r); i++) {
+			assert_int_equal(get(&k, r[i][0], r[i][1], b), 0);
+			assert_memory_equal(a + r[i][0], b, r[i][1]);
+		}
+	}
+	/* A wrong CRC stores nothing. */
+	{
+		struct sto_key k = key(2, 1);
+
+		assert_int_equal(put(&k, 10, a, 1000, 1), STO_ECRC);
+		assert_int_equal(get(&k, 0, 1, b), -ENOENT);
+	}
+	/* Reopen: everything is still there, new writes append. */
+	close_engine();
+	open_engine();
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		struct sto_key k = key(1, (uint8_t)i);
+
+		fill(a, sizes[i], i);
+		assert_int_equal(get(&k, 0, sizes[i], b), 0);
+		assert_memory_equal(a, b, sizes[i]);
+	}
+	{
+		struct sto_key k = key(3, 1);
+
+		fill(a, 300000, 99);
+		assert_int_equal(put(&k, 10, a, 300000, sto_crc32c(0, a, 300000)), 0);
+		assert_int_equal(get(&k, 0, 300000, b), 0);
+		assert_memory_equal(a, b, 300000);
+	}
+	free(a);
+	free(b);
+}
+
+static void on_del(void *arg, int status, const struct sto_loc *loc)
+{
+	on_put(arg, status, loc);
+}
+
+static int del(const struct sto_key *k, uint64_t ts)
+{
+	struct res r = { 0 };
+
+	assert_int_equal(sto_del(eng, k, ts, on_del, &r), 0);
+	wait_res(&r);
+	return r.status;
+}
+
+static void on_list(void *arg, int status, const struct sto_suffix_hash *sfx,
+		    const struct sto_list_entry *ents, size_t n)
+{
+	struct res *r = arg;
+
+	r->status = status;
+	r->n = n;
+	r->done = true;
+}
+
+static void test_overwrite_delete_list(void **state)
+{
+	struct sto_key k = key(5, 9);
+	uint8_t a[3000], b[3000];
+	struct sto_loc loc;
+	struct res r = { 0 };
+
+	fill(a, sizeof(a), 1);
+	assert_int_equal(put(&k, 100, a, 1000, sto_crc32c(0, a, 1000)), 0);
+	assert_int_equal(put(&k, 200, a + 1, 2000, sto_crc32c(0, a + 1, 2000)), 0);
+	assert_int_equal(put(&k, 150, a, 1000, sto_crc32c(0, a, 1000)), STO_ECONFLICT);
+	assert_int_equal(get(&k, 0, 2000, b), 0);
+	assert_memory_equal(a + 1, b, 2000);
+	assert_int_equal(del(&k, 180), STO_ECONFLICT);
+	assert_int_equal(del(&k, 300), 0);
+	assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
+	assert_true(loc.flags & STO_LOC_TOMBSTONE);
+	assert_int_equal(put(&k, 250, a, 1000, sto_crc32c(0, a, 1000)), STO_ECONFLICT);
+
+	assert_int_equal(put(&(struct sto_key){ .part = 5, .name = { 0xff } }, 1, a, 10,
+			     sto_crc32c(0, a, 10)), 0);
+	assert_int_equal(sto_list(eng, 5, false, 0, on_list, &r), 0);
+	wait_res(&r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.n, 2);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sto_list(eng, 5, true, sto_suffix_of(k.name), on_list, &r), 0);
+	wait_res(&r);
+	assert_int_equal(r.n, 1);
+}
+
+static void test_quarantine(void **state)
+{
+	struct sto_key k = key(6, 1), k2 = key(6, 2);
+	uint8_t *a = malloc(2 << 20), *b = malloc(2 << 20);
+	struct sto_loc loc, loc2;
+	struct sto_stat st;
+	char path[256];
+	int fd;
+
+	fill(a, 2 << 20, 3);
+	assert_int_equal(put(&k, 1, a, 5000, sto_crc32c(0, a, 5000)), 0);
+	assert_int_equal(put(&k2, 1, a, 2 << 20, sto_crc32c(0, a, 2 << 20)), 0);
+	assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+	assert_int_equal(sto_lookup(eng, &k2, &loc2, NULL), 0);
+	/* Flip a byte of each on disk. */
+	snprintf(path, sizeof(path), "%s/vol-%08x.dat", hot, loc.vol);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, loc.off + sto_rec_data_off(4) + 100), 1);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/vol-%08x.dat", hot, loc2.vol);
+	fd = open(path, O_RDWR);
+	assert_int_equal(pwrite(fd, "X", 1, loc2.off + sto_rec_data_off(4) + (1 << 20) + 7), 1);
+	close(fd);
+	/* A range of the big one away from the damage still reads. */
+	assert_int_equal(get(&k2, 0, 65536, b), 0);
+	assert_memory_equal(a, b, 65536);
+	assert_int_equal(get(&k, 0, 5000, b), STO_ECRC);
+	assert_int_equal(get(&k2, 1 << 20, 10, b), STO_ECRC);
+	/* Quarantined (index commit), never served again. */
+	for (int i = 0; i < 50; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	close_engine();
+	open_engine();
+	assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
+	assert_int_equal(sto_lookup(eng, &k2, &loc, NULL), -ENOENT);
+	sto_engine_stat(eng, &st);
+	assert_int_equal(st.quarantined, 2);
+	free(a);
+	free(b);
+}
+
+static void test_nospace_reserve(void **state)
+{
+	struct sto_engine_cfg cfg = { .nhot = 1, .hot = { hot }, .map_size = 1 << 26,
+				      .reserve_pct = 100 };
+	struct sto_key k = key(7, 1);
+	struct sto_put *p;
+	struct res r = { 0 };
+
+	close_engine();
+	assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+	assert_int_equal(sto_put_begin(eng, &k, 1, NULL, 0, 10, 0, on_put, on_resume,
+				       &r, &p), -ENOSPC);
+}
+
+/* A GET (lookup) older than the interval queues one atime update, which
+ * rides along with the next commit; more GETs in the same interval add
+ * nothing. */
+static void test_atime(void **state)
+{
+	struct sto_key k = key(9, 1), other = key(9, 2);
+	uint8_t a[100] = { 1 };
+	struct sto_loc l0, l1;
+	struct sto_stat st0, st1;
+
+	assert_int_equal(put(&k, 1, a, sizeof(a), sto_crc32c(0, a, sizeof(a))), 0);
+	assert_int_equal(sto_lookup(eng, &k, &l0, NULL), 0);
+	usleep(2100000);		/* > atime_interval (1 s) */
+	assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
+	assert_int_equal(l1.atime, l0.atime);	/* not yet committed */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
+	sto_engine_stat(eng, &st0);
+	assert_int_equal(del(&other, 5), -ENOENT);	/* a commit to ride along */
+	sto_engine_stat(eng, &st1);
+	assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
+	assert_true(l1.atime >= l0.atime + 2);
+	assert_int_equal(st1.group_commits - st0.group_commits, 1);
+}
+
+struct cmp_res {
+	bool done;
+	int status;
+	uint64_t moved;
+};
+
+static void on_compacted(void *arg, int status, uint64_t moved)
+{
+	struct cmp_res *r = arg;
+
+	r->status = status;
+	r->moved = moved;
+	r->done = true;
+}
+
+static void test_compaction(void **state)
+{
+	size_t len = 90000;
+	uint8_t *a = malloc(len), *b = malloc(len);
+	struct sto_loc loc, old_a0;
+	struct cmp_res cr = { 0 };
+	struct res rd = { 0 };
+	uint64_t tail, dead;
+	char path[256];
+	unsigned i;
+
+	/* 11 records fill volume 1 (1 MiB volumes in these tests). */
+	for (i = 0; i < 11; i++) {
+		struct sto_key k = key(8, (uint8_t)i);
+
+		fill(a, len, 100 + i);
+		assert_int_equal(put(&k, 10, a, len, sto_crc32c(0, a, len)), 0);
+		assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+		assert_int_equal(loc.vol, 1);
+	}
+	/* Overwrite 5, delete 1: their volume-1 copies are dead. */
+	for (i = 5; i < 10; i++) {
+		struct sto_key k = key(8, (uint8_t)i);
+
+		fill(a, len, 200 + i);
+		assert_int_equal(put(&k, 20, a, len, sto_crc32c(0, a, len)), 0);
+		assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+		assert_int_not_equal(loc.vol, 1);
+	}
+	{
+		struct sto_key k = key(8, 10);
+
+		assert_int_equal(del(&k, 30), 0);
+	}
+	assert_int_equal(sto_idx_vol_info(sto_engine_idx(eng), 0, 0, 1, &tail, &dead), 0);
+	assert_int_equal(dead, 6 * sto_rec_len(4, len));
+	/* The active volume can't be compacted; volume 1 can. */
+	assert_int_equal(sto_compact(eng, 0, 0, loc.vol, on_compacted, &cr), -EBUSY);
+	{
+		struct sto_key k = key(8, 0);
+
+		assert_int_equal(sto_lookup(eng, &k, &old_a0, NULL), 0);
+	}
+	assert_int_equal(sto_compact(eng, 0, 0, 1, on_compacted, &cr), 0);
+	assert_int_equal(sto_compact(eng, 0, 0, 1, on_compacted, &cr), -EBUSY);
+	/* A read of the old place, in flight meanwhile, still completes. */
+	{
+		struct sto_key k = key(8, 0);
+
+		assert_int_equal(sto_read(eng, &k, &old_a0, 0, len, on_read, &rd), 0);
+	}
+	while (!cr.done || !rd.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(cr.status, 0);
+	assert_int_equal(cr.moved, 5);
+	assert_int_equal(rd.status, 0);
+	fill(a, len, 100);
+	assert_memory_equal(rd.data, a, len);
+	free(rd.data);
+	snprintf(path, sizeof(path), "%s/vol-%08x.dat", hot, 1);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(sto_idx_vol_info(sto_engine_idx(eng), 0, 0, 1, &tail, &dead), -ENOENT);
+	/* Everything reads back as before, after a reopen too. */
+	for (int round = 0; round < 2; round++) {
+		for (i = 0; i < 10; i++) {
+			struct sto_key k = key(8, (uint8_t)i);
+
+			fill(a, len, i < 5 ? 100 + i : 200 + i);
+			assert_int_equal(get(&k, 0, len, b), 0);
+			assert_memory_equal(a, b, len);
+			assert_int_equal(sto_lookup(eng, &k, &loc, NULL), 0);
+			assert_int_not_equal(loc.vol, 1);
+		}
+		{
+			struct sto_key k = key(8, 10);
+
+			assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
+		}
+		close_engine();
+		open_engine();
+	}
+	free(a);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_write_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overwrite_delete_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nospace_reserve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atime, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
