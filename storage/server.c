@@ -15,7 +15,8 @@
 #include <string.h>
 
 #define IN_CAP		(STO_FRAME_PREFIX + STO_MAX_REQ_HDR + 64 * 1024)
-#define GET_WINDOW	4
+#define GET_WINDOW	4		/* pieces in flight per GET */
+#define GET_CONN_BUDGET	(16u << 20)	/* GET bytes in flight per connection */
 
 struct conn;
 
@@ -41,6 +42,7 @@ struct piece {
 	size_t len;
 	bool ready;
 	int status;
+	uint64_t reserved;		/* of the connection's GET budget */
 };
 
 struct get_stream {
@@ -53,6 +55,8 @@ struct get_stream {
 	unsigned sent, npieces, issued;
 	struct piece win[GET_WINDOW];	/* piece i in win[i % GET_WINDOW] */
 	bool queued, failed;
+	bool waiting;			/* on the connection's budget */
+	struct get_stream *wait_next;
 	struct out out;
 };
 
@@ -62,6 +66,7 @@ struct write_ctx {
 	uint8_t *hdr;
 	void *buf;
 	struct get_stream *gs;
+	uint64_t reserved;		/* GET budget returned once written */
 };
 
 enum conn_state { C_HDR, C_PAYLOAD, C_DRAIN };
@@ -79,6 +84,8 @@ struct conn {
 	unsigned writes;		/* uv_write requests in flight */
 	unsigned refs;
 	bool reading, closing, closed, fatal, put_blocked;
+	uint64_t get_bytes;		/* GET pieces read or being sent */
+	struct get_stream *get_waiters;	/* GETs waiting for budget */
 	struct out *outq, **outq_tail;
 };
 
@@ -99,6 +106,7 @@ static void conn_process(struct conn *c);
 static void conn_update_reading(struct conn *c);
 static void conn_flush(struct conn *c);
 static void get_pump(struct get_stream *gs);
+static void get_budget_release(struct conn *c, uint64_t n);
 
 static void server_maybe_stopped(struct sto_server *s)
 {
@@ -155,6 +163,13 @@ static void conn_close(struct conn *c)
 		}
 	}
 	c->outq_tail = &c->outq;
+	while (c->get_waiters) {
+		struct get_stream *w = c->get_waiters;
+
+		c->get_waiters = w->wait_next;
+		w->waiting = false;
+		get_pump(w);	/* sees the connection closed: frees itself */
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -189,6 +204,8 @@ static void on_written(uv_write_t *w, int status)
 		x->gs->writes--;
 		get_pump(x->gs);
 	}
+	if (x->reserved)
+		get_budget_release(c, x->reserved);
 	free(x);
 	c->writes--;
 	if (status < 0 && !c->closed) {
@@ -200,7 +217,8 @@ static void on_written(uv_write_t *w, int status)
 }
 
 static int conn_write(struct conn *c, uint8_t *hdr, size_t hdr_len, void *buf,
-		      const void *data, size_t len, struct get_stream *gs)
+		      const void *data, size_t len, struct get_stream *gs,
+		      uint64_t reserved)
 {
 	struct write_ctx *x;
 	uv_buf_t b[2];
@@ -210,18 +228,21 @@ static int conn_write(struct conn *c, uint8_t *hdr, size_t hdr_len, void *buf,
 	if (c->closed) {
 		free(hdr);
 		free(buf);
+		c->get_bytes -= reserved;
 		return -ECONNRESET;
 	}
 	x = calloc(1, sizeof(*x));
 	if (!x) {
 		free(hdr);
 		free(buf);
+		c->get_bytes -= reserved;
 		return -ENOMEM;
 	}
 	x->c = c;
 	x->hdr = hdr;
 	x->buf = buf;
 	x->gs = gs;
+	x->reserved = reserved;
 	if (hdr)
 		b[n++] = uv_buf_init((char *)hdr, hdr_len);
 	if (len)
@@ -240,6 +261,7 @@ static int conn_write(struct conn *c, uint8_t *hdr, size_t hdr_len, void *buf,
 		free(x);
 		c->refs--;
 		c->writes--;
+		c->get_bytes -= reserved;
 		return ret;
 	}
 	return 0;
@@ -255,7 +277,7 @@ static void conn_flush(struct conn *c)
 			c->outq = o->next;
 			if (!c->outq)
 				c->outq_tail = &c->outq;
-			conn_write(c, o->hdr, o->hdr_len, NULL, NULL, 0, NULL);
+			conn_write(c, o->hdr, o->hdr_len, NULL, NULL, 0, NULL, 0);
 			free(o);
 			continue;
 		}
@@ -279,9 +301,11 @@ static void conn_flush(struct conn *c)
 				o->hdr = NULL;
 				return;
 			}
-			conn_write(c, o->hdr, o->hdr_len, p->buf, p->data, p->len, gs);
+			conn_write(c, o->hdr, o->hdr_len, p->buf, p->data, p->len, gs,
+				   p->reserved);
 			o->hdr = NULL;
 			p->buf = NULL;
+			p->reserved = 0;
 			p->ready = false;
 			gs->sent++;
 		}
@@ -521,16 +545,50 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 
 /* ------------------------------------------------------------------ GET */
 
+/* GET memory per connection is bounded: a piece's bytes count from its read
+ * until its write completes. A GET that would go over waits, unless nothing
+ * is in flight or it is the one being sent (so the connection always makes
+ * progress): at most GET_CONN_BUDGET + GET_WINDOW pieces. */
+static void get_budget_release(struct conn *c, uint64_t n)
+{
+	struct get_stream *w;
+
+	c->get_bytes -= n;
+	w = c->get_waiters;
+	c->get_waiters = NULL;
+	while (w) {
+		struct get_stream *next = w->wait_next;
+
+		w->waiting = false;
+		get_pump(w);		/* may wait (and re-queue) again */
+		w = next;
+	}
+}
+
 static void get_free(struct get_stream *gs)
 {
 	struct conn *c = gs->r.c;
+	uint64_t n = 0;
 
-	for (unsigned i = 0; i < GET_WINDOW; i++)
+	if (gs->waiting) {
+		struct get_stream **pp = &c->get_waiters;
+
+		while (*pp != gs)
+			pp = &(*pp)->wait_next;
+		*pp = gs->wait_next;
+	}
+	for (unsigned i = 0; i < GET_WINDOW; i++) {
 		free(gs->win[i].buf);
+		n += gs->win[i].reserved;	/* read, never sent */
+	}
 	free(gs->out.hdr);
 	free(gs->meta);
 	free(gs);
+	c->refs++;		/* across the waiters' pumps */
+	if (n)
+		get_budget_release(c, n);
 	req_done(c);
+	conn_put(c);
 }
 
 static void get_piece_read(void *arg, int status, const uint8_t *data,
@@ -550,9 +608,22 @@ static void get_pump(struct get_stream *gs)
 
 		if (next > end)
 			next = end;
+		/* The stream being sent (the output queue's head) may always
+		 * read ahead: the others' pieces can't go out before it ends. */
+		if (c->get_bytes && c->get_bytes + (next - gs->next_read) > GET_CONN_BUDGET &&
+		    c->outq != &gs->out) {
+			if (!gs->waiting) {
+				gs->waiting = true;
+				gs->wait_next = c->get_waiters;
+				c->get_waiters = gs;
+			}
+			break;
+		}
 		p->ready = false;
 		p->status = 0;
 		p->gs = gs;
+		p->reserved = next - gs->next_read;
+		c->get_bytes += p->reserved;
 		ret = sto_read(c->s->e, &gs->r.key, &gs->loc, gs->next_read,
 			       next - gs->next_read, get_piece_read, p);
 		if (ret < 0) {

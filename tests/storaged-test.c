@@ -1151,8 +1151,37 @@ static void scenario_large(void)
 	CHECK_EQ(g.status, 0);
 	CHECK_EQ(g.len, (uint64_t)N * MIB);
 	CHECK_EQ(g.crc, crc);
+	/* 64 GETs of 32 MiB at once on one connection: the node keeps at most
+	 * its per-connection GET budget in flight. */
+	{
+		enum { G = 64, LEN = 32 << 20 };
+		struct big_get *gg = calloc(G, sizeof(*gg));
+		uint32_t want = 0;
+		uint64_t deadline = now_ms() + 120000;
+		unsigned left = G;
+
+		for (unsigned i = 0; i < LEN / MIB; i++)
+			want = sto_crc32c(want, b, MIB);
+		for (unsigned i = 0; i < G; i++)
+			CHECK_EQ(sto_get(cli, &k, 0, LEN, on_big_chunk, on_big_done, &gg[i]), 0);
+		while (left) {
+			uv_run(&loop, UV_RUN_ONCE);
+			left = 0;
+			for (unsigned i = 0; i < G; i++)
+				left += !gg[i].done;
+			if (now_ms() > deadline)
+				FAIL("concurrent GETs timed out");
+		}
+		for (unsigned i = 0; i < G; i++) {
+			CHECK_EQ(gg[i].status, 0);
+			CHECK_EQ(gg[i].len, LEN);
+			CHECK_EQ(gg[i].crc, want);
+		}
+		free(gg);
+	}
 	rss = daemon_peak_rss_kb();
-	printf("large: ok (1 GiB PUT + GET, node peak RSS %" PRIu64 " MiB)\n", rss >> 10);
+	printf("large: ok (1 GiB PUT + GET, then 64 x 32 MiB GETs at once; node peak "
+	       "RSS %" PRIu64 " MiB)\n", rss >> 10);
 	CHECK(rss > 0 && rss < 128 * 1024);	/* 1 GiB went through */
 	free(iov);
 	free(b);
