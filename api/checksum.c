@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <stdio.h>
 #include <string.h>
+#include "common.h"
 
 struct s3_cksum_desc {
 	const char *name;
@@ -260,23 +261,12 @@ void s3_hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int s3_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int s3_unhex(const char *in, size_t in_len, uint8_t *out, size_t n)
 {
 	if (in_len != 2 * n)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		int hi = s3_hexval(in[2 * i]), lo = s3_hexval(in[2 * i + 1]);
+		int hi = strata_hexval(in[2 * i]), lo = strata_hexval(in[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

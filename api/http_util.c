@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "common.h"
 
 int http_date_format(time_t t, char out[HTTP_DATE_LEN + 1])
 {
@@ -23,17 +24,6 @@ int http_date_format(time_t t, char out[HTTP_DATE_LEN + 1])
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int http_url_decode(const char *in, size_t len, char *out, size_t *out_len,
 		    bool plus_is_space)
 {
@@ -47,8 +37,8 @@ int http_url_decode(const char *in, size_t len, char *out, size_t *out_len,
 
 			if (len - i < 3)
 				return -EINVAL;
-			hi = hexval(in[i + 1]);
-			lo = hexval(in[i + 2]);
+			hi = strata_hexval(in[i + 1]);
+			lo = strata_hexval(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
 			c = (char)(hi << 4 | lo);

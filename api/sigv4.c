@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "common.h"
 
 #define S3_ALG			"AWS4-HMAC-SHA256"
 #define S3_TERMINATOR		"aws4_request"
@@ -82,17 +83,6 @@ static bool s3_is_unreserved(unsigned char c)
 	       c == '~';
 }
 
-static int s3_hexdigit(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes %XX escapes of s[0..n) into out (room for n bytes); a '%' not
  * followed by two hex digits stays literal. Returns the decoded length. */
 static size_t s3_pct_decode(const char *s, size_t n, char *out)
@@ -103,8 +93,8 @@ static size_t s3_pct_decode(const char *s, size_t n, char *out)
 		int hi, lo;
 
 		if (s[i] == '%' && i + 2 < n &&
-		    (hi = s3_hexdigit((unsigned char)s[i + 1])) >= 0 &&
-		    (lo = s3_hexdigit((unsigned char)s[i + 2])) >= 0) {
+		    (hi = strata_hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = strata_hexval((unsigned char)s[i + 2])) >= 0) {
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else {
@@ -599,7 +589,7 @@ static int s3_check_signature(const char *s, size_t n, int malformed)
 	if (n != 64)
 		return malformed;
 	for (size_t i = 0; i < n; i++)
-		if (s3_hexdigit((unsigned char)s[i]) < 0)
+		if (strata_hexval((unsigned char)s[i]) < 0)
 			return malformed;
 	return 0;
 }

@@ -39,6 +39,18 @@ void strata_log_write(int prio, const char *func, int line, const char *fmt, ...
 					 __VA_ARGS__);			\
 	} while (0)
 
+/* Value of one hex digit (either case), or -1. */
+static inline int strata_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Monotonic and wall clocks. */
 uint64_t strata_now_ns(void);		/* CLOCK_MONOTONIC */
 uint64_t strata_wall_ns(void);		/* CLOCK_REALTIME */
