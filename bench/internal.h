@@ -46,9 +46,16 @@ void bench_hist_free(struct bench_hist *h);
 /* Process CPU seconds (user + system) so far: the client's own cost. */
 double bench_cpu_seconds(void);
 
+/* node.c: starts this build's strata-storaged on dir (a free port; addr
+ * gets "127.0.0.1:PORT"), stops it (SIGTERM), its CPU seconds so far. */
+int bench_node_start(const char *storaged, const char *dir, char *addr, size_t len);
+void bench_node_stop(void);
+double bench_node_cpu(void);
+
 /* Subcommands (each in its own file). */
 int bench_ring_main(int argc, char **argv);
 int bench_ec_main(int argc, char **argv);
 int bench_node_main(int argc, char **argv);
+int bench_listing_main(int argc, char **argv);
 
 #endif

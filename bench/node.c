@@ -514,3 +514,22 @@ out_usage:
 	usage(stderr);
 	return 2;
 }
+
+/* For the other subcommands that need a node (bench/listing.c). */
+int bench_node_start(const char *storaged, const char *dir, char *addr, size_t len)
+{
+	struct node_opts o = { .storaged = storaged ? storaged : STRATA_STORAGED_PATH,
+			       .dir = dir };
+
+	return start_node(&o, addr, len);
+}
+
+void bench_node_stop(void)
+{
+	stop_node();
+}
+
+double bench_node_cpu(void)
+{
+	return proc_cpu(node_pid);
+}

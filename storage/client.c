@@ -23,6 +23,10 @@ struct creq {
 	sto_suffixes_fn suffixes;
 	sto_entries_fn entries;
 	sto_stat_fn stat;
+	sto_listing_put_fn lput;
+	sto_listing_page_fn lpage;
+	sto_listing_stat_fn lstat;
+	sto_listing_deleted_fn ldel;
 	void *arg;
 };
 
@@ -67,6 +71,46 @@ static void creq_unlink(struct sto_client *c, struct creq *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	c->npending--;
+}
+
+/* A query reply into a struct sto_listing_page borrowing from m. */
+static void listing_page_complete(struct creq *r, const StoResponse *m, int status)
+{
+	struct sto_listing_page pg = { 0 };
+	struct sto_listing_entry *ev = NULL;
+	struct sto_bytes *pv = NULL;
+
+	if (status == 0 && m) {
+		pg.n_entries = m->n_listing_entries;
+		pg.n_prefixes = m->n_common_prefixes;
+		ev = calloc(pg.n_entries + 1, sizeof(*ev));
+		pv = calloc(pg.n_prefixes + 1, sizeof(*pv));
+		if (!ev || !pv)
+			status = -ENOMEM;
+	}
+	if (status == 0 && m) {
+		for (size_t i = 0; i < pg.n_entries; i++) {
+			const StoListingEntry *e = m->listing_entries[i];
+
+			ev[i].key = e->key.data;
+			ev[i].key_len = (uint32_t)e->key.len;
+			ev[i].timestamp = e->timestamp;
+			ev[i].tombstone = e->tombstone;
+			ev[i].value = e->value.data;
+			ev[i].value_len = (uint32_t)e->value.len;
+		}
+		for (size_t i = 0; i < pg.n_prefixes; i++)
+			pv[i] = (struct sto_bytes){ m->common_prefixes[i].data,
+						    (uint32_t)m->common_prefixes[i].len };
+		pg.entries = ev;
+		pg.prefixes = pv;
+		pg.is_truncated = m->is_truncated;
+		pg.next_marker = (struct sto_bytes){ m->next_marker.data,
+						     (uint32_t)m->next_marker.len };
+	}
+	r->lpage(r->arg, status, status == 0 && m ? &pg : NULL);
+	free(ev);
+	free(pv);
 }
 
 /* Runs the callback of r with resp (or r->status) and frees r. */
@@ -152,6 +196,41 @@ static void creq_complete(struct creq *r)
 			st.commit_us = s->commit_us;
 		}
 		r->stat(r->arg, status, status == 0 ? &st : NULL);
+		break;
+	}
+	case STO_OP__STO_OP_LISTING_PUT:
+		r->lput(r->arg, status, m && status == 0 ? m->count : 0);
+		break;
+	case STO_OP__STO_OP_LISTING_DELETE_RANGE: {
+		struct sto_bytes next = { NULL, 0 };
+		bool more = m && status == 0 && m->is_truncated;
+
+		if (more)
+			next = (struct sto_bytes){ m->next_marker.data,
+						   (uint32_t)m->next_marker.len };
+		r->ldel(r->arg, status, m && status == 0 ? m->count : 0, more, next);
+		break;
+	}
+	case STO_OP__STO_OP_LISTING_QUERY:
+		listing_page_complete(r, m, status);
+		break;
+	case STO_OP__STO_OP_LISTING_STAT: {
+		struct sto_listing_stat st;
+		const StoListingStat *s = m ? m->listing_stat : NULL;
+
+		memset(&st, 0, sizeof(st));
+		if (status == 0 && !s)
+			status = STO_EPROTO;
+		if (status == 0) {
+			st.entries = s->entries;
+			st.tombstones = s->tombstones;
+			st.bytes = s->bytes;
+			st.first_key = (struct sto_bytes){ s->first_key.data,
+							   (uint32_t)s->first_key.len };
+			st.last_key = (struct sto_bytes){ s->last_key.data,
+							  (uint32_t)s->last_key.len };
+		}
+		r->lstat(r->arg, status, status == 0 ? &st : NULL);
 		break;
 	}
 	default:
@@ -547,5 +626,133 @@ int sto_stat(sto_client *c, sto_stat_fn cb, void *arg)
 	r->stat = cb;
 	r->arg = arg;
 	q.op = STO_OP__STO_OP_STAT;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+/* ------------------------------------------------------------- listings */
+
+static void req_listing(StoRequest *q, StoOp op, const struct sto_listing_id *id)
+{
+	q->op = op;
+	q->partition = id->part;
+	q->listing_id.data = (uint8_t *)id->id;
+	q->listing_id.len = STO_LISTING_ID_LEN;
+}
+
+static bool bytes_ok(struct sto_bytes b, uint32_t max)
+{
+	return b.len <= max && (b.len == 0 || b.data);
+}
+
+int sto_listing_put(sto_client *c, const struct sto_listing_id *id,
+		    const struct sto_listing_entry *v, size_t n,
+		    sto_listing_put_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	StoListingEntry *pe;
+	StoListingEntry **pp;
+	struct creq *r;
+	int ret;
+
+	if (n == 0 || n > STO_LISTING_MAX_BATCH)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].key_len == 0 || v[i].key_len > STO_LISTING_MAX_KEY ||
+		    v[i].value_len > STO_LISTING_MAX_VALUE || v[i].timestamp == 0 ||
+		    (v[i].tombstone && v[i].value_len))
+			return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	pe = calloc(n, sizeof(*pe));
+	pp = calloc(n, sizeof(*pp));
+	if (!r || !pe || !pp) {
+		free(r);
+		free(pe);
+		free(pp);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sto_listing_entry__init(&pe[i]);
+		pe[i].key.data = (uint8_t *)v[i].key;
+		pe[i].key.len = v[i].key_len;
+		pe[i].timestamp = v[i].timestamp;
+		pe[i].tombstone = v[i].tombstone;
+		pe[i].value.data = (uint8_t *)v[i].value;
+		pe[i].value.len = v[i].value_len;
+		pp[i] = &pe[i];
+	}
+	r->lput = cb;
+	r->arg = arg;
+	req_listing(&q, STO_OP__STO_OP_LISTING_PUT, id);
+	q.n_listing_entries = n;
+	q.listing_entries = pp;
+	ret = client_send(c, &q, r, NULL, 0);	/* encodes (copies) q */
+	free(pe);
+	free(pp);
+	return ret;
+}
+
+int sto_listing_query(sto_client *c, const struct sto_listing_id *id,
+		      const struct sto_listing_query *lq, sto_listing_page_fn cb,
+		      void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r;
+
+	if (!bytes_ok(lq->start_after, STO_LISTING_MAX_KEY) ||
+	    !bytes_ok(lq->prefix, STO_LISTING_MAX_KEY) ||
+	    !bytes_ok(lq->delimiter, STO_LISTING_MAX_DELIM) ||
+	    lq->limit > STO_LISTING_MAX_LIMIT)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->lpage = cb;
+	r->arg = arg;
+	req_listing(&q, STO_OP__STO_OP_LISTING_QUERY, id);
+	q.start_after.data = (uint8_t *)lq->start_after.data;
+	q.start_after.len = lq->start_after.len;
+	q.prefix.data = (uint8_t *)lq->prefix.data;
+	q.prefix.len = lq->prefix.len;
+	q.delimiter.data = (uint8_t *)lq->delimiter.data;
+	q.delimiter.len = lq->delimiter.len;
+	q.limit = lq->limit;
+	q.include_tombstones = lq->include_tombstones;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_listing_stat(sto_client *c, const struct sto_listing_id *id,
+		     sto_listing_stat_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->lstat = cb;
+	r->arg = arg;
+	req_listing(&q, STO_OP__STO_OP_LISTING_STAT, id);
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_listing_delete_range(sto_client *c, const struct sto_listing_id *id,
+			     struct sto_bytes start, struct sto_bytes end,
+			     uint32_t max, sto_listing_deleted_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r;
+
+	if (!bytes_ok(start, STO_LISTING_MAX_KEY) || !bytes_ok(end, STO_LISTING_MAX_KEY))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->ldel = cb;
+	r->arg = arg;
+	req_listing(&q, STO_OP__STO_OP_LISTING_DELETE_RANGE, id);
+	q.start_after.data = (uint8_t *)start.data;
+	q.start_after.len = start.len;
+	q.end.data = (uint8_t *)end.data;
+	q.end.len = end.len;
+	q.limit = max > STO_LISTING_MAX_DELETE ? STO_LISTING_MAX_DELETE : max;
 	return client_send(c, &q, r, NULL, 0);
 }

@@ -1323,6 +1323,164 @@ int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
 	return 0;
 }
 
+/* ------------------------------------------------------------- listings */
+
+/* Listing writes are index ops like DELETE: they join the group commit (one
+ * transaction and one flush with whatever else is queued) and are answered
+ * once that commit is durable. Reads run on the threadpool with their own
+ * read transaction. */
+struct lst_write {
+	struct sto_commit c;
+	struct sto_engine *e;
+	sto_lst_write_fn done;
+	void *arg;
+};
+
+static void lst_committed(struct sto_commit *c, int status)
+{
+	struct lst_write *l = (struct lst_write *)c;
+	struct sto_engine *e = l->e;
+
+	l->done(l->arg, status, c->op.lst);
+	free(l);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static int lst_queue(struct sto_engine *e, enum sto_idx_op_type type,
+		     struct sto_lst_op *op, sto_lst_write_fn done, void *arg)
+{
+	struct lst_write *l;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->e = e;
+	l->done = done;
+	l->arg = arg;
+	l->c.op.type = type;
+	l->c.op.lst = op;
+	l->c.done = lst_committed;
+	busy_get(e);
+	commit_queue(e, &l->c);
+	return 0;
+}
+
+int sto_lst_put(struct sto_engine *e, struct sto_lst_op *op,
+		sto_lst_write_fn done, void *arg)
+{
+	uint32_t max = sto_idx_lst_max_key(e->idx);
+
+	for (size_t i = 0; i < op->n; i++)
+		if (op->ents[i].key_len > max)
+			return -ENAMETOOLONG;
+	return lst_queue(e, STO_IDX_LST_PUT, op, done, arg);
+}
+
+int sto_lst_delete(struct sto_engine *e, struct sto_lst_op *op,
+		   sto_lst_write_fn done, void *arg)
+{
+	if (op->max == 0 || op->max > STO_LISTING_MAX_DELETE)
+		op->max = STO_LISTING_MAX_DELETE;
+	return lst_queue(e, STO_IDX_LST_DEL, op, done, arg);
+}
+
+struct lst_read {
+	uv_work_t work;
+	struct sto_engine *e;
+	struct sto_listing_id id;
+	struct sto_listing_query q;
+	uint32_t cap;
+	bool stat;
+	int ret;
+	struct sto_lst_page page;
+	struct sto_lst_stat_buf *st;
+	void (*page_cb)(void *arg, int status, const struct sto_lst_page *page);
+	void (*stat_cb)(void *arg, int status, const struct sto_listing_stat *st);
+	void *arg;
+};
+
+static void lst_read_work(uv_work_t *w)
+{
+	struct lst_read *l = w->data;
+
+	if (l->stat)
+		l->ret = sto_idx_lst_stat(l->e->idx, &l->id, l->st);
+	else
+		l->ret = sto_idx_lst_query(l->e->idx, &l->id, &l->q, l->cap, &l->page);
+}
+
+static void lst_read_after(uv_work_t *w, int status)
+{
+	struct lst_read *l = w->data;
+	struct sto_engine *e = l->e;
+
+	if (l->stat)
+		l->stat_cb(l->arg, l->ret, l->ret < 0 ? NULL : &l->st->st);
+	else
+		l->page_cb(l->arg, l->ret, l->ret < 0 ? NULL : &l->page);
+	sto_lst_page_free(&l->page);
+	free(l->st);
+	free(l);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+/* The query's byte strings must stay valid until cb (the server keeps the
+ * request). */
+int sto_lst_query(struct sto_engine *e, const struct sto_listing_id *id,
+		  const struct sto_listing_query *q, uint32_t cap,
+		  void (*cb)(void *arg, int status, const struct sto_lst_page *page),
+		  void *arg)
+{
+	struct lst_read *l;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->e = e;
+	l->id = *id;
+	l->q = *q;
+	l->cap = cap;
+	l->page_cb = cb;
+	l->arg = arg;
+	l->work.data = l;
+	busy_get(e);
+	uv_queue_work(e->loop, &l->work, lst_read_work, lst_read_after);
+	return 0;
+}
+
+int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
+		 void (*cb)(void *arg, int status, const struct sto_listing_stat *st),
+		 void *arg)
+{
+	struct lst_read *l;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->st = malloc(sizeof(*l->st));
+	if (!l->st) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->e = e;
+	l->id = *id;
+	l->stat = true;
+	l->stat_cb = cb;
+	l->arg = arg;
+	l->work.data = l;
+	busy_get(e);
+	uv_queue_work(e->loop, &l->work, lst_read_work, lst_read_after);
+	return 0;
+}
+
 /* ----------------------------------------------------------- compaction */
 
 struct compactor {

@@ -81,6 +81,98 @@ static bool op_has_key(StoOp op)
 	       op == STO_OP__STO_OP_HEAD || op == STO_OP__STO_OP_DELETE;
 }
 
+static bool op_is_listing(StoOp op)
+{
+	return op == STO_OP__STO_OP_LISTING_PUT || op == STO_OP__STO_OP_LISTING_QUERY ||
+	       op == STO_OP__STO_OP_LISTING_STAT ||
+	       op == STO_OP__STO_OP_LISTING_DELETE_RANGE;
+}
+
+/* The listing fields: only on listing ops, every length bounded. */
+static int listing_validate(const StoRequest *r, const char **why)
+{
+	bool lst = op_is_listing(r->op);
+
+	if (!lst) {
+		if (r->listing_id.len || r->n_listing_entries || r->start_after.len ||
+		    r->prefix.len || r->delimiter.len || r->limit ||
+		    r->include_tombstones || r->end.len) {
+			*why = "listing fields on a request that takes none";
+			return STO_EPROTO;
+		}
+		return 0;
+	}
+	if (r->listing_id.len != STO_LISTING_ID_LEN) {
+		*why = "listing_id must be 16 bytes";
+		return STO_EPROTO;
+	}
+	if (r->name_hash.len) {
+		*why = "name_hash on a listing request";
+		return STO_EPROTO;
+	}
+	if ((r->op == STO_OP__STO_OP_LISTING_PUT) != (r->n_listing_entries > 0)) {
+		*why = r->n_listing_entries ? "listing entries on a request that takes none"
+					    : "LISTING_PUT without entries";
+		return STO_EPROTO;
+	}
+	if (r->n_listing_entries > STO_LISTING_MAX_BATCH) {
+		*why = "too many listing entries";
+		return STO_EPROTO;
+	}
+	for (size_t i = 0; i < r->n_listing_entries; i++) {
+		const StoListingEntry *e = r->listing_entries[i];
+
+		if (e->key.len == 0 || e->key.len > STO_LISTING_MAX_KEY) {
+			*why = "listing key must be 1..1024 bytes";
+			return STO_EPROTO;
+		}
+		if (e->value.len > STO_LISTING_MAX_VALUE) {
+			*why = "listing value too large";
+			return STO_EPROTO;
+		}
+		if (e->tombstone && e->value.len) {
+			*why = "listing tombstone with a value";
+			return STO_EPROTO;
+		}
+		if (e->timestamp == 0) {
+			*why = "listing entry without a timestamp";
+			return STO_EPROTO;
+		}
+	}
+	if (r->start_after.len > STO_LISTING_MAX_KEY || r->prefix.len > STO_LISTING_MAX_KEY ||
+	    r->end.len > STO_LISTING_MAX_KEY) {
+		*why = "listing start_after, prefix or end too long";
+		return STO_EPROTO;
+	}
+	if (r->delimiter.len > STO_LISTING_MAX_DELIM) {
+		*why = "listing delimiter too long";
+		return STO_EPROTO;
+	}
+	if (r->op != STO_OP__STO_OP_LISTING_QUERY &&
+	    (r->prefix.len || r->delimiter.len || r->include_tombstones)) {
+		*why = "query fields on a listing request that takes none";
+		return STO_EPROTO;
+	}
+	if (r->op == STO_OP__STO_OP_LISTING_QUERY && r->limit > STO_LISTING_MAX_LIMIT) {
+		*why = "listing limit too large";
+		return STO_EPROTO;
+	}
+	if (r->op == STO_OP__STO_OP_LISTING_DELETE_RANGE && r->limit > STO_LISTING_MAX_DELETE) {
+		*why = "listing delete limit too large";
+		return STO_EPROTO;
+	}
+	if (r->op != STO_OP__STO_OP_LISTING_DELETE_RANGE && r->end.len) {
+		*why = "end on a request that takes none";
+		return STO_EPROTO;
+	}
+	if ((r->op == STO_OP__STO_OP_LISTING_PUT || r->op == STO_OP__STO_OP_LISTING_STAT) &&
+	    (r->start_after.len || r->limit)) {
+		*why = "range fields on a request that takes none";
+		return STO_EPROTO;
+	}
+	return 0;
+}
+
 static int req_validate(const StoRequest *r, const char **why)
 {
 	if (r->version != STO_PROTO_VERSION) {
@@ -94,6 +186,10 @@ static int req_validate(const StoRequest *r, const char **why)
 	case STO_OP__STO_OP_DELETE:
 	case STO_OP__STO_OP_LIST:
 	case STO_OP__STO_OP_STAT:
+	case STO_OP__STO_OP_LISTING_PUT:
+	case STO_OP__STO_OP_LISTING_QUERY:
+	case STO_OP__STO_OP_LISTING_STAT:
+	case STO_OP__STO_OP_LISTING_DELETE_RANGE:
 		break;
 	default:
 		*why = "unknown operation";
@@ -128,7 +224,7 @@ static int req_validate(const StoRequest *r, const char **why)
 		*why = "suffix out of range";
 		return STO_EPROTO;
 	}
-	return 0;
+	return listing_validate(r, why);
 }
 
 int sto_req_decode(const uint8_t *buf, size_t len, StoRequest **out,

@@ -7,8 +7,6 @@
  * Big-endian key fields make one partition, and one suffix within it, a
  * contiguous key range (LIST is a cursor walk).
  */
-#include "internal.h"
-
 #include <errno.h>
 #include <string.h>
 #include <fcntl.h>
@@ -16,6 +14,8 @@
 #include <sys/statvfs.h>
 
 #include <lmdb.h>
+
+#include "internal.h"
 
 #define IDX_KEY_LEN	(8 + STO_NAME_HASH_LEN)
 
@@ -40,6 +40,7 @@ _Static_assert(sizeof(struct idx_val) == 56, "index value layout");
 struct sto_idx {
 	MDB_env *env;
 	MDB_dbi obj, quar, vols;
+	MDB_dbi lst, lstm;	/* listings (listing.c) */
 	MDB_txn *rtxn;		/* loop thread's reusable read transaction */
 	uint8_t *scratch;	/* apply(): one value, copied out of the map */
 };
@@ -150,7 +151,7 @@ int sto_idx_open(const char *dir, uint64_t map_size, struct sto_idx **out)
 	rc = mdb_env_create(&x->env);
 	if (rc)
 		goto out_free;
-	mdb_env_set_maxdbs(x->env, 4);
+	mdb_env_set_maxdbs(x->env, 8);
 	mdb_env_set_mapsize(x->env, map_size);
 	mdb_env_set_maxreaders(x->env, 256);
 	/* MDB_NOTLS: read transactions belong to their handle, not the thread
@@ -168,7 +169,9 @@ int sto_idx_open(const char *dir, uint64_t map_size, struct sto_idx **out)
 		goto out_env;
 	if ((rc = mdb_dbi_open(txn, "obj", MDB_CREATE, &x->obj)) ||
 	    (rc = mdb_dbi_open(txn, "quar", MDB_CREATE, &x->quar)) ||
-	    (rc = mdb_dbi_open(txn, "vols", MDB_CREATE, &x->vols))) {
+	    (rc = mdb_dbi_open(txn, "vols", MDB_CREATE, &x->vols)) ||
+	    (rc = mdb_dbi_open(txn, "lst", MDB_CREATE, &x->lst)) ||
+	    (rc = mdb_dbi_open(txn, "lstm", MDB_CREATE, &x->lstm))) {
 		mdb_txn_abort(txn);
 		goto out_env;
 	}
@@ -276,6 +279,8 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 	bool have;
 	int rc;
 
+	if (op->type == STO_IDX_LST_PUT || op->type == STO_IDX_LST_DEL)
+		return sto_lst_apply(txn, x->lst, x->lstm, op);
 	key_encode(kb, &op->key);
 	rc = mdb_get(txn, x->obj, &key, &d);
 	if (rc && rc != MDB_NOTFOUND)
@@ -329,6 +334,9 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 			rc = mdb_del(txn, x->obj, &key, NULL);
 		op->result = 0;
 		return rc ? mdb_err(rc) : vol_dead(x, txn, &ex);
+	case STO_IDX_LST_PUT:
+	case STO_IDX_LST_DEL:
+		break;		/* above */
 	case STO_IDX_MOVE:
 		if (!have || (ex.flags & STO_LOC_TOMBSTONE) || !same_place(&ex, &op->old)) {
 			op->result = -ENOENT;	/* changed meanwhile: copy is garbage */
@@ -579,4 +587,17 @@ int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined)
 	}
 	mdb_txn_abort(txn);
 	return mdb_err(rc);
+}
+
+void sto_idx_lst_handles(struct sto_idx *x, MDB_env **env, MDB_dbi *lst,
+			 MDB_dbi *lstm)
+{
+	*env = x->env;
+	*lst = x->lst;
+	*lstm = x->lstm;
+}
+
+uint32_t sto_idx_lst_max_key(struct sto_idx *x)
+{
+	return (uint32_t)mdb_env_get_maxkeysize(x->env) - STO_LST_HEAD;
 }

@@ -122,7 +122,11 @@ enum sto_idx_op_type {
 	STO_IDX_ATIME,		/* loc.atime, if the entry still is loc.off/vol */
 	STO_IDX_QUARANTINE,	/* move to quarantine, if the entry still is loc */
 	STO_IDX_MOVE,		/* compaction: to loc, if the entry still is old */
+	STO_IDX_LST_PUT,	/* listing entries (lst), newest wins per key */
+	STO_IDX_LST_DEL,	/* listing range removal (lst), bounded */
 };
+
+struct sto_lst_op;
 
 struct sto_idx_op {
 	enum sto_idx_op_type type;
@@ -130,6 +134,7 @@ struct sto_idx_op {
 	struct sto_loc loc;
 	struct sto_loc old;	/* STO_IDX_MOVE: where it was */
 	const void *meta;	/* STO_IDX_PUT, MOVE: loc.meta_len bytes */
+	struct sto_lst_op *lst;	/* STO_IDX_LST_*: in and out (results) */
 	int result;		/* out: 0, STO_ECONFLICT, -ENOENT (DEL of nothing) */
 };
 
@@ -169,6 +174,69 @@ int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined);
 /* The hash one entry contributes to its suffix hash. */
 uint64_t sto_idx_entry_hash(const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,
 			    uint64_t ts, bool tombstone);
+
+/* ---------------------------------------------------------- listing.c */
+
+/* Listings live in the index's LMDB environment, two more databases:
+ *   lst   partition BE32 · listing id · key -> timestamp LE64, flags, value
+ *   lstm  partition BE32 · listing id       -> entries, tombstones, bytes
+ * so listing writes share the index's group commit (one flush for fragment
+ * and listing writes), and lstm counts change in the same transactions. */
+#define STO_LST_HEAD		(4 + STO_LISTING_ID_LEN)
+#define STO_LST_PAGE_BYTES	(512u << 10)	/* keys + values per page */
+
+/* A write, applied inside sto_idx_apply()'s transaction. */
+struct sto_lst_op {
+	struct sto_listing_id id;
+	/* STO_IDX_LST_PUT */
+	const struct sto_listing_entry *ents;
+	size_t n;
+	/* STO_IDX_LST_DEL: [start, end) (end.len 0: to the end), <= max */
+	struct sto_bytes start, end;
+	uint32_t max;
+	/* out */
+	uint64_t count;			/* applied, or deleted */
+	bool more;			/* DEL: stopped at max; next is next */
+	uint8_t next[STO_LISTING_MAX_KEY];
+	uint32_t next_len;
+};
+
+/* A query's answer, self-contained (arena): sto_lst_page_free(). */
+struct sto_lst_page {
+	struct sto_listing_page page;
+	struct sto_listing_entry *ents;
+	struct sto_bytes *pfx;
+	size_t cap_ents, cap_pfx;
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	uint64_t scanned;		/* entries visited (tombstones too) */
+	uint64_t seeks;			/* seeks past common prefixes */
+};
+
+struct sto_lst_stat_buf {
+	struct sto_listing_stat st;
+	uint8_t first[STO_LISTING_MAX_KEY], last[STO_LISTING_MAX_KEY];
+};
+
+#ifdef MDB_VERSION_MAJOR	/* for index.c and listing.c, which see LMDB */
+/* The environment and the listing databases (index.c). */
+void sto_idx_lst_handles(struct sto_idx *x, MDB_env **env, MDB_dbi *lst,
+			 MDB_dbi *lstm);
+/* Applies a STO_IDX_LST_* op in txn; 0 or -errno (aborts the transaction). */
+int sto_lst_apply(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_idx_op *op);
+#endif
+
+/* The longest key this index can store (LMDB's key size limit). */
+uint32_t sto_idx_lst_max_key(struct sto_idx *x);
+/* Any thread (own read transaction). cap: the node's limit cap (q->limit 0
+ * or above it means cap). out is zeroed first; free with sto_lst_page_free
+ * whatever the result. */
+int sto_idx_lst_query(struct sto_idx *x, const struct sto_listing_id *id,
+		      const struct sto_listing_query *q, uint32_t cap,
+		      struct sto_lst_page *out);
+void sto_lst_page_free(struct sto_lst_page *p);
+int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
+		     struct sto_lst_stat_buf *out);
 
 /* ----------------------------------------------------------- engine.c */
 
@@ -262,6 +330,25 @@ int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
 int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
 		void (*cb)(void *arg, int status, uint64_t moved), void *arg);
 
+/* Listings. sto_lst_put/sto_lst_delete queue op (owned by the caller until
+ * done) for the next group commit; done(arg, status, op) once durable (op's
+ * results set). Entries must be validated (sto_req_decode) and keys no
+ * longer than sto_idx_lst_max_key() (-ENAMETOOLONG). */
+typedef void (*sto_lst_write_fn)(void *arg, int status, struct sto_lst_op *op);
+int sto_lst_put(struct sto_engine *e, struct sto_lst_op *op,
+		sto_lst_write_fn done, void *arg);
+int sto_lst_delete(struct sto_engine *e, struct sto_lst_op *op,
+		   sto_lst_write_fn done, void *arg);
+/* Query or stat on a worker thread, cb on the loop; page/st live until cb
+ * returns. */
+int sto_lst_query(struct sto_engine *e, const struct sto_listing_id *id,
+		  const struct sto_listing_query *q, uint32_t cap,
+		  void (*cb)(void *arg, int status, const struct sto_lst_page *page),
+		  void *arg);
+int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
+		 void (*cb)(void *arg, int status, const struct sto_listing_stat *st),
+		 void *arg);
+
 /* ----------------------------------------------------------- server.c */
 
 struct sto_server;
@@ -269,6 +356,7 @@ struct sto_server_cfg {
 	const char *addr;
 	uint16_t port;			/* 0: any free port */
 	unsigned max_inflight;		/* per connection */
+	unsigned listing_max_limit;	/* cap on a listing page (0: default) */
 };
 int sto_server_start(uv_loop_t *loop, struct sto_engine *e,
 		     const struct sto_server_cfg *cfg, struct sto_server **out);

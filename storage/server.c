@@ -103,6 +103,7 @@ struct sto_server {
 };
 
 static void conn_process(struct conn *c);
+static bool handle_listing(struct conn *c, StoRequest *q);
 static void conn_update_reading(struct conn *c);
 static void conn_flush(struct conn *c);
 static void get_pump(struct get_stream *gs);
@@ -745,6 +746,200 @@ out_nomem:
 	reply_status(c, q->id, -ENOMEM, NULL);
 }
 
+/* ------------------------------------------------------------- listings */
+
+/* A listing request keeps its decoded header (q) until answered: the
+ * entries of a LISTING_PUT and the strings of a query are used in place. */
+struct lst_req {
+	struct req r;
+	StoRequest *q;
+	struct sto_lst_op op;
+	struct sto_listing_entry *ents;
+};
+
+static void lst_req_free(struct lst_req *l)
+{
+	struct conn *c = l->r.c;
+
+	sto_req_free(l->q);
+	free(l->ents);
+	free(l);
+	req_done(c);
+}
+
+static void lst_written(void *arg, int status, struct sto_lst_op *op)
+{
+	struct lst_req *l = arg;
+	StoResponse m;
+
+	resp_init(&m, l->r.id, status);
+	if (status == 0) {
+		m.count = op->count;
+		m.is_truncated = op->more;
+		if (op->more) {
+			m.next_marker.data = op->next;
+			m.next_marker.len = op->next_len;
+		}
+	}
+	reply(l->r.c, &m);
+	lst_req_free(l);
+}
+
+static void lst_queried(void *arg, int status, const struct sto_lst_page *pg)
+{
+	struct lst_req *l = arg;
+	const struct sto_listing_page *p = pg ? &pg->page : NULL;
+	StoListingEntry *le = NULL, **lep = NULL;
+	ProtobufCBinaryData *cps = NULL;
+	StoResponse m;
+
+	resp_init(&m, l->r.id, status);
+	if (status == 0) {
+		le = calloc(p->n_entries + 1, sizeof(*le));
+		lep = calloc(p->n_entries + 1, sizeof(*lep));
+		cps = calloc(p->n_prefixes + 1, sizeof(*cps));
+		if (!le || !lep || !cps) {
+			resp_init(&m, l->r.id, -ENOMEM);
+			p = NULL;
+		}
+	}
+	if (status == 0 && p) {
+		for (size_t i = 0; i < p->n_entries; i++) {
+			const struct sto_listing_entry *e = &p->entries[i];
+
+			sto_listing_entry__init(&le[i]);
+			le[i].key.data = (uint8_t *)e->key;
+			le[i].key.len = e->key_len;
+			le[i].timestamp = e->timestamp;
+			le[i].tombstone = e->tombstone;
+			le[i].value.data = (uint8_t *)e->value;
+			le[i].value.len = e->value_len;
+			lep[i] = &le[i];
+		}
+		for (size_t i = 0; i < p->n_prefixes; i++) {
+			cps[i].data = (uint8_t *)p->prefixes[i].data;
+			cps[i].len = p->prefixes[i].len;
+		}
+		m.n_listing_entries = p->n_entries;
+		m.listing_entries = lep;
+		m.n_common_prefixes = p->n_prefixes;
+		m.common_prefixes = cps;
+		m.is_truncated = p->is_truncated;
+		m.next_marker.data = (uint8_t *)p->next_marker.data;
+		m.next_marker.len = p->next_marker.len;
+	}
+	reply(l->r.c, &m);
+	free(le);
+	free(lep);
+	free(cps);
+	lst_req_free(l);
+}
+
+static void lst_stated(void *arg, int status, const struct sto_listing_stat *st)
+{
+	struct lst_req *l = arg;
+	StoListingStat ls = STO_LISTING_STAT__INIT;
+	StoResponse m;
+
+	resp_init(&m, l->r.id, status);
+	if (status == 0) {
+		ls.entries = st->entries;
+		ls.tombstones = st->tombstones;
+		ls.bytes = st->bytes;
+		ls.first_key.data = (uint8_t *)st->first_key.data;
+		ls.first_key.len = st->first_key.len;
+		ls.last_key.data = (uint8_t *)st->last_key.data;
+		ls.last_key.len = st->last_key.len;
+		m.listing_stat = &ls;
+	}
+	reply(l->r.c, &m);
+	lst_req_free(l);
+}
+
+static struct sto_bytes pb_bytes(ProtobufCBinaryData b)
+{
+	return (struct sto_bytes){ b.data, (uint32_t)b.len };
+}
+
+/* Listing ops; false when q is not one (the caller handles and frees it).
+ * Otherwise q belongs to the request from here on. */
+static bool handle_listing(struct conn *c, StoRequest *q)
+{
+	struct sto_engine *e = c->s->e;
+	struct sto_listing_id id;
+	struct lst_req *l;
+	int ret;
+
+	if (q->op != STO_OP__STO_OP_LISTING_PUT && q->op != STO_OP__STO_OP_LISTING_QUERY &&
+	    q->op != STO_OP__STO_OP_LISTING_STAT &&
+	    q->op != STO_OP__STO_OP_LISTING_DELETE_RANGE)
+		return false;
+	id.part = q->partition;
+	memcpy(id.id, q->listing_id.data, STO_LISTING_ID_LEN);	/* validated */
+	l = (struct lst_req *)req_new(c, q, sizeof(*l));
+	if (!l) {
+		reply_status(c, q->id, -ENOMEM, NULL);
+		sto_req_free(q);
+		return true;
+	}
+	l->q = q;
+	l->op.id = id;
+	switch (q->op) {
+	case STO_OP__STO_OP_LISTING_PUT:
+		l->ents = calloc(q->n_listing_entries, sizeof(*l->ents));
+		if (!l->ents) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (size_t i = 0; i < q->n_listing_entries; i++) {
+			const StoListingEntry *pe = q->listing_entries[i];
+
+			l->ents[i].key = pe->key.data;
+			l->ents[i].key_len = (uint32_t)pe->key.len;
+			l->ents[i].timestamp = pe->timestamp;
+			l->ents[i].tombstone = pe->tombstone;
+			l->ents[i].value = pe->value.data;
+			l->ents[i].value_len = (uint32_t)pe->value.len;
+		}
+		l->op.ents = l->ents;
+		l->op.n = q->n_listing_entries;
+		ret = sto_lst_put(e, &l->op, lst_written, l);
+		break;
+	case STO_OP__STO_OP_LISTING_DELETE_RANGE:
+		l->op.start = pb_bytes(q->start_after);
+		l->op.end = pb_bytes(q->end);
+		l->op.max = q->limit;
+		ret = sto_lst_delete(e, &l->op, lst_written, l);
+		break;
+	case STO_OP__STO_OP_LISTING_QUERY: {
+		struct sto_listing_query lq = {
+			.start_after = pb_bytes(q->start_after),
+			.prefix = pb_bytes(q->prefix),
+			.delimiter = pb_bytes(q->delimiter),
+			.limit = q->limit,
+			.include_tombstones = q->include_tombstones,
+		};
+
+		ret = sto_lst_query(e, &id, &lq, c->s->cfg.listing_max_limit, lst_queried, l);
+		break;
+	}
+	default:
+		ret = sto_lst_stat(e, &id, lst_stated, l);
+		break;
+	}
+	if (ret < 0) {
+		reply_status(c, q->id, ret, ret == -ENAMETOOLONG
+			     ? "listing key longer than this node stores" : NULL);
+		/* Not started: undo req_new without re-entering conn_process. */
+		sto_req_free(l->q);
+		free(l->ents);
+		free(l);
+		c->inflight--;
+		c->refs--;
+	}
+	return true;
+}
+
 /* -------------------------------------------------------------- parsing */
 
 /* Handles one decoded request; may switch the connection to PAYLOAD. */
@@ -911,8 +1106,10 @@ static void conn_process(struct conn *c)
 				break;
 			}
 			c->in_off += STO_FRAME_PREFIX + hl;
-			handle_request(c, q);
-			sto_req_free(q);
+			if (!handle_listing(c, q)) {
+				handle_request(c, q);
+				sto_req_free(q);
+			}
 		}
 	}
 	if (c->in_off == c->in_len)
@@ -1047,6 +1244,10 @@ int sto_server_start(uv_loop_t *loop, struct sto_engine *e,
 	s->cfg = *cfg;
 	if (!s->cfg.max_inflight)
 		s->cfg.max_inflight = 256;
+	if (!s->cfg.listing_max_limit)
+		s->cfg.listing_max_limit = STO_LISTING_DEFAULT_LIMIT;
+	if (s->cfg.listing_max_limit > STO_LISTING_MAX_LIMIT)
+		s->cfg.listing_max_limit = STO_LISTING_MAX_LIMIT;
 	if (uv_ip6_addr(cfg->addr, cfg->port, (struct sockaddr_in6 *)&ss) &&
 	    (ret = uv_ip4_addr(cfg->addr, cfg->port, (struct sockaddr_in *)&ss)) < 0) {
 		log_err("bad listen address %s", cfg->addr);

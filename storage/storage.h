@@ -43,6 +43,21 @@
 #define STO_LIST_MAX		4096			/* entries per LIST reply */
 #define STO_DEFAULT_PORT	6200
 
+/* Listings: ordered stores of (key -> timestamp, tombstone, value), one per
+ * (partition, 16-byte listing id): a shard of a bucket's key range, or an
+ * account's bucket list (docs/gateway.md, "Listings"). */
+#define STO_LISTING_ID_LEN	16
+#define STO_LISTING_MAX_KEY	1024	/* protocol limit; a node may store less
+					 * (LMDB: 491 bytes, -ENAMETOOLONG) */
+#define STO_LISTING_MAX_VALUE	4096
+#define STO_LISTING_MAX_DELIM	16
+#define STO_LISTING_MAX_BATCH	1000	/* entries per LISTING_PUT (the encoded
+					 * request must also fit STO_MAX_REQ_HDR) */
+#define STO_LISTING_MAX_LIMIT	10000	/* protocol cap on a query's limit; nodes
+					 * cap it lower (--listing-max-limit, 1000) */
+#define STO_LISTING_DEFAULT_LIMIT 1000
+#define STO_LISTING_MAX_DELETE	10000	/* entries per DELETE_RANGE call */
+
 /* Errors beyond errno, all below -4096 so they never collide with it. */
 enum {
 	STO_EPROTO = -6000,	/* malformed or oversized frame */
@@ -112,6 +127,58 @@ struct sto_stat {
 	uint64_t fsync_us, commit_us;	/* time spent in each, in total */
 };
 
+/* A byte string borrowed from a reply (or the caller). */
+struct sto_bytes {
+	const void *data;
+	uint32_t len;
+};
+
+struct sto_listing_id {
+	uint32_t part;			/* placement: the rep3 ring */
+	uint8_t id[STO_LISTING_ID_LEN];
+};
+
+struct sto_listing_entry {
+	const void *key;		/* 1..STO_LISTING_MAX_KEY bytes */
+	uint32_t key_len;
+	uint64_t timestamp;		/* > 0; newest wins per key */
+	bool tombstone;
+	const void *value;		/* opaque, <= STO_LISTING_MAX_VALUE; none
+					 * for a tombstone */
+	uint32_t value_len;
+};
+
+/* S3 semantics: the listing is the ordered sequence of "items" - keys
+ * starting with prefix, where every key with the delimiter in it after the
+ * prefix is folded into its common prefix (prefix .. first delimiter
+ * inclusive). A page returns the items > start_after, up to limit of them
+ * (keys and common prefixes both count; 0 = the node's cap). Tombstones are
+ * skipped unless include_tombstones (replication). */
+struct sto_listing_query {
+	struct sto_bytes start_after, prefix, delimiter;
+	uint32_t limit;
+	bool include_tombstones;
+};
+
+/* One page. Everything borrows from the reply, valid during the callback. */
+struct sto_listing_page {
+	const struct sto_listing_entry *entries;
+	size_t n_entries;
+	const struct sto_bytes *prefixes;	/* common prefixes, in order */
+	size_t n_prefixes;
+	bool is_truncated;
+	struct sto_bytes next_marker;	/* start_after for the next page: the
+					 * last item returned (or scanned) */
+};
+
+struct sto_listing_stat {
+	uint64_t entries;		/* live keys */
+	uint64_t tombstones;
+	uint64_t bytes;			/* key + value bytes, tombstones included */
+	struct sto_bytes first_key, last_key;	/* of all stored entries;
+						 * empty listing: len 0 */
+};
+
 /* The suffix (LIST grouping) of a name hash. */
 static inline uint32_t sto_suffix_of(const uint8_t name[STO_NAME_HASH_LEN])
 {
@@ -133,6 +200,15 @@ typedef void (*sto_suffixes_fn)(void *arg, int status,
 typedef void (*sto_entries_fn)(void *arg, int status,
 			       const struct sto_list_entry *v, size_t n);
 typedef void (*sto_stat_fn)(void *arg, int status, const struct sto_stat *st);
+/* LISTING_PUT: count = entries applied (newer than what was stored). */
+typedef void (*sto_listing_put_fn)(void *arg, int status, uint64_t count);
+typedef void (*sto_listing_page_fn)(void *arg, int status,
+				    const struct sto_listing_page *page);
+typedef void (*sto_listing_stat_fn)(void *arg, int status,
+				    const struct sto_listing_stat *st);
+/* DELETE_RANGE: deleted entries; more: call again from next (borrowed). */
+typedef void (*sto_listing_deleted_fn)(void *arg, int status, uint64_t deleted,
+				       bool more, struct sto_bytes next);
 
 /* Connects to host:port (numeric IPv4/IPv6 address). cb runs once, on the
  * loop; on failure the client must still be closed. 0 or -errno. */
@@ -165,5 +241,35 @@ int sto_list_suffixes(sto_client *c, uint32_t part, sto_suffixes_fn cb, void *ar
 int sto_list_objects(sto_client *c, uint32_t part, uint32_t suffix,
 		     sto_entries_fn cb, void *arg);
 int sto_stat(sto_client *c, sto_stat_fn cb, void *arg);
+
+/* Listings. The id (and every pointer argument) is copied into the request
+ * before the call returns. */
+
+/* Applies v[0..n) (1 <= n <= STO_LISTING_MAX_BATCH) atomically: per key the
+ * newest timestamp wins (an equal or older one is skipped, not an error).
+ * The reply comes once the batch is durable; it rides the node's index
+ * group commit with fragment PUTs and DELETEs. -EMSGSIZE: the batch does not
+ * fit one request (STO_MAX_REQ_HDR); -EINVAL: a field out of range;
+ * -ENAMETOOLONG (from the node): a key longer than it can store. */
+int sto_listing_put(sto_client *c, const struct sto_listing_id *id,
+		    const struct sto_listing_entry *v, size_t n,
+		    sto_listing_put_fn cb, void *arg);
+/* One page of a listing (see struct sto_listing_query). Common prefixes
+ * cost the node one seek each, whatever the number of keys under them. */
+int sto_listing_query(sto_client *c, const struct sto_listing_id *id,
+		      const struct sto_listing_query *q, sto_listing_page_fn cb,
+		      void *arg);
+/* Counts (kept in the same transactions as the entries: O(1)) and the first
+ * and last key: what a shard split decides on. */
+int sto_listing_stat(sto_client *c, const struct sto_listing_id *id,
+		     sto_listing_stat_fn cb, void *arg);
+/* Removes (no tombstones: for shard retirement after a split moved the
+ * entries) every stored entry with start <= key < end (end.len 0: to the
+ * end of the listing), at most max of them per call (0 or more than
+ * STO_LISTING_MAX_DELETE: that), durably. Dropping a listing = calling this
+ * with start and end empty until more is false. */
+int sto_listing_delete_range(sto_client *c, const struct sto_listing_id *id,
+			     struct sto_bytes start, struct sto_bytes end,
+			     uint32_t max, sto_listing_deleted_fn cb, void *arg);
 
 #endif

@@ -3,7 +3,8 @@
  *   strata-storaged --hot DIR[,DIR] [--cold DIR[,DIR]] [--listen ADDR]
  *                   [--port N] [--port-file FILE] [--node-id ID] [--ring FILE]
  *                   [--reserve-bytes N] [--reserve-pct N] [--volume-max N]
- *                   [--index-map-size N] [--atime-interval S] [-v]
+ *                   [--index-map-size N] [--atime-interval S]
+ *                   [--listing-max-limit N] [-v]
  *
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the index.
  */
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 "  --index-map-size N     LMDB map size (default 64 GiB)\n"
 "  --atime-interval S     seconds between access-time updates (default 3600)\n"
 "  --max-inflight N       pipelined requests per connection (default 256)\n"
+"  --listing-max-limit N  entries per listing page at most (default 1000, <= 10000)\n"
 "  --compact-interval S   seconds between compaction checks (default 60, 0 = off)\n"
 "  --compact-pct N        compact sealed volumes with N%% dead space (default 50)\n"
 "  -v, --verbose          debug logging\n", STO_DEFAULT_PORT);
@@ -118,6 +120,7 @@ int main(int argc, char **argv)
 		{ "index-map-size", required_argument, NULL, 'M' },
 		{ "atime-interval", required_argument, NULL, 'A' },
 		{ "max-inflight", required_argument, NULL, 'I' },
+		{ "listing-max-limit", required_argument, NULL, 'L' },
 		{ "compact-interval", required_argument, NULL, 'c' },
 		{ "compact-pct", required_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -174,6 +177,11 @@ int main(int argc, char **argv)
 			case 'M': ecfg.map_size = v; break;
 			case 'A': ecfg.atime_interval = (unsigned)v; break;
 			case 'I': scfg.max_inflight = (unsigned)v; break;
+			case 'L':
+				if (v < 1 || v > STO_LISTING_MAX_LIMIT)
+					goto out_usage;
+				scfg.listing_max_limit = (unsigned)v;
+				break;
 			case 'c': ecfg.compact_interval = (unsigned)v; break;
 			case 'k':
 				if (v < 1 || v > 100)

@@ -115,6 +115,76 @@ static void test_request(void **state)
 	assert_null(roundtrip(&q, &err));
 }
 
+/* Listing requests: every field bounded, none where it does not belong. */
+static void test_listing_request(void **state)
+{
+	uint8_t lid[16] = { 1 }, name[16] = { 0 }, big[STO_LISTING_MAX_KEY + 1] = { 'k' };
+	StoListingEntry e = STO_LISTING_ENTRY__INIT, *ep = &e;
+	StoRequest q = STO_REQUEST__INIT, *r;
+	int err;
+
+	q.version = 1;
+	q.op = STO_OP__STO_OP_LISTING_PUT;
+	q.listing_id.data = lid;
+	q.listing_id.len = 16;
+	q.n_listing_entries = 1;
+	q.listing_entries = &ep;
+	e.key.data = big;
+	e.key.len = 5;
+	e.timestamp = 9;
+	e.value.data = big;
+	e.value.len = 3;
+	r = roundtrip(&q, &err);
+	assert_non_null(r);
+	assert_int_equal(r->n_listing_entries, 1);
+	sto_req_free(r);
+	e.key.len = 0;					/* empty key */
+	assert_null(roundtrip(&q, &err));
+	e.key.len = STO_LISTING_MAX_KEY + 1;		/* too long */
+	assert_null(roundtrip(&q, &err));
+	e.key.len = STO_LISTING_MAX_KEY;
+	assert_non_null(r = roundtrip(&q, &err));
+	sto_req_free(r);
+	e.tombstone = 1;				/* tombstone with a value */
+	assert_null(roundtrip(&q, &err));
+	e.value.len = 0;
+	e.timestamp = 0;				/* no timestamp */
+	assert_null(roundtrip(&q, &err));
+	e.timestamp = 9;
+	q.listing_id.len = 15;
+	assert_null(roundtrip(&q, &err));
+	q.listing_id.len = 16;
+	q.name_hash.data = name;			/* a fragment key too */
+	q.name_hash.len = 16;
+	assert_null(roundtrip(&q, &err));
+	q.name_hash.len = 0;
+	q.op = STO_OP__STO_OP_LISTING_QUERY;		/* entries on a query */
+	assert_null(roundtrip(&q, &err));
+	q.n_listing_entries = 0;
+	q.delimiter.data = big;
+	q.delimiter.len = STO_LISTING_MAX_DELIM + 1;
+	assert_null(roundtrip(&q, &err));
+	q.delimiter.len = 1;
+	q.limit = STO_LISTING_MAX_LIMIT + 1;
+	assert_null(roundtrip(&q, &err));
+	q.limit = 10;
+	q.prefix.data = big;
+	q.prefix.len = STO_LISTING_MAX_KEY + 1;
+	assert_null(roundtrip(&q, &err));
+	q.prefix.len = 2;
+	assert_non_null(r = roundtrip(&q, &err));
+	sto_req_free(r);
+	q.op = STO_OP__STO_OP_LISTING_STAT;		/* query fields on a STAT */
+	assert_null(roundtrip(&q, &err));
+	q.op = STO_OP__STO_OP_LISTING_PUT;		/* PUT without entries */
+	q.prefix.len = q.delimiter.len = 0;
+	q.limit = 0;
+	assert_null(roundtrip(&q, &err));
+	q.op = STO_OP__STO_OP_STAT;			/* listing id on a STAT */
+	assert_null(roundtrip(&q, &err));
+	assert_int_equal(err, STO_EPROTO);
+}
+
 static void test_oversized_meta(void **state)
 {
 	uint8_t name[16] = { 0 };
@@ -171,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_crc32c),
 		cmocka_unit_test(test_prefix),
 		cmocka_unit_test(test_request),
+		cmocka_unit_test(test_listing_request),
 		cmocka_unit_test(test_oversized_meta),
 		cmocka_unit_test(test_response),
 	};

@@ -1187,12 +1187,395 @@ static void scenario_large(void)
 	free(b);
 }
 
+
+/* ------------------------------------------------------------- listings */
+
+static const struct sto_listing_id test_lid = { 42, "listing-test-id" };
+
+struct lwait {
+	bool done;
+	int status;
+	uint64_t count;
+	bool more;
+	size_t n_entries, n_prefixes;
+	bool truncated;
+	char keys[1100][40];		/* entries then prefixes, as strings */
+	uint64_t ts[1100];
+	bool tomb[1100];
+	char values[1100][40];
+	char marker[1100];
+	uint32_t marker_len;
+	struct sto_listing_stat st;
+	char first[64], last[64];
+};
+
+static void on_lput(void *arg, int status, uint64_t count)
+{
+	struct lwait *w = arg;
+
+	w->status = status;
+	w->count = count;
+	w->done = true;
+}
+
+static void on_lpage(void *arg, int status, const struct sto_listing_page *pg)
+{
+	struct lwait *w = arg;
+
+	w->status = status;
+	w->done = true;
+	if (status < 0)
+		return;
+	w->n_entries = pg->n_entries;
+	w->n_prefixes = pg->n_prefixes;
+	w->truncated = pg->is_truncated;
+	for (size_t i = 0; i < pg->n_entries && i < 1100; i++) {
+		const struct sto_listing_entry *e = &pg->entries[i];
+
+		snprintf(w->keys[i], 40, "%.*s", (int)e->key_len, (const char *)e->key);
+		snprintf(w->values[i], 40, "%.*s", (int)e->value_len, (const char *)e->value);
+		w->ts[i] = e->timestamp;
+		w->tomb[i] = e->tombstone;
+	}
+	for (size_t i = 0; i < pg->n_prefixes && pg->n_entries + i < 1100; i++)
+		snprintf(w->keys[pg->n_entries + i], 40, "%.*s", (int)pg->prefixes[i].len,
+			 (const char *)pg->prefixes[i].data);
+	w->marker_len = pg->next_marker.len;
+	if (pg->next_marker.len)
+		memcpy(w->marker, pg->next_marker.data, pg->next_marker.len);
+}
+
+static void on_lstat(void *arg, int status, const struct sto_listing_stat *st)
+{
+	struct lwait *w = arg;
+
+	w->status = status;
+	w->done = true;
+	if (!st)
+		return;
+	w->st = *st;
+	snprintf(w->first, sizeof(w->first), "%.*s", (int)st->first_key.len,
+		 (const char *)st->first_key.data);
+	snprintf(w->last, sizeof(w->last), "%.*s", (int)st->last_key.len,
+		 (const char *)st->last_key.data);
+}
+
+static void on_ldel(void *arg, int status, uint64_t deleted, bool more,
+		    struct sto_bytes next)
+{
+	struct lwait *w = arg;
+
+	w->status = status;
+	w->count = deleted;
+	w->more = more;
+	w->marker_len = next.len;
+	if (next.len)
+		memcpy(w->marker, next.data, next.len);
+	w->done = true;
+}
+
+static void lwait_for(struct lwait *w)
+{
+	uint64_t deadline = now_ms() + 60000;
+
+	while (!w->done) {
+		uv_run(&loop, UV_RUN_ONCE);
+		if (now_ms() > deadline)
+			FAIL("listing request timed out");
+	}
+}
+
+static struct lwait *lw;
+
+static int lput_sync(sto_client *c, const struct sto_listing_entry *v, size_t n,
+		     uint64_t *count)
+{
+	int ret;
+
+	memset(lw, 0, sizeof(*lw));
+	ret = sto_listing_put(c, &test_lid, v, n, on_lput, lw);
+	if (ret < 0)
+		return ret;
+	lwait_for(lw);
+	if (count)
+		*count = lw->count;
+	return lw->status;
+}
+
+static int lquery_sync(sto_client *c, const char *sa, const char *pfx, const char *delim,
+		       uint32_t limit, bool tombs)
+{
+	struct sto_listing_query q = {
+		.start_after = { sa, sa ? (uint32_t)strlen(sa) : 0 },
+		.prefix = { pfx, pfx ? (uint32_t)strlen(pfx) : 0 },
+		.delimiter = { delim, delim ? (uint32_t)strlen(delim) : 0 },
+		.limit = limit, .include_tombstones = tombs,
+	};
+	int ret;
+
+	memset(lw, 0, sizeof(*lw));
+	ret = sto_listing_query(c, &test_lid, &q, on_lpage, lw);
+	if (ret < 0)
+		return ret;
+	lwait_for(lw);
+	return lw->status;
+}
+
+static void lstat_sync(sto_client *c)
+{
+	memset(lw, 0, sizeof(*lw));
+	CHECK_EQ(sto_listing_stat(c, &test_lid, on_lstat, lw), 0);
+	lwait_for(lw);
+	CHECK_EQ(lw->status, 0);
+}
+
+static struct sto_listing_entry lent(const char *k, uint64_t ts, bool tomb, const char *v)
+{
+	return (struct sto_listing_entry){ k, (uint32_t)strlen(k), ts, tomb,
+					   v, v ? (uint32_t)strlen(v) : 0 };
+}
+
+static void listing_check_state(sto_client *c)
+{
+	CHECK_EQ(lquery_sync(c, NULL, NULL, NULL, 0, false), 0);
+	CHECK_EQ(lw->n_entries, 3);
+	CHECK(!strcmp(lw->keys[0], "docs/a.txt") && !strcmp(lw->values[0], "v2"));
+	CHECK_EQ(lw->ts[0], 20);
+	CHECK(!strcmp(lw->keys[1], "docs/sub/c.txt"));
+	CHECK(!strcmp(lw->keys[2], "photos/1.jpg"));
+	CHECK(!lw->truncated);
+	/* Delimiter: two common prefixes. */
+	CHECK_EQ(lquery_sync(c, NULL, NULL, "/", 0, false), 0);
+	CHECK_EQ(lw->n_entries, 0);
+	CHECK_EQ(lw->n_prefixes, 2);
+	CHECK(!strcmp(lw->keys[0], "docs/") && !strcmp(lw->keys[1], "photos/"));
+	CHECK_EQ(lquery_sync(c, NULL, "docs/", "/", 0, false), 0);
+	CHECK_EQ(lw->n_entries, 1);
+	CHECK_EQ(lw->n_prefixes, 1);
+	CHECK(!strcmp(lw->keys[1], "docs/sub/"));
+	/* With tombstones (replication): docs/b.txt is one. */
+	CHECK_EQ(lquery_sync(c, NULL, NULL, NULL, 0, true), 0);
+	CHECK_EQ(lw->n_entries, 4);
+	CHECK(!strcmp(lw->keys[1], "docs/b.txt") && lw->tomb[1]);
+	CHECK_EQ(lw->ts[1], 30);
+	lstat_sync(c);
+	CHECK_EQ(lw->st.entries, 3);
+	CHECK_EQ(lw->st.tombstones, 1);
+	CHECK(!strcmp(lw->first, "docs/a.txt") && !strcmp(lw->last, "photos/1.jpg"));
+}
+
+static void scenario_listing(void)
+{
+	struct sto_listing_entry v[8];
+	char longkey[600];
+	uint64_t count;
+	uint8_t f[256];
+	size_t n;
+
+	lw = calloc(1, sizeof(*lw));
+	start_daemon(NULL, NULL);
+	cli = connect_node();
+	v[0] = lent("docs/a.txt", 10, false, "v1");
+	v[1] = lent("docs/b.txt", 10, false, "v1");
+	v[2] = lent("photos/1.jpg", 10, false, "v1");
+	CHECK_EQ(lput_sync(cli, v, 3, &count), 0);
+	CHECK_EQ(count, 3);
+	/* Newest wins: a newer value, a stale one, a tombstone, an older
+	 * write behind that tombstone. */
+	v[0] = lent("docs/a.txt", 20, false, "v2");
+	v[1] = lent("docs/a.txt", 15, false, "stale");
+	v[2] = lent("docs/b.txt", 30, true, NULL);
+	v[3] = lent("docs/b.txt", 25, false, "behind the tombstone");
+	v[4] = lent("docs/sub/c.txt", 10, false, "v1");
+	CHECK_EQ(lput_sync(cli, v, 5, &count), 0);
+	CHECK_EQ(count, 3);
+	listing_check_state(cli);
+	/* Paging: limit 1 with markers. */
+	CHECK_EQ(lquery_sync(cli, NULL, NULL, "/", 1, false), 0);
+	CHECK(lw->truncated && lw->marker_len == 5 && !memcmp(lw->marker, "docs/", 5));
+	CHECK_EQ(lquery_sync(cli, "docs/", NULL, "/", 1, false), 0);
+	CHECK(!lw->truncated && lw->n_prefixes == 1 && !strcmp(lw->keys[0], "photos/"));
+	/* Refused: a key longer than LMDB stores; bad arguments. */
+	memset(longkey, 'k', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = 0;
+	v[0] = lent(longkey, 10, false, NULL);
+	CHECK_EQ(lput_sync(cli, v, 1, NULL), -ENAMETOOLONG);
+	v[0] = lent("x", 0, false, NULL);
+	CHECK_EQ(sto_listing_put(cli, &test_lid, v, 1, on_lput, lw), -EINVAL);
+	CHECK_EQ(lquery_sync(cli, NULL, NULL, "0123456789abcdefg", 0, false), -EINVAL);
+
+	/* Durable across a clean restart and a kill -9. */
+	sto_client_close(cli);
+	cli = NULL;
+	CHECK_EQ(stop_daemon(SIGTERM), 0);
+	start_daemon(NULL, NULL);
+	cli = connect_node();
+	listing_check_state(cli);
+	sto_client_close(cli);
+	cli = NULL;
+	kill(daemon_pid, SIGKILL);
+	waitpid(daemon_pid, NULL, 0);
+	daemon_pid = 0;
+	start_daemon(NULL, NULL);
+	cli = connect_node();
+	listing_check_state(cli);
+
+	/* Range deletion, bounded per call. */
+	memset(lw, 0, sizeof(*lw));
+	CHECK_EQ(sto_listing_delete_range(cli, &test_lid, (struct sto_bytes){ "docs/", 5 },
+					  (struct sto_bytes){ "docs0", 5 }, 2, on_ldel, lw), 0);
+	lwait_for(lw);
+	CHECK_EQ(lw->status, 0);
+	CHECK_EQ(lw->count, 2);
+	CHECK(lw->more && lw->marker_len == 14 && !memcmp(lw->marker, "docs/sub/c.txt", 14));
+	memset(lw, 0, sizeof(*lw));
+	CHECK_EQ(sto_listing_delete_range(cli, &test_lid, (struct sto_bytes){ NULL, 0 },
+					  (struct sto_bytes){ NULL, 0 }, 0, on_ldel, lw), 0);
+	lwait_for(lw);
+	CHECK_EQ(lw->count, 2);
+	CHECK(!lw->more);
+	lstat_sync(cli);
+	CHECK_EQ(lw->st.entries + lw->st.tombstones, 0);
+
+	/* Malformed listing frames close the connection; the node lives on. */
+	{
+		static const uint8_t lid16[16] = "0123456789abcdef";
+
+		/* LISTING_QUERY with a 15-byte listing id. */
+		n = 8;
+		f[n++] = 0x08; f[n++] = 1;			/* version */
+		f[n++] = 0x10; f[n++] = 9;			/* id */
+		f[n++] = 0x18; f[n++] = 8;			/* op LISTING_QUERY */
+		f[n++] = 0x7a; f[n++] = 15;			/* listing_id (15) */
+		memcpy(f + n, lid16, 15);
+		n += 15;
+		f[0] = 'S'; f[1] = 'T'; f[2] = 'R'; f[3] = 'F';
+		f[4] = 0; f[5] = 0; f[6] = 0; f[7] = (uint8_t)(n - 8);
+		raw_expect_close(f, n, "listing id of 15 bytes");
+		/* LISTING_QUERY with limit above the protocol cap. */
+		n = 8;
+		f[n++] = 0x08; f[n++] = 1;
+		f[n++] = 0x10; f[n++] = 9;
+		f[n++] = 0x18; f[n++] = 8;
+		f[n++] = 0x7a; f[n++] = 16;
+		memcpy(f + n, lid16, 16);
+		n += 16;
+		f[n++] = 0xa0; f[n++] = 0x01;			/* field 20 (limit) */
+		n += varint(f + n, STO_LISTING_MAX_LIMIT + 1);
+		f[7] = (uint8_t)(n - 8);
+		raw_expect_close(f, n, "listing limit over the cap");
+		/* LISTING_PUT with an empty key. */
+		n = 8;
+		f[n++] = 0x08; f[n++] = 1;
+		f[n++] = 0x10; f[n++] = 9;
+		f[n++] = 0x18; f[n++] = 7;
+		f[n++] = 0x7a; f[n++] = 16;
+		memcpy(f + n, lid16, 16);
+		n += 16;
+		f[n++] = 0x82; f[n++] = 0x01; f[n++] = 2;	/* field 16, 2 bytes */
+		f[n++] = 0x10; f[n++] = 5;			/* timestamp 5, no key */
+		f[7] = (uint8_t)(n - 8);
+		raw_expect_close(f, n, "listing entry without a key");
+	}
+	lstat_sync(cli);
+	printf("listing: ok\n");
+	free(lw);
+	lw = NULL;
+}
+
+/* kill -9 while 4 connections pipeline batches of 200 entries: every
+ * acknowledged batch is there after the restart, whole. */
+struct lcrash_batch {
+	struct sto_listing_entry v[200];
+	char keys[200][24];
+	unsigned conn;
+	bool sent, acked;
+};
+
+static struct lcrash_batch *lcb;
+static unsigned lc_next, lc_total;
+static sto_client *lc_cli[4];
+
+static void lcrash_issue(unsigned ci);
+
+static void on_lcrash(void *arg, int status, uint64_t count)
+{
+	struct lcrash_batch *b = arg;
+
+	b->acked = status == 0;
+	if (status == 0)
+		lcrash_issue(b->conn);
+}
+
+static void lcrash_issue(unsigned ci)
+{
+	while (lc_next < lc_total) {
+		struct lcrash_batch *b = &lcb[lc_next++];
+
+		b->conn = ci;
+		for (int i = 0; i < 200; i++) {
+			snprintf(b->keys[i], 24, "k/%06u/%03d", (unsigned)(b - lcb), i);
+			b->v[i] = lent(b->keys[i], 1000 + (uint64_t)(b - lcb), false, "v");
+		}
+		b->sent = sto_listing_put(lc_cli[ci], &test_lid, b->v, 200, on_lcrash, b) == 0;
+		return;
+	}
+}
+
+static void scenario_listing_crash(void)
+{
+	enum { TOTAL = 20000 };
+	unsigned acked = 0;
+	uint64_t kill_at;
+
+	lw = calloc(1, sizeof(*lw));
+	lcb = calloc(TOTAL, sizeof(*lcb));
+	lc_total = TOTAL;
+	start_daemon(NULL, NULL);
+	for (unsigned c = 0; c < 4; c++) {
+		lc_cli[c] = connect_node();
+		for (int j = 0; j < 8; j++)
+			lcrash_issue(c);
+	}
+	kill_at = now_ms() + 1000 + (unsigned)getpid() % 1000;
+	while (now_ms() < kill_at)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	kill(daemon_pid, SIGKILL);
+	waitpid(daemon_pid, NULL, 0);
+	daemon_pid = 0;
+	for (unsigned c = 0; c < 4; c++)
+		sto_client_close(lc_cli[c]);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	start_daemon(NULL, NULL);
+	cli = connect_node();
+	for (unsigned i = 0; i < lc_next; i++) {
+		struct lcrash_batch *b = &lcb[i];
+		char pfx[16];
+
+		if (!b->sent)
+			continue;
+		snprintf(pfx, sizeof(pfx), "k/%06u/", i);
+		CHECK_EQ(lquery_sync(cli, NULL, pfx, NULL, 1000, false), 0);
+		/* A batch is one transaction: all of it or none of it. */
+		CHECK(lw->n_entries == 0 || lw->n_entries == 200);
+		if (b->acked)
+			CHECK_EQ(lw->n_entries, 200);
+		acked += b->acked;
+	}
+	CHECK(acked > 10);
+	printf("listing_crash: ok (%u batches sent, %u acknowledged, all there)\n",
+	       lc_next, acked);
+	free(lcb);
+	free(lw);
+	lw = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sc;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|malformed|enospc|compact|corrupt|large\n");
+		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|malformed|enospc|compact|corrupt|large|listing|listing_crash\n");
 		return 2;
 	}
 	daemon_path = argv[1];
@@ -1221,6 +1604,10 @@ int main(int argc, char **argv)
 		scenario_corrupt();
 	else if (!strcmp(sc, "large"))
 		scenario_large();
+	else if (!strcmp(sc, "listing"))
+		scenario_listing();
+	else if (!strcmp(sc, "listing_crash"))
+		scenario_listing_crash();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", sc);
 		cleanup();

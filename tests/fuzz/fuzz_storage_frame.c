@@ -40,6 +40,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (q->op == STO_OP__STO_OP_PUT &&
 			    (q->payload_len > STO_MAX_FRAGMENT || q->meta.len > STO_MAX_META))
 				__builtin_trap();	/* validation let it through */
+			if (q->n_listing_entries > STO_LISTING_MAX_BATCH ||
+			    q->start_after.len > STO_LISTING_MAX_KEY ||
+			    q->prefix.len > STO_LISTING_MAX_KEY ||
+			    q->delimiter.len > STO_LISTING_MAX_DELIM ||
+			    q->limit > STO_LISTING_MAX_DELETE)
+				__builtin_trap();
+			for (size_t i = 0; i < q->n_listing_entries; i++) {
+				const StoListingEntry *e = q->listing_entries[i];
+
+				if (!e->key.len || e->key.len > STO_LISTING_MAX_KEY ||
+				    e->value.len > STO_LISTING_MAX_VALUE || !e->timestamp ||
+				    (e->tombstone && e->value.len))
+					__builtin_trap();
+			}
 			if (q->payload_len > size - off) {
 				sto_req_free(q);
 				break;

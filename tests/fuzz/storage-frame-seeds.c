@@ -88,6 +88,61 @@ int main(int argc, char **argv)
 	q.op = STO_OP__STO_OP_STAT;
 	q.id = 6;
 	ret |= emit(argv[1], "stat", &q, 0, all);
+
+	/* Listings. */
+	{
+		static uint8_t lid[STO_LISTING_ID_LEN] = { 0x11, 0x22, 0x33 };
+		StoListingEntry e[3], *ep[3];
+
+		for (int i = 0; i < 3; i++) {
+			sto_listing_entry__init(&e[i]);
+			ep[i] = &e[i];
+			e[i].timestamp = 1700000000000000000ull + (uint64_t)i;
+		}
+		e[0].key.data = (uint8_t *)"photos/2026/a.jpg";
+		e[0].key.len = 17;
+		e[0].value.data = (uint8_t *)"size=1;etag=x";
+		e[0].value.len = 13;
+		e[1].key.data = (uint8_t *)"photos/\xff\x00b";
+		e[1].key.len = 10;
+		e[2].key.data = (uint8_t *)"z";
+		e[2].key.len = 1;
+		e[2].tombstone = 1;
+		sto_request__init(&q);
+		q.op = STO_OP__STO_OP_LISTING_PUT;
+		q.id = 7;
+		q.partition = 3;
+		q.listing_id.data = lid;
+		q.listing_id.len = sizeof(lid);
+		q.n_listing_entries = 3;
+		q.listing_entries = ep;
+		ret |= emit(argv[1], "listing-put", &q, 0, all);
+		q.n_listing_entries = 0;
+		q.listing_entries = NULL;
+		q.op = STO_OP__STO_OP_LISTING_QUERY;
+		q.id = 8;
+		q.start_after.data = (uint8_t *)"photos/";
+		q.start_after.len = 7;
+		q.prefix.data = (uint8_t *)"photos/";
+		q.prefix.len = 7;
+		q.delimiter.data = (uint8_t *)"/";
+		q.delimiter.len = 1;
+		q.limit = 1000;
+		q.include_tombstones = 1;
+		ret |= emit(argv[1], "listing-query", &q, 0, all);
+		q.op = STO_OP__STO_OP_LISTING_DELETE_RANGE;
+		q.id = 9;
+		q.prefix.len = q.delimiter.len = 0;
+		q.include_tombstones = 0;
+		q.end.data = (uint8_t *)"q";
+		q.end.len = 1;
+		ret |= emit(argv[1], "listing-delete-range", &q, 0, all);
+		q.op = STO_OP__STO_OP_LISTING_STAT;
+		q.id = 10;
+		q.start_after.len = q.end.len = 0;
+		q.limit = 0;
+		ret |= emit(argv[1], "listing-stat", &q, 0, all);
+	}
 	fclose(all);
 	return ret;
 }

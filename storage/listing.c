@@ -1,0 +1,596 @@
+/* storage/listing.c: listings, ordered key -> entry stores in the index's
+ * LMDB environment (see internal.h, "listing.c", and docs/storage.md).
+ *
+ * An LMDB key is head (partition BE32 · listing id) · user key, so a listing
+ * is one contiguous key range in memcmp order of the user keys, and a query
+ * is a cursor walk from MDB_SET_RANGE. A delimiter query never walks a common
+ * prefix: on the first live key under it, it emits the prefix and seeks to
+ * the prefix's successor (the smallest string above every string starting
+ * with it), one seek per common prefix.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "internal.h"
+
+#define VAL_HDR		9		/* timestamp LE64, flags */
+#define VAL_TOMBSTONE	0x1
+#define META_LEN	24		/* entries, tombstones, bytes (u64 each) */
+/* Tombstones a query may step over (outside common prefixes) before it
+ * returns a short page with a marker: bounded work per call. */
+#define SCAN_BUDGET(limit)	(10000u + 10u * (limit))
+
+static int mdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:	return 0;
+	case MDB_NOTFOUND:	return -ENOENT;
+	case MDB_MAP_FULL:	return -ENOSPC;
+	default:		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+static void head_encode(uint8_t *out, const struct sto_listing_id *id)
+{
+	out[0] = id->part >> 24;
+	out[1] = id->part >> 16;
+	out[2] = id->part >> 8;
+	out[3] = id->part;
+	memcpy(out + 4, id->id, STO_LISTING_ID_LEN);
+}
+
+static int bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+static bool has_prefix(const uint8_t *k, size_t klen, const void *p, size_t plen)
+{
+	return klen >= plen && (plen == 0 || memcmp(k, p, plen) == 0);
+}
+
+/* The smallest string above every string starting with p[0..*len): drop
+ * trailing 0xff bytes, increment the last. false when there is none (p is
+ * all 0xff: nothing sorts after its extensions). */
+static bool successor(uint8_t *p, uint32_t *len)
+{
+	while (*len && p[*len - 1] == 0xff)
+		(*len)--;
+	if (*len == 0)
+		return false;
+	p[*len - 1]++;
+	return true;
+}
+
+/* ------------------------------------------------------------- writes */
+
+struct meta_counts {
+	int64_t entries, tombstones, bytes;
+};
+
+static int meta_add(MDB_txn *txn, MDB_dbi lstm, const uint8_t *head,
+		    const struct meta_counts *d)
+{
+	MDB_val key = { STO_LST_HEAD, (void *)head }, v;
+	uint64_t m[3] = { 0, 0, 0 };
+	int rc;
+
+	if (!d->entries && !d->tombstones && !d->bytes)
+		return 0;
+	rc = mdb_get(txn, lstm, &key, &v);
+	if (rc == 0 && v.mv_size == META_LEN)
+		memcpy(m, v.mv_data, META_LEN);
+	else if (rc && rc != MDB_NOTFOUND)
+		return mdb_err(rc);
+	m[0] += (uint64_t)d->entries;
+	m[1] += (uint64_t)d->tombstones;
+	m[2] += (uint64_t)d->bytes;
+	if (!m[0] && !m[1]) {
+		rc = mdb_del(txn, lstm, &key, NULL);
+		return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+	}
+	v.mv_size = META_LEN;
+	v.mv_data = m;
+	return mdb_err(mdb_put(txn, lstm, &key, &v, 0));
+}
+
+/* What an existing value counts for. */
+static void counts_of(struct meta_counts *c, int sign, size_t klen, const MDB_val *v)
+{
+	bool tomb = v->mv_size >= VAL_HDR && (((uint8_t *)v->mv_data)[8] & VAL_TOMBSTONE);
+
+	if (tomb)
+		c->tombstones += sign;
+	else
+		c->entries += sign;
+	c->bytes += sign * (int64_t)(klen + (v->mv_size > VAL_HDR ? v->mv_size - VAL_HDR : 0));
+}
+
+static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op *op)
+{
+	uint8_t kb[STO_LST_HEAD + STO_LISTING_MAX_KEY];
+	struct meta_counts d = { 0 };
+	int rc;
+
+	head_encode(kb, &op->id);
+	op->count = 0;
+	for (size_t i = 0; i < op->n; i++) {
+		const struct sto_listing_entry *e = &op->ents[i];
+		MDB_val key = { STO_LST_HEAD + e->key_len, kb }, v;
+		uint32_t vlen = e->tombstone ? 0 : e->value_len;
+		uint64_t ts;
+
+		memcpy(kb + STO_LST_HEAD, e->key, e->key_len);
+		rc = mdb_get(txn, lst, &key, &v);
+		if (rc == 0 && v.mv_size >= VAL_HDR) {
+			memcpy(&ts, v.mv_data, 8);
+			ts = le64toh(ts);
+			if (ts >= e->timestamp)
+				continue;	/* newest wins; equal: already there */
+			counts_of(&d, -1, e->key_len, &v);
+		} else if (rc && rc != MDB_NOTFOUND) {
+			return mdb_err(rc);
+		}
+		v.mv_size = VAL_HDR + vlen;
+		rc = mdb_put(txn, lst, &key, &v, MDB_RESERVE);
+		if (rc)
+			return mdb_err(rc);
+		ts = htole64(e->timestamp);
+		memcpy(v.mv_data, &ts, 8);
+		((uint8_t *)v.mv_data)[8] = e->tombstone ? VAL_TOMBSTONE : 0;
+		if (vlen)
+			memcpy((uint8_t *)v.mv_data + VAL_HDR, e->value, vlen);
+		counts_of(&d, 1, e->key_len, &v);
+		op->count++;
+	}
+	return meta_add(txn, lstm, kb, &d);
+}
+
+static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op *op)
+{
+	uint8_t kb[STO_LST_HEAD + STO_LISTING_MAX_KEY];
+	MDB_val key = { STO_LST_HEAD + op->start.len, kb }, v;
+	struct meta_counts d = { 0 };
+	MDB_cursor *cur;
+	int rc, ret;
+
+	head_encode(kb, &op->id);
+	if (op->start.len)
+		memcpy(kb + STO_LST_HEAD, op->start.data, op->start.len);
+	op->count = 0;
+	op->more = false;
+	rc = mdb_cursor_open(txn, lst, &cur);
+	if (rc)
+		return mdb_err(rc);
+	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+		const uint8_t *k = key.mv_data;
+		size_t ulen = key.mv_size - STO_LST_HEAD;
+
+		if (key.mv_size < STO_LST_HEAD || memcmp(k, kb, STO_LST_HEAD))
+			break;
+		if (op->end.len && bytes_cmp(k + STO_LST_HEAD, ulen, op->end.data,
+					     op->end.len) >= 0)
+			break;
+		if (op->count == op->max) {
+			op->more = true;
+			op->next_len = (uint32_t)ulen;
+			memcpy(op->next, k + STO_LST_HEAD, ulen);
+			break;
+		}
+		counts_of(&d, -1, ulen, &v);
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		op->count++;
+	}
+	/* (After mdb_cursor_del, MDB_NEXT yields the entry that followed.) */
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return mdb_err(rc);
+	ret = meta_add(txn, lstm, kb, &d);
+	return ret;
+}
+
+int sto_lst_apply(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_idx_op *op)
+{
+	op->result = 0;
+	if (op->type == STO_IDX_LST_PUT)
+		return apply_put(txn, lst, lstm, op->lst);
+	return apply_del(txn, lst, lstm, op->lst);
+}
+
+/* -------------------------------------------------------------- query */
+
+struct walk {
+	MDB_cursor *cur;
+	uint8_t head[STO_LST_HEAD];
+	uint8_t kb[STO_LST_HEAD + STO_LISTING_MAX_KEY + 1];
+	uint32_t maxkey;		/* LMDB's, head included */
+	MDB_val key, val;
+	const uint8_t *uk;		/* user key of the current entry */
+	size_t ulen;
+};
+
+/* Positions on the first entry >= head · k[0..len) of this listing.
+ * 1 = on one, 0 = past the listing, < 0 = error. A target longer than LMDB
+ * keys can be is sought by its longest storable head: at most one entry (that
+ * head itself) sorts between the two, and is stepped over. */
+static int walk_seek(struct walk *w, const uint8_t *k, size_t len)
+{
+	size_t full = STO_LST_HEAD + len;
+	int rc;
+
+	memcpy(w->kb, w->head, STO_LST_HEAD);
+	if (len)
+		memmove(w->kb + STO_LST_HEAD, k, len);
+	w->key.mv_data = w->kb;
+	w->key.mv_size = full > w->maxkey ? w->maxkey : full;
+	rc = mdb_cursor_get(w->cur, &w->key, &w->val, MDB_SET_RANGE);
+	while (rc == 0 && full > w->maxkey &&
+	       bytes_cmp(w->key.mv_data, w->key.mv_size, w->kb, full) < 0)
+		rc = mdb_cursor_get(w->cur, &w->key, &w->val, MDB_NEXT);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return mdb_err(rc);
+	if (w->key.mv_size < STO_LST_HEAD || memcmp(w->key.mv_data, w->head, STO_LST_HEAD))
+		return 0;
+	w->uk = (const uint8_t *)w->key.mv_data + STO_LST_HEAD;
+	w->ulen = w->key.mv_size - STO_LST_HEAD;
+	return 1;
+}
+
+static int walk_next(struct walk *w)
+{
+	int rc = mdb_cursor_get(w->cur, &w->key, &w->val, MDB_NEXT);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return mdb_err(rc);
+	if (w->key.mv_size < STO_LST_HEAD || memcmp(w->key.mv_data, w->head, STO_LST_HEAD))
+		return 0;
+	w->uk = (const uint8_t *)w->key.mv_data + STO_LST_HEAD;
+	w->ulen = w->key.mv_size - STO_LST_HEAD;
+	return 1;
+}
+
+static uint8_t *arena_copy(struct sto_lst_page *p, const void *src, size_t len)
+{
+	/* Offsets, not pointers, until the end: the arena may move. */
+	if (p->arena_len + len > p->arena_cap) {
+		size_t cap = p->arena_cap ? p->arena_cap : 64 * 1024;
+		uint8_t *a;
+
+		while (cap < p->arena_len + len)
+			cap *= 2;
+		a = realloc(p->arena, cap);
+		if (!a)
+			return NULL;
+		p->arena = a;
+		p->arena_cap = cap;
+	}
+	if (len)
+		memcpy(p->arena + p->arena_len, src, len);
+	p->arena_len += len;
+	return p->arena + p->arena_len - len;
+}
+
+/* Items are recorded with arena offsets in the pointer fields, fixed up at
+ * the end. */
+static int add_entry(struct sto_lst_page *p, const struct walk *w)
+{
+	struct sto_listing_entry *e;
+	const uint8_t *v = w->val.mv_data;
+	size_t koff = p->arena_len, vlen = w->val.mv_size - VAL_HDR;
+	uint64_t ts;
+
+	if (p->page.n_entries == p->cap_ents) {
+		size_t cap = p->cap_ents ? p->cap_ents * 2 : 64;
+
+		e = realloc(p->ents, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		p->ents = e;
+		p->cap_ents = cap;
+	}
+	if (!arena_copy(p, w->uk, w->ulen) || !arena_copy(p, v + VAL_HDR, vlen))
+		return -ENOMEM;
+	e = &p->ents[p->page.n_entries++];
+	memcpy(&ts, v, 8);
+	e->timestamp = le64toh(ts);
+	e->tombstone = v[8] & VAL_TOMBSTONE;
+	e->key = (const void *)(uintptr_t)koff;
+	e->key_len = (uint32_t)w->ulen;
+	e->value = (const void *)(uintptr_t)(koff + w->ulen);
+	e->value_len = (uint32_t)vlen;
+	return 0;
+}
+
+static int add_prefix(struct sto_lst_page *p, const uint8_t *cp, size_t len)
+{
+	size_t off = p->arena_len;
+
+	if (p->page.n_prefixes == p->cap_pfx) {
+		size_t cap = p->cap_pfx ? p->cap_pfx * 2 : 64;
+		struct sto_bytes *b = realloc(p->pfx, cap * sizeof(*b));
+
+		if (!b)
+			return -ENOMEM;
+		p->pfx = b;
+		p->cap_pfx = cap;
+	}
+	if (!arena_copy(p, cp, len))
+		return -ENOMEM;
+	p->pfx[p->page.n_prefixes].data = (const void *)(uintptr_t)off;
+	p->pfx[p->page.n_prefixes++].len = (uint32_t)len;
+	return 0;
+}
+
+static int set_marker(struct sto_lst_page *p, const void *m, size_t len)
+{
+	size_t off = p->arena_len;
+
+	if (!arena_copy(p, m, len))
+		return -ENOMEM;
+	p->page.next_marker.data = (const void *)(uintptr_t)off;
+	p->page.next_marker.len = (uint32_t)len;
+	return 0;
+}
+
+static void page_fixup(struct sto_lst_page *p)
+{
+	uint8_t *a = p->arena;
+
+	for (size_t i = 0; i < p->page.n_entries; i++) {
+		p->ents[i].key = a + (uintptr_t)p->ents[i].key;
+		p->ents[i].value = a + (uintptr_t)p->ents[i].value;
+	}
+	for (size_t i = 0; i < p->page.n_prefixes; i++)
+		p->pfx[i].data = a + (uintptr_t)p->pfx[i].data;
+	p->page.next_marker.data = p->page.next_marker.len
+		? a + (uintptr_t)p->page.next_marker.data : NULL;
+	p->page.entries = p->ents;
+	p->page.prefixes = p->pfx;
+}
+
+/* Where the delimiter first occurs in k at or after from; 0 if nowhere. */
+static size_t delim_end(const uint8_t *k, size_t klen, size_t from,
+			const uint8_t *d, size_t dlen)
+{
+	for (size_t i = from; i + dlen <= klen; i++)
+		if (k[i] == d[0] && memcmp(k + i, d, dlen) == 0)
+			return i + dlen;
+	return 0;
+}
+
+static int query(struct walk *w, const struct sto_listing_query *q, uint32_t limit,
+		 struct sto_lst_page *p)
+{
+	const uint8_t *pfx = q->prefix.data, *sa = q->start_after.data;
+	const uint8_t *dl = q->delimiter.data;
+	size_t plen = q->prefix.len, salen = q->start_after.len, dlen = q->delimiter.len;
+	uint8_t cp[STO_LISTING_MAX_KEY];
+	uint64_t budget = SCAN_BUDGET(limit), bytes = 0, items = 0;
+	/* Last item emitted, for the marker: in the arena (offset) or none. */
+	bool last_is_pfx = false;
+	int on, ret;
+
+	/* Start at the first key > start_after, or at the prefix. */
+	if (salen && bytes_cmp(sa, salen, pfx, plen) >= 0) {
+		uint8_t next[STO_LISTING_MAX_KEY + 1];
+
+		memcpy(next, sa, salen);
+		next[salen] = 0;		/* the least string above sa */
+		on = walk_seek(w, next, salen + 1);
+	} else {
+		on = walk_seek(w, pfx, plen);
+	}
+	while (on > 0) {
+		const uint8_t *k = w->uk;
+		size_t klen = w->ulen, end;
+		bool tomb;
+
+		if (!has_prefix(k, klen, pfx, plen))
+			break;
+		p->scanned++;
+		tomb = w->val.mv_size < VAL_HDR ||
+		       (((const uint8_t *)w->val.mv_data)[8] & VAL_TOMBSTONE);
+		end = dlen ? delim_end(k, klen, plen, dl, dlen) : 0;
+		if (end) {
+			uint32_t clen = (uint32_t)end;
+
+			/* Under a common prefix: the prefix is the item.
+			 * Not after start_after: skip it whole. */
+			if (salen && bytes_cmp(k, end, sa, salen) <= 0) {
+				memcpy(cp, k, end);
+				if (!successor(cp, &clen))
+					break;
+				p->seeks++;
+				on = walk_seek(w, cp, clen);
+				continue;
+			}
+			/* No live key under it seen yet: go on. */
+			if (tomb && !q->include_tombstones) {
+				on = walk_next(w);
+				continue;
+			}
+			if (items == limit || (bytes + end > STO_LST_PAGE_BYTES && items)) {
+				p->page.is_truncated = true;
+				break;
+			}
+			memcpy(cp, k, end);
+			if ((ret = add_prefix(p, cp, end)) < 0)
+				return ret;
+			items++;
+			bytes += end;
+			last_is_pfx = true;
+			if (!successor(cp, &clen))
+				break;
+			p->seeks++;
+			on = walk_seek(w, cp, clen);
+			continue;
+		}
+		if (tomb && !q->include_tombstones) {
+			if (p->scanned >= budget) {
+				/* Bounded work: a short page, resume here. */
+				p->page.is_truncated = true;
+				return set_marker(p, k, klen);
+			}
+			on = walk_next(w);
+			continue;
+		}
+		if (items == limit ||
+		    (bytes + klen + w->val.mv_size > STO_LST_PAGE_BYTES && items)) {
+			p->page.is_truncated = true;
+			break;
+		}
+		if ((ret = add_entry(p, w)) < 0)
+			return ret;
+		items++;
+		bytes += klen + w->val.mv_size;
+		last_is_pfx = false;
+		on = walk_next(w);
+	}
+	if (on < 0)
+		return on;
+	if (p->page.is_truncated) {
+		/* The marker is the last item returned. */
+		if (last_is_pfx) {
+			const struct sto_bytes *b = &p->pfx[p->page.n_prefixes - 1];
+			size_t off = (uintptr_t)b->data;
+
+			p->page.next_marker.data = (const void *)(uintptr_t)off;
+			p->page.next_marker.len = b->len;
+		} else if (p->page.n_entries) {
+			const struct sto_listing_entry *e = &p->ents[p->page.n_entries - 1];
+
+			p->page.next_marker.data = e->key;
+			p->page.next_marker.len = e->key_len;
+		}
+	}
+	return 0;
+}
+
+int sto_idx_lst_query(struct sto_idx *x, const struct sto_listing_id *id,
+		      const struct sto_listing_query *q, uint32_t cap,
+		      struct sto_lst_page *out)
+{
+	struct walk *w;
+	MDB_env *env;
+	MDB_dbi lst, lstm;
+	MDB_txn *txn;
+	uint32_t limit = q->limit && q->limit < cap ? q->limit : cap;
+	int rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	if (limit == 0)
+		limit = 1;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	sto_idx_lst_handles(x, &env, &lst, &lstm);
+	head_encode(w->head, id);
+	w->maxkey = (uint32_t)mdb_env_get_maxkeysize(env);
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		free(w);
+		return mdb_err(rc);
+	}
+	rc = mdb_cursor_open(txn, lst, &w->cur);
+	if (rc) {
+		ret = mdb_err(rc);
+		goto out_txn;
+	}
+	ret = query(w, q, limit, out);
+	mdb_cursor_close(w->cur);
+out_txn:
+	mdb_txn_abort(txn);
+	free(w);
+	if (ret == 0)
+		page_fixup(out);
+	return ret;
+}
+
+void sto_lst_page_free(struct sto_lst_page *p)
+{
+	free(p->ents);
+	free(p->pfx);
+	free(p->arena);
+	memset(p, 0, sizeof(*p));
+}
+
+int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
+		     struct sto_lst_stat_buf *out)
+{
+	uint8_t head[STO_LST_HEAD], kb[STO_LST_HEAD];
+	MDB_val key = { STO_LST_HEAD, head }, v;
+	MDB_env *env;
+	MDB_dbi lst, lstm;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	uint32_t hlen = STO_LST_HEAD;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	head_encode(head, id);
+	sto_idx_lst_handles(x, &env, &lst, &lstm);
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_err(rc);
+	rc = mdb_get(txn, lstm, &key, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;
+		goto out_txn;		/* empty */
+	}
+	if (rc)
+		goto out_txn;
+	if (v.mv_size == META_LEN) {
+		uint64_t m[3];
+
+		memcpy(m, v.mv_data, META_LEN);
+		out->st.entries = m[0];
+		out->st.tombstones = m[1];
+		out->st.bytes = m[2];
+	}
+	rc = mdb_cursor_open(txn, lst, &cur);
+	if (rc)
+		goto out_txn;
+	key.mv_size = STO_LST_HEAD;
+	key.mv_data = head;
+	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+	if (rc == 0 && key.mv_size > STO_LST_HEAD && !memcmp(key.mv_data, head, STO_LST_HEAD)) {
+		out->st.first_key.len = (uint32_t)(key.mv_size - STO_LST_HEAD);
+		memcpy(out->first, (uint8_t *)key.mv_data + STO_LST_HEAD, out->st.first_key.len);
+	}
+	/* The last: step back from the first key past this listing. */
+	memcpy(kb, head, STO_LST_HEAD);
+	if (successor(kb, &hlen)) {
+		key.mv_size = hlen;
+		key.mv_data = kb;
+		rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+		rc = mdb_cursor_get(cur, &key, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	} else {
+		rc = mdb_cursor_get(cur, &key, &v, MDB_LAST);
+	}
+	if (rc == 0 && key.mv_size > STO_LST_HEAD && !memcmp(key.mv_data, head, STO_LST_HEAD)) {
+		out->st.last_key.len = (uint32_t)(key.mv_size - STO_LST_HEAD);
+		memcpy(out->last, (uint8_t *)key.mv_data + STO_LST_HEAD, out->st.last_key.len);
+	}
+	rc = 0;
+	mdb_cursor_close(cur);
+out_txn:
+	mdb_txn_abort(txn);
+	out->st.first_key.data = out->first;
+	out->st.last_key.data = out->last;
+	return mdb_err(rc);
+}
