@@ -127,7 +127,7 @@ bool gw_node_is_down(const struct gw_node *n)
 static void node_mark_down(struct gw_node *n)
 {
 	uint64_t ms = n->pool->down_ms;
-	unsigned f = n->fails < 3 ? n->fails : 3;
+	unsigned f = n->fails < 2 ? n->fails : 2;
 
 	n->fails++;
 	ms <<= f;
@@ -200,9 +200,9 @@ void gw_node_failed(struct gw_node *n, int err)
 	default:
 		break;
 	}
-	if (gw_node_is_down(n) && !n->c)
-		return;
-	node_mark_down(n);
+	/* Already down: one failure, however many requests report it. */
+	if (!gw_node_is_down(n))
+		node_mark_down(n);
 	c = n->c;
 	if (c && n->state == NODE_UP) {
 		n->c = NULL;

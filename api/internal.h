@@ -911,7 +911,7 @@ void gw_seg_geometry(uint64_t size, uint32_t seg_size, unsigned k, uint64_t seg,
 /* ------------------------------------------------------------- gw_pool.c */
 /* One storage client per node address, connected lazily; a node whose
  * connect fails, whose connection breaks or that misses a deadline is
- * "down" for down_ms (doubling per consecutive failure, up to 8x): requests
+ * "down" for down_ms (doubling per consecutive failure, up to 4x): requests
  * for it fail at once so callers go to handoffs. */
 struct gw_node;
 struct gw_pool;
