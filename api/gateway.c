@@ -239,8 +239,9 @@ struct gw_slot {
 	uint8_t *buf;		/* (k + m) * frag_len */
 	uint32_t flen;
 	uint64_t seg_len;
-	uint32_t present, asked, failed, want;
+	uint32_t present, asked, failed, want, slow;
 	unsigned outstanding;
+	struct gw_frag_read *fr[GW_EC_MAX_FRAGS];	/* reads in flight */
 	uint64_t out_off, out_len;	/* slice of the segment to send */
 };
 
@@ -249,6 +250,7 @@ struct gw_frag_read {
 	unsigned frag;
 	uint64_t seg;
 	unsigned gen;
+	struct gw_read *rd;
 };
 
 struct gw_req {
@@ -409,9 +411,13 @@ static bool query_has(const char *q, size_t qn, const char *name,
 		      const char **value, size_t *vlen)
 {
 	size_t nl = strlen(name);
-	const char *p = q, *end = q + qn;
+	const char *p, *end;
 
-	while (q && p < end) {
+	if (!q)
+		return false;
+	p = q;
+	end = q + qn;
+	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
 		const char *e = amp ? amp : end;
 
@@ -1398,20 +1404,45 @@ static void on_frag_read(void *arg, int status, uint64_t ts, size_t got)
 	struct gw_slot *s = fr->s;
 	struct gw_req *r = s->r;
 
-	if (fr->gen == r->slot_gen && s->state == SLOT_READING && s->seg == fr->seg) {
-		s->outstanding--;
-		if (status == 0 && ts == r->gm.version && got == s->flen) {
-			s->present |= 1u << fr->frag;
-		} else {
-			if (status == 0)
-				log_warn("GET %s seg %" PRIu64 " frag %u: stale or short",
-					 r->path, fr->seg, fr->frag);
-			s->failed |= 1u << fr->frag;
-		}
-		slot_read_more(s);
+	if (status == GW_READ_SLOW) {
+		/* Hedge: ask one more fragment, keep waiting for this one. */
+		s->slow |= 1u << fr->frag;
+		if (s->state == SLOT_READING)
+			slot_read_more(s);
+		return;
+	}
+	s->fr[fr->frag] = NULL;
+	s->outstanding--;
+	s->slow &= ~(1u << fr->frag);
+	if (status == 0 && ts == r->gm.version && got == s->flen) {
+		s->present |= 1u << fr->frag;
+	} else {
+		log_warn("GET %s seg %" PRIu64 " frag %u: %s", r->path, fr->seg,
+			 fr->frag, status ? sto_strerror(status) : "stale or short");
+		s->failed |= 1u << fr->frag;
 	}
 	free(fr);
+	if (s->state == SLOT_READING && r->hr)
+		slot_read_more(s);
 	req_put(r);
+}
+
+/* The slot no longer needs its reads in flight (done, or the request
+ * ended): their buffers are let go of. */
+static void slot_abandon(struct gw_slot *s)
+{
+	for (unsigned i = 0; i < GW_EC_MAX_FRAGS; i++) {
+		struct gw_frag_read *fr = s->fr[i];
+
+		if (!fr)
+			continue;
+		s->fr[i] = NULL;
+		gw_read_abandon(fr->rd);
+		s->outstanding--;
+		free(fr);
+		req_put(s->r);
+	}
+	s->slow = 0;
 }
 
 static int slot_ask(struct gw_slot *s, unsigned frag)
@@ -1439,9 +1470,11 @@ static int slot_ask(struct gw_slot *s, unsigned frag)
 	s->asked |= 1u << frag;
 	s->outstanding++;
 	req_get(r);
+	s->fr[frag] = fr;
 	ret = gw_read_start(&gw->st, dev, &k, 0, 0, s->buf + (size_t)frag * s->flen,
-			    s->flen, on_frag_read, fr);
+			    s->flen, on_frag_read, fr, &fr->rd);
 	if (ret < 0) {
+		s->fr[frag] = NULL;
 		s->outstanding--;
 		s->asked &= ~(1u << frag);
 		free(fr);
@@ -1460,6 +1493,7 @@ static void slot_read_more(struct gw_slot *s)
 
 	if (!missing_wanted) {
 		s->state = SLOT_READY;
+		slot_abandon(s);
 		get_pump(r);
 		return;
 	}
@@ -1484,12 +1518,14 @@ static void slot_read_more(struct gw_slot *s)
 		}
 		s->present |= missing_wanted;
 		s->state = SLOT_READY;
+		slot_abandon(s);
 		get_pump(r);
 		return;
 	}
 	/* Need k - have more, from fragments not yet asked. */
 	{
-		unsigned need = k - have, pending = s->outstanding;
+		unsigned need = k - have;
+		unsigned pending = s->outstanding - (unsigned)__builtin_popcount(s->slow);
 
 		for (unsigned i = 0; i < n && pending < need; i++) {
 			if (s->asked & (1u << i))
@@ -1497,7 +1533,7 @@ static void slot_read_more(struct gw_slot *s)
 			if (slot_ask(s, i) == 0)
 				pending++;
 		}
-		if (pending < need && s->outstanding == 0) {
+		if (pending < need && s->outstanding == 0 && r->hr) {
 			log_err("GET %s seg %" PRIu64 ": fewer than %u fragments", r->path,
 				s->seg, k);
 			r->failed = true;
@@ -1600,6 +1636,8 @@ static void on_inline_read(void *arg, int status, uint64_t ts, size_t got)
 	struct gw_req *r = arg;
 	uv_buf_t b;
 
+	if (status == GW_READ_SLOW)
+		return;		/* XXX no hedging for replicas: wait */
 	if (!r->hr || r->responded)
 		goto out;
 	if (status < 0 || ts != r->gm.version || got != r->gm.size) {
@@ -1609,7 +1647,8 @@ static void on_inline_read(void *arg, int status, uint64_t ts, size_t got)
 
 			gw_name_hash(r->path, r->path_len, k.name);
 			gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
-				      r->inline_buf, r->gm.size + 1, on_inline_read, r);
+				      r->inline_buf, r->gm.size + 1, on_inline_read, r,
+				      NULL);
 			goto out;
 		}
 		send_error(r, GWE_SLOW_DOWN);
@@ -1716,7 +1755,7 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		gw_name_hash(r->path, r->path_len, k.name);
 		req_get(r);
 		gw_read_start(&r->gw->st, r->holders[0], &k, 0, 0, r->inline_buf,
-			      r->gm.size + 1, on_inline_read, r);
+			      r->gm.size + 1, on_inline_read, r, NULL);
 		goto out;
 	}
 	/* EC: stream the covered segments, two in flight. */
@@ -1979,7 +2018,9 @@ static void on_done(struct http_req *hr, int err)
 	if (!r)
 		return;
 	r->hr = NULL;
-	r->slot_gen++;		/* reads in flight are dropped */
+	for (int i = 0; i < 2; i++)
+		if (r->slots[i].r)
+			slot_abandon(&r->slots[i]);
 	req_put(r);
 }
 

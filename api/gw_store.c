@@ -308,18 +308,6 @@ static void hl_finish(struct gw_hlook *h)
 		h->res.status = h->nerr ? -EIO : -ETIMEDOUT;
 	uv_timer_stop(&h->timer);
 	h->cb(&h->res, h->arg);
-	/* Nodes that never answered are treated as down: their connections
-	 * drop (the pending HEADs fail into hl_on_done, ignored). */
-	for (unsigned i = 0; i < h->nt; i++) {
-		struct gw_node *n;
-
-		if (h->answered[i])
-			continue;
-		h->answered[i] = true;
-		n = dev_node(h->st, h->t[i]);
-		if (n)
-			gw_node_failed(n, -ETIMEDOUT);
-	}
 	hl_put(h);	/* the lookup's own reference, held until finished */
 }
 
@@ -464,7 +452,7 @@ struct gw_read {
 	size_t cap, got;
 	uint64_t ts;
 	int status;
-	bool delivered, soon;
+	bool delivered, soon, slow;
 	unsigned refs;
 	uv_timer_t timer;
 	struct sto_key k;
@@ -504,13 +492,23 @@ static void rd_on_timer(uv_timer_t *t)
 		rd_put(r);
 		return;
 	}
-	if (r->delivered)
+	if (r->delivered || r->slow)
 		return;
-	log_warn("read part %u frag %u from %s: no answer in %u ms", r->k.part,
-		 r->k.frag, r->node ? "node" : "?", r->st->read_deadline_ms);
-	rd_deliver(r, -ETIMEDOUT);
-	if (r->node)
-		gw_node_failed(r->node, -ETIMEDOUT);
+	log_debug("read part %u frag %u: no answer in %u ms", r->k.part, r->k.frag,
+		  r->st->read_deadline_ms);
+	r->slow = true;
+	r->cb(r->arg, GW_READ_SLOW, 0, 0);
+}
+
+void gw_read_abandon(struct gw_read *r)
+{
+	r->delivered = true;
+	r->buf = NULL;
+	uv_timer_stop(&r->timer);
+	if (r->soon) {
+		r->soon = false;
+		rd_put(r);
+	}
 }
 
 static void rd_fail_soon(struct gw_read *r, int status)
@@ -569,12 +567,15 @@ static void rd_on_client(void *arg, sto_client *c, int err)
 
 int gw_read_start(struct gw_store *st, const struct ring_dev *dev,
 		  const struct sto_key *k, uint64_t off, uint64_t len,
-		  uint8_t *buf, size_t cap, gw_read_fn cb, void *arg)
+		  uint8_t *buf, size_t cap, gw_read_fn cb, void *arg,
+		  struct gw_read **out)
 {
 	struct gw_read *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return -ENOMEM;
+	if (out)
+		*out = r;
 	r->st = st;
 	r->node = dev ? dev_node(st, dev) : NULL;
 	r->buf = buf;

@@ -994,7 +994,9 @@ void gw_wset_start(struct gw_wset *w);
 
 /* Head lookup: HEAD of fragment frag on a partition's primaries and first
  * handoffs; the newest answer wins (a tombstone included). Done when all
- * answered, or at the read deadline once one has. */
+ * answered, or at the read deadline once a live copy or a majority of the
+ * primaries answered (slow nodes are not marked down: only broken
+ * connections and write timeouts do that). */
 struct gw_hlook;
 struct gw_hlook_result {
 	int status;			/* 0 live, -ENOENT none/deleted, other: failure */
@@ -1012,12 +1014,19 @@ int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
 		   gw_hlook_fn cb, void *arg);
 
 /* Reads one whole fragment (or [off, off+len)) from dev into buf (at most cap
- * bytes); cb(arg, status, info-timestamp, bytes). Fails with -ETIMEDOUT at
- * the read deadline (a late answer is dropped), -EMSGSIZE past cap. */
+ * bytes): cb(arg, status, timestamp, bytes) once, with 0 or an error
+ * (-EMSGSIZE past cap). At the read deadline, if still unanswered, cb(arg,
+ * GW_READ_SLOW, 0, 0) comes first (a hint: ask elsewhere too), and the read
+ * goes on. gw_read_abandon() stops using buf at once; cb never runs again.
+ * *out (may be NULL) names the read until its final cb or abandon. */
+#define GW_READ_SLOW	1
+struct gw_read;
 typedef void (*gw_read_fn)(void *arg, int status, uint64_t ts, size_t got);
 int gw_read_start(struct gw_store *st, const struct ring_dev *dev,
 		  const struct sto_key *k, uint64_t off, uint64_t len,
-		  uint8_t *buf, size_t cap, gw_read_fn cb, void *arg);
+		  uint8_t *buf, size_t cap, gw_read_fn cb, void *arg,
+		  struct gw_read **out);
+void gw_read_abandon(struct gw_read *r);
 
 /* Name hashes: SHA-256(path)[0..16); EC segment seg of version v:
  * SHA-256(path "\0" v (BE64) seg (BE32))[0..16). */

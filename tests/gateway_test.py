@@ -476,11 +476,14 @@ def main():
                 t()
                 passed += 1
                 print(f"ok   {t.__name__} ({time.time() - t0:.1f} s)", flush=True)
-            except Exception:
+            except Exception as e:
                 failed += 1
                 print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exc()
+                traceback.print_exception(type(e), e, e.__traceback__, limit=-4, chain=False)
                 print("---- gateway log tail:\n" + C.gw.log_text()[-3000:])
+                if C.gw.proc.poll() is not None:
+                    print("the gateway died: the remaining tests are not run")
+                    break
     finally:
         rc = C.stop()
         for name, code in rc.items():
