@@ -209,6 +209,8 @@ struct gateway {
 	struct gw_bcache bcache[GW_BUCKET_CACHE];
 	void (*stop_done)(void *);
 	void *stop_arg;
+	uv_timer_t drain;	/* stopping: waits for store operations */
+	unsigned drain_ticks;
 };
 
 enum gw_op {
@@ -2083,7 +2085,7 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	if (ret < 0)
 		goto out_free;
 	gw->st = (struct gw_store){ loop, gw->pool, cfg->read_deadline_ms,
-				    cfg->write_deadline_ms };
+				    cfg->write_deadline_ms, 0 };
 	http_config_init(&hc);
 	hc.lim.max_body = cfg->max_object + (cfg->max_object >> 4) + (1 << 20);
 	h.opaque = gw;
@@ -2124,11 +2126,10 @@ int gw_port(const struct gateway *gw)
 	return http_server_port(gw->srv);
 }
 
-static void on_server_down(struct http_server *srv, void *arg)
+static void on_drained(uv_handle_t *h)
 {
-	struct gateway *gw = arg;
+	struct gateway *gw = h->data;
 
-	http_server_free(srv);
 	gw_pool_free(gw->pool);
 	s3_auth_free(gw->auth);
 	s3_creds_free(gw->creds);
@@ -2138,6 +2139,31 @@ static void on_server_down(struct http_server *srv, void *arg)
 	if (gw->stop_done)
 		gw->stop_done(gw->stop_arg);
 	free(gw);
+}
+
+/* Write sets, lookups and reads still live (tail deletes, hedged reads on a
+ * slow node) finish or fail fast (the pool refuses new work); then free. */
+static void on_drain_tick(uv_timer_t *t)
+{
+	struct gateway *gw = t->data;
+
+	if (gw->st.live && ++gw->drain_ticks < 500)
+		return;
+	if (gw->st.live)
+		log_warn("%u storage operations still pending at exit", gw->st.live);
+	uv_timer_stop(t);
+	uv_close((uv_handle_t *)t, on_drained);
+}
+
+static void on_server_down(struct http_server *srv, void *arg)
+{
+	struct gateway *gw = arg;
+
+	http_server_free(srv);
+	gw_pool_close(gw->pool);
+	uv_timer_init(gw->loop, &gw->drain);
+	gw->drain.data = gw;
+	uv_timer_start(&gw->drain, on_drain_tick, 0, 10);
 }
 
 void gw_stop(struct gateway *gw, void (*done)(void *arg), void *arg)

@@ -33,6 +33,7 @@ struct gw_node {
 struct gw_pool {
 	uv_loop_t *loop;
 	uint32_t down_ms;
+	bool closing;
 	struct gw_node *nodes;
 };
 
@@ -60,6 +61,20 @@ static void node_wake(struct gw_node *n, sto_client *c, int err)
 		w->cb(w->arg, c, err);
 		free(w);
 		w = next;
+	}
+}
+
+void gw_pool_close(struct gw_pool *p)
+{
+	p->closing = true;
+	for (struct gw_node *n = p->nodes; n; n = n->next) {
+		sto_client *c = n->c;
+
+		n->c = NULL;
+		n->state = NODE_IDLE;
+		if (c)
+			sto_client_close(c);
+		node_wake(n, NULL, -ECANCELED);
 	}
 }
 
@@ -159,6 +174,10 @@ void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg)
 	struct gw_wait *w;
 	int ret;
 
+	if (n->pool->closing) {
+		cb(arg, NULL, -ECANCELED);
+		return;
+	}
 	if (n->state == NODE_UP) {
 		cb(arg, n->c, 0);
 		return;

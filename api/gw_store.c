@@ -57,8 +57,10 @@ static void wset_closed(uv_handle_t *h)
 {
 	struct gw_wset *w = h->data;
 
-	if (--w->refs == 0)
+	if (--w->refs == 0) {
+		w->st->live--;
 		free(w);
+	}
 }
 
 static void wset_put(struct gw_wset *w)
@@ -67,8 +69,10 @@ static void wset_put(struct gw_wset *w)
 		return;
 	/* Every timer closes; the last close frees (refs count them). */
 	w->refs = w->n + 1;
-	for (unsigned i = 0; i < w->n; i++)
+	for (unsigned i = 0; i < w->n; i++) {
+		w->f[i].timer.data = w;		/* was the fragment */
 		uv_close((uv_handle_t *)&w->f[i].timer, wset_closed);
+	}
 	uv_close((uv_handle_t *)&w->fin, wset_closed);
 }
 
@@ -221,6 +225,7 @@ struct gw_wset *gw_wset_new(struct gw_store *st, const struct ring *ring,
 
 	if (!w)
 		return NULL;
+	st->live++;
 	w->st = st;
 	w->ring = ring;
 	w->part = part;
@@ -287,6 +292,7 @@ static void hl_closed(uv_handle_t *hd)
 {
 	struct gw_hlook *h = hd->data;
 
+	h->st->live--;
 	free(h->res.meta);
 	free(h);
 }
@@ -413,6 +419,7 @@ int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
 
 	if (!h)
 		return -ENOMEM;
+	st->live++;
 	h->st = st;
 	h->part = part;
 	h->frag = frag;
@@ -463,7 +470,10 @@ struct gw_read {
 
 static void rd_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct gw_read *r = h->data;
+
+	r->st->live--;
+	free(r);
 }
 
 static void rd_put(struct gw_read *r)
@@ -576,6 +586,7 @@ int gw_read_start(struct gw_store *st, const struct ring_dev *dev,
 		return -ENOMEM;
 	if (out)
 		*out = r;
+	st->live++;
 	r->st = st;
 	r->node = dev ? dev_node(st, dev) : NULL;
 	r->buf = buf;

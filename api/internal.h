@@ -921,7 +921,10 @@ struct gw_pool;
 typedef void (*gw_node_fn)(void *arg, sto_client *c, int err);
 
 int gw_pool_new(uv_loop_t *loop, uint32_t down_ms, struct gw_pool **out);
-/* Closes every client (pending requests fail with STO_ECLOSED) and frees. */
+/* Stopping: closes every client (pending requests fail with STO_ECLOSED);
+ * from now on acquires fail with -ECANCELED. */
+void gw_pool_close(struct gw_pool *p);
+/* Closes what is open and frees (no store operation may be live). */
 void gw_pool_free(struct gw_pool *p);
 /* The node for "host:port" (added on first use), or NULL (-ENOMEM/-EINVAL). */
 struct gw_node *gw_pool_node(struct gw_pool *p, const char *addr);
@@ -942,6 +945,7 @@ struct gw_store {
 	uv_loop_t *loop;
 	struct gw_pool *pool;
 	uint32_t read_deadline_ms, write_deadline_ms;
+	unsigned live;		/* write sets, lookups and reads not yet freed */
 };
 
 #define GW_MAX_HANDOFFS		8

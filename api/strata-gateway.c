@@ -32,7 +32,7 @@ static void on_stopped(void *arg)
 	struct daemon *d = arg;
 
 	log_info("stopped");
-	uv_stop(d->loop);
+	d->gw = NULL;	/* the loop ends when the last handle is closed */
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -110,6 +110,8 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_run(d.loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(d.loop) != 0)
+		log_warn("handles left open at exit");
 	return 0;
 
 out_usage:
