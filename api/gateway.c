@@ -289,6 +289,9 @@ struct gw_req {
 	int put_err;
 	uint32_t part_ec, part_rep;
 	struct s3_buf metabuf;
+	/* the version this PUT replaces, from a head lookup made at its start */
+	uint64_t old_version, old_segs;
+	bool old_known;
 	/* GET */
 	struct gw_meta gm;
 	bool have_gm;
@@ -1068,6 +1071,10 @@ static void on_head_written(struct gw_wset *w, int err, void *arg)
 	char etag[S3_ETAG_MAX];
 
 	(void)w;
+	if (!err && r->old_segs && r->old_version < r->version)
+		/* The replaced version's segments: no head names them now. */
+		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
+			r->old_segs, r->version);
 	if (err) {
 		put_fail(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	} else if (r->hr && !r->responded) {
@@ -1095,7 +1102,7 @@ static void put_maybe_head(struct gw_req *r)
 	struct gw_wset *w;
 	int ret;
 
-	if (r->head_written || r->put_err || !r->body_ended ||
+	if (r->head_written || r->put_err || !r->body_ended || !r->old_known ||
 	    r->nsegs_done != r->nsegs_sent)
 		return;
 	r->head_written = true;
@@ -1134,6 +1141,22 @@ static void put_fail(struct gw_req *r, int err)
 			r->nsegs_sent, strata_wall_ns());
 }
 
+static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_req *r = arg;
+	struct gw_meta m = { 0 };
+
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
+	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
+		r->old_version = m.version;
+		r->old_segs = gw_meta_segments(&m);
+	}
+	gw_meta_free(&m);
+	r->old_known = true;
+	put_maybe_head(r);
+	req_put(r);
+}
+
 static int put_begin(struct gw_req *r)
 {
 	struct gateway *gw = r->gw;
@@ -1169,6 +1192,18 @@ static int put_begin(struct gw_req *r)
 	ret = put_collect_meta(r);
 	if (ret < 0)
 		return ret;
+	{
+		uint8_t name[STO_NAME_HASH_LEN];
+
+		gw_name_hash(r->path, r->path_len, name);
+		req_get(r);
+		ret = gw_hlook_start(&gw->st, gw->rep, r->part_rep, name, 0,
+				     on_put_old_head, r);
+		if (ret < 0) {
+			req_put(r);
+			return ret;
+		}
+	}
 	if (put_is_small(r)) {
 		r->meta.layout = GW_LAYOUT_INLINE;
 		r->small.max = (size_t)gw->cfg.small_max + 1;
