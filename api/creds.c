@@ -183,6 +183,14 @@ const char *s3_creds_profile_key(const struct s3_creds *c, const char *profile)
 	return NULL;
 }
 
+const char *s3_creds_key_profile(const struct s3_creds *c, const char *access_key)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i].access_key, access_key))
+			return c->v[i].profile;
+	return NULL;
+}
+
 int s3_creds_lookup(void *arg, const char *access_key, char *secret,
 		    size_t secret_cap)
 {

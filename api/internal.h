@@ -606,6 +606,8 @@ void s3_creds_free(struct s3_creds *c);
 size_t s3_creds_count(const struct s3_creds *c);
 /* The access key of a profile ("default"), or NULL. Borrowed from c. */
 const char *s3_creds_profile_key(const struct s3_creds *c, const char *profile);
+/* The profile of an access key (the gateway's account id), or NULL. */
+const char *s3_creds_key_profile(const struct s3_creds *c, const char *access_key);
 /* An s3_secret_fn: arg is the struct s3_creds *. */
 int s3_creds_lookup(void *arg, const char *access_key, char *secret,
 		    size_t secret_cap);
@@ -826,5 +828,215 @@ int gw_ec_layout(unsigned k, unsigned m, uint32_t unit, uint64_t object_len,
 /* Object offset → stripe, data fragment index and offset in that fragment. */
 void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
 		  unsigned *frag, uint64_t *frag_off);
+
+/* ================== the gateway daemon (issue 5, strata-gateway) ========== */
+/* gateway.c (S3: routing, auth, buckets, objects) on gw_store.c (writes and
+ * reads of fragment sets with handoffs and deadlines) on gw_pool.c (one
+ * storage client per node); gw_meta.c encodes what the fragments carry. */
+
+/* Only the gateway's own files see these (strata_gateway defines
+ * STRATA_GW_INTERNAL): the HTTP and S3 layers, their tests and fuzzers do not
+ * link the ring or the storage client. */
+#ifdef STRATA_GW_INTERNAL
+#include "ring.h"
+#include "storage.h"
+
+/* ------------------------------------------------------------- gw_meta.c */
+/* The metadata record every head fragment (and bucket record) carries, in
+ * the fragments' opaque meta bytes. A compact versioned encoding:
+ *   u8 format (GW_META_FORMAT), u8 kind, u8 layout, u8 k, u8 m, u8 cksum alg,
+ *   u16 header count, u64 version (ns), u64 size, u32 segment size,
+ *   md5[16], cksum[32], u32 override count, u16 owner length + owner,
+ *   headers (u16 name length, name, u16 value length, value)...,
+ *   overrides (u32 segment, u8 fragment, u32 device id)...
+ * all integers big-endian. Decoding validates every length. */
+#define GW_META_FORMAT		1
+#define GW_META_MAX_HDRS	128
+#define GW_META_MAX_OVERRIDES	8192
+
+enum gw_meta_kind {
+	GW_META_OBJECT = 1,
+	GW_META_BUCKET = 2,
+};
+enum gw_layout {
+	GW_LAYOUT_INLINE = 1,	/* the data is the head fragment's payload (rep3) */
+	GW_LAYOUT_EC = 2,	/* segments of k+m fragments on the EC ring */
+};
+
+/* Fragment frag of segment seg went to device dev instead of its primary. */
+struct gw_override {
+	uint32_t seg;
+	uint8_t frag;
+	uint32_t dev;
+};
+
+struct gw_meta_hdr {
+	char *name;		/* lowercase: "content-type", "x-amz-meta-color" */
+	char *value;
+};
+
+struct gw_meta {
+	uint8_t kind, layout, k, m, cksum_alg;
+	uint64_t version;	/* wall clock ns of the PUT's start */
+	uint64_t size;
+	uint32_t seg_size;	/* EC: object bytes per segment (k * unit) */
+	uint8_t md5[16];
+	uint8_t cksum[32];	/* s3_cksum_len(cksum_alg) bytes used */
+	char *owner;
+	struct gw_meta_hdr *hdr;
+	uint32_t nhdr;
+	struct gw_override *over;
+	uint32_t nover;
+};
+
+/* Appends the encoding of m to b: 0, -E2BIG (over STO_MAX_META), -ENOMEM. */
+int gw_meta_encode(const struct gw_meta *m, struct s3_buf *b);
+/* Decodes p[0..n) into *m (zeroed first; free with gw_meta_free even on
+ * error): 0, -EINVAL (malformed), -EPROTO (unknown format), -ENOMEM. */
+int gw_meta_decode(const void *p, size_t n, struct gw_meta *m);
+void gw_meta_free(struct gw_meta *m);
+/* Adds a header (copied): 0, -E2BIG, -ENOMEM. */
+int gw_meta_add_hdr(struct gw_meta *m, const char *name, size_t nlen,
+		    const char *value, size_t vlen);
+const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name);
+/* Device of fragment frag of segment seg: the override, else prim. */
+uint32_t gw_meta_dev(const struct gw_meta *m, uint32_t seg, unsigned frag,
+		     uint32_t prim);
+/* EC: fragment length of segment seg (seg_len / k rounded up to
+ * GW_EC_ALIGN) and the segment's object bytes. */
+uint64_t gw_meta_segments(const struct gw_meta *m);
+void gw_seg_geometry(uint64_t size, uint32_t seg_size, unsigned k, uint64_t seg,
+		     uint64_t *seg_len, uint32_t *frag_len);
+
+/* ------------------------------------------------------------- gw_pool.c */
+/* One storage client per node address, connected lazily; a node whose
+ * connect fails, whose connection breaks or that misses a deadline is
+ * "down" for down_ms (doubling per consecutive failure, up to 4x): requests
+ * for it fail at once so callers go to handoffs. */
+struct gw_node;
+struct gw_pool;
+
+/* cb(arg, client, 0) with a connected client, or cb(arg, NULL, -errno)
+ * (-EHOSTDOWN when the node is marked down). May run before this returns. */
+typedef void (*gw_node_fn)(void *arg, sto_client *c, int err);
+
+int gw_pool_new(uv_loop_t *loop, uint32_t down_ms, struct gw_pool **out);
+/* Stopping: closes every client (pending requests fail with STO_ECLOSED);
+ * from now on acquires fail with -ECANCELED. */
+void gw_pool_close(struct gw_pool *p);
+/* Closes what is open and frees (no store operation may be live). */
+void gw_pool_free(struct gw_pool *p);
+/* The node for "host:port" (added on first use), or NULL (-ENOMEM/-EINVAL). */
+struct gw_node *gw_pool_node(struct gw_pool *p, const char *addr);
+void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg);
+/* A request to n failed with err: connection errors and timeouts mark it
+ * down (and drop its connection); answers such as -ENOENT do not. */
+void gw_node_failed(struct gw_node *n, int err);
+void gw_node_ok(struct gw_node *n);
+bool gw_node_is_down(const struct gw_node *n);
+
+/* ------------------------------------------------------------ gw_store.c */
+/* Fragment sets: n placements of one partition written (PUT or DELETE) in
+ * parallel, each retried on the partition's next unused handoff when its
+ * device is down, refuses or misses the write deadline. Done once every
+ * placement is durable (0) or one ran out of devices (-EHOSTUNREACH, or the
+ * last error). STO_ECONFLICT (something newer is there) counts as done. */
+struct gw_store {
+	uv_loop_t *loop;
+	struct gw_pool *pool;
+	uint32_t read_deadline_ms, write_deadline_ms;
+	unsigned live;		/* write sets, lookups and reads not yet freed */
+};
+
+#define GW_MAX_HANDOFFS		8
+
+struct gw_wset;
+typedef void (*gw_wset_fn)(struct gw_wset *w, int err, void *arg);
+
+struct gw_wfrag {
+	struct gw_wset *w;
+	unsigned idx;			/* placement */
+	uint32_t frag;			/* fragment index in the key */
+	struct iovec iov;
+	uint32_t crc;
+	const struct ring_dev *dev;	/* where it is going / went */
+	unsigned gen;			/* attempt; stale answers are ignored */
+	bool done;
+	uv_timer_t timer;
+};
+
+struct gw_wset {
+	struct gw_store *st;
+	const struct ring *ring;
+	uint32_t part;
+	uint8_t name[STO_NAME_HASH_LEN];
+	bool is_delete;
+	uint64_t ts;
+	const void *meta;
+	uint32_t meta_len;
+	const struct ring_dev *prim[RING_MAX_PLACEMENTS];
+	const struct ring_dev *hand[GW_MAX_HANDOFFS];
+	unsigned n, nhand, next_hand;
+	unsigned pending;		/* placements not yet done */
+	unsigned refs;			/* outstanding callbacks and timers + 1 */
+	int err;
+	bool finished;
+	gw_wset_fn done;
+	void *arg;
+	uv_timer_t fin;			/* delivers done from the loop */
+	struct gw_wfrag f[RING_MAX_PLACEMENTS];
+};
+
+/* A new set of ring_placements(ring) fragments (or n_override when > 0)
+ * for part/name. Fill f[i].iov (and frag) for a PUT, then gw_wset_start().
+ * done runs once, never inside gw_wset_start; the set frees itself after. */
+struct gw_wset *gw_wset_new(struct gw_store *st, const struct ring *ring,
+			    uint32_t part, const uint8_t name[STO_NAME_HASH_LEN],
+			    unsigned n_override, bool is_delete, uint64_t ts,
+			    gw_wset_fn done, void *arg);
+void gw_wset_start(struct gw_wset *w);
+
+/* Head lookup: HEAD of fragment frag on a partition's primaries and first
+ * handoffs; the newest answer wins (a tombstone included). Done when all
+ * answered, or at the read deadline once a live copy or a majority of the
+ * primaries answered (slow nodes are not marked down: only broken
+ * connections and write timeouts do that). */
+struct gw_hlook;
+struct gw_hlook_result {
+	int status;			/* 0 live, -ENOENT none/deleted, other: failure */
+	uint64_t ts;
+	bool tombstone;
+	uint8_t *meta;			/* malloc'd copy, freed with the lookup */
+	uint32_t meta_len;
+	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
+	unsigned nholders;		/* devices that hold the newest, live */
+};
+typedef void (*gw_hlook_fn)(const struct gw_hlook_result *res, void *arg);
+/* res is valid during cb only. 0 or -ENOMEM. */
+int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
+		   const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,
+		   gw_hlook_fn cb, void *arg);
+
+/* Reads one whole fragment (or [off, off+len)) from dev into buf (at most cap
+ * bytes): cb(arg, status, timestamp, bytes) once, with 0 or an error
+ * (-EMSGSIZE past cap). At the read deadline, if still unanswered, cb(arg,
+ * GW_READ_SLOW, 0, 0) comes first (a hint: ask elsewhere too), and the read
+ * goes on. gw_read_abandon() stops using buf at once; cb never runs again.
+ * *out (may be NULL) names the read until its final cb or abandon. */
+#define GW_READ_SLOW	1
+struct gw_read;
+typedef void (*gw_read_fn)(void *arg, int status, uint64_t ts, size_t got);
+int gw_read_start(struct gw_store *st, const struct ring_dev *dev,
+		  const struct sto_key *k, uint64_t off, uint64_t len,
+		  uint8_t *buf, size_t cap, gw_read_fn cb, void *arg,
+		  struct gw_read **out);
+void gw_read_abandon(struct gw_read *r);
+
+/* Name hashes: SHA-256(path)[0..16); EC segment seg of version v:
+ * SHA-256(path "\0" v (BE64) seg (BE32))[0..16). */
+void gw_name_hash(const char *path, size_t len, uint8_t out[STO_NAME_HASH_LEN]);
+void gw_seg_hash(const char *path, size_t len, uint64_t version, uint32_t seg,
+		 uint8_t out[STO_NAME_HASH_LEN]);
+#endif /* STRATA_GW_INTERNAL */
 
 #endif

@@ -1,0 +1,2210 @@
+/* gateway.c: the S3 daemon's request handling. Every request: route
+ * (path-style or virtual host), verify SigV4, find the bucket record, then
+ * the operation on gw_store.c's fragment sets. Data model: docs/gateway.md.
+ *
+ * Object records (this implementation's choice within that design):
+ *  - the *head* is always 3 replicas on the rep3 ring at name
+ *    SHA-256("/owner/bucket/key"), fragment 0, timestamp = version; it holds
+ *    the metadata (gw_meta.c) and, for objects up to small_max, the data;
+ *  - larger objects are EC segments on the EC ring, every segment (head one
+ *    included) keyed by SHA-256(path, version, segment), so a read can never
+ *    mix two versions; the head replicas are written only after every
+ *    fragment of every segment is durable, after the body was verified.
+ */
+#include "gateway.h"
+#include "internal.h"
+
+#include "common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Errors the S3 building blocks do not know. */
+enum {
+	GWE_BASE = -3000,
+	GWE_NO_SUCH_BUCKET = GWE_BASE,
+	GWE_NO_SUCH_KEY,
+	GWE_BUCKET_EXISTS,
+	GWE_BUCKET_OWNED,
+	GWE_INVALID_BUCKET,
+	GWE_NOT_IMPLEMENTED,
+	GWE_INVALID_RANGE,
+	GWE_PRECONDITION,
+	GWE_SLOW_DOWN,
+	GWE_TOO_LARGE,
+	GWE_BAD_REQUEST,
+	GWE_METHOD,
+	GWE_NOT_EMPTY,
+	GWE_INVALID_ARGUMENT,
+};
+
+static const struct {
+	int err, status;
+	const char *code, *msg;
+} gw_errs[] = {
+	{ GWE_NO_SUCH_BUCKET, 404, "NoSuchBucket", "The specified bucket does not exist" },
+	{ GWE_NO_SUCH_KEY, 404, "NoSuchKey", "The specified key does not exist." },
+	{ GWE_BUCKET_EXISTS, 409, "BucketAlreadyExists", "The requested bucket name is not available." },
+	{ GWE_BUCKET_OWNED, 409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it." },
+	{ GWE_INVALID_BUCKET, 400, "InvalidBucketName", "The specified bucket is not valid." },
+	{ GWE_NOT_IMPLEMENTED, 501, "NotImplemented", "A header or operation you provided implies functionality that is not implemented" },
+	{ GWE_INVALID_RANGE, 416, "InvalidRange", "The requested range is not satisfiable" },
+	{ GWE_PRECONDITION, 412, "PreconditionFailed", "At least one of the preconditions you specified did not hold" },
+	{ GWE_SLOW_DOWN, 503, "SlowDown", "Not enough healthy storage devices; please retry" },
+	{ GWE_TOO_LARGE, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size." },
+	{ GWE_BAD_REQUEST, 400, "InvalidRequest", "Invalid request" },
+	{ GWE_METHOD, 405, "MethodNotAllowed", "The specified method is not allowed against this resource." },
+	{ GWE_NOT_EMPTY, 409, "BucketNotEmpty", "The bucket you tried to delete is not empty" },
+	{ GWE_INVALID_ARGUMENT, 400, "InvalidArgument", "Invalid argument" },
+};
+
+static void gw_err_info(int err, int *status, const char **code, const char **msg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(gw_errs); i++)
+		if (gw_errs[i].err == err) {
+			*status = gw_errs[i].status;
+			*code = gw_errs[i].code;
+			*msg = gw_errs[i].msg;
+			return;
+		}
+	if (err == -EHOSTUNREACH || err == -ETIMEDOUT || err == -EIO) {
+		gw_err_info(GWE_SLOW_DOWN, status, code, msg);
+		return;
+	}
+	*status = s3_err_http_status(err);
+	*code = s3_err_code(err);
+	*msg = s3_err_message(err);
+}
+
+/* ---------------------------------------------------------------- config */
+
+void gw_config_init(struct gw_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen = "127.0.0.1:8480";
+	cfg->region = "us-east-1";
+	cfg->domain = "localhost";
+	cfg->policy = "ec42";
+	cfg->small_max = 64 << 10;
+	cfg->unit = 1 << 20;
+	cfg->read_deadline_ms = 1000;
+	cfg->write_deadline_ms = 10000;
+	cfg->down_ms = 2000;
+	cfg->grace_ms = 10000;
+	cfg->max_object = 5ull << 30;
+}
+
+const char gw_config_help[] =
+"  --listen HOST:PORT       S3 endpoint (default 127.0.0.1:8480; port 0 = any)\n"
+"  --rings DIR              folder with ec42.ring and rep3.ring (required)\n"
+"  --credentials FILE       AWS shared-credentials file: every profile is a user (required)\n"
+"  --region NAME            region in signatures (default us-east-1)\n"
+"  --domain NAME            virtual-host style: BUCKET.NAME (default localhost)\n"
+"  --policy NAME            EC ring for large objects (default ec42)\n"
+"  --small-max N            objects up to N bytes are 3 replicas (default 64K)\n"
+"  --unit N                 EC bytes per fragment per segment (default 1M)\n"
+"  --read-deadline-ms N     fragment read deadline before parity (default 1000)\n"
+"  --write-deadline-ms N    fragment write deadline before a handoff (default 10000)\n"
+"  --down-ms N              a failed node is skipped this long (default 2000)\n"
+"  --grace-ms N             SIGTERM: in-flight requests get this long (default 10000)\n"
+"  --max-object N           largest object (default 5G)\n";
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
+{
+	uint64_t v;
+
+	if (!strcmp(key, "listen")) { cfg->listen = value; return 0; }
+	if (!strcmp(key, "rings")) { cfg->rings = value; return 0; }
+	if (!strcmp(key, "credentials")) { cfg->credentials = value; return 0; }
+	if (!strcmp(key, "region")) { cfg->region = value; return 0; }
+	if (!strcmp(key, "domain")) { cfg->domain = value; return 0; }
+	if (!strcmp(key, "policy")) { cfg->policy = value; return 0; }
+	if (parse_size(value, &v) < 0)
+		return strstr(gw_config_help, key) ? -EINVAL : -ENOENT;
+	if (!strcmp(key, "small-max")) cfg->small_max = v;
+	else if (!strcmp(key, "max-object")) cfg->max_object = v;
+	else if (v > UINT32_MAX) return -EINVAL;
+	else if (!strcmp(key, "unit")) cfg->unit = (uint32_t)v;
+	else if (!strcmp(key, "read-deadline-ms")) cfg->read_deadline_ms = (uint32_t)v;
+	else if (!strcmp(key, "write-deadline-ms")) cfg->write_deadline_ms = (uint32_t)v;
+	else if (!strcmp(key, "down-ms")) cfg->down_ms = (uint32_t)v;
+	else if (!strcmp(key, "grace-ms")) cfg->grace_ms = (uint32_t)v;
+	else return -ENOENT;
+	return 0;
+}
+
+int gw_config_complete(const struct gw_config *cfg)
+{
+	if (!cfg->rings || !cfg->credentials) {
+		log_err("--rings and --credentials are required");
+		return -EINVAL;
+	}
+	if (cfg->unit < (64u << 10) || cfg->unit % GW_EC_ALIGN || cfg->unit > (64u << 20)) {
+		log_err("--unit must be a multiple of %u from 64K to 64M", GW_EC_ALIGN);
+		return -EINVAL;
+	}
+	if (cfg->small_max > (1u << 20)) {
+		log_err("--small-max is at most 1M (one replicated fragment)");
+		return -EINVAL;
+	}
+	if (!cfg->read_deadline_ms) {
+		log_err("--read-deadline-ms must be > 0");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------------- gateway */
+
+#define GW_BUCKET_CACHE		256
+#define GW_BUCKET_TTL_NS	(2ull * 1000000000)
+
+struct gw_bcache {
+	char name[64];
+	char owner[S3_ACCESS_KEY_MAX + 1];
+	uint64_t expires;
+};
+
+struct gateway {
+	uv_loop_t *loop;
+	struct gw_config cfg;
+	struct http_server *srv;
+	struct ring *ec, *rep;
+	struct gw_ec *ecc;
+	unsigned k, m;
+	struct s3_creds *creds;
+	struct s3_auth *auth;
+	struct gw_pool *pool;
+	struct gw_store st;
+	uint64_t seq;
+	struct gw_bcache bcache[GW_BUCKET_CACHE];
+	void (*stop_done)(void *);
+	void *stop_arg;
+	uv_timer_t drain;	/* stopping: waits for store operations */
+	unsigned drain_ticks;
+};
+
+enum gw_op {
+	OP_NONE,
+	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
+	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
+	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
+	OP_UNSUPPORTED,
+};
+
+struct gw_req;
+
+/* A PUT's segment buffer: data k * unit then parity m * unit. */
+struct gw_seg {
+	struct gw_req *r;
+	uint8_t *buf;
+	uint64_t fill;		/* object bytes in it */
+	uint32_t idx;
+	bool busy;		/* fragments in flight */
+};
+
+/* A GET's read slot: one segment being read or written out. */
+enum { SLOT_FREE, SLOT_READING, SLOT_READY, SLOT_WRITING };
+struct gw_slot {
+	struct gw_req *r;
+	int state;
+	uint64_t seg;
+	uint8_t *buf;		/* (k + m) * frag_len */
+	uint32_t flen;
+	uint64_t seg_len;
+	uint32_t present, asked, failed, want, slow;
+	unsigned outstanding;
+	struct gw_frag_read *fr[GW_EC_MAX_FRAGS];	/* reads in flight */
+	uint64_t out_off, out_len;	/* slice of the segment to send */
+};
+
+struct gw_frag_read {
+	struct gw_slot *s;
+	unsigned frag;
+	uint64_t seg;
+	unsigned gen;
+	struct gw_read *rd;
+};
+
+struct gw_req {
+	struct gateway *gw;
+	struct http_req *hr;		/* NULL once the HTTP request is over */
+	unsigned refs;
+	char id[24];
+	enum gw_op op;
+	char *bucket, *key;
+	char account[S3_ACCESS_KEY_MAX + 1];	/* requester */
+	char owner[S3_ACCESS_KEY_MAX + 1];	/* bucket owner */
+	char *path;			/* /owner/bucket/key */
+	size_t path_len;
+	struct s3_header *h;
+	size_t nh;
+	struct s3_auth_result auth;
+	bool anonymous, responded, failed;
+	int body_err;
+	/* body */
+	struct s3_body_digest dg;
+	bool dg_init;
+	struct s3_chunked *chunked;
+	bool chunked_done;
+	struct s3_buf small;		/* small bodies: bucket XML, small objects */
+	int64_t length;			/* declared object length */
+	uint64_t received;
+	/* PUT */
+	struct gw_meta meta;
+	uint64_t version;
+	struct gw_seg seg[2];
+	unsigned cur;			/* segment being filled */
+	uint32_t nsegs_sent, nsegs_done;
+	bool body_ended, head_written, paused;
+	int put_err;
+	uint32_t part_ec, part_rep;
+	struct s3_buf metabuf;
+	/* the version this PUT replaces, from a head lookup made at its start */
+	uint64_t old_version, old_segs;
+	bool old_known;
+	/* GET */
+	struct gw_meta gm;
+	bool have_gm;
+	uint64_t range_start, range_end;	/* inclusive */
+	uint64_t seg_first, seg_last, next_read, next_write;
+	struct gw_slot slots[2];
+	uint8_t *inline_buf;
+	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
+	unsigned nholders, holder_try;
+	unsigned slot_gen;
+	int resp_status;
+};
+
+static struct gw_req *req_get(struct gw_req *r)
+{
+	r->refs++;
+	return r;
+}
+
+static void req_put(struct gw_req *r)
+{
+	if (--r->refs)
+		return;
+	if (r->dg_init)
+		s3_body_digest_free(&r->dg);
+	s3_chunked_free(r->chunked);
+	s3_buf_free(&r->small);
+	s3_buf_free(&r->metabuf);
+	gw_meta_free(&r->meta);
+	gw_meta_free(&r->gm);
+	for (int i = 0; i < 2; i++) {
+		free(r->seg[i].buf);
+		free(r->slots[i].buf);
+	}
+	free(r->inline_buf);
+	free(r->h);
+	free(r->bucket);
+	free(r->key);
+	free(r->path);
+	memset(&r->auth, 0, sizeof(r->auth));
+	free(r);
+}
+
+static void resp_common(struct gw_req *r)
+{
+	http_resp_header(r->hr, "x-amz-request-id", r->id);
+	http_resp_header(r->hr, "Server", "Strata");
+}
+
+static void send_error(struct gw_req *r, int err)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+	const char *code, *msg;
+	int status;
+	char res[1200];
+
+	if (!r->hr || r->responded)
+		return;
+	r->responded = true;
+	gw_err_info(err, &status, &code, &msg);
+	snprintf(res, sizeof(res), "/%s%s%s", r->bucket ? r->bucket : "",
+		 r->key ? "/" : "", r->key ? r->key : "");
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, "Error", false);
+	s3_xml_elem(&x, "Code", code);
+	s3_xml_elem(&x, "Message", msg);
+	if (r->bucket)
+		s3_xml_elem(&x, "BucketName", r->bucket);
+	if (r->key)
+		s3_xml_elem(&x, "Key", r->key);
+	s3_xml_elem(&x, "Resource", res);
+	s3_xml_elem(&x, "RequestId", r->id);
+	s3_xml_end(&x);
+	if (status >= 500 || err == GWE_NOT_IMPLEMENTED)
+		log_info("%s %s: %d %s", http_req_method_str(r->hr), res, status, code);
+	resp_common(r);
+	if (http_req_method(r->hr) == HTTP_HEAD)
+		http_resp_simple(r->hr, status, NULL, NULL, 0);
+	else
+		http_resp_simple(r->hr, status, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
+static void send_empty(struct gw_req *r, int status)
+{
+	if (!r->hr || r->responded)
+		return;
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, status, NULL, NULL, 0);
+}
+
+/* -------------------------------------------------------------- routing */
+
+static bool bucket_name_valid(const char *b)
+{
+	size_t n = strlen(b);
+	bool digits_dots = true;
+
+	if (n < 3 || n > 63)
+		return false;
+	if (!isalnum((unsigned char)b[0]) || !isalnum((unsigned char)b[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = b[i];
+
+		if (!(islower((unsigned char)c) || isdigit((unsigned char)c) ||
+		      c == '.' || c == '-'))
+			return false;
+		if (c == '.' && (b[i + 1] == '.' || b[i + 1] == '-' ||
+				 (i && b[i - 1] == '-')))
+			return false;
+		if (!isdigit((unsigned char)c) && c != '.')
+			digits_dots = false;
+	}
+	return !digits_dots;	/* not an IP address */
+}
+
+/* Is name a query parameter of q (raw query)? value set when it has one. */
+static bool query_has(const char *q, size_t qn, const char *name,
+		      const char **value, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	const char *p, *end;
+
+	if (!q)
+		return false;
+	p = q;
+	end = q + qn;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+
+		if ((size_t)(e - p) >= nl && !memcmp(p, name, nl) &&
+		    (p + nl == e || p[nl] == '=')) {
+			if (value) {
+				*value = p + nl == e ? p + nl : p + nl + 1;
+				*vlen = (size_t)(e - *value);
+			}
+			return true;
+		}
+		p = e + 1;
+	}
+	return false;
+}
+
+static const char *const unsupported_sub[] = {
+	"uploads", "uploadId", "acl", "tagging", "versioning", "policy", "cors",
+	"lifecycle", "website", "versions", "delete", "logging", "notification",
+	"replication", "encryption", "object-lock", "retention", "legal-hold",
+	"torrent", "restore", "select", "attributes", "ownershipControls",
+	"publicAccessBlock", "accelerate", "requestPayment", "inventory",
+	"analytics", "metrics", "intelligent-tiering",
+};
+
+static int route(struct gw_req *r)
+{
+	struct http_req *hr = r->hr;
+	size_t plen, qlen, hlen, dlen;
+	const char *path = http_req_path(hr, &plen);
+	const char *q = http_req_query(hr, &qlen);
+	const char *host = http_req_header(hr, "host", &hlen);
+	const char *dom = r->gw->cfg.domain;
+	char *dec;
+	size_t declen;
+	enum http_method m = http_req_method(hr);
+	char *vbucket = NULL;
+
+	/* Virtual host: BUCKET.domain[:port]. */
+	if (host && dom && *dom) {
+		const char *colon = memchr(host, ':', hlen);
+		size_t hn = colon ? (size_t)(colon - host) : hlen;
+
+		dlen = strlen(dom);
+		if (hn > dlen + 1 && host[hn - dlen - 1] == '.' &&
+		    !strncasecmp(host + hn - dlen, dom, dlen)) {
+			vbucket = s3_strndup(host, hn - dlen - 1);
+			if (!vbucket)
+				return -ENOMEM;
+		}
+	}
+	dec = malloc(plen + 1);
+	if (!dec) {
+		free(vbucket);
+		return -ENOMEM;
+	}
+	if (plen == 0 || path[0] != '/' ||
+	    http_url_decode(path, plen, dec, &declen, false) < 0) {
+		free(dec);
+		free(vbucket);
+		return GWE_BAD_REQUEST;
+	}
+	dec[declen] = '\0';
+	if (vbucket) {
+		r->bucket = vbucket;
+		if (declen > 1)
+			r->key = strdup(dec + 1);
+	} else if (declen > 1) {
+		char *slash = strchr(dec + 1, '/');
+
+		if (slash) {
+			r->bucket = s3_strndup(dec + 1, (size_t)(slash - dec - 1));
+			if (slash[1])
+				r->key = strdup(slash + 1);
+		} else {
+			r->bucket = strdup(dec + 1);
+		}
+	}
+	free(dec);
+	if (r->key && strlen(r->key) > S3_MAX_KEY_LEN)
+		return S3E_TOO_LARGE;	/* XXX KeyTooLongError */
+
+	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sub); i++)
+		if (query_has(q, qlen, unsupported_sub[i], NULL, NULL)) {
+			r->op = OP_UNSUPPORTED;
+			return 0;
+		}
+	if (!r->bucket) {
+		r->op = m == HTTP_GET ? OP_LIST_BUCKETS : OP_NONE;
+	} else if (!r->key) {
+		if (m == HTTP_PUT)
+			r->op = OP_CREATE_BUCKET;
+		else if (m == HTTP_HEAD)
+			r->op = OP_HEAD_BUCKET;
+		else if (m == HTTP_DELETE)
+			r->op = OP_DELETE_BUCKET;
+		else if (m == HTTP_GET && query_has(q, qlen, "location", NULL, NULL))
+			r->op = OP_BUCKET_LOCATION;
+		else if (m == HTTP_GET)
+			r->op = OP_LIST_OBJECTS;
+		else if (m == HTTP_POST)
+			r->op = OP_UNSUPPORTED;
+	} else {
+		if (m == HTTP_PUT)
+			r->op = http_req_header(hr, "x-amz-copy-source", NULL) ?
+				OP_UNSUPPORTED : OP_PUT_OBJECT;
+		else if (m == HTTP_GET)
+			r->op = OP_GET_OBJECT;
+		else if (m == HTTP_HEAD)
+			r->op = OP_HEAD_OBJECT;
+		else if (m == HTTP_DELETE)
+			r->op = OP_DELETE_OBJECT;
+		else if (m == HTTP_POST)
+			r->op = OP_UNSUPPORTED;
+	}
+	if (r->op == OP_NONE)
+		return GWE_METHOD;
+	return 0;
+}
+
+static int authenticate(struct gw_req *r)
+{
+	struct http_req *hr = r->hr;
+	struct s3_sig_req sr = { 0 };
+	uint32_t n = http_req_header_count(hr);
+	const char *acct;
+	int ret;
+
+	r->h = calloc(n ? n : 1, sizeof(*r->h));
+	if (!r->h)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *name, *value;
+
+		http_req_header_at(hr, i, &name, &value);
+		r->h[i] = (struct s3_header){ name, strlen(name), value, strlen(value) };
+	}
+	r->nh = n;
+	sr.method = http_req_method_str(hr);
+	sr.path = http_req_path(hr, &sr.path_len);
+	sr.query = http_req_query(hr, &sr.query_len);
+	sr.headers = r->h;
+	sr.n_headers = n;
+	ret = s3_auth_verify(r->gw->auth, &sr, (int64_t)time(NULL), &r->auth);
+	if (ret == 1)
+		return S3E_ACCESS_DENIED;	/* anonymous: no public ACLs yet */
+	if (ret < 0)
+		return ret;
+	acct = s3_creds_key_profile(r->gw->creds, r->auth.access_key);
+	snprintf(r->account, sizeof(r->account), "%s", acct ? acct : r->auth.access_key);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- body */
+
+/* Decoded body bytes go to sink; the digest sees them first. */
+typedef int (*gw_sink_fn)(struct gw_req *r, const uint8_t *p, size_t n);
+
+static int body_begin(struct gw_req *r)
+{
+	int ret = s3_body_digest_init(&r->dg, &r->auth, r->h, r->nh);
+
+	if (ret < 0)
+		return ret;
+	r->dg_init = true;
+	if (r->auth.payload >= S3_PAYLOAD_STREAMING) {
+		struct s3_chunked_config cc;
+
+		ret = s3_chunked_config_init(&cc, &r->auth, r->h, r->nh);
+		if (ret < 0)
+			return ret;
+		ret = s3_chunked_new(&cc, &r->chunked);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int body_feed(struct gw_req *r, const uint8_t *p, size_t n, gw_sink_fn sink)
+{
+	if (!r->chunked) {
+		s3_body_digest_update(&r->dg, p, n);
+		r->received += n;
+		return sink(r, p, n);
+	}
+	while (n) {
+		size_t used = 0, dlen = 0;
+		const uint8_t *d = NULL;
+		int ret = s3_chunked_decode(r->chunked, p, n, &used, &d, &dlen);
+
+		if (ret < 0)
+			return ret;
+		if (dlen) {
+			s3_body_digest_update(&r->dg, d, dlen);
+			r->received += dlen;
+			ret = sink(r, d, dlen);
+			if (ret < 0)
+				return ret;
+		}
+		if (ret == 1) {
+			r->chunked_done = true;
+			return 0;	/* trailing bytes after the body: ignored */
+		}
+		if (used == 0 && dlen == 0)
+			return S3E_CHUNK_MALFORMED;
+		p += used;
+		n -= used;
+	}
+	return 0;
+}
+
+/* At the body's end: every check passed? Fills the meta's md5/cksum. */
+static int body_finish(struct gw_req *r)
+{
+	enum s3_cksum_alg alg = S3_CKSUM_NONE;
+	uint8_t ck[S3_CKSUM_MAX_LEN] = { 0 };
+	int ret;
+
+	if (r->chunked) {
+		if (!r->chunked_done)
+			return S3E_INCOMPLETE_BODY;
+	}
+	ret = s3_body_digest_final(&r->dg, r->meta.md5, &alg, ck);
+	if (ret < 0)
+		return ret;
+	if (r->chunked) {
+		uint8_t tck[S3_CKSUM_MAX_LEN];
+		enum s3_cksum_alg talg = s3_chunked_trailer_checksum(r->chunked, tck);
+
+		if (talg != S3_CKSUM_NONE) {
+			alg = talg;
+			memcpy(ck, tck, sizeof(ck));
+		}
+	}
+	if (r->length >= 0 && r->received != (uint64_t)r->length)
+		return S3E_INCOMPLETE_BODY;
+	r->meta.cksum_alg = (uint8_t)alg;
+	memcpy(r->meta.cksum, ck, sizeof(r->meta.cksum));
+	return 0;
+}
+
+/* -------------------------------------------------------------- buckets */
+
+static void bucket_path(const char *bucket, char *out, size_t cap, size_t *len)
+{
+	int n = snprintf(out, cap, "/.buckets/%s", bucket);
+
+	*len = (size_t)n;
+}
+
+static struct gw_bcache *bcache_find(struct gateway *gw, const char *name)
+{
+	for (unsigned i = 0; i < GW_BUCKET_CACHE; i++)
+		if (!strcmp(gw->bcache[i].name, name) &&
+		    gw->bcache[i].expires > strata_now_ns())
+			return &gw->bcache[i];
+	return NULL;
+}
+
+static void bcache_set(struct gateway *gw, const char *name, const char *owner)
+{
+	struct gw_bcache *e = &gw->bcache[gw->seq % GW_BUCKET_CACHE];
+
+	for (unsigned i = 0; i < GW_BUCKET_CACHE; i++)
+		if (!strcmp(gw->bcache[i].name, name))
+			e = &gw->bcache[i];
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	snprintf(e->owner, sizeof(e->owner), "%s", owner);
+	e->expires = owner ? strata_now_ns() + GW_BUCKET_TTL_NS : 0;
+}
+
+static void bcache_drop(struct gateway *gw, const char *name)
+{
+	for (unsigned i = 0; i < GW_BUCKET_CACHE; i++)
+		if (!strcmp(gw->bcache[i].name, name))
+			gw->bcache[i].expires = 0;
+}
+
+static void dispatch(struct gw_req *r);
+
+/* Bucket record lookup, then dispatch (or NoSuchBucket / AccessDenied). */
+static void on_bucket_record(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_req *r = arg;
+	struct gw_meta m;
+
+	log_debug("bucket %s: status %d ts %llu", r->bucket, res->status,
+		  (unsigned long long)res->ts);
+	if (!r->hr)
+		goto out;
+	if (res->status == -ENOENT) {
+		if (r->op == OP_CREATE_BUCKET) {
+			r->owner[0] = '\0';
+			dispatch(r);
+		} else {
+			send_error(r, GWE_NO_SUCH_BUCKET);
+		}
+		goto out;
+	}
+	if (res->status < 0) {
+		send_error(r, GWE_SLOW_DOWN);
+		goto out;
+	}
+	if (gw_meta_decode(res->meta, res->meta_len, &m) < 0 ||
+	    m.kind != GW_META_BUCKET || !m.owner) {
+		gw_meta_free(&m);
+		log_err("bucket %s: undecodable record", r->bucket);
+		send_error(r, -EIO);
+		goto out;
+	}
+	snprintf(r->owner, sizeof(r->owner), "%s", m.owner);
+	gw_meta_free(&m);
+	bcache_set(r->gw, r->bucket, r->owner);
+	dispatch(r);
+out:
+	req_put(r);
+}
+
+static int bucket_lookup(struct gw_req *r, bool use_cache)
+{
+	struct gateway *gw = r->gw;
+	char path[128];
+	size_t len;
+	uint8_t name[STO_NAME_HASH_LEN];
+	struct gw_bcache *c = use_cache ? bcache_find(gw, r->bucket) : NULL;
+	int ret;
+
+	if (c) {
+		snprintf(r->owner, sizeof(r->owner), "%s", c->owner);
+		dispatch(r);
+		return 0;
+	}
+	bucket_path(r->bucket, path, sizeof(path), &len);
+	gw_name_hash(path, len, name);
+	req_get(r);
+	log_debug("bucket %s: lookup", r->bucket);
+	ret = gw_hlook_start(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len),
+			     name, 0, on_bucket_record, r);
+	if (ret < 0)
+		req_put(r);
+	return ret;
+}
+
+static void on_bucket_written(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_req *r = arg;
+
+	(void)w;
+	if (r->op == OP_CREATE_BUCKET && !err)
+		bcache_set(r->gw, r->bucket, r->account);
+	if (err)
+		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	else if (r->op == OP_CREATE_BUCKET) {
+		char loc[80];
+
+		snprintf(loc, sizeof(loc), "/%s", r->bucket);
+		if (r->hr)
+			http_resp_header(r->hr, "Location", loc);
+		send_empty(r, 200);
+	} else {
+		send_empty(r, 204);
+	}
+	req_put(r);
+}
+
+static int bucket_write(struct gw_req *r, bool is_delete)
+{
+	struct gateway *gw = r->gw;
+	char path[128];
+	size_t len;
+	uint8_t name[STO_NAME_HASH_LEN];
+	struct gw_wset *w;
+	uint64_t now = strata_wall_ns();
+	int ret;
+
+	bucket_path(r->bucket, path, sizeof(path), &len);
+	gw_name_hash(path, len, name);
+	if (!is_delete) {
+		memset(&r->meta, 0, sizeof(r->meta));
+		r->meta.kind = GW_META_BUCKET;
+		r->meta.version = now;
+		r->meta.owner = strdup(r->account);
+		if (!r->meta.owner)
+			return -ENOMEM;
+		ret = gw_meta_encode(&r->meta, &r->metabuf);
+		if (ret < 0)
+			return ret;
+	}
+	w = gw_wset_new(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name,
+			0, is_delete, now, on_bucket_written, req_get(r));
+	if (!w) {
+		req_put(r);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < w->n; i++) {
+		w->f[i].frag = 0;	/* replicas: any holder answers for frag 0 */
+		w->f[i].iov = (struct iovec){ NULL, 0 };
+	}
+	w->meta = r->metabuf.p;
+	w->meta_len = (uint32_t)r->metabuf.len;
+	if (is_delete)
+		bcache_drop(gw, r->bucket);
+	gw_wset_start(w);
+	return 0;
+}
+
+static void send_location(struct gw_req *r)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+	bool us = !strcmp(r->gw->cfg.region, "us-east-1");
+
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, "LocationConstraint", true);
+	if (!us)
+		s3_xml_text(&x, r->gw->cfg.region, strlen(r->gw->cfg.region));
+	s3_xml_end(&x);
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, 200, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
+/* -------------------------------------------------------------- objects */
+
+static int object_path(struct gw_req *r)
+{
+	size_t n = strlen(r->owner) + strlen(r->bucket) + strlen(r->key) + 3;
+
+	if (n > RING_PATH_MAX)
+		return S3E_TOO_LARGE;
+	r->path = malloc(n + 1);
+	if (!r->path)
+		return -ENOMEM;
+	r->path_len = (size_t)snprintf(r->path, n + 1, "/%s/%s/%s", r->owner,
+				       r->bucket, r->key);
+	if (ring_part_of(r->gw->rep, r->owner, r->bucket, r->key, &r->part_rep) < 0 ||
+	    ring_part_of(r->gw->ec, r->owner, r->bucket, r->key, &r->part_ec) < 0)
+		return S3E_TOO_LARGE;
+	return 0;
+}
+
+static const char *const stored_headers[] = {
+	"content-type", "content-encoding", "content-disposition",
+	"content-language", "cache-control", "expires",
+};
+
+static int put_collect_meta(struct gw_req *r)
+{
+	size_t metabytes = 0;
+
+	for (size_t i = 0; i < r->nh; i++) {
+		const struct s3_header *h = &r->h[i];
+		bool keep = h->name_len > 11 && !strncasecmp(h->name, "x-amz-meta-", 11);
+		int ret;
+
+		for (size_t j = 0; !keep && j < ARRAY_SIZE(stored_headers); j++)
+			keep = http_name_eq(h->name, h->name_len, stored_headers[j]);
+		if (!keep)
+			continue;
+		/* aws-chunked is the transfer's encoding, not the object's. */
+		if (http_name_eq(h->name, h->name_len, "content-encoding")) {
+			const char *v = h->value;
+			size_t vl = h->value_len;
+
+			if (vl >= 11 && !strncasecmp(v, "aws-chunked", 11)) {
+				v += 11;
+				vl -= 11;
+				while (vl && (*v == ',' || *v == ' ')) {
+					v++;
+					vl--;
+				}
+				if (!vl)
+					continue;
+				ret = gw_meta_add_hdr(&r->meta, h->name, h->name_len, v, vl);
+				if (ret < 0)
+					return ret;
+				continue;
+			}
+		}
+		metabytes += h->name_len + h->value_len;
+		if (metabytes > 2048 + 8192)
+			return S3E_TOO_LARGE;	/* XXX MetadataTooLarge */
+		ret = gw_meta_add_hdr(&r->meta, h->name, h->name_len, h->value,
+				      h->value_len);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static bool put_is_small(const struct gw_req *r)
+{
+	return (uint64_t)r->length <= r->gw->cfg.small_max;
+}
+
+static void put_fail(struct gw_req *r, int err);
+static void put_maybe_head(struct gw_req *r);
+
+static size_t seg_bytes(const struct gw_req *r)
+{
+	return (size_t)r->gw->cfg.unit * (r->gw->k + r->gw->m);
+}
+
+static uint64_t seg_cap(const struct gw_req *r)
+{
+	return (uint64_t)r->gw->cfg.unit * r->gw->k;
+}
+
+static void tail_gc(struct gateway *gw, const char *path, size_t plen,
+		    uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts);
+
+static void on_seg_written(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_seg *s = arg;
+	struct gw_req *r = s->r;
+
+	/* Handoffs used: recorded in the head so reads find them. */
+	for (unsigned i = 0; !err && i < w->n; i++) {
+		struct gw_override *o;
+
+		if (w->f[i].dev == w->prim[i])
+			continue;
+		if (r->meta.nover >= GW_META_MAX_OVERRIDES) {
+			err = -E2BIG;
+			break;
+		}
+		o = realloc(r->meta.over, (r->meta.nover + 1) * sizeof(*o));
+		if (!o) {
+			err = -ENOMEM;
+			break;
+		}
+		r->meta.over = o;
+		o[r->meta.nover++] = (struct gw_override){ s->idx, (uint8_t)i,
+							   w->f[i].dev->id };
+	}
+	s->busy = false;
+	s->fill = 0;
+	r->nsegs_done++;
+	if (err && !r->put_err) {
+		log_warn("PUT %s segment %u: %s", r->path, s->idx, sto_strerror(err));
+		put_fail(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	}
+	if (r->paused && r->hr && !r->seg[r->cur ^ 1].busy) {
+		r->paused = false;
+		http_req_resume(r->hr);
+	}
+	put_maybe_head(r);
+	req_put(r);
+}
+
+static int seg_send(struct gw_req *r, struct gw_seg *s)
+{
+	struct gateway *gw = r->gw;
+	uint64_t seg_len;
+	uint32_t flen;
+	uint8_t *data[GW_EC_MAX_K], *par[GW_EC_MAX_M];
+	uint8_t name[STO_NAME_HASH_LEN];
+	struct gw_wset *w;
+	int ret;
+
+	gw_seg_geometry(r->length, (uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
+	if (seg_len != s->fill)
+		return S3E_INCOMPLETE_BODY;
+	/* k fragments of flen (the last segment's are shorter), zero-padded. */
+	memset(s->buf + s->fill, 0, (size_t)flen * gw->k - s->fill);
+	for (unsigned i = 0; i < gw->k; i++)
+		data[i] = s->buf + (size_t)i * flen;
+	for (unsigned i = 0; i < gw->m; i++)
+		par[i] = s->buf + (size_t)(gw->k + i) * flen;
+	ret = gw_ec_encode(gw->ecc, flen, data, par);
+	if (ret < 0)
+		return ret;
+	gw_seg_hash(r->path, r->path_len, r->version, s->idx, name);
+	w = gw_wset_new(&gw->st, gw->ec, r->part_ec, name, 0, false, r->version,
+			on_seg_written, s);
+	if (!w)
+		return -ENOMEM;
+	for (unsigned i = 0; i < w->n; i++)
+		w->f[i].iov = (struct iovec){ s->buf + (size_t)i * flen, flen };
+	s->busy = true;
+	r->nsegs_sent++;
+	req_get(r);
+	gw_wset_start(w);
+	return 0;
+}
+
+/* Object bytes into segments; a full segment goes out. At most two segment
+ * buffers: while one is in flight, the request pauses before the other can
+ * fill (a piece is at most the HTTP read buffer, below GW_PAUSE_ROOM), so a
+ * piece never finds both busy. */
+#define GW_PAUSE_ROOM	(256u << 10)
+
+static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
+{
+	uint64_t cap = seg_cap(r);
+
+	if (r->put_err)
+		return 0;
+	if (r->received > (uint64_t)r->length)
+		return S3E_TOO_LARGE;
+	if (put_is_small(r))
+		return s3_buf_add(&r->small, p, n);
+	while (n) {
+		struct gw_seg *s = &r->seg[r->cur];
+		uint64_t room;
+		size_t take;
+		int ret;
+
+		if (s->busy)
+			return -EIO;	/* the invariant above broke: a bug */
+		if (!s->buf) {
+			s->buf = malloc(seg_bytes(r));
+			if (!s->buf)
+				return -ENOMEM;
+			s->r = r;
+		}
+		room = cap - s->fill;
+		take = n < room ? n : (size_t)room;
+		memcpy(s->buf + s->fill, p, take);
+		s->fill += take;
+		p += take;
+		n -= take;
+		if (s->fill == cap ||
+		    (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length) {
+			uint32_t next = s->idx + 1;
+
+			ret = seg_send(r, s);
+			if (ret < 0)
+				return ret;
+			r->cur ^= 1;
+			r->seg[r->cur].idx = next;
+		}
+	}
+	if (r->seg[r->cur ^ 1].busy && cap - r->seg[r->cur].fill < GW_PAUSE_ROOM &&
+	    r->hr && !r->paused) {
+		r->paused = true;
+		http_req_pause(r->hr);
+	}
+	return 0;
+}
+
+static void on_head_written(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_req *r = arg;
+	char etag[S3_ETAG_MAX];
+
+	(void)w;
+	if (!err && r->old_segs && r->old_version < r->version)
+		/* The replaced version's segments: no head names them now. */
+		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
+			r->old_segs, r->version);
+	if (err) {
+		put_fail(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	} else if (r->hr && !r->responded) {
+		s3_etag_from_md5(r->meta.md5, etag);
+		r->responded = true;
+		resp_common(r);
+		http_resp_header(r->hr, "ETag", etag);
+		if (r->meta.cksum_alg != S3_CKSUM_NONE) {
+			char b64[S3_CKSUM_B64_MAX];
+
+			s3_base64_encode(r->meta.cksum, s3_cksum_len(r->meta.cksum_alg),
+					 b64, sizeof(b64));
+			http_resp_header(r->hr, s3_cksum_header(r->meta.cksum_alg), b64);
+		}
+		http_resp_simple(r->hr, 200, NULL, NULL, 0);
+	}
+	req_put(r);
+}
+
+/* Every segment durable and the body verified: the head replicas go out. */
+static void put_maybe_head(struct gw_req *r)
+{
+	struct gateway *gw = r->gw;
+	uint8_t name[STO_NAME_HASH_LEN];
+	struct gw_wset *w;
+	int ret;
+
+	if (r->head_written || r->put_err || !r->body_ended || !r->old_known ||
+	    r->nsegs_done != r->nsegs_sent)
+		return;
+	r->head_written = true;
+	ret = gw_meta_encode(&r->meta, &r->metabuf);
+	if (ret < 0) {
+		put_fail(r, ret == -E2BIG ? GWE_TOO_LARGE : ret);
+		return;
+	}
+	gw_name_hash(r->path, r->path_len, name);
+	w = gw_wset_new(&gw->st, gw->rep, r->part_rep, name, 0, false, r->version,
+			on_head_written, req_get(r));
+	if (!w) {
+		req_put(r);
+		put_fail(r, -ENOMEM);
+		return;
+	}
+	for (unsigned i = 0; i < w->n; i++) {
+		w->f[i].frag = 0;
+		if (r->meta.layout == GW_LAYOUT_INLINE)
+			w->f[i].iov = (struct iovec){ r->small.p, r->small.len };
+	}
+	w->meta = r->metabuf.p;
+	w->meta_len = (uint32_t)r->metabuf.len;
+	gw_wset_start(w);
+}
+
+static void put_fail(struct gw_req *r, int err)
+{
+	if (r->put_err)
+		return;
+	r->put_err = err;
+	send_error(r, err);
+	/* Segments already written are unreferenced: tombstone them. */
+	if (r->meta.layout == GW_LAYOUT_EC && r->nsegs_sent && !r->head_written)
+		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->version,
+			r->nsegs_sent, strata_wall_ns());
+}
+
+static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_req *r = arg;
+	struct gw_meta m = { 0 };
+
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
+	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
+		r->old_version = m.version;
+		r->old_segs = gw_meta_segments(&m);
+	}
+	gw_meta_free(&m);
+	r->old_known = true;
+	put_maybe_head(r);
+	req_put(r);
+}
+
+static int put_begin(struct gw_req *r)
+{
+	struct gateway *gw = r->gw;
+	int64_t len = http_req_content_length(r->hr);
+	int ret;
+
+	if (r->auth.payload >= S3_PAYLOAD_STREAMING) {
+		size_t dl;
+		const char *d = http_req_header(r->hr, "x-amz-decoded-content-length", &dl);
+
+		if (!d)
+			return S3E_MISSING_LENGTH;
+		len = strtoll(d, NULL, 10);
+	}
+	if (len < 0)
+		return S3E_MISSING_LENGTH;
+	if ((uint64_t)len > gw->cfg.max_object)
+		return GWE_TOO_LARGE;
+	r->length = len;
+	ret = object_path(r);
+	if (ret < 0)
+		return ret;
+	ret = body_begin(r);
+	if (ret < 0)
+		return ret;
+	r->version = strata_wall_ns();
+	r->meta.kind = GW_META_OBJECT;
+	r->meta.version = r->version;
+	r->meta.size = (uint64_t)len;
+	r->meta.owner = strdup(r->owner);
+	if (!r->meta.owner)
+		return -ENOMEM;
+	ret = put_collect_meta(r);
+	if (ret < 0)
+		return ret;
+	{
+		uint8_t name[STO_NAME_HASH_LEN];
+
+		gw_name_hash(r->path, r->path_len, name);
+		req_get(r);
+		ret = gw_hlook_start(&gw->st, gw->rep, r->part_rep, name, 0,
+				     on_put_old_head, r);
+		if (ret < 0) {
+			req_put(r);
+			return ret;
+		}
+	}
+	if (put_is_small(r)) {
+		r->meta.layout = GW_LAYOUT_INLINE;
+		r->small.max = (size_t)gw->cfg.small_max + 1;
+	} else {
+		r->meta.layout = GW_LAYOUT_EC;
+		r->meta.k = (uint8_t)gw->k;
+		r->meta.m = (uint8_t)gw->m;
+		r->meta.seg_size = (uint32_t)seg_cap(r);
+	}
+	return 0;
+}
+
+static void put_body_end(struct gw_req *r)
+{
+	int ret;
+
+	if (r->put_err)
+		return;
+	ret = body_finish(r);
+	if (ret < 0) {
+		put_fail(r, ret);
+		return;
+	}
+	/* A 0-byte EC object cannot happen (small_max >= 0); a partly filled
+	 * last segment was sent by put_sink when the length was reached. */
+	r->body_ended = true;
+	put_maybe_head(r);
+}
+
+/* Tombstones for an EC version's segments (best effort, no answer). */
+static void on_gc_done(struct gw_wset *w, int err, void *arg)
+{
+	(void)w; (void)err; (void)arg;
+}
+
+static void tail_gc(struct gateway *gw, const char *path, size_t plen,
+		    uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts)
+{
+	for (uint64_t s = 0; s < nsegs; s++) {
+		uint8_t name[STO_NAME_HASH_LEN];
+		struct gw_wset *w;
+
+		gw_seg_hash(path, plen, version, (uint32_t)s, name);
+		w = gw_wset_new(&gw->st, gw->ec, part, name, 0, true, ts, on_gc_done, NULL);
+		if (w)
+			gw_wset_start(w);
+	}
+}
+
+/* ------------------------------------------------------------ GET, HEAD */
+
+static int parse_http_date(const char *s, time_t *out)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+
+	if (!end || *end)
+		return -EINVAL;
+	*out = timegm(&tm);
+	return 0;
+}
+
+static bool etag_matches(const char *list, const char *etag)
+{
+	/* etag is quoted; list: "a", "b" or * */
+	const char *p = list;
+	size_t el = strlen(etag);
+
+	while (*p) {
+		const char *e;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		e = strchr(p, ',');
+		if (!e)
+			e = p + strlen(p);
+		{
+			const char *a = p, *b = e;
+
+			while (b > a && b[-1] == ' ')
+				b--;
+			if (b - a == 1 && *a == '*')
+				return true;
+			if (b - a > 2 && a[0] == 'W' && a[1] == '/')
+				a += 2;
+			if ((size_t)(b - a) == el && !memcmp(a, etag, el))
+				return true;
+			if ((size_t)(b - a) == el - 2 && !memcmp(a, etag + 1, el - 2))
+				return true;
+		}
+		p = e;
+	}
+	return false;
+}
+
+/* 0, or 304 / 412 as GWE_PRECONDITION or 304. */
+static int check_conditions(struct gw_req *r, const char *etag, time_t mtime)
+{
+	const char *im = http_req_header(r->hr, "if-match", NULL);
+	const char *inm = http_req_header(r->hr, "if-none-match", NULL);
+	const char *ims = http_req_header(r->hr, "if-modified-since", NULL);
+	const char *ius = http_req_header(r->hr, "if-unmodified-since", NULL);
+	time_t t;
+
+	if (im && !etag_matches(im, etag))
+		return GWE_PRECONDITION;
+	if (!im && ius && !parse_http_date(ius, &t) && mtime > t)
+		return GWE_PRECONDITION;
+	if (inm && etag_matches(inm, etag))
+		return 304;
+	if (!inm && ims && !parse_http_date(ims, &t) && mtime <= t)
+		return 304;
+	return 0;
+}
+
+/* Range header: 0 no range, 1 range set, GWE_INVALID_RANGE. */
+static int parse_range(struct gw_req *r, uint64_t size)
+{
+	const char *h = http_req_header(r->hr, "range", NULL);
+	const char *p;
+	char *end;
+	unsigned long long a, b;
+
+	r->range_start = 0;
+	r->range_end = size ? size - 1 : 0;
+	if (!h || strncmp(h, "bytes=", 6) || strchr(h, ','))
+		return 0;	/* unknown units and multiple ranges: whole */
+	p = h + 6;
+	if (*p == '-') {
+		b = strtoull(p + 1, &end, 10);
+		if (end == p + 1 || *end)
+			return 0;
+		if (b == 0 || size == 0)
+			return GWE_INVALID_RANGE;
+		r->range_start = b >= size ? 0 : size - b;
+		return 1;
+	}
+	a = strtoull(p, &end, 10);
+	if (end == p || *end != '-')
+		return 0;
+	p = end + 1;
+	if (*p) {
+		b = strtoull(p, &end, 10);
+		if (*end || b < a)
+			return 0;
+	} else {
+		b = size ? size - 1 : 0;
+	}
+	if (a >= size)
+		return GWE_INVALID_RANGE;
+	if (b >= size)
+		b = size - 1;
+	r->range_start = a;
+	r->range_end = b;
+	return 1;
+}
+
+static void add_override(struct gw_req *r, const char *param, const char *header,
+			 const char *fallback)
+{
+	size_t qn, vl;
+	const char *q = http_req_query(r->hr, &qn);
+	const char *v;
+
+	if (query_has(q, qn, param, &v, &vl)) {
+		char *dec = malloc(vl + 1);
+		size_t dl;
+
+		if (dec && http_url_decode(v, vl, dec, &dl, true) == 0) {
+			dec[dl] = '\0';
+			if (http_is_field_value(dec, dl))
+				http_resp_header(r->hr, header, dec);
+		}
+		free(dec);
+		return;
+	}
+	if (fallback)
+		http_resp_header(r->hr, header, fallback);
+}
+
+static void obj_headers(struct gw_req *r, const struct gw_meta *m)
+{
+	char etag[S3_ETAG_MAX], date[HTTP_DATE_LEN + 1];
+	static const struct { const char *param, *header, *stored; } ov[] = {
+		{ "response-content-type", "Content-Type", "content-type" },
+		{ "response-content-language", "Content-Language", "content-language" },
+		{ "response-expires", "Expires", "expires" },
+		{ "response-cache-control", "Cache-Control", "cache-control" },
+		{ "response-content-disposition", "Content-Disposition", "content-disposition" },
+		{ "response-content-encoding", "Content-Encoding", "content-encoding" },
+	};
+
+	resp_common(r);
+	s3_etag_from_md5(m->md5, etag);
+	http_resp_header(r->hr, "ETag", etag);
+	if (http_date_format((time_t)(m->version / 1000000000), date) == 0)
+		http_resp_header(r->hr, "Last-Modified", date);
+	http_resp_header(r->hr, "Accept-Ranges", "bytes");
+	for (size_t i = 0; i < ARRAY_SIZE(ov); i++) {
+		const char *st = gw_meta_hdr_get(m, ov[i].stored);
+
+		if (!st && i == 0)
+			st = "binary/octet-stream";
+		add_override(r, ov[i].param, ov[i].header, st);
+	}
+	for (uint32_t i = 0; i < m->nhdr; i++)
+		if (!strncmp(m->hdr[i].name, "x-amz-meta-", 11))
+			http_resp_header(r->hr, m->hdr[i].name, m->hdr[i].value);
+}
+
+static void get_pump(struct gw_req *r);
+
+static void on_get_written(struct http_req *hr, int status, void *arg)
+{
+	struct gw_slot *s = arg;
+	struct gw_req *r = s->r;
+
+	(void)hr;
+	s->state = SLOT_FREE;
+	if (status < 0)
+		r->failed = true;
+	else
+		r->next_write++;
+	get_pump(r);
+	req_put(r);
+}
+
+static void slot_read_more(struct gw_slot *s);
+
+static void on_frag_read(void *arg, int status, uint64_t ts, size_t got)
+{
+	struct gw_frag_read *fr = arg;
+	struct gw_slot *s = fr->s;
+	struct gw_req *r = s->r;
+
+	if (status == GW_READ_SLOW) {
+		/* Hedge: ask one more fragment, keep waiting for this one. */
+		s->slow |= 1u << fr->frag;
+		if (s->state == SLOT_READING)
+			slot_read_more(s);
+		return;
+	}
+	s->fr[fr->frag] = NULL;
+	s->outstanding--;
+	s->slow &= ~(1u << fr->frag);
+	if (status == 0 && ts == r->gm.version && got == s->flen) {
+		s->present |= 1u << fr->frag;
+	} else {
+		log_warn("GET %s seg %" PRIu64 " frag %u: %s", r->path, fr->seg,
+			 fr->frag, status ? sto_strerror(status) : "stale or short");
+		s->failed |= 1u << fr->frag;
+	}
+	free(fr);
+	if (s->state == SLOT_READING && r->hr)
+		slot_read_more(s);
+	req_put(r);
+}
+
+/* The slot no longer needs its reads in flight (done, or the request
+ * ended): their buffers are let go of. */
+static void slot_abandon(struct gw_slot *s)
+{
+	for (unsigned i = 0; i < GW_EC_MAX_FRAGS; i++) {
+		struct gw_frag_read *fr = s->fr[i];
+
+		if (!fr)
+			continue;
+		s->fr[i] = NULL;
+		gw_read_abandon(fr->rd);
+		s->outstanding--;
+		free(fr);
+		req_put(s->r);
+	}
+	s->slow = 0;
+}
+
+static int slot_ask(struct gw_slot *s, unsigned frag)
+{
+	struct gw_req *r = s->r;
+	struct gateway *gw = r->gw;
+	const struct ring_dev *prim[RING_MAX_PLACEMENTS];
+	const struct ring_dev *dev;
+	struct gw_frag_read *fr;
+	struct sto_key k = { .part = r->part_ec, .frag = frag };
+	uint32_t id;
+	int ret;
+
+	ring_primaries(gw->ec, r->part_ec, prim, ring_placements(gw->ec));
+	id = gw_meta_dev(&r->gm, (uint32_t)s->seg, frag, prim[frag]->id);
+	dev = ring_dev_by_id(gw->ec, id);
+	fr = calloc(1, sizeof(*fr));
+	if (!fr)
+		return -ENOMEM;
+	fr->s = s;
+	fr->frag = frag;
+	fr->seg = s->seg;
+	fr->gen = r->slot_gen;
+	gw_seg_hash(r->path, r->path_len, r->gm.version, (uint32_t)s->seg, k.name);
+	s->asked |= 1u << frag;
+	s->outstanding++;
+	req_get(r);
+	s->fr[frag] = fr;
+	ret = gw_read_start(&gw->st, dev, &k, 0, 0, s->buf + (size_t)frag * s->flen,
+			    s->flen, on_frag_read, fr, &fr->rd);
+	if (ret < 0) {
+		s->fr[frag] = NULL;
+		s->outstanding--;
+		s->asked &= ~(1u << frag);
+		free(fr);
+		req_put(r);
+	}
+	return ret;
+}
+
+/* Enough fragments? Decode if needed, else ask more (parity first). */
+static void slot_read_more(struct gw_slot *s)
+{
+	struct gw_req *r = s->r;
+	unsigned k = r->gm.k, n = r->gm.k + r->gm.m;
+	uint32_t missing_wanted = s->want & ~s->present;
+	unsigned have = (unsigned)__builtin_popcount(s->present);
+
+	if (!missing_wanted) {
+		s->state = SLOT_READY;
+		slot_abandon(s);
+		get_pump(r);
+		return;
+	}
+	if (have >= k) {
+		uint8_t *frags[GW_EC_MAX_FRAGS];
+
+		for (unsigned i = 0; i < n; i++)
+			frags[i] = s->buf + (size_t)i * s->flen;
+		/* Decode wants exactly k present: use the first k. */
+		uint32_t pres = 0;
+		unsigned c = 0;
+
+		for (unsigned i = 0; i < n && c < k; i++)
+			if (s->present & (1u << i)) {
+				pres |= 1u << i;
+				c++;
+			}
+		if (gw_ec_decode(r->gw->ecc, s->flen, frags, pres, missing_wanted) < 0) {
+			r->failed = true;
+			get_pump(r);
+			return;
+		}
+		s->present |= missing_wanted;
+		s->state = SLOT_READY;
+		slot_abandon(s);
+		get_pump(r);
+		return;
+	}
+	/* Need k - have more, from fragments not yet asked. */
+	{
+		unsigned need = k - have;
+		unsigned pending = s->outstanding - (unsigned)__builtin_popcount(s->slow);
+
+		for (unsigned i = 0; i < n && pending < need; i++) {
+			if (s->asked & (1u << i))
+				continue;
+			if (slot_ask(s, i) == 0)
+				pending++;
+		}
+		if (pending < need && s->outstanding == 0 && r->hr) {
+			log_err("GET %s seg %" PRIu64 ": fewer than %u fragments", r->path,
+				s->seg, k);
+			r->failed = true;
+			get_pump(r);
+		}
+	}
+}
+
+static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
+{
+	uint64_t seg_len, a, b;
+	uint32_t flen;
+	unsigned k = r->gm.k, n = r->gm.k + r->gm.m;
+
+	gw_seg_geometry(r->gm.size, r->gm.seg_size, k, seg, &seg_len, &flen);
+	s->r = r;
+	s->seg = seg;
+	s->flen = flen;
+	s->seg_len = seg_len;
+	s->present = s->asked = s->failed = 0;
+	s->outstanding = 0;
+	s->state = SLOT_READING;
+	if (!s->buf)
+		s->buf = malloc((size_t)r->gm.seg_size / k * n);
+	if (!s->buf) {
+		r->failed = true;
+		return;
+	}
+	a = seg * r->gm.seg_size;
+	b = a + seg_len - 1;
+	if (r->range_start > a)
+		a = r->range_start;
+	if (r->range_end < b)
+		b = r->range_end;
+	s->out_off = a - seg * r->gm.seg_size;
+	s->out_len = b - a + 1;
+	s->want = 0;
+	for (uint64_t i = s->out_off / flen; i <= (s->out_off + s->out_len - 1) / flen; i++)
+		s->want |= 1u << i;
+	for (unsigned i = 0; i < k; i++)
+		if (s->want & (1u << i))
+			slot_ask(s, i);
+	if (s->outstanding == 0)
+		slot_read_more(s);
+}
+
+static void get_finish(struct gw_req *r)
+{
+	if (r->hr && !r->responded) {
+		r->responded = true;
+		http_resp_end(r->hr);
+	}
+}
+
+static void get_pump(struct gw_req *r)
+{
+	if (!r->hr)
+		return;
+	if (r->failed) {
+		/* Headers are out: a short body tells the client. */
+		if (!r->responded) {
+			r->responded = true;
+			http_req_set_close(r->hr);
+			http_resp_end(r->hr);
+		}
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct gw_slot *s = &r->slots[i];
+
+		if (s->state == SLOT_FREE && r->next_read <= r->seg_last) {
+			slot_start(r, s, r->next_read++);
+			if (r->failed)
+				return;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		struct gw_slot *s = &r->slots[i];
+
+		if (s->state == SLOT_READY && s->seg == r->next_write) {
+			uv_buf_t b = uv_buf_init((char *)s->buf + s->out_off,
+						 (unsigned)s->out_len);
+
+			s->state = SLOT_WRITING;
+			req_get(r);
+			if (http_resp_write(r->hr, &b, 1, on_get_written, s) < 0) {
+				s->state = SLOT_FREE;
+				r->failed = true;
+				req_put(r);
+			}
+			return;
+		}
+	}
+	if (r->next_write > r->seg_last)
+		get_finish(r);
+}
+
+static void on_inline_read(void *arg, int status, uint64_t ts, size_t got)
+{
+	struct gw_req *r = arg;
+	uv_buf_t b;
+
+	if (status == GW_READ_SLOW)
+		return;		/* XXX no hedging for replicas: wait */
+	if (!r->hr || r->responded)
+		goto out;
+	if (status < 0 || ts != r->gm.version || got != r->gm.size) {
+		if (++r->holder_try < r->nholders) {
+			req_get(r);
+			struct sto_key k = { .part = r->part_rep };
+
+			gw_name_hash(r->path, r->path_len, k.name);
+			gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
+				      r->inline_buf, r->gm.size + 1, on_inline_read, r,
+				      NULL);
+			goto out;
+		}
+		send_error(r, GWE_SLOW_DOWN);
+		goto out;
+	}
+	r->responded = true;
+	b = uv_buf_init((char *)r->inline_buf + r->range_start,
+			(unsigned)(r->range_end - r->range_start + 1));
+	http_resp_send(r->hr, r->resp_status, &b, 1, NULL, NULL);
+out:
+	req_put(r);
+}
+
+static void on_object_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_req *r = arg;
+	char etag[S3_ETAG_MAX], cr[96];
+	bool head = r->op == OP_HEAD_OBJECT;
+	int ret, status = 200;
+
+	if (!r->hr || r->responded)
+		goto out;
+	if (res->status == -ENOENT) {
+		send_error(r, GWE_NO_SUCH_KEY);
+		goto out;
+	}
+	if (res->status < 0) {
+		send_error(r, GWE_SLOW_DOWN);
+		goto out;
+	}
+	ret = gw_meta_decode(res->meta, res->meta_len, &r->gm);
+	if (ret < 0 || r->gm.kind != GW_META_OBJECT) {
+		log_err("GET %s: undecodable head (%d)", r->path, ret);
+		send_error(r, -EIO);
+		goto out;
+	}
+	r->have_gm = true;
+	s3_etag_from_md5(r->gm.md5, etag);
+	ret = check_conditions(r, etag, (time_t)(r->gm.version / 1000000000));
+	if (ret == 304) {
+		r->responded = true;
+		obj_headers(r, &r->gm);
+		http_resp_simple(r->hr, 304, NULL, NULL, 0);
+		goto out;
+	}
+	if (ret < 0) {
+		send_error(r, ret);
+		goto out;
+	}
+	ret = parse_range(r, r->gm.size);
+	if (ret < 0) {
+		char v[48];
+
+		snprintf(v, sizeof(v), "bytes */%" PRIu64, r->gm.size);
+		http_resp_header(r->hr, "Content-Range", v);
+		send_error(r, ret);
+		goto out;
+	}
+	obj_headers(r, &r->gm);
+	if (ret == 1) {
+		status = 206;
+		snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+			 r->range_start, r->range_end, r->gm.size);
+		http_resp_header(r->hr, "Content-Range", cr);
+	} else if (r->gm.cksum_alg != S3_CKSUM_NONE) {
+		const char *mode = http_req_header(r->hr, "x-amz-checksum-mode", NULL);
+
+		if (mode && !strcasecmp(mode, "ENABLED")) {
+			char b64[S3_CKSUM_B64_MAX];
+
+			s3_base64_encode(r->gm.cksum, s3_cksum_len(r->gm.cksum_alg), b64,
+					 sizeof(b64));
+			http_resp_header(r->hr, s3_cksum_header(r->gm.cksum_alg), b64);
+		}
+	}
+	if (head || r->gm.size == 0) {
+		char len[32];
+
+		r->responded = true;
+		if (head) {
+			/* HEAD: the length the GET would have. */
+			snprintf(len, sizeof(len), "%" PRIu64,
+				 r->gm.size ? r->range_end - r->range_start + 1 : 0);
+			http_resp_start(r->hr, status, (int64_t)(r->gm.size ?
+					r->range_end - r->range_start + 1 : 0));
+			http_resp_end(r->hr);
+		} else {
+			http_resp_simple(r->hr, status, NULL, NULL, 0);
+		}
+		goto out;
+	}
+	if (r->gm.layout == GW_LAYOUT_INLINE) {
+		struct sto_key k = { .part = r->part_rep };
+
+		r->inline_buf = malloc(r->gm.size + 1);
+		if (!r->inline_buf || !res->nholders) {
+			send_error(r, r->inline_buf ? GWE_SLOW_DOWN : -ENOMEM);
+			goto out;
+		}
+		memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
+		r->nholders = res->nholders;
+		r->holder_try = 0;
+		r->resp_status = status;
+		gw_name_hash(r->path, r->path_len, k.name);
+		req_get(r);
+		gw_read_start(&r->gw->st, r->holders[0], &k, 0, 0, r->inline_buf,
+			      r->gm.size + 1, on_inline_read, r, NULL);
+		goto out;
+	}
+	/* EC: stream the covered segments, two in flight. */
+	if (http_resp_start(r->hr, status,
+			    (int64_t)(r->range_end - r->range_start + 1)) < 0) {
+		r->responded = true;
+		goto out;
+	}
+	r->seg_first = r->range_start / r->gm.seg_size;
+	r->seg_last = r->range_end / r->gm.seg_size;
+	r->next_read = r->next_write = r->seg_first;
+	r->slots[0].r = r->slots[1].r = r;
+	r->slot_gen = 1;
+	get_pump(r);
+out:
+	req_put(r);
+}
+
+static int get_begin(struct gw_req *r)
+{
+	struct gateway *gw = r->gw;
+	uint8_t name[STO_NAME_HASH_LEN];
+	int ret = object_path(r);
+
+	if (ret < 0)
+		return ret;
+	gw_name_hash(r->path, r->path_len, name);
+	req_get(r);
+	ret = gw_hlook_start(&gw->st, gw->rep, r->part_rep, name, 0, on_object_head, r);
+	if (ret < 0)
+		req_put(r);
+	return ret;
+}
+
+/* --------------------------------------------------------------- DELETE */
+
+static void on_object_deleted(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_req *r = arg;
+
+	(void)w;
+	if (err)
+		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	else {
+		if (r->have_gm && r->gm.layout == GW_LAYOUT_EC)
+			tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->gm.version,
+				gw_meta_segments(&r->gm), strata_wall_ns());
+		send_empty(r, 204);
+	}
+	req_put(r);
+}
+
+static void on_delete_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_req *r = arg;
+	uint8_t name[STO_NAME_HASH_LEN];
+	struct gw_wset *w;
+
+	if (!r->hr)
+		goto out;
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0)
+		r->have_gm = true;
+	gw_name_hash(r->path, r->path_len, name);
+	w = gw_wset_new(&r->gw->st, r->gw->rep, r->part_rep, name, 0, true,
+			strata_wall_ns(), on_object_deleted, req_get(r));
+	if (!w) {
+		req_put(r);
+		send_error(r, -ENOMEM);
+		goto out;
+	}
+	for (unsigned i = 0; i < w->n; i++)
+		w->f[i].frag = 0;
+	gw_wset_start(w);
+out:
+	req_put(r);
+}
+
+static int delete_begin(struct gw_req *r)
+{
+	uint8_t name[STO_NAME_HASH_LEN];
+	int ret = object_path(r);
+
+	if (ret < 0)
+		return ret;
+	gw_name_hash(r->path, r->path_len, name);
+	req_get(r);
+	ret = gw_hlook_start(&r->gw->st, r->gw->rep, r->part_rep, name, 0,
+			     on_delete_head, r);
+	if (ret < 0)
+		req_put(r);
+	return ret;
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+/* Called once the bucket is known (r->owner set, "" when it does not exist
+ * and the operation creates it). */
+static void dispatch(struct gw_req *r)
+{
+	int ret = 0;
+
+	if (!r->hr)
+		return;
+	if (r->op != OP_CREATE_BUCKET && strcmp(r->owner, r->account)) {
+		send_error(r, S3E_ACCESS_DENIED);
+		return;
+	}
+	switch (r->op) {
+	case OP_CREATE_BUCKET:
+		if (r->owner[0]) {
+			send_error(r, strcmp(r->owner, r->account) ? GWE_BUCKET_EXISTS :
+				   GWE_BUCKET_OWNED);
+			return;
+		}
+		http_req_resume(r->hr);		/* the body: CreateBucketConfiguration */
+		return;
+	case OP_HEAD_BUCKET:
+		send_empty(r, 200);
+		return;
+	case OP_DELETE_BUCKET:
+		/* XXX emptiness is not checked until the listing service lands. */
+		ret = bucket_write(r, true);
+		break;
+	case OP_BUCKET_LOCATION:
+		send_location(r);
+		return;
+	case OP_LIST_OBJECTS:
+		send_error(r, GWE_NOT_IMPLEMENTED);
+		return;
+	case OP_PUT_OBJECT:
+		ret = put_begin(r);
+		if (ret == 0) {
+			http_req_resume(r->hr);
+			return;
+		}
+		break;
+	case OP_GET_OBJECT:
+	case OP_HEAD_OBJECT:
+		ret = get_begin(r);
+		break;
+	case OP_DELETE_OBJECT:
+		ret = delete_begin(r);
+		break;
+	default:
+		ret = GWE_NOT_IMPLEMENTED;
+		break;
+	}
+	if (ret < 0)
+		send_error(r, ret);
+}
+
+static void on_request(struct http_req *hr)
+{
+	struct gateway *gw = http_req_server_data(hr);
+	struct gw_req *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r) {
+		http_resp_simple(hr, 503, NULL, NULL, 0);
+		return;
+	}
+	r->gw = gw;
+	r->hr = hr;
+	r->refs = 1;
+	r->length = -1;
+	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
+	http_req_set_data(hr, r);
+	ret = route(r);
+	if (ret == 0)
+		ret = authenticate(r);
+	if (ret < 0) {
+		send_error(r, ret);
+		return;
+	}
+	if (r->op == OP_LIST_BUCKETS || r->op == OP_UNSUPPORTED) {
+		send_error(r, GWE_NOT_IMPLEMENTED);
+		return;
+	}
+	if (!bucket_name_valid(r->bucket)) {
+		send_error(r, r->op == OP_CREATE_BUCKET ? GWE_INVALID_BUCKET :
+			   GWE_NO_SUCH_BUCKET);
+		return;
+	}
+	/* The body waits until the bucket is known. */
+	http_req_pause(hr);
+	ret = bucket_lookup(r, r->op != OP_CREATE_BUCKET && r->op != OP_DELETE_BUCKET);
+	if (ret < 0)
+		send_error(r, ret);
+}
+
+static int small_sink(struct gw_req *r, const uint8_t *p, size_t n)
+{
+	return s3_buf_add(&r->small, p, n);
+}
+
+static int on_body(struct http_req *hr, const void *data, size_t len)
+{
+	struct gw_req *r = http_req_data(hr);
+	int ret;
+
+	if (!r || r->responded || r->body_err)
+		return 0;
+	if (r->op == OP_PUT_OBJECT) {
+		ret = body_feed(r, data, len, put_sink);
+		if (ret < 0) {
+			r->body_err = ret;
+			put_fail(r, ret == -E2BIG ? S3E_TOO_LARGE : ret);
+		}
+		return 0;
+	}
+	if (r->op == OP_CREATE_BUCKET) {
+		if (!r->dg_init && (ret = body_begin(r)) < 0) {
+			r->body_err = ret;
+			return 0;
+		}
+		r->small.max = S3_XML_MAX_BODY;
+		ret = body_feed(r, data, len, small_sink);
+		if (ret < 0)
+			r->body_err = ret == -E2BIG ? S3E_TOO_LARGE : ret;
+	}
+	return 0;
+}
+
+static void on_body_end(struct http_req *hr)
+{
+	struct gw_req *r = http_req_data(hr);
+	char *loc = NULL;
+	int ret;
+
+	if (!r || r->responded)
+		return;
+	if (r->op == OP_PUT_OBJECT) {
+		put_body_end(r);
+		return;
+	}
+	if (r->op != OP_CREATE_BUCKET)
+		return;
+	ret = r->body_err;
+	if (!ret && !r->dg_init)
+		ret = body_begin(r);
+	if (!ret)
+		ret = body_finish(r);
+	if (!ret && r->small.len) {
+		ret = s3_xml_parse_create_bucket(r->small.p, r->small.len, &loc);
+		if (!ret && loc && *loc && strcmp(loc, r->gw->cfg.region))
+			ret = S3E_INVALID_LOCATION;
+		free(loc);
+	}
+	if (!ret)
+		ret = bucket_write(r, false);
+	if (ret < 0)
+		send_error(r, ret);
+}
+
+static void on_done(struct http_req *hr, int err)
+{
+	struct gw_req *r = http_req_data(hr);
+
+	(void)err;
+	if (!r)
+		return;
+	r->hr = NULL;
+	for (int i = 0; i < 2; i++)
+		if (r->slots[i].r)
+			slot_abandon(&r->slots[i]);
+	req_put(r);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int load_ring(const char *dir, const char *name, struct ring **out)
+{
+	char path[4096];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s.ring", dir, name);
+	ret = ring_load(path, out);
+	if (ret < 0)
+		log_err("ring %s: %s", path, ring_strerror(ret));
+	return ret;
+}
+
+int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
+{
+	struct gateway *gw = calloc(1, sizeof(*gw));
+	struct http_config hc;
+	struct http_handler h = { on_request, on_body, on_body_end, on_done, NULL };
+	struct s3_auth_config ac = { 0 };
+	const struct ring_policy *pol;
+	int ret;
+
+	if (!gw)
+		return -ENOMEM;
+	gw->loop = loop;
+	gw->cfg = *cfg;
+	ret = load_ring(cfg->rings, cfg->policy, &gw->ec);
+	if (ret < 0)
+		goto out_free;
+	ret = load_ring(cfg->rings, "rep3", &gw->rep);
+	if (ret < 0)
+		goto out_free;
+	pol = ring_policy(gw->ec);
+	if (pol->type != RING_POLICY_EC || ring_policy(gw->rep)->type != RING_POLICY_REPLICA) {
+		log_err("%s.ring must be EC and rep3.ring replicated", cfg->policy);
+		ret = -EINVAL;
+		goto out_free;
+	}
+	gw->k = pol->ec_k;
+	gw->m = pol->ec_m;
+	ret = gw_ec_get(gw->k, gw->m, &gw->ecc);
+	if (ret < 0)
+		goto out_free;
+	ret = s3_creds_load(cfg->credentials, &gw->creds);
+	if (ret < 0) {
+		log_err("credentials %s: %s", cfg->credentials, strerror(-ret));
+		goto out_free;
+	}
+	ac.region = cfg->region;
+	ac.lookup = s3_creds_lookup;
+	ac.lookup_arg = gw->creds;
+	ret = s3_auth_new(&ac, &gw->auth);
+	if (ret < 0)
+		goto out_free;
+	ret = gw_pool_new(loop, cfg->down_ms, &gw->pool);
+	if (ret < 0)
+		goto out_free;
+	gw->st = (struct gw_store){ loop, gw->pool, cfg->read_deadline_ms,
+				    cfg->write_deadline_ms, 0 };
+	http_config_init(&hc);
+	hc.lim.max_body = cfg->max_object + (cfg->max_object >> 4) + (1 << 20);
+	h.opaque = gw;
+	ret = http_server_new(loop, &hc, &h, &gw->srv);
+	if (ret < 0)
+		goto out_free;
+	ret = http_server_listen(gw->srv, cfg->listen);
+	if (ret < 0) {
+		log_err("listen %s: %s", cfg->listen, strerror(-ret));
+		http_server_free(gw->srv);
+		gw->srv = NULL;
+		goto out_free;
+	}
+	log_info("S3 on %s (port %d), %s.ring EC %u+%u, rep3.ring, %zu users",
+		 cfg->listen, http_server_port(gw->srv), cfg->policy, gw->k, gw->m,
+		 s3_creds_count(gw->creds));
+	*out = gw;
+	return 0;
+
+out_free:
+	if (gw->pool)
+		gw_pool_free(gw->pool);
+	s3_auth_free(gw->auth);
+	if (gw->creds)
+		s3_creds_free(gw->creds);
+	if (gw->ecc)
+		gw_ec_put(gw->ecc);
+	if (gw->ec)
+		ring_free(gw->ec);
+	if (gw->rep)
+		ring_free(gw->rep);
+	free(gw);
+	return ret;
+}
+
+int gw_port(const struct gateway *gw)
+{
+	return http_server_port(gw->srv);
+}
+
+static void on_drained(uv_handle_t *h)
+{
+	struct gateway *gw = h->data;
+
+	gw_pool_free(gw->pool);
+	s3_auth_free(gw->auth);
+	s3_creds_free(gw->creds);
+	gw_ec_put(gw->ecc);
+	ring_free(gw->ec);
+	ring_free(gw->rep);
+	if (gw->stop_done)
+		gw->stop_done(gw->stop_arg);
+	free(gw);
+}
+
+/* Write sets, lookups and reads still live (tail deletes, hedged reads on a
+ * slow node) finish or fail fast (the pool refuses new work); then free. */
+static void on_drain_tick(uv_timer_t *t)
+{
+	struct gateway *gw = t->data;
+
+	if (gw->st.live && ++gw->drain_ticks < 500)
+		return;
+	if (gw->st.live)
+		log_warn("%u storage operations still pending at exit", gw->st.live);
+	uv_timer_stop(t);
+	uv_close((uv_handle_t *)t, on_drained);
+}
+
+static void on_server_down(struct http_server *srv, void *arg)
+{
+	struct gateway *gw = arg;
+
+	http_server_free(srv);
+	gw_pool_close(gw->pool);
+	uv_timer_init(gw->loop, &gw->drain);
+	gw->drain.data = gw;
+	uv_timer_start(&gw->drain, on_drain_tick, 0, 10);
+}
+
+void gw_stop(struct gateway *gw, void (*done)(void *arg), void *arg)
+{
+	gw->stop_done = done;
+	gw->stop_arg = arg;
+	if (http_server_shutdown(gw->srv, gw->cfg.grace_ms, on_server_down, gw) < 0)
+		log_warn("already stopping");
+}

@@ -1,0 +1,612 @@
+/* gw_store.c: what the gateway asks of storage nodes, as sets: a write set
+ * (every placement of a partition durable, with handoffs), a head lookup
+ * (newest answer among primaries and handoffs) and single reads with a
+ * deadline. Results are always delivered from the loop (a zero timer), never
+ * inside the call that started the work, so callers need no reentrancy
+ * guards; late answers after a deadline are dropped by generation or flag. */
+#include "internal.h"
+
+#include "common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void gw_name_hash(const char *path, size_t len, uint8_t out[STO_NAME_HASH_LEN])
+{
+	uint8_t d[32];
+
+	s3_cksum_buf(S3_CKSUM_SHA256, path, len, d);
+	memcpy(out, d, STO_NAME_HASH_LEN);
+}
+
+void gw_seg_hash(const char *path, size_t len, uint64_t version, uint32_t seg,
+		 uint8_t out[STO_NAME_HASH_LEN])
+{
+	uint8_t buf[RING_PATH_MAX + 16], d[32];
+
+	if (len > RING_PATH_MAX)
+		len = RING_PATH_MAX;
+	memcpy(buf, path, len);
+	buf[len] = 0;
+	for (int i = 0; i < 8; i++)
+		buf[len + 1 + i] = (uint8_t)(version >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		buf[len + 9 + i] = (uint8_t)(seg >> (24 - 8 * i));
+	s3_cksum_buf(S3_CKSUM_SHA256, buf, len + 13, d);
+	memcpy(out, d, STO_NAME_HASH_LEN);
+}
+
+static struct gw_node *dev_node(struct gw_store *st, const struct ring_dev *d)
+{
+	return gw_pool_node(st->pool, d->node);
+}
+
+/* ------------------------------------------------------------ write sets */
+
+struct wattempt {
+	struct gw_wfrag *f;
+	unsigned gen;
+	struct gw_node *node;
+};
+
+static void wset_put(struct gw_wset *w);
+static void wfrag_try(struct gw_wfrag *f);
+
+static void wset_closed(uv_handle_t *h)
+{
+	struct gw_wset *w = h->data;
+
+	if (--w->refs == 0) {
+		w->st->live--;
+		free(w);
+	}
+}
+
+static void wset_put(struct gw_wset *w)
+{
+	if (--w->refs)
+		return;
+	/* Every timer closes; the last close frees (refs count them). */
+	w->refs = w->n + 1;
+	for (unsigned i = 0; i < w->n; i++) {
+		w->f[i].timer.data = w;		/* was the fragment */
+		uv_close((uv_handle_t *)&w->f[i].timer, wset_closed);
+	}
+	uv_close((uv_handle_t *)&w->fin, wset_closed);
+}
+
+static void wset_on_fin(uv_timer_t *t)
+{
+	struct gw_wset *w = t->data;
+
+	w->done(w, w->err, w->arg);
+	wset_put(w);
+}
+
+static void wset_frag_done(struct gw_wfrag *f, int err)
+{
+	struct gw_wset *w = f->w;
+
+	f->done = true;
+	uv_timer_stop(&f->timer);
+	if (err && !w->err)
+		w->err = err;
+	if (--w->pending == 0 && !w->finished) {
+		w->finished = true;
+		uv_timer_start(&w->fin, wset_on_fin, 0, 0);
+	}
+}
+
+/* The attempt failed: the next handoff, or the fragment fails. */
+static void wfrag_next(struct gw_wfrag *f, int err)
+{
+	struct gw_wset *w = f->w;
+
+	f->gen++;
+	if (w->next_hand >= w->nhand) {
+		log_warn("part %u frag %u: no device left (%s)", w->part, f->frag,
+			 sto_strerror(err));
+		wset_frag_done(f, -EHOSTUNREACH);
+		return;
+	}
+	f->dev = w->hand[w->next_hand++];
+	wfrag_try(f);
+}
+
+static bool wset_ok(const struct gw_wset *w, int status)
+{
+	return status == 0 || status == STO_ECONFLICT ||
+	       (w->is_delete && status == -ENOENT);
+}
+
+static void wfrag_on_done(void *arg, int status, const struct sto_info *info)
+{
+	struct wattempt *a = arg;
+	struct gw_wfrag *f = a->f;
+	struct gw_wset *w = f->w;
+
+	(void)info;
+	if (wset_ok(w, status))
+		gw_node_ok(a->node);
+	else
+		gw_node_failed(a->node, status);
+	if (a->gen == f->gen && !f->done) {
+		if (wset_ok(w, status))
+			wset_frag_done(f, 0);
+		else
+			wfrag_next(f, status);
+	}
+	free(a);
+	wset_put(w);
+}
+
+static void wfrag_on_client(void *arg, sto_client *c, int err)
+{
+	struct wattempt *a = arg;
+	struct gw_wfrag *f = a->f;
+	struct gw_wset *w = f->w;
+	struct sto_key k = { .part = w->part, .frag = f->frag };
+
+	if (a->gen != f->gen || f->done) {
+		free(a);
+		wset_put(w);
+		return;
+	}
+	if (!err) {
+		memcpy(k.name, w->name, sizeof(k.name));
+		if (w->is_delete)
+			err = sto_delete(c, &k, w->ts, wfrag_on_done, a);
+		else
+			err = sto_put(c, &k, w->ts, w->meta, w->meta_len, &f->iov, 1,
+				      f->crc, wfrag_on_done, a);
+		if (!err)
+			return;
+		gw_node_failed(a->node, -ENOTCONN);
+	}
+	free(a);
+	wfrag_next(f, err);
+	wset_put(w);
+}
+
+static void wfrag_on_timeout(uv_timer_t *t)
+{
+	struct gw_wfrag *f = t->data;
+	struct gw_node *n = dev_node(f->w->st, f->dev);
+
+	if (f->done)
+		return;
+	log_warn("part %u frag %u on %s: no answer in %u ms", f->w->part, f->frag,
+		 f->dev->node, f->w->st->write_deadline_ms);
+	f->gen++;		/* the attempt's late answer is ignored */
+	if (n)
+		gw_node_failed(n, -ETIMEDOUT);
+	f->gen--;
+	wfrag_next(f, -ETIMEDOUT);
+}
+
+static void wfrag_try(struct gw_wfrag *f)
+{
+	struct gw_wset *w = f->w;
+	struct wattempt *a;
+	struct gw_node *n;
+
+	for (;;) {
+		n = dev_node(w->st, f->dev);
+		if (n && !gw_node_is_down(n))
+			break;
+		if (w->next_hand >= w->nhand) {
+			wset_frag_done(f, -EHOSTUNREACH);
+			return;
+		}
+		f->dev = w->hand[w->next_hand++];
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		wset_frag_done(f, -ENOMEM);
+		return;
+	}
+	a->f = f;
+	a->gen = f->gen;
+	a->node = n;
+	w->refs++;
+	if (w->st->write_deadline_ms)
+		uv_timer_start(&f->timer, wfrag_on_timeout, w->st->write_deadline_ms, 0);
+	gw_node_acquire(n, wfrag_on_client, a);
+}
+
+struct gw_wset *gw_wset_new(struct gw_store *st, const struct ring *ring,
+			    uint32_t part, const uint8_t name[STO_NAME_HASH_LEN],
+			    unsigned n_override, bool is_delete, uint64_t ts,
+			    gw_wset_fn done, void *arg)
+{
+	struct gw_wset *w = calloc(1, sizeof(*w));
+	unsigned n = ring_placements(ring);
+
+	if (!w)
+		return NULL;
+	st->live++;
+	w->st = st;
+	w->ring = ring;
+	w->part = part;
+	memcpy(w->name, name, STO_NAME_HASH_LEN);
+	w->is_delete = is_delete;
+	w->ts = ts;
+	w->done = done;
+	w->arg = arg;
+	ring_primaries(ring, part, w->prim, n);
+	w->nhand = ring_handoffs(ring, part, w->hand, GW_MAX_HANDOFFS);
+	w->n = n_override && n_override < n ? n_override : n;
+	w->refs = 1;
+	uv_timer_init(st->loop, &w->fin);
+	w->fin.data = w;
+	for (unsigned i = 0; i < w->n; i++) {
+		w->f[i].w = w;
+		w->f[i].idx = i;
+		w->f[i].frag = i;
+		w->f[i].dev = w->prim[i];
+		uv_timer_init(st->loop, &w->f[i].timer);
+		w->f[i].timer.data = &w->f[i];
+	}
+	return w;
+}
+
+void gw_wset_start(struct gw_wset *w)
+{
+	w->pending = w->n;
+	w->refs++;		/* no completion inside this call frees w */
+	for (unsigned i = 0; i < w->n; i++) {
+		if (!w->is_delete)
+			w->f[i].crc = sto_crc32c(0, w->f[i].iov.iov_base,
+						 w->f[i].iov.iov_len);
+		wfrag_try(&w->f[i]);
+	}
+	wset_put(w);
+}
+
+/* ----------------------------------------------------------- head lookup */
+
+#define HL_MAX	(RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS)
+
+struct gw_hlook {
+	struct gw_store *st;
+	uint32_t part, frag;
+	uint8_t name[STO_NAME_HASH_LEN];
+	const struct ring_dev *t[HL_MAX];
+	bool answered[HL_MAX];
+	unsigned nt, nprim, nanswered, nprim_answered, nlive, nerr, rounds;
+	unsigned refs;
+	bool finished;
+	struct gw_hlook_result res;
+	uv_timer_t timer;
+	gw_hlook_fn cb;
+	void *arg;
+};
+
+struct hattempt {
+	struct gw_hlook *h;
+	unsigned i;
+};
+
+static void hl_closed(uv_handle_t *hd)
+{
+	struct gw_hlook *h = hd->data;
+
+	h->st->live--;
+	free(h->res.meta);
+	free(h);
+}
+
+static void hl_put(struct gw_hlook *h)
+{
+	if (--h->refs == 0)
+		uv_close((uv_handle_t *)&h->timer, hl_closed);
+}
+
+static void hl_finish(struct gw_hlook *h)
+{
+	h->finished = true;
+	if (h->nlive)
+		h->res.status = 0;
+	else if (h->res.ts || h->nanswered > h->nerr)
+		h->res.status = -ENOENT;
+	else
+		h->res.status = h->nerr ? -EIO : -ETIMEDOUT;
+	uv_timer_stop(&h->timer);
+	h->cb(&h->res, h->arg);
+	hl_put(h);	/* the lookup's own reference, held until finished */
+}
+
+static bool hl_enough(const struct gw_hlook *h)
+{
+	/* A live copy, or a majority of the primaries agree there is none. */
+	return h->nlive > 0 || h->nprim_answered * 2 > h->nprim;
+}
+
+static void hl_on_timer(uv_timer_t *t)
+{
+	struct gw_hlook *h = t->data;
+
+	if (h->finished)
+		return;
+	if (h->nanswered == h->nt || hl_enough(h) || ++h->rounds >= 3) {
+		hl_finish(h);
+		return;
+	}
+	uv_timer_start(&h->timer, hl_on_timer, h->st->read_deadline_ms, 0);
+}
+
+static void hl_answer(struct gw_hlook *h, unsigned i, int status,
+		      const struct sto_info *info)
+{
+	struct gw_node *n = dev_node(h->st, h->t[i]);
+
+	log_debug("hlook part %u target %u: %d", h->part, i, status);
+	if (h->finished || h->answered[i])
+		return;
+	h->answered[i] = true;
+	h->nanswered++;
+	if (status == 0 || status == -ENOENT) {
+		if (i < h->nprim)
+			h->nprim_answered++;
+		if (n)
+			gw_node_ok(n);
+	} else {
+		h->nerr++;
+		if (n)
+			gw_node_failed(n, status);
+	}
+	if (info && (status == 0 || (status == -ENOENT && info->tombstone))) {
+		bool live = status == 0;
+
+		if (info->timestamp > h->res.ts) {
+			free(h->res.meta);
+			h->res.meta = NULL;
+			h->res.meta_len = 0;
+			h->res.ts = info->timestamp;
+			h->res.tombstone = !live;
+			h->res.nholders = 0;
+			h->nlive = 0;
+			if (live && info->meta_len) {
+				h->res.meta = malloc(info->meta_len);
+				if (h->res.meta) {
+					memcpy(h->res.meta, info->meta, info->meta_len);
+					h->res.meta_len = info->meta_len;
+				}
+			}
+		}
+		if (info->timestamp == h->res.ts && live && !h->res.tombstone) {
+			h->res.holders[h->res.nholders++] = h->t[i];
+			h->nlive++;
+		}
+	}
+	if (h->nanswered == h->nt)
+		uv_timer_start(&h->timer, hl_on_timer, 0, 0);
+}
+
+static void hl_on_done(void *arg, int status, const struct sto_info *info)
+{
+	struct hattempt *a = arg;
+
+	hl_answer(a->h, a->i, status, info);
+	hl_put(a->h);
+	free(a);
+}
+
+static void hl_on_client(void *arg, sto_client *c, int err)
+{
+	struct hattempt *a = arg;
+	struct gw_hlook *h = a->h;
+	struct sto_key k = { .part = h->part, .frag = h->frag };
+
+	if (!err && !h->finished) {
+		memcpy(k.name, h->name, sizeof(k.name));
+		err = sto_head(c, &k, hl_on_done, a);
+		if (!err)
+			return;
+	}
+	hl_answer(h, a->i, err ? err : -ECANCELED, NULL);
+	hl_put(h);
+	free(a);
+}
+
+int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
+		   const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,
+		   gw_hlook_fn cb, void *arg)
+{
+	struct gw_hlook *h = calloc(1, sizeof(*h));
+	unsigned np = ring_placements(ring);
+
+	if (!h)
+		return -ENOMEM;
+	st->live++;
+	h->st = st;
+	h->part = part;
+	h->frag = frag;
+	memcpy(h->name, name, STO_NAME_HASH_LEN);
+	h->cb = cb;
+	h->arg = arg;
+	h->nprim = ring_primaries(ring, part, h->t, np);
+	/* Two handoffs: where writes went while a primary was down. */
+	h->nt = h->nprim + ring_handoffs(ring, part, h->t + h->nprim, 2);
+	h->refs = 1;
+	uv_timer_init(st->loop, &h->timer);
+	h->timer.data = h;
+	uv_timer_start(&h->timer, hl_on_timer, st->read_deadline_ms, 0);
+	for (unsigned i = 0; i < h->nt; i++) {
+		struct hattempt *a = calloc(1, sizeof(*a));
+		struct gw_node *n = dev_node(st, h->t[i]);
+
+		if (!a || !n) {
+			free(a);
+			hl_answer(h, i, -ENOMEM, NULL);
+			continue;
+		}
+		a->h = h;
+		a->i = i;
+		h->refs++;
+		gw_node_acquire(n, hl_on_client, a);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ single read */
+
+struct gw_read {
+	struct gw_store *st;
+	struct gw_node *node;
+	uint8_t *buf;
+	size_t cap, got;
+	uint64_t ts;
+	int status;
+	bool delivered, soon, slow;
+	unsigned refs;
+	uv_timer_t timer;
+	struct sto_key k;
+	uint64_t off, len;
+	gw_read_fn cb;
+	void *arg;
+};
+
+static void rd_closed(uv_handle_t *h)
+{
+	struct gw_read *r = h->data;
+
+	r->st->live--;
+	free(r);
+}
+
+static void rd_put(struct gw_read *r)
+{
+	if (--r->refs == 0)
+		uv_close((uv_handle_t *)&r->timer, rd_closed);
+}
+
+static void rd_deliver(struct gw_read *r, int status)
+{
+	if (r->delivered)
+		return;
+	r->delivered = true;
+	r->buf = NULL;
+	uv_timer_stop(&r->timer);
+	r->cb(r->arg, status, r->ts, r->got);
+}
+
+static void rd_on_timer(uv_timer_t *t)
+{
+	struct gw_read *r = t->data;
+
+	if (r->soon) {
+		r->soon = false;
+		rd_deliver(r, r->status);
+		rd_put(r);
+		return;
+	}
+	if (r->delivered || r->slow)
+		return;
+	log_debug("read part %u frag %u: no answer in %u ms", r->k.part, r->k.frag,
+		  r->st->read_deadline_ms);
+	r->slow = true;
+	r->cb(r->arg, GW_READ_SLOW, 0, 0);
+}
+
+void gw_read_abandon(struct gw_read *r)
+{
+	r->delivered = true;
+	r->buf = NULL;
+	uv_timer_stop(&r->timer);
+	if (r->soon) {
+		r->soon = false;
+		rd_put(r);
+	}
+}
+
+static void rd_fail_soon(struct gw_read *r, int status)
+{
+	r->status = status;
+	r->soon = true;
+	r->refs++;
+	uv_timer_start(&r->timer, rd_on_timer, 0, 0);
+}
+
+static void rd_on_chunk(void *arg, const struct sto_info *info, const void *data,
+			size_t len)
+{
+	struct gw_read *r = arg;
+
+	r->ts = info ? info->timestamp : r->ts;
+	if (r->delivered || !r->buf)
+		return;
+	if (len > r->cap - r->got) {
+		r->status = -EMSGSIZE;
+		return;
+	}
+	memcpy(r->buf + r->got, data, len);
+	r->got += len;
+}
+
+static void rd_on_done(void *arg, int status, const struct sto_info *info)
+{
+	struct gw_read *r = arg;
+
+	if (info)
+		r->ts = info->timestamp;
+	if (r->node) {
+		if (status == 0)
+			gw_node_ok(r->node);
+		else if (!r->delivered)
+			gw_node_failed(r->node, status);
+	}
+	rd_deliver(r, status ? status : r->status);
+	rd_put(r);
+}
+
+static void rd_on_client(void *arg, sto_client *c, int err)
+{
+	struct gw_read *r = arg;
+
+	if (!err && !r->delivered) {
+		err = sto_get(c, &r->k, r->off, r->len, rd_on_chunk, rd_on_done, r);
+		if (!err)
+			return;
+	}
+	if (!r->delivered)
+		rd_fail_soon(r, err ? err : -ECANCELED);
+	rd_put(r);
+}
+
+int gw_read_start(struct gw_store *st, const struct ring_dev *dev,
+		  const struct sto_key *k, uint64_t off, uint64_t len,
+		  uint8_t *buf, size_t cap, gw_read_fn cb, void *arg,
+		  struct gw_read **out)
+{
+	struct gw_read *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	if (out)
+		*out = r;
+	st->live++;
+	r->st = st;
+	r->node = dev ? dev_node(st, dev) : NULL;
+	r->buf = buf;
+	r->cap = cap;
+	r->k = *k;
+	r->off = off;
+	r->len = len;
+	r->cb = cb;
+	r->arg = arg;
+	r->refs = 1;		/* this call's */
+	uv_timer_init(st->loop, &r->timer);
+	r->timer.data = r;
+	if (!r->node) {
+		rd_fail_soon(r, -EINVAL);
+		rd_put(r);
+		return 0;
+	}
+	uv_timer_start(&r->timer, rd_on_timer, st->read_deadline_ms, 0);
+	r->refs++;		/* the client callback's */
+	gw_node_acquire(r->node, rd_on_client, r);
+	rd_put(r);
+	return 0;
+}
