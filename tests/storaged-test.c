@@ -111,7 +111,16 @@ static void start_daemon(const char *hot, const char *extra)
 		/* Never outlive the test, whatever kills it. A small ASan
 		 * quarantine, so peak RSS reflects the node's own buffers. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setenv("ASAN_OPTIONS", "quarantine_size_mb=16", 0);
+		{
+			/* Appended, so it also holds under tools/dev's options
+			 * (the last setting of a key wins). */
+			const char *asan = getenv("ASAN_OPTIONS");
+			char opts[1024];
+
+			snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=16",
+				 asan ? asan : "", asan && *asan ? ":" : "");
+			setenv("ASAN_OPTIONS", opts, 1);
+		}
 		execv(daemon_path, argv);
 		_exit(127);
 	}
