@@ -96,14 +96,8 @@ int main(int argc, char **argv)
 	ret = gw_start(d.loop, &cfg, &d.gw);
 	if (ret < 0)
 		return 1;
-	if (port_file) {
-		char buf[16];
-		int n = snprintf(buf, sizeof(buf), "%d\n", gw_port(d.gw));
-
-		ret = strata_write_file_atomic(port_file, buf, (size_t)n);
-		if (ret < 0)
-			log_err("port file %s: %s", port_file, strerror(-ret));
-	}
+	if (port_file)
+		strata_write_port_file(port_file, (unsigned)gw_port(d.gw));
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_init(d.loop, &d.sigint);
 	d.sigterm.data = d.sigint.data = &d;

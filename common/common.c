@@ -152,3 +152,14 @@ out_unlink:
 	unlink(tmp);
 	return ret;
 }
+
+int strata_write_port_file(const char *path, unsigned port)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%u\n", port);
+	int ret = strata_write_file_atomic(path, buf, (size_t)n);
+
+	if (ret < 0)
+		log_err("port file %s: %s", path, strerror(-ret));
+	return ret;
+}

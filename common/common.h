@@ -63,4 +63,9 @@ int strata_read_file(const char *path, size_t max_len, uint8_t **out, size_t *ou
  * directory, so readers see the old file or the new one, never a mix. */
 int strata_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* Writes "PORT\n" to path atomically (daemons started with --port 0 tell
+ * their tests and tools where they listen); logs and returns -errno on
+ * failure. */
+int strata_write_port_file(const char *path, unsigned port);
+
 #endif

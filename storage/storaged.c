@@ -233,14 +233,8 @@ int main(int argc, char **argv)
 		uv_run(d.loop, UV_RUN_DEFAULT);
 		return 1;
 	}
-	if (port_file) {
-		char buf[16];
-		int n = snprintf(buf, sizeof(buf), "%u\n", sto_server_port(d.srv));
-
-		ret = strata_write_file_atomic(port_file, buf, (size_t)n);
-		if (ret < 0)
-			log_err("port file %s: %s", port_file, strerror(-ret));
-	}
+	if (port_file)
+		strata_write_port_file(port_file, sto_server_port(d.srv));
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_init(d.loop, &d.sigint);
 	d.sigterm.data = d.sigint.data = &d;
