@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -142,6 +143,18 @@ void bench_hist_free(struct bench_hist *h)
 {
 	free(h->ns);
 	memset(h, 0, sizeof(*h));
+}
+
+void bench_rates_to_json(json_t *obj, uint64_t ops, uint64_t bytes, double secs)
+{
+	bool ok = secs > 0;
+
+	json_object_set_new(obj, "ops", json_integer((json_int_t)ops));
+	json_object_set_new(obj, "seconds", json_real(secs));
+	json_object_set_new(obj, "ops_per_s", json_real(ok ? (double)ops / secs : 0));
+	json_object_set_new(obj, "bytes", json_integer((json_int_t)bytes));
+	json_object_set_new(obj, "mb_per_s", json_real(ok ? (double)bytes / secs / 1e6 : 0));
+	json_object_set_new(obj, "mib_per_s", json_real(ok ? (double)bytes / secs / 1048576.0 : 0));
 }
 
 double bench_cpu_seconds(void)
