@@ -8,7 +8,9 @@
 #ifndef STRATA_BENCH_INTERNAL_H
 #define STRATA_BENCH_INTERNAL_H
 
+#include <http_parser.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -81,6 +83,30 @@ int s3b_pool_init(struct s3b_pool *p, uint64_t max_object);
 const uint8_t *s3b_pool_slice(const struct s3b_pool *p, const char *key,
 			      uint64_t version, uint64_t size);
 void s3b_pool_free(struct s3b_pool *p);
+
+/* One S3 response as the client reads it (http_parser underneath): status,
+ * body bytes counted and, when expect is set, compared with it byte by byte;
+ * an error body's first S3B_ERRBODY bytes kept for its <Code>. */
+#define S3B_ERRBODY	4096
+struct s3b_resp {
+	http_parser parser;
+	bool head;			/* HEAD: headers only, whatever the length */
+	const uint8_t *expect;		/* expected body, or NULL */
+	uint64_t size;			/* its size */
+	int status;
+	uint64_t got;			/* body bytes so far */
+	bool mismatch;			/* body or length differs from expect */
+	bool complete;
+	bool keep_alive;		/* set when complete */
+	size_t errlen;
+	char errbody[S3B_ERRBODY];
+};
+void s3b_resp_init(struct s3b_resp *r, bool head, const uint8_t *expect, uint64_t size);
+/* Feeds data[0..len): 1 = response complete (all of data used), 0 = need
+ * more, -EPROTO = not HTTP, or bytes after the response. */
+int s3b_resp_feed(struct s3b_resp *r, const char *data, size_t len);
+/* The error document's <Code>, or "" (NUL-terminated, truncated to cap). */
+void s3b_resp_code(const struct s3b_resp *r, char *out, size_t cap);
 
 /* node.c: starts this build's strata-storaged on dir (a free port; addr
  * gets "127.0.0.1:PORT"), stops it (SIGTERM), its CPU seconds so far. */

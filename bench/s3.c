@@ -32,7 +32,6 @@
 #include "../api/internal.h"
 
 #define S3B_RBUF	(256 * 1024)	/* per-connection receive buffer */
-#define S3B_ERRBODY	4096		/* error document kept to find <Code> */
 #define S3B_MAX_ERRKINDS 32
 #define S3B_HDR_MAX	2048
 
@@ -83,7 +82,6 @@ struct s3b_conn {
 	uv_tcp_t tcp;
 	struct s3b_target *t;
 	bool open, connecting, closing;
-	http_parser parser;
 	uv_write_t wreq;
 	uv_connect_t creq;
 	char hdr[S3B_HDR_MAX];
@@ -93,13 +91,9 @@ struct s3b_conn {
 	enum s3b_op op;
 	uint64_t key;			/* key index */
 	uint64_t size;			/* expected or sent body size */
-	const uint8_t *expect;		/* expected body (verify), NULL = don't */
-	uint64_t got;			/* body bytes received */
+	bool verify;			/* GET body checked against the pool */
 	uint64_t start;			/* uv_hrtime at send */
-	bool mismatch, complete;
-	int status;
-	char errbody[S3B_ERRBODY];
-	size_t errlen;
+	struct s3b_resp resp;
 };
 
 static struct s3b_opts {
@@ -123,7 +117,6 @@ static uv_loop_t *loop;
 static struct s3b_phase *cur;		/* the phase running, or NULL */
 static struct s3b_pool pool;
 static volatile bool interrupted;
-static http_parser_settings psettings;
 
 /* ------------------------------------------------------------- helpers */
 
@@ -149,26 +142,6 @@ static void err_add(struct s3b_phase *p, const char *name)
 		i = p->nerrs++;
 	snprintf(p->errs[i].name, sizeof(p->errs[i].name), "%s", name);
 	p->errs[i].n++;
-}
-
-/* <Code>X</Code> of an S3 error document, or "" */
-static void s3_code_of(const char *body, size_t n, char *out, size_t cap)
-{
-	const char *a, *b;
-	char tmp[S3B_ERRBODY + 1];
-
-	out[0] = '\0';
-	memcpy(tmp, body, n);
-	tmp[n] = '\0';
-	a = strstr(tmp, "<Code>");
-	if (!a)
-		return;
-	a += 6;
-	b = strstr(a, "</Code>");
-	if (!b || (size_t)(b - a) >= cap)
-		return;
-	memcpy(out, a, (size_t)(b - a));
-	out[b - a] = '\0';
 }
 
 static void amz_now(char date[17])
@@ -274,9 +247,9 @@ static void op_done(struct s3b_conn *c, const char *err)
 	} else {
 		p->ops++;
 		p->ops_by[c->op]++;
-		p->bytes += c->op == OP_PUT ? c->size : c->got;
-		if (c->expect)
-			p->verified_bytes += c->got;
+		p->bytes += c->op == OP_PUT ? c->size : c->resp.got;
+		if (c->verify)
+			p->verified_bytes += c->resp.got;
 		bench_hist_add(&p->hist, now - c->start);
 	}
 }
@@ -294,63 +267,24 @@ static void conn_fail(struct s3b_conn *c, const char *why)
 	phase_check_done();
 }
 
-static int on_headers_complete(http_parser *hp)
-{
-	struct s3b_conn *c = hp->data;
-
-	c->status = hp->status_code;
-	if (c->op == OP_GET && c->status == 200 && O.verify &&
-	    hp->content_length != c->size)
-		c->mismatch = true;
-	/* A HEAD response announces a length but has no body. */
-	return c->op == OP_HEAD ? 1 : 0;
-}
-
-static int on_body(http_parser *hp, const char *at, size_t len)
-{
-	struct s3b_conn *c = hp->data;
-
-	if (c->status >= 300) {
-		size_t n = len < S3B_ERRBODY - c->errlen ? len : S3B_ERRBODY - c->errlen;
-
-		memcpy(c->errbody + c->errlen, at, n);
-		c->errlen += n;
-	} else if (c->expect) {
-		if (c->got + len > c->size || memcmp(c->expect + c->got, at, len))
-			c->mismatch = true;
-	}
-	c->got += len;
-	return 0;
-}
-
-static int on_message_complete(http_parser *hp)
-{
-	struct s3b_conn *c = hp->data;
-
-	c->complete = true;
-	return 0;
-}
-
 /* The response is in: classify it, start the next request. */
 static void response_done(struct s3b_conn *c)
 {
+	struct s3b_resp *r = &c->resp;
 	char e[96], code[48];
-	bool ok = c->status >= 200 && c->status < 300;
-	bool keep = http_should_keep_alive(&c->parser);
 
-	/* DELETE of a missing key is a 204 in S3; a 404 is an error here. */
-	if (!ok) {
-		s3_code_of(c->errbody, c->errlen, code, sizeof(code));
-		snprintf(e, sizeof(e), "http:%d%s%s", c->status, code[0] ? " " : "", code);
+	if (r->status < 200 || r->status >= 300) {
+		s3b_resp_code(r, code, sizeof(code));
+		snprintf(e, sizeof(e), "http:%d%s%s", r->status, code[0] ? " " : "", code);
 		op_done(c, e);
-	} else if (c->mismatch || (c->expect && c->got != c->size)) {
+	} else if (r->mismatch) {
 		if (cur)
 			cur->verify_failures++;
 		op_done(c, "verify:content");
 	} else {
 		op_done(c, NULL);
 	}
-	if (!keep) {
+	if (!r->keep_alive) {
 		conn_close(c);
 		phase_check_done();
 		return;
@@ -370,7 +304,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct s3b_conn *c = s->data;
-	size_t used;
+	int ret;
 
 	if (nread == 0)
 		return;
@@ -386,18 +320,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_fail(c, "unexpected-data");
 		return;
 	}
-	used = http_parser_execute(&c->parser, &psettings, buf->base, (size_t)nread);
-	if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || (used != (size_t)nread && !c->complete)) {
+	ret = s3b_resp_feed(&c->resp, buf->base, (size_t)nread);
+	if (ret < 0)
 		conn_fail(c, "bad-response");
-		return;
-	}
-	if (c->complete) {
-		if (used != (size_t)nread) {
-			conn_fail(c, "extra-data");
-			return;
-		}
+	else if (ret == 1)
 		response_done(c);
-	}
 }
 
 static void on_write(uv_write_t *w, int status)
@@ -465,7 +392,7 @@ static void conn_issue(struct s3b_conn *c)
 	struct s3b_target *t = c->t;
 	char key[256], path[512], query[160];
 	const char *method = "GET", *q = NULL;
-	const uint8_t *body = NULL;
+	const uint8_t *body = NULL, *expect = NULL;
 	uint64_t i, len = 0;
 	uv_buf_t bufs[2];
 	int n;
@@ -506,7 +433,7 @@ static void conn_issue(struct s3b_conn *c)
 		break;
 	}
 	c->size = 0;
-	c->expect = NULL;
+	c->verify = false;
 	if (c->op == OP_LIST) {
 		snprintf(path, sizeof(path), "/%s", t->bucket);
 	} else {
@@ -517,7 +444,8 @@ static void conn_issue(struct s3b_conn *c)
 			body = s3b_pool_slice(&pool, key, O.version, c->size);
 			len = c->size;
 		} else if (c->op == OP_GET && O.verify) {
-			c->expect = s3b_pool_slice(&pool, key, O.version, c->size);
+			expect = s3b_pool_slice(&pool, key, O.version, c->size);
+			c->verify = true;
 		}
 	}
 	n = build_request(c, method, path, q, len, body);
@@ -527,11 +455,7 @@ static void conn_issue(struct s3b_conn *c)
 		phase_check_done();
 		return;
 	}
-	http_parser_init(&c->parser, HTTP_RESPONSE);
-	c->parser.data = c;
-	c->got = c->errlen = 0;
-	c->mismatch = c->complete = false;
-	c->status = 0;
+	s3b_resp_init(&c->resp, c->op == OP_HEAD, expect, c->size);
 	c->busy = true;
 	p->busy++;
 	c->start = uv_hrtime();
@@ -745,13 +669,10 @@ static int simple_put_bucket(struct s3b_target *t)
 
 		snprintf(path, sizeof(path), "/%s", t->bucket);
 		n = build_request(c, "PUT", path, NULL, 0, NULL);
-		http_parser_init(&c->parser, HTTP_RESPONSE);
-		c->parser.data = c;
+		s3b_resp_init(&c->resp, false, NULL, 0);
 		c->op = OP_PUT;
-		c->expect = NULL;
+		c->verify = false;
 		c->size = 0;
-		c->got = c->errlen = 0;
-		c->complete = c->mismatch = false;
 		c->busy = true;
 		p->busy = 1;
 		p->stopping = true;
@@ -983,9 +904,6 @@ int bench_s3_main(int argc, char **argv)
 		fprintf(stderr, "strata-bench s3: --key-prefix: up to 128 URL-safe characters\n");
 		goto out_pool;
 	}
-	psettings.on_headers_complete = on_headers_complete;
-	psettings.on_body = on_body;
-	psettings.on_message_complete = on_message_complete;
 
 	loop = uv_default_loop();
 	ta.access_key = ak, ta.secret = sk, ta.region = region, ta.bucket = bucket;

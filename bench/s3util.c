@@ -1,8 +1,10 @@
 /* bench/s3util.c: the pure parts of `strata-bench s3` (s3.c): object size
- * distributions and the deterministic content every key must hold. */
+ * distributions, the deterministic content every key must hold, and the
+ * response reader (fuzzed by tests/fuzz/fuzz_bench_s3_resp.c). */
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,7 +33,7 @@ int s3b_parse_size(const char *s, uint64_t *out)
 	double v = strtod(s, &end);
 	uint64_t mul = 1;
 
-	if (end == s || v < 0)
+	if (end == s || !(v >= 0))		/* also NaN */
 		return -EINVAL;
 	switch (*end) {
 	case 'k': case 'K': mul = 1ULL << 10; end++; break;
@@ -43,8 +45,11 @@ int s3b_parse_size(const char *s, uint64_t *out)
 		end += strlen(end);
 	if (*end)
 		return -EINVAL;
+	/* Range-check as a double: a huge value must not reach the cast. */
+	if (!(v * (double)mul <= (double)S3B_MAX_OBJECT))
+		return -ERANGE;
 	*out = (uint64_t)(v * (double)mul + 0.5);
-	return *out > S3B_MAX_OBJECT ? -ERANGE : 0;
+	return 0;
 }
 
 /* A photo archive: mostly thumbnails and previews, a tail of originals. */
@@ -130,4 +135,96 @@ void s3b_pool_free(struct s3b_pool *p)
 {
 	free(p->p);
 	memset(p, 0, sizeof(*p));
+}
+
+/* ------------------------------------------------------------ responses */
+
+static int resp_on_headers(http_parser *hp)
+{
+	struct s3b_resp *r = hp->data;
+
+	r->status = hp->status_code;
+	if (r->expect && r->status == 200 && hp->content_length != r->size)
+		r->mismatch = true;
+	/* A HEAD response announces a length but has no body. */
+	return r->head ? 1 : 0;
+}
+
+static int resp_on_body(http_parser *hp, const char *at, size_t len)
+{
+	struct s3b_resp *r = hp->data;
+
+	if (r->status >= 300) {
+		size_t room = S3B_ERRBODY - r->errlen, n = len < room ? len : room;
+
+		memcpy(r->errbody + r->errlen, at, n);
+		r->errlen += n;
+	} else if (r->expect) {
+		if (len > r->size - r->got || r->got > r->size ||
+		    memcmp(r->expect + r->got, at, len))
+			r->mismatch = true;
+	}
+	r->got += len;
+	return 0;
+}
+
+static int resp_on_complete(http_parser *hp)
+{
+	struct s3b_resp *r = hp->data;
+
+	r->complete = true;
+	r->keep_alive = http_should_keep_alive(hp);
+	if (r->expect && r->got != r->size)
+		r->mismatch = true;
+	http_parser_pause(hp, 1);	/* one response per request */
+	return 0;
+}
+
+static const http_parser_settings resp_settings = {
+	.on_headers_complete = resp_on_headers,
+	.on_body = resp_on_body,
+	.on_message_complete = resp_on_complete,
+};
+
+void s3b_resp_init(struct s3b_resp *r, bool head, const uint8_t *expect, uint64_t size)
+{
+	http_parser_init(&r->parser, HTTP_RESPONSE);
+	r->parser.data = r;
+	r->head = head;
+	r->expect = expect;
+	r->size = size;
+	r->status = 0;
+	r->got = 0;
+	r->mismatch = r->complete = r->keep_alive = false;
+	r->errlen = 0;
+}
+
+int s3b_resp_feed(struct s3b_resp *r, const char *data, size_t len)
+{
+	size_t used;
+
+	if (r->complete)
+		return len ? -EPROTO : 1;
+	used = http_parser_execute(&r->parser, &resp_settings, data, len);
+	if (r->complete)
+		return used == len ? 1 : -EPROTO;
+	if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK || used != len)
+		return -EPROTO;
+	return 0;
+}
+
+void s3b_resp_code(const struct s3b_resp *r, char *out, size_t cap)
+{
+	static const char open[] = "<Code>", close[] = "</Code>";
+	const char *b = r->errbody, *end = b + r->errlen, *a, *z;
+
+	out[0] = '\0';
+	a = memmem(b, r->errlen, open, sizeof(open) - 1);
+	if (!a || cap == 0)
+		return;
+	a += sizeof(open) - 1;
+	z = memmem(a, (size_t)(end - a), close, sizeof(close) - 1);
+	if (!z)
+		return;
+	snprintf(out, cap, "%.*s", (int)(z - a), a);
 }
