@@ -674,6 +674,7 @@ static int simple_put_bucket(struct s3b_target *t)
 		c->verify = false;
 		c->size = 0;
 		c->busy = true;
+		c->start = uv_hrtime();
 		p->busy = 1;
 		p->stopping = true;
 		b = uv_buf_init(c->hdr, (unsigned)n);
