@@ -45,12 +45,16 @@ static json_t *machine_json(void)
 {
 	struct utsname u;
 	struct sysinfo si;
+	double load[3];
 	json_t *m = json_object();
 
 	json_object_set_new(m, "cores", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
 	if (sysinfo(&si) == 0)
 		json_object_set_new(m, "mem_bytes",
 				    json_integer((json_int_t)si.totalram * si.mem_unit));
+	/* The machine is shared: the load beside every number says how noisy. */
+	if (getloadavg(load, 3) == 3)
+		json_object_set_new(m, "loadavg", json_pack("[f,f,f]", load[0], load[1], load[2]));
 	if (uname(&u) == 0) {
 		json_object_set_new(m, "kernel", json_string(u.release));
 		json_object_set_new(m, "host", json_string(u.nodename));
