@@ -142,8 +142,8 @@ def checks(url):
     for name in ("get", "mixed"):
         r = res(phases[names.index(name)])
         assert r["verify"] == "passed" and r["verified_bytes"] > 0, (name, r)
-    # delete removes exactly the keys the put phase wrote
-    assert res(phases[names.index("delete")])["ops"] == res(phases[0])["ops"]
+    # delete removes the keys the put phase wrote (at most --duration long)
+    assert 0 < res(phases[names.index("delete")])["ops"] <= res(phases[0])["ops"]
     print("ok: put/get/head/mixed/delete, zero errors, verify passed")
 
     # 2. Verification can fail: objects written as version 1, read as 2.
