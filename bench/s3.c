@@ -755,18 +755,18 @@ static int target_init(struct s3b_target *t, const char *name, const char *url)
 	return 0;
 }
 
+/* Closes t's connections; their close callbacks run on the next uv_run. */
+static void target_close(struct s3b_target *t)
+{
+	for (unsigned i = 0; t->conns && i < t->nconns; i++)
+		conn_close(&t->conns[i]);
+}
+
+/* After every target is closed and the loop has run the callbacks. */
 static void target_free(struct s3b_target *t)
 {
-	if (t->conns) {
-		for (unsigned i = 0; i < t->nconns; i++) {
-			conn_close(&t->conns[i]);
-		}
-		uv_run(loop, UV_RUN_NOWAIT);
-		while (uv_run(loop, UV_RUN_ONCE))
-			;
-		for (unsigned i = 0; i < t->nconns; i++)
-			free(t->conns[i].rbuf);
-	}
+	for (unsigned i = 0; t->conns && i < t->nconns; i++)
+		free(t->conns[i].rbuf);
 	free(t->conns);
 	free(t->url);
 	memset(t->key, 0, sizeof(t->key));
@@ -966,10 +966,13 @@ out_handles:
 	uv_close((uv_handle_t *)&tick, NULL);
 	uv_close((uv_handle_t *)&sig, NULL);
 out_targets:
-	target_free(&ta);
-	if (ep2)
-		target_free(&tb);
+	/* Both targets' connections close before the loop runs: an open idle
+	 * one would keep it waiting for the server's keep-alive timeout. */
+	target_close(&ta);
+	target_close(&tb);
 	uv_run(loop, UV_RUN_DEFAULT);
+	target_free(&ta);
+	target_free(&tb);
 	uv_loop_close(loop);
 out_pool:
 	s3b_pool_free(&pool);

@@ -164,6 +164,13 @@ def checks(url):
     assert res(phases[0])["errors_by_type"] == {"http:404 NoSuchKey": 5}, res(phases[0])
     print("ok: wrong content and missing objects are reported as errors by type")
 
+    # 2b. --signed-payload: the body's SHA-256 signed and checked by the gateway.
+    phases, _ = bench(url, "--count", "10", "--concurrency", "2", "--signed-payload",
+                      "--sizes", "4K:1,100K:1", "--phases", "put,get,delete", "--verify")
+    assert [res(p)["ops"] for p in phases] == [10, 10, 10], phases
+    assert phases[0]["params"]["payload"] == "signed" and res(phases[1])["verify"] == "passed"
+    print("ok: --signed-payload")
+
     # 3. --compare: the same gateway twice (two buckets), both rows and ratios.
     phases, err = bench(url, "--compare", url, "--bucket2", "strata-bench-b",
                         "--duration", "0.5", "--concurrency", "4",
