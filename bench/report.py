@@ -182,14 +182,16 @@ def plots(base, s3, peer):
                  "set terminal png size 1000,600 noenhanced",
                  f"set output '{png}'", f"set title '{title}'", "set logscale x 2",
                  "set xlabel 'object size (bytes)'", f"set ylabel '{ylabel}'",
-                 "set key outside right", "set grid",
+                 "set key outside right", "set grid", "set xrange [3000:24000000]",
                  "set xtics (" + ", ".join(f"'{k}' {v}" for k, v in SIZES.items()) + ")"]
         if logy:
             lines.append("set logscale y 10")
         plot = []
+        pairs = sorted({(op, conc) for op, conc, _ in keys})
         for i, (op, conc, t) in enumerate(keys):
-            dash = "dt 2" if t == "b" else "dt 1"
-            plot.append(f"'{dat}' index {i} using 1:{col} with linespoints {dash} lw 2 title '{names[i]}'")
+            # one colour per op and concurrency; the peer dashed beside Strata
+            style = f"lc {pairs.index((op, conc)) + 1} dt {2 if t == 'b' else 1}"
+            plot.append(f"'{dat}' index {i} using 1:{col} with linespoints {style} lw 2 title '{names[i]}'")
         lines.append("plot " + ", \\\n     ".join(plot))
         return "\n".join(lines) + "\n"
 
