@@ -714,6 +714,7 @@ struct commit_batch {
 	size_t ntails;
 	int ret;			/* of the transaction (or the sync) */
 	int flush_ret;			/* did the previous batch become durable? */
+	bool lazy;			/* only acked writes and atime: no waiter */
 };
 
 /* Batch N is acknowledged when batch N+1's commit (which syncs the file, and
@@ -802,11 +803,14 @@ static void commit_after(uv_work_t *w, int status)
 	engine_maybe_finish_close(e);
 }
 
+#define STO_COMMIT_DEFER_NS	(20 * 1000000ull)
+
 static void commit_start(struct sto_engine *e)
 {
 	struct commit_batch *b;
 	struct sto_commit *c;
 	size_t n = 0, i = 0;
+	bool lazy = true;
 
 	/* atime updates ride along with real work, or go once a second. */
 	if (e->aq && (e->cq || e->closing ||
@@ -824,8 +828,17 @@ static void commit_start(struct sto_engine *e)
 	}
 	if (e->commit_inflight || (!e->cq && !e->held))
 		return;
-	for (c = e->cq; c; c = c->next)
+	for (c = e->cq; c; c = c->next) {
 		n++;
+		lazy &= c->acked || c->op.type == STO_IDX_ATIME;
+	}
+	/* Nobody waits for a batch of acknowledged writes: while more are on
+	 * their way (in flight), let it grow for up to STO_COMMIT_DEFER_NS so
+	 * fewer LMDB flushes compete with the volumes' fdatasyncs. */
+	if (n && lazy && (!e->held || e->held->lazy) && !e->closing && n < 4096 &&
+	    e->busy > n + (e->held ? e->held->n : 0) &&
+	    strata_now_ns() - e->last_commit_ns < STO_COMMIT_DEFER_NS)
+		return;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return;		/* retried next iteration */
@@ -849,6 +862,7 @@ static void commit_start(struct sto_engine *e)
 	b->e = e;
 	b->list = e->cq;
 	b->n = n;
+	b->lazy = lazy;
 	for (c = e->cq; c; c = c->next)
 		if (c->vol)
 			ck_del(c->vol, c);
