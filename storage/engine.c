@@ -835,7 +835,8 @@ static void commit_start(struct sto_engine *e)
 	/* Nobody waits for a batch of acknowledged writes: while more are on
 	 * their way (in flight), let it grow for up to STO_COMMIT_DEFER_NS so
 	 * fewer LMDB flushes compete with the volumes' fdatasyncs. */
-	if (n && lazy && (!e->held || e->held->lazy) && !e->closing && n < 4096 &&
+	if (n && lazy && !e->list_wait && (!e->held || e->held->lazy) &&
+	    !e->closing && n < 4096 &&
 	    e->busy > n + (e->held ? e->held->n : 0) &&
 	    strata_now_ns() - e->last_commit_ns < STO_COMMIT_DEFER_NS)
 		return;
