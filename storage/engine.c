@@ -91,6 +91,9 @@ struct sto_vol {
 	struct sto_commit *ck_head, *ck_tail;	/* records not yet in a commit */
 };
 
+#define STO_BIG_ACTIVE	2		/* active volumes for large fragments */
+#define STO_BIG_MIN	(8ull << 20)	/* a large fragment's record, from */
+
 struct sto_dir {
 	char *path;
 	uint8_t medium, idx;
@@ -98,6 +101,10 @@ struct sto_dir {
 	struct sto_vol **vols;		/* by id; vols[0] unused */
 	uint32_t nvols;
 	struct sto_vol *active;
+	/* Large fragments stream into their own active volumes, several: io_uring
+	 * serializes buffered writes to one file on one worker thread (copying
+	 * into the page cache), so concurrent large PUTs go to different files. */
+	struct sto_vol *big[STO_BIG_ACTIVE];
 	uint64_t cap, avail, reserve;	/* statvfs at the last refresh */
 	uint64_t allocated;		/* reserved since that refresh */
 };
@@ -318,6 +325,9 @@ static bool dir_has_room(const struct sto_dir *d, uint64_t n)
 	 * statvfs, but it is room. */
 	if (d->active && d->active->prealloc > d->active->tail)
 		avail += d->active->prealloc - d->active->tail;
+	for (unsigned i = 0; i < STO_BIG_ACTIVE; i++)
+		if (d->big[i] && d->big[i]->prealloc > d->big[i]->tail)
+			avail += d->big[i]->prealloc - d->big[i]->tail;
 	return used >= n && used <= avail;
 }
 
@@ -578,27 +588,46 @@ static int dir_open(struct sto_engine *e, struct sto_dir *d, const char *path,
 	return 0;
 }
 
+static bool dir_is_active(const struct sto_dir *d, const struct sto_vol *v)
+{
+	if (v == d->active)
+		return true;
+	for (unsigned i = 0; i < STO_BIG_ACTIVE; i++)
+		if (v == d->big[i])
+			return true;
+	return false;
+}
+
 /* The volume and offset for a record of n bytes in d. */
 static int dir_alloc(struct sto_engine *e, struct sto_dir *d, uint64_t n,
 		     struct sto_vol **vol, uint64_t *off)
 {
 	int ret;
 
-	if (!d->active || (d->active->tail && d->active->tail + n > e->cfg.vol_max)) {
+	struct sto_vol **slot = &d->active;
+
+	if (n >= STO_BIG_MIN) {
+		/* The large-fragment volume with the fewest writers. */
+		slot = &d->big[0];
+		for (unsigned i = 1; i < STO_BIG_ACTIVE && *slot; i++)
+			if (!d->big[i] || d->big[i]->pending < (*slot)->pending)
+				slot = &d->big[i];
+	}
+	if (!*slot || ((*slot)->tail && (*slot)->tail + n > e->cfg.vol_max)) {
 		uint32_t id = 1;
 
 		for (uint32_t i = 1; i < d->nvols; i++)
 			if (d->vols[i])
 				id = i + 1;
-		ret = vol_open(e, d, id, true, &d->active);
+		ret = vol_open(e, d, id, true, slot);
 		if (ret < 0)
 			return ret;
 	}
-	*vol = d->active;
-	*off = d->active->tail;
-	d->active->tail += n;
+	*vol = *slot;
+	*off = (*slot)->tail;
+	(*slot)->tail += n;
 	d->allocated += n;
-	vol_prealloc_maybe(e, d->active);
+	vol_prealloc_maybe(e, *slot);
 	return 0;
 }
 
@@ -1896,7 +1925,7 @@ int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
 	d = &e->dirs[medium][dir];
 	if (vol >= d->nvols || !(v = d->vols[vol]))
 		return -ENOENT;
-	if (e->cmp || v == d->active || v->pending || v->sync_inflight ||
+	if (e->cmp || dir_is_active(d, v) || v->pending || v->sync_inflight ||
 	    v->sync_wait || v->dirty || v->prealloc_busy)
 		return -EBUSY;
 	c = calloc(1, sizeof(*c));
@@ -1937,7 +1966,7 @@ static void compact_check(struct sto_engine *e)
 				struct sto_vol *v = d->vols[id];
 				uint64_t tail, dead;
 
-				if (!v || v == d->active || v->pending || v->prealloc_busy ||
+				if (!v || dir_is_active(d, v) || v->pending || v->prealloc_busy ||
 				    sto_idx_vol_info(e->idx, m, i, id, &tail, &dead) < 0 ||
 				    tail == 0 || dead * 100 < tail * e->cfg.compact_pct)
 					continue;
