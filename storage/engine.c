@@ -3,10 +3,12 @@
  * All data-file I/O goes through one io_uring, driven from the libuv loop:
  * SQEs are queued during callbacks and submitted once per loop iteration
  * (uv_prepare), completions wake the loop through an eventfd registered with
- * the ring (uv_poll). A PUT moves through
+ * the ring (uv_poll). A PUT (or a DELETE's tombstone record) moves through
  *   receive (writes go out as each buffer fills, at most STO_PUT_WINDOW)
  *   -> writes done, CRC checked -> waits for its volume's fdatasync
- *   -> waits for the index group commit (LMDB, on a worker thread) -> done.
+ *   -> done (the volume record is the write-ahead log; the entry waits in
+ *      an in-memory overlay) -> index group commit (LMDB, worker thread).
+ * At start-up each volume is replayed from its checkpoint (vol_replay).
  * Every stage batches: one fdatasync per volume covers every write completed
  * before it was submitted, one LMDB transaction covers every PUT, DELETE,
  * quarantine and atime update queued while the previous one ran.
