@@ -252,9 +252,19 @@ static int del(const struct sto_key *k, uint64_t ts)
 {
 	struct res r = { 0 };
 
-	assert_int_equal(sto_del(eng, k, ts, on_del, &r), 0);
+	int ret = sto_del(eng, k, ts, on_del, &r);
+
+	if (ret < 0)
+		return ret;	/* early conflict */
 	wait_res(&r);
 	return r.status;
+}
+
+/* Acknowledged before indexed: lets the index commits catch up. */
+static void settle(void)
+{
+	while (sto_engine_commits_pending(eng))
+		uv_run(&loop, UV_RUN_ONCE);
 }
 
 static void on_list(void *arg, int status, const struct sto_suffix_hash *sfx,
@@ -365,6 +375,7 @@ static void test_atime(void **state)
 	struct sto_stat st0, st1;
 
 	assert_int_equal(put(&k, 1, a, sizeof(a), sto_crc32c(0, a, sizeof(a))), 0);
+	settle();			/* atime is kept for indexed entries */
 	assert_int_equal(sto_lookup(eng, &k, &l0, NULL), 0);
 	usleep(2100000);		/* > atime_interval (1 s) */
 	assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
@@ -373,10 +384,13 @@ static void test_atime(void **state)
 		assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
 	sto_engine_stat(eng, &st0);
 	assert_int_equal(del(&other, 5), -ENOENT);	/* a commit to ride along */
+	settle();
 	sto_engine_stat(eng, &st1);
 	assert_int_equal(sto_lookup(eng, &k, &l1, NULL), 0);
 	assert_true(l1.atime >= l0.atime + 2);
-	assert_int_equal(st1.group_commits - st0.group_commits, 1);
+	/* Rode along with the tombstone's commit, or went alone on its 1 s
+	 * timer while the tombstone record was being written. */
+	assert_in_range(st1.group_commits - st0.group_commits, 1, 2);
 }
 
 struct cmp_res {
@@ -428,6 +442,7 @@ static void test_compaction(void **state)
 
 		assert_int_equal(del(&k, 30), 0);
 	}
+	settle();
 	assert_int_equal(sto_idx_vol_info(sto_engine_idx(eng), 0, 0, 1, &tail, &dead), 0);
 	assert_int_equal(dead, 6 * sto_rec_len(4, len));
 	/* The active volume can't be compacted; volume 1 can. */
