@@ -270,7 +270,13 @@ struct sto_engine_cfg {
 	unsigned ring_entries;		/* io_uring SQ size */
 	unsigned compact_interval;	/* seconds between compaction checks, 0 off */
 	unsigned compact_pct;		/* compact sealed volumes this % dead */
+	unsigned sync_depth;		/* fdatasyncs in flight per volume (0: 4) */
+	uint64_t zero_ahead;		/* zero-fill this far past the small-record
+					 * volume's tail (0: off) */
 };
+
+#define STO_SYNC_DEPTH		4
+#define STO_ZERO_AHEAD		(32ull << 20)
 
 struct sto_engine;
 
