@@ -171,6 +171,8 @@ struct sto_engine {
 	bool ckpt_frozen;			/* after such a failure: replay all */
 	uint64_t ack_seq, vis_seq;		/* acked / visible in LMDB up to */
 	struct list_req *list_wait;		/* LISTs waiting for vis_seq */
+	struct sfx_cache *sc;			/* [STO_SFX_CACHE] */
+	uint64_t list_scans;			/* suffix LISTs that read LMDB */
 	unsigned naq;
 	bool commit_inflight;
 	struct commit_batch *held;		/* committed, meta not yet synced */
@@ -846,8 +848,38 @@ static uint64_t vol_checkpoint(const struct sto_vol *v)
 
 /* --------------------------------------------------------- group commit */
 
+/* The suffix hashes of recently listed partitions, direct-mapped by
+ * partition. Replication compares them often and most partitions are
+ * unchanged between two rounds, so a LIST of an unchanged partition costs
+ * no LMDB scan. Every write that can change a partition's entries (PUT,
+ * DELETE, quarantine, compaction move) bumps its slot's generation when it
+ * is queued for the index, which is when it is acknowledged (PUT, DELETE) or
+ * before it is visible: a cached answer stays valid only while its slot's
+ * generation is the one its scan started under. */
+#define STO_SFX_CACHE	1024
+
+struct sfx_cache {
+	uint32_t part;
+	bool valid;
+	uint64_t gen;
+	struct sto_suffix_hash *v;
+	size_t n;
+};
+
+static void sfx_cache_bump(struct sto_engine *e, uint32_t part)
+{
+	struct sfx_cache *c = &e->sc[part % STO_SFX_CACHE];
+
+	c->gen++;
+	c->valid = false;
+}
+
 static void commit_queue(struct sto_engine *e, struct sto_commit *c)
 {
+	if (c->op.type == STO_IDX_PUT || c->op.type == STO_IDX_DEL ||
+	    c->op.type == STO_IDX_QUARANTINE || c->op.type == STO_IDX_MOVE ||
+	    c->op.type == STO_IDX_REAP)
+		sfx_cache_bump(e, c->op.key.part);
 	c->next = NULL;
 	*e->cq_tail = c;
 	e->cq_tail = &c->next;
@@ -1711,13 +1743,17 @@ struct list_req {
 	void *arg;
 	uint64_t need;			/* acked writes it must see (ack_seq) */
 	struct list_req *next;		/* e->list_wait */
+	bool cached;			/* sfx filled from the cache */
+	uint64_t gen;			/* of its cache slot, at the request */
 };
 
 static void list_work(uv_work_t *w)
 {
 	struct list_req *l = w->data;
 
-	if (l->objects)
+	if (l->cached)
+		l->ret = 0;
+	else if (l->objects)
 		l->ret = sto_idx_list_objects(l->e->idx, l->part, l->suffix,
 					      l->ents, STO_LIST_MAX, &l->n);
 	else
@@ -1729,6 +1765,22 @@ static void list_after(uv_work_t *w, int status)
 	struct list_req *l = w->data;
 	struct sto_engine *e = l->e;
 
+	if (!l->objects && !l->cached) {
+		struct sfx_cache *c = &e->sc[l->part % STO_SFX_CACHE];
+		struct sto_suffix_hash *v;
+
+		e->list_scans++;
+		/* No write to the partition since the request: keep it. */
+		if (l->ret == 0 && c->gen == l->gen &&
+		    (v = malloc(l->n * sizeof(*v) + 1))) {
+			memcpy(v, l->sfx, l->n * sizeof(*v));
+			free(c->v);
+			c->v = v;
+			c->n = l->n;
+			c->part = l->part;
+			c->valid = true;
+		}
+	}
 	l->cb(l->arg, l->ret, l->sfx, l->ents, l->ret < 0 ? 0 : l->n);
 	free(l->sfx);
 	free(l->ents);
@@ -1763,6 +1815,20 @@ int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
 	l->arg = arg;
 	l->work.data = l;
 	busy_get(e);
+	if (!objects) {
+		struct sfx_cache *c = &e->sc[part % STO_SFX_CACHE];
+
+		l->gen = c->gen;
+		if (c->valid && c->part == part) {
+			/* Unchanged since its last scan: no scan, no wait
+			 * (a write since would have invalidated it). */
+			memcpy(l->sfx, c->v, c->n * sizeof(*c->v));
+			l->n = c->n;
+			l->cached = true;
+			uv_queue_work(e->loop, &l->work, list_work, list_after);
+			return 0;
+		}
+	}
 	/* LIST reads LMDB: it waits for the commits of the PUTs and DELETEs
 	 * acknowledged before it (they are in the overlay until then). */
 	l->need = e->ack_seq;
@@ -1953,6 +2019,11 @@ static void list_wake(struct sto_engine *e)
 	}
 }
 
+uint64_t sto_engine_list_scans(struct sto_engine *e)
+{
+	return e->list_scans;
+}
+
 bool sto_engine_commits_pending(struct sto_engine *e)
 {
 	/* held: applied, not yet durable (its PUTs still pin their volume). */
@@ -1967,6 +2038,7 @@ struct compactor {
 	struct sto_vol *v;		/* freed once dropped: use vol_id */
 	uint32_t vol_id;
 	uint64_t off, end, moved, rec_len;
+	uint64_t reaped;		/* tombstones past the reclaim age */
 	struct sto_io io;
 	uint8_t *hdr;
 	size_t hdr_len;
@@ -1991,9 +2063,10 @@ static void cmp_done(struct compactor *c, int status)
 {
 	struct sto_engine *e = c->e;
 
-	log_info("compaction of %s vol %u: %s, %llu records moved", c->d->path,
-		 c->vol_id, status < 0 ? sto_strerror(status) : "done",
-		 (unsigned long long)c->moved);
+	log_info("compaction of %s vol %u: %s, %llu records moved, %llu "
+		 "tombstones reaped", c->d->path, c->vol_id,
+		 status < 0 ? sto_strerror(status) : "done",
+		 (unsigned long long)c->moved, (unsigned long long)c->reaped);
 	if (c->cb)
 		c->cb(c->arg, status, c->moved);
 	free(c->hdr);
@@ -2156,9 +2229,22 @@ static void cmp_hdr_done(struct sto_io *io, int res)
 		return;
 	}
 	ret = engine_get(c->e, &c->rec.key, &l, NULL);
-	if (ret < 0 || (l.flags & STO_LOC_TOMBSTONE) || l.medium != c->d->medium ||
-	    l.dir != c->d->idx || l.vol != c->v->id || l.off != c->off) {
+	if (ret < 0 || l.medium != c->d->medium || l.dir != c->d->idx ||
+	    l.vol != c->v->id || l.off != c->off) {
 		c->off += c->rec_len;		/* dead */
+		cmp_next(c);
+		return;
+	}
+	if (l.flags & STO_LOC_TOMBSTONE) {
+		/* A tombstone's record is not copied (its index entry alone
+		 * rejects older versions). Past the reclaim age (from when it
+		 * was written: its atime) replicas have seen it, so the entry
+		 * goes too, if it is still this tombstone by then. */
+		if (l.atime + c->e->cfg.reclaim_age <= strata_wall_ns() / 1000000000ull) {
+			queue_idx_op(c->e, STO_IDX_REAP, &c->rec.key, &l, false);
+			c->reaped++;
+		}
+		c->off += c->rec_len;
 		cmp_next(c);
 		return;
 	}
@@ -2461,7 +2547,14 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		e->cfg.compact_pct = 50;
 	if (!e->cfg.sync_depth)
 		e->cfg.sync_depth = STO_SYNC_DEPTH;
+	if (!e->cfg.reclaim_age)
+		e->cfg.reclaim_age = STO_RECLAIM_AGE;
 	e->last_compact_check = strata_now_ns();
+	e->sc = calloc(STO_SFX_CACHE, sizeof(*e->sc));
+	if (!e->sc) {
+		free(e);
+		return -ENOMEM;
+	}
 	e->cq_tail = &e->cq;
 	e->efd = -1;
 	for (int m = 0; m < 2; m++)
@@ -2538,6 +2631,7 @@ out_close:
 	if (e->efd >= 0)
 		close(e->efd);
 	sto_idx_close(e->idx);
+	free(e->sc);
 	free(e);
 	return ret;
 }
@@ -2565,6 +2659,9 @@ static void on_handle_closed(uv_handle_t *h)
 				close(d->dfd);
 		}
 	sto_idx_close(e->idx);
+	for (unsigned i = 0; i < STO_SFX_CACHE; i++)
+		free(e->sc[i].v);
+	free(e->sc);
 	if (e->close_cb)
 		e->close_cb(e->close_arg);
 	free(e);

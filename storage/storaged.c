@@ -5,7 +5,7 @@
  *                   [--reserve-bytes N] [--reserve-pct N] [--volume-max N]
  *                   [--index-map-size N] [--atime-interval S]
  *                   [--listing-max-limit N] [--sync-depth N]
- *                   [--zero-ahead N] [-v]
+ *                   [--zero-ahead N] [--reclaim-age S] [-v]
  *
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the index.
  */
@@ -51,6 +51,8 @@ static void usage(FILE *f)
 "  --zero-ahead N         bytes zero-filled past the small-record volume's tail,\n"
 "                         so fdatasyncs need no extent conversion (default 32 MiB,\n"
 "                         0 = off)\n"
+"  --reclaim-age S        compaction drops tombstones older than S seconds\n"
+"                         (default 604800: 7 days)\n"
 "  -v, --verbose          debug logging\n", STO_DEFAULT_PORT);
 }
 
@@ -130,6 +132,7 @@ int main(int argc, char **argv)
 		{ "compact-pct", required_argument, NULL, 'k' },
 		{ "sync-depth", required_argument, NULL, 'S' },
 		{ "zero-ahead", required_argument, NULL, 'Z' },
+		{ "reclaim-age", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -137,7 +140,8 @@ int main(int argc, char **argv)
 	struct sto_engine_cfg ecfg = { .reserve_pct = 1, .atime_interval = 3600,
 				       .compact_interval = 60, .compact_pct = 50,
 				       .sync_depth = STO_SYNC_DEPTH,
-				       .zero_ahead = STO_ZERO_AHEAD };
+				       .zero_ahead = STO_ZERO_AHEAD,
+				       .reclaim_age = STO_RECLAIM_AGE };
 	struct sto_server_cfg scfg = { .addr = "127.0.0.1", .port = STO_DEFAULT_PORT };
 	const char *port_file = NULL, *node_id = "", *ring = NULL;
 	struct daemon d = { 0 };
@@ -203,6 +207,11 @@ int main(int argc, char **argv)
 				ecfg.sync_depth = (unsigned)v;
 				break;
 			case 'Z': ecfg.zero_ahead = v; break;
+			case 'a':
+				if (v < 1)
+					goto out_usage;
+				ecfg.reclaim_age = v;
+				break;
 			default: goto out_usage;
 			}
 		}

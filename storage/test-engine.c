@@ -489,7 +489,9 @@ static void test_compaction(void **state)
 		{
 			struct sto_key k = key(8, 10);
 
+			/* Younger than the reclaim age (7 days): kept. */
 			assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
+			assert_true(loc.flags & STO_LOC_TOMBSTONE);
 		}
 		close_engine();
 		open_engine();
@@ -600,6 +602,138 @@ static void test_zero_fill(void **state)
 	free(b);
 }
 
+struct sfx_res {
+	bool done;
+	int status;
+	size_t n;
+	struct sto_suffix_hash v[1u << STO_SUFFIX_BITS];
+};
+
+static void on_sfx(void *arg, int status, const struct sto_suffix_hash *sfx,
+		   const struct sto_list_entry *ents, size_t n)
+{
+	struct sfx_res *r = arg;
+
+	r->status = status;
+	r->n = n;
+	memcpy(r->v, sfx, n * sizeof(*sfx));
+	r->done = true;
+}
+
+static void list_sfx(uint32_t part, struct sfx_res *r)
+{
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(sto_list(eng, part, false, 0, on_sfx, r), 0);
+	while (!r->done)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(r->status, 0);
+}
+
+/* A LIST of suffix hashes of an unchanged partition comes from the cache
+ * (no scan) and equals a scan; any write to the partition (PUT, overwrite,
+ * DELETE), even one racing the LIST that filled the cache, makes the next
+ * LIST scan again; writes elsewhere don't. */
+static void test_suffix_cache(void **state)
+{
+	static struct sfx_res r0, r1;
+	struct sto_key k = key(20, 1), k2 = key(20, 2), other = key(21, 1);
+	uint8_t a[100];
+	uint64_t scans;
+
+	fill(a, sizeof(a), 5);
+	assert_int_equal(put(&k, 1, a, 10, sto_crc32c(0, a, 10)), 0);
+	assert_int_equal(put(&k2, 1, a, 10, sto_crc32c(0, a, 10)), 0);
+	scans = sto_engine_list_scans(eng);
+	list_sfx(20, &r0);
+	assert_int_equal(sto_engine_list_scans(eng), scans + 1);
+	assert_true(r0.n >= 1);
+	list_sfx(20, &r1);			/* cached */
+	assert_int_equal(sto_engine_list_scans(eng), scans + 1);
+	assert_int_equal(r1.n, r0.n);
+	assert_memory_equal(r1.v, r0.v, r0.n * sizeof(r0.v[0]));
+	/* An overwrite changes a suffix hash: scanned again. */
+	assert_int_equal(put(&k, 2, a, 10, sto_crc32c(0, a, 10)), 0);
+	list_sfx(20, &r1);
+	assert_int_equal(sto_engine_list_scans(eng), scans + 2);
+	assert_int_equal(r1.n, r0.n);
+	assert_memory_not_equal(r1.v, r0.v, r0.n * sizeof(r0.v[0]));
+	/* A write to another partition leaves it cached. */
+	assert_int_equal(put(&other, 1, a, 10, sto_crc32c(0, a, 10)), 0);
+	list_sfx(20, &r0);
+	assert_int_equal(sto_engine_list_scans(eng), scans + 2);
+	assert_memory_equal(r1.v, r0.v, r0.n * sizeof(r0.v[0]));
+	/* A DELETE racing the LIST that would fill the cache: not cached. */
+	assert_int_equal(put(&k, 3, a, 10, sto_crc32c(0, a, 10)), 0);
+	memset(&r0, 0, sizeof(r0));
+	assert_int_equal(sto_list(eng, 20, false, 0, on_sfx, &r0), 0);
+	assert_int_equal(del(&k2, 5), 0);
+	while (!r0.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	list_sfx(20, &r1);
+	assert_int_equal(sto_engine_list_scans(eng), scans + 4);
+	/* ... and the scan after it matches a fresh engine's (no cache). */
+	settle();
+	close_engine();
+	open_engine();
+	list_sfx(20, &r0);
+	assert_int_equal(r1.n, r0.n);
+	assert_memory_equal(r1.v, r0.v, r0.n * sizeof(r0.v[0]));
+}
+
+/* Compaction drops the index entries of tombstones past the reclaim age
+ * (1 s here) whose records were in the compacted volume, unless a newer
+ * version replaced them; an older PUT is then accepted again (what
+ * reclaim age means). test_compaction checks that a young one stays. */
+static void test_reclaim_age(void **state)
+{
+	struct sto_engine_cfg cfg = { .nhot = 1, .hot = { hot }, .map_size = 1 << 26,
+				      .vol_max = 1 << 20, .reclaim_age = 1 };
+	size_t len = 200000;
+	uint8_t *a = malloc(len);
+	struct sto_key k0 = key(30, 0), k1 = key(30, 1), k2 = key(30, 2);
+	struct cmp_res cr = { 0 };
+	struct sto_loc loc;
+
+	close_engine();
+	assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+	fill(a, len, 9);
+	assert_int_equal(put(&k0, 10, a, len, sto_crc32c(0, a, len)), 0);
+	assert_int_equal(put(&k1, 10, a, len, sto_crc32c(0, a, len)), 0);
+	assert_int_equal(del(&k0, 20), 0);		/* tombstones in vol 1 */
+	assert_int_equal(del(&k1, 20), 0);
+	assert_int_equal(sto_lookup(eng, &k0, &loc, NULL), -ENOENT);
+	assert_int_equal(loc.vol, 1);
+	/* k1 comes back (newer) after its tombstone: that one isn't reaped. */
+	usleep(2100000);
+	assert_int_equal(put(&k1, 30, a, 10, sto_crc32c(0, a, 10)), 0);
+	/* Rolls to vol 2. */
+	for (unsigned i = 0; i < 4; i++) {
+		struct sto_key k = key(31, (uint8_t)i);
+
+		assert_int_equal(put(&k, 10, a, len, sto_crc32c(0, a, len)), 0);
+	}
+	assert_int_equal(put(&k2, 10, a, len, sto_crc32c(0, a, len)), 0);
+	assert_int_equal(sto_lookup(eng, &k2, &loc, NULL), 0);
+	assert_int_not_equal(loc.vol, 1);
+	settle();
+	assert_int_equal(sto_compact(eng, 0, 0, 1, on_compacted, &cr), 0);
+	while (!cr.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(cr.status, 0);
+	settle();
+	/* k0: no entry at all now, not a tombstone. */
+	memset(&loc, 0, sizeof(loc));
+	assert_int_equal(sto_lookup(eng, &k0, &loc, NULL), -ENOENT);
+	assert_false(loc.flags & STO_LOC_TOMBSTONE);
+	assert_int_equal(put(&k0, 15, a, 10, sto_crc32c(0, a, 10)), 0);
+	assert_int_equal(sto_lookup(eng, &k0, &loc, NULL), 0);
+	assert_int_equal(loc.ts, 15);
+	/* k1: its newer version untouched. */
+	assert_int_equal(sto_lookup(eng, &k1, &loc, NULL), 0);
+	assert_int_equal(loc.ts, 30);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -610,6 +744,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atime, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_fill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_suffix_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reclaim_age, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
