@@ -186,7 +186,7 @@ struct waiter {
 
 static void wait_for(struct waiter *w)
 {
-	uint64_t deadline = now_ms() + 60000;
+	uint64_t deadline = now_ms() + 180000;	/* a loaded CI disk */
 
 	while (!w->done) {
 		uv_run(&loop, UV_RUN_ONCE);
@@ -429,7 +429,7 @@ static void test_pipelined(sto_client *c)
 {
 	enum { N = 300 };
 	struct pipe_put *p = calloc(N, sizeof(*p));
-	uint64_t deadline = now_ms() + 60000;
+	uint64_t deadline = now_ms() + 180000;	/* a loaded CI disk */
 	unsigned left = N;
 
 	for (unsigned i = 0; i < N; i++) {
@@ -1457,7 +1457,7 @@ static void on_ldel(void *arg, int status, uint64_t deleted, bool more,
 
 static void lwait_for(struct lwait *w)
 {
-	uint64_t deadline = now_ms() + 60000;
+	uint64_t deadline = now_ms() + 180000;	/* a loaded CI disk */
 
 	while (!w->done) {
 		uv_run(&loop, UV_RUN_ONCE);
