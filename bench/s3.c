@@ -259,10 +259,15 @@ static void conn_fail(struct s3b_conn *c, const char *why)
 	char e[64];
 
 	snprintf(e, sizeof(e), "conn:%s", why);
-	if (c->busy)
+	if (c->busy) {
 		op_done(c, e);
-	else if (cur && cur->t == c->t && (c->connecting))
-		err_add(cur, e);		/* a connect that failed */
+	} else if (cur && cur->t == c->t && c->connecting) {
+		/* A connect that failed uses up an operation, so a --count
+		 * phase against a dead endpoint ends too. */
+		err_add(cur, e);
+		if (cur->next < cur->limit)
+			cur->next++;
+	}
 	conn_close(c);
 	phase_check_done();
 }
@@ -661,6 +666,7 @@ static int simple_put_bucket(struct s3b_target *t)
 	p->op = OP_LIST;	/* placeholder; the request is built below */
 	p->t = t;
 	p->limit = 0;
+	p->stopping = true;	/* one try: no reconnecting */
 	cur = p;
 	conn_connect(c);
 	uv_run(loop, UV_RUN_DEFAULT);	/* until connected and idle: stops in issue */
