@@ -17,10 +17,9 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <http_parser.h>
 #include <inttypes.h>
-#include <math.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -663,9 +662,9 @@ static int simple_put_bucket(struct s3b_target *t)
 		return -ENOMEM;
 	/* A 1-op phase of its own: PUT /bucket. */
 	p->name = "create-bucket";
-	p->op = OP_LIST;	/* placeholder; the request is built below */
+	p->op = OP_PUT;
 	p->t = t;
-	p->limit = 0;
+	p->limit = 0;		/* conn_issue hands out nothing: built below */
 	p->stopping = true;	/* one try: no reconnecting */
 	cur = p;
 	conn_connect(c);
