@@ -921,6 +921,8 @@ static bool put_is_small(const struct gw_req *r)
 
 static void put_fail(struct gw_req *r, int err);
 static void put_maybe_head(struct gw_req *r);
+static bool etag_matches(const char *list, const char *etag);
+static int parse_http_date(const char *s, time_t *out);
 
 static size_t seg_bytes(const struct gw_req *r)
 {
@@ -1141,19 +1143,57 @@ static void put_fail(struct gw_req *r, int err)
 			r->nsegs_sent, strata_wall_ns());
 }
 
+/* Conditional PUT (If-Match / If-None-Match) against the object it would
+ * replace: 0, GWE_PRECONDITION, or NoSuchKey for If-Match on no object.
+ * XXX checked against the head read at the PUT's start: two conditional
+ * PUTs racing through different gateways can both pass. */
+static int put_check_conditions(struct gw_req *r, const struct gw_meta *old)
+{
+	const char *im = http_req_header(r->hr, "if-match", NULL);
+	const char *inm = http_req_header(r->hr, "if-none-match", NULL);
+	char etag[S3_ETAG_MAX];
+
+	if (!im && !inm)
+		return 0;
+	if (!old)
+		return im ? GWE_NO_SUCH_KEY : 0;
+	s3_etag_from_md5(old->md5, etag);
+	if (im && !etag_matches(im, etag))
+		return GWE_PRECONDITION;
+	if (inm && etag_matches(inm, etag))
+		return GWE_PRECONDITION;
+	return 0;
+}
+
 static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	struct gw_meta m = { 0 };
+	bool have = false;
+	int ret = 0;
 
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
-	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
-		r->old_version = m.version;
-		r->old_segs = gw_meta_segments(&m);
+	    m.kind == GW_META_OBJECT) {
+		have = true;
+		if (m.layout == GW_LAYOUT_EC) {
+			r->old_version = m.version;
+			r->old_segs = gw_meta_segments(&m);
+		}
+	}
+	if (r->hr) {
+		if (res->status < 0 && res->status != -ENOENT &&
+		    (http_req_header(r->hr, "if-match", NULL) ||
+		     http_req_header(r->hr, "if-none-match", NULL)))
+			ret = GWE_SLOW_DOWN;	/* the condition cannot be decided */
+		else
+			ret = put_check_conditions(r, have ? &m : NULL);
 	}
 	gw_meta_free(&m);
 	r->old_known = true;
-	put_maybe_head(r);
+	if (ret < 0)
+		put_fail(r, ret);
+	else
+		put_maybe_head(r);
 	req_put(r);
 }
 
@@ -1845,16 +1885,44 @@ static void on_object_deleted(struct gw_wset *w, int err, void *arg)
 	req_put(r);
 }
 
+/* Conditional DELETE (If-Match, x-amz-if-match-last-modified-time,
+ * x-amz-if-match-size): checked only when the object exists; a missing
+ * object is a 204 whatever they say, as S3 answers. */
+static int delete_check_conditions(struct gw_req *r, const struct gw_meta *m)
+{
+	const char *im = http_req_header(r->hr, "if-match", NULL);
+	const char *lm = http_req_header(r->hr, "x-amz-if-match-last-modified-time", NULL);
+	const char *sz = http_req_header(r->hr, "x-amz-if-match-size", NULL);
+	char etag[S3_ETAG_MAX], *end;
+	time_t t;
+
+	s3_etag_from_md5(m->md5, etag);
+	if (im && !etag_matches(im, etag))
+		return GWE_PRECONDITION;
+	if (lm && (parse_http_date(lm, &t) < 0 ||
+		   (uint64_t)t != m->version / 1000000000))
+		return GWE_PRECONDITION;
+	if (sz && (strtoull(sz, &end, 10) != m->size || end == sz || *end))
+		return GWE_PRECONDITION;
+	return 0;
+}
+
 static void on_delete_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	uint8_t name[STO_NAME_HASH_LEN];
 	struct gw_wset *w;
+	int ret;
 
 	if (!r->hr)
 		goto out;
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0)
 		r->have_gm = true;
+	if (r->have_gm && r->gm.kind == GW_META_OBJECT &&
+	    (ret = delete_check_conditions(r, &r->gm)) < 0) {
+		send_error(r, ret);
+		goto out;
+	}
 	gw_name_hash(r->path, r->path_len, name);
 	w = gw_wset_new(&r->gw->st, r->gw->rep, r->part_rep, name, 0, true,
 			strata_wall_ns(), on_object_deleted, req_get(r));
