@@ -42,6 +42,9 @@ enum {
 	GWE_METHOD,
 	GWE_NOT_EMPTY,
 	GWE_INVALID_ARGUMENT,
+	GWE_CORS_NO_ORIGIN,
+	GWE_CORS_FORBIDDEN,
+	GWE_NO_SUCH_TAG_SET,
 };
 
 static const struct {
@@ -62,6 +65,11 @@ static const struct {
 	{ GWE_METHOD, 405, "MethodNotAllowed", "The specified method is not allowed against this resource." },
 	{ GWE_NOT_EMPTY, 409, "BucketNotEmpty", "The bucket you tried to delete is not empty" },
 	{ GWE_INVALID_ARGUMENT, 400, "InvalidArgument", "Invalid argument" },
+	/* OPTIONS (CORS preflight) as S3 answers it for a bucket without a
+	 * CORS configuration, which every bucket is. */
+	{ GWE_CORS_NO_ORIGIN, 400, "BadRequest", "Insufficient information. Origin request header needed." },
+	{ GWE_CORS_FORBIDDEN, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket." },
+	{ GWE_NO_SUCH_TAG_SET, 404, "NoSuchTagSet", "The TagSet does not exist" },
 };
 
 static void gw_err_info(int err, int *status, const char **code, const char **msg)
@@ -191,6 +199,7 @@ int gw_config_complete(const struct gw_config *cfg)
 struct gw_bcache {
 	char name[64];
 	char owner[S3_ACCESS_KEY_MAX + 1];
+	char location[32];
 	uint64_t expires;
 };
 
@@ -218,6 +227,7 @@ enum gw_op {
 	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
+	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
 	OP_UNSUPPORTED,
 };
 
@@ -264,6 +274,7 @@ struct gw_req {
 	char *bucket, *key;
 	char account[S3_ACCESS_KEY_MAX + 1];	/* requester */
 	char owner[S3_ACCESS_KEY_MAX + 1];	/* bucket owner */
+	char location[32];		/* bucket's LocationConstraint */
 	char *path;			/* /owner/bucket/key */
 	size_t path_len;
 	struct s3_header *h;
@@ -505,6 +516,22 @@ static int route(struct gw_req *r)
 	if (r->key && strlen(r->key) > S3_MAX_KEY_LEN)
 		return S3E_TOO_LARGE;	/* XXX KeyTooLongError */
 
+	if (m == HTTP_OPTIONS) {
+		r->op = OP_OPTIONS;
+		return 0;
+	}
+	/* Read-only answers that are true of every bucket here: versioning
+	 * never enabled (no Status), no tags (PUT ?tagging stays 501). */
+	if (r->bucket && !r->key && m == HTTP_GET &&
+	    query_has(q, qlen, "versioning", NULL, NULL)) {
+		r->op = OP_BUCKET_VERSIONING;
+		return 0;
+	}
+	if (r->bucket && !r->key && m == HTTP_GET &&
+	    query_has(q, qlen, "tagging", NULL, NULL)) {
+		r->op = OP_BUCKET_TAGGING;
+		return 0;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sub); i++)
 		if (query_has(q, qlen, unsupported_sub[i], NULL, NULL)) {
 			r->op = OP_UNSUPPORTED;
@@ -567,8 +594,13 @@ static int authenticate(struct gw_req *r)
 	sr.headers = r->h;
 	sr.n_headers = n;
 	ret = s3_auth_verify(r->gw->auth, &sr, (int64_t)time(NULL), &r->auth);
-	if (ret == 1)
-		return S3E_ACCESS_DENIED;	/* anonymous: no public ACLs yet */
+	if (ret == 1) {
+		/* Anonymous: no public ACLs yet, so AccessDenied, but only
+		 * once the bucket is known to exist (NoSuchBucket first, as
+		 * S3 answers). */
+		r->anonymous = true;
+		return 0;
+	}
 	if (ret < 0)
 		return ret;
 	acct = s3_creds_key_profile(r->gw->creds, r->auth.access_key);
@@ -682,7 +714,8 @@ static struct gw_bcache *bcache_find(struct gateway *gw, const char *name)
 	return NULL;
 }
 
-static void bcache_set(struct gateway *gw, const char *name, const char *owner)
+static void bcache_set(struct gateway *gw, const char *name, const char *owner,
+		       const char *location)
 {
 	struct gw_bcache *e = &gw->bcache[gw->seq % GW_BUCKET_CACHE];
 
@@ -691,6 +724,7 @@ static void bcache_set(struct gateway *gw, const char *name, const char *owner)
 			e = &gw->bcache[i];
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	snprintf(e->owner, sizeof(e->owner), "%s", owner);
+	snprintf(e->location, sizeof(e->location), "%s", location);
 	e->expires = owner ? strata_now_ns() + GW_BUCKET_TTL_NS : 0;
 }
 
@@ -734,8 +768,13 @@ static void on_bucket_record(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	snprintf(r->owner, sizeof(r->owner), "%s", m.owner);
+	{
+		const char *loc = gw_meta_hdr_get(&m, "location");
+
+		snprintf(r->location, sizeof(r->location), "%s", loc ? loc : "");
+	}
 	gw_meta_free(&m);
-	bcache_set(r->gw, r->bucket, r->owner);
+	bcache_set(r->gw, r->bucket, r->owner, r->location);
 	dispatch(r);
 out:
 	req_put(r);
@@ -752,6 +791,7 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 
 	if (c) {
 		snprintf(r->owner, sizeof(r->owner), "%s", c->owner);
+		snprintf(r->location, sizeof(r->location), "%s", c->location);
 		dispatch(r);
 		return 0;
 	}
@@ -772,7 +812,7 @@ static void on_bucket_written(struct gw_wset *w, int err, void *arg)
 
 	(void)w;
 	if (r->op == OP_CREATE_BUCKET && !err)
-		bcache_set(r->gw, r->bucket, r->account);
+		bcache_set(r->gw, r->bucket, r->account, r->location);
 	if (err)
 		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	else if (r->op == OP_CREATE_BUCKET) {
@@ -807,6 +847,12 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 		r->meta.owner = strdup(r->account);
 		if (!r->meta.owner)
 			return -ENOMEM;
+		if (r->location[0]) {
+			ret = gw_meta_add_hdr(&r->meta, "location", 8, r->location,
+					      strlen(r->location));
+			if (ret < 0)
+				return ret;
+		}
 		ret = gw_meta_encode(&r->meta, &r->metabuf);
 		if (ret < 0)
 			return ret;
@@ -829,16 +875,34 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 	return 0;
 }
 
+/* 200 with an empty <name xmlns=.../> document. */
+static void send_xml_empty(struct gw_req *r, const char *name)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, name, true);
+	s3_xml_end(&x);
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, 200, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
 static void send_location(struct gw_req *r)
 {
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
-	bool us = !strcmp(r->gw->cfg.region, "us-east-1");
+	/* The constraint the bucket was created with; none: the region,
+	 * except us-east-1, which S3 reports as an empty constraint. */
+	const char *loc = r->location[0] ? r->location :
+			  strcmp(r->gw->cfg.region, "us-east-1") ? r->gw->cfg.region : "";
 
 	s3_xml_begin(&x, &b);
 	s3_xml_open(&x, "LocationConstraint", true);
-	if (!us)
-		s3_xml_text(&x, r->gw->cfg.region, strlen(r->gw->cfg.region));
+	if (*loc)
+		s3_xml_text(&x, loc, strlen(loc));
 	s3_xml_end(&x);
 	r->responded = true;
 	resp_common(r);
@@ -870,6 +934,41 @@ static const char *const stored_headers[] = {
 	"content-language", "cache-control", "expires",
 };
 
+/* Content-Encoding without its aws-chunked tokens into out: 0 (out, *olen
+ * set), 1 when there was none (keep the value as it is), S3E_TOO_LARGE. */
+static int strip_aws_chunked(const char *v, size_t vl, char *out, size_t cap,
+			     size_t *olen)
+{
+	const char *p = v, *end = v + vl;
+	size_t n = 0;
+	bool found = false;
+
+	while (p < end) {
+		const char *c = memchr(p, ',', (size_t)(end - p));
+		const char *e = c ? c : end, *a = p, *b = e;
+
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		if (b - a == 11 && !strncasecmp(a, "aws-chunked", 11)) {
+			found = true;
+		} else if (b > a) {
+			if (n + (size_t)(b - a) + 2 >= cap)
+				return S3E_TOO_LARGE;
+			if (n) {
+				out[n++] = ',';
+				out[n++] = ' ';
+			}
+			memcpy(out + n, a, (size_t)(b - a));
+			n += (size_t)(b - a);
+		}
+		p = e + 1;
+	}
+	*olen = n;
+	return found ? 0 : 1;
+}
+
 static int put_collect_meta(struct gw_req *r)
 {
 	size_t metabytes = 0;
@@ -883,18 +982,16 @@ static int put_collect_meta(struct gw_req *r)
 			keep = http_name_eq(h->name, h->name_len, stored_headers[j]);
 		if (!keep)
 			continue;
-		/* aws-chunked is the transfer's encoding, not the object's. */
+		/* aws-chunked is the transfer's encoding, not the object's:
+		 * dropped wherever it is in the list ("gzip, aws-chunked"). */
 		if (http_name_eq(h->name, h->name_len, "content-encoding")) {
-			const char *v = h->value;
-			size_t vl = h->value_len;
+			char v[512];
+			size_t vl;
 
-			if (vl >= 11 && !strncasecmp(v, "aws-chunked", 11)) {
-				v += 11;
-				vl -= 11;
-				while (vl && (*v == ',' || *v == ' ')) {
-					v++;
-					vl--;
-				}
+			ret = strip_aws_chunked(h->value, h->value_len, v, sizeof(v), &vl);
+			if (ret < 0)
+				return ret;
+			if (ret == 0) {
 				if (!vl)
 					continue;
 				ret = gw_meta_add_hdr(&r->meta, h->name, h->name_len, v, vl);
@@ -1964,6 +2061,10 @@ static void dispatch(struct gw_req *r)
 
 	if (!r->hr)
 		return;
+	if (r->anonymous) {
+		send_error(r, S3E_ACCESS_DENIED);
+		return;
+	}
 	if (r->op != OP_CREATE_BUCKET && strcmp(r->owner, r->account)) {
 		send_error(r, S3E_ACCESS_DENIED);
 		return;
@@ -1971,6 +2072,13 @@ static void dispatch(struct gw_req *r)
 	switch (r->op) {
 	case OP_CREATE_BUCKET:
 		if (r->owner[0]) {
+			/* us-east-1 answers its owner's re-create with 200
+			 * (the bucket is left as it is); other regions 409. */
+			if (!strcmp(r->owner, r->account) &&
+			    !strcmp(r->gw->cfg.region, "us-east-1")) {
+				send_empty(r, 200);
+				return;
+			}
 			send_error(r, strcmp(r->owner, r->account) ? GWE_BUCKET_EXISTS :
 				   GWE_BUCKET_OWNED);
 			return;
@@ -1987,6 +2095,12 @@ static void dispatch(struct gw_req *r)
 	case OP_BUCKET_LOCATION:
 		send_location(r);
 		return;
+	case OP_BUCKET_VERSIONING:
+		send_xml_empty(r, "VersioningConfiguration");
+		return;
+	case OP_BUCKET_TAGGING:
+		ret = GWE_NO_SUCH_TAG_SET;
+		break;
 	case OP_LIST_OBJECTS:
 		send_error(r, GWE_NOT_IMPLEMENTED);
 		return;
@@ -2029,10 +2143,17 @@ static void on_request(struct http_req *hr)
 	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
 	http_req_set_data(hr, r);
 	ret = route(r);
+	if (ret == 0 && r->op == OP_OPTIONS)
+		ret = http_req_header(hr, "origin", NULL) ? GWE_CORS_FORBIDDEN :
+		      GWE_CORS_NO_ORIGIN;
 	if (ret == 0)
 		ret = authenticate(r);
 	if (ret < 0) {
 		send_error(r, ret);
+		return;
+	}
+	if (r->anonymous && !r->bucket) {
+		send_error(r, S3E_ACCESS_DENIED);
 		return;
 	}
 	if (r->op == OP_LIST_BUCKETS || r->op == OP_UNSUPPORTED) {
@@ -2107,6 +2228,8 @@ static void on_body_end(struct http_req *hr)
 		ret = s3_xml_parse_create_bucket(r->small.p, r->small.len, &loc);
 		if (!ret && loc && *loc && strcmp(loc, r->gw->cfg.region))
 			ret = S3E_INVALID_LOCATION;
+		if (!ret && loc)
+			snprintf(r->location, sizeof(r->location), "%s", loc);
 		free(loc);
 	}
 	if (!ret)

@@ -7,7 +7,9 @@ usage: gateway_conformance_test.py STRATA_RING STRATA_STORAGED STRATA_GATEWAY [T
 """
 import datetime
 import os
+import subprocess
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402  (parses the same argv)
@@ -76,7 +78,80 @@ def test_conditional_delete():
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
 
 
-gt.TESTS = [test_conditional_put, test_conditional_delete]
+def http(method, url, headers=None, data=None):
+    """(status, body) of a plain request (anonymous unless url is presigned)."""
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def presign(url, expires):
+    """A GET URL presigned with X-Amz-Expires=expires by botocore's own
+    signer (the CRT one Debian's botocore uses refuses expires <= 0)."""
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method="GET", url=url)
+    S3SigV4QueryAuth(Credentials("STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"),
+                     "s3", "us-east-1", expires=expires).add_auth(req)
+    return req.prepare().url
+
+
+def test_buckets_extra():
+    S3 = gt.S3
+    # LocationConstraint: what the bucket was created with
+    S3.create_bucket(Bucket="located",
+                     CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+    assert S3.get_bucket_location(Bucket="located")["LocationConstraint"] == "us-east-1"
+    assert S3.get_bucket_location(Bucket=B)["LocationConstraint"] in (None, "")
+    # re-create by its owner in us-east-1: 200, the bucket as it was
+    S3.create_bucket(Bucket="located")
+    assert S3.get_bucket_location(Bucket="located")["LocationConstraint"] == "us-east-1"
+    S3.delete_bucket(Bucket="located")
+    # versioning never enabled: an empty configuration; no tags
+    v = S3.get_bucket_versioning(Bucket=B)
+    assert v["ResponseMetadata"]["HTTPStatusCode"] == 200 and "Status" not in v, v
+    assert err_code(lambda: S3.get_bucket_tagging(Bucket=B)) == ("NoSuchTagSet", 404)
+    # anonymous: NoSuchBucket before AccessDenied
+    st, body = http("GET", f"{gt.C.url}/nosuchbucket7/k")
+    assert st == 404 and b"<Code>NoSuchBucket</Code>" in body, (st, body)
+    st, body = http("GET", f"{gt.C.url}/{B}/k")
+    assert st == 403 and b"<Code>AccessDenied</Code>" in body, (st, body)
+    st, body = http("PUT", f"{gt.C.url}/anoncreate", data=b"")
+    assert st == 403, (st, body)
+    assert err_code(lambda: S3.head_bucket(Bucket="anoncreate"))[1] == 404
+    st, _ = http("GET", f"{gt.C.url}/")
+    assert st == 403
+
+
+def test_options_presigned_encoding():
+    S3 = gt.S3
+    S3.put_object(Bucket=B, Key="enc", Body=b"x", ContentEncoding="gzip, aws-chunked")
+    assert S3.head_object(Bucket=B, Key="enc")["ContentEncoding"] == "gzip"
+    S3.put_object(Bucket=B, Key="enc", Body=b"x", ContentEncoding="aws-chunked")
+    assert "ContentEncoding" not in S3.head_object(Bucket=B, Key="enc")
+    # CORS preflight without a CORS configuration
+    url = S3.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "enc"},
+                                    ExpiresIn=100000)
+    st, body = http("OPTIONS", url)
+    assert st == 400 and b"<Code>BadRequest</Code>" in body, (st, body)
+    st, body = http("OPTIONS", url, {"Origin": "http://example.com",
+                                     "Access-Control-Request-Method": "GET"})
+    assert st == 403, (st, body)
+    assert http("GET", url)[0] == 200
+    # presigned URLs that expired when they were signed: 403
+    for exp in (0, -7):
+        url = presign(f"{gt.C.url}/{B}/enc", exp)
+        st, body = http("GET", url)
+        assert st == 403 and b"Request has expired" in body, (exp, st, body)
+    S3.delete_object(Bucket=B, Key="enc")
+
+
+gt.TESTS = [test_conditional_put, test_conditional_delete, test_buckets_extra,
+            test_options_presigned_encoding]
 
 if __name__ == "__main__":
     sys.exit(gt.main())
