@@ -38,8 +38,9 @@ int s3_body_digest_init(struct s3_body_digest *d, const struct s3_auth_result *r
 	}
 	if (streaming)
 		return 0;	/* the chunk decoder checks x-amz-checksum-* */
-	for (int alg = S3_CKSUM_CRC32; alg <= S3_CKSUM_SHA256; alg++) {
-		if (!(x = s3_header_find(h, n, s3_cksum_header(alg))))
+	for (int alg = S3_CKSUM_CRC32; alg < S3_CKSUM_END; alg++) {
+		if (!s3_cksum_header(alg) ||
+		    !(x = s3_header_find(h, n, s3_cksum_header(alg))))
 			continue;
 		if (d->extra.alg != S3_CKSUM_NONE)
 			return S3E_INVALID_DIGEST;

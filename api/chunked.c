@@ -129,8 +129,9 @@ int s3_chunked_config_init(struct s3_chunked_config *cfg,
 		    auth->payload == S3_PAYLOAD_STREAMING)
 			return S3E_BAD_TRAILER;
 	}
-	for (int alg = S3_CKSUM_CRC32; alg <= S3_CKSUM_SHA256; alg++) {
-		if (!(x = s3_header_find(h, n, s3_cksum_header(alg))))
+	for (int alg = S3_CKSUM_CRC32; alg < S3_CKSUM_END; alg++) {
+		if (!s3_cksum_header(alg) ||
+		    !(x = s3_header_find(h, n, s3_cksum_header(alg))))
 			continue;
 		v = s3_trim_value(x, &len);
 		if (cfg->header_alg != S3_CKSUM_NONE || len >= S3_CKSUM_B64_MAX)

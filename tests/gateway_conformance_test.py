@@ -150,8 +150,34 @@ def test_options_presigned_encoding():
     S3.delete_object(Bucket=B, Key="enc")
 
 
+def crc64nvme(data):
+    crc = (1 << 64) - 1
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x9a6c9329ac4bc9b5 if crc & 1 else crc >> 1
+    return (crc ^ ((1 << 64) - 1)).to_bytes(8, "big")
+
+
+def test_crc64nvme():
+    import base64
+    for size in (1000, 70 * 1024 + 5):       # replicated and EC layouts
+        body = gt.data_of(size, 11)
+        ck = base64.b64encode(crc64nvme(body)).decode()
+        with_headers(gt.C.client(), "PutObject", {"x-amz-checksum-crc64nvme": ck}) \
+            .put_object(Bucket=B, Key="crc64", Body=body)
+        h = with_headers(gt.C.client(), "HeadObject", {"x-amz-checksum-mode": "ENABLED"}) \
+            .head_object(Bucket=B, Key="crc64")
+        assert h["ResponseMetadata"]["HTTPHeaders"].get("x-amz-checksum-crc64nvme") == ck, h
+        bad = base64.b64encode(crc64nvme(body + b"x")).decode()
+        c = with_headers(gt.C.client(), "PutObject", {"x-amz-checksum-crc64nvme": bad})
+        assert err_code(lambda: c.put_object(Bucket=B, Key="crc64", Body=body)) == \
+            ("BadDigest", 400)
+    gt.S3.delete_object(Bucket=B, Key="crc64")
+
+
 gt.TESTS = [test_conditional_put, test_conditional_delete, test_buckets_extra,
-            test_options_presigned_encoding]
+            test_options_presigned_encoding, test_crc64nvme]
 
 if __name__ == "__main__":
     sys.exit(gt.main())
