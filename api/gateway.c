@@ -45,6 +45,8 @@ enum {
 	GWE_CORS_NO_ORIGIN,
 	GWE_CORS_FORBIDDEN,
 	GWE_NO_SUCH_TAG_SET,
+	GWE_ACL_NOT_SUPPORTED,
+	GWE_BUCKET_ACL_OWNERSHIP,
 };
 
 static const struct {
@@ -70,6 +72,10 @@ static const struct {
 	{ GWE_CORS_NO_ORIGIN, 400, "BadRequest", "Insufficient information. Origin request header needed." },
 	{ GWE_CORS_FORBIDDEN, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket." },
 	{ GWE_NO_SUCH_TAG_SET, 404, "NoSuchTagSet", "The TagSet does not exist" },
+	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
+	 * default since 2023): the owner has FULL_CONTROL, nothing else. */
+	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
+	{ GWE_BUCKET_ACL_OWNERSHIP, 400, "InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting" },
 };
 
 static void gw_err_info(int err, int *status, const char **code, const char **msg)
@@ -228,6 +234,7 @@ enum gw_op {
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
 	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
+	OP_GET_ACL, OP_PUT_ACL,
 	OP_UNSUPPORTED,
 };
 
@@ -530,6 +537,12 @@ static int route(struct gw_req *r)
 	if (r->bucket && !r->key && m == HTTP_GET &&
 	    query_has(q, qlen, "tagging", NULL, NULL)) {
 		r->op = OP_BUCKET_TAGGING;
+		return 0;
+	}
+	if (r->bucket && (m == HTTP_GET || m == HTTP_PUT) &&
+	    query_has(q, qlen, "acl", NULL, NULL) &&
+	    !query_has(q, qlen, "versionId", NULL, NULL)) {
+		r->op = m == HTTP_GET ? OP_GET_ACL : OP_PUT_ACL;
 		return 0;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sub); i++)
@@ -1390,6 +1403,66 @@ static void tail_gc(struct gateway *gw, const char *path, size_t plen,
 	}
 }
 
+/* ------------------------------------------------------------------ ACL */
+
+/* The ACL headers of a PUT (object, bucket or ?acl): 0 when they ask for
+ * nothing but the owner's FULL_CONTROL (no header, private,
+ * bucket-owner-full-control), else bad (the caller's error). */
+static int acl_headers_check(struct gw_req *r, int bad)
+{
+	const char *v = http_req_header(r->hr, "x-amz-acl", NULL);
+
+	for (size_t i = 0; i < r->nh; i++)
+		if (r->h[i].name_len > 12 && !strncasecmp(r->h[i].name, "x-amz-grant-", 12))
+			return bad;
+	if (v && strcmp(v, "private") && strcmp(v, "bucket-owner-full-control"))
+		return bad;
+	return 0;
+}
+
+/* GetBucketAcl / GetObjectAcl: the owner's FULL_CONTROL. An account's
+ * canonical ID and display name are its name. */
+static void send_acl(struct gw_req *r)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, "AccessControlPolicy", true);
+	s3_xml_open(&x, "Owner", false);
+	s3_xml_elem(&x, "ID", r->owner);
+	s3_xml_elem(&x, "DisplayName", r->owner);
+	s3_xml_close(&x);
+	s3_xml_open(&x, "AccessControlList", false);
+	s3_xml_open(&x, "Grant", false);
+	s3_xml_open_attrs(&x, "Grantee", "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+			  "xsi:type=\"CanonicalUser\"");
+	s3_xml_elem(&x, "ID", r->owner);
+	s3_xml_elem(&x, "DisplayName", r->owner);
+	s3_xml_close(&x);
+	s3_xml_elem(&x, "Permission", "FULL_CONTROL");
+	s3_xml_end(&x);
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, 200, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
+/* PutBucketAcl / PutObjectAcl, once the bucket (and object) is known: only
+ * what the ACL already is can be set. XXX an XML AccessControlPolicy body
+ * is not parsed: 501, even when it grants only the owner's FULL_CONTROL. */
+static void put_acl(struct gw_req *r)
+{
+	int ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+
+	if (!ret && http_req_content_length(r->hr) > 0)
+		ret = GWE_NOT_IMPLEMENTED;
+	if (ret)
+		send_error(r, ret);
+	else
+		send_empty(r, 200);
+}
+
 /* ------------------------------------------------------------ GET, HEAD */
 
 static int parse_http_date(const char *s, time_t *out)
@@ -1860,6 +1933,14 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	r->have_gm = true;
+	if (r->op == OP_GET_ACL) {
+		send_acl(r);
+		goto out;
+	}
+	if (r->op == OP_PUT_ACL) {
+		put_acl(r);
+		goto out;
+	}
 	s3_etag_from_md5(r->gm.md5, etag);
 	ret = check_conditions(r, etag, (time_t)(r->gm.version / 1000000000));
 	if (ret == 304) {
@@ -2083,6 +2164,9 @@ static void dispatch(struct gw_req *r)
 				   GWE_BUCKET_OWNED);
 			return;
 		}
+		ret = acl_headers_check(r, GWE_BUCKET_ACL_OWNERSHIP);
+		if (ret < 0)
+			break;
 		http_req_resume(r->hr);		/* the body: CreateBucketConfiguration */
 		return;
 	case OP_HEAD_BUCKET:
@@ -2101,11 +2185,24 @@ static void dispatch(struct gw_req *r)
 	case OP_BUCKET_TAGGING:
 		ret = GWE_NO_SUCH_TAG_SET;
 		break;
+	case OP_GET_ACL:
+	case OP_PUT_ACL:
+		if (r->key) {
+			ret = get_begin(r);
+			break;
+		}
+		if (r->op == OP_GET_ACL)
+			send_acl(r);
+		else
+			put_acl(r);
+		return;
 	case OP_LIST_OBJECTS:
 		send_error(r, GWE_NOT_IMPLEMENTED);
 		return;
 	case OP_PUT_OBJECT:
-		ret = put_begin(r);
+		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+		if (ret == 0)
+			ret = put_begin(r);
 		if (ret == 0) {
 			http_req_resume(r->hr);
 			return;

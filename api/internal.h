@@ -725,6 +725,8 @@ struct s3_xml {
 void s3_xml_begin(struct s3_xml *x, struct s3_buf *b);	/* writes the XML decl */
 /* xmlns: the S3 namespace attribute is added when ns is true. */
 void s3_xml_open(struct s3_xml *x, const char *name, bool ns);
+/* <name attrs>: attrs a trusted literal ('a="v" b="w"'), NULL for none. */
+void s3_xml_open_attrs(struct s3_xml *x, const char *name, const char *attrs);
 void s3_xml_close(struct s3_xml *x);
 void s3_xml_text(struct s3_xml *x, const char *s, size_t n);
 /* <name>escaped text</name> */

@@ -176,7 +176,35 @@ def test_crc64nvme():
     gt.S3.delete_object(Bucket=B, Key="crc64")
 
 
-gt.TESTS = [test_conditional_put, test_conditional_delete, test_buckets_extra,
+def test_acl_owner_enforced():
+    S3 = gt.S3
+    S3.put_object(Bucket=B, Key="acl", Body=b"x")
+    for acl in (S3.get_bucket_acl(Bucket=B), S3.get_object_acl(Bucket=B, Key="acl")):
+        assert acl["Owner"] == {"ID": "default", "DisplayName": "default"}, acl
+        assert acl["Grants"] == [{"Grantee": {"ID": "default", "DisplayName": "default",
+                                              "Type": "CanonicalUser"},
+                                  "Permission": "FULL_CONTROL"}], acl
+    assert err_code(lambda: S3.get_object_acl(Bucket=B, Key="noacl")) == ("NoSuchKey", 404)
+    alt = gt.C.client("STRATATESTKEY0002", "secretsecretsecretsecretsecret0002")
+    assert err_code(lambda: alt.get_bucket_acl(Bucket=B))[1] == 403
+    # what the ACL already is can be set; anything else is refused
+    S3.put_bucket_acl(Bucket=B, ACL="private")
+    S3.put_object_acl(Bucket=B, Key="acl", ACL="bucket-owner-full-control")
+    S3.put_object(Bucket=B, Key="acl", Body=b"y", ACL="private")
+    assert err_code(lambda: S3.put_object_acl(Bucket=B, Key="noacl", ACL="private"))[0] == \
+        "NoSuchKey"
+    for fn in (lambda: S3.put_bucket_acl(Bucket=B, ACL="public-read"),
+               lambda: S3.put_object_acl(Bucket=B, Key="acl", ACL="public-read"),
+               lambda: S3.put_object(Bucket=B, Key="acl", Body=b"z", ACL="public-read-write"),
+               lambda: S3.put_object(Bucket=B, Key="acl", Body=b"z", GrantRead='id="alt"')):
+        assert err_code(fn) == ("AccessControlListNotSupported", 400)
+    assert err_code(lambda: S3.create_bucket(Bucket="aclbucket", ACL="public-read")) == \
+        ("InvalidBucketAclWithObjectOwnership", 400)
+    assert S3.get_object(Bucket=B, Key="acl")["Body"].read() == b"y"
+    S3.delete_object(Bucket=B, Key="acl")
+
+
+gt.TESTS = [test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme]
 
 if __name__ == "__main__":
