@@ -353,7 +353,7 @@ static int s3_trailer_line(struct s3_chunked *d, const char *l, size_t n)
 		s3_cksum_final(&d->trailer_ck, d->trailer_digest);
 		ret = s3_cksum_check_b64(alg, d->trailer_digest, v, vn);
 		if (ret)
-			return ret;
+			return S3E_BAD_DIGEST;	/* undecodable too, as body.c */
 		d->trailer_seen = true;
 	}
 	/* canonical form: lowercase name, trimmed value */
@@ -407,7 +407,7 @@ static int s3_chunked_finish(struct s3_chunked *d)
 		ret = s3_cksum_check_b64(d->header_alg, digest, d->header_b64,
 					 d->header_b64_len);
 		if (ret)
-			return ret;
+			return S3E_BAD_DIGEST;
 	}
 	return 0;
 }

@@ -214,6 +214,9 @@ static void test_body_digest(void **state)
 	assert_int_equal(digest(&res, hv, 3, body, md5, &alg), S3E_INVALID_DIGEST);
 	hv[0][1] = "notbase64";
 	assert_int_equal(digest(&res, hv, 1, body, md5, &alg), S3E_INVALID_DIGEST);
+	/* an x-amz-checksum-* value that is no digest: BadDigest (s3-tests) */
+	hv[1][1] = "bad";
+	assert_int_equal(digest(&res, hv + 1, 1, body, md5, &alg), S3E_BAD_DIGEST);
 	/* streaming: the chunk decoder owns x-amz-checksum-*, only MD5 here */
 	res.payload = S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER;
 	hv[1][1] = "AAAAAA==";
