@@ -295,7 +295,8 @@ struct gw_req {
 	struct s3_chunked *chunked;
 	bool chunked_done;
 	struct s3_buf small;		/* small bodies: bucket XML, small objects */
-	int64_t length;			/* declared object length */
+	int64_t length;			/* declared object length, -1 while a
+					 * chunked body's is not known yet */
 	uint64_t received;
 	/* PUT */
 	struct gw_meta meta;
@@ -1026,7 +1027,17 @@ static int put_collect_meta(struct gw_req *r)
 
 static bool put_is_small(const struct gw_req *r)
 {
+	if (r->length < 0)	/* unknown: inline until it outgrows small_max */
+		return r->meta.layout != GW_LAYOUT_EC;
 	return (uint64_t)r->length <= r->gw->cfg.small_max;
+}
+
+static void put_set_ec(struct gw_req *r)
+{
+	r->meta.layout = GW_LAYOUT_EC;
+	r->meta.k = (uint8_t)r->gw->k;
+	r->meta.m = (uint8_t)r->gw->m;
+	r->meta.seg_size = (uint32_t)((uint64_t)r->gw->cfg.unit * r->gw->k);
 }
 
 static void put_fail(struct gw_req *r, int err);
@@ -1096,7 +1107,9 @@ static int seg_send(struct gw_req *r, struct gw_seg *s)
 	struct gw_wset *w;
 	int ret;
 
-	gw_seg_geometry(r->length, (uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
+	/* Length still unknown: only full segments go out before the end. */
+	gw_seg_geometry(r->length >= 0 ? (uint64_t)r->length : (uint64_t)(s->idx + 1) * seg_cap(r),
+			(uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
 	if (seg_len != s->fill)
 		return S3E_INCOMPLETE_BODY;
 	/* k fragments of flen (the last segment's are shorter), zero-padded. */
@@ -1134,8 +1147,23 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 
 	if (r->put_err)
 		return 0;
-	if (r->received > (uint64_t)r->length)
-		return S3E_TOO_LARGE;
+	if (r->length >= 0 ? r->received > (uint64_t)r->length :
+			     r->received > r->gw->cfg.max_object)
+		return r->length >= 0 ? S3E_TOO_LARGE : GWE_TOO_LARGE;
+	if (r->length < 0 && put_is_small(r) &&
+	    r->small.len + n > r->gw->cfg.small_max) {
+		/* A chunked body outgrew the inline layout: what was buffered
+		 * becomes the first segment's start. */
+		struct s3_buf b = r->small;
+		int ret;
+
+		r->small = (struct s3_buf){ 0 };
+		put_set_ec(r);
+		ret = b.len ? put_sink(r, (const uint8_t *)b.p, b.len) : 0;
+		s3_buf_free(&b);
+		if (ret < 0)
+			return ret;
+	}
 	if (put_is_small(r))
 		return s3_buf_add(&r->small, p, n);
 	while (n) {
@@ -1159,7 +1187,8 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 		p += take;
 		n -= take;
 		if (s->fill == cap ||
-		    (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length) {
+		    (r->length >= 0 &&
+		     (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length)) {
 			uint32_t next = s->idx + 1;
 
 			ret = seg_send(r, s);
@@ -1321,9 +1350,12 @@ static int put_begin(struct gw_req *r)
 			return S3E_MISSING_LENGTH;
 		len = strtoll(d, NULL, 10);
 	}
-	if (len < 0)
+	/* A plain chunked body (Transfer-Encoding: chunked, no length):
+	 * its length is known at its end. */
+	if (len < 0 && !(r->auth.payload < S3_PAYLOAD_STREAMING &&
+			 http_req_is_chunked(r->hr)))
 		return S3E_MISSING_LENGTH;
-	if ((uint64_t)len > gw->cfg.max_object)
+	if (len > 0 && (uint64_t)len > gw->cfg.max_object)
 		return GWE_TOO_LARGE;
 	r->length = len;
 	ret = object_path(r);
@@ -1335,7 +1367,7 @@ static int put_begin(struct gw_req *r)
 	r->version = strata_wall_ns();
 	r->meta.kind = GW_META_OBJECT;
 	r->meta.version = r->version;
-	r->meta.size = (uint64_t)len;
+	r->meta.size = len < 0 ? 0 : (uint64_t)len;
 	r->meta.owner = strdup(r->owner);
 	if (!r->meta.owner)
 		return -ENOMEM;
@@ -1358,10 +1390,7 @@ static int put_begin(struct gw_req *r)
 		r->meta.layout = GW_LAYOUT_INLINE;
 		r->small.max = (size_t)gw->cfg.small_max + 1;
 	} else {
-		r->meta.layout = GW_LAYOUT_EC;
-		r->meta.k = (uint8_t)gw->k;
-		r->meta.m = (uint8_t)gw->m;
-		r->meta.seg_size = (uint32_t)seg_cap(r);
+		put_set_ec(r);
 	}
 	return 0;
 }
@@ -1378,7 +1407,19 @@ static void put_body_end(struct gw_req *r)
 		return;
 	}
 	/* A 0-byte EC object cannot happen (small_max >= 0); a partly filled
-	 * last segment was sent by put_sink when the length was reached. */
+	 * last segment was sent by put_sink when the length was reached,
+	 * unless the length was unknown (chunked): then it goes now. */
+	if (r->length < 0) {
+		r->length = (int64_t)r->received;
+		r->meta.size = r->received;
+		if (r->meta.layout == GW_LAYOUT_EC && r->seg[r->cur].fill) {
+			ret = seg_send(r, &r->seg[r->cur]);
+			if (ret < 0) {
+				put_fail(r, ret);
+				return;
+			}
+		}
+	}
 	r->body_ended = true;
 	put_maybe_head(r);
 }

@@ -204,7 +204,47 @@ def test_acl_owner_enforced():
     S3.delete_object(Bucket=B, Key="acl")
 
 
-gt.TESTS = [test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
+def test_chunked_transfer_encoding():
+    """PUT with Transfer-Encoding: chunked and no Content-Length: the length
+    is known at the body's end (inline, and EC over several segments)."""
+    import base64
+    import hashlib
+    import http.client
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    port = int(gt.C.url.rsplit(":", 1)[1])
+    for size in (0, 3, 64 * 1024 + 1, 9 * gt.MiB + 7):
+        body = gt.data_of(size, 21)
+        url = f"{gt.C.url}/{B}/te-{size}"
+        # signed with the body's SHA-256 (botocore's signer computes it)
+        req = AWSRequest(method="PUT", url=url, data=body, headers={
+            "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()})
+        S3SigV4Auth(Credentials("STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"),
+                    "s3", "us-east-1").add_auth(req)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.putrequest("PUT", f"/{B}/te-{size}", skip_accept_encoding=True)
+        for k, v in req.headers.items():
+            if k.lower() != "content-length":
+                conn.putheader(k, v)
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for i in range(0, size, 300000):           # chunks across segment edges
+            piece = body[i:i + 300000]
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+        r = conn.getresponse()
+        out = r.read()
+        assert r.status == 200, (size, r.status, out)
+        assert r.getheader("ETag") == '"%s"' % hashlib.md5(body).hexdigest()
+        conn.close()
+        h = gt.S3.head_object(Bucket=B, Key=f"te-{size}")
+        assert h["ContentLength"] == size, (size, h["ContentLength"])
+        assert gt.S3.get_object(Bucket=B, Key=f"te-{size}")["Body"].read() == body, size
+        gt.S3.delete_object(Bucket=B, Key=f"te-{size}")
+
+
+gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme]
 
 if __name__ == "__main__":
