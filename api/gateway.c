@@ -42,6 +42,11 @@ enum {
 	GWE_METHOD,
 	GWE_NOT_EMPTY,
 	GWE_INVALID_ARGUMENT,
+	GWE_CORS_NO_ORIGIN,
+	GWE_CORS_FORBIDDEN,
+	GWE_NO_SUCH_TAG_SET,
+	GWE_ACL_NOT_SUPPORTED,
+	GWE_BUCKET_ACL_OWNERSHIP,
 };
 
 static const struct {
@@ -62,6 +67,15 @@ static const struct {
 	{ GWE_METHOD, 405, "MethodNotAllowed", "The specified method is not allowed against this resource." },
 	{ GWE_NOT_EMPTY, 409, "BucketNotEmpty", "The bucket you tried to delete is not empty" },
 	{ GWE_INVALID_ARGUMENT, 400, "InvalidArgument", "Invalid argument" },
+	/* OPTIONS (CORS preflight) as S3 answers it for a bucket without a
+	 * CORS configuration, which every bucket is. */
+	{ GWE_CORS_NO_ORIGIN, 400, "BadRequest", "Insufficient information. Origin request header needed." },
+	{ GWE_CORS_FORBIDDEN, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket." },
+	{ GWE_NO_SUCH_TAG_SET, 404, "NoSuchTagSet", "The TagSet does not exist" },
+	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
+	 * default since 2023): the owner has FULL_CONTROL, nothing else. */
+	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
+	{ GWE_BUCKET_ACL_OWNERSHIP, 400, "InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting" },
 };
 
 static void gw_err_info(int err, int *status, const char **code, const char **msg)
@@ -191,6 +205,7 @@ int gw_config_complete(const struct gw_config *cfg)
 struct gw_bcache {
 	char name[64];
 	char owner[S3_ACCESS_KEY_MAX + 1];
+	char location[32];
 	uint64_t expires;
 };
 
@@ -218,6 +233,8 @@ enum gw_op {
 	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
+	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
+	OP_GET_ACL, OP_PUT_ACL,
 	OP_UNSUPPORTED,
 };
 
@@ -264,6 +281,7 @@ struct gw_req {
 	char *bucket, *key;
 	char account[S3_ACCESS_KEY_MAX + 1];	/* requester */
 	char owner[S3_ACCESS_KEY_MAX + 1];	/* bucket owner */
+	char location[32];		/* bucket's LocationConstraint */
 	char *path;			/* /owner/bucket/key */
 	size_t path_len;
 	struct s3_header *h;
@@ -277,7 +295,8 @@ struct gw_req {
 	struct s3_chunked *chunked;
 	bool chunked_done;
 	struct s3_buf small;		/* small bodies: bucket XML, small objects */
-	int64_t length;			/* declared object length */
+	int64_t length;			/* declared object length, -1 while a
+					 * chunked body's is not known yet */
 	uint64_t received;
 	/* PUT */
 	struct gw_meta meta;
@@ -505,6 +524,28 @@ static int route(struct gw_req *r)
 	if (r->key && strlen(r->key) > S3_MAX_KEY_LEN)
 		return S3E_TOO_LARGE;	/* XXX KeyTooLongError */
 
+	if (m == HTTP_OPTIONS) {
+		r->op = OP_OPTIONS;
+		return 0;
+	}
+	/* Read-only answers that are true of every bucket here: versioning
+	 * never enabled (no Status), no tags (PUT ?tagging stays 501). */
+	if (r->bucket && !r->key && m == HTTP_GET &&
+	    query_has(q, qlen, "versioning", NULL, NULL)) {
+		r->op = OP_BUCKET_VERSIONING;
+		return 0;
+	}
+	if (r->bucket && !r->key && m == HTTP_GET &&
+	    query_has(q, qlen, "tagging", NULL, NULL)) {
+		r->op = OP_BUCKET_TAGGING;
+		return 0;
+	}
+	if (r->bucket && (m == HTTP_GET || m == HTTP_PUT) &&
+	    query_has(q, qlen, "acl", NULL, NULL) &&
+	    !query_has(q, qlen, "versionId", NULL, NULL)) {
+		r->op = m == HTTP_GET ? OP_GET_ACL : OP_PUT_ACL;
+		return 0;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sub); i++)
 		if (query_has(q, qlen, unsupported_sub[i], NULL, NULL)) {
 			r->op = OP_UNSUPPORTED;
@@ -567,8 +608,13 @@ static int authenticate(struct gw_req *r)
 	sr.headers = r->h;
 	sr.n_headers = n;
 	ret = s3_auth_verify(r->gw->auth, &sr, (int64_t)time(NULL), &r->auth);
-	if (ret == 1)
-		return S3E_ACCESS_DENIED;	/* anonymous: no public ACLs yet */
+	if (ret == 1) {
+		/* Anonymous: no public ACLs yet, so AccessDenied, but only
+		 * once the bucket is known to exist (NoSuchBucket first, as
+		 * S3 answers). */
+		r->anonymous = true;
+		return 0;
+	}
 	if (ret < 0)
 		return ret;
 	acct = s3_creds_key_profile(r->gw->creds, r->auth.access_key);
@@ -682,7 +728,8 @@ static struct gw_bcache *bcache_find(struct gateway *gw, const char *name)
 	return NULL;
 }
 
-static void bcache_set(struct gateway *gw, const char *name, const char *owner)
+static void bcache_set(struct gateway *gw, const char *name, const char *owner,
+		       const char *location)
 {
 	struct gw_bcache *e = &gw->bcache[gw->seq % GW_BUCKET_CACHE];
 
@@ -691,6 +738,7 @@ static void bcache_set(struct gateway *gw, const char *name, const char *owner)
 			e = &gw->bcache[i];
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	snprintf(e->owner, sizeof(e->owner), "%s", owner);
+	snprintf(e->location, sizeof(e->location), "%s", location);
 	e->expires = owner ? strata_now_ns() + GW_BUCKET_TTL_NS : 0;
 }
 
@@ -734,8 +782,13 @@ static void on_bucket_record(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	snprintf(r->owner, sizeof(r->owner), "%s", m.owner);
+	{
+		const char *loc = gw_meta_hdr_get(&m, "location");
+
+		snprintf(r->location, sizeof(r->location), "%s", loc ? loc : "");
+	}
 	gw_meta_free(&m);
-	bcache_set(r->gw, r->bucket, r->owner);
+	bcache_set(r->gw, r->bucket, r->owner, r->location);
 	dispatch(r);
 out:
 	req_put(r);
@@ -752,6 +805,7 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 
 	if (c) {
 		snprintf(r->owner, sizeof(r->owner), "%s", c->owner);
+		snprintf(r->location, sizeof(r->location), "%s", c->location);
 		dispatch(r);
 		return 0;
 	}
@@ -772,7 +826,7 @@ static void on_bucket_written(struct gw_wset *w, int err, void *arg)
 
 	(void)w;
 	if (r->op == OP_CREATE_BUCKET && !err)
-		bcache_set(r->gw, r->bucket, r->account);
+		bcache_set(r->gw, r->bucket, r->account, r->location);
 	if (err)
 		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	else if (r->op == OP_CREATE_BUCKET) {
@@ -807,6 +861,12 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 		r->meta.owner = strdup(r->account);
 		if (!r->meta.owner)
 			return -ENOMEM;
+		if (r->location[0]) {
+			ret = gw_meta_add_hdr(&r->meta, "location", 8, r->location,
+					      strlen(r->location));
+			if (ret < 0)
+				return ret;
+		}
 		ret = gw_meta_encode(&r->meta, &r->metabuf);
 		if (ret < 0)
 			return ret;
@@ -829,16 +889,34 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 	return 0;
 }
 
+/* 200 with an empty <name xmlns=.../> document. */
+static void send_xml_empty(struct gw_req *r, const char *name)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, name, true);
+	s3_xml_end(&x);
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, 200, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
 static void send_location(struct gw_req *r)
 {
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
-	bool us = !strcmp(r->gw->cfg.region, "us-east-1");
+	/* The constraint the bucket was created with; none: the region,
+	 * except us-east-1, which S3 reports as an empty constraint. */
+	const char *loc = r->location[0] ? r->location :
+			  strcmp(r->gw->cfg.region, "us-east-1") ? r->gw->cfg.region : "";
 
 	s3_xml_begin(&x, &b);
 	s3_xml_open(&x, "LocationConstraint", true);
-	if (!us)
-		s3_xml_text(&x, r->gw->cfg.region, strlen(r->gw->cfg.region));
+	if (*loc)
+		s3_xml_text(&x, loc, strlen(loc));
 	s3_xml_end(&x);
 	r->responded = true;
 	resp_common(r);
@@ -870,6 +948,41 @@ static const char *const stored_headers[] = {
 	"content-language", "cache-control", "expires",
 };
 
+/* Content-Encoding without its aws-chunked tokens into out: 0 (out, *olen
+ * set), 1 when there was none (keep the value as it is), S3E_TOO_LARGE. */
+static int strip_aws_chunked(const char *v, size_t vl, char *out, size_t cap,
+			     size_t *olen)
+{
+	const char *p = v, *end = v + vl;
+	size_t n = 0;
+	bool found = false;
+
+	while (p < end) {
+		const char *c = memchr(p, ',', (size_t)(end - p));
+		const char *e = c ? c : end, *a = p, *b = e;
+
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		if (b - a == 11 && !strncasecmp(a, "aws-chunked", 11)) {
+			found = true;
+		} else if (b > a) {
+			if (n + (size_t)(b - a) + 2 >= cap)
+				return S3E_TOO_LARGE;
+			if (n) {
+				out[n++] = ',';
+				out[n++] = ' ';
+			}
+			memcpy(out + n, a, (size_t)(b - a));
+			n += (size_t)(b - a);
+		}
+		p = e + 1;
+	}
+	*olen = n;
+	return found ? 0 : 1;
+}
+
 static int put_collect_meta(struct gw_req *r)
 {
 	size_t metabytes = 0;
@@ -883,18 +996,16 @@ static int put_collect_meta(struct gw_req *r)
 			keep = http_name_eq(h->name, h->name_len, stored_headers[j]);
 		if (!keep)
 			continue;
-		/* aws-chunked is the transfer's encoding, not the object's. */
+		/* aws-chunked is the transfer's encoding, not the object's:
+		 * dropped wherever it is in the list ("gzip, aws-chunked"). */
 		if (http_name_eq(h->name, h->name_len, "content-encoding")) {
-			const char *v = h->value;
-			size_t vl = h->value_len;
+			char v[512];
+			size_t vl;
 
-			if (vl >= 11 && !strncasecmp(v, "aws-chunked", 11)) {
-				v += 11;
-				vl -= 11;
-				while (vl && (*v == ',' || *v == ' ')) {
-					v++;
-					vl--;
-				}
+			ret = strip_aws_chunked(h->value, h->value_len, v, sizeof(v), &vl);
+			if (ret < 0)
+				return ret;
+			if (ret == 0) {
 				if (!vl)
 					continue;
 				ret = gw_meta_add_hdr(&r->meta, h->name, h->name_len, v, vl);
@@ -916,11 +1027,23 @@ static int put_collect_meta(struct gw_req *r)
 
 static bool put_is_small(const struct gw_req *r)
 {
+	if (r->length < 0)	/* unknown: inline until it outgrows small_max */
+		return r->meta.layout != GW_LAYOUT_EC;
 	return (uint64_t)r->length <= r->gw->cfg.small_max;
+}
+
+static void put_set_ec(struct gw_req *r)
+{
+	r->meta.layout = GW_LAYOUT_EC;
+	r->meta.k = (uint8_t)r->gw->k;
+	r->meta.m = (uint8_t)r->gw->m;
+	r->meta.seg_size = (uint32_t)((uint64_t)r->gw->cfg.unit * r->gw->k);
 }
 
 static void put_fail(struct gw_req *r, int err);
 static void put_maybe_head(struct gw_req *r);
+static bool etag_matches(const char *list, const char *etag);
+static int parse_http_date(const char *s, time_t *out);
 
 static size_t seg_bytes(const struct gw_req *r)
 {
@@ -984,7 +1107,9 @@ static int seg_send(struct gw_req *r, struct gw_seg *s)
 	struct gw_wset *w;
 	int ret;
 
-	gw_seg_geometry(r->length, (uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
+	/* Length still unknown: only full segments go out before the end. */
+	gw_seg_geometry(r->length >= 0 ? (uint64_t)r->length : (uint64_t)(s->idx + 1) * seg_cap(r),
+			(uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
 	if (seg_len != s->fill)
 		return S3E_INCOMPLETE_BODY;
 	/* k fragments of flen (the last segment's are shorter), zero-padded. */
@@ -1022,8 +1147,23 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 
 	if (r->put_err)
 		return 0;
-	if (r->received > (uint64_t)r->length)
-		return S3E_TOO_LARGE;
+	if (r->length >= 0 ? r->received > (uint64_t)r->length :
+			     r->received > r->gw->cfg.max_object)
+		return r->length >= 0 ? S3E_TOO_LARGE : GWE_TOO_LARGE;
+	if (r->length < 0 && put_is_small(r) &&
+	    r->small.len + n > r->gw->cfg.small_max) {
+		/* A chunked body outgrew the inline layout: what was buffered
+		 * becomes the first segment's start. */
+		struct s3_buf b = r->small;
+		int ret;
+
+		r->small = (struct s3_buf){ 0 };
+		put_set_ec(r);
+		ret = b.len ? put_sink(r, (const uint8_t *)b.p, b.len) : 0;
+		s3_buf_free(&b);
+		if (ret < 0)
+			return ret;
+	}
 	if (put_is_small(r))
 		return s3_buf_add(&r->small, p, n);
 	while (n) {
@@ -1047,7 +1187,8 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 		p += take;
 		n -= take;
 		if (s->fill == cap ||
-		    (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length) {
+		    (r->length >= 0 &&
+		     (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length)) {
 			uint32_t next = s->idx + 1;
 
 			ret = seg_send(r, s);
@@ -1141,19 +1282,57 @@ static void put_fail(struct gw_req *r, int err)
 			r->nsegs_sent, strata_wall_ns());
 }
 
+/* Conditional PUT (If-Match / If-None-Match) against the object it would
+ * replace: 0, GWE_PRECONDITION, or NoSuchKey for If-Match on no object.
+ * XXX checked against the head read at the PUT's start: two conditional
+ * PUTs racing through different gateways can both pass. */
+static int put_check_conditions(struct gw_req *r, const struct gw_meta *old)
+{
+	const char *im = http_req_header(r->hr, "if-match", NULL);
+	const char *inm = http_req_header(r->hr, "if-none-match", NULL);
+	char etag[S3_ETAG_MAX];
+
+	if (!im && !inm)
+		return 0;
+	if (!old)
+		return im ? GWE_NO_SUCH_KEY : 0;
+	s3_etag_from_md5(old->md5, etag);
+	if (im && !etag_matches(im, etag))
+		return GWE_PRECONDITION;
+	if (inm && etag_matches(inm, etag))
+		return GWE_PRECONDITION;
+	return 0;
+}
+
 static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	struct gw_meta m = { 0 };
+	bool have = false;
+	int ret = 0;
 
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
-	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
-		r->old_version = m.version;
-		r->old_segs = gw_meta_segments(&m);
+	    m.kind == GW_META_OBJECT) {
+		have = true;
+		if (m.layout == GW_LAYOUT_EC) {
+			r->old_version = m.version;
+			r->old_segs = gw_meta_segments(&m);
+		}
+	}
+	if (r->hr) {
+		if (res->status < 0 && res->status != -ENOENT &&
+		    (http_req_header(r->hr, "if-match", NULL) ||
+		     http_req_header(r->hr, "if-none-match", NULL)))
+			ret = GWE_SLOW_DOWN;	/* the condition cannot be decided */
+		else
+			ret = put_check_conditions(r, have ? &m : NULL);
 	}
 	gw_meta_free(&m);
 	r->old_known = true;
-	put_maybe_head(r);
+	if (ret < 0)
+		put_fail(r, ret);
+	else
+		put_maybe_head(r);
 	req_put(r);
 }
 
@@ -1171,9 +1350,12 @@ static int put_begin(struct gw_req *r)
 			return S3E_MISSING_LENGTH;
 		len = strtoll(d, NULL, 10);
 	}
-	if (len < 0)
+	/* A plain chunked body (Transfer-Encoding: chunked, no length):
+	 * its length is known at its end. */
+	if (len < 0 && !(r->auth.payload < S3_PAYLOAD_STREAMING &&
+			 http_req_is_chunked(r->hr)))
 		return S3E_MISSING_LENGTH;
-	if ((uint64_t)len > gw->cfg.max_object)
+	if (len > 0 && (uint64_t)len > gw->cfg.max_object)
 		return GWE_TOO_LARGE;
 	r->length = len;
 	ret = object_path(r);
@@ -1185,7 +1367,7 @@ static int put_begin(struct gw_req *r)
 	r->version = strata_wall_ns();
 	r->meta.kind = GW_META_OBJECT;
 	r->meta.version = r->version;
-	r->meta.size = (uint64_t)len;
+	r->meta.size = len < 0 ? 0 : (uint64_t)len;
 	r->meta.owner = strdup(r->owner);
 	if (!r->meta.owner)
 		return -ENOMEM;
@@ -1208,10 +1390,7 @@ static int put_begin(struct gw_req *r)
 		r->meta.layout = GW_LAYOUT_INLINE;
 		r->small.max = (size_t)gw->cfg.small_max + 1;
 	} else {
-		r->meta.layout = GW_LAYOUT_EC;
-		r->meta.k = (uint8_t)gw->k;
-		r->meta.m = (uint8_t)gw->m;
-		r->meta.seg_size = (uint32_t)seg_cap(r);
+		put_set_ec(r);
 	}
 	return 0;
 }
@@ -1228,7 +1407,19 @@ static void put_body_end(struct gw_req *r)
 		return;
 	}
 	/* A 0-byte EC object cannot happen (small_max >= 0); a partly filled
-	 * last segment was sent by put_sink when the length was reached. */
+	 * last segment was sent by put_sink when the length was reached,
+	 * unless the length was unknown (chunked): then it goes now. */
+	if (r->length < 0) {
+		r->length = (int64_t)r->received;
+		r->meta.size = r->received;
+		if (r->meta.layout == GW_LAYOUT_EC && r->seg[r->cur].fill) {
+			ret = seg_send(r, &r->seg[r->cur]);
+			if (ret < 0) {
+				put_fail(r, ret);
+				return;
+			}
+		}
+	}
 	r->body_ended = true;
 	put_maybe_head(r);
 }
@@ -1251,6 +1442,66 @@ static void tail_gc(struct gateway *gw, const char *path, size_t plen,
 		if (w)
 			gw_wset_start(w);
 	}
+}
+
+/* ------------------------------------------------------------------ ACL */
+
+/* The ACL headers of a PUT (object, bucket or ?acl): 0 when they ask for
+ * nothing but the owner's FULL_CONTROL (no header, private,
+ * bucket-owner-full-control), else bad (the caller's error). */
+static int acl_headers_check(struct gw_req *r, int bad)
+{
+	const char *v = http_req_header(r->hr, "x-amz-acl", NULL);
+
+	for (size_t i = 0; i < r->nh; i++)
+		if (r->h[i].name_len > 12 && !strncasecmp(r->h[i].name, "x-amz-grant-", 12))
+			return bad;
+	if (v && strcmp(v, "private") && strcmp(v, "bucket-owner-full-control"))
+		return bad;
+	return 0;
+}
+
+/* GetBucketAcl / GetObjectAcl: the owner's FULL_CONTROL. An account's
+ * canonical ID and display name are its name. */
+static void send_acl(struct gw_req *r)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, "AccessControlPolicy", true);
+	s3_xml_open(&x, "Owner", false);
+	s3_xml_elem(&x, "ID", r->owner);
+	s3_xml_elem(&x, "DisplayName", r->owner);
+	s3_xml_close(&x);
+	s3_xml_open(&x, "AccessControlList", false);
+	s3_xml_open(&x, "Grant", false);
+	s3_xml_open_attrs(&x, "Grantee", "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+			  "xsi:type=\"CanonicalUser\"");
+	s3_xml_elem(&x, "ID", r->owner);
+	s3_xml_elem(&x, "DisplayName", r->owner);
+	s3_xml_close(&x);
+	s3_xml_elem(&x, "Permission", "FULL_CONTROL");
+	s3_xml_end(&x);
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, 200, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
+/* PutBucketAcl / PutObjectAcl, once the bucket (and object) is known: only
+ * what the ACL already is can be set. XXX an XML AccessControlPolicy body
+ * is not parsed: 501, even when it grants only the owner's FULL_CONTROL. */
+static void put_acl(struct gw_req *r)
+{
+	int ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+
+	if (!ret && http_req_content_length(r->hr) > 0)
+		ret = GWE_NOT_IMPLEMENTED;
+	if (ret)
+		send_error(r, ret);
+	else
+		send_empty(r, 200);
 }
 
 /* ------------------------------------------------------------ GET, HEAD */
@@ -1723,6 +1974,14 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	r->have_gm = true;
+	if (r->op == OP_GET_ACL) {
+		send_acl(r);
+		goto out;
+	}
+	if (r->op == OP_PUT_ACL) {
+		put_acl(r);
+		goto out;
+	}
 	s3_etag_from_md5(r->gm.md5, etag);
 	ret = check_conditions(r, etag, (time_t)(r->gm.version / 1000000000));
 	if (ret == 304) {
@@ -1845,16 +2104,44 @@ static void on_object_deleted(struct gw_wset *w, int err, void *arg)
 	req_put(r);
 }
 
+/* Conditional DELETE (If-Match, x-amz-if-match-last-modified-time,
+ * x-amz-if-match-size): checked only when the object exists; a missing
+ * object is a 204 whatever they say, as S3 answers. */
+static int delete_check_conditions(struct gw_req *r, const struct gw_meta *m)
+{
+	const char *im = http_req_header(r->hr, "if-match", NULL);
+	const char *lm = http_req_header(r->hr, "x-amz-if-match-last-modified-time", NULL);
+	const char *sz = http_req_header(r->hr, "x-amz-if-match-size", NULL);
+	char etag[S3_ETAG_MAX], *end;
+	time_t t;
+
+	s3_etag_from_md5(m->md5, etag);
+	if (im && !etag_matches(im, etag))
+		return GWE_PRECONDITION;
+	if (lm && (parse_http_date(lm, &t) < 0 ||
+		   (uint64_t)t != m->version / 1000000000))
+		return GWE_PRECONDITION;
+	if (sz && (strtoull(sz, &end, 10) != m->size || end == sz || *end))
+		return GWE_PRECONDITION;
+	return 0;
+}
+
 static void on_delete_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	uint8_t name[STO_NAME_HASH_LEN];
 	struct gw_wset *w;
+	int ret;
 
 	if (!r->hr)
 		goto out;
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0)
 		r->have_gm = true;
+	if (r->have_gm && r->gm.kind == GW_META_OBJECT &&
+	    (ret = delete_check_conditions(r, &r->gm)) < 0) {
+		send_error(r, ret);
+		goto out;
+	}
 	gw_name_hash(r->path, r->path_len, name);
 	w = gw_wset_new(&r->gw->st, r->gw->rep, r->part_rep, name, 0, true,
 			strata_wall_ns(), on_object_deleted, req_get(r));
@@ -1896,6 +2183,10 @@ static void dispatch(struct gw_req *r)
 
 	if (!r->hr)
 		return;
+	if (r->anonymous) {
+		send_error(r, S3E_ACCESS_DENIED);
+		return;
+	}
 	if (r->op != OP_CREATE_BUCKET && strcmp(r->owner, r->account)) {
 		send_error(r, S3E_ACCESS_DENIED);
 		return;
@@ -1903,10 +2194,20 @@ static void dispatch(struct gw_req *r)
 	switch (r->op) {
 	case OP_CREATE_BUCKET:
 		if (r->owner[0]) {
+			/* us-east-1 answers its owner's re-create with 200
+			 * (the bucket is left as it is); other regions 409. */
+			if (!strcmp(r->owner, r->account) &&
+			    !strcmp(r->gw->cfg.region, "us-east-1")) {
+				send_empty(r, 200);
+				return;
+			}
 			send_error(r, strcmp(r->owner, r->account) ? GWE_BUCKET_EXISTS :
 				   GWE_BUCKET_OWNED);
 			return;
 		}
+		ret = acl_headers_check(r, GWE_BUCKET_ACL_OWNERSHIP);
+		if (ret < 0)
+			break;
 		http_req_resume(r->hr);		/* the body: CreateBucketConfiguration */
 		return;
 	case OP_HEAD_BUCKET:
@@ -1919,11 +2220,30 @@ static void dispatch(struct gw_req *r)
 	case OP_BUCKET_LOCATION:
 		send_location(r);
 		return;
+	case OP_BUCKET_VERSIONING:
+		send_xml_empty(r, "VersioningConfiguration");
+		return;
+	case OP_BUCKET_TAGGING:
+		ret = GWE_NO_SUCH_TAG_SET;
+		break;
+	case OP_GET_ACL:
+	case OP_PUT_ACL:
+		if (r->key) {
+			ret = get_begin(r);
+			break;
+		}
+		if (r->op == OP_GET_ACL)
+			send_acl(r);
+		else
+			put_acl(r);
+		return;
 	case OP_LIST_OBJECTS:
 		send_error(r, GWE_NOT_IMPLEMENTED);
 		return;
 	case OP_PUT_OBJECT:
-		ret = put_begin(r);
+		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+		if (ret == 0)
+			ret = put_begin(r);
 		if (ret == 0) {
 			http_req_resume(r->hr);
 			return;
@@ -1961,10 +2281,17 @@ static void on_request(struct http_req *hr)
 	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
 	http_req_set_data(hr, r);
 	ret = route(r);
+	if (ret == 0 && r->op == OP_OPTIONS)
+		ret = http_req_header(hr, "origin", NULL) ? GWE_CORS_FORBIDDEN :
+		      GWE_CORS_NO_ORIGIN;
 	if (ret == 0)
 		ret = authenticate(r);
 	if (ret < 0) {
 		send_error(r, ret);
+		return;
+	}
+	if (r->anonymous && !r->bucket) {
+		send_error(r, S3E_ACCESS_DENIED);
 		return;
 	}
 	if (r->op == OP_LIST_BUCKETS || r->op == OP_UNSUPPORTED) {
@@ -2039,6 +2366,8 @@ static void on_body_end(struct http_req *hr)
 		ret = s3_xml_parse_create_bucket(r->small.p, r->small.len, &loc);
 		if (!ret && loc && *loc && strcmp(loc, r->gw->cfg.region))
 			ret = S3E_INVALID_LOCATION;
+		if (!ret && loc)
+			snprintf(r->location, sizeof(r->location), "%s", loc);
 		free(loc);
 	}
 	if (!ret)

@@ -377,6 +377,9 @@ enum s3_cksum_alg {
 	S3_CKSUM_SHA1,
 	S3_CKSUM_SHA256,
 	S3_CKSUM_MD5,		/* Content-MD5 and ETag only, no x-amz-checksum */
+	S3_CKSUM_CRC64NVME,	/* CRC-64/NVME (Rocksoft), reflected; after MD5:
+				 * the values are stored in object metadata */
+	S3_CKSUM_END
 };
 #define S3_CKSUM_MAX_LEN	32	/* SHA-256 */
 #define S3_CKSUM_B64_MAX	45	/* base64 of 32 bytes + NUL */
@@ -386,6 +389,7 @@ enum s3_cksum_alg {
 struct s3_cksum {
 	enum s3_cksum_alg alg;
 	uint32_t crc;
+	uint64_t crc64;
 	void *md;		/* EVP_MD_CTX * */
 };
 int s3_cksum_init(struct s3_cksum *c, enum s3_cksum_alg alg);	/* 0, -ENOMEM */
@@ -733,6 +737,8 @@ struct s3_xml {
 void s3_xml_begin(struct s3_xml *x, struct s3_buf *b);	/* writes the XML decl */
 /* xmlns: the S3 namespace attribute is added when ns is true. */
 void s3_xml_open(struct s3_xml *x, const char *name, bool ns);
+/* <name attrs>: attrs a trusted literal ('a="v" b="w"'), NULL for none. */
+void s3_xml_open_attrs(struct s3_xml *x, const char *name, const char *attrs);
 void s3_xml_close(struct s3_xml *x);
 void s3_xml_text(struct s3_xml *x, const char *s, size_t n);
 /* <name>escaped text</name> */

@@ -421,7 +421,7 @@ void s3_xml_begin(struct s3_xml *x, struct s3_buf *b)
 	s3_xml_puts(x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 }
 
-void s3_xml_open(struct s3_xml *x, const char *name, bool ns)
+void s3_xml_open_attrs(struct s3_xml *x, const char *name, const char *attrs)
 {
 	if (x->depth == sizeof(x->stack) / sizeof(x->stack[0])) {
 		if (!x->err)
@@ -431,9 +431,16 @@ void s3_xml_open(struct s3_xml *x, const char *name, bool ns)
 	x->stack[x->depth++] = name;
 	s3_xml_puts(x, "<");
 	s3_xml_puts(x, name);
-	if (ns)
-		s3_xml_puts(x, " xmlns=\"" S3_XMLNS "\"");
+	if (attrs) {
+		s3_xml_puts(x, " ");
+		s3_xml_puts(x, attrs);
+	}
 	s3_xml_puts(x, ">");
+}
+
+void s3_xml_open(struct s3_xml *x, const char *name, bool ns)
+{
+	s3_xml_open_attrs(x, name, ns ? "xmlns=\"" S3_XMLNS "\"" : NULL);
 }
 
 void s3_xml_close(struct s3_xml *x)
