@@ -28,7 +28,8 @@ struct fill {
 	const char *bucket;
 	uint64_t keys, next, acked, errors;
 	unsigned window, inflight, prefixes;
-	uint64_t t0, tstep;
+	uint64_t t0, tstep, t_end;
+	struct gw_pool *pool;
 	int first_error;
 };
 
@@ -51,6 +52,12 @@ static void on_done(void *arg, int err)
 		f->errors++;
 		if (!f->first_error)
 			f->first_error = err;
+	}
+	if (f->acked == f->keys) {
+		/* Everything answered: let go of the connections so the loop ends. */
+		f->t_end = strata_now_ns();
+		gw_listing_close(f->L);
+		gw_pool_close(f->pool);
 	}
 	if (f->acked % 100000 == 0) {
 		uint64_t now = strata_now_ns();
@@ -80,7 +87,7 @@ static void pump(struct fill *f)
 			f->inflight--;
 			f->errors++;
 			f->first_error = ret;
-			f->next = f->keys;
+			f->keys = f->next;	/* stop here */
 		}
 	}
 }
@@ -136,19 +143,17 @@ int main(int argc, char **argv)
 	st = (struct gw_store){ &loop, pool, 1000, 10000, 0 };
 	if (gw_listing_new(&st, rep, &lc, &f.L) < 0)
 		return 1;
+	f.pool = pool;
 	f.t0 = f.tstep = strata_now_ns();
 	pump(&f);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	{
-		double s = (strata_now_ns() - f.t0) / 1e9;
+		double s = ((f.t_end ? f.t_end : strata_now_ns()) - f.t0) / 1e9;
 
 		printf("%" PRIu64 " entries in %.1f s: %.0f entries/s, %" PRIu64
 		       " errors%s%s\n", f.acked, s, f.acked / s, f.errors,
 		       f.errors ? ", first: " : "", f.errors ? sto_strerror(f.first_error) : "");
 	}
-	gw_listing_close(f.L);
-	gw_pool_close(pool);
-	uv_run(&loop, UV_RUN_DEFAULT);
 	gw_listing_free(f.L);
 	gw_pool_free(pool);
 	ring_free(rep);
