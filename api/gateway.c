@@ -2074,6 +2074,7 @@ static void dispatch(struct gw_req *r)
 		send_empty(r, 200);
 		return;
 	case OP_DELETE_BUCKET:
+		http_req_resume(r->hr);		/* no body (see OP_LIST_OBJECTS) */
 		ret = gw_list_bucket_empty(r->gw->lst, r->bucket, on_bucket_emptiness,
 					   req_get(r));
 		if (ret < 0)
@@ -2088,6 +2089,10 @@ static void dispatch(struct gw_req *r)
 	case OP_LIST_OBJECTS: {
 		size_t qn;
 		const char *q = http_req_query(r->hr, &qn);
+
+		/* No body: let the parser see the request's end, or answering
+		 * a paused request closes the keep-alive connection. */
+		http_req_resume(r->hr);
 
 		ret = gw_list_objects(r->gw->lst, r->bucket, r->owner, q, q ? qn : 0,
 				      on_listing, req_get(r));

@@ -61,9 +61,14 @@ class Raw:
         req = AWSRequest(method="GET", url=url,
                          headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
         SigV4Auth(CRED, "s3", "us-east-1").add_auth(req)
+        # XXX a fresh connection per request (its setup is in the timing):
+        # the gateway drops a keep-alive connection from http.client after
+        # one listing (boto3's pooled connections are fine; not understood).
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         self.conn.request("GET", path_query, headers=dict(req.headers))
         r = self.conn.getresponse()
         body = r.read()
+        self.conn.close()
         if r.status != 200:
             raise RuntimeError(f"{r.status}: {body[:300]}")
         return body
