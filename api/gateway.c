@@ -112,6 +112,7 @@ void gw_config_init(struct gw_config *cfg)
 	cfg->down_ms = 2000;
 	cfg->grace_ms = 10000;
 	cfg->max_object = 5ull << 30;
+	cfg->shard_max = GW_LIST_DEFAULT_SHARD_MAX;
 }
 
 const char gw_config_help[] =
@@ -127,7 +128,10 @@ const char gw_config_help[] =
 "  --write-deadline-ms N    fragment write deadline before a handoff (default 10000)\n"
 "  --down-ms N              a failed node is skipped this long (default 2000)\n"
 "  --grace-ms N             SIGTERM: in-flight requests get this long (default 10000)\n"
-"  --max-object N           largest object (default 5G)\n";
+"  --max-object N           largest object (default 5G)\n"
+"  --shard-max N            listing entries per shard before a split (default 1000000)\n"
+"  --split-wait-ms N        shard split wait for other gateways' map caches\n"
+"                           (default 2000 + write deadline)\n";
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -165,6 +169,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	if (parse_size(value, &v) < 0)
 		return strstr(gw_config_help, key) ? -EINVAL : -ENOENT;
 	if (!strcmp(key, "small-max")) cfg->small_max = v;
+	else if (!strcmp(key, "shard-max")) cfg->shard_max = v ? v : 1;
 	else if (!strcmp(key, "max-object")) cfg->max_object = v;
 	else if (v > UINT32_MAX) return -EINVAL;
 	else if (!strcmp(key, "unit")) cfg->unit = (uint32_t)v;
@@ -172,6 +177,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	else if (!strcmp(key, "write-deadline-ms")) cfg->write_deadline_ms = (uint32_t)v;
 	else if (!strcmp(key, "down-ms")) cfg->down_ms = (uint32_t)v;
 	else if (!strcmp(key, "grace-ms")) cfg->grace_ms = (uint32_t)v;
+	else if (!strcmp(key, "split-wait-ms")) cfg->split_wait_ms = (uint32_t)v;
 	else return -ENOENT;
 	return 0;
 }
@@ -220,6 +226,7 @@ struct gateway {
 	struct s3_auth *auth;
 	struct gw_pool *pool;
 	struct gw_store st;
+	struct gw_listing *lst;		/* bucket listings (gw_list.c) */
 	uint64_t seq;
 	struct gw_bcache bcache[GW_BUCKET_CACHE];
 	void (*stop_done)(void *);
@@ -234,7 +241,7 @@ enum gw_op {
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
 	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
-	OP_GET_ACL, OP_PUT_ACL,
+	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS,
 	OP_UNSUPPORTED,
 };
 
@@ -549,6 +556,9 @@ static int route(struct gw_req *r)
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sub); i++)
 		if (query_has(q, qlen, unsupported_sub[i], NULL, NULL)) {
 			r->op = OP_UNSUPPORTED;
+			if (!strcmp(unsupported_sub[i], "delete") && m == HTTP_POST &&
+			    r->bucket && !r->key)
+				r->op = OP_DELETE_OBJECTS;
 			return 0;
 		}
 	if (!r->bucket) {
@@ -712,7 +722,7 @@ static int body_finish(struct gw_req *r)
 
 /* -------------------------------------------------------------- buckets */
 
-static void bucket_path(const char *bucket, char *out, size_t cap, size_t *len)
+void gw_bucket_path(const char *bucket, char *out, size_t cap, size_t *len)
 {
 	int n = snprintf(out, cap, "/.buckets/%s", bucket);
 
@@ -809,7 +819,7 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 		dispatch(r);
 		return 0;
 	}
-	bucket_path(r->bucket, path, sizeof(path), &len);
+	gw_bucket_path(r->bucket, path, sizeof(path), &len);
 	gw_name_hash(path, len, name);
 	req_get(r);
 	log_debug("bucket %s: lookup", r->bucket);
@@ -820,6 +830,25 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 	return ret;
 }
 
+static void on_bucket_listed(void *arg, int err)
+{
+	struct gw_req *r = arg;
+
+	if (err)
+		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	else if (r->op == OP_CREATE_BUCKET) {
+		char loc[80];
+
+		snprintf(loc, sizeof(loc), "/%s", r->bucket);
+		if (r->hr)
+			http_resp_header(r->hr, "Location", loc);
+		send_empty(r, 200);
+	} else {
+		send_empty(r, 204);
+	}
+	req_put(r);
+}
+
 static void on_bucket_written(struct gw_wset *w, int err, void *arg)
 {
 	struct gw_req *r = arg;
@@ -827,6 +856,21 @@ static void on_bucket_written(struct gw_wset *w, int err, void *arg)
 	(void)w;
 	if (r->op == OP_CREATE_BUCKET && !err)
 		bcache_set(r->gw, r->bucket, r->account, r->location);
+	/* The bucket record is durable: the account's bucket list follows. */
+	if (!err) {
+		bool del = r->op == OP_DELETE_BUCKET;
+
+		if (del)
+			gw_list_bucket_drop(r->gw->lst, r->bucket);
+		err = gw_list_account_update(r->gw->lst, r->owner[0] ? r->owner : r->account,
+					     r->bucket, del ? w->ts : r->meta.version, del,
+					     on_bucket_listed, req_get(r));
+		if (err == 0) {
+			req_put(r);
+			return;
+		}
+		req_put(r);
+	}
 	if (err)
 		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	else if (r->op == OP_CREATE_BUCKET) {
@@ -852,7 +896,7 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 	uint64_t now = strata_wall_ns();
 	int ret;
 
-	bucket_path(r->bucket, path, sizeof(path), &len);
+	gw_bucket_path(r->bucket, path, sizeof(path), &len);
 	gw_name_hash(path, len, name);
 	if (!is_delete) {
 		memset(&r->meta, 0, sizeof(r->meta));
@@ -1206,16 +1250,11 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static void on_head_written(struct gw_wset *w, int err, void *arg)
+static void put_listed(void *arg, int err)
 {
 	struct gw_req *r = arg;
 	char etag[S3_ETAG_MAX];
 
-	(void)w;
-	if (!err && r->old_segs && r->old_version < r->version)
-		/* The replaced version's segments: no head names them now. */
-		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
-			r->old_segs, r->version);
 	if (err) {
 		put_fail(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	} else if (r->hr && !r->responded) {
@@ -1233,6 +1272,29 @@ static void on_head_written(struct gw_wset *w, int err, void *arg)
 		http_resp_simple(r->hr, 200, NULL, NULL, 0);
 	}
 	req_put(r);
+}
+
+static void on_head_written(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_req *r = arg;
+	char etag[S3_ETAG_MAX];
+
+	(void)w;
+	if (!err && r->old_segs && r->old_version < r->version)
+		/* The replaced version's segments: no head names them now. */
+		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
+			r->old_segs, r->version);
+	if (!err) {
+		/* The head is durable: the listing entry, then the answer. */
+		struct gw_list_obj o = { .key = r->key, .version = r->version,
+					 .size = r->meta.size, .etag = etag };
+
+		s3_etag_from_md5(r->meta.md5, etag);
+		err = gw_list_update(r->gw->lst, r->bucket, &o, put_listed, r);
+		if (err == 0)
+			return;
+	}
+	put_listed(r, err);
 }
 
 /* Every segment durable and the body verified: the head replicas go out. */
@@ -2088,92 +2150,206 @@ static int get_begin(struct gw_req *r)
 
 /* --------------------------------------------------------------- DELETE */
 
-static void on_object_deleted(struct gw_wset *w, int err, void *arg)
-{
-	struct gw_req *r = arg;
+/* One object's delete, for DELETE Object and each key of DeleteObjects:
+ * the head's tombstone on its replicas (after a lookup of the version it
+ * replaces), the EC segments' tombstones (best effort), then the listing's
+ * tombstone. */
+struct gw_odel {
+	struct gateway *gw;
+	char *bucket, *key, *path;
+	size_t path_len;
+	uint32_t part_rep, part_ec;
+	struct gw_meta gm;
+	bool have_gm;
+	struct gw_del_cond cond;		/* strdup'd */
+	gw_list_done_fn cb;
+	void *arg;
+};
 
-	(void)w;
-	if (err)
-		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
-	else {
-		if (r->have_gm && r->gm.layout == GW_LAYOUT_EC)
-			tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->gm.version,
-				gw_meta_segments(&r->gm), strata_wall_ns());
-		send_empty(r, 204);
-	}
-	req_put(r);
+static void odel_free(struct gw_odel *d)
+{
+	gw_meta_free(&d->gm);
+	free((char *)d->cond.if_match);
+	free((char *)d->cond.if_mtime);
+	free((char *)d->cond.if_size);
+	free(d->bucket);
+	free(d->key);
+	free(d->path);
+	free(d);
 }
 
 /* Conditional DELETE (If-Match, x-amz-if-match-last-modified-time,
  * x-amz-if-match-size): checked only when the object exists; a missing
  * object is a 204 whatever they say, as S3 answers. */
-static int delete_check_conditions(struct gw_req *r, const struct gw_meta *m)
+static int delete_check_conditions(const struct gw_del_cond *c, const struct gw_meta *m)
 {
-	const char *im = http_req_header(r->hr, "if-match", NULL);
-	const char *lm = http_req_header(r->hr, "x-amz-if-match-last-modified-time", NULL);
-	const char *sz = http_req_header(r->hr, "x-amz-if-match-size", NULL);
 	char etag[S3_ETAG_MAX], *end;
 	time_t t;
 
 	s3_etag_from_md5(m->md5, etag);
-	if (im && !etag_matches(im, etag))
+	if (c->if_match && !etag_matches(c->if_match, etag))
 		return GWE_PRECONDITION;
-	if (lm && (parse_http_date(lm, &t) < 0 ||
-		   (uint64_t)t != m->version / 1000000000))
+	if (c->if_mtime && (parse_http_date(c->if_mtime, &t) < 0 ||
+			    (uint64_t)t != m->version / 1000000000))
 		return GWE_PRECONDITION;
-	if (sz && (strtoull(sz, &end, 10) != m->size || end == sz || *end))
+	if (c->if_size && (strtoull(c->if_size, &end, 10) != m->size ||
+			   end == c->if_size || *end))
 		return GWE_PRECONDITION;
 	return 0;
 }
 
-static void on_delete_head(const struct gw_hlook_result *res, void *arg)
+static void odel_listed(void *arg, int err)
 {
-	struct gw_req *r = arg;
+	struct gw_odel *d = arg;
+
+	d->cb(d->arg, err);
+	odel_free(d);
+}
+
+static void odel_on_deleted(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_odel *d = arg;
+
+	if (!err) {
+		struct gw_list_obj o = { .key = d->key, .version = w->ts,
+					 .tombstone = true };
+
+		if (d->have_gm && d->gm.layout == GW_LAYOUT_EC)
+			tail_gc(d->gw, d->path, d->path_len, d->part_ec, d->gm.version,
+				gw_meta_segments(&d->gm), strata_wall_ns());
+		/* The head's tombstone is durable: the listing's follows. */
+		err = gw_list_update(d->gw->lst, d->bucket, &o, odel_listed, d);
+		if (err == 0)
+			return;
+	}
+	odel_listed(d, err);
+}
+
+static void odel_on_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_odel *d = arg;
 	uint8_t name[STO_NAME_HASH_LEN];
 	struct gw_wset *w;
 	int ret;
 
-	if (!r->hr)
-		goto out;
-	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0)
-		r->have_gm = true;
-	if (r->have_gm && r->gm.kind == GW_META_OBJECT &&
-	    (ret = delete_check_conditions(r, &r->gm)) < 0) {
-		send_error(r, ret);
-		goto out;
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &d->gm) == 0)
+		d->have_gm = true;
+	if (d->have_gm && d->gm.kind == GW_META_OBJECT &&
+	    (ret = delete_check_conditions(&d->cond, &d->gm)) < 0) {
+		odel_listed(d, ret);
+		return;
 	}
-	gw_name_hash(r->path, r->path_len, name);
-	w = gw_wset_new(&r->gw->st, r->gw->rep, r->part_rep, name, 0, true,
-			strata_wall_ns(), on_object_deleted, req_get(r));
+	gw_name_hash(d->path, d->path_len, name);
+	w = gw_wset_new(&d->gw->st, d->gw->rep, d->part_rep, name, 0, true,
+			strata_wall_ns(), odel_on_deleted, d);
 	if (!w) {
-		req_put(r);
-		send_error(r, -ENOMEM);
-		goto out;
+		odel_listed(d, -ENOMEM);
+		return;
 	}
 	for (unsigned i = 0; i < w->n; i++)
 		w->f[i].frag = 0;
 	gw_wset_start(w);
-out:
+}
+
+int gw_obj_delete(struct gateway *gw, const char *owner, const char *bucket,
+		  const char *key, const struct gw_del_cond *cond,
+		  gw_list_done_fn cb, void *arg)
+{
+	struct gw_odel *d;
+	size_t n = strlen(owner) + strlen(bucket) + strlen(key) + 3;
+	uint8_t name[STO_NAME_HASH_LEN];
+	int ret;
+
+	if (n > RING_PATH_MAX || !*key)
+		return S3E_TOO_LARGE;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->gw = gw;
+	d->cb = cb;
+	d->arg = arg;
+	d->bucket = strdup(bucket);
+	d->key = strdup(key);
+	d->path = malloc(n + 1);
+	if (cond) {
+		d->cond.if_match = cond->if_match ? strdup(cond->if_match) : NULL;
+		d->cond.if_mtime = cond->if_mtime ? strdup(cond->if_mtime) : NULL;
+		d->cond.if_size = cond->if_size ? strdup(cond->if_size) : NULL;
+	}
+	if (!d->bucket || !d->key || !d->path ||
+	    (cond && ((cond->if_match && !d->cond.if_match) ||
+		      (cond->if_mtime && !d->cond.if_mtime) ||
+		      (cond->if_size && !d->cond.if_size)))) {
+		odel_free(d);
+		return -ENOMEM;
+	}
+	d->path_len = (size_t)snprintf(d->path, n + 1, "/%s/%s/%s", owner, bucket, key);
+	if (ring_part_of(gw->rep, owner, bucket, key, &d->part_rep) < 0 ||
+	    ring_part_of(gw->ec, owner, bucket, key, &d->part_ec) < 0) {
+		odel_free(d);
+		return S3E_TOO_LARGE;
+	}
+	gw_name_hash(d->path, d->path_len, name);
+	ret = gw_hlook_start(&gw->st, gw->rep, d->part_rep, name, 0, odel_on_head, d);
+	if (ret < 0)
+		odel_free(d);
+	return ret;
+}
+
+static void on_object_deleted(void *arg, int err)
+{
+	struct gw_req *r = arg;
+
+	if (err)
+		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	else
+		send_empty(r, 204);
 	req_put(r);
 }
 
 static int delete_begin(struct gw_req *r)
 {
-	uint8_t name[STO_NAME_HASH_LEN];
-	int ret = object_path(r);
+	const struct gw_del_cond cond = {
+		.if_match = http_req_header(r->hr, "if-match", NULL),
+		.if_mtime = http_req_header(r->hr, "x-amz-if-match-last-modified-time", NULL),
+		.if_size = http_req_header(r->hr, "x-amz-if-match-size", NULL),
+	};
+	int ret = gw_obj_delete(r->gw, r->owner, r->bucket, r->key, &cond,
+				on_object_deleted, req_get(r));
 
-	if (ret < 0)
-		return ret;
-	gw_name_hash(r->path, r->path_len, name);
-	req_get(r);
-	ret = gw_hlook_start(&r->gw->st, r->gw->rep, r->part_rep, name, 0,
-			     on_delete_head, r);
 	if (ret < 0)
 		req_put(r);
 	return ret;
 }
 
 /* ------------------------------------------------------------- dispatch */
+
+/* A listing's XML (ListObjects, ListBuckets) or its error. */
+static void on_listing(void *arg, int err, struct s3_buf *xml)
+{
+	struct gw_req *r = arg;
+
+	if (err)
+		send_error(r, err == -EINVAL ? GWE_INVALID_ARGUMENT :
+			   err == -ENOENT ? GWE_NO_SUCH_BUCKET : err);
+	else if (r->hr && !r->responded) {
+		r->responded = true;
+		resp_common(r);
+		http_resp_simple(r->hr, 200, "application/xml", xml->p, xml->len);
+	}
+	req_put(r);
+}
+
+static void on_bucket_emptiness(void *arg, int err)
+{
+	struct gw_req *r = arg;
+
+	if (!err)
+		err = bucket_write(r, true);
+	if (err)
+		send_error(r, err == -ENOTEMPTY ? GWE_NOT_EMPTY : err);
+	req_put(r);
+}
 
 /* Called once the bucket is known (r->owner set, "" when it does not exist
  * and the operation creates it). */
@@ -2214,8 +2390,11 @@ static void dispatch(struct gw_req *r)
 		send_empty(r, 200);
 		return;
 	case OP_DELETE_BUCKET:
-		/* XXX emptiness is not checked until the listing service lands. */
-		ret = bucket_write(r, true);
+		http_req_resume(r->hr);		/* no body (see OP_LIST_OBJECTS) */
+		ret = gw_list_bucket_empty(r->gw->lst, r->bucket, on_bucket_emptiness,
+					   req_get(r));
+		if (ret < 0)
+			req_put(r);
 		break;
 	case OP_BUCKET_LOCATION:
 		send_location(r);
@@ -2237,9 +2416,25 @@ static void dispatch(struct gw_req *r)
 		else
 			put_acl(r);
 		return;
-	case OP_LIST_OBJECTS:
-		send_error(r, GWE_NOT_IMPLEMENTED);
+	case OP_DELETE_OBJECTS:
+		http_req_resume(r->hr);		/* the body: the keys */
 		return;
+	case OP_LIST_OBJECTS: {
+		size_t qn;
+		const char *q = http_req_query(r->hr, &qn);
+
+		/* No body: let the parser see the request's end, or answering
+		 * a paused request closes the keep-alive connection. */
+		http_req_resume(r->hr);
+
+		ret = gw_list_objects(r->gw->lst, r->bucket, r->owner, q, q ? qn : 0,
+				      on_listing, req_get(r));
+		if (ret < 0)
+			req_put(r);
+		if (ret == -EINVAL)
+			ret = GWE_INVALID_ARGUMENT;
+		break;
+	}
 	case OP_PUT_OBJECT:
 		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
 		if (ret == 0)
@@ -2294,7 +2489,15 @@ static void on_request(struct http_req *hr)
 		send_error(r, S3E_ACCESS_DENIED);
 		return;
 	}
-	if (r->op == OP_LIST_BUCKETS || r->op == OP_UNSUPPORTED) {
+	if (r->op == OP_LIST_BUCKETS) {
+		ret = gw_list_buckets(gw->lst, r->account, on_listing, req_get(r));
+		if (ret < 0) {
+			req_put(r);
+			send_error(r, ret);
+		}
+		return;
+	}
+	if (r->op == OP_UNSUPPORTED) {
 		send_error(r, GWE_NOT_IMPLEMENTED);
 		return;
 	}
@@ -2330,7 +2533,7 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 		}
 		return 0;
 	}
-	if (r->op == OP_CREATE_BUCKET) {
+	if (r->op == OP_CREATE_BUCKET || r->op == OP_DELETE_OBJECTS) {
 		if (!r->dg_init && (ret = body_begin(r)) < 0) {
 			r->body_err = ret;
 			return 0;
@@ -2355,13 +2558,24 @@ static void on_body_end(struct http_req *hr)
 		put_body_end(r);
 		return;
 	}
-	if (r->op != OP_CREATE_BUCKET)
+	if (r->op != OP_CREATE_BUCKET && r->op != OP_DELETE_OBJECTS)
 		return;
 	ret = r->body_err;
 	if (!ret && !r->dg_init)
 		ret = body_begin(r);
 	if (!ret)
 		ret = body_finish(r);
+	if (r->op == OP_DELETE_OBJECTS) {
+		if (!ret) {
+			ret = gw_delete_objects(r->gw, r->owner, r->bucket, r->small.p,
+						r->small.len, on_listing, req_get(r));
+			if (ret < 0)
+				req_put(r);
+		}
+		if (ret < 0)
+			send_error(r, ret);
+		return;
+	}
 	if (!ret && r->small.len) {
 		ret = s3_xml_parse_create_bucket(r->small.p, r->small.len, &loc);
 		if (!ret && loc && *loc && strcmp(loc, r->gw->cfg.region))
@@ -2450,6 +2664,17 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 		goto out_free;
 	gw->st = (struct gw_store){ loop, gw->pool, cfg->read_deadline_ms,
 				    cfg->write_deadline_ms, 0 };
+	{
+		struct gw_list_config lc = {
+			.shard_max = cfg->shard_max,
+			.split_wait_ms = cfg->split_wait_ms ? cfg->split_wait_ms :
+					 2000 + cfg->write_deadline_ms,
+		};
+
+		ret = gw_listing_new(&gw->st, gw->rep, &lc, &gw->lst);
+		if (ret < 0)
+			goto out_free;
+	}
 	http_config_init(&hc);
 	hc.lim.max_body = cfg->max_object + (cfg->max_object >> 4) + (1 << 20);
 	h.opaque = gw;
@@ -2470,6 +2695,7 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	return 0;
 
 out_free:
+	gw_listing_free(gw->lst);
 	if (gw->pool)
 		gw_pool_free(gw->pool);
 	s3_auth_free(gw->auth);
@@ -2494,6 +2720,7 @@ static void on_drained(uv_handle_t *h)
 {
 	struct gateway *gw = h->data;
 
+	gw_listing_free(gw->lst);
 	gw_pool_free(gw->pool);
 	s3_auth_free(gw->auth);
 	s3_creds_free(gw->creds);
@@ -2524,6 +2751,7 @@ static void on_server_down(struct http_server *srv, void *arg)
 	struct gateway *gw = arg;
 
 	http_server_free(srv);
+	gw_listing_close(gw->lst);
 	gw_pool_close(gw->pool);
 	uv_timer_init(gw->loop, &gw->drain);
 	gw->drain.data = gw;

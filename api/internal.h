@@ -788,6 +788,8 @@ struct s3_list_result {
 	size_t n_objs;
 	const char *const *prefixes;	/* CommonPrefixes */
 	size_t n_prefixes;
+	const char *owner_id;		/* non-NULL: <Owner> in every <Contents>
+					 * (v1 always, v2 with fetch-owner) */
 };
 int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r);
 
@@ -1055,6 +1057,91 @@ void gw_read_abandon(struct gw_read *r);
 void gw_name_hash(const char *path, size_t len, uint8_t out[STO_NAME_HASH_LEN]);
 void gw_seg_hash(const char *path, size_t len, uint64_t version, uint32_t seg,
 		 uint8_t out[STO_NAME_HASH_LEN]);
+/* ------------------------------------------------------------- gateway.c */
+/* "/.buckets/<bucket>": the bucket record's path on the rep3 ring. */
+void gw_bucket_path(const char *bucket, char *out, size_t cap, size_t *len);
+struct gateway;
+typedef void (*gw_list_done_fn)(void *arg, int err);
+/* Deletes owner's bucket/key as DELETE Object does (head tombstone, EC
+ * segments' tombstones, listing tombstone): cb(arg, 0) once durable, or an
+ * error (-EHOSTUNREACH: not enough replicas). 0 or an error (no cb). */
+struct gw_del_cond {			/* NULL: no such condition */
+	const char *if_match, *if_mtime, *if_size;
+};
+int gw_obj_delete(struct gateway *gw, const char *owner, const char *bucket,
+		  const char *key, const struct gw_del_cond *cond,
+		  gw_list_done_fn cb, void *arg);
+
+/* ----------------------------------------------------------- gw_delete.c */
+/* DeleteObjects: body[0..len) is the <Delete> document (checked by the
+ * caller: Content-MD5 / x-amz-checksum-*). Deletes up to 1000 keys, 16 at a
+ * time, then cb(arg, 0, DeleteResult XML) (Quiet: errors only), or
+ * cb(arg, err, NULL). 0, or S3E_MALFORMED_XML / -ENOMEM (no cb). */
+typedef void (*gw_list_xml_fn)(void *arg, int err, struct s3_buf *xml);
+int gw_delete_objects(struct gateway *gw, const char *owner, const char *bucket,
+		      const char *body, size_t len, gw_list_xml_fn cb, void *arg);
+
+/* ------------------------------------------------------------- gw_list.c */
+/* Bucket listings (docs/gateway.md "Listings"): shards by key range on the
+ * rep3 ring, the shard map in the bucket record, updates acknowledged by 2
+ * of a shard's 3 replicas, splits past shard_max entries. Every callback
+ * runs on the loop; those of gw_list_* may run before the call returns (a
+ * cached shard map), never after it returned an error. */
+#define GW_LIST_DEFAULT_SHARD_MAX	1000000
+
+struct gw_listing;
+struct gw_list_config {
+	uint64_t shard_max;		/* entries (tombstones too) before a split */
+	uint32_t split_wait_ms;		/* >= map cache TTL + write deadline */
+};
+
+int gw_listing_new(struct gw_store *st, const struct ring *rep,
+		   const struct gw_list_config *cfg, struct gw_listing **out);
+/* Stopping: no new splits, a waiting split ends. */
+void gw_listing_close(struct gw_listing *L);
+/* Once no store operation is live. */
+void gw_listing_free(struct gw_listing *L);
+/* Drops the cached shard map (the bucket was created or deleted here). */
+void gw_list_forget(struct gw_listing *L, const char *bucket);
+
+/* gw_list_xml_fn (above): xml is the response body, borrowed during the
+ * callback; NULL on error. */
+
+struct gw_list_obj {
+	const char *key;		/* NUL-terminated */
+	uint64_t version;		/* timestamp: newest wins per key */
+	bool tombstone;
+	uint64_t size;
+	const char *etag;		/* quoted */
+	const char *storage_class;	/* NULL: STANDARD */
+};
+/* The object's entry in its bucket's listing (the shard covering the key;
+ * during a split also the new shard). cb: 0 once 2 of 3 replicas of each
+ * hold it; -EHOSTUNREACH, -ENOENT (no bucket), -ENAMETOOLONG (the nodes
+ * cannot store a key that long). */
+int gw_list_update(struct gw_listing *L, const char *bucket,
+		   const struct gw_list_obj *o, gw_list_done_fn cb, void *arg);
+/* ListObjects (v1) or ListObjectsV2 (list-type=2) from the raw query.
+ * -EINVAL: an invalid argument (max-keys, encoding-type, a token). */
+int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
+		    const char *query, size_t qlen, gw_list_xml_fn cb, void *arg);
+/* The account's bucket list (ListAllMyBucketsResult). */
+int gw_list_buckets(struct gw_listing *L, const char *account, gw_list_xml_fn cb,
+		    void *arg);
+/* A bucket created (deleted: a tombstone) at ts in the account's list. */
+int gw_list_account_update(struct gw_listing *L, const char *account,
+			   const char *bucket, uint64_t ts, bool deleted,
+			   gw_list_done_fn cb, void *arg);
+/* cb: 0 when no shard of the bucket lists a live key, -ENOTEMPTY, or an
+ * error. Loads the current shard map (kept for gw_list_bucket_drop). */
+int gw_list_bucket_empty(struct gw_listing *L, const char *bucket,
+			 gw_list_done_fn cb, void *arg);
+/* The bucket record is deleted: drop its shards (background, best effort). */
+void gw_list_bucket_drop(struct gw_listing *L, const char *bucket);
+/* The fuzz target's entry: gw_list.c's parsers (a bucket record's shard map,
+ * a listing value, a ListObjects query) on p[0..n); aborts on a broken
+ * invariant. */
+int gw_list_fuzz_one(const uint8_t *p, size_t n);
 #endif /* STRATA_GW_INTERNAL */
 
 #endif

@@ -669,6 +669,12 @@ int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r)
 		s3_xml_elem(&x, "ETag", o->etag);
 		s3_xml_elem_u64(&x, "Size", o->size);
 		s3_xml_elem(&x, "StorageClass", o->storage_class ? o->storage_class : "STANDARD");
+		if (r->owner_id) {
+			s3_xml_open(&x, "Owner", false);
+			s3_xml_elem(&x, "ID", r->owner_id);
+			s3_xml_elem(&x, "DisplayName", r->owner_id);
+			s3_xml_close(&x);
+		}
 		s3_xml_close(&x);
 	}
 	for (size_t i = 0; i < r->n_prefixes; i++) {
