@@ -795,6 +795,10 @@ static int item_queue(struct repair *r, struct item *it)
 {
 	int ret;
 
+	if (r->stopping) {
+		free(it);
+		return 0;
+	}
 	r->st.planned++;
 	if (r->cfg.dry_run) {
 		log_info("would %s part %u frag %u ts %llu%s",
@@ -896,6 +900,14 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 			it = item_new(r, IT_DELETE, j, &want);
 		} else {
 			if (nsurv < k) {
+				bool all = true;
+
+				for (unsigned x = 0; x < j->n; x++)
+					all &= j->lok[x];
+				if (!all) {	/* the rest may be on a node that is down */
+					r->st.unreachable++;
+					continue;
+				}
 				r->st.unrecoverable++;
 				log_err("part %u frag %u ts %llu: %u of %u fragments left, "
 					"cannot rebuild", j->part, i, (unsigned long long)ts,
@@ -1075,6 +1087,10 @@ static void job_suffix_listed(struct job *j)
 	bool all = true;
 	unsigned actions;
 
+	if (r->stopping) {
+		job_done(j);
+		return;
+	}
 	for (unsigned i = 0; i < j->n; i++)
 		if (j->ok[i] && !j->lok[i])
 			all = false;
@@ -1698,8 +1714,12 @@ void repair_free(struct repair *r)
 {
 	struct peer *p, *next;
 
+	struct item *it;
+
 	if (!r)
 		return;
+	while ((it = queue_pop(r)))
+		item_free(it);
 	for (p = r->peers; p; p = next) {
 		next = p->next;
 		free(p);

@@ -53,6 +53,15 @@ KiB, MiB = 1 << 10, 1 << 20
 LONG = bool(os.environ.get("STRATA_LONG"))
 
 
+T0 = [time.time()]
+
+
+def step(what):
+    """Phase timings (STRATA_TEST_VERBOSE=1)."""
+    if os.environ.get("STRATA_TEST_VERBOSE"):
+        print(f"    {time.time() - T0[0]:6.1f} s  {what}", flush=True)
+
+
 def free_ports(n):
     socks, ports = [], []
     for _ in range(n):
@@ -166,6 +175,7 @@ class Cluster:
             "--write-deadline-ms", "3000", "--down-ms", "1000"], port_file=pf)
         self.url = f"http://127.0.0.1:{self.gw.port}"
         self.s3 = self.client()
+        step("cluster up")
 
     def addr(self, i):
         return f"127.0.0.1:{self.ports[i]}"
@@ -207,6 +217,7 @@ class Cluster:
                     ok = False
                     break
             if ok:
+                step("clean")
                 return time.time()
             time.sleep(0.2)
         raise AssertionError("no clean repair pass on every node within %d s: %s" % (
@@ -219,9 +230,14 @@ class Cluster:
         return r.returncode, json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
 
     def check_all(self):
-        for i in range(NODES):
-            rc, counts, err = self.check(i)
-            assert rc == 0 and counts["planned"] == 0, (i, counts, err[-2000:])
+        procs = [subprocess.Popen([REPAIRD, "--node-id", self.addr(i), "--rings", self.rings,
+                                   "--check"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for i in range(NODES)]
+        for i, p in enumerate(procs):
+            out, err = p.communicate(timeout=120)
+            counts = json.loads(out.strip().splitlines()[-1])
+            assert p.returncode == 0 and counts["planned"] == 0, (i, counts, err[-2000:])
 
     def stop(self):
         rc = {}
@@ -278,107 +294,93 @@ def wipe(c, i):
         os.makedirs(os.path.join(c.node_dir(i), sub))
 
 
-def test_wipe2():
-    c = Cluster("wipe2")
-    try:
-        s3 = c.s3
-        s3.create_bucket(Bucket="bkt")
-        keys = {f"obj{i}": sz for i, sz in enumerate(sizes(64 if LONG else 24))}
-        sums = put_all(s3, "bkt", keys)
-        t_put = time.time()
-        c.wait_clean(t_put)
-        lost = 0
-        for i in (1, 4):
-            lost += sum(os.path.getsize(os.path.join(dp, f))
-                        for dp, _, fs in os.walk(c.node_dir(i)) for f in fs
-                        if f.startswith("vol-"))
-        for i in (1, 4):
-            wipe(c, i)
-        t0 = time.time()
-        for i in (1, 4):
-            c.nodes[i].start()
-        rc, counts, _ = c.check(1)
-        assert rc == 1 and counts["planned"] > 0, counts   # the loss is seen
-        before = sum(c.status(i)["total_bytes_written"] for i in (1, 4))
-        t_full = c.wait_clean(t0)
-        rebuilt = sum(c.status(i)["total_bytes_written"] for i in (1, 4)) - before
-        heal = t_full - t0
-        print(f"  wipe2: {len(keys)} objects, {lost / MiB:.1f} MiB of volumes lost on 2 nodes; "
-              f"full redundancy after {heal:.1f} s (upper bound: the next clean pass); "
-              f"{rebuilt / MiB:.1f} MiB rebuilt, {rebuilt / MiB / heal:.1f} MiB/s; "
-              f"load {os.getloadavg()[0]:.2f}")
-        c.check_all()
-        verify_all(s3, "bkt", sums)
-        # Only the rebuilt nodes' fragments can make up the missing two now.
-        for i in (0, 2):
-            c.nodes[i].stop()
-        time.sleep(1.2)
-        verify_all(c.client(), "bkt", sums)
-        for i in (0, 2):
-            c.nodes[i].start()
-    finally:
-        rc = c.stop()
-    assert all(v == 0 for v in rc.values()), rc
+def test_wipe2(c):
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt")
+    keys = {f"obj{i}": sz for i, sz in enumerate(sizes(64 if LONG else 16))}
+    sums = put_all(s3, "bkt", keys)
+    step("put")
+    # (no wait for a first clean pass: the gateway acknowledged each PUT
+    # only once every fragment was durable on its placement)
+    before = sum(c.status(i)["total_bytes_written"] for i in (1, 4))
+    for i in (1, 4):
+        wipe(c, i)
+    t0 = time.time()
+    for i in (1, 4):
+        c.nodes[i].start()
+    rc, counts, _ = c.check(1)
+    assert rc == 1 and counts["planned"] > 0, counts   # the loss is seen
+    t_full = c.wait_clean(t0)
+    rebuilt = sum(c.status(i)["total_bytes_written"] for i in (1, 4)) - before
+    heal = t_full - t0
+    print(f"  wipe2: {len(keys)} objects ({sum(keys.values()) / MiB:.1f} MiB) on 6 nodes, 2 wiped; "
+          f"full redundancy after {heal:.1f} s (upper bound: the next clean pass); "
+          f"{rebuilt / MiB:.1f} MiB rebuilt, {rebuilt / MiB / heal:.1f} MiB/s; "
+          f"load {os.getloadavg()[0]:.2f}")
+    c.check_all()
+    step("check")
+    verify_all(s3, "bkt", sums)
+    step("verify")
+    # Only the rebuilt nodes' fragments can make up the missing two now.
+    for i in (0, 2):
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    verify_all(c.client(), "bkt", sums)
+    for i in (0, 2):
+        c.nodes[i].start()
 
 
-def test_deletes():
-    c = Cluster("deletes")
-    try:
-        s3 = c.s3
-        s3.create_bucket(Bucket="bkt")
-        keys = {f"obj{i}": sz for i, sz in enumerate(sizes(32 if LONG else 16))}
-        sums = put_all(s3, "bkt", keys)
-        c.wait_clean(time.time())
-        x = 3
-        c.repairds[x].stop()
-        c.nodes[x].stop()
-        time.sleep(1.2)
-        names = sorted(keys)
-        deleted = names[0::2]
-        for k in deleted:
-            s3.delete_object(Bucket="bkt", Key=k)
-            del sums[k]
-        # Overwrites while the node is down: the new version must win.
-        for k in names[1::4]:
-            body = data_of(keys[k] // 2 + 1, k + "v2")
-            if keys[k] > 64 * KiB:
-                continue	# EC PUTs need all 6 nodes in a 6-node 4+2 cluster
-            s3.put_object(Bucket="bkt", Key=k, Body=body)
-            sums[k] = hashlib.sha256(body).hexdigest()
-        c.nodes[x].start()
-        rc, counts, _ = c.check(x)
-        assert rc == 1 and counts["planned"] >= len(deleted) // 2, counts  # stale
-        t0 = time.time()
-        c.repairds[x].start()
-        c.wait_clean(t0)
-        c.check_all()
-        for k in deleted:
-            assert gone(s3, "bkt", k), k
-        verify_all(s3, "bkt", sums)
-        # The node that was down now answers with the tombstones itself:
-        # with two other nodes stopped, still nothing comes back.
-        for i in (0, 1):
-            c.nodes[i].stop()
-        time.sleep(1.2)
-        s3b = c.client()
-        for k in deleted:
-            assert gone(s3b, "bkt", k), k
-        for i in (0, 1):
-            c.nodes[i].start()
-    finally:
-        rc = c.stop()
-    assert all(v == 0 for v in rc.values()), rc
+def test_deletes(c):
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt-deletes")
+    keys = {f"obj{i}": sz for i, sz in enumerate(sizes(32 if LONG else 16))}
+    sums = put_all(s3, "bkt-deletes", keys)
+    x = 3
+    c.repairds[x].stop()
+    c.nodes[x].stop()
+    time.sleep(1.2)
+    names = sorted(keys)
+    deleted = names[0::2]
+    for k in deleted:
+        s3.delete_object(Bucket="bkt-deletes", Key=k)
+        del sums[k]
+    # Overwrites while the node is down: the new version must win.
+    for k in names[1::4]:
+        body = data_of(keys[k] // 2 + 1, k + "v2")
+        if keys[k] > 64 * KiB:
+            continue	# EC PUTs need all 6 nodes in a 6-node 4+2 cluster
+        s3.put_object(Bucket="bkt-deletes", Key=k, Body=body)
+        sums[k] = hashlib.sha256(body).hexdigest()
+    c.nodes[x].start()
+    rc, counts, _ = c.check(x)
+    assert rc == 1 and counts["planned"] >= len(deleted) // 2, counts  # stale
+    t0 = time.time()
+    c.repairds[x].start()
+    c.wait_clean(t0)
+    c.check_all()
+    for k in deleted:
+        assert gone(s3, "bkt-deletes", k), k
+    verify_all(s3, "bkt-deletes", sums)
+    # The node that was down now answers with the tombstones itself:
+    # with two other nodes stopped, still nothing comes back.
+    for i in (0, 1):
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    s3b = c.client()
+    for k in deleted:
+        assert gone(s3b, "bkt-deletes", k), k
+    for i in (0, 1):
+        c.nodes[i].start()
 
 
-def test_kill9():
-    c = Cluster("kill9")
+def test_kill9(c):
     stop = threading.Event()
     acked, lock = {}, threading.Lock()
     errors = {"get": [], "put": 0, "puts": 0, "gets": 0}
     try:
         s3 = c.s3
-        s3.create_bucket(Bucket="bkt")
-        base = put_all(s3, "bkt", {f"base{i}": sz for i, sz in enumerate(sizes(8))})
+        s3.create_bucket(Bucket="bkt-kill9")
+        base = put_all(s3, "bkt-kill9", {f"base{i}": sz for i, sz in enumerate(sizes(8))})
         acked.update(base)
 
         def load(t):
@@ -389,7 +391,7 @@ def test_kill9():
                 size = sizes(8)[n % 8]
                 body = data_of(size, k)
                 try:
-                    cl.put_object(Bucket="bkt", Key=k, Body=body)
+                    cl.put_object(Bucket="bkt-kill9", Key=k, Body=body)
                     with lock:
                         acked[k] = hashlib.sha256(body).hexdigest()
                 except Exception:
@@ -398,7 +400,7 @@ def test_kill9():
                 with lock:
                     pick = list(acked.items())[(n * 7) % len(acked)]
                 try:
-                    got = cl.get_object(Bucket="bkt", Key=pick[0])["Body"].read()
+                    got = cl.get_object(Bucket="bkt-kill9", Key=pick[0])["Body"].read()
                     if hashlib.sha256(got).hexdigest() != pick[1]:
                         errors["get"].append((pick[0], "bad bytes"))
                 except Exception as e:
@@ -425,7 +427,7 @@ def test_kill9():
         t0 = time.time()
         c.wait_clean(t0)
         c.check_all()
-        verify_all(s3, "bkt", acked)
+        verify_all(s3, "bkt-kill9", acked)
     finally:
         stop.set()
         rc = c.stop()
@@ -437,22 +439,31 @@ TESTS = [("wipe2", test_wipe2), ("deletes", test_deletes), ("kill9", test_kill9)
 
 def main():
     passed = failed = 0
+    # One cluster for all: each test uses its own bucket and waits for
+    # repair passes that started after its own fault.
+    c = Cluster("cluster")
     for name, fn in TESTS:
         if ONLY and name not in ONLY:
             continue
-        t = time.time()
+        t = T0[0] = time.time()
         try:
-            fn()
+            fn(c)
             print(f"ok   {name} ({time.time() - t:.1f} s)")
             passed += 1
         except Exception:
             print(f"FAIL {name} ({time.time() - t:.1f} s)")
             traceback.print_exc()
             failed += 1
+    step("stopping")
+    rc = c.stop()
+    step("stopped")
+    if any(v != 0 for v in rc.values()):
+        print(f"FAIL exit codes {rc}")
+        failed += 1
     print(f"{passed} passed, {failed} failed")
-    if failed:
+    if failed or os.environ.get("STRATA_TEST_KEEP"):
         print(f"logs kept in {TMP}")
-        sys.exit(1)
+        sys.exit(1 if failed else 0)
     shutil.rmtree(TMP, ignore_errors=True)
 
 
