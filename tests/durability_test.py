@@ -302,7 +302,7 @@ def test_wipe2(c):
     step("put")
     # (no wait for a first clean pass: the gateway acknowledged each PUT
     # only once every fragment was durable on its placement)
-    before = sum(c.status(i)["total_bytes_written"] for i in (1, 4))
+    before = sum((c.status(i) or {}).get("total_bytes_written", 0) for i in (1, 4))
     for i in (1, 4):
         wipe(c, i)
     t0 = time.time()
