@@ -411,6 +411,8 @@ static int phase(struct rb *b, const char *name, const unsigned *lost, unsigned 
 	json_object_set_new(res, "heal_seconds_per_gib_lost",
 			    json_real(bytes ? secs * (double)(1ull << 30) / (double)bytes : 0.0));
 	json_object_set_new(res, "left_after", json_integer((json_int_t)planned));
+	/* what a pass costs with nothing to do: the comparison alone */
+	json_object_set_new(res, "check_pass_seconds", json_real(chk[0].last_seconds));
 	json_object_set_new(res, "loadavg_1m", json_real(load[0]));
 	ret = bench_phase_emit(ph);
 	if (planned) {
@@ -476,6 +478,7 @@ int bench_repair_main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	strata_log_verbose = getenv("STRATA_VERBOSE") != NULL;
 	b.objects = (b.mib << 20) / ((uint64_t)RB_K * b.frag);
 	if (!b.objects)
 		b.objects = 1;

@@ -87,6 +87,7 @@ struct item {
 	struct peer *fsrc[GW_EC_MAX_FRAGS];
 	uint64_t seq;
 	/* running */
+	uint64_t t_start, t_write;	/* strata_now_ns(): the debug log's timings */
 	struct repair *r;
 	unsigned pending;
 	int err;
@@ -440,6 +441,10 @@ static void item_finish(struct item *it, int err)
 	struct repair *r = it->r;
 
 	r->inflight--;
+	log_debug("%s part %u frag %u: %d after %.1f ms (write %.1f ms)",
+		  it->kind == IT_REBUILD ? "rebuild" : "repair", it->key.part, it->key.frag, err,
+		  (double)(strata_now_ns() - it->t_start) / 1e6,
+		  it->t_write ? (double)(strata_now_ns() - it->t_write) / 1e6 : 0.0);
 	if (err == 0) {
 		r->st.repaired++;
 		r->st.total_repaired++;
@@ -506,6 +511,7 @@ static void item_write_on(void *arg, sto_client *c, int err)
 
 static void item_write(struct item *it)
 {
+	it->t_write = strata_now_ns();
 	peer_acquire(it->dst, item_write_on, it);
 }
 
@@ -680,6 +686,7 @@ static void item_start(struct item *it)
 	int ret = 0;
 
 	r->inflight++;
+	it->t_start = strata_now_ns();
 	switch (it->kind) {
 	case IT_DELETE:
 		item_write(it);

@@ -47,6 +47,7 @@ except ImportError:
 
 RING, STORAGED, GATEWAY, REPAIRD = (os.path.abspath(a) for a in sys.argv[1:5])
 ONLY = sys.argv[5:]
+ADMIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "strata-admin")
 TMP = tempfile.mkdtemp(prefix="durability-test.")
 NODES = 6
 KiB, MiB = 1 << 10, 1 << 20
@@ -175,6 +176,7 @@ class Cluster:
             "--write-deadline-ms", "3000", "--down-ms", "1000"], port_file=pf)
         self.url = f"http://127.0.0.1:{self.gw.port}"
         self.s3 = self.client()
+        self.s3.create_bucket(Bucket="probe")
         step("cluster up")
 
     def addr(self, i):
@@ -238,6 +240,19 @@ class Cluster:
             out, err = p.communicate(timeout=120)
             counts = json.loads(out.strip().splitlines()[-1])
             assert p.returncode == 0 and counts["planned"] == 0, (i, counts, err[-2000:])
+
+    def settle(self, timeout=60):
+        """Until the gateway writes an EC object again (it skips a node it saw
+        fail for a while after the node is back)."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.s3.put_object(Bucket="probe", Key="probe", Body=b"p" * (100 * KiB))
+                return
+            except botocore.exceptions.ClientError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def stop(self):
         rc = {}
@@ -319,6 +334,10 @@ def test_wipe2(c):
           f"load {os.getloadavg()[0]:.2f}")
     c.check_all()
     step("check")
+    adm = subprocess.run([ADMIN, "repair", "status"] +
+                         [c.status_path(i) for i in range(NODES)],
+                         capture_output=True, text=True)
+    assert adm.returncode == 0 and "full redundancy: yes" in adm.stdout, adm.stdout
     verify_all(s3, "bkt", sums)
     step("verify")
     # Only the rebuilt nodes' fragments can make up the missing two now.
@@ -447,6 +466,7 @@ def main():
             continue
         t = T0[0] = time.time()
         try:
+            c.settle()
             fn(c)
             print(f"ok   {name} ({time.time() - t:.1f} s)")
             passed += 1
