@@ -449,10 +449,10 @@ static void item_finish(struct item *it, int err)
 		r->st.repaired++;
 		r->st.total_repaired++;
 		switch (it->kind) {
-		case IT_DELETE:	r->st.tombstones++; break;
-		case IT_COPY:	r->st.copied++; break;
-		case IT_PUSH:	r->st.pushed++; break;
-		case IT_REBUILD: r->st.rebuilt++; break;
+		case IT_DELETE:	r->st.tombstones++; r->st.total_tombstones++; break;
+		case IT_COPY:	r->st.copied++; r->st.total_copied++; break;
+		case IT_PUSH:	r->st.pushed++; r->st.total_pushed++; break;
+		case IT_REBUILD: r->st.rebuilt++; r->st.total_rebuilt++; break;
 		}
 		if (!it->tomb && it->kind != IT_DELETE) {
 			r->st.bytes_written += it->size;
@@ -1543,7 +1543,8 @@ int repair_write_status(struct repair *r)
 			 "bytes_written", (json_int_t)s->last_bytes_written,
 			 "clean", s->last_clean);
 	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:I, s:I}",
+		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:I, s:I,"
+		      " s:I, s:I, s:I, s:I}",
 		      "node", r->cfg.node_id,
 		      "state", r->stopping ? "stopping" : s->running ? "running" : "idle",
 		      "pass", (json_int_t)s->pass,
@@ -1569,7 +1570,11 @@ int repair_write_status(struct repair *r)
 		      "eta_seconds", eta_seconds(r),
 		      "last_pass", last,
 		      "total_repaired", (json_int_t)s->total_repaired,
-		      "total_bytes_written", (json_int_t)s->total_bytes_written);
+		      "total_bytes_written", (json_int_t)s->total_bytes_written,
+		      "total_rebuilt", (json_int_t)s->total_rebuilt,
+		      "total_copied", (json_int_t)s->total_copied,
+		      "total_tombstones", (json_int_t)s->total_tombstones,
+		      "total_pushed", (json_int_t)s->total_pushed);
 	if (!o)
 		return -ENOMEM;
 	txt = json_dumps(o, JSON_COMPACT);

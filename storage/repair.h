@@ -69,6 +69,7 @@ struct repair_stats {
 	bool last_clean;		/* nothing to repair, every peer answered */
 	/* since start */
 	uint64_t total_repaired, total_bytes_written;
+	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
 };
 
 struct repair;

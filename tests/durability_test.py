@@ -18,6 +18,9 @@ nodes' LISTs, repairs nothing) finding nothing to repair.
              its repair daemon are down; the node comes back stale
              (--check sees the work), its daemon runs: the objects stay
              deleted, the overwrites stay new.
+  handoff    writes and deletes while a node and its daemon are down go to
+             handoffs; with its own daemon still down, the handoff nodes'
+             daemons push everything home (--check on it finds nothing).
   kill9      (test 1, basic) kill -9 a node during a PUT/GET load: no GET
              fails, PUTs fail cleanly or are durable; restart; full
              redundancy again.
@@ -204,15 +207,16 @@ class Cluster:
         except (OSError, ValueError):
             return None
 
-    def wait_clean(self, since, timeout=90):
-        """Until every repair daemon finished a clean pass that started
-        after `since` (time.time()); returns when."""
+    def wait_clean(self, since, timeout=90, nodes=range(NODES)):
+        """Until every repair daemon (of nodes) finished a clean pass that
+        started after `since` (time.time()); returns when."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             ok = True
-            for d in self.repairds:
-                assert not d.proc or d.running(), f"{d.name} died:\n{d.log_text()}"
-            for i in range(NODES):
+            for i in nodes:
+                d = self.repairds[i]
+                assert d.running(), f"{d.name} died:\n{d.log_text()}"
+            for i in nodes:
                 st = self.status(i)
                 if not st or not st["last_pass"]["clean"] or \
                    st["last_pass"]["started_ns"] < since * 1e9:
@@ -392,6 +396,39 @@ def test_deletes(c):
         c.nodes[i].start()
 
 
+def test_handoff(c):
+    """Writes and deletes while a node and its repair daemon are down land on
+    handoff nodes; the node comes back, its daemon stays down: only the
+    handoffs' daemons pushing home can make its placements whole."""
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt-handoff")
+    pre = {f"pre{i}": 3000 + i for i in range(8)}
+    sums = put_all(s3, "bkt-handoff", pre)
+    x = 5
+    c.repairds[x].stop()
+    c.nodes[x].stop()
+    time.sleep(1.2)
+    keys = {f"new{i}": 1000 + 37 * i for i in range(12)}
+    sums.update(put_all(s3, "bkt-handoff", keys))	# small: rep3, handoffs exist
+    deleted = sorted(pre)[0::2]
+    for k in deleted:
+        s3.delete_object(Bucket="bkt-handoff", Key=k)
+        del sums[k]
+    pushed = sum((c.status(i) or {}).get("total_pushed", 0) for i in range(NODES) if i != x)
+    c.nodes[x].start()
+    t0 = time.time()
+    c.wait_clean(t0, nodes=[i for i in range(NODES) if i != x])
+    pushed = sum(c.status(i)["total_pushed"] for i in range(NODES) if i != x) - pushed
+    rc, counts, err = c.check(x)
+    assert rc == 0 and counts["planned"] == 0, (counts, err[-3000:])
+    assert pushed > 0, pushed
+    print(f"  handoff: {pushed} pushes from handoff nodes made the returning node whole")
+    c.repairds[x].start()
+    for k in deleted:
+        assert gone(s3, "bkt-handoff", k), k
+    verify_all(s3, "bkt-handoff", sums)
+
+
 def test_kill9(c):
     stop = threading.Event()
     acked, lock = {}, threading.Lock()
@@ -453,7 +490,8 @@ def test_kill9(c):
     assert all(v == 0 for v in rc.values()), rc
 
 
-TESTS = [("wipe2", test_wipe2), ("deletes", test_deletes), ("kill9", test_kill9)]
+TESTS = [("wipe2", test_wipe2), ("deletes", test_deletes), ("handoff", test_handoff),
+         ("kill9", test_kill9)]
 
 
 def main():
