@@ -1459,6 +1459,20 @@ static void pass_begin(struct repair *r)
 	maybe_pass_end(r);
 }
 
+/* After a pass that found work, the next one soon confirms the repairs (its
+ * unchanged suffixes cost nothing); after one that could not reach a node,
+ * soon enough to catch the node coming back; otherwise the interval. */
+static uint64_t next_pass_ms(const struct repair *r)
+{
+	uint64_t ms = (uint64_t)r->cfg.interval_s * 1000;
+
+	if ((r->st.planned || r->st.failed) && ms > 1000)
+		ms = 1000;
+	else if (r->st.unreachable && ms > 5000)
+		ms = 5000;
+	return ms;
+}
+
 static void maybe_pass_end(struct repair *r)
 {
 	struct repair_stats *s = &r->st;
@@ -1496,7 +1510,7 @@ static void maybe_pass_end(struct repair *r)
 			r->done(r->done_arg);
 		return;
 	}
-	uv_timer_start(&r->next_pass, on_next_pass, (uint64_t)r->cfg.interval_s * 1000, 0);
+	uv_timer_start(&r->next_pass, on_next_pass, next_pass_ms(r), 0);
 }
 
 /* --------------------------------------------------------------- status */
@@ -1620,7 +1634,7 @@ int repair_new(uv_loop_t *loop, const struct repair_cfg *cfg, struct repair **ou
 	if (!r->cfg.parallel)
 		r->cfg.parallel = 4;
 	if (!r->cfg.inflight)
-		r->cfg.inflight = 8;
+		r->cfg.inflight = 16;
 	if (!r->cfg.max_fragment)
 		r->cfg.max_fragment = 256ull << 20;
 	r->ec_ring = r->rep_ring = -1;

@@ -38,7 +38,7 @@ struct repair_cfg {
 	double max_mbps;		/* repair bytes (read + written) per s; 0 = no cap */
 	double max_ops;			/* repair requests per s; 0 = no cap */
 	unsigned parallel;		/* partitions compared at once (default 4) */
-	unsigned inflight;		/* repairs running at once (default 8) */
+	unsigned inflight;		/* repairs running at once (default 16) */
 	uint64_t max_fragment;		/* bigger fragments are skipped (default 256 MiB) */
 	unsigned interval_s;		/* pause between passes (default 30) */
 	bool once;			/* one pass, then done_cb */

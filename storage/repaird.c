@@ -38,7 +38,7 @@ static void usage(FILE *f)
 "  --max-mbps N         repair bytes read + written per second, MB (default 0 = no cap)\n"
 "  --max-ops N          repair requests per second (default 0 = no cap)\n"
 "  --parallel N         partitions compared at once (default 4)\n"
-"  --inflight N         repairs at once (default 8)\n"
+"  --inflight N         repairs at once (default 16)\n"
 "  --interval S         seconds between passes (default 30)\n"
 "  --max-fragment N     skip (and count as failed) larger fragments (default 256M)\n"
 "  --once               one pass; exit 0 if it was clean, 1 if not\n"
