@@ -431,7 +431,7 @@ static void usage(FILE *f)
 "  --frag-kib N       fragment size (default 1024: the gateway's 1 MiB unit)\n"
 "  --max-mbps N       the engines' MB/s cap (default 0 = none)\n"
 "  --parallel N       partitions compared at once per engine (default 4)\n"
-"  --inflight N       repairs at once per engine (default 8)\n"
+"  --inflight N       repairs at once per engine (default 16)\n"
 "  --dir DIR          scratch folder for the 6 nodes (default /var/tmp/strata-bench-repair)\n"
 "  --storaged PATH    the node daemon (default: this build's)\n"
 "  --out FILE         append the JSON phases to FILE\n");
@@ -452,7 +452,7 @@ int bench_repair_main(int argc, char **argv)
 		{ 0 }
 	};
 	struct rb b = { .storaged = STRATA_STORAGED_PATH, .dir = "/var/tmp/strata-bench-repair",
-			.mib = 96, .frag = 1 << 20, .window = 8, .parallel = 4, .inflight = 8 };
+			.mib = 96, .frag = 1 << 20, .window = 8, .parallel = 4, .inflight = 16 };
 	static const unsigned one[] = { 1 }, two[] = { 2, 4 };
 	int opt, ret = 0;
 
