@@ -706,7 +706,8 @@ static void item_start(struct item *it)
 		 * ones first; data fragments first (cheaper to be right). */
 		for (unsigned pass = 0; pass < 2 && asked < want; pass++)
 			for (unsigned i = 0; i < it->k + it->m && asked < want; i++) {
-				if (!(it->survivors & (1u << i)) || (it->asked & (1u << i)))
+				if (!(it->survivors & (1u << i)) || (it->asked & (1u << i)) ||
+				    i == it->key.frag)
 					continue;
 				if (pass == 0 && peer_is_down(it->fsrc[i]))
 					continue;
@@ -905,6 +906,11 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 		want.tomb = tomb;
 		if (tomb) {
 			it = item_new(r, IT_DELETE, j, &want);
+		} else if (surv & (1u << i)) {
+			/* fragment i of V is on another node (a handoff): copy */
+			it = item_new(r, IT_COPY, j, &want);
+			if (it)
+				it->src = fsrc[i];
 		} else {
 			if (nsurv < k) {
 				bool all = true;

@@ -21,6 +21,9 @@ nodes' LISTs, repairs nothing) finding nothing to repair.
   handoff    writes and deletes while a node and its daemon are down go to
              handoffs; with its own daemon still down, the handoff nodes'
              daemons push everything home (--check on it finds nothing).
+  corrupt    (test 4, without the auditor) a byte flipped in a fragment file:
+             the read quarantines it, repair rebuilds it, two other nodes
+             stopped and the object still reads.
   kill9      (test 1, basic) kill -9 a node during a PUT/GET load: no GET
              fails, PUTs fail cleanly or are durable; restart; full
              redundancy again.
@@ -443,6 +446,50 @@ def test_handoff(c):
     verify_all(s3, "bkt-handoff", sums)
 
 
+def test_corrupt(c):
+    """A flipped byte in a fragment on disk: the node's CRC check on read
+    quarantines it (the GET still succeeds from parity), the node's repair
+    daemon rebuilds it, and with two other nodes stopped the object still
+    reads: the rebuilt fragment is good."""
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt-corrupt")
+    size = 1536 * KiB			# one segment: fragment 0 = body[0:384 KiB]
+    sums = put_all(s3, "bkt-corrupt", {"victim": size})
+    body = data_of(size, "victim")
+    where = None
+    for i in range(NODES):
+        for dp, _, fs in os.walk(c.node_dir(i)):
+            for f in fs:
+                if f.startswith("vol-"):
+                    with open(os.path.join(dp, f), "rb") as fh:
+                        off = fh.read().find(body[:4096])
+                    if off >= 0:
+                        where = (i, os.path.join(dp, f), off)
+    assert where, "fragment 0 not found on any node"
+    node, path, off = where
+    rebuilt = c.status(node)["total_rebuilt"]
+    with open(path, "r+b") as fh:
+        fh.seek(off + 100 * KiB)
+        b = fh.read(1)
+        fh.seek(off + 100 * KiB)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    t0 = time.time()
+    verify_all(s3, "bkt-corrupt", sums)	# node says ECRC, parity decodes
+    c.wait_clean(t0)
+    c.check_all()
+    others = [i for i in range(NODES) if i != node][:2]
+    for i in others:
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    verify_all(c.client(), "bkt-corrupt", sums)
+    for i in others:
+        c.nodes[i].start()
+    rebuilt = c.status(node)["total_rebuilt"] - rebuilt
+    assert rebuilt >= 1, rebuilt
+    print(f"  corrupt: node{node + 1} quarantined fragment 0 on read; its repair "
+          f"daemon rebuilt {rebuilt} fragment(s)")
+
+
 def test_kill9(c):
     stop = threading.Event()
     acked, lock = {}, threading.Lock()
@@ -505,7 +552,7 @@ def test_kill9(c):
 
 
 TESTS = [("wipe2", test_wipe2), ("deletes", test_deletes), ("handoff", test_handoff),
-         ("kill9", test_kill9)]
+         ("corrupt", test_corrupt), ("kill9", test_kill9)]
 
 
 def main():
