@@ -89,7 +89,7 @@ static void test_atime_quarantine_tails(void **state)
 {
 	struct sto_idx *x;
 	struct sto_idx_op op = put_op(3, 1, 2, 10, NULL), a;
-	struct sto_vol_tail t = { 0, 0, 1, 4096 };
+	struct sto_vol_tail t = { 0, 0, 1, 4096, 0 };
 	uint64_t tail = 0, objs, quar;
 	struct sto_loc l;
 
