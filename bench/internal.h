@@ -57,5 +57,6 @@ int bench_ring_main(int argc, char **argv);
 int bench_ec_main(int argc, char **argv);
 int bench_node_main(int argc, char **argv);
 int bench_listing_main(int argc, char **argv);
+int bench_tiers_main(int argc, char **argv);
 
 #endif

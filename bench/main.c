@@ -9,6 +9,7 @@ static const struct bench_cmd cmds[] = {
 	{ "ec", "erasure-coding encode/decode GB/s on one core", bench_ec_main },
 	{ "node", "storage node durable PUT/GET over loopback RPC", bench_node_main },
 	{ "listing", "listing inserts and queries (first page, full, delimiter) on a node", bench_listing_main },
+	{ "tiers", "hot vs cold reads, the tier mover's throughput, foreground p99 mover on/off", bench_tiers_main },
 };
 
 static void usage(FILE *f)

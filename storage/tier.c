@@ -29,6 +29,7 @@
 #define TIER_MAX_CANDS		65536	/* hot fragments a scan keeps (oldest) */
 #define TIER_MAX_PROMOTE	1024	/* queued promotions */
 #define TIER_HEAT_SLOTS		4096	/* cold fragments whose reads are counted */
+#define TIER_MOVES_INFLIGHT	8	/* moves at once (their syncs and commits batch) */
 
 /* Age histogram bucket bounds, seconds. */
 static const uint64_t hist_bounds[STO_TIER_HIST] = {
@@ -79,10 +80,14 @@ struct sto_tier {
 	struct tier_heat heat[TIER_HEAT_SLOTS];
 	/* Rate caps: tokens, refilled per tick, at most one second's worth. */
 	double tok_bytes, tok_ops;
-	/* The move in flight. */
-	bool moving;
+	uint8_t *meta;			/* STO_MAX_META: lookups */
+	unsigned moving;		/* moves in flight */
+};
+
+/* One move in flight: the source's pieces are read and fed to the copy. */
+struct tier_mv {
+	struct sto_tier *t;
 	struct tier_job cur;
-	uint8_t *meta;			/* STO_MAX_META */
 	struct sto_put *p;
 	uint64_t pos;			/* fragment bytes fed so far */
 	const uint8_t *pending;		/* read, not yet fed */
@@ -90,6 +95,7 @@ struct sto_tier {
 	void *pending_buf;
 	bool feeding, put_finished;
 	int put_status;
+	uint8_t meta[];			/* cur.loc.meta_len bytes */
 };
 
 static uint64_t now_s(void)
@@ -267,19 +273,16 @@ static void scan_start(struct sto_tier *t)
 /* ----------------------------------------------------------------- move */
 
 static void pump(struct sto_tier *t);
-static void mv_read_piece(struct sto_tier *t);
+static void mv_read_piece(struct tier_mv *m);
 
-static void mv_end(struct sto_tier *t, int status)
+static void mv_end(struct tier_mv *m, int status)
 {
+	struct sto_tier *t = m->t;
 	struct sto_stat *st = sto_engine_counters(t->e);
-	uint64_t n = sto_rec_len(t->cur.loc.meta_len, t->cur.loc.size);
+	uint64_t n = sto_rec_len(m->cur.loc.meta_len, m->cur.loc.size);
 
-	free(t->pending_buf);
-	t->pending_buf = NULL;
-	t->pending_len = 0;
-	t->p = NULL;
-	t->moving = false;
-	if (status == 0 && t->cur.to == STO_MEDIUM_COLD) {
+	free(m->pending_buf);
+	if (status == 0 && m->cur.to == STO_MEDIUM_COLD) {
 		st->tier.moved_down_objects++;
 		st->tier.moved_down_bytes += n;
 	} else if (status == 0) {
@@ -288,80 +291,81 @@ static void mv_end(struct sto_tier *t, int status)
 	} else if (status != -ENOENT) {
 		/* -ENOENT: it changed meanwhile (a newer PUT, a DELETE). */
 		st->tier.move_failures++;
-		log_warn("tier move of part %u frag %u to %s: %s", t->cur.key.part,
-			 t->cur.key.frag, t->cur.to ? "cold" : "hot", sto_strerror(status));
+		log_warn("tier move of part %u frag %u to %s: %s", m->cur.key.part,
+			 m->cur.key.frag, m->cur.to ? "cold" : "hot", sto_strerror(status));
 	}
+	free(m);
+	t->moving--;
 	sto_engine_release(t->e);
 	if (!t->stopped)
 		pump(t);
 }
 
-static void mv_feed(struct sto_tier *t)
+static void mv_feed(struct tier_mv *m)
 {
-	t->feeding = true;
-	while (t->pending_len && !t->put_finished) {
+	m->feeding = true;
+	while (m->pending_len && !m->put_finished) {
 		void *b;
 		size_t cap, n;
-		int ret = sto_put_buf(t->p, &b, &cap);
+		int ret = sto_put_buf(m->p, &b, &cap);
 
 		if (ret == -EAGAIN)
 			break;		/* mv_resume runs when there is room */
 		if (ret < 0) {
-			sto_put_abort(t->p);
-			t->put_finished = true;
-			t->put_status = ret;
+			sto_put_abort(m->p);
+			m->put_finished = true;
+			m->put_status = ret;
 			break;
 		}
-		n = cap < t->pending_len ? cap : t->pending_len;
-		memcpy(b, t->pending, n);
-		t->pending += n;
-		t->pending_len -= n;
-		t->pos += n;
-		sto_put_fill(t->p, n);	/* may finish the copy */
+		n = cap < m->pending_len ? cap : m->pending_len;
+		memcpy(b, m->pending, n);
+		m->pending += n;
+		m->pending_len -= n;
+		m->pos += n;
+		sto_put_fill(m->p, n);	/* may finish the copy */
 	}
-	t->feeding = false;
-	if (t->put_finished) {
-		t->put_finished = false;
-		mv_end(t, t->put_status);
+	m->feeding = false;
+	if (m->put_finished) {
+		mv_end(m, m->put_status);
 		return;
 	}
-	if (t->pending_len)
+	if (m->pending_len)
 		return;
-	free(t->pending_buf);
-	t->pending_buf = NULL;
-	if (t->pos < t->cur.loc.size)
-		mv_read_piece(t);
+	free(m->pending_buf);
+	m->pending_buf = NULL;
+	if (m->pos < m->cur.loc.size)
+		mv_read_piece(m);
 	/* else: all fed; mv_put_done once the move is durable in the index */
 }
 
 static void mv_read_done(void *arg, int status, const uint8_t *data, size_t len,
 			 void *buf)
 {
-	struct sto_tier *t = arg;
+	struct tier_mv *m = arg;
 
 	if (status < 0) {
 		/* A bad record is quarantined by the read; nothing to move. */
-		sto_put_abort(t->p);
-		mv_end(t, status);
+		sto_put_abort(m->p);
+		mv_end(m, status);
 		return;
 	}
-	t->pending = data;
-	t->pending_len = len;
-	t->pending_buf = buf;
-	mv_feed(t);
+	m->pending = data;
+	m->pending_len = len;
+	m->pending_buf = buf;
+	mv_feed(m);
 }
 
-static void mv_read_piece(struct sto_tier *t)
+static void mv_read_piece(struct tier_mv *m)
 {
-	uint64_t n = t->cur.loc.size - t->pos;
+	uint64_t n = m->cur.loc.size - m->pos;
 	int ret;
 
 	if (n > STO_READ_PIECE)
 		n = STO_READ_PIECE;
-	ret = sto_read(t->e, &t->cur.key, &t->cur.loc, t->pos, n, mv_read_done, t);
+	ret = sto_read(m->t->e, &m->cur.key, &m->cur.loc, m->pos, n, mv_read_done, m);
 	if (ret < 0) {
-		sto_put_abort(t->p);
-		mv_end(t, ret);
+		sto_put_abort(m->p);
+		mv_end(m, ret);
 	}
 }
 
@@ -372,51 +376,55 @@ static void mv_resume(void *arg)
 
 static void mv_put_done(void *arg, int status, const struct sto_loc *loc)
 {
-	struct sto_tier *t = arg;
+	struct tier_mv *m = arg;
 
-	if (t->feeding) {		/* inside mv_feed: it finishes up */
-		t->put_finished = true;
-		t->put_status = status;
+	if (m->feeding) {		/* inside mv_feed: it finishes up */
+		m->put_finished = true;
+		m->put_status = status;
 		return;
 	}
-	mv_end(t, status);
+	mv_end(m, status);
 }
 
-/* Starts moving j; false when it needs no move (changed since it was seen). */
-static bool mv_start(struct sto_tier *t, const struct tier_job *j)
+/* Starts moving j, unless it changed since it was seen. */
+static void mv_start(struct sto_tier *t, const struct tier_job *j)
 {
 	struct sto_loc l, from;
+	struct tier_mv *m;
 	int ret;
 
 	if (sto_engine_peek(t->e, &j->key, &l, t->meta) < 0 ||
 	    (l.flags & STO_LOC_TOMBSTONE) || !same_loc(&l, &j->loc) ||
 	    l.medium == j->to)
-		return false;
-	t->cur = *j;
-	t->cur.loc = l;
+		return;
+	m = calloc(1, sizeof(*m) + l.meta_len + 1);
+	if (!m)
+		return;
+	memcpy(m->meta, t->meta, l.meta_len);
+	m->t = t;
+	m->cur = *j;
+	m->cur.loc = l;
 	from = l;
 	if (j->to == STO_MEDIUM_HOT)
 		from.atime = now_s();	/* promoted because it is being read */
-	t->pos = 0;
-	t->put_finished = false;
-	t->moving = true;
+	t->moving++;
 	sto_engine_hold(t->e);
-	ret = sto_move_begin(t->e, &j->key, &from, t->meta, j->to, mv_put_done,
-			     mv_resume, t, &t->p);
+	t->tok_bytes -= (double)sto_rec_len(l.meta_len, l.size);
+	t->tok_ops -= 1;
+	ret = sto_move_begin(t->e, &j->key, &from, m->meta, j->to, mv_put_done,
+			     mv_resume, m, &m->p);
 	if (ret < 0) {
-		t->moving = false;
+		free(m);
+		t->moving--;
 		sto_engine_release(t->e);
 		sto_engine_counters(t->e)->tier.move_failures++;
 		if (ret != -ENOSPC)
 			log_warn("tier move: %s", sto_strerror(ret));
-		return false;
+		return;
 	}
-	t->tok_bytes -= (double)sto_rec_len(l.meta_len, l.size);
-	t->tok_ops -= 1;
 	if (l.size)
-		mv_read_piece(t);
+		mv_read_piece(m);
 	/* else: the header-only copy is already on its way */
-	return true;
 }
 
 static bool tokens_ok(const struct sto_tier *t)
@@ -425,9 +433,12 @@ static bool tokens_ok(const struct sto_tier *t)
 	       (!t->cfg.rate_ops || t->tok_ops >= 1);
 }
 
+/* Moves run TIER_MOVES_INFLIGHT at a time: each one waits for its copy's
+ * fdatasync and its index commit, which concurrent moves share. */
 static void pump(struct sto_tier *t)
 {
-	while (!t->moving && !t->stopped && !sto_engine_closing(t->e) && tokens_ok(t)) {
+	while (t->moving < TIER_MOVES_INFLIGHT && !t->stopped &&
+	       !sto_engine_closing(t->e) && tokens_ok(t)) {
 		struct tier_job j;
 
 		if (t->npromote)

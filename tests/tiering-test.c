@@ -686,14 +686,69 @@ static void scenario_crash(void)
 	CHECK_EQ(st.media[1].used_bytes - st.tier.dead_bytes[1], st.tier.bytes[1]);
 }
 
+static const char *admin_path;
+
+/* Runs strata-admin with args; its exit status, stdout into out. */
+static int admin(const char *args, char *out, size_t len)
+{
+	char cmd[1024];
+	size_t n = 0;
+	FILE *f;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' %s", admin_path, args);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	while (n + 1 < len && !feof(f))
+		n += fread(out + n, 1, len - 1 - n, f);
+	out[n] = 0;
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* strata-admin tiers against a live node: JSON and table agree with STAT;
+ * a node that is not there and bad usage give their exit codes. */
+static void scenario_admin(void)
+{
+	char args[256], out[16384];
+	struct sto_key k;
+	struct waiter w;
+
+	start_daemon(NULL, "--cold-after 2 --atime-interval 1 --tier-scan-interval 1");
+	cli = connect_node();
+	put_n(cli, 1, 10000, STO_TIER_COLD, 0);
+	k = put_n(cli, 2, 20000, STO_TIER_STANDARD, 0);
+	put_n(cli, 3, 30000, STO_TIER_PIN_HOT, 0);
+	CHECK_EQ(get_sync(cli, &k, 0, 0, &w), 0);
+	free(w.data);
+	wait_moved(cli, 1, 0, 20000);
+	wait_fresh_scan(cli);
+	snprintf(args, sizeof(args), "tiers --node 127.0.0.1:%u --json", daemon_port);
+	CHECK_EQ(admin(args, out, sizeof(out)), 0);
+	fprintf(stderr, "%s", out);
+	CHECK(strstr(out, "\"moved_down_objects\":1,") != NULL);
+	CHECK(strstr(out, "\"hot\":{") != NULL);
+	CHECK(strstr(out, "\"writes\":2,") != NULL);	/* hot: 2, cold: 1 */
+	CHECK(strstr(out, "\"writes\":1,") != NULL);
+	snprintf(args, sizeof(args), "tiers --node 127.0.0.1:%u", daemon_port);
+	CHECK_EQ(admin(args, out, sizeof(out)), 0);
+	fprintf(stderr, "%s", out);
+	CHECK(strstr(out, "moved hot->cold: 1 (") != NULL);
+	CHECK(strstr(out, "  cold ") != NULL);
+	CHECK_EQ(admin("tiers --node 127.0.0.1:1 --json 2>/dev/null", out, sizeof(out)), 1);
+	CHECK_EQ(admin("tiers 2>/dev/null", out, sizeof(out)), 2);
+	CHECK_EQ(admin("tiers --node nonsense 2>/dev/null", out, sizeof(out)), 1);
+}
+
 int main(int argc, char **argv)
 {
 	const char *sc;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: tiering-test DAEMON age|promote|watermark|crash\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: tiering-test DAEMON age|promote|watermark|crash|admin [ADMIN]\n");
 		return 2;
 	}
+	admin_path = argc == 4 ? argv[3] : NULL;
 	daemon_path = argv[1];
 	sc = argv[2];
 	signal(SIGPIPE, SIG_IGN);
@@ -712,6 +767,8 @@ int main(int argc, char **argv)
 		scenario_watermark();
 	else if (!strcmp(sc, "crash"))
 		scenario_crash();
+	else if (!strcmp(sc, "admin") && admin_path)
+		scenario_admin();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", sc);
 		cleanup();
