@@ -29,7 +29,7 @@
 #define TIER_MAX_CANDS		65536	/* hot fragments a scan keeps (oldest) */
 #define TIER_MAX_PROMOTE	1024	/* queued promotions */
 #define TIER_HEAT_SLOTS		4096	/* cold fragments whose reads are counted */
-#define TIER_MOVES_INFLIGHT	8	/* moves at once (their syncs and commits batch) */
+#define TIER_MOVES_INFLIGHT	16	/* moves at once (their syncs and commits batch) */
 
 /* Age histogram bucket bounds, seconds. */
 static const uint64_t hist_bounds[STO_TIER_HIST] = {
