@@ -454,7 +454,7 @@ int bench_tiers_main(int argc, char **argv)
 	struct trun r = { 0 };
 	struct mover_watch mw = { 0 };
 	uv_timer_t timer;
-	struct sto_stat st;
+	struct sto_stat st = { 0 };
 	uint64_t npin;
 	double secs;
 	json_t *x;
