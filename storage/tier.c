@@ -61,6 +61,7 @@ struct tier_scan {
 	uint64_t cutoff;		/* once trimmed: atimes >= this are dropped */
 	struct tier_job *forced;	/* must move whatever their age */
 	size_t nforced, capforced;
+	bool over;			/* hot above the high watermark */
 	int status;
 };
 
@@ -68,6 +69,7 @@ struct sto_tier {
 	struct sto_engine *e;
 	struct sto_tier_cfg cfg;
 	bool stopped, scanning;
+	bool hot_over;			/* last scan: above the high watermark */
 	uint64_t last_scan_ns, last_tick_ns, scan_done_ns;
 	/* The last scan's view. */
 	uint64_t objects[2], bytes[2], hist[2][STO_TIER_HIST];
@@ -186,7 +188,7 @@ static void scan_work(uv_work_t *w)
 	hot = s->bytes[STO_MEDIUM_HOT];
 	if (s->hot_cap && s->cfg.high_pct &&
 	    hot * 100 > s->hot_cap * s->cfg.high_pct) {
-		over = true;
+		over = s->over = true;
 		target = s->hot_cap * s->cfg.low_pct / 100;
 	}
 	/* Oldest first: expired ones, then (over the high mark) the
@@ -217,6 +219,7 @@ static void scan_after(uv_work_t *w, int status)
 		memcpy(t->objects, s->objects, sizeof(t->objects));
 		memcpy(t->bytes, s->bytes, sizeof(t->bytes));
 		memcpy(t->hist, s->hist, sizeof(t->hist));
+		t->hot_over = s->over;
 		t->scans++;
 		{
 			/* The new list replaces what is left of the old one. */
@@ -528,7 +531,9 @@ void sto_tier_note_read(struct sto_tier *t, const struct sto_key *k,
 		h->window_start = now;
 		h->reads = 0;
 	}
-	if (++h->reads < t->cfg.promote_reads)
+	/* Promoting while hot is over its high mark would only be undone by
+	 * the next scan: keep counting, promote once there is room. */
+	if (++h->reads < t->cfg.promote_reads || t->hot_over)
 		return;
 	h->used = false;
 	if (t->npromote == TIER_MAX_PROMOTE)
