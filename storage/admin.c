@@ -131,6 +131,7 @@ static json_t *tiers_json(const char *node, const struct sto_stat *s)
 	json_object_set_new(o, "node", json_string(node));
 	json_object_set_new(o, "media", media);
 	json_object_set_new(o, "age_bounds_s", h);
+	json_object_set_new(o, "cold_heat", u64s(t->heat, STO_TIER_HEAT));
 	json_object_set_new(o, "moved_down_objects", json_integer((json_int_t)t->moved_down_objects));
 	json_object_set_new(o, "moved_down_bytes", json_integer((json_int_t)t->moved_down_bytes));
 	json_object_set_new(o, "moved_up_objects", json_integer((json_int_t)t->moved_up_objects));
@@ -203,6 +204,13 @@ static void tiers_table(const char *node, const struct sto_stat *s)
 		for (int i = 0; i < STO_TIER_HIST; i++)
 			printf(" %8llu", (unsigned long long)t->hist[m][i]);
 	}
+	/* Cold fragments by reads within their promotion window. */
+	printf("\n  cold reads   ");
+	for (int i = 0; i < STO_TIER_HEAT; i++)
+		printf(" %8s", (const char *[]){ "1", "2", "3-4", "5-8", "9-16", "more" }[i]);
+	printf("\n  %-12s ", "fragments");
+	for (int i = 0; i < STO_TIER_HEAT; i++)
+		printf(" %8llu", (unsigned long long)t->heat[i]);
 	printf("\n");
 }
 

@@ -90,6 +90,7 @@ static void tier_stat_from(struct sto_tier_stat *t, const StoTierStat *s)
 	copy_u64s(t->hist[0], STO_TIER_HIST, s->hist_hot, s->n_hist_hot);
 	copy_u64s(t->hist[1], STO_TIER_HIST, s->hist_cold, s->n_hist_cold);
 	copy_u64s(t->hist_bounds, STO_TIER_HIST, s->hist_bounds, s->n_hist_bounds);
+	copy_u64s(t->heat, STO_TIER_HEAT, s->heat, s->n_heat);
 }
 
 static void creq_unlink(struct sto_client *c, struct creq *r)

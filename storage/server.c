@@ -564,6 +564,8 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 	ts.hist_hot = st.tier.hist[0];
 	ts.hist_cold = st.tier.hist[1];
 	ts.hist_bounds = st.tier.hist_bounds;
+	ts.n_heat = STO_TIER_HEAT;
+	ts.heat = st.tier.heat;
 	ss.tier = &ts;
 	m.stat = &ss;
 	reply(c, &m);

@@ -138,6 +138,7 @@ struct sto_medium_stat {
 };
 
 #define STO_TIER_HIST	8	/* age histogram buckets */
+#define STO_TIER_HEAT	6	/* heat histogram buckets */
 
 /* Tiering counters, per medium [0 hot, 1 cold]. objects/bytes/hist come from
  * the mover's last index scan; the rest are live counters since start. */
@@ -152,6 +153,9 @@ struct sto_tier_stat {
 	 * (and not in an earlier bucket); the last bucket holds the rest. */
 	uint64_t hist[2][STO_TIER_HIST];
 	uint64_t hist_bounds[STO_TIER_HIST];
+	/* heat[i]: cold fragments read (within their current promotion window)
+	 * 1, 2, 3-4, 5-8, 9-16, more times; only kept with --promote-reads. */
+	uint64_t heat[STO_TIER_HEAT];
 };
 
 struct sto_stat {

@@ -555,6 +555,21 @@ void sto_tier_stat(struct sto_tier *t, struct sto_tier_stat *st)
 	st->scans = t->scans;
 	st->last_scan_age = t->scan_done_ns ? (strata_now_ns() - t->scan_done_ns) / 1000000000ull
 					    : UINT64_MAX;
+	memset(st->heat, 0, sizeof(st->heat));
+	if (t->cfg.promote_reads) {
+		uint64_t now = now_s();
+
+		for (unsigned i = 0; i < TIER_HEAT_SLOTS; i++) {
+			const struct tier_heat *h = &t->heat[i];
+			unsigned b = 0;
+
+			if (!h->used || !h->reads || now >= h->window_start + t->cfg.promote_window)
+				continue;
+			while (b < STO_TIER_HEAT - 1 && h->reads > (1u << b))
+				b++;
+			st->heat[b]++;
+		}
+	}
 	st->pending_promotions = t->npromote;
 	st->pending_moves = t->nmoves - t->next_move;
 }
