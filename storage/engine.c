@@ -42,7 +42,7 @@ struct sto_io {
 	uint64_t off;
 	struct iovec iov[6];		/* hdr, meta, data, table, pad */
 	unsigned iovcnt;
-	uint64_t len;			/* IO_FALLOCATE */
+	uint64_t len;			/* IO_FALLOCATE, IO_FSYNC, IO_WRITEBACK */
 	sto_io_fn done;
 	struct sto_io *next;		/* backlog */
 };
@@ -77,9 +77,8 @@ struct sto_vol {
 	int fd;
 	uint64_t tail;			/* next record goes here */
 	struct sto_put *sync_wait;	/* writes done, waiting for fdatasync */
-	struct sto_put *syncing;	/* covered by the fdatasync in flight */
-	bool sync_inflight, dirty;
-	uint64_t sync_start;		/* ns, of the fdatasync in flight */
+	unsigned nsync;			/* fdatasyncs in flight */
+	bool dirty;
 	struct sto_vol *dirty_next;
 	uint64_t dead;			/* committed dead bytes (at open) */
 	uint64_t prealloc;		/* file allocated up to here */
@@ -89,8 +88,16 @@ struct sto_vol {
 	unsigned refs;			/* reads in flight */
 	unsigned pending;		/* PUTs allocated here, not yet finished */
 	bool doomed;			/* compacted: free when refs drop to 0 */
-	struct sto_io sync_io;
 	struct sto_commit *ck_head, *ck_tail;	/* records not yet in a commit */
+	/* Zero-fill ahead of the tail (the small-record active volume only). */
+	bool zero;			/* on for this volume */
+	bool zero_busy, zero_syncing;	/* zero_io in flight: a write, a sync */
+	uint64_t zeroed;		/* written with zeros up to here */
+	uint64_t zero_off, zero_end;	/* the zero write in flight */
+	uint64_t zero_from, zero_to;	/* zeros written, not yet synced */
+	uint64_t zero_pause;		/* ns: no zeroing before (overtaken) */
+	struct sto_io zero_io;
+	struct sto_io *zero_wait;	/* record writes into zero_off..end */
 };
 
 #define STO_BIG_ACTIVE	2		/* active volumes for large fragments */
@@ -164,6 +171,8 @@ struct sto_engine {
 	bool ckpt_frozen;			/* after such a failure: replay all */
 	uint64_t ack_seq, vis_seq;		/* acked / visible in LMDB up to */
 	struct list_req *list_wait;		/* LISTs waiting for vis_seq */
+	struct sfx_cache *sc;			/* [STO_SFX_CACHE] */
+	uint64_t list_scans;			/* suffix LISTs that read LMDB */
 	unsigned naq;
 	bool commit_inflight;
 	struct commit_batch *held;		/* committed, meta not yet synced */
@@ -205,7 +214,10 @@ static void io_prep(struct sto_io *io, struct io_uring_sqe *sqe)
 		io_uring_prep_writev(sqe, io->fd, io->iov, io->iovcnt, io->off);
 		break;
 	case IO_FSYNC:
+		/* off/len: the range to write back (len 0: the whole file) */
 		io_uring_prep_fsync(sqe, io->fd, IORING_FSYNC_DATASYNC);
+		sqe->off = io->off;
+		sqe->len = (uint32_t)io->len;
 		break;
 	case IO_FALLOCATE:
 		io_uring_prep_fallocate(sqe, io->fd, 0, (off_t)io->off, (off_t)io->len);
@@ -336,6 +348,8 @@ static bool dir_has_room(const struct sto_dir *d, uint64_t n)
 
 #define STO_PREALLOC	(64ull << 20)
 
+static void vol_zero_maybe(struct sto_engine *e, struct sto_vol *v);
+
 static void vol_prealloc_done(struct sto_io *io, int res)
 {
 	struct sto_vol *v = (struct sto_vol *)((char *)io - offsetof(struct sto_vol, prealloc_io));
@@ -348,6 +362,7 @@ static void vol_prealloc_done(struct sto_io *io, int res)
 		v->prealloc_stop = true;
 	} else {
 		v->prealloc = io->off + io->len;
+		vol_zero_maybe(e, v);
 	}
 	busy_put(e);
 	engine_maybe_finish_close(e);
@@ -377,6 +392,105 @@ static void vol_prealloc_maybe(struct sto_engine *e, struct sto_vol *v)
 	v->prealloc_busy = true;
 	busy_get(e);
 	io_submit(e, &v->prealloc_io);
+}
+
+/* Zero-fill. Writes into fallocated (unwritten) extents make every
+ * fdatasync an ext4 journal commit (the extents turn "written"); into blocks
+ * already written it is just the data and a device flush. So the active
+ * volume for small records gets zeros written ahead of its tail in the
+ * background, 1 MiB at a time up to cfg.zero_ahead (default 32 MiB) ahead (within the
+ * preallocated space), each 16 MiB made durable by an fdatasync of its own,
+ * off every PUT's path. Large records' volumes are not zeroed: their
+ * fdatasync cost is spread over many bytes, and zeroing would write them
+ * twice. When the tail overtakes the zeroing (a burst of 1 MiB PUTs), it
+ * pauses for a second instead of competing for the disk. A record write
+ * into the range of the zero write in flight waits for it (zero_wait), so
+ * zeros never land on a record. */
+#define STO_ZERO_CHUNK	(1u << 20)
+#define STO_ZERO_SYNC	(16ull << 20)
+
+static const uint8_t zero_chunk[STO_ZERO_CHUNK];
+
+static void vol_zero_done(struct sto_io *io, int res)
+{
+	struct sto_vol *v = (struct sto_vol *)((char *)io - offsetof(struct sto_vol, zero_io));
+	struct sto_engine *e = v->e;
+	struct sto_io *w = v->zero_wait;
+
+	v->zero_busy = false;
+	v->zero_wait = NULL;
+	if (res < 0) {
+		log_debug("zero-fill vol %u: %s", v->id, strerror(-res));
+		v->zero = false;	/* best effort: appends work all the same */
+	} else if (v->zero_syncing) {
+		v->zero_from = v->zero_to = 0;
+	} else {
+		if (v->tail > v->zero_off)
+			v->zero_pause = strata_now_ns() + 1000000000ull;
+		v->zeroed = v->zero_end;
+		if (v->zero_to <= v->zero_from)
+			v->zero_from = v->zero_off;
+		v->zero_to = v->zero_end;
+	}
+	v->zero_syncing = false;
+	while (w) {
+		struct sto_io *next = w->next;
+
+		io_submit(e, w);
+		w = next;
+	}
+	vol_zero_maybe(e, v);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static void vol_zero_maybe(struct sto_engine *e, struct sto_vol *v)
+{
+	uint64_t start = (v->tail + 4095) & ~(uint64_t)4095;
+	uint64_t limit = v->tail + e->cfg.zero_ahead;
+	struct sto_io *io = &v->zero_io;
+
+	if (!v->zero || v->zero_busy || e->closing)
+		return;
+	if (limit > v->prealloc)
+		limit = v->prealloc;
+	if (limit > e->cfg.vol_max)
+		limit = e->cfg.vol_max;
+	if (v->zeroed > start)
+		start = v->zeroed;
+	memset(io, 0, sizeof(*io));
+	io->fd = v->fd;
+	io->done = vol_zero_done;
+	if (v->zero_to > v->zero_from &&
+	    (v->zero_to - v->zero_from >= STO_ZERO_SYNC || start >= limit)) {
+		io->op = IO_FSYNC;
+		io->off = v->zero_from;
+		io->len = v->zero_to - v->zero_from;	/* < vol_max */
+		if (io->len > UINT32_MAX)
+			io->len = 0;
+		v->zero_syncing = true;
+	} else if (start < limit && strata_now_ns() >= v->zero_pause) {
+		uint64_t len = limit - start < STO_ZERO_CHUNK ? limit - start : STO_ZERO_CHUNK;
+
+		io->op = IO_WRITE;
+		io->off = start;
+		io->iov[0] = (struct iovec){ (void *)zero_chunk, len };
+		io->iovcnt = 1;
+		v->zero_off = start;
+		v->zero_end = start + len;
+	} else {
+		return;
+	}
+	v->zero_busy = true;
+	busy_get(e);
+	io_submit(e, io);
+}
+
+/* Does a write of [off, off + len) have to wait for the zero write? */
+static bool vol_zero_overlaps(const struct sto_vol *v, uint64_t off, uint64_t len)
+{
+	return v->zero_busy && !v->zero_syncing && off < v->zero_end &&
+	       off + len > v->zero_off;
 }
 
 /* ------------------------------------------------------------- recovery */
@@ -597,8 +711,10 @@ static int dir_open(struct sto_engine *e, struct sto_dir *d, const char *path,
 			max_id = id;
 	}
 	closedir(dh);
-	if (max_id && d->vols[max_id]->tail < e->cfg.vol_max)
+	if (max_id && d->vols[max_id]->tail < e->cfg.vol_max) {
 		d->active = d->vols[max_id];
+		d->active->zero = true;
+	}
 	return 0;
 }
 
@@ -633,15 +749,19 @@ static int dir_alloc(struct sto_engine *e, struct sto_dir *d, uint64_t n,
 		for (uint32_t i = 1; i < d->nvols; i++)
 			if (d->vols[i])
 				id = i + 1;
+		if (*slot)
+			(*slot)->zero = false;	/* sealed */
 		ret = vol_open(e, d, id, true, slot);
 		if (ret < 0)
 			return ret;
+		(*slot)->zero = slot == &d->active;
 	}
 	*vol = *slot;
 	*off = (*slot)->tail;
 	(*slot)->tail += n;
 	d->allocated += n;
 	vol_prealloc_maybe(e, *slot);
+	vol_zero_maybe(e, *slot);
 	return 0;
 }
 
@@ -740,8 +860,38 @@ static uint64_t vol_checkpoint(const struct sto_vol *v)
 
 /* --------------------------------------------------------- group commit */
 
+/* The suffix hashes of recently listed partitions, direct-mapped by
+ * partition. Replication compares them often and most partitions are
+ * unchanged between two rounds, so a LIST of an unchanged partition costs
+ * no LMDB scan. Every write that can change a partition's entries (PUT,
+ * DELETE, quarantine, compaction move) bumps its slot's generation when it
+ * is queued for the index, which is when it is acknowledged (PUT, DELETE) or
+ * before it is visible: a cached answer stays valid only while its slot's
+ * generation is the one its scan started under. */
+#define STO_SFX_CACHE	1024
+
+struct sfx_cache {
+	uint32_t part;
+	bool valid;
+	uint64_t gen;
+	struct sto_suffix_hash *v;
+	size_t n;
+};
+
+static void sfx_cache_bump(struct sto_engine *e, uint32_t part)
+{
+	struct sfx_cache *c = &e->sc[part % STO_SFX_CACHE];
+
+	c->gen++;
+	c->valid = false;
+}
+
 static void commit_queue(struct sto_engine *e, struct sto_commit *c)
 {
+	if (c->op.type == STO_IDX_PUT || c->op.type == STO_IDX_DEL ||
+	    c->op.type == STO_IDX_QUARANTINE || c->op.type == STO_IDX_MOVE ||
+	    c->op.type == STO_IDX_REAP)
+		sfx_cache_bump(e, c->op.key.part);
 	c->next = NULL;
 	*e->cq_tail = c;
 	e->cq_tail = &c->next;
@@ -1028,7 +1178,7 @@ static void put_durable(struct sto_put *p)
 
 static void vol_mark_dirty(struct sto_engine *e, struct sto_vol *v)
 {
-	if (v->dirty || v->sync_inflight)
+	if (v->dirty || v->nsync >= e->cfg.sync_depth)
 		return;
 	v->dirty = true;
 	v->dirty_next = e->dirty;
@@ -1162,7 +1312,12 @@ static int put_flush(struct sto_put *p)
 	p->cur_off += p->cur_fill;
 	p->cur_fill = p->cur_cap = 0;
 	p->writes++;
-	io_submit(p->e, io);
+	if (vol_zero_overlaps(p->vol, w->start, w->bytes)) {
+		io->next = p->vol->zero_wait;
+		p->vol->zero_wait = io;
+	} else {
+		io_submit(p->e, io);
+	}
 	return 0;
 }
 
@@ -1686,13 +1841,17 @@ struct list_req {
 	void *arg;
 	uint64_t need;			/* acked writes it must see (ack_seq) */
 	struct list_req *next;		/* e->list_wait */
+	bool cached;			/* sfx filled from the cache */
+	uint64_t gen;			/* of its cache slot, at the request */
 };
 
 static void list_work(uv_work_t *w)
 {
 	struct list_req *l = w->data;
 
-	if (l->objects)
+	if (l->cached)
+		l->ret = 0;
+	else if (l->objects)
 		l->ret = sto_idx_list_objects(l->e->idx, l->part, l->suffix,
 					      l->ents, STO_LIST_MAX, &l->n);
 	else
@@ -1704,6 +1863,22 @@ static void list_after(uv_work_t *w, int status)
 	struct list_req *l = w->data;
 	struct sto_engine *e = l->e;
 
+	if (!l->objects && !l->cached) {
+		struct sfx_cache *c = &e->sc[l->part % STO_SFX_CACHE];
+		struct sto_suffix_hash *v;
+
+		e->list_scans++;
+		/* No write to the partition since the request: keep it. */
+		if (l->ret == 0 && c->gen == l->gen &&
+		    (v = malloc(l->n * sizeof(*v) + 1))) {
+			memcpy(v, l->sfx, l->n * sizeof(*v));
+			free(c->v);
+			c->v = v;
+			c->n = l->n;
+			c->part = l->part;
+			c->valid = true;
+		}
+	}
 	l->cb(l->arg, l->ret, l->sfx, l->ents, l->ret < 0 ? 0 : l->n);
 	free(l->sfx);
 	free(l->ents);
@@ -1738,6 +1913,20 @@ int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
 	l->arg = arg;
 	l->work.data = l;
 	busy_get(e);
+	if (!objects) {
+		struct sfx_cache *c = &e->sc[part % STO_SFX_CACHE];
+
+		l->gen = c->gen;
+		if (c->valid && c->part == part) {
+			/* Unchanged since its last scan: no scan, no wait
+			 * (a write since would have invalidated it). */
+			memcpy(l->sfx, c->v, c->n * sizeof(*c->v));
+			l->n = c->n;
+			l->cached = true;
+			uv_queue_work(e->loop, &l->work, list_work, list_after);
+			return 0;
+		}
+	}
 	/* LIST reads LMDB: it waits for the commits of the PUTs and DELETEs
 	 * acknowledged before it (they are in the overlay until then). */
 	l->need = e->ack_seq;
@@ -1928,6 +2117,11 @@ static void list_wake(struct sto_engine *e)
 	}
 }
 
+uint64_t sto_engine_list_scans(struct sto_engine *e)
+{
+	return e->list_scans;
+}
+
 bool sto_engine_commits_pending(struct sto_engine *e)
 {
 	/* held: applied, not yet durable (its PUTs still pin their volume). */
@@ -1942,6 +2136,7 @@ struct compactor {
 	struct sto_vol *v;		/* freed once dropped: use vol_id */
 	uint32_t vol_id;
 	uint64_t off, end, moved, rec_len;
+	uint64_t reaped;		/* tombstones past the reclaim age */
 	struct sto_io io;
 	uint8_t *hdr;
 	size_t hdr_len;
@@ -1966,9 +2161,10 @@ static void cmp_done(struct compactor *c, int status)
 {
 	struct sto_engine *e = c->e;
 
-	log_info("compaction of %s vol %u: %s, %llu records moved", c->d->path,
-		 c->vol_id, status < 0 ? sto_strerror(status) : "done",
-		 (unsigned long long)c->moved);
+	log_info("compaction of %s vol %u: %s, %llu records moved, %llu "
+		 "tombstones reaped", c->d->path, c->vol_id,
+		 status < 0 ? sto_strerror(status) : "done",
+		 (unsigned long long)c->moved, (unsigned long long)c->reaped);
 	if (c->cb)
 		c->cb(c->arg, status, c->moved);
 	free(c->hdr);
@@ -2131,9 +2327,22 @@ static void cmp_hdr_done(struct sto_io *io, int res)
 		return;
 	}
 	ret = engine_get(c->e, &c->rec.key, &l, NULL);
-	if (ret < 0 || (l.flags & STO_LOC_TOMBSTONE) || l.medium != c->d->medium ||
-	    l.dir != c->d->idx || l.vol != c->v->id || l.off != c->off) {
+	if (ret < 0 || l.medium != c->d->medium || l.dir != c->d->idx ||
+	    l.vol != c->v->id || l.off != c->off) {
 		c->off += c->rec_len;		/* dead */
+		cmp_next(c);
+		return;
+	}
+	if (l.flags & STO_LOC_TOMBSTONE) {
+		/* A tombstone's record is not copied (its index entry alone
+		 * rejects older versions). Past the reclaim age (from when it
+		 * was written: its atime) replicas have seen it, so the entry
+		 * goes too, if it is still this tombstone by then. */
+		if (l.atime + c->e->cfg.reclaim_age <= strata_wall_ns() / 1000000000ull) {
+			queue_idx_op(c->e, STO_IDX_REAP, &c->rec.key, &l, false);
+			c->reaped++;
+		}
+		c->off += c->rec_len;
 		cmp_next(c);
 		return;
 	}
@@ -2189,8 +2398,8 @@ int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
 	d = &e->dirs[medium][dir];
 	if (vol >= d->nvols || !(v = d->vols[vol]))
 		return -ENOENT;
-	if (e->cmp || dir_is_active(d, v) || v->pending || v->sync_inflight ||
-	    v->sync_wait || v->dirty || v->prealloc_busy)
+	if (e->cmp || dir_is_active(d, v) || v->pending || v->nsync ||
+	    v->sync_wait || v->dirty || v->prealloc_busy || v->zero_busy)
 		return -EBUSY;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -2230,7 +2439,8 @@ static void compact_check(struct sto_engine *e)
 				struct sto_vol *v = d->vols[id];
 				uint64_t tail, dead;
 
-				if (!v || dir_is_active(d, v) || v->pending || v->prealloc_busy ||
+				if (!v || dir_is_active(d, v) || v->pending ||
+				    v->prealloc_busy || v->zero_busy ||
 				    sto_idx_vol_info(e->idx, m, i, id, &tail, &dead) < 0 ||
 				    tail == 0 || dead * 100 < tail * e->cfg.compact_pct)
 					continue;
@@ -2246,18 +2456,24 @@ static void compact_check(struct sto_engine *e)
 
 /* ------------------------------------------------------- loop plumbing */
 
+/* One volume fdatasync and the writes it makes durable. */
+struct vol_sync {
+	struct sto_io io;
+	struct sto_vol *v;
+	struct sto_put *list;
+	uint64_t start;			/* ns */
+};
+
 static void vol_synced(struct sto_io *io, int res)
 {
-	struct sto_vol *v = (struct sto_vol *)((char *)io - offsetof(struct sto_vol, sync_io));
-	struct sto_engine *e;
-	struct sto_put *p = v->syncing, *next;
+	struct vol_sync *y = (struct vol_sync *)io;
+	struct sto_vol *v = y->v;
+	struct sto_engine *e = v->e;
+	struct sto_put *p = y->list, *next;
 
-	v->syncing = NULL;
-	v->sync_inflight = false;
-	if (!p)
-		return;
-	e = p->e;
-	e->st.fsync_us += (strata_now_ns() - v->sync_start) / 1000;
+	v->nsync--;
+	e->st.fsync_us += (strata_now_ns() - y->start) / 1000;
+	free(y);
 	if (res < 0)
 		log_err("fdatasync vol %u: %s", v->id, strerror(-res));
 	for (; p; p = next) {
@@ -2271,6 +2487,45 @@ static void vol_synced(struct sto_io *io, int res)
 	}
 	if (v->sync_wait)
 		vol_mark_dirty(e, v);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+/* Starts an fdatasync for every write of v completed so far. Several may be
+ * in flight per volume (cfg.sync_depth): a write completing while one runs
+ * need not wait for it to end and then for a whole one of its own (about 1.5
+ * flushes of latency), only for the next; the block layer merges the device
+ * flushes of overlapping fdatasyncs. The sync covers just the byte range of
+ * its records, so writeback elsewhere in the file (zero-fill, other PUTs
+ * still streaming) is not waited for. */
+static void vol_sync_start(struct sto_engine *e, struct sto_vol *v)
+{
+	struct vol_sync *y = calloc(1, sizeof(*y));
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	if (!y) {
+		vol_mark_dirty(e, v);	/* next iteration */
+		return;
+	}
+	y->v = v;
+	y->list = v->sync_wait;
+	v->sync_wait = NULL;
+	for (struct sto_put *p = y->list; p; p = p->next) {
+		if (p->c.op.loc.off < lo)
+			lo = p->c.op.loc.off;
+		if (p->c.end > hi)
+			hi = p->c.end;
+	}
+	v->nsync++;
+	y->start = strata_now_ns();
+	y->io.op = IO_FSYNC;
+	y->io.fd = v->fd;
+	y->io.off = lo;
+	y->io.len = hi - lo <= UINT32_MAX ? hi - lo : 0;
+	y->io.done = vol_synced;
+	e->st.fsyncs++;
+	busy_get(e);
+	io_submit(e, &y->io);
 }
 
 /* Once per loop iteration, before it blocks: start the fdatasyncs and the
@@ -2286,17 +2541,8 @@ static void on_prepare(uv_prepare_t *h)
 		struct sto_vol *next = v->dirty_next;
 
 		v->dirty = false;
-		if (!v->sync_inflight && v->sync_wait) {
-			v->syncing = v->sync_wait;
-			v->sync_wait = NULL;
-			v->sync_inflight = true;
-			v->sync_io.op = IO_FSYNC;
-			v->sync_io.fd = v->fd;
-			v->sync_io.done = vol_synced;
-			v->sync_start = strata_now_ns();
-			e->st.fsyncs++;
-			io_submit(e, &v->sync_io);
-		}
+		if (v->nsync < e->cfg.sync_depth && v->sync_wait)
+			vol_sync_start(e, v);
 		v = next;
 	}
 	commit_start(e);
@@ -2321,8 +2567,11 @@ static void on_timer(uv_timer_t *h)
 	struct sto_engine *e = h->data;
 
 	for (int m = 0; m < 2; m++)
-		for (unsigned i = 0; i < e->ndirs[m]; i++)
+		for (unsigned i = 0; i < e->ndirs[m]; i++) {
 			dir_refresh(&e->dirs[m][i], &e->cfg);
+			if (e->dirs[m][i].active)	/* after a pause */
+				vol_zero_maybe(e, e->dirs[m][i].active);
+		}
 	while (e->retry) {		/* acknowledged, index commit failed */
 		struct sto_commit *c = e->retry;
 
@@ -2413,7 +2662,16 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		e->cfg.ring_entries = 512;
 	if (!e->cfg.compact_pct)
 		e->cfg.compact_pct = 50;
+	if (!e->cfg.sync_depth)
+		e->cfg.sync_depth = STO_SYNC_DEPTH;
+	if (!e->cfg.reclaim_age)
+		e->cfg.reclaim_age = STO_RECLAIM_AGE;
 	e->last_compact_check = strata_now_ns();
+	e->sc = calloc(STO_SFX_CACHE, sizeof(*e->sc));
+	if (!e->sc) {
+		free(e);
+		return -ENOMEM;
+	}
 	e->cq_tail = &e->cq;
 	e->efd = -1;
 	for (int m = 0; m < 2; m++)
@@ -2493,6 +2751,7 @@ out_close:
 	if (e->efd >= 0)
 		close(e->efd);
 	sto_idx_close(e->idx);
+	free(e->sc);
 	free(e);
 	return ret;
 }
@@ -2521,6 +2780,9 @@ static void on_handle_closed(uv_handle_t *h)
 		}
 	sto_tier_free(e->tier);
 	sto_idx_close(e->idx);
+	for (unsigned i = 0; i < STO_SFX_CACHE; i++)
+		free(e->sc[i].v);
+	free(e->sc);
 	if (e->close_cb)
 		e->close_cb(e->close_arg);
 	free(e);

@@ -142,6 +142,7 @@ enum sto_idx_op_type {
 	STO_IDX_ATIME,		/* loc.atime, if the entry still is loc.off/vol */
 	STO_IDX_QUARANTINE,	/* move to quarantine, if the entry still is loc */
 	STO_IDX_MOVE,		/* compaction: to loc, if the entry still is old */
+	STO_IDX_REAP,		/* drop the tombstone loc, if the entry still is it */
 	STO_IDX_LST_PUT,	/* listing entries (lst), newest wins per key */
 	STO_IDX_LST_DEL,	/* listing range removal (lst), bounded */
 };
@@ -299,8 +300,18 @@ struct sto_engine_cfg {
 	unsigned ring_entries;		/* io_uring SQ size */
 	unsigned compact_interval;	/* seconds between compaction checks, 0 off */
 	unsigned compact_pct;		/* compact sealed volumes this % dead */
+	unsigned sync_depth;		/* fdatasyncs in flight per volume (0: 4) */
+	uint64_t zero_ahead;		/* zero-fill this far past the small-record
+					 * volume's tail (0: off) */
+	uint64_t reclaim_age;		/* seconds: compaction drops tombstones
+					 * older than this (0: STO_RECLAIM_AGE) */
 	struct sto_tier_cfg tier;
 };
+
+#define STO_RECLAIM_AGE		(7 * 86400ull)
+
+#define STO_SYNC_DEPTH		4
+#define STO_ZERO_AHEAD		(32ull << 20)
 
 struct sto_engine;
 
@@ -318,6 +329,9 @@ struct sto_idx *sto_engine_idx(struct sto_engine *e);
 /* Acknowledged PUTs/DELETEs (or LISTs waiting for them) whose index commit
  * is not yet durable in LMDB (tests: the index lags acknowledgements). */
 bool sto_engine_commits_pending(struct sto_engine *e);
+/* Suffix-hash LISTs answered by an LMDB scan (the others came from the
+ * per-partition cache). */
+uint64_t sto_engine_list_scans(struct sto_engine *e);
 
 /* PUT, streamed. The volume record is the write-ahead log: done runs once
  * the record is durable (its volume's fdatasync), before the index commit;

@@ -84,6 +84,7 @@ struct sto_tier {
 	double tok_bytes, tok_ops;
 	uint8_t *meta;			/* STO_MAX_META: lookups */
 	unsigned moving;		/* moves in flight */
+	struct tier_mv *mv[TIER_MOVES_INFLIGHT];	/* ... which ones */
 };
 
 /* One move in flight: the source's pieces are read and fed to the copy. */
@@ -297,6 +298,9 @@ static void mv_end(struct tier_mv *m, int status)
 		log_warn("tier move of part %u frag %u to %s: %s", m->cur.key.part,
 			 m->cur.key.frag, m->cur.to ? "cold" : "hot", sto_strerror(status));
 	}
+	for (unsigned i = 0; i < TIER_MOVES_INFLIGHT; i++)
+		if (t->mv[i] == m)
+			t->mv[i] = NULL;
 	free(m);
 	t->moving--;
 	sto_engine_release(t->e);
@@ -396,6 +400,11 @@ static void mv_start(struct sto_tier *t, const struct tier_job *j)
 	struct tier_mv *m;
 	int ret;
 
+	/* A newer scan (or a promotion) may list a fragment whose move is
+	 * still in flight: one copy at a time. */
+	for (unsigned i = 0; i < TIER_MOVES_INFLIGHT; i++)
+		if (t->mv[i] && !memcmp(&t->mv[i]->cur.key, &j->key, sizeof(j->key)))
+			return;
 	if (sto_engine_peek(t->e, &j->key, &l, t->meta) < 0 ||
 	    (l.flags & STO_LOC_TOMBSTONE) || !same_loc(&l, &j->loc) ||
 	    l.medium == j->to)
@@ -411,12 +420,20 @@ static void mv_start(struct sto_tier *t, const struct tier_job *j)
 	if (j->to == STO_MEDIUM_HOT)
 		from.atime = now_s();	/* promoted because it is being read */
 	t->moving++;
+	for (unsigned i = 0; i < TIER_MOVES_INFLIGHT; i++)
+		if (!t->mv[i]) {
+			t->mv[i] = m;
+			break;
+		}
 	sto_engine_hold(t->e);
 	t->tok_bytes -= (double)sto_rec_len(l.meta_len, l.size);
 	t->tok_ops -= 1;
 	ret = sto_move_begin(t->e, &j->key, &from, m->meta, j->to, mv_put_done,
 			     mv_resume, m, &m->p);
 	if (ret < 0) {
+		for (unsigned i = 0; i < TIER_MOVES_INFLIGHT; i++)
+			if (t->mv[i] == m)
+				t->mv[i] = NULL;
 		free(m);
 		t->moving--;
 		sto_engine_release(t->e);

@@ -637,7 +637,7 @@ struct crash_put {
 	bool sent, done, acked;
 };
 
-static unsigned crash_next, crash_total;
+static unsigned crash_next, crash_total, crash_acked;
 static struct crash_put *crash_puts;
 static sto_client *crash_cli[4];
 
@@ -649,6 +649,7 @@ static void on_crash_done(void *arg, int status, const struct sto_info *info)
 
 	p->done = true;
 	p->acked = status == 0;
+	crash_acked += p->acked;
 	free(p->buf);
 	p->buf = NULL;
 	if (status == 0)
@@ -696,7 +697,12 @@ static void scenario_crash(void)
 		for (unsigned j = 0; j < 16; j++)
 			crash_issue(c);
 	}
-	kill_at = now_ms() + 1500 + (unsigned)getpid() % 1000;
+	/* Kill once enough PUTs were acknowledged (a fixed delay got too few
+	 * on a loaded machine under ASan), at a random point after that. */
+	kill_at = now_ms() + 60000;
+	while (crash_acked <= 50 && now_ms() < kill_at)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	kill_at = now_ms() + 500 + (unsigned)getpid() % 1000;
 	while (now_ms() < kill_at)
 		uv_run(&loop, UV_RUN_NOWAIT);
 	kill(daemon_pid, SIGKILL);
