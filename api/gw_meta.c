@@ -97,7 +97,8 @@ static char *get_str(struct rd *r)
 	size_t n = get_be(r, 2);
 	char *s;
 
-	if (r->bad || r->n < n) {
+	/* A NUL inside would not survive a round trip (fuzz_gw_records). */
+	if (r->bad || r->n < n || memchr(r->p, '\0', n)) {
 		r->bad = true;
 		return NULL;
 	}

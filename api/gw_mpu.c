@@ -1606,6 +1606,8 @@ int gw_manifest_decode(const void *buf, size_t n, struct gw_manifest *m)
 	il = (size_t)rd_be(p + 1, 2);
 	p += 3;
 	NEED(il + 4);
+	if (memchr(p, '\0', il))
+		return -EINVAL;
 	m->upload_id = s3_strndup((const char *)p, il);
 	if (!m->upload_id)
 		return -ENOMEM;
