@@ -762,7 +762,7 @@ static int object_path(struct gw_req *r)
 
 static const char *const stored_headers[] = {
 	"content-type", "content-encoding", "content-disposition",
-	"content-language", "cache-control", "expires",
+	"content-language", "cache-control", "expires", "x-amz-storage-class",
 };
 
 static int put_collect_meta(struct gw_req *r, struct gw_meta *m)
@@ -972,6 +972,8 @@ static void on_head_written(struct gw_wset *w, int err, void *arg)
 		/* The replaced version's segments: no head names them now. */
 		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
 			r->old_segs, r->version);
+	if (!err && r->old_man.n)
+		gw_mpu_gc_old(r, r->version);
 	if (err) {
 		put_fail(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	} else if (r->op == OP_COMPLETE_MPU) {
@@ -1049,6 +1051,12 @@ static void put_fail(struct gw_req *r, int err)
 			r->nsegs_sent, strata_wall_ns());
 }
 
+static void put_old_known(struct gw_req *r)
+{
+	r->old_known = true;
+	put_maybe_head(r);
+}
+
 static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
@@ -1059,9 +1067,17 @@ static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 		r->old_version = m.version;
 		r->old_segs = gw_meta_segments(&m);
 	}
+	/* A replaced multipart object: its manifest must be read now, before
+	 * the new head replaces it, to delete its parts after. */
+	if (res->status == 0 && m.kind == GW_META_OBJECT &&
+	    m.layout == GW_LAYOUT_MULTIPART &&
+	    gw_mpu_old_manifest(r, res, &m, put_old_known) == 0) {
+		gw_meta_free(&m);
+		req_put(r);
+		return;
+	}
 	gw_meta_free(&m);
-	r->old_known = true;
-	put_maybe_head(r);
+	put_old_known(r);
 	req_put(r);
 }
 
@@ -1314,6 +1330,7 @@ static void add_override(struct gw_req *r, const char *param, const char *header
 static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 {
 	char etag[S3_ETAG_MAX], date[HTTP_DATE_LEN + 1];
+	const char *sc;
 	static const struct { const char *param, *header, *stored; } ov[] = {
 		{ "response-content-type", "Content-Type", "content-type" },
 		{ "response-content-language", "Content-Language", "content-language" },
@@ -1339,6 +1356,9 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 	for (uint32_t i = 0; i < m->nhdr; i++)
 		if (!strncmp(m->hdr[i].name, "x-amz-meta-", 11))
 			http_resp_header(r->hr, m->hdr[i].name, m->hdr[i].value);
+	sc = gw_meta_hdr_get(m, "x-amz-storage-class");
+	if (sc && strcmp(sc, "STANDARD"))
+		http_resp_header(r->hr, "x-amz-storage-class", sc);
 }
 
 static void get_pump(struct gw_req *r);
@@ -1912,32 +1932,48 @@ static void on_object_deleted(struct gw_wset *w, int err, void *arg)
 		if (r->have_gm && r->gm.layout == GW_LAYOUT_EC)
 			tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->gm.version,
 				gw_meta_segments(&r->gm), strata_wall_ns());
+		if (r->old_man.n)
+			gw_mpu_gc_old(r, strata_wall_ns());
 		send_empty(r, 204);
 	}
 	req_put(r);
 }
 
-static void on_delete_head(const struct gw_hlook_result *res, void *arg)
+static void delete_go(struct gw_req *r)
 {
-	struct gw_req *r = arg;
 	uint8_t name[STO_NAME_HASH_LEN];
 	struct gw_wset *w;
 
 	if (!r->hr)
-		goto out;
-	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0)
-		r->have_gm = true;
+		return;
 	gw_name_hash(r->path, r->path_len, name);
 	w = gw_wset_new(&r->gw->st, r->gw->rep, r->part_rep, name, 0, true,
 			strata_wall_ns(), on_object_deleted, req_get(r));
 	if (!w) {
 		req_put(r);
 		send_error(r, -ENOMEM);
-		goto out;
+		return;
 	}
 	for (unsigned i = 0; i < w->n; i++)
 		w->f[i].frag = 0;
 	gw_wset_start(w);
+}
+
+static void on_delete_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_req *r = arg;
+
+	if (!r->hr)
+		goto out;
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0)
+		r->have_gm = true;
+	/* A multipart object's parts are named by its manifest: read it
+	 * before the tombstone replaces it. */
+	if (r->have_gm && r->gm.kind == GW_META_OBJECT &&
+	    r->gm.layout == GW_LAYOUT_MULTIPART &&
+	    gw_mpu_old_manifest(r, res, &r->gm, delete_go) == 0)
+		goto out;
+	delete_go(r);
 out:
 	req_put(r);
 }

@@ -97,6 +97,7 @@ void gw_mpu_req_free(struct gw_req *r)
 
 	free(r->upload_id);
 	gw_manifest_free(&r->man);
+	gw_manifest_free(&r->old_man);
 	if (u) {
 		s3_buf_free(&u->uppath);
 		gw_meta_free(&u->up);
@@ -699,7 +700,6 @@ static int create_begin(struct gw_req *r)
 	struct gw_wset *w;
 	uint8_t rnd[8];
 	char hex[17];
-	const char *sc;
 	int ret;
 
 	r->meta.kind = GW_META_UPLOAD;
@@ -709,10 +709,6 @@ static int create_begin(struct gw_req *r)
 		return -ENOMEM;
 	ret = gw_collect_meta(r, &r->meta);
 	if (ret < 0)
-		return ret;
-	sc = http_req_header(r->hr, "x-amz-storage-class", NULL);
-	if (sc && (ret = gw_meta_add_hdr(&r->meta, "x-amz-storage-class", 19, sc,
-					 strlen(sc))) < 0)
 		return ret;
 	/* Upload ids sort by creation time (ListMultipartUploads' order). */
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
@@ -1072,21 +1068,33 @@ static const struct mpu_part *find_part(const struct gw_mpu *u, uint32_t number)
 	return NULL;
 }
 
+static void complete_old_known(struct gw_req *r)
+{
+	r->old_known = true;
+	gw_put_maybe_head(r);
+}
+
 static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	struct gw_meta m = { 0 };
 
-	/* The replaced version's EC segments go once the new head is durable
-	 * (on_head_written). XXX a replaced multipart object's parts stay. */
+	/* The replaced version's segments (or parts) go once the new head is
+	 * durable (on_head_written). */
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
 	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
 		r->old_version = m.version;
 		r->old_segs = gw_meta_segments(&m);
 	}
+	if (res->status == 0 && m.kind == GW_META_OBJECT &&
+	    m.layout == GW_LAYOUT_MULTIPART &&
+	    gw_mpu_old_manifest(r, res, &m, complete_old_known) == 0) {
+		gw_meta_free(&m);
+		gw_req_put(r);
+		return;
+	}
 	gw_meta_free(&m);
-	r->old_known = true;
-	gw_put_maybe_head(r);
+	complete_old_known(r);
 	gw_req_put(r);
 }
 
@@ -1775,4 +1783,101 @@ int gw_mpu_load_manifest(struct gw_req *r)
 	r->holder_try = 0;
 	manifest_read_next(r);
 	return 0;
+}
+
+/* ------------------------------------- a replaced multipart object */
+
+struct oldman {
+	struct gw_req *r;
+	void (*done)(struct gw_req *r);
+	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
+	unsigned n, i;
+	uint64_t version;
+	uint32_t len;
+	uint8_t *buf;
+};
+
+static void oldman_try(struct oldman *o);
+
+static void oldman_finish(struct oldman *o)
+{
+	struct gw_req *r = o->r;
+
+	o->done(r);
+	free(o->buf);
+	free(o);
+	gw_req_put(r);
+}
+
+static void on_oldman_read(void *arg, int status, uint64_t ts, size_t got)
+{
+	struct oldman *o = arg;
+
+	if (status == GW_READ_SLOW)
+		return;
+	if (status == 0 && ts == o->version && got == o->len) {
+		if (gw_manifest_decode(o->buf, got, &o->r->old_man) < 0) {
+			gw_manifest_free(&o->r->old_man);
+			log_warn("%s: replaced manifest undecodable: its parts stay",
+				 o->r->path);
+		}
+		oldman_finish(o);
+		return;
+	}
+	if (++o->i < o->n) {
+		oldman_try(o);
+		return;
+	}
+	log_warn("%s: replaced manifest unreadable: its parts stay", o->r->path);
+	oldman_finish(o);
+}
+
+static void oldman_try(struct oldman *o)
+{
+	struct sto_key k = { .part = o->r->part_rep };
+
+	gw_name_hash(o->r->path, o->r->path_len, k.name);
+	if (gw_read_start(&o->r->gw->st, o->holders[o->i], &k, 0, 0, o->buf,
+			  (size_t)o->len + 1, on_oldman_read, o, NULL) < 0)
+		oldman_finish(o);
+}
+
+int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
+			const struct gw_meta *m, void (*done)(struct gw_req *r))
+{
+	struct oldman *o;
+
+	if (!res->nholders || r->old_man.n)
+		return -ENOENT;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->buf = malloc((size_t)m->manifest_len + 1);
+	if (!o->buf) {
+		free(o);
+		return -ENOMEM;
+	}
+	o->r = gw_req_get(r);
+	o->done = done;
+	memcpy(o->holders, res->holders, res->nholders * sizeof(res->holders[0]));
+	o->n = res->nholders;
+	o->version = m->version;
+	o->len = m->manifest_len;
+	oldman_try(o);
+	return 0;
+}
+
+void gw_mpu_gc_old(struct gw_req *r, uint64_t ts)
+{
+	const struct gw_manifest *m = &r->old_man;
+	struct s3_buf pp = { 0 };
+
+	for (uint32_t i = 0; i < m->n; i++) {
+		const struct gw_mpart *p = &m->parts[i];
+
+		if (gw_part_path(r->path, r->path_len, m->upload_id, p->number, &pp) == 0)
+			gw_tail_gc(r->gw, pp.p, pp.len, r->part_ec, p->version,
+				   (p->size + p->seg_size - 1) / p->seg_size, ts);
+	}
+	s3_buf_free(&pp);
 }

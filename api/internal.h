@@ -1227,6 +1227,7 @@ struct gw_req {
 	char *upload_id;		/* UploadPart(Copy), Complete, Abort, ListParts */
 	uint32_t part_num;		/* UploadPart(Copy); GET/HEAD ?partNumber */
 	struct gw_mpu *mpu;		/* the operation's state, gw_mpu.c's */
+	struct gw_manifest old_man;	/* the multipart object replaced/deleted */
 	/* copy (gw_copy.c): the source streams into the PUT path */
 	struct gw_copy *copy;
 };
@@ -1325,6 +1326,14 @@ int gw_mpu_load_manifest(struct gw_req *r);
 int gw_mpu_part_number(struct gw_req *r);
 void gw_mpu_seg_ref(const struct gw_req *r, uint64_t seg, struct gw_segref *out);
 uint64_t gw_mpu_seg_at(const struct gw_req *r, uint64_t off);
+/* The head res (decoded in m) that r replaces or deletes is a multipart
+ * object: reads its manifest into r->old_man (before the new head or the
+ * tombstone replaces it), then done(r) (also when the read fails: the parts
+ * are then garbage). 0, or an error and done is not called. */
+int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
+			const struct gw_meta *m, void (*done)(struct gw_req *r));
+/* Tombstones the segments of every part of r->old_man at ts. */
+void gw_mpu_gc_old(struct gw_req *r, uint64_t ts);
 /* Frees what gw_mpu.c and gw_copy.c hung on r. */
 void gw_mpu_req_free(struct gw_req *r);
 /* Manifest encoding (payload of a multipart head). */

@@ -73,7 +73,7 @@ def test_basic():
     h = S3.head_object(Bucket=BUCKET, Key="mp/basic")
     assert h["ContentLength"] == len(body) and h["ETag"] == r["ETag"]
     assert h["ContentType"] == "text/x-parts" and h["Metadata"] == {"color": "green"}, h
-    assert h["CacheControl"] == "no-cache"
+    assert h["CacheControl"] == "no-cache" and h["StorageClass"] == "STANDARD_IA", h
     g = S3.get_object(Bucket=BUCKET, Key="mp/basic")
     assert hashlib.sha256(g["Body"].read()).digest() == hashlib.sha256(body).digest()
     b1, b2 = len(p1), len(p1) + len(p2)
@@ -110,6 +110,9 @@ def test_small_parts():
     r = upload("mp/tiny", {1: b"hello"})
     assert r["ETag"] == etag_of([b"hello"])
     assert S3.get_object(Bucket=BUCKET, Key="mp/tiny")["Body"].read() == b"hello"
+    # Completed over a multipart object (whose parts go).
+    r = upload("mp/tiny", {1: b"again!"})
+    assert S3.get_object(Bucket=BUCKET, Key="mp/tiny")["Body"].read() == b"again!"
     p1 = gt.data_of(5 * MiB, 4)
     upload("mp/emptylast", {1: p1, 2: b""})
     assert S3.get_object(Bucket=BUCKET, Key="mp/emptylast")["Body"].read() == p1
