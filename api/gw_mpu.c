@@ -258,9 +258,12 @@ int gw_mpu_route(struct gw_req *r, const char *q, size_t qn)
 
 /* ---------------------------------------------------- listing replicas */
 /* Listing operations on the 3 rep3 primaries of a listing id: writes go to
- * all 3 and succeed only when all 3 are durable (so a read from any one
- * replica sees them); reads ask one replica after another. XXX no deadline:
- * a hung node stalls the operation until its connection breaks. */
+ * all 3 and succeed only when all 3 are durable within the write deadline
+ * (so a read from any one replica sees them; a node down fails the write
+ * with 503 rather than hiding a part from Complete); reads ask one replica
+ * and move to the next on an error or at the read deadline. An operation
+ * lives until every request it sent has answered (answers after it finished
+ * are dropped). */
 
 typedef void (*lop_fn)(struct gw_req *r, int err);
 typedef void (*lpage_fn)(struct gw_req *r, int err, const struct sto_listing_page *pg);
@@ -270,23 +273,39 @@ struct lop {
 	struct sto_listing_id id;
 	const struct ring_dev *t[RING_MAX_PLACEMENTS];
 	unsigned n, pending, ok, cur;
+	unsigned refs;			/* requests in flight + 1 until finished */
 	int err;
-	bool is_query, is_delete;
+	bool is_delete, finished;
 	struct sto_listing_entry e;	/* put: one entry (copied) */
 	uint8_t *kv;			/* its key and value */
 	struct sto_listing_query q;
 	uint8_t *qbuf;			/* the query's strings */
 	lop_fn done;
 	lpage_fn page;
+	uv_timer_t timer;
 };
 
-static void lop_free(struct lop *o)
+struct lattempt {
+	struct lop *o;
+	struct gw_node *node;
+	unsigned cur;			/* query: the replica asked */
+};
+
+static void lop_closed(uv_handle_t *h)
 {
+	struct lop *o = h->data;
+
 	o->r->gw->st.live--;
 	gw_req_put(o->r);
 	free(o->kv);
 	free(o->qbuf);
 	free(o);
+}
+
+static void lop_unref(struct lop *o)
+{
+	if (--o->refs == 0)
+		uv_close((uv_handle_t *)&o->timer, lop_closed);
 }
 
 static struct lop *lop_new(struct gw_req *r, const struct sto_listing_id *id)
@@ -298,8 +317,23 @@ static struct lop *lop_new(struct gw_req *r, const struct sto_listing_id *id)
 	o->r = gw_req_get(r);
 	o->id = *id;
 	o->n = ring_primaries(r->gw->rep, id->part, o->t, ring_placements(r->gw->rep));
+	o->refs = 1;
+	uv_timer_init(r->gw->loop, &o->timer);
+	o->timer.data = o;
 	r->gw->st.live++;
 	return o;
+}
+
+/* Put/delete: the result, once. */
+static void lop_finish(struct lop *o, int err)
+{
+	if (o->finished)
+		return;
+	o->finished = true;
+	uv_timer_stop(&o->timer);
+	if (o->done)
+		o->done(o->r, err);
+	lop_unref(o);
 }
 
 static void lop_one_done(struct lop *o, int err)
@@ -308,17 +342,17 @@ static void lop_one_done(struct lop *o, int err)
 		o->ok++;
 	else if (!o->err)
 		o->err = err;
-	if (--o->pending)
-		return;
-	if (o->done)
-		o->done(o->r, o->ok == o->n ? 0 : (o->err ? o->err : -EIO));
-	lop_free(o);
+	if (--o->pending == 0)
+		lop_finish(o, o->ok == o->n ? 0 : (o->err ? o->err : -EIO));
 }
 
-struct lattempt {
-	struct lop *o;
-	struct gw_node *node;
-};
+static void lattempt_end(struct lattempt *a)
+{
+	struct lop *o = a->o;
+
+	free(a);
+	lop_unref(o);
+}
 
 static void lput_on_done(void *arg, int status, uint64_t count)
 {
@@ -329,8 +363,9 @@ static void lput_on_done(void *arg, int status, uint64_t count)
 		gw_node_failed(a->node, status);
 	else
 		gw_node_ok(a->node);
-	lop_one_done(a->o, status);
-	free(a);
+	if (!a->o->finished)
+		lop_one_done(a->o, status);
+	lattempt_end(a);
 }
 
 static void ldel_on_done(void *arg, int status, uint64_t deleted, bool more,
@@ -338,11 +373,11 @@ static void ldel_on_done(void *arg, int status, uint64_t deleted, bool more,
 {
 	struct lattempt *a = arg;
 
-	(void)deleted; (void)next;
-	/* XXX more than STO_LISTING_MAX_DELETE parts: the rest stays. */
-	(void)more;
-	lop_one_done(a->o, status);
-	free(a);
+	/* XXX more than STO_LISTING_MAX_DELETE entries: the rest stays. */
+	(void)deleted; (void)next; (void)more;
+	if (!a->o->finished)
+		lop_one_done(a->o, status);
+	lattempt_end(a);
 }
 
 static void lput_on_client(void *arg, sto_client *c, int err)
@@ -351,19 +386,30 @@ static void lput_on_client(void *arg, sto_client *c, int err)
 	struct lop *o = a->o;
 	struct sto_bytes none = { NULL, 0 };
 
+	if (!err && o->finished)
+		err = -ECANCELED;
 	if (!err)
 		err = o->is_delete ?
 		      sto_listing_delete_range(c, &o->id, none, none, 0, ldel_on_done, a) :
 		      sto_listing_put(c, &o->id, &o->e, 1, lput_on_done, a);
 	if (err < 0) {
-		lop_one_done(o, err);
-		free(a);
+		if (!o->finished)
+			lop_one_done(o, err);
+		lattempt_end(a);
 	}
+}
+
+static void lput_on_timer(uv_timer_t *t)
+{
+	struct lop *o = t->data;
+
+	lop_finish(o, -ETIMEDOUT);
 }
 
 static void lop_fanout(struct lop *o)
 {
 	o->pending = o->n + 1;	/* + 1: acquire may answer at once */
+	uv_timer_start(&o->timer, lput_on_timer, o->r->gw->cfg.write_deadline_ms, 0);
 	for (unsigned i = 0; i < o->n; i++) {
 		struct lattempt *a = calloc(1, sizeof(*a));
 		struct gw_node *n = gw_pool_node(o->r->gw->pool, o->t[i]->node);
@@ -375,10 +421,11 @@ static void lop_fanout(struct lop *o)
 		}
 		a->o = o;
 		a->node = n;
+		o->refs++;
 		gw_node_acquire(n, lput_on_client, a);
 	}
+	o->n++;			/* the hold counts as one more success */
 	lop_one_done(o, 0);
-	o->ok--;		/* the hold was not a replica */
 }
 
 /* Puts one entry (tombstone: value NULL) at ts on all replicas. */
@@ -394,7 +441,7 @@ static int lput(struct gw_req *r, const struct sto_listing_id *id, const void *k
 		return -ENOMEM;
 	o->kv = malloc(klen + vlen + 1);
 	if (!o->kv) {
-		lop_free(o);
+		lop_unref(o);
 		return -ENOMEM;
 	}
 	memcpy(o->kv, key, klen);
@@ -420,21 +467,42 @@ static void ldrop(struct gw_req *r, const struct sto_listing_id *id)
 
 static void lquery_try(struct lop *o);
 
+/* Query: the page (borrowed), once. */
+static void lquery_finish(struct lop *o, int err, const struct sto_listing_page *pg)
+{
+	if (o->finished)
+		return;
+	o->finished = true;
+	uv_timer_stop(&o->timer);
+	o->page(o->r, err, pg);
+	lop_unref(o);
+}
+
+/* The replica asked (a->cur) failed or is slow: the next one, if any. */
+static void lquery_next(struct lop *o, unsigned cur, int err)
+{
+	if (o->finished || cur != o->cur)
+		return;		/* a newer attempt is running */
+	if (o->cur + 1 < o->n) {
+		o->cur++;
+		lquery_try(o);
+		return;
+	}
+	lquery_finish(o, err, NULL);
+}
+
 static void lquery_on_page(void *arg, int status, const struct sto_listing_page *pg)
 {
 	struct lattempt *a = arg;
 	struct lop *o = a->o;
 
-	if (status < 0)
+	if (status < 0) {
 		gw_node_failed(a->node, status);
-	free(a);
-	if (status < 0 && o->cur + 1 < o->n) {
-		o->cur++;
-		lquery_try(o);
-		return;
+		lquery_next(o, a->cur, status);
+	} else if (!o->finished) {
+		lquery_finish(o, 0, pg);
 	}
-	o->page(o->r, status, status < 0 ? NULL : pg);
-	lop_free(o);
+	lattempt_end(a);
 }
 
 static void lquery_on_client(void *arg, sto_client *c, int err)
@@ -442,18 +510,24 @@ static void lquery_on_client(void *arg, sto_client *c, int err)
 	struct lattempt *a = arg;
 	struct lop *o = a->o;
 
+	if (!err && o->finished)
+		err = -ECANCELED;
 	if (!err)
 		err = sto_listing_query(c, &o->id, &o->q, lquery_on_page, a);
 	if (err < 0) {
-		free(a);
-		if (o->cur + 1 < o->n) {
-			o->cur++;
-			lquery_try(o);
-			return;
-		}
-		o->page(o->r, err, NULL);
-		lop_free(o);
+		lquery_next(o, a->cur, err);
+		lattempt_end(a);
 	}
+}
+
+/* Slow: ask the next replica too (the first answer wins); the last one
+ * is waited for. */
+static void lquery_on_timer(uv_timer_t *t)
+{
+	struct lop *o = t->data;
+
+	if (o->cur + 1 < o->n)
+		lquery_next(o, o->cur, -ETIMEDOUT);
 }
 
 static void lquery_try(struct lop *o)
@@ -463,12 +537,14 @@ static void lquery_try(struct lop *o)
 
 	if (!a || !n) {
 		free(a);
-		o->page(o->r, -ENOMEM, NULL);
-		lop_free(o);
+		lquery_finish(o, -ENOMEM, NULL);
 		return;
 	}
 	a->o = o;
 	a->node = n;
+	a->cur = o->cur;
+	o->refs++;
+	uv_timer_start(&o->timer, lquery_on_timer, o->r->gw->cfg.read_deadline_ms, 0);
 	gw_node_acquire(n, lquery_on_client, a);
 }
 
@@ -484,7 +560,7 @@ static int lquery(struct gw_req *r, const struct sto_listing_id *id,
 		return -ENOMEM;
 	o->qbuf = p = malloc(start_after.len + prefix.len + delim.len + 1);
 	if (!p) {
-		lop_free(o);
+		lop_unref(o);
 		return -ENOMEM;
 	}
 	if (start_after.len)
@@ -499,7 +575,6 @@ static int lquery(struct gw_req *r, const struct sto_listing_id *id,
 		memcpy(p, delim.data, delim.len);
 	o->q.delimiter = (struct sto_bytes){ p, delim.len };
 	o->q.limit = limit;
-	o->is_query = true;
 	o->page = page;
 	lquery_try(o);
 	return 0;

@@ -432,9 +432,40 @@ def test_restart_and_two_gateways():
     S3 = s3
 
 
+def test_node_stopped():
+    """A stopped node: part writes finish (done, or 503 SlowDown when it holds
+    the parts listing) within the write deadline, never hang; listings are
+    read from another replica; once it is back the upload completes."""
+    key = "mp/stopped"
+    up = S3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    one = gt.data_of(5 * MiB, 31)
+    e1 = S3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=1, Body=one)["ETag"]
+    slow = C.client(read_timeout=60)
+    for victim in range(gt.NODES):
+        n = C.nodes[victim]
+        n.signal(signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            code = err_code(lambda: slow.upload_part(Bucket=BUCKET, Key=key, UploadId=up,
+                                                     PartNumber=2, Body=b"two"))
+            assert code in ((None, 200), ("SlowDown", 503)), (victim, code)
+            assert time.time() - t0 < 25, time.time() - t0
+            lp = slow.list_parts(Bucket=BUCKET, Key=key, UploadId=up)
+            assert lp["Parts"][0]["PartNumber"] == 1
+        finally:
+            n.signal(signal.SIGCONT)
+        print(f"    node{victim + 1} stopped: part 2 {code[0] or 'ok'}, "
+              f"{time.time() - t0:.1f} s", flush=True)
+        time.sleep(4.2)     # the gateway's down period passes
+    e2 = S3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=2, Body=b"two")["ETag"]
+    S3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    assert S3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == one + b"two"
+
+
 TESTS = [test_basic, test_small_parts, test_errors, test_list_parts, test_list_uploads,
          test_upload_part_copy, test_copy_object, test_awscli, test_copy_rss,
-         test_restart_and_two_gateways]
+         test_node_stopped, test_restart_and_two_gateways]
 
 
 def main():
