@@ -236,7 +236,6 @@ static void send_error(struct gw_req *r, int err)
 
 	if (!r->hr || r->responded)
 		return;
-	r->responded = true;
 	gw_err_info(err, &status, &code, &msg);
 	snprintf(res, sizeof(res), "/%s%s%s", r->bucket ? r->bucket : "",
 		 r->key ? "/" : "", r->key ? r->key : "");
@@ -253,6 +252,11 @@ static void send_error(struct gw_req *r, int err)
 	s3_xml_end(&x);
 	if (status >= 500 || err == GWE_NOT_IMPLEMENTED)
 		log_info("%s %s: %d %s", http_req_method_str(r->hr), res, status, code);
+	if (gw_copy_stream_error(r, &b)) {	/* 200 is out: the error is the body */
+		s3_buf_free(&b);
+		return;
+	}
+	r->responded = true;
 	resp_common(r);
 	if (http_req_method(r->hr) == HTTP_HEAD)
 		http_resp_simple(r->hr, status, NULL, NULL, 0);

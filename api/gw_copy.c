@@ -8,7 +8,12 @@
  * a copy holds at most 4 segments whatever the object's size, and its head
  * goes out through the PUT's commit (gw_put_maybe_head), after every byte
  * was read and rewritten. An inline source is one read of its head's
- * payload. */
+ * payload.
+ *
+ * A large copy answers 200 at once and sends a space every few seconds
+ * until the result (or an error) document follows, as S3 does, so clients'
+ * read timeouts do not cut long copies; the XML declaration goes first so
+ * the whitespace is legal XML. */
 #include "internal.h"
 
 #include "common.h"
@@ -20,6 +25,16 @@
 #include <string.h>
 #include <strings.h>
 
+#define COPY_KEEPALIVE_MIN	(32ull << 20)	/* copies this large stream */
+#define COPY_KEEPALIVE_MS	5000
+static const char xml_decl[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/* The keepalive timer: its own allocation, closed asynchronously. */
+struct copy_ka {
+	uv_timer_t t;
+	struct gw_req *r;
+};
+
 struct gw_copy {
 	char *bucket, *key;		/* the source */
 	char *path;			/* "/owner/bucket/key" */
@@ -28,7 +43,103 @@ struct gw_copy {
 	uint64_t ra, rb;
 	struct s3_cksum md5;
 	bool md5_init, done;
+	struct copy_ka *ka;		/* streaming answer: 200 is out */
+	bool streaming;
 };
+
+static void ka_closed(uv_handle_t *h)
+{
+	struct copy_ka *ka = h->data;
+
+	gw_req_put(ka->r);
+	free(ka);
+}
+
+static void ka_stop(struct gw_copy *c)
+{
+	if (!c->ka)
+		return;
+	uv_timer_stop(&c->ka->t);
+	uv_close((uv_handle_t *)&c->ka->t, ka_closed);
+	c->ka = NULL;
+}
+
+static void ka_tick(uv_timer_t *t)
+{
+	struct copy_ka *ka = t->data;
+	static const char space[] = " ";
+	uv_buf_t b = uv_buf_init((char *)space, 1);
+
+	if (ka->r->hr)
+		http_resp_write(ka->r->hr, &b, 1, NULL, NULL);
+	else
+		ka_stop(ka->r->copy);	/* the client is gone */
+}
+
+/* 200 with the XML declaration now, the document at the end. */
+static void stream_start(struct gw_req *r)
+{
+	struct gw_copy *c = r->copy;
+	uv_buf_t b = uv_buf_init((char *)xml_decl, sizeof(xml_decl) - 1);
+
+	c->ka = calloc(1, sizeof(*c->ka));
+	if (!c->ka)
+		return;		/* then no keepalive: answer at the end */
+	gw_resp_common(r);
+	http_resp_header(r->hr, "Content-Type", "application/xml");
+	if (http_resp_start(r->hr, 200, -1) < 0 ||
+	    http_resp_write(r->hr, &b, 1, NULL, NULL) < 0) {
+		free(c->ka);
+		c->ka = NULL;
+		return;
+	}
+	c->streaming = true;
+	c->ka->r = gw_req_get(r);
+	uv_timer_init(r->gw->loop, &c->ka->t);
+	c->ka->t.data = c->ka;
+	uv_timer_start(&c->ka->t, ka_tick, COPY_KEEPALIVE_MS, COPY_KEEPALIVE_MS);
+}
+
+static void on_doc_written(struct http_req *hr, int status, void *arg)
+{
+	(void)hr; (void)status;
+	free(arg);
+}
+
+/* Streaming: the document b (its declaration already sent) ends the
+ * answer. */
+static void stream_end(struct gw_req *r, const struct s3_buf *b)
+{
+	size_t skip = sizeof(xml_decl) - 1;
+	char *p;
+	uv_buf_t u;
+
+	ka_stop(r->copy);
+	r->responded = true;
+	if (!r->hr)
+		return;
+	if (b->len < skip || memcmp(b->p, xml_decl, skip))
+		skip = 0;
+	p = malloc(b->len - skip + 1);
+	if (!p) {
+		http_req_set_close(r->hr);
+		http_resp_end(r->hr);
+		return;
+	}
+	memcpy(p, b->p + skip, b->len - skip);
+	u = uv_buf_init(p, (unsigned)(b->len - skip));
+	if (http_resp_write(r->hr, &u, 1, on_doc_written, p) < 0)
+		free(p);
+	http_resp_end(r->hr);
+}
+
+bool gw_copy_stream_error(struct gw_req *r, const struct s3_buf *doc)
+{
+	if (!r->copy || !r->copy->streaming || r->responded)
+		return false;
+	stream_end(r, doc);
+	return true;
+}
 
 void gw_copy_free(struct gw_req *r)
 {
@@ -38,6 +149,7 @@ void gw_copy_free(struct gw_req *r)
 		return;
 	if (c->md5_init)
 		s3_cksum_free(&c->md5);
+	ka_stop(c);
 	free(c->bucket);
 	free(c->key);
 	free(c->path);
@@ -245,6 +357,8 @@ void gw_copy_source_ready(struct gw_req *r)
 		gw_copy_source_done(r, 0);
 		return;
 	}
+	if ((uint64_t)r->length >= COPY_KEEPALIVE_MIN)
+		stream_start(r);
 	if (r->gm.layout == GW_LAYOUT_INLINE) {
 		ret = gw_inline_read(r);
 		if (ret < 0)
@@ -305,6 +419,8 @@ void gw_copy_answer(struct gw_req *r, const char *etag)
 	s3_xml_elem(&x, "ETag", etag);
 	if (s3_xml_end(&x) < 0)
 		gw_send_error(r, -ENOMEM);
+	else if (r->copy && r->copy->streaming)
+		stream_end(r, &b);
 	else
 		gw_send_xml(r, 200, &b);
 	s3_buf_free(&b);

@@ -1360,6 +1360,9 @@ void gw_copy_source_ready(struct gw_req *r);
 /* The source was read to the end (err 0) or failed. */
 void gw_copy_source_done(struct gw_req *r, int err);
 void gw_copy_free(struct gw_req *r);
+/* A streaming copy answer (200 already sent): doc, an error document, ends
+ * it. False when the copy is not streaming (send the error normally). */
+bool gw_copy_stream_error(struct gw_req *r, const struct s3_buf *doc);
 /* The answer of a committed copy (CopyObjectResult / CopyPartResult). */
 void gw_copy_answer(struct gw_req *r, const char *etag);
 
