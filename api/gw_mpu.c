@@ -54,16 +54,6 @@ bool gw_mpu_err_info(int err, int *status, const char **code, const char **msg)
 	return false;
 }
 
-/* A part as the parts listing holds it. */
-struct mpu_part {
-	uint32_t number;
-	uint64_t version, size;
-	uint8_t md5[16];
-	uint32_t seg_size;
-	struct gw_override *over;
-	uint32_t nover;
-};
-
 /* One operation's state, hung on r->mpu. */
 struct gw_mpu {
 	struct s3_buf uppath;		/* path "\0" uploadId */
@@ -73,9 +63,9 @@ struct gw_mpu {
 	bool have_up;
 	unsigned waiting;		/* lookups a part upload waits for */
 	bool up_missing;
-	struct mpu_part old;		/* the part this upload replaces */
+	struct gw_part_entry old;		/* the part this upload replaces */
 	bool have_old;
-	struct mpu_part *parts;		/* the listing, in order */
+	struct gw_part_entry *parts;		/* the listing, in order */
 	size_t nparts, cap;
 	struct s3_complete_mpu req;	/* Complete's body */
 	uint8_t *keep;			/* Complete: listed part numbers (bitmap) */
@@ -85,7 +75,7 @@ struct gw_mpu {
 
 static void lu_params_free(struct lu_params *p);
 
-static void part_free(struct mpu_part *p)
+void gw_part_entry_free(struct gw_part_entry *p)
 {
 	free(p->over);
 	p->over = NULL;
@@ -101,9 +91,9 @@ void gw_mpu_req_free(struct gw_req *r)
 	if (u) {
 		s3_buf_free(&u->uppath);
 		gw_meta_free(&u->up);
-		part_free(&u->old);
+		gw_part_entry_free(&u->old);
 		for (size_t i = 0; i < u->nparts; i++)
-			part_free(&u->parts[i]);
+			gw_part_entry_free(&u->parts[i]);
 		free(u->parts);
 		s3_complete_mpu_free(&u->req);
 		free(u->keep);
@@ -606,9 +596,7 @@ static int put_be(struct s3_buf *b, uint64_t v, unsigned n)
 	return s3_buf_add(b, t, n);
 }
 
-/* Part entry value: u64 version, u64 size, md5[16], u32 segment size,
- * u16 overrides, overrides (u32 segment, u8 fragment, u32 device). */
-static int part_encode(const struct gw_meta *m, struct s3_buf *b)
+int gw_part_entry_encode(const struct gw_meta *m, struct s3_buf *b)
 {
 	int ret = put_be(b, m->version, 8) ?: put_be(b, m->size, 8) ?:
 		  s3_buf_add(b, m->md5, 16) ?: put_be(b, m->seg_size, 4) ?:
@@ -620,7 +608,7 @@ static int part_encode(const struct gw_meta *m, struct s3_buf *b)
 	return ret;
 }
 
-static int part_decode(const struct sto_listing_entry *e, struct mpu_part *p)
+int gw_part_entry_decode(const struct sto_listing_entry *e, struct gw_part_entry *p)
 {
 	const uint8_t *v = e->value;
 	uint32_t n = e->value_len;
@@ -652,7 +640,7 @@ static int part_decode(const struct sto_listing_entry *e, struct mpu_part *p)
 
 /* Tombstones a part's segments. */
 static void part_gc(struct gw_req *r, const char *path, size_t plen,
-		    const struct mpu_part *p, uint64_t ts)
+		    const struct gw_part_entry *p, uint64_t ts)
 {
 	struct s3_buf pp = { 0 };
 
@@ -847,7 +835,7 @@ static void on_part_old(struct gw_req *r, int err, const struct sto_listing_page
 	struct gw_mpu *u = r->mpu;
 
 	/* Not knowing the replaced part only leaves garbage behind. */
-	if (!err && pg->n_entries == 1 && part_decode(&pg->entries[0], &u->old) == 0 &&
+	if (!err && pg->n_entries == 1 && gw_part_entry_decode(&pg->entries[0], &u->old) == 0 &&
 	    u->old.number == r->part_num)
 		u->have_old = true;
 	part_ready(r);
@@ -950,7 +938,7 @@ void gw_mpu_part_commit(struct gw_req *r)
 	int ret;
 
 	be32(key, r->part_num);
-	ret = part_encode(&r->meta, &v);
+	ret = gw_part_entry_encode(&r->meta, &v);
 	if (!ret)
 		ret = lput(r, &r->mpu->parts_id, key, 4, r->version, v.p, v.len,
 			   on_part_committed);
@@ -984,18 +972,18 @@ static void on_parts_page(struct gw_req *r, int err, const struct sto_listing_pa
 		return;
 	}
 	for (size_t i = 0; i < pg->n_entries; i++) {
-		struct mpu_part p;
+		struct gw_part_entry p;
 
-		if (part_decode(&pg->entries[i], &p) < 0) {
-			part_free(&p);
+		if (gw_part_entry_decode(&pg->entries[i], &p) < 0) {
+			gw_part_entry_free(&p);
 			continue;
 		}
 		if (u->nparts == u->cap) {
 			size_t nc = u->cap ? u->cap * 2 : 64;
-			struct mpu_part *np = realloc(u->parts, nc * sizeof(*np));
+			struct gw_part_entry *np = realloc(u->parts, nc * sizeof(*np));
 
 			if (!np) {
-				part_free(&p);
+				gw_part_entry_free(&p);
 				parts_loaded(r, -ENOMEM);
 				return;
 			}
@@ -1126,7 +1114,7 @@ static void on_abort_upload(struct gw_req *r, int err)
 
 /* ------------------------------------------------------------ complete */
 
-static const struct mpu_part *find_part(const struct gw_mpu *u, uint32_t number)
+static const struct gw_part_entry *find_part(const struct gw_mpu *u, uint32_t number)
 {
 	size_t lo = 0, hi = u->nparts;
 
@@ -1197,7 +1185,7 @@ static int complete_build(struct gw_req *r)
 	}
 	for (size_t i = 0; i < u->req.n_parts; i++) {
 		const struct s3_part *q = &u->req.parts[i];
-		const struct mpu_part *p = find_part(u, q->number);
+		const struct gw_part_entry *p = find_part(u, q->number);
 		uint8_t want[16];
 
 		if (!p || s3_etag_parse(q->etag, strlen(q->etag), want) < 0 ||
@@ -1354,11 +1342,11 @@ static void on_list_parts(struct gw_req *r, int err, const struct sto_listing_pa
 	s3_xml_elem(&x, "StorageClass", sc ? sc : "STANDARD");
 	s3_xml_elem_u64(&x, "PartNumberMarker", u->list_marker);
 	for (size_t i = 0; i < pg->n_entries; i++) {
-		struct mpu_part p;
+		struct gw_part_entry p;
 		char etag[S3_ETAG_MAX], t[S3_XML_TIME_LEN + 1];
 
-		if (part_decode(&pg->entries[i], &p) < 0) {
-			part_free(&p);
+		if (gw_part_entry_decode(&pg->entries[i], &p) < 0) {
+			gw_part_entry_free(&p);
 			continue;
 		}
 		s3_etag_from_md5(p.md5, etag);
@@ -1370,7 +1358,7 @@ static void on_list_parts(struct gw_req *r, int err, const struct sto_listing_pa
 		s3_xml_elem_u64(&x, "Size", p.size);
 		s3_xml_close(&x);
 		last = p.number;
-		part_free(&p);
+		gw_part_entry_free(&p);
 	}
 	s3_xml_elem_u64(&x, "NextPartNumberMarker", last);
 	s3_xml_elem_u64(&x, "MaxParts", u->list_max);

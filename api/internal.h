@@ -1340,6 +1340,23 @@ void gw_mpu_req_free(struct gw_req *r);
 int gw_manifest_encode(const struct gw_manifest *m, struct s3_buf *b);
 int gw_manifest_decode(const void *p, size_t n, struct gw_manifest *m);
 void gw_manifest_free(struct gw_manifest *m);
+/* A part as the parts listing holds it: key = number (BE32), value =
+ * u64 version, u64 size, md5[16], u32 segment size, u16 overrides,
+ * overrides (u32 segment, u8 fragment, u32 device), big-endian. */
+struct gw_part_entry {
+	uint32_t number;
+	uint64_t version, size;
+	uint8_t md5[16];
+	uint32_t seg_size;
+	struct gw_override *over;
+	uint32_t nover;
+};
+/* The value of a part (r->meta: version, size, MD5, segment size,
+ * handoffs). 0 or -ENOMEM/-E2BIG. */
+int gw_part_entry_encode(const struct gw_meta *m, struct s3_buf *b);
+/* 0, -EINVAL (malformed), -ENOMEM; free with gw_part_entry_free. */
+int gw_part_entry_decode(const struct sto_listing_entry *e, struct gw_part_entry *p);
+void gw_part_entry_free(struct gw_part_entry *p);
 /* Part naming: uploadId "/" number "/" path (uploadId first: the segment
  * hash truncates long paths at their end). */
 int gw_part_path(const char *path, size_t plen, const char *upload_id,

@@ -1,6 +1,6 @@
 /* libFuzzer target: the records the gateway reads back from storage nodes
- * (api/gw_meta.c head records, api/gw_mpu.c multipart manifests). The
- * first byte picks the decoder. Errors are fine; a record that decodes must
+ * (api/gw_meta.c head records, api/gw_mpu.c multipart manifests and part
+ * entries of the parts listing). The first byte picks the decoder. Errors are fine; a record that decodes must
  * encode back to the same bytes (the formats have one encoding each) and
  * respect its limits. */
 #include <stdint.h>
@@ -16,7 +16,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	if (data[0] & 1) {
+	if (data[0] % 3 == 2) {
+		/* A part entry: 4 key bytes, then the value. */
+		struct gw_part_entry p;
+		struct sto_listing_entry e = { data + 1, size > 5 ? 4 : (uint32_t)(size - 1),
+					       1, false, data + 5,
+					       size > 5 ? (uint32_t)(size - 5) : 0 };
+
+		if (gw_part_entry_decode(&e, &p) == 0) {
+			struct gw_meta m = { .version = p.version, .size = p.size,
+					     .seg_size = p.seg_size, .over = p.over,
+					     .nover = p.nover };
+
+			memcpy(m.md5, p.md5, 16);
+			if (!p.seg_size || gw_part_entry_encode(&m, &b) < 0 ||
+			    b.len != e.value_len || memcmp(b.p, e.value, b.len))
+				abort();
+		}
+		gw_part_entry_free(&p);
+	} else if (data[0] % 3 == 1) {
 		struct gw_manifest m;
 
 		if (gw_manifest_decode(data + 1, size - 1, &m) == 0) {
