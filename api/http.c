@@ -614,7 +614,10 @@ static int resp_head(struct http_req *req, int status, int64_t content_length,
 			req->keep_alive = false;
 		}
 	}
-	req->resp_left = content_length > 0 ? (uint64_t)content_length : 0;
+	/* A HEAD response announces the GET's length but sends no body: nothing
+	 * is left to write, and the connection stays open for the next request. */
+	req->resp_left = content_length > 0 && !req->resp_nobody ?
+			 (uint64_t)content_length : 0;
 
 	n += snprintf(w->buf + n, cap - n, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
 		     http_reason(status), srv_date(srv));
@@ -784,12 +787,14 @@ int http_resp_write(struct http_req *req, const uv_buf_t *bufs, unsigned nbufs,
 	if (nbufs > HTTP_MAX_IOV)
 		return -EINVAL;
 	bufs_total(bufs, nbufs, &total);
+	if (req->resp_nobody)		/* HEAD: the body is dropped */
+		return conn_write_none(req->c, cb, arg);
 	if (!req->resp_chunked && !req->resp_until_close) {
 		if (total > req->resp_left)
 			return -EINVAL;
 		req->resp_left -= total;
 	}
-	if (req->resp_nobody || total == 0)
+	if (total == 0)
 		return conn_write_none(req->c, cb, arg);
 	if (!req->resp_chunked) {
 		w = write_new(0);

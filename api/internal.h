@@ -564,6 +564,18 @@ const char *s3_sha256_empty_hex(void);
 /* "YYYYMMDDTHHMMSSZ" → unix seconds; -EINVAL if not exactly that. */
 int s3_parse_amz_date(const char *s, size_t n, int64_t *out);
 
+/* Client side: appends the Authorization header value for req to out
+ * ("AWS4-HMAC-SHA256 Credential=AK/scope, SignedHeaders=..., Signature=...").
+ * signed_headers: ";"-separated, lowercase, sorted names, each present in
+ * req (host and x-amz-date at least); payload_hash: the hex SHA-256 of the
+ * body or "UNSIGNED-PAYLOAD"; scope "20130524/us-east-1/s3/aws4_request" and
+ * key = s3_signing_key() of the same date, region and service; amz_date
+ * "20130524T000000Z". 0 or -ENOMEM / S3E_HEADER_MALFORMED. */
+int s3_sign_authz(struct s3_buf *out, const struct s3_sig_req *req,
+		  const char *signed_headers, const char *payload_hash,
+		  const char *access_key, const char *scope, const char *amz_date,
+		  const uint8_t key[32]);
+
 /* ---------------------------------------------------------------- body.c */
 /* Everything the gateway computes over an object body in one pass over
  * the (decoded) data: the MD5 for the ETag, the SHA-256 a signed payload

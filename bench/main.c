@@ -8,6 +8,7 @@ static const struct bench_cmd cmds[] = {
 	{ "ring", "ring lookups/s and rebalance time", bench_ring_main },
 	{ "ec", "erasure-coding encode/decode GB/s on one core", bench_ec_main },
 	{ "node", "storage node durable PUT/GET over loopback RPC", bench_node_main },
+	{ "s3", "S3 load: put/get/head/list/delete/mixed on any endpoint, --compare two", bench_s3_main },
 	{ "listing", "listing inserts and queries (first page, full, delimiter) on a node", bench_listing_main },
 };
 

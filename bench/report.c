@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -44,12 +45,16 @@ static json_t *machine_json(void)
 {
 	struct utsname u;
 	struct sysinfo si;
+	double load[3];
 	json_t *m = json_object();
 
 	json_object_set_new(m, "cores", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
 	if (sysinfo(&si) == 0)
 		json_object_set_new(m, "mem_bytes",
 				    json_integer((json_int_t)si.totalram * si.mem_unit));
+	/* The machine is shared: the load beside every number says how noisy. */
+	if (getloadavg(load, 3) == 3)
+		json_object_set_new(m, "loadavg", json_pack("[f,f,f]", load[0], load[1], load[2]));
 	if (uname(&u) == 0) {
 		json_object_set_new(m, "kernel", json_string(u.release));
 		json_object_set_new(m, "host", json_string(u.nodename));
@@ -142,6 +147,18 @@ void bench_hist_free(struct bench_hist *h)
 {
 	free(h->ns);
 	memset(h, 0, sizeof(*h));
+}
+
+void bench_rates_to_json(json_t *obj, uint64_t ops, uint64_t bytes, double secs)
+{
+	bool ok = secs > 0;
+
+	json_object_set_new(obj, "ops", json_integer((json_int_t)ops));
+	json_object_set_new(obj, "seconds", json_real(secs));
+	json_object_set_new(obj, "ops_per_s", json_real(ok ? (double)ops / secs : 0));
+	json_object_set_new(obj, "bytes", json_integer((json_int_t)bytes));
+	json_object_set_new(obj, "mb_per_s", json_real(ok ? (double)bytes / secs / 1e6 : 0));
+	json_object_set_new(obj, "mib_per_s", json_real(ok ? (double)bytes / secs / 1048576.0 : 0));
 }
 
 double bench_cpu_seconds(void)
