@@ -919,10 +919,10 @@ static void on_part_committed(struct gw_req *r, int err)
 	uint64_t now = strata_wall_ns();
 
 	if (err) {
+		/* The entry may still land on the replicas that missed the
+		 * deadline: its segments must stay (garbage at worst). */
 		log_warn("part %u of %s: %s", r->part_num, r->upload_id, sto_strerror(err));
 		gw_send_error(r, -EHOSTUNREACH);
-		gw_tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->version,
-			   r->nsegs_sent, now);
 		return;
 	}
 	part_answer(r);
