@@ -17,10 +17,9 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <http_parser.h>
 #include <inttypes.h>
-#include <math.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +92,10 @@ struct s3b_conn {
 	uint64_t size;			/* expected or sent body size */
 	bool verify;			/* GET body checked against the pool */
 	uint64_t start;			/* uv_hrtime at send */
+	/* wreq is reused per request: the next request waits for both the
+	 * response and this write's callback (a server may answer before
+	 * the body is all written). */
+	bool writing, next_after_write;
 	struct s3b_resp resp;
 };
 
@@ -259,10 +262,15 @@ static void conn_fail(struct s3b_conn *c, const char *why)
 	char e[64];
 
 	snprintf(e, sizeof(e), "conn:%s", why);
-	if (c->busy)
+	if (c->busy) {
 		op_done(c, e);
-	else if (cur && cur->t == c->t && (c->connecting))
-		err_add(cur, e);		/* a connect that failed */
+	} else if (cur && cur->t == c->t && c->connecting) {
+		/* A connect that failed uses up an operation, so a --count
+		 * phase against a dead endpoint ends too. */
+		err_add(cur, e);
+		if (cur->next < cur->limit)
+			cur->next++;
+	}
 	conn_close(c);
 	phase_check_done();
 }
@@ -330,9 +338,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_write(uv_write_t *w, int status)
 {
 	struct s3b_conn *c = w->data;
+	bool next = c->next_after_write;
 
+	c->writing = c->next_after_write = false;
 	if (status < 0 && status != UV_ECANCELED && c->busy)
 		conn_fail(c, uv_err_name(status));
+	else if (next && status == 0 && c->open && !c->closing)
+		conn_issue(c);
 }
 
 static void on_connect(uv_connect_t *cr, int status)
@@ -399,6 +411,10 @@ static void conn_issue(struct s3b_conn *c)
 
 	if (!p || p->t != t || !c->open || c->busy)
 		return;
+	if (c->writing) {
+		c->next_after_write = true;	/* on_write issues it */
+		return;
+	}
 	if (p->stopping || interrupted || p->next >= p->limit ||
 	    (p->deadline && uv_hrtime() >= p->deadline)) {
 		p->stopping = true;
@@ -463,8 +479,11 @@ static void conn_issue(struct s3b_conn *c)
 	/* The pool slice goes out as is: libuv only reads it. */
 	bufs[1] = uv_buf_init((char *)(uintptr_t)body, (unsigned)len);
 	c->wreq.data = c;
-	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, len ? 2 : 1, on_write) < 0)
+	c->writing = true;
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, len ? 2 : 1, on_write) < 0) {
+		c->writing = false;
 		conn_fail(c, "write");
+	}
 }
 
 /* --------------------------------------------------------------- phases */
@@ -658,9 +677,10 @@ static int simple_put_bucket(struct s3b_target *t)
 		return -ENOMEM;
 	/* A 1-op phase of its own: PUT /bucket. */
 	p->name = "create-bucket";
-	p->op = OP_LIST;	/* placeholder; the request is built below */
+	p->op = OP_PUT;
 	p->t = t;
-	p->limit = 0;
+	p->limit = 0;		/* conn_issue hands out nothing: built below */
+	p->stopping = true;	/* one try: no reconnecting */
 	cur = p;
 	conn_connect(c);
 	uv_run(loop, UV_RUN_DEFAULT);	/* until connected and idle: stops in issue */
@@ -681,7 +701,9 @@ static int simple_put_bucket(struct s3b_target *t)
 		p->stopping = true;
 		b = uv_buf_init(c->hdr, (unsigned)n);
 		c->wreq.data = c;
-		uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+		c->writing = true;
+		if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0)
+			c->writing = false;
 		uv_run(loop, UV_RUN_DEFAULT);
 		if (p->errors && !(p->nerrs && strstr(p->errs[0].name, "BucketAlreadyOwnedByYou"))) {
 			fprintf(stderr, "strata-bench s3: %s: create bucket %s: %s\n", t->url,

@@ -3,10 +3,12 @@
  * All data-file I/O goes through one io_uring, driven from the libuv loop:
  * SQEs are queued during callbacks and submitted once per loop iteration
  * (uv_prepare), completions wake the loop through an eventfd registered with
- * the ring (uv_poll). A PUT moves through
+ * the ring (uv_poll). A PUT (or a DELETE's tombstone record) moves through
  *   receive (writes go out as each buffer fills, at most STO_PUT_WINDOW)
  *   -> writes done, CRC checked -> waits for its volume's fdatasync
- *   -> waits for the index group commit (LMDB, on a worker thread) -> done.
+ *   -> done (the volume record is the write-ahead log; the entry waits in
+ *      an in-memory overlay) -> index group commit (LMDB, worker thread).
+ * At start-up each volume is replayed from its checkpoint (vol_replay).
  * Every stage batches: one fdatasync per volume covers every write completed
  * before it was submitted, one LMDB transaction covers every PUT, DELETE,
  * quarantine and atime update queued while the previous one ran.
@@ -40,7 +42,7 @@ struct sto_io {
 	uint64_t off;
 	struct iovec iov[6];		/* hdr, meta, data, table, pad */
 	unsigned iovcnt;
-	uint64_t len;			/* IO_FALLOCATE */
+	uint64_t len;			/* IO_FALLOCATE, IO_FSYNC, IO_WRITEBACK */
 	sto_io_fn done;
 	struct sto_io *next;		/* backlog */
 };
@@ -52,9 +54,19 @@ typedef void (*sto_commit_fn)(struct sto_commit *c, int status);
 struct sto_commit {
 	struct sto_idx_op op;
 	sto_commit_fn done;
-	struct sto_vol *vol;		/* PUT: whose tail to persist */
+	struct sto_vol *vol;		/* PUT, DEL: the volume holding its record */
 	uint64_t end;			/* PUT: record end in vol */
 	struct sto_commit *next;
+	/* A PUT or DELETE acknowledged before its index commit (its volume
+	 * record is durable): it sits in the overlay until the commit is
+	 * visible in LMDB, so lookups see it meanwhile. */
+	bool acked, in_ov;
+	uint64_t seq;			/* acked: e->ack_seq then */
+	struct sto_commit *ov_next;
+	/* On its volume's list of records not yet handed to a commit (sorted
+	 * by offset): the head bounds the volume's replay checkpoint. */
+	bool on_ck;
+	struct sto_commit *ck_prev, *ck_next;
 };
 
 struct sto_put;
@@ -65,9 +77,8 @@ struct sto_vol {
 	int fd;
 	uint64_t tail;			/* next record goes here */
 	struct sto_put *sync_wait;	/* writes done, waiting for fdatasync */
-	struct sto_put *syncing;	/* covered by the fdatasync in flight */
-	bool sync_inflight, dirty;
-	uint64_t sync_start;		/* ns, of the fdatasync in flight */
+	unsigned nsync;			/* fdatasyncs in flight */
+	bool dirty;
 	struct sto_vol *dirty_next;
 	uint64_t dead;			/* committed dead bytes (at open) */
 	uint64_t prealloc;		/* file allocated up to here */
@@ -77,8 +88,20 @@ struct sto_vol {
 	unsigned refs;			/* reads in flight */
 	unsigned pending;		/* PUTs allocated here, not yet finished */
 	bool doomed;			/* compacted: free when refs drop to 0 */
-	struct sto_io sync_io;
+	struct sto_commit *ck_head, *ck_tail;	/* records not yet in a commit */
+	/* Zero-fill ahead of the tail (the small-record active volume only). */
+	bool zero;			/* on for this volume */
+	bool zero_busy, zero_syncing;	/* zero_io in flight: a write, a sync */
+	uint64_t zeroed;		/* written with zeros up to here */
+	uint64_t zero_off, zero_end;	/* the zero write in flight */
+	uint64_t zero_from, zero_to;	/* zeros written, not yet synced */
+	uint64_t zero_pause;		/* ns: no zeroing before (overtaken) */
+	struct sto_io zero_io;
+	struct sto_io *zero_wait;	/* record writes into zero_off..end */
 };
+
+#define STO_BIG_ACTIVE	2		/* active volumes for large fragments */
+#define STO_BIG_MIN	(8ull << 20)	/* a large fragment's record, from */
 
 struct sto_dir {
 	char *path;
@@ -87,6 +110,10 @@ struct sto_dir {
 	struct sto_vol **vols;		/* by id; vols[0] unused */
 	uint32_t nvols;
 	struct sto_vol *active;
+	/* Large fragments stream into their own active volumes, several: io_uring
+	 * serializes buffered writes to one file on one worker thread (copying
+	 * into the page cache), so concurrent large PUTs go to different files. */
+	struct sto_vol *big[STO_BIG_ACTIVE];
 	uint64_t cap, avail, reserve;	/* statvfs at the last refresh */
 	uint64_t allocated;		/* reserved since that refresh */
 };
@@ -111,6 +138,7 @@ struct sto_put {
 	void (*resume)(void *arg);
 	void *arg;
 	bool move;			/* compaction copy (STO_IDX_MOVE) */
+	bool tomb;			/* a DELETE's tombstone record */
 	struct sto_put *next;		/* volume sync lists */
 };
 
@@ -138,6 +166,13 @@ struct sto_engine {
 	struct sto_vol *dirty;
 	struct sto_commit *cq, **cq_tail;	/* waiting for a commit */
 	struct sto_commit *aq;			/* atime updates, flushed lazily */
+	struct sto_commit *ov[4096];		/* overlay: acked, not yet in LMDB */
+	struct sto_commit *retry;		/* acked, their commit failed */
+	bool ckpt_frozen;			/* after such a failure: replay all */
+	uint64_t ack_seq, vis_seq;		/* acked / visible in LMDB up to */
+	struct list_req *list_wait;		/* LISTs waiting for vis_seq */
+	struct sfx_cache *sc;			/* [STO_SFX_CACHE] */
+	uint64_t list_scans;			/* suffix LISTs that read LMDB */
 	unsigned naq;
 	bool commit_inflight;
 	struct commit_batch *held;		/* committed, meta not yet synced */
@@ -178,7 +213,10 @@ static void io_prep(struct sto_io *io, struct io_uring_sqe *sqe)
 		io_uring_prep_writev(sqe, io->fd, io->iov, io->iovcnt, io->off);
 		break;
 	case IO_FSYNC:
+		/* off/len: the range to write back (len 0: the whole file) */
 		io_uring_prep_fsync(sqe, io->fd, IORING_FSYNC_DATASYNC);
+		sqe->off = io->off;
+		sqe->len = (uint32_t)io->len;
 		break;
 	case IO_FALLOCATE:
 		io_uring_prep_fallocate(sqe, io->fd, 0, (off_t)io->off, (off_t)io->len);
@@ -301,10 +339,15 @@ static bool dir_has_room(const struct sto_dir *d, uint64_t n)
 	 * statvfs, but it is room. */
 	if (d->active && d->active->prealloc > d->active->tail)
 		avail += d->active->prealloc - d->active->tail;
+	for (unsigned i = 0; i < STO_BIG_ACTIVE; i++)
+		if (d->big[i] && d->big[i]->prealloc > d->big[i]->tail)
+			avail += d->big[i]->prealloc - d->big[i]->tail;
 	return used >= n && used <= avail;
 }
 
 #define STO_PREALLOC	(64ull << 20)
+
+static void vol_zero_maybe(struct sto_engine *e, struct sto_vol *v);
 
 static void vol_prealloc_done(struct sto_io *io, int res)
 {
@@ -318,6 +361,7 @@ static void vol_prealloc_done(struct sto_io *io, int res)
 		v->prealloc_stop = true;
 	} else {
 		v->prealloc = io->off + io->len;
+		vol_zero_maybe(e, v);
 	}
 	busy_put(e);
 	engine_maybe_finish_close(e);
@@ -347,6 +391,207 @@ static void vol_prealloc_maybe(struct sto_engine *e, struct sto_vol *v)
 	v->prealloc_busy = true;
 	busy_get(e);
 	io_submit(e, &v->prealloc_io);
+}
+
+/* Zero-fill. Writes into fallocated (unwritten) extents make every
+ * fdatasync an ext4 journal commit (the extents turn "written"); into blocks
+ * already written it is just the data and a device flush. So the active
+ * volume for small records gets zeros written ahead of its tail in the
+ * background, 1 MiB at a time up to cfg.zero_ahead (default 32 MiB) ahead (within the
+ * preallocated space), each 16 MiB made durable by an fdatasync of its own,
+ * off every PUT's path. Large records' volumes are not zeroed: their
+ * fdatasync cost is spread over many bytes, and zeroing would write them
+ * twice. When the tail overtakes the zeroing (a burst of 1 MiB PUTs), it
+ * pauses for a second instead of competing for the disk. A record write
+ * into the range of the zero write in flight waits for it (zero_wait), so
+ * zeros never land on a record. */
+#define STO_ZERO_CHUNK	(1u << 20)
+#define STO_ZERO_SYNC	(16ull << 20)
+
+static const uint8_t zero_chunk[STO_ZERO_CHUNK];
+
+static void vol_zero_done(struct sto_io *io, int res)
+{
+	struct sto_vol *v = (struct sto_vol *)((char *)io - offsetof(struct sto_vol, zero_io));
+	struct sto_engine *e = v->e;
+	struct sto_io *w = v->zero_wait;
+
+	v->zero_busy = false;
+	v->zero_wait = NULL;
+	if (res < 0) {
+		log_debug("zero-fill vol %u: %s", v->id, strerror(-res));
+		v->zero = false;	/* best effort: appends work all the same */
+	} else if (v->zero_syncing) {
+		v->zero_from = v->zero_to = 0;
+	} else {
+		if (v->tail > v->zero_off)
+			v->zero_pause = strata_now_ns() + 1000000000ull;
+		v->zeroed = v->zero_end;
+		if (v->zero_to <= v->zero_from)
+			v->zero_from = v->zero_off;
+		v->zero_to = v->zero_end;
+	}
+	v->zero_syncing = false;
+	while (w) {
+		struct sto_io *next = w->next;
+
+		io_submit(e, w);
+		w = next;
+	}
+	vol_zero_maybe(e, v);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+static void vol_zero_maybe(struct sto_engine *e, struct sto_vol *v)
+{
+	uint64_t start = (v->tail + 4095) & ~(uint64_t)4095;
+	uint64_t limit = v->tail + e->cfg.zero_ahead;
+	struct sto_io *io = &v->zero_io;
+
+	if (!v->zero || v->zero_busy || e->closing)
+		return;
+	if (limit > v->prealloc)
+		limit = v->prealloc;
+	if (limit > e->cfg.vol_max)
+		limit = e->cfg.vol_max;
+	if (v->zeroed > start)
+		start = v->zeroed;
+	memset(io, 0, sizeof(*io));
+	io->fd = v->fd;
+	io->done = vol_zero_done;
+	if (v->zero_to > v->zero_from &&
+	    (v->zero_to - v->zero_from >= STO_ZERO_SYNC || start >= limit)) {
+		io->op = IO_FSYNC;
+		io->off = v->zero_from;
+		io->len = v->zero_to - v->zero_from;	/* < vol_max */
+		if (io->len > UINT32_MAX)
+			io->len = 0;
+		v->zero_syncing = true;
+	} else if (start < limit && strata_now_ns() >= v->zero_pause) {
+		uint64_t len = limit - start < STO_ZERO_CHUNK ? limit - start : STO_ZERO_CHUNK;
+
+		io->op = IO_WRITE;
+		io->off = start;
+		io->iov[0] = (struct iovec){ (void *)zero_chunk, len };
+		io->iovcnt = 1;
+		v->zero_off = start;
+		v->zero_end = start + len;
+	} else {
+		return;
+	}
+	v->zero_busy = true;
+	busy_get(e);
+	io_submit(e, io);
+}
+
+/* Does a write of [off, off + len) have to wait for the zero write? */
+static bool vol_zero_overlaps(const struct sto_vol *v, uint64_t off, uint64_t len)
+{
+	return v->zero_busy && !v->zero_syncing && off < v->zero_end &&
+	       off + len > v->zero_off;
+}
+
+/* ------------------------------------------------------------- recovery */
+
+#define REPLAY_BATCH	1024
+
+struct replay {
+	struct sto_engine *e;
+	struct sto_vol *v;
+	struct sto_idx_op ops[REPLAY_BATCH];
+	uint8_t *metas[REPLAY_BATCH];
+	size_t n;
+	uint64_t seen, applied, now;
+};
+
+static int replay_flush(struct replay *r, const struct sto_vol_tail *tail)
+{
+	int ret = sto_idx_apply(r->e->idx, r->ops, r->n, tail, tail ? 1 : 0);
+
+	for (size_t i = 0; i < r->n; i++) {
+		if (ret == 0 && (r->ops[i].result == 0 ||
+				 (r->ops[i].type == STO_IDX_DEL && r->ops[i].result == -ENOENT)))
+			r->applied++;
+		free(r->metas[i]);
+	}
+	r->n = 0;
+	return ret;
+}
+
+static int replay_rec(void *arg, uint64_t off, const struct sto_rec *rec,
+		      const uint8_t *meta)
+{
+	struct replay *r = arg;
+	struct sto_idx_op *op = &r->ops[r->n];
+	bool tomb = rec->flags & STO_REC_TOMBSTONE;
+
+	memset(op, 0, sizeof(*op));
+	op->type = tomb ? STO_IDX_DEL : STO_IDX_PUT;
+	op->key = rec->key;
+	op->loc.medium = r->v->medium;
+	op->loc.dir = r->v->dir;
+	op->loc.vol = r->v->id;
+	op->loc.off = off;
+	op->loc.size = rec->data_len;
+	op->loc.ts = rec->ts;
+	op->loc.crc = rec->data_crc;
+	op->loc.meta_len = tomb ? 0 : rec->meta_len;
+	op->loc.flags = tomb ? STO_LOC_TOMBSTONE : 0;
+	op->loc.atime = r->now;
+	r->metas[r->n] = malloc(op->loc.meta_len + 1);
+	if (!r->metas[r->n])
+		return -ENOMEM;
+	memcpy(r->metas[r->n], meta, op->loc.meta_len);
+	op->meta = r->metas[r->n];
+	r->n++;
+	r->seen++;
+	return r->n == REPLAY_BATCH ? replay_flush(r, NULL) : 0;
+}
+
+/* The volume is the write-ahead log: a PUT or DELETE is acknowledged once
+ * its record is durable, before its index commit. The index records per
+ * volume a checkpoint before which every record is indexed (durably, with
+ * the commit that wrote it); re-apply every whole record past it, newest
+ * timestamp winning as always (records already indexed are no-ops), torn
+ * ones (never acknowledged) skipped. Then new records go after the last
+ * record with a good header. Synchronous, at start-up (pread, not io_uring:
+ * nothing else runs yet). */
+static int vol_replay(struct sto_engine *e, struct sto_vol *v, uint64_t file_end)
+{
+	struct replay *r;
+	struct sto_vol_tail t;
+	uint64_t end;
+	int ret;
+
+	if (v->tail >= file_end)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->e = e;
+	r->v = v;
+	r->now = strata_wall_ns() / 1000000000ull;
+	ret = sto_vol_replay(v->fd, v->tail, file_end, replay_rec, r, &end);
+	if (ret == 0) {
+		if (end > v->tail)
+			v->tail = end;
+		t = (struct sto_vol_tail){ v->medium, v->dir, v->id, v->tail };
+		ret = replay_flush(r, &t);
+	} else {
+		for (size_t i = 0; i < r->n; i++)
+			free(r->metas[i]);
+	}
+	if (ret == 0)
+		ret = sto_idx_sync(e->idx);
+	if (ret < 0)
+		log_err("replay of vol %u: %s", v->id, sto_strerror(ret));
+	else if (r->seen)
+		log_info("vol %u: replayed %llu records past the index checkpoint, "
+			 "%llu applied; tail %llu", v->id, (unsigned long long)r->seen,
+			 (unsigned long long)r->applied, (unsigned long long)v->tail);
+	free(r);
+	return ret;
 }
 
 static int vol_open(struct sto_engine *e, struct sto_dir *d, uint32_t id,
@@ -404,6 +649,12 @@ static int vol_open(struct sto_engine *e, struct sto_dir *d, uint32_t id,
 			if (fstat(v->fd, &st) == 0)
 				v->prealloc = (uint64_t)st.st_size;
 		}
+		ret = vol_replay(e, v, v->prealloc);
+		if (ret < 0) {
+			close(v->fd);
+			free(v);
+			return ret;
+		}
 	}
 	d->vols[id] = v;
 	*out = v;
@@ -448,9 +699,21 @@ static int dir_open(struct sto_engine *e, struct sto_dir *d, const char *path,
 			max_id = id;
 	}
 	closedir(dh);
-	if (max_id && d->vols[max_id]->tail < e->cfg.vol_max)
+	if (max_id && d->vols[max_id]->tail < e->cfg.vol_max) {
 		d->active = d->vols[max_id];
+		d->active->zero = true;
+	}
 	return 0;
+}
+
+static bool dir_is_active(const struct sto_dir *d, const struct sto_vol *v)
+{
+	if (v == d->active)
+		return true;
+	for (unsigned i = 0; i < STO_BIG_ACTIVE; i++)
+		if (v == d->big[i])
+			return true;
+	return false;
 }
 
 /* The volume and offset for a record of n bytes in d. */
@@ -459,28 +722,164 @@ static int dir_alloc(struct sto_engine *e, struct sto_dir *d, uint64_t n,
 {
 	int ret;
 
-	if (!d->active || (d->active->tail && d->active->tail + n > e->cfg.vol_max)) {
+	struct sto_vol **slot = &d->active;
+
+	if (n >= STO_BIG_MIN) {
+		/* The large-fragment volume with the fewest writers. */
+		slot = &d->big[0];
+		for (unsigned i = 1; i < STO_BIG_ACTIVE && *slot; i++)
+			if (!d->big[i] || d->big[i]->pending < (*slot)->pending)
+				slot = &d->big[i];
+	}
+	if (!*slot || ((*slot)->tail && (*slot)->tail + n > e->cfg.vol_max)) {
 		uint32_t id = 1;
 
 		for (uint32_t i = 1; i < d->nvols; i++)
 			if (d->vols[i])
 				id = i + 1;
-		ret = vol_open(e, d, id, true, &d->active);
+		if (*slot)
+			(*slot)->zero = false;	/* sealed */
+		ret = vol_open(e, d, id, true, slot);
 		if (ret < 0)
 			return ret;
+		(*slot)->zero = slot == &d->active;
 	}
-	*vol = d->active;
-	*off = d->active->tail;
-	d->active->tail += n;
+	*vol = *slot;
+	*off = (*slot)->tail;
+	(*slot)->tail += n;
 	d->allocated += n;
-	vol_prealloc_maybe(e, d->active);
+	vol_prealloc_maybe(e, *slot);
+	vol_zero_maybe(e, *slot);
 	return 0;
+}
+
+/* ------------------------------------------- overlay, replay checkpoint */
+
+#define OV_BUCKETS	4096
+
+static unsigned ov_hash(const struct sto_key *k)
+{
+	uint32_t h;
+
+	memcpy(&h, k->name, sizeof(h));
+	return (h ^ k->part * 2654435761u ^ k->frag * 40503u) & (OV_BUCKETS - 1);
+}
+
+static struct sto_commit *ov_find(struct sto_engine *e, const struct sto_key *k)
+{
+	struct sto_commit *c = e->ov[ov_hash(k)];
+
+	while (c && memcmp(&c->op.key, k, sizeof(*k)))
+		c = c->ov_next;
+	return c;
+}
+
+static void ov_remove(struct sto_engine *e, struct sto_commit *c)
+{
+	struct sto_commit **pp = &e->ov[ov_hash(&c->op.key)];
+
+	if (!c->in_ov)
+		return;
+	while (*pp != c)
+		pp = &(*pp)->ov_next;
+	*pp = c->ov_next;
+	c->in_ov = false;
+}
+
+/* c is the newest acknowledged version of its key (replaces an older one). */
+static void ov_insert(struct sto_engine *e, struct sto_commit *c)
+{
+	struct sto_commit *old = ov_find(e, &c->op.key);
+
+	if (old)
+		ov_remove(e, old);
+	c->ov_next = e->ov[ov_hash(&c->op.key)];
+	e->ov[ov_hash(&c->op.key)] = c;
+	c->in_ov = true;
+}
+
+/* The newest acknowledged state of k: the overlay, then the index. */
+static int engine_get(struct sto_engine *e, const struct sto_key *k,
+		      struct sto_loc *loc, void *meta_buf)
+{
+	struct sto_commit *c = ov_find(e, k);
+
+	if (!c)
+		return sto_idx_get(e->idx, k, loc, meta_buf);
+	*loc = c->op.loc;
+	if (meta_buf && loc->meta_len)
+		memcpy(meta_buf, c->op.meta, loc->meta_len);
+	return 0;
+}
+
+static void ck_add(struct sto_vol *v, struct sto_commit *c)
+{
+	c->ck_next = NULL;
+	c->ck_prev = v->ck_tail;
+	if (v->ck_tail)
+		v->ck_tail->ck_next = c;
+	else
+		v->ck_head = c;
+	v->ck_tail = c;
+	c->on_ck = true;
+}
+
+static void ck_del(struct sto_vol *v, struct sto_commit *c)
+{
+	if (!c->on_ck)
+		return;
+	if (c->ck_prev)
+		c->ck_prev->ck_next = c->ck_next;
+	else
+		v->ck_head = c->ck_next;
+	if (c->ck_next)
+		c->ck_next->ck_prev = c->ck_prev;
+	else
+		v->ck_tail = c->ck_prev;
+	c->on_ck = false;
+}
+
+/* Where a replay of v must start if the commit being built is the last one
+ * to survive: the first record not handed to it (or an earlier commit). */
+static uint64_t vol_checkpoint(const struct sto_vol *v)
+{
+	return v->ck_head ? v->ck_head->op.loc.off : v->tail;
 }
 
 /* --------------------------------------------------------- group commit */
 
+/* The suffix hashes of recently listed partitions, direct-mapped by
+ * partition. Replication compares them often and most partitions are
+ * unchanged between two rounds, so a LIST of an unchanged partition costs
+ * no LMDB scan. Every write that can change a partition's entries (PUT,
+ * DELETE, quarantine, compaction move) bumps its slot's generation when it
+ * is queued for the index, which is when it is acknowledged (PUT, DELETE) or
+ * before it is visible: a cached answer stays valid only while its slot's
+ * generation is the one its scan started under. */
+#define STO_SFX_CACHE	1024
+
+struct sfx_cache {
+	uint32_t part;
+	bool valid;
+	uint64_t gen;
+	struct sto_suffix_hash *v;
+	size_t n;
+};
+
+static void sfx_cache_bump(struct sto_engine *e, uint32_t part)
+{
+	struct sfx_cache *c = &e->sc[part % STO_SFX_CACHE];
+
+	c->gen++;
+	c->valid = false;
+}
+
 static void commit_queue(struct sto_engine *e, struct sto_commit *c)
 {
+	if (c->op.type == STO_IDX_PUT || c->op.type == STO_IDX_DEL ||
+	    c->op.type == STO_IDX_QUARANTINE || c->op.type == STO_IDX_MOVE ||
+	    c->op.type == STO_IDX_REAP)
+		sfx_cache_bump(e, c->op.key.part);
 	c->next = NULL;
 	*e->cq_tail = c;
 	e->cq_tail = &c->next;
@@ -496,6 +895,7 @@ struct commit_batch {
 	size_t ntails;
 	int ret;			/* of the transaction (or the sync) */
 	int flush_ret;			/* did the previous batch become durable? */
+	bool lazy;			/* only acked writes and atime: no waiter */
 };
 
 /* Batch N is acknowledged when batch N+1's commit (which syncs the file, and
@@ -516,11 +916,25 @@ static void commit_work(uv_work_t *w)
 
 static void commit_ack(struct commit_batch *b, int err)
 {
+	struct sto_engine *e = b->e;
 	struct sto_commit *c = b->list, *next;
 	size_t i = 0;
 
 	for (; c; c = next, i++) {
 		next = c->next;
+		if (c->acked && err < 0) {
+			/* Acknowledged already: its record is durable in the
+			 * volume. Stop moving replay checkpoints (a restart
+			 * then replays it) and, while it is not in LMDB, keep
+			 * it in the overlay and try again (timer). */
+			e->ckpt_frozen = true;
+			if (c->in_ov && !e->closing) {
+				c->next = e->retry;
+				e->retry = c;
+				continue;
+			}
+			ov_remove(e, c);
+		}
 		c->op.result = b->ops[i].result;
 		c->op.loc = b->ops[i].loc;
 		c->done(c, err < 0 ? err : c->op.result);
@@ -529,6 +943,8 @@ static void commit_ack(struct commit_batch *b, int err)
 	free(b->tails);
 	free(b);
 }
+
+static void list_wake(struct sto_engine *e);
 
 static void commit_after(uv_work_t *w, int status)
 {
@@ -545,6 +961,16 @@ static void commit_after(uv_work_t *w, int status)
 		e->st.commit_us += (strata_now_ns() - e->last_commit_ns) / 1000;
 	}
 	e->held = NULL;
+	if (b->n && b->ret == 0) {
+		/* Visible in LMDB now: lookups no longer need the overlay. */
+		for (struct sto_commit *c = b->list; c; c = c->next)
+			if (c->acked) {
+				ov_remove(e, c);
+				if (c->seq > e->vis_seq)
+					e->vis_seq = c->seq;
+			}
+		list_wake(e);
+	}
 	if (prev)
 		commit_ack(prev, b->flush_ret < 0 ? -EIO : 0);
 	if (b->n == 0)
@@ -558,11 +984,14 @@ static void commit_after(uv_work_t *w, int status)
 	engine_maybe_finish_close(e);
 }
 
+#define STO_COMMIT_DEFER_NS	(20 * 1000000ull)
+
 static void commit_start(struct sto_engine *e)
 {
 	struct commit_batch *b;
 	struct sto_commit *c;
 	size_t n = 0, i = 0;
+	bool lazy = true;
 
 	/* atime updates ride along with real work, or go once a second. */
 	if (e->aq && (e->cq || e->closing ||
@@ -580,8 +1009,18 @@ static void commit_start(struct sto_engine *e)
 	}
 	if (e->commit_inflight || (!e->cq && !e->held))
 		return;
-	for (c = e->cq; c; c = c->next)
+	for (c = e->cq; c; c = c->next) {
 		n++;
+		lazy &= c->acked || c->op.type == STO_IDX_ATIME;
+	}
+	/* Nobody waits for a batch of acknowledged writes: while more are on
+	 * their way (in flight), let it grow for up to STO_COMMIT_DEFER_NS so
+	 * fewer LMDB flushes compete with the volumes' fdatasyncs. */
+	if (n && lazy && !e->list_wait && (!e->held || e->held->lazy) &&
+	    !e->closing && n < 4096 &&
+	    e->busy > n + (e->held ? e->held->n : 0) &&
+	    strata_now_ns() - e->last_commit_ns < STO_COMMIT_DEFER_NS)
+		return;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return;		/* retried next iteration */
@@ -605,6 +1044,10 @@ static void commit_start(struct sto_engine *e)
 	b->e = e;
 	b->list = e->cq;
 	b->n = n;
+	b->lazy = lazy;
+	for (c = e->cq; c; c = c->next)
+		if (c->vol)
+			ck_del(c->vol, c);
 	for (c = e->cq; c; c = c->next, i++) {
 		b->ops[i] = c->op;
 		if (c->vol) {
@@ -618,8 +1061,10 @@ static void commit_start(struct sto_engine *e)
 			if (t == b->ntails)
 				b->tails[b->ntails++] = (struct sto_vol_tail){
 					c->vol->medium, c->vol->dir, c->vol->id, 0 };
-			if (c->end > b->tails[t].tail)
-				b->tails[t].tail = c->end;
+			/* The replay checkpoint (the index is complete up to
+			 * it once this commit is durable), not c->end: records
+			 * before c may still be unsynced or uncommitted. */
+			b->tails[t].tail = e->ckpt_frozen ? 0 : vol_checkpoint(c->vol);
 		}
 	}
 	e->cq = NULL;
@@ -645,8 +1090,11 @@ static void put_free(struct sto_put *p)
 {
 	struct sto_engine *e = p->e;
 
-	if (p->vol)
+	if (p->vol) {
 		p->vol->pending--;
+		ck_del(p->vol, &p->c);
+	}
+	ov_remove(e, &p->c);
 	free(p->cur);
 	free(p->meta);
 	free(p->table);
@@ -655,14 +1103,21 @@ static void put_free(struct sto_put *p)
 	engine_maybe_finish_close(e);
 }
 
-static void put_finish(struct sto_put *p, int status)
+static void put_count(struct sto_put *p, int status)
 {
-	if (status == 0 && !p->move)
+	if (p->tomb && (status == 0 || status == -ENOENT))
+		p->e->st.deletes++;
+	else if (status == 0 && !p->move)
 		p->e->st.puts++;
 	else if (status == -ENOSPC)
 		p->e->st.nospace++;
 	else if (status == STO_ECONFLICT)
 		p->e->st.conflicts++;
+}
+
+static void put_finish(struct sto_put *p, int status)
+{
+	put_count(p, status);
 	p->done(p->arg, status, &p->c.op.loc);
 	put_free(p);
 }
@@ -671,12 +1126,45 @@ static void put_committed(struct sto_commit *c, int status)
 {
 	struct sto_put *p = (struct sto_put *)((char *)c - offsetof(struct sto_put, c));
 
-	put_finish(p, status);
+	if (c->acked)
+		put_free(p);		/* acknowledged when its record was durable */
+	else
+		put_finish(p, status);
+}
+
+/* The record of a PUT or DELETE is durable in its volume: that is the
+ * write-ahead log, so decide it against the newest acknowledged state
+ * (overlay, index) and acknowledge now. The index commit follows; until it
+ * is visible the overlay answers lookups, and until it is durable a restart
+ * replays the record (the volume's checkpoint stays before it). */
+static void put_durable(struct sto_put *p)
+{
+	struct sto_engine *e = p->e;
+	struct sto_loc ex;
+	int ret, status = 0;
+
+	ret = engine_get(e, &p->c.op.key, &ex, NULL);
+	if (ret < 0 && ret != -ENOENT) {
+		put_finish(p, ret);
+		return;
+	}
+	if (ret == 0 && ex.ts >= p->c.op.loc.ts) {
+		put_finish(p, STO_ECONFLICT);	/* a newer one won meanwhile */
+		return;
+	}
+	if (p->tomb)
+		status = ret == 0 && !(ex.flags & STO_LOC_TOMBSTONE) ? 0 : -ENOENT;
+	p->c.acked = true;
+	p->c.seq = ++e->ack_seq;
+	ov_insert(e, &p->c);
+	commit_queue(e, &p->c);
+	put_count(p, status);
+	p->done(p->arg, status, &p->c.op.loc);
 }
 
 static void vol_mark_dirty(struct sto_engine *e, struct sto_vol *v)
 {
-	if (v->dirty || v->sync_inflight)
+	if (v->dirty || v->nsync >= e->cfg.sync_depth)
 		return;
 	v->dirty = true;
 	v->dirty_next = e->dirty;
@@ -810,19 +1298,25 @@ static int put_flush(struct sto_put *p)
 	p->cur_off += p->cur_fill;
 	p->cur_fill = p->cur_cap = 0;
 	p->writes++;
-	io_submit(p->e, io);
+	if (vol_zero_overlaps(p->vol, w->start, w->bytes)) {
+		io->next = p->vol->zero_wait;
+		p->vol->zero_wait = io;
+	} else {
+		io_submit(p->e, io);
+	}
 	return 0;
 }
 
 /* A PUT, or (move_from set) a compaction copy into directory d. */
-static int put_begin(struct sto_engine *e, struct sto_dir *d,
+static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 		     const struct sto_loc *move_from, const struct sto_key *k,
 		     uint64_t ts, const void *meta, uint32_t meta_len, uint64_t size,
 		     uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
 		     void *arg, struct sto_put **out)
 {
 	struct sto_rec rec = { .key = *k, .ts = ts, .data_len = size,
-			       .meta_len = meta_len, .data_crc = crc };
+			       .meta_len = meta_len, .data_crc = crc,
+			       .flags = tomb ? STO_REC_TOMBSTONE : 0 };
 	uint64_t n = sto_rec_len(meta_len, size);
 	struct sto_loc ex;
 	struct sto_put *p;
@@ -833,7 +1327,7 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d,
 	if (meta_len > STO_MAX_META || size > STO_MAX_FRAGMENT)
 		return -EINVAL;
 	/* Early reject (the commit checks again, for racing PUTs). */
-	if (!move_from && sto_idx_get(e->idx, k, &ex, NULL) == 0 && ex.ts >= ts) {
+	if (!move_from && engine_get(e, k, &ex, NULL) == 0 && ex.ts >= ts) {
 		e->st.conflicts++;
 		return STO_ECONFLICT;
 	}
@@ -848,6 +1342,8 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d,
 		}
 	}
 	e->rr++;
+	if (!d && tomb)
+		d = &e->dirs[STO_MEDIUM_HOT][0];	/* 64 bytes: from the reserve */
 	if (!d) {
 		e->st.nospace++;
 		return -ENOSPC;
@@ -876,6 +1372,11 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d,
 	p->vol->pending++;
 	sto_rec_encode(&rec, meta, p->hdr);
 	p->c.op.type = STO_IDX_PUT;
+	p->tomb = tomb;
+	if (tomb) {
+		p->c.op.type = STO_IDX_DEL;
+		p->c.op.loc.flags = STO_LOC_TOMBSTONE;
+	}
 	if (move_from) {
 		p->move = true;
 		p->c.op.type = STO_IDX_MOVE;
@@ -894,6 +1395,7 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d,
 	p->c.done = put_committed;
 	p->c.vol = p->vol;
 	p->c.end = p->c.op.loc.off + n;
+	ck_add(p->vol, &p->c);
 	busy_get(e);
 	*out = p;
 	if (size == 0) {
@@ -917,8 +1419,8 @@ int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 		  uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
 		  void *arg, struct sto_put **out)
 {
-	return put_begin(e, NULL, NULL, k, ts, meta, meta_len, size, crc, done,
-			 resume, arg, out);
+	return put_begin(e, NULL, false, NULL, k, ts, meta, meta_len, size, crc,
+			 done, resume, arg, out);
 }
 
 int sto_put_buf(struct sto_put *p, void **buf, size_t *len)
@@ -988,49 +1490,15 @@ void sto_put_abort(struct sto_put *p)
 
 /* --------------------------------------------------------------- DELETE */
 
-struct del_req {
-	struct sto_commit c;
-	struct sto_engine *e;
-	sto_put_done_fn done;
-	void *arg;
-};
-
-static void del_committed(struct sto_commit *c, int status)
-{
-	struct del_req *d = (struct del_req *)c;
-	struct sto_engine *e = d->e;
-
-	if (status == 0 || status == -ENOENT)
-		e->st.deletes++;
-	else if (status == STO_ECONFLICT)
-		e->st.conflicts++;
-	d->done(d->arg, status, &c->op.loc);
-	free(d);
-	busy_put(e);
-	engine_maybe_finish_close(e);
-}
-
+/* A tombstone record goes through the PUT pipeline (so it is in the volume,
+ * the write-ahead log, and a restart replays it), with no meta and no data. */
 int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 	    sto_put_done_fn done, void *arg)
 {
-	struct del_req *d;
+	struct sto_put *p;
 
-	if (e->closing)
-		return -ESHUTDOWN;
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	d->e = e;
-	d->done = done;
-	d->arg = arg;
-	d->c.op.type = STO_IDX_DEL;
-	d->c.op.key = *k;
-	d->c.op.loc.ts = ts;
-	d->c.op.loc.atime = strata_wall_ns() / 1000000000ull;
-	d->c.done = del_committed;
-	busy_get(e);
-	commit_queue(e, &d->c);
-	return 0;
+	return put_begin(e, NULL, true, NULL, k, ts, NULL, 0, 0, 0, done, NULL,
+			 arg, &p);
 }
 
 /* ------------------------------------------------------------ GET, HEAD */
@@ -1070,6 +1538,12 @@ int sto_lookup(struct sto_engine *e, const struct sto_key *k,
 	uint64_t now;
 	int ret;
 
+	struct sto_commit *c = ov_find(e, k);
+
+	if (c) {		/* acknowledged, not yet in LMDB */
+		ret = engine_get(e, k, loc, meta_buf);
+		return loc->flags & STO_LOC_TOMBSTONE ? -ENOENT : ret;
+	}
 	ret = sto_idx_get(e->idx, k, loc, meta_buf);
 	if (ret < 0)
 		return ret;
@@ -1267,13 +1741,19 @@ struct list_req {
 	int ret;
 	sto_list_fn cb;
 	void *arg;
+	uint64_t need;			/* acked writes it must see (ack_seq) */
+	struct list_req *next;		/* e->list_wait */
+	bool cached;			/* sfx filled from the cache */
+	uint64_t gen;			/* of its cache slot, at the request */
 };
 
 static void list_work(uv_work_t *w)
 {
 	struct list_req *l = w->data;
 
-	if (l->objects)
+	if (l->cached)
+		l->ret = 0;
+	else if (l->objects)
 		l->ret = sto_idx_list_objects(l->e->idx, l->part, l->suffix,
 					      l->ents, STO_LIST_MAX, &l->n);
 	else
@@ -1285,6 +1765,22 @@ static void list_after(uv_work_t *w, int status)
 	struct list_req *l = w->data;
 	struct sto_engine *e = l->e;
 
+	if (!l->objects && !l->cached) {
+		struct sfx_cache *c = &e->sc[l->part % STO_SFX_CACHE];
+		struct sto_suffix_hash *v;
+
+		e->list_scans++;
+		/* No write to the partition since the request: keep it. */
+		if (l->ret == 0 && c->gen == l->gen &&
+		    (v = malloc(l->n * sizeof(*v) + 1))) {
+			memcpy(v, l->sfx, l->n * sizeof(*v));
+			free(c->v);
+			c->v = v;
+			c->n = l->n;
+			c->part = l->part;
+			c->valid = true;
+		}
+	}
 	l->cb(l->arg, l->ret, l->sfx, l->ents, l->ret < 0 ? 0 : l->n);
 	free(l->sfx);
 	free(l->ents);
@@ -1319,16 +1815,42 @@ int sto_list(struct sto_engine *e, uint32_t part, bool objects, uint32_t suffix,
 	l->arg = arg;
 	l->work.data = l;
 	busy_get(e);
-	uv_queue_work(e->loop, &l->work, list_work, list_after);
+	if (!objects) {
+		struct sfx_cache *c = &e->sc[part % STO_SFX_CACHE];
+
+		l->gen = c->gen;
+		if (c->valid && c->part == part) {
+			/* Unchanged since its last scan: no scan, no wait
+			 * (a write since would have invalidated it). */
+			memcpy(l->sfx, c->v, c->n * sizeof(*c->v));
+			l->n = c->n;
+			l->cached = true;
+			uv_queue_work(e->loop, &l->work, list_work, list_after);
+			return 0;
+		}
+	}
+	/* LIST reads LMDB: it waits for the commits of the PUTs and DELETEs
+	 * acknowledged before it (they are in the overlay until then). */
+	l->need = e->ack_seq;
+	if (e->vis_seq >= l->need) {
+		uv_queue_work(e->loop, &l->work, list_work, list_after);
+	} else {
+		l->next = e->list_wait;
+		e->list_wait = l;
+	}
 	return 0;
 }
 
 /* ------------------------------------------------------------- listings */
 
-/* Listing writes are index ops like DELETE: they join the group commit (one
- * transaction and one flush with whatever else is queued) and are answered
- * once that commit is durable. Reads run on the threadpool with their own
- * read transaction. */
+/* Listing writes are not in the volume log: they stay plain index ops that
+ * join the group commit (one transaction and one flush with whatever else is
+ * queued) and are answered once that commit is durable, so a batch holding
+ * one is never deferred. Reads run on the threadpool with their own read
+ * transaction and need not wait for vis_seq: they read only the listing
+ * databases, and every acknowledged listing write is visible there already
+ * (visible at its commit, acknowledged at the next flush); the overlay holds
+ * fragments only. */
 struct lst_write {
 	struct sto_commit c;
 	struct sto_engine *e;
@@ -1481,6 +2003,33 @@ int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
 	return 0;
 }
 
+static void list_wake(struct sto_engine *e)
+{
+	struct list_req **pp = &e->list_wait;
+
+	while (*pp) {
+		struct list_req *l = *pp;
+
+		if (l->need <= e->vis_seq) {
+			*pp = l->next;
+			uv_queue_work(e->loop, &l->work, list_work, list_after);
+		} else {
+			pp = &l->next;
+		}
+	}
+}
+
+uint64_t sto_engine_list_scans(struct sto_engine *e)
+{
+	return e->list_scans;
+}
+
+bool sto_engine_commits_pending(struct sto_engine *e)
+{
+	/* held: applied, not yet durable (its PUTs still pin their volume). */
+	return e->cq || e->commit_inflight || e->held || e->retry || e->list_wait;
+}
+
 /* ----------------------------------------------------------- compaction */
 
 struct compactor {
@@ -1489,6 +2038,7 @@ struct compactor {
 	struct sto_vol *v;		/* freed once dropped: use vol_id */
 	uint32_t vol_id;
 	uint64_t off, end, moved, rec_len;
+	uint64_t reaped;		/* tombstones past the reclaim age */
 	struct sto_io io;
 	uint8_t *hdr;
 	size_t hdr_len;
@@ -1513,9 +2063,10 @@ static void cmp_done(struct compactor *c, int status)
 {
 	struct sto_engine *e = c->e;
 
-	log_info("compaction of %s vol %u: %s, %llu records moved", c->d->path,
-		 c->vol_id, status < 0 ? sto_strerror(status) : "done",
-		 (unsigned long long)c->moved);
+	log_info("compaction of %s vol %u: %s, %llu records moved, %llu "
+		 "tombstones reaped", c->d->path, c->vol_id,
+		 status < 0 ? sto_strerror(status) : "done",
+		 (unsigned long long)c->moved, (unsigned long long)c->reaped);
 	if (c->cb)
 		c->cb(c->arg, status, c->moved);
 	free(c->hdr);
@@ -1677,16 +2228,29 @@ static void cmp_hdr_done(struct sto_io *io, int res)
 		cmp_next(c);
 		return;
 	}
-	ret = sto_idx_get(c->e->idx, &c->rec.key, &l, NULL);
-	if (ret < 0 || (l.flags & STO_LOC_TOMBSTONE) || l.medium != c->d->medium ||
-	    l.dir != c->d->idx || l.vol != c->v->id || l.off != c->off) {
+	ret = engine_get(c->e, &c->rec.key, &l, NULL);
+	if (ret < 0 || l.medium != c->d->medium || l.dir != c->d->idx ||
+	    l.vol != c->v->id || l.off != c->off) {
 		c->off += c->rec_len;		/* dead */
+		cmp_next(c);
+		return;
+	}
+	if (l.flags & STO_LOC_TOMBSTONE) {
+		/* A tombstone's record is not copied (its index entry alone
+		 * rejects older versions). Past the reclaim age (from when it
+		 * was written: its atime) replicas have seen it, so the entry
+		 * goes too, if it is still this tombstone by then. */
+		if (l.atime + c->e->cfg.reclaim_age <= strata_wall_ns() / 1000000000ull) {
+			queue_idx_op(c->e, STO_IDX_REAP, &c->rec.key, &l, false);
+			c->reaped++;
+		}
+		c->off += c->rec_len;
 		cmp_next(c);
 		return;
 	}
 	c->loc = l;
 	c->pos = 0;
-	ret = put_begin(c->e, c->d, &l, &c->rec.key, l.ts, c->hdr + STO_REC_HDR,
+	ret = put_begin(c->e, c->d, false, &l, &c->rec.key, l.ts, c->hdr + STO_REC_HDR,
 			l.meta_len, l.size, l.crc, cmp_put_done, cmp_resume, c, &c->p);
 	if (ret < 0) {
 		cmp_done(c, ret);
@@ -1735,8 +2299,8 @@ int sto_compact(struct sto_engine *e, uint8_t medium, uint8_t dir, uint32_t vol,
 	d = &e->dirs[medium][dir];
 	if (vol >= d->nvols || !(v = d->vols[vol]))
 		return -ENOENT;
-	if (e->cmp || v == d->active || v->pending || v->sync_inflight ||
-	    v->sync_wait || v->dirty || v->prealloc_busy)
+	if (e->cmp || dir_is_active(d, v) || v->pending || v->nsync ||
+	    v->sync_wait || v->dirty || v->prealloc_busy || v->zero_busy)
 		return -EBUSY;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -1776,7 +2340,8 @@ static void compact_check(struct sto_engine *e)
 				struct sto_vol *v = d->vols[id];
 				uint64_t tail, dead;
 
-				if (!v || v == d->active || v->pending || v->prealloc_busy ||
+				if (!v || dir_is_active(d, v) || v->pending ||
+				    v->prealloc_busy || v->zero_busy ||
 				    sto_idx_vol_info(e->idx, m, i, id, &tail, &dead) < 0 ||
 				    tail == 0 || dead * 100 < tail * e->cfg.compact_pct)
 					continue;
@@ -1792,29 +2357,76 @@ static void compact_check(struct sto_engine *e)
 
 /* ------------------------------------------------------- loop plumbing */
 
+/* One volume fdatasync and the writes it makes durable. */
+struct vol_sync {
+	struct sto_io io;
+	struct sto_vol *v;
+	struct sto_put *list;
+	uint64_t start;			/* ns */
+};
+
 static void vol_synced(struct sto_io *io, int res)
 {
-	struct sto_vol *v = (struct sto_vol *)((char *)io - offsetof(struct sto_vol, sync_io));
-	struct sto_engine *e;
-	struct sto_put *p = v->syncing, *next;
+	struct vol_sync *y = (struct vol_sync *)io;
+	struct sto_vol *v = y->v;
+	struct sto_engine *e = v->e;
+	struct sto_put *p = y->list, *next;
 
-	v->syncing = NULL;
-	v->sync_inflight = false;
-	if (!p)
-		return;
-	e = p->e;
-	e->st.fsync_us += (strata_now_ns() - v->sync_start) / 1000;
+	v->nsync--;
+	e->st.fsync_us += (strata_now_ns() - y->start) / 1000;
+	free(y);
 	if (res < 0)
 		log_err("fdatasync vol %u: %s", v->id, strerror(-res));
 	for (; p; p = next) {
 		next = p->next;
 		if (res < 0)
 			put_finish(p, res);
+		else if (p->move)
+			commit_queue(e, &p->c);	/* acknowledged once indexed */
 		else
-			commit_queue(e, &p->c);
+			put_durable(p);
 	}
 	if (v->sync_wait)
 		vol_mark_dirty(e, v);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+/* Starts an fdatasync for every write of v completed so far. Several may be
+ * in flight per volume (cfg.sync_depth): a write completing while one runs
+ * need not wait for it to end and then for a whole one of its own (about 1.5
+ * flushes of latency), only for the next; the block layer merges the device
+ * flushes of overlapping fdatasyncs. The sync covers just the byte range of
+ * its records, so writeback elsewhere in the file (zero-fill, other PUTs
+ * still streaming) is not waited for. */
+static void vol_sync_start(struct sto_engine *e, struct sto_vol *v)
+{
+	struct vol_sync *y = calloc(1, sizeof(*y));
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	if (!y) {
+		vol_mark_dirty(e, v);	/* next iteration */
+		return;
+	}
+	y->v = v;
+	y->list = v->sync_wait;
+	v->sync_wait = NULL;
+	for (struct sto_put *p = y->list; p; p = p->next) {
+		if (p->c.op.loc.off < lo)
+			lo = p->c.op.loc.off;
+		if (p->c.end > hi)
+			hi = p->c.end;
+	}
+	v->nsync++;
+	y->start = strata_now_ns();
+	y->io.op = IO_FSYNC;
+	y->io.fd = v->fd;
+	y->io.off = lo;
+	y->io.len = hi - lo <= UINT32_MAX ? hi - lo : 0;
+	y->io.done = vol_synced;
+	e->st.fsyncs++;
+	busy_get(e);
+	io_submit(e, &y->io);
 }
 
 /* Once per loop iteration, before it blocks: start the fdatasyncs and the
@@ -1830,17 +2442,8 @@ static void on_prepare(uv_prepare_t *h)
 		struct sto_vol *next = v->dirty_next;
 
 		v->dirty = false;
-		if (!v->sync_inflight && v->sync_wait) {
-			v->syncing = v->sync_wait;
-			v->sync_wait = NULL;
-			v->sync_inflight = true;
-			v->sync_io.op = IO_FSYNC;
-			v->sync_io.fd = v->fd;
-			v->sync_io.done = vol_synced;
-			v->sync_start = strata_now_ns();
-			e->st.fsyncs++;
-			io_submit(e, &v->sync_io);
-		}
+		if (v->nsync < e->cfg.sync_depth && v->sync_wait)
+			vol_sync_start(e, v);
 		v = next;
 	}
 	commit_start(e);
@@ -1865,8 +2468,17 @@ static void on_timer(uv_timer_t *h)
 	struct sto_engine *e = h->data;
 
 	for (int m = 0; m < 2; m++)
-		for (unsigned i = 0; i < e->ndirs[m]; i++)
+		for (unsigned i = 0; i < e->ndirs[m]; i++) {
 			dir_refresh(&e->dirs[m][i], &e->cfg);
+			if (e->dirs[m][i].active)	/* after a pause */
+				vol_zero_maybe(e, e->dirs[m][i].active);
+		}
+	while (e->retry) {		/* acknowledged, index commit failed */
+		struct sto_commit *c = e->retry;
+
+		e->retry = c->next;
+		commit_queue(e, c);
+	}
 	if (e->cfg.compact_interval && !e->cmp && !e->closing &&
 	    strata_now_ns() - e->last_compact_check >= e->cfg.compact_interval * 1000000000ull) {
 		e->last_compact_check = strata_now_ns();
@@ -1933,7 +2545,16 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		e->cfg.ring_entries = 512;
 	if (!e->cfg.compact_pct)
 		e->cfg.compact_pct = 50;
+	if (!e->cfg.sync_depth)
+		e->cfg.sync_depth = STO_SYNC_DEPTH;
+	if (!e->cfg.reclaim_age)
+		e->cfg.reclaim_age = STO_RECLAIM_AGE;
 	e->last_compact_check = strata_now_ns();
+	e->sc = calloc(STO_SFX_CACHE, sizeof(*e->sc));
+	if (!e->sc) {
+		free(e);
+		return -ENOMEM;
+	}
 	e->cq_tail = &e->cq;
 	e->efd = -1;
 	for (int m = 0; m < 2; m++)
@@ -2010,6 +2631,7 @@ out_close:
 	if (e->efd >= 0)
 		close(e->efd);
 	sto_idx_close(e->idx);
+	free(e->sc);
 	free(e);
 	return ret;
 }
@@ -2037,6 +2659,9 @@ static void on_handle_closed(uv_handle_t *h)
 				close(d->dfd);
 		}
 	sto_idx_close(e->idx);
+	for (unsigned i = 0; i < STO_SFX_CACHE; i++)
+		free(e->sc[i].v);
+	free(e->sc);
 	if (e->close_cb)
 		e->close_cb(e->close_arg);
 	free(e);
@@ -2059,6 +2684,12 @@ static void engine_maybe_finish_close(struct sto_engine *e)
 void sto_engine_close(struct sto_engine *e, void (*cb)(void *arg), void *arg)
 {
 	e->closing = true;
+	while (e->retry) {		/* one last try, then replay at start */
+		struct sto_commit *c = e->retry;
+
+		e->retry = c->next;
+		commit_queue(e, c);
+	}
 	e->close_cb = cb;
 	e->close_arg = arg;
 	/* Keep the loop turning until the in-flight work drains. */

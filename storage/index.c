@@ -334,6 +334,14 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 			rc = mdb_del(txn, x->obj, &key, NULL);
 		op->result = 0;
 		return rc ? mdb_err(rc) : vol_dead(x, txn, &ex);
+	case STO_IDX_REAP:
+		if (!have || !(ex.flags & STO_LOC_TOMBSTONE) || !same_place(&ex, &op->loc) ||
+		    ex.ts != op->loc.ts) {
+			op->result = -ENOENT;	/* replaced meanwhile */
+			return 0;
+		}
+		op->result = 0;
+		return mdb_err(mdb_del(txn, x->obj, &key, NULL));
 	case STO_IDX_LST_PUT:
 	case STO_IDX_LST_DEL:
 		break;		/* above */

@@ -52,6 +52,7 @@ void sto_req_key(const StoRequest *r, struct sto_key *k);
 #define STO_REC_ALIGN		64
 #define STO_CHUNK_SHIFT		16		/* 64 KiB chunks */
 #define STO_CHUNK		(1u << STO_CHUNK_SHIFT)
+#define STO_REC_TOMBSTONE	0x1		/* flags: a DELETE (no meta, no data) */
 
 struct sto_rec {
 	struct sto_key key;
@@ -85,6 +86,17 @@ int sto_rec_decode(const uint8_t *buf, size_t len, struct sto_rec *r);
 int sto_vol_scan(int fd, uint64_t end,
 		 int (*fn)(void *arg, uint64_t off, const struct sto_rec *r),
 		 void *arg);
+/* Recovery scan of a volume file from start to end (synchronous, at
+ * start-up): calls fn(arg, off, rec, meta) for each record whose header
+ * checks out AND whose data and chunk CRC table match (a whole record);
+ * meta is valid during the call only. A record with a good header but bad
+ * or missing data (torn: never acknowledged) is skipped whole; garbage is
+ * skipped 64 bytes at a time. *last_end: end of the last record with a good
+ * header (where new records may go), or start. 0, -errno, or fn's nonzero. */
+int sto_vol_replay(int fd, uint64_t start, uint64_t end,
+		   int (*fn)(void *arg, uint64_t off, const struct sto_rec *r,
+			     const uint8_t *meta),
+		   void *arg, uint64_t *last_end);
 /* Volume file name: "<dir>/vol-<id 8 hex>.dat". */
 int sto_vol_path(char *buf, size_t len, const char *dir, uint32_t id);
 
@@ -122,6 +134,7 @@ enum sto_idx_op_type {
 	STO_IDX_ATIME,		/* loc.atime, if the entry still is loc.off/vol */
 	STO_IDX_QUARANTINE,	/* move to quarantine, if the entry still is loc */
 	STO_IDX_MOVE,		/* compaction: to loc, if the entry still is old */
+	STO_IDX_REAP,		/* drop the tombstone loc, if the entry still is it */
 	STO_IDX_LST_PUT,	/* listing entries (lst), newest wins per key */
 	STO_IDX_LST_DEL,	/* listing range removal (lst), bounded */
 };
@@ -258,7 +271,17 @@ struct sto_engine_cfg {
 	unsigned ring_entries;		/* io_uring SQ size */
 	unsigned compact_interval;	/* seconds between compaction checks, 0 off */
 	unsigned compact_pct;		/* compact sealed volumes this % dead */
+	unsigned sync_depth;		/* fdatasyncs in flight per volume (0: 4) */
+	uint64_t zero_ahead;		/* zero-fill this far past the small-record
+					 * volume's tail (0: off) */
+	uint64_t reclaim_age;		/* seconds: compaction drops tombstones
+					 * older than this (0: STO_RECLAIM_AGE) */
 };
+
+#define STO_RECLAIM_AGE		(7 * 86400ull)
+
+#define STO_SYNC_DEPTH		4
+#define STO_ZERO_AHEAD		(32ull << 20)
 
 struct sto_engine;
 
@@ -273,8 +296,17 @@ void sto_engine_stat(struct sto_engine *e, struct sto_stat *st);
 /* The engine's counters; the server adds its own (gets, bytes_out). */
 struct sto_stat *sto_engine_counters(struct sto_engine *e);
 struct sto_idx *sto_engine_idx(struct sto_engine *e);
+/* Acknowledged PUTs/DELETEs (or LISTs waiting for them) whose index commit
+ * is not yet durable in LMDB (tests: the index lags acknowledgements). */
+bool sto_engine_commits_pending(struct sto_engine *e);
+/* Suffix-hash LISTs answered by an LMDB scan (the others came from the
+ * per-partition cache). */
+uint64_t sto_engine_list_scans(struct sto_engine *e);
 
-/* PUT, streamed. sto_put_begin checks the request against the index (an
+/* PUT, streamed. The volume record is the write-ahead log: done runs once
+ * the record is durable (its volume's fdatasync), before the index commit;
+ * lookups see it at once (an overlay), LIST once the commit is visible, and
+ * a restart replays records the index lacks. sto_put_begin checks the request against the index (an
  * equal or newer version or tombstone: STO_ECONFLICT) and the free space
  * (-ENOSPC) and reserves the record. The caller then loops: sto_put_buf()
  * for where the next payload bytes go (-EAGAIN: window full, resume(arg)
@@ -292,7 +324,9 @@ void sto_put_fill(struct sto_put *p, size_t n);
 /* The sender went away mid-payload: done never runs; p is freed later. */
 void sto_put_abort(struct sto_put *p);
 
-/* DELETE: a durable tombstone, then done (0, -ENOENT, STO_ECONFLICT). */
+/* DELETE: a tombstone record through the PUT pipeline; done (0, -ENOENT,
+ * STO_ECONFLICT) once it is durable. Returns STO_ECONFLICT (or -ENOSPC,
+ * -ESHUTDOWN, -ENOMEM) at once when the index already has a newer version. */
 int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 	    sto_put_done_fn done, void *arg);
 

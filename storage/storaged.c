@@ -4,7 +4,8 @@
  *                   [--port N] [--port-file FILE] [--node-id ID] [--ring FILE]
  *                   [--reserve-bytes N] [--reserve-pct N] [--volume-max N]
  *                   [--index-map-size N] [--atime-interval S]
- *                   [--listing-max-limit N] [-v]
+ *                   [--listing-max-limit N] [--sync-depth N]
+ *                   [--zero-ahead N] [--reclaim-age S] [-v]
  *
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the index.
  */
@@ -46,6 +47,12 @@ static void usage(FILE *f)
 "  --listing-max-limit N  entries per listing page at most (default 1000, <= 10000)\n"
 "  --compact-interval S   seconds between compaction checks (default 60, 0 = off)\n"
 "  --compact-pct N        compact sealed volumes with N%% dead space (default 50)\n"
+"  --sync-depth N         volume fdatasyncs in flight per volume (default 4)\n"
+"  --zero-ahead N         bytes zero-filled past the small-record volume's tail,\n"
+"                         so fdatasyncs need no extent conversion (default 32 MiB,\n"
+"                         0 = off)\n"
+"  --reclaim-age S        compaction drops tombstones older than S seconds\n"
+"                         (default 604800: 7 days)\n"
 "  -v, --verbose          debug logging\n", STO_DEFAULT_PORT);
 }
 
@@ -123,12 +130,18 @@ int main(int argc, char **argv)
 		{ "listing-max-limit", required_argument, NULL, 'L' },
 		{ "compact-interval", required_argument, NULL, 'c' },
 		{ "compact-pct", required_argument, NULL, 'k' },
+		{ "sync-depth", required_argument, NULL, 'S' },
+		{ "zero-ahead", required_argument, NULL, 'Z' },
+		{ "reclaim-age", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sto_engine_cfg ecfg = { .reserve_pct = 1, .atime_interval = 3600,
-				       .compact_interval = 60, .compact_pct = 50 };
+				       .compact_interval = 60, .compact_pct = 50,
+				       .sync_depth = STO_SYNC_DEPTH,
+				       .zero_ahead = STO_ZERO_AHEAD,
+				       .reclaim_age = STO_RECLAIM_AGE };
 	struct sto_server_cfg scfg = { .addr = "127.0.0.1", .port = STO_DEFAULT_PORT };
 	const char *port_file = NULL, *node_id = "", *ring = NULL;
 	struct daemon d = { 0 };
@@ -187,6 +200,17 @@ int main(int argc, char **argv)
 				if (v < 1 || v > 100)
 					goto out_usage;
 				ecfg.compact_pct = (unsigned)v;
+				break;
+			case 'S':
+				if (v < 1 || v > 64)
+					goto out_usage;
+				ecfg.sync_depth = (unsigned)v;
+				break;
+			case 'Z': ecfg.zero_ahead = v; break;
+			case 'a':
+				if (v < 1)
+					goto out_usage;
+				ecfg.reclaim_age = v;
 				break;
 			default: goto out_usage;
 			}

@@ -118,6 +118,114 @@ int sto_vol_scan(int fd, uint64_t end,
 	return ret;
 }
 
+/* Reads [off, off + len) whole (pread; start-up only). */
+static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Does the record at off have all its data and a matching chunk table? */
+static int rec_is_whole(int fd, uint64_t off, const struct sto_rec *r,
+			uint8_t *buf, size_t cap)
+{
+	uint64_t nch = sto_rec_nchunks(r->data_len);
+	uint64_t doff = off + sto_rec_data_off(r->meta_len);
+	uint64_t toff = off + sto_rec_table_off(r->meta_len, r->data_len);
+	uint32_t crc = 0;
+	int ret;
+
+	for (uint64_t c = 0; c < nch; c++) {
+		uint64_t s = c << STO_CHUNK_SHIFT;
+		size_t n = r->data_len - s < STO_CHUNK ? r->data_len - s : STO_CHUNK;
+		uint8_t t[4];
+
+		(void)cap;
+		ret = read_full(fd, buf, n, doff + s);
+		if (ret == 0)
+			ret = read_full(fd, t, 4, toff + 4 * c);
+		if (ret < 0)
+			return ret == -EIO ? 0 : ret;
+		if (sto_crc32c(0, buf, n) != rd32(t))
+			return 0;
+		crc = sto_crc32c(crc, buf, n);
+	}
+	return crc == r->data_crc;
+}
+
+int sto_vol_replay(int fd, uint64_t start, uint64_t end,
+		   int (*fn)(void *arg, uint64_t off, const struct sto_rec *r,
+			     const uint8_t *meta),
+		   void *arg, uint64_t *last_end)
+{
+	const size_t win = 4u << 20;		/* read window, >= one header + meta */
+	uint8_t *buf = malloc(win), *dbuf = malloc(STO_CHUNK);
+	uint64_t off = start, boff = 0, blen = 0;
+	int ret = 0;
+
+	*last_end = start;
+	if (!buf || !dbuf) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	off = (off + STO_REC_ALIGN - 1) & ~(uint64_t)(STO_REC_ALIGN - 1);
+	while (off + STO_REC_HDR <= end) {
+		uint64_t want = STO_REC_HDR + STO_MAX_META;
+		struct sto_rec r;
+		uint64_t len;
+
+		if (off + want > end)
+			want = end - off;
+		if (off < boff || off + want > boff + blen) {
+			uint64_t n = end - off < win ? end - off : win;
+			ssize_t got = pread(fd, buf, n, (off_t)off);
+
+			if (got < 0) {
+				ret = -errno;
+				break;
+			}
+			boff = off;
+			blen = (uint64_t)got;
+			if (blen < STO_REC_HDR)
+				break;
+			if (want > blen)
+				want = blen;
+		}
+		if (sto_rec_decode(buf + (off - boff), want, &r) != 0 ||
+		    off + (len = sto_rec_len(r.meta_len, r.data_len)) > end) {
+			off += STO_REC_ALIGN;	/* garbage (zeros past the tail): resync */
+			continue;
+		}
+		*last_end = off + len;
+		ret = rec_is_whole(fd, off, &r, dbuf, STO_CHUNK);
+		if (ret < 0)
+			break;
+		if (ret == 1) {
+			ret = fn(arg, off, &r, buf + (off - boff) + STO_REC_HDR);
+			if (ret)
+				break;
+		}
+		ret = 0;
+		off += len;
+	}
+out_free:
+	free(buf);
+	free(dbuf);
+	return ret;
+}
+
 int sto_vol_path(char *buf, size_t len, const char *dir, uint32_t id)
 {
 	int n = snprintf(buf, len, "%s/vol-%08x.dat", dir, id);

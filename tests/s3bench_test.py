@@ -171,6 +171,15 @@ def checks(url):
     assert phases[0]["params"]["payload"] == "signed" and res(phases[1])["verify"] == "passed"
     print("ok: --signed-payload")
 
+    # 2c. A dead endpoint: a prompt failure, not a hang.
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}"
+    t0 = time.time()
+    p = subprocess.run([BENCH, "s3", "--endpoint", dead, "--access-key", AK, "--secret-key",
+                        SK, "--count", "5"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "cannot connect" in p.stderr, (p.returncode, p.stderr)
+    assert time.time() - t0 < 30
+    print("ok: a dead endpoint fails at once")
+
     # 3. --compare: the same gateway twice (two buckets), both rows and ratios.
     phases, err = bench(url, "--compare", url, "--bucket2", "strata-bench-b",
                         "--duration", "0.5", "--concurrency", "4",
