@@ -129,8 +129,9 @@ int s3_chunked_config_init(struct s3_chunked_config *cfg,
 		    auth->payload == S3_PAYLOAD_STREAMING)
 			return S3E_BAD_TRAILER;
 	}
-	for (int alg = S3_CKSUM_CRC32; alg <= S3_CKSUM_SHA256; alg++) {
-		if (!(x = s3_header_find(h, n, s3_cksum_header(alg))))
+	for (int alg = S3_CKSUM_CRC32; alg < S3_CKSUM_END; alg++) {
+		if (!s3_cksum_header(alg) ||
+		    !(x = s3_header_find(h, n, s3_cksum_header(alg))))
 			continue;
 		v = s3_trim_value(x, &len);
 		if (cfg->header_alg != S3_CKSUM_NONE || len >= S3_CKSUM_B64_MAX)
@@ -352,7 +353,7 @@ static int s3_trailer_line(struct s3_chunked *d, const char *l, size_t n)
 		s3_cksum_final(&d->trailer_ck, d->trailer_digest);
 		ret = s3_cksum_check_b64(alg, d->trailer_digest, v, vn);
 		if (ret)
-			return ret;
+			return S3E_BAD_DIGEST;	/* undecodable too, as body.c */
 		d->trailer_seen = true;
 	}
 	/* canonical form: lowercase name, trimmed value */
@@ -406,7 +407,7 @@ static int s3_chunked_finish(struct s3_chunked *d)
 		ret = s3_cksum_check_b64(d->header_alg, digest, d->header_b64,
 					 d->header_b64_len);
 		if (ret)
-			return ret;
+			return S3E_BAD_DIGEST;
 	}
 	return 0;
 }

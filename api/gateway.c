@@ -42,6 +42,11 @@ enum {
 	GWE_METHOD,
 	GWE_NOT_EMPTY,
 	GWE_INVALID_ARGUMENT,
+	GWE_CORS_NO_ORIGIN,
+	GWE_CORS_FORBIDDEN,
+	GWE_NO_SUCH_TAG_SET,
+	GWE_ACL_NOT_SUPPORTED,
+	GWE_BUCKET_ACL_OWNERSHIP,
 };
 
 static const struct {
@@ -62,6 +67,15 @@ static const struct {
 	{ GWE_METHOD, 405, "MethodNotAllowed", "The specified method is not allowed against this resource." },
 	{ GWE_NOT_EMPTY, 409, "BucketNotEmpty", "The bucket you tried to delete is not empty" },
 	{ GWE_INVALID_ARGUMENT, 400, "InvalidArgument", "Invalid argument" },
+	/* OPTIONS (CORS preflight) as S3 answers it for a bucket without a
+	 * CORS configuration, which every bucket is. */
+	{ GWE_CORS_NO_ORIGIN, 400, "BadRequest", "Insufficient information. Origin request header needed." },
+	{ GWE_CORS_FORBIDDEN, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket." },
+	{ GWE_NO_SUCH_TAG_SET, 404, "NoSuchTagSet", "The TagSet does not exist" },
+	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
+	 * default since 2023): the owner has FULL_CONTROL, nothing else. */
+	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
+	{ GWE_BUCKET_ACL_OWNERSHIP, 400, "InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting" },
 };
 
 static void gw_err_info(int err, int *status, const char **code, const char **msg)
@@ -100,6 +114,7 @@ void gw_config_init(struct gw_config *cfg)
 	cfg->down_ms = 2000;
 	cfg->grace_ms = 10000;
 	cfg->max_object = 5ull << 30;
+	cfg->shard_max = GW_LIST_DEFAULT_SHARD_MAX;
 }
 
 const char gw_config_help[] =
@@ -115,7 +130,10 @@ const char gw_config_help[] =
 "  --write-deadline-ms N    fragment write deadline before a handoff (default 10000)\n"
 "  --down-ms N              a failed node is skipped this long (default 2000)\n"
 "  --grace-ms N             SIGTERM: in-flight requests get this long (default 10000)\n"
-"  --max-object N           largest object (default 5G)\n";
+"  --max-object N           largest object (default 5G)\n"
+"  --shard-max N            listing entries per shard before a split (default 1000000)\n"
+"  --split-wait-ms N        shard split wait for other gateways' map caches\n"
+"                           (default 2000 + write deadline)\n";
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -153,6 +171,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	if (parse_size(value, &v) < 0)
 		return strstr(gw_config_help, key) ? -EINVAL : -ENOENT;
 	if (!strcmp(key, "small-max")) cfg->small_max = v;
+	else if (!strcmp(key, "shard-max")) cfg->shard_max = v ? v : 1;
 	else if (!strcmp(key, "max-object")) cfg->max_object = v;
 	else if (v > UINT32_MAX) return -EINVAL;
 	else if (!strcmp(key, "unit")) cfg->unit = (uint32_t)v;
@@ -160,6 +179,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	else if (!strcmp(key, "write-deadline-ms")) cfg->write_deadline_ms = (uint32_t)v;
 	else if (!strcmp(key, "down-ms")) cfg->down_ms = (uint32_t)v;
 	else if (!strcmp(key, "grace-ms")) cfg->grace_ms = (uint32_t)v;
+	else if (!strcmp(key, "split-wait-ms")) cfg->split_wait_ms = (uint32_t)v;
 	else return -ENOENT;
 	return 0;
 }
@@ -394,15 +414,40 @@ static int route(struct gw_req *r)
 	if (r->key && strlen(r->key) > S3_MAX_KEY_LEN)
 		return S3E_TOO_LARGE;	/* XXX KeyTooLongError */
 
+	if (m == HTTP_OPTIONS) {
+		r->op = OP_OPTIONS;
+		return 0;
+	}
 	if (r->bucket) {
 		int mr = gw_mpu_route(r, q, qlen);
 
 		if (mr)
 			return mr < 0 ? mr : 0;
 	}
+	/* Read-only answers that are true of every bucket here: versioning
+	 * never enabled (no Status), no tags (PUT ?tagging stays 501). */
+	if (r->bucket && !r->key && m == HTTP_GET &&
+	    query_has(q, qlen, "versioning", NULL, NULL)) {
+		r->op = OP_BUCKET_VERSIONING;
+		return 0;
+	}
+	if (r->bucket && !r->key && m == HTTP_GET &&
+	    query_has(q, qlen, "tagging", NULL, NULL)) {
+		r->op = OP_BUCKET_TAGGING;
+		return 0;
+	}
+	if (r->bucket && (m == HTTP_GET || m == HTTP_PUT) &&
+	    query_has(q, qlen, "acl", NULL, NULL) &&
+	    !query_has(q, qlen, "versionId", NULL, NULL)) {
+		r->op = m == HTTP_GET ? OP_GET_ACL : OP_PUT_ACL;
+		return 0;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sub); i++)
 		if (query_has(q, qlen, unsupported_sub[i], NULL, NULL)) {
 			r->op = OP_UNSUPPORTED;
+			if (!strcmp(unsupported_sub[i], "delete") && m == HTTP_POST &&
+			    r->bucket && !r->key)
+				r->op = OP_DELETE_OBJECTS;
 			return 0;
 		}
 	if (!r->bucket) {
@@ -462,8 +507,13 @@ static int authenticate(struct gw_req *r)
 	sr.headers = r->h;
 	sr.n_headers = n;
 	ret = s3_auth_verify(r->gw->auth, &sr, (int64_t)time(NULL), &r->auth);
-	if (ret == 1)
-		return S3E_ACCESS_DENIED;	/* anonymous: no public ACLs yet */
+	if (ret == 1) {
+		/* Anonymous: no public ACLs yet, so AccessDenied, but only
+		 * once the bucket is known to exist (NoSuchBucket first, as
+		 * S3 answers). */
+		r->anonymous = true;
+		return 0;
+	}
 	if (ret < 0)
 		return ret;
 	acct = s3_creds_key_profile(r->gw->creds, r->auth.access_key);
@@ -561,7 +611,7 @@ static int body_finish(struct gw_req *r)
 
 /* -------------------------------------------------------------- buckets */
 
-static void bucket_path(const char *bucket, char *out, size_t cap, size_t *len)
+void gw_bucket_path(const char *bucket, char *out, size_t cap, size_t *len)
 {
 	int n = snprintf(out, cap, "/.buckets/%s", bucket);
 
@@ -577,7 +627,8 @@ static struct gw_bcache *bcache_find(struct gateway *gw, const char *name)
 	return NULL;
 }
 
-static void bcache_set(struct gateway *gw, const char *name, const char *owner)
+static void bcache_set(struct gateway *gw, const char *name, const char *owner,
+		       const char *location)
 {
 	struct gw_bcache *e = &gw->bcache[gw->seq % GW_BUCKET_CACHE];
 
@@ -586,6 +637,7 @@ static void bcache_set(struct gateway *gw, const char *name, const char *owner)
 			e = &gw->bcache[i];
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	snprintf(e->owner, sizeof(e->owner), "%s", owner);
+	snprintf(e->location, sizeof(e->location), "%s", location);
 	e->expires = owner ? strata_now_ns() + GW_BUCKET_TTL_NS : 0;
 }
 
@@ -629,8 +681,13 @@ static void on_bucket_record(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	snprintf(r->owner, sizeof(r->owner), "%s", m.owner);
+	{
+		const char *loc = gw_meta_hdr_get(&m, "location");
+
+		snprintf(r->location, sizeof(r->location), "%s", loc ? loc : "");
+	}
 	gw_meta_free(&m);
-	bcache_set(r->gw, r->bucket, r->owner);
+	bcache_set(r->gw, r->bucket, r->owner, r->location);
 	dispatch(r);
 out:
 	req_put(r);
@@ -647,10 +704,11 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 
 	if (c) {
 		snprintf(r->owner, sizeof(r->owner), "%s", c->owner);
+		snprintf(r->location, sizeof(r->location), "%s", c->location);
 		dispatch(r);
 		return 0;
 	}
-	bucket_path(r->bucket, path, sizeof(path), &len);
+	gw_bucket_path(r->bucket, path, sizeof(path), &len);
 	gw_name_hash(path, len, name);
 	req_get(r);
 	log_debug("bucket %s: lookup", r->bucket);
@@ -661,13 +719,47 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 	return ret;
 }
 
+static void on_bucket_listed(void *arg, int err)
+{
+	struct gw_req *r = arg;
+
+	if (err)
+		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	else if (r->op == OP_CREATE_BUCKET) {
+		char loc[80];
+
+		snprintf(loc, sizeof(loc), "/%s", r->bucket);
+		if (r->hr)
+			http_resp_header(r->hr, "Location", loc);
+		send_empty(r, 200);
+	} else {
+		send_empty(r, 204);
+	}
+	req_put(r);
+}
+
 static void on_bucket_written(struct gw_wset *w, int err, void *arg)
 {
 	struct gw_req *r = arg;
 
 	(void)w;
 	if (r->op == OP_CREATE_BUCKET && !err)
-		bcache_set(r->gw, r->bucket, r->account);
+		bcache_set(r->gw, r->bucket, r->account, r->location);
+	/* The bucket record is durable: the account's bucket list follows. */
+	if (!err) {
+		bool del = r->op == OP_DELETE_BUCKET;
+
+		if (del)
+			gw_list_bucket_drop(r->gw->lst, r->bucket);
+		err = gw_list_account_update(r->gw->lst, r->owner[0] ? r->owner : r->account,
+					     r->bucket, del ? w->ts : r->meta.version, del,
+					     on_bucket_listed, req_get(r));
+		if (err == 0) {
+			req_put(r);
+			return;
+		}
+		req_put(r);
+	}
 	if (err)
 		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	else if (r->op == OP_CREATE_BUCKET) {
@@ -693,7 +785,7 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 	uint64_t now = strata_wall_ns();
 	int ret;
 
-	bucket_path(r->bucket, path, sizeof(path), &len);
+	gw_bucket_path(r->bucket, path, sizeof(path), &len);
 	gw_name_hash(path, len, name);
 	if (!is_delete) {
 		memset(&r->meta, 0, sizeof(r->meta));
@@ -702,6 +794,12 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 		r->meta.owner = strdup(r->account);
 		if (!r->meta.owner)
 			return -ENOMEM;
+		if (r->location[0]) {
+			ret = gw_meta_add_hdr(&r->meta, "location", 8, r->location,
+					      strlen(r->location));
+			if (ret < 0)
+				return ret;
+		}
 		ret = gw_meta_encode(&r->meta, &r->metabuf);
 		if (ret < 0)
 			return ret;
@@ -724,16 +822,34 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 	return 0;
 }
 
+/* 200 with an empty <name xmlns=.../> document. */
+static void send_xml_empty(struct gw_req *r, const char *name)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, name, true);
+	s3_xml_end(&x);
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, 200, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
 static void send_location(struct gw_req *r)
 {
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
-	bool us = !strcmp(r->gw->cfg.region, "us-east-1");
+	/* The constraint the bucket was created with; none: the region,
+	 * except us-east-1, which S3 reports as an empty constraint. */
+	const char *loc = r->location[0] ? r->location :
+			  strcmp(r->gw->cfg.region, "us-east-1") ? r->gw->cfg.region : "";
 
 	s3_xml_begin(&x, &b);
 	s3_xml_open(&x, "LocationConstraint", true);
-	if (!us)
-		s3_xml_text(&x, r->gw->cfg.region, strlen(r->gw->cfg.region));
+	if (*loc)
+		s3_xml_text(&x, loc, strlen(loc));
 	s3_xml_end(&x);
 	r->responded = true;
 	resp_common(r);
@@ -769,6 +885,41 @@ static const char *const stored_headers[] = {
 	"content-language", "cache-control", "expires", "x-amz-storage-class",
 };
 
+/* Content-Encoding without its aws-chunked tokens into out: 0 (out, *olen
+ * set), 1 when there was none (keep the value as it is), S3E_TOO_LARGE. */
+static int strip_aws_chunked(const char *v, size_t vl, char *out, size_t cap,
+			     size_t *olen)
+{
+	const char *p = v, *end = v + vl;
+	size_t n = 0;
+	bool found = false;
+
+	while (p < end) {
+		const char *c = memchr(p, ',', (size_t)(end - p));
+		const char *e = c ? c : end, *a = p, *b = e;
+
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		if (b - a == 11 && !strncasecmp(a, "aws-chunked", 11)) {
+			found = true;
+		} else if (b > a) {
+			if (n + (size_t)(b - a) + 2 >= cap)
+				return S3E_TOO_LARGE;
+			if (n) {
+				out[n++] = ',';
+				out[n++] = ' ';
+			}
+			memcpy(out + n, a, (size_t)(b - a));
+			n += (size_t)(b - a);
+		}
+		p = e + 1;
+	}
+	*olen = n;
+	return found ? 0 : 1;
+}
+
 static int put_collect_meta(struct gw_req *r, struct gw_meta *m)
 {
 	size_t metabytes = 0;
@@ -782,18 +933,16 @@ static int put_collect_meta(struct gw_req *r, struct gw_meta *m)
 			keep = http_name_eq(h->name, h->name_len, stored_headers[j]);
 		if (!keep)
 			continue;
-		/* aws-chunked is the transfer's encoding, not the object's. */
+		/* aws-chunked is the transfer's encoding, not the object's:
+		 * dropped wherever it is in the list ("gzip, aws-chunked"). */
 		if (http_name_eq(h->name, h->name_len, "content-encoding")) {
-			const char *v = h->value;
-			size_t vl = h->value_len;
+			char v[512];
+			size_t vl;
 
-			if (vl >= 11 && !strncasecmp(v, "aws-chunked", 11)) {
-				v += 11;
-				vl -= 11;
-				while (vl && (*v == ',' || *v == ' ')) {
-					v++;
-					vl--;
-				}
+			ret = strip_aws_chunked(h->value, h->value_len, v, sizeof(v), &vl);
+			if (ret < 0)
+				return ret;
+			if (ret == 0) {
 				if (!vl)
 					continue;
 				ret = gw_meta_add_hdr(m, h->name, h->name_len, v, vl);
@@ -818,8 +967,18 @@ static bool put_is_small(const struct gw_req *r)
 	return r->meta.layout == GW_LAYOUT_INLINE;
 }
 
+static void put_set_ec(struct gw_req *r)
+{
+	r->meta.layout = GW_LAYOUT_EC;
+	r->meta.k = (uint8_t)r->gw->k;
+	r->meta.m = (uint8_t)r->gw->m;
+	r->meta.seg_size = (uint32_t)((uint64_t)r->gw->cfg.unit * r->gw->k);
+}
+
 static void put_fail(struct gw_req *r, int err);
 static void put_maybe_head(struct gw_req *r);
+static bool etag_matches(const char *list, const char *etag);
+static int parse_http_date(const char *s, time_t *out);
 
 static size_t seg_bytes(const struct gw_req *r)
 {
@@ -885,7 +1044,9 @@ static int seg_send(struct gw_req *r, struct gw_seg *s)
 	struct gw_wset *w;
 	int ret;
 
-	gw_seg_geometry(r->length, (uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
+	/* Length still unknown: only full segments go out before the end. */
+	gw_seg_geometry(r->length >= 0 ? (uint64_t)r->length : (uint64_t)(s->idx + 1) * seg_cap(r),
+			(uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
 	if (seg_len != s->fill)
 		return S3E_INCOMPLETE_BODY;
 	/* k fragments of flen (the last segment's are shorter), zero-padded. */
@@ -923,8 +1084,23 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 
 	if (r->put_err)
 		return 0;
-	if (r->received > (uint64_t)r->length)
-		return S3E_TOO_LARGE;
+	if (r->length >= 0 ? r->received > (uint64_t)r->length :
+			     r->received > r->gw->cfg.max_object)
+		return r->length >= 0 ? S3E_TOO_LARGE : GWE_TOO_LARGE;
+	if (r->length < 0 && put_is_small(r) &&
+	    r->small.len + n > r->gw->cfg.small_max) {
+		/* A chunked body outgrew the inline layout: what was buffered
+		 * becomes the first segment's start. */
+		struct s3_buf b = r->small;
+		int ret;
+
+		r->small = (struct s3_buf){ 0 };
+		put_set_ec(r);
+		ret = b.len ? put_sink(r, (const uint8_t *)b.p, b.len) : 0;
+		s3_buf_free(&b);
+		if (ret < 0)
+			return ret;
+	}
 	if (put_is_small(r))
 		return s3_buf_add(&r->small, p, n);
 	while (n) {
@@ -948,7 +1124,8 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 		p += take;
 		n -= take;
 		if (s->fill == cap ||
-		    (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length) {
+		    (r->length >= 0 &&
+		     (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length)) {
 			uint32_t next = s->idx + 1;
 
 			ret = seg_send(r, s);
@@ -966,18 +1143,11 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static void on_head_written(struct gw_wset *w, int err, void *arg)
+static void put_listed(void *arg, int err)
 {
 	struct gw_req *r = arg;
 	char etag[S3_ETAG_MAX];
 
-	(void)w;
-	if (!err && r->old_segs && r->old_version < r->version)
-		/* The replaced version's segments: no head names them now. */
-		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
-			r->old_segs, r->version);
-	if (!err && r->old_man.n)
-		gw_mpu_gc_old(r, r->version);
 	if (err) {
 		put_fail(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	} else if (r->op == OP_COMPLETE_MPU) {
@@ -1000,6 +1170,34 @@ static void on_head_written(struct gw_wset *w, int err, void *arg)
 		http_resp_simple(r->hr, 200, NULL, NULL, 0);
 	}
 	req_put(r);
+}
+
+/* The head (of a PUT, a Complete or a CopyObject) is durable: the replaced
+ * object's segments (and parts) go, the listing entry follows, then the
+ * answer. */
+static void on_head_written(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_req *r = arg;
+	char etag[S3_ETAG_MAX];
+
+	(void)w;
+	if (!err && r->old_segs && r->old_version < r->version)
+		/* The replaced version's segments: no head names them now. */
+		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
+			r->old_segs, r->version);
+	if (!err && r->old_man.n)
+		gw_mpu_gc_old(r, r->version);
+	if (!err) {
+		struct gw_list_obj o = { .key = r->key, .version = r->version,
+					 .size = r->meta.size, .etag = etag };
+
+		gw_meta_etag(&r->meta, etag);
+		o.storage_class = gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
+		err = gw_list_update(r->gw->lst, r->bucket, &o, put_listed, r);
+		if (err == 0)
+			return;
+	}
+	put_listed(r, err);
 }
 
 /* Every segment durable and the body verified: the head replicas go out. */
@@ -1061,19 +1259,54 @@ static void put_old_known(struct gw_req *r)
 	put_maybe_head(r);
 }
 
+/* Conditional PUT (If-Match / If-None-Match) against the object it would
+ * replace: 0, GWE_PRECONDITION, or NoSuchKey for If-Match on no object.
+ * XXX checked against the head read at the PUT's start: two conditional
+ * PUTs racing through different gateways can both pass. */
+static int put_check_conditions(struct gw_req *r, const struct gw_meta *old)
+{
+	const char *im = http_req_header(r->hr, "if-match", NULL);
+	const char *inm = http_req_header(r->hr, "if-none-match", NULL);
+	char etag[S3_ETAG_MAX];
+
+	if (!im && !inm)
+		return 0;
+	if (!old)
+		return im ? GWE_NO_SUCH_KEY : 0;
+	gw_meta_etag(old, etag);	/* a multipart object's too */
+	if (im && !etag_matches(im, etag))
+		return GWE_PRECONDITION;
+	if (inm && etag_matches(inm, etag))
+		return GWE_PRECONDITION;
+	return 0;
+}
+
 static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	struct gw_meta m = { 0 };
+	bool have = false;
+	int ret = 0;
 
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
-	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
-		r->old_version = m.version;
-		r->old_segs = gw_meta_segments(&m);
+	    m.kind == GW_META_OBJECT) {
+		have = true;
+		if (m.layout == GW_LAYOUT_EC) {
+			r->old_version = m.version;
+			r->old_segs = gw_meta_segments(&m);
+		}
+	}
+	if (r->hr) {
+		if (res->status < 0 && res->status != -ENOENT &&
+		    (http_req_header(r->hr, "if-match", NULL) ||
+		     http_req_header(r->hr, "if-none-match", NULL)))
+			ret = GWE_SLOW_DOWN;	/* the condition cannot be decided */
+		else
+			ret = put_check_conditions(r, have ? &m : NULL);
 	}
 	/* A replaced multipart object: its manifest must be read now, before
 	 * the new head replaces it, to delete its parts after. */
-	if (res->status == 0 && m.kind == GW_META_OBJECT &&
+	if (ret == 0 && res->status == 0 && m.kind == GW_META_OBJECT &&
 	    m.layout == GW_LAYOUT_MULTIPART &&
 	    gw_mpu_old_manifest(r, res, &m, put_old_known) == 0) {
 		gw_meta_free(&m);
@@ -1081,7 +1314,11 @@ static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 		return;
 	}
 	gw_meta_free(&m);
-	put_old_known(r);
+	r->old_known = true;
+	if (ret < 0)
+		put_fail(r, ret);
+	else
+		put_maybe_head(r);
 	req_put(r);
 }
 
@@ -1099,9 +1336,12 @@ static int put_begin(struct gw_req *r)
 			return S3E_MISSING_LENGTH;
 		len = strtoll(d, NULL, 10);
 	}
-	if (len < 0)
+	/* A plain chunked body (Transfer-Encoding: chunked, no length):
+	 * its length is known at its end. */
+	if (len < 0 && !(r->auth.payload < S3_PAYLOAD_STREAMING &&
+			 http_req_is_chunked(r->hr)))
 		return S3E_MISSING_LENGTH;
-	if ((uint64_t)len > gw->cfg.max_object)
+	if (len > 0 && (uint64_t)len > gw->cfg.max_object)
 		return GWE_TOO_LARGE;
 	r->length = len;
 	if (!r->path) {
@@ -1117,7 +1357,7 @@ static int put_begin(struct gw_req *r)
 	r->version = strata_wall_ns();
 	r->meta.kind = GW_META_OBJECT;
 	r->meta.version = r->version;
-	r->meta.size = (uint64_t)len;
+	r->meta.size = len < 0 ? 0 : (uint64_t)len;
 	r->meta.owner = strdup(r->owner);
 	if (!r->meta.owner)
 		return -ENOMEM;
@@ -1140,14 +1380,12 @@ static int put_begin(struct gw_req *r)
 			return ret;
 		}
 	}
-	if ((uint64_t)r->length <= gw->cfg.small_max) {
+	if (r->length < 0 || (uint64_t)r->length <= gw->cfg.small_max) {
+		/* chunked (length unknown): inline until it outgrows small_max */
 		r->meta.layout = GW_LAYOUT_INLINE;
 		r->small.max = (size_t)gw->cfg.small_max + 1;
 	} else {
-		r->meta.layout = GW_LAYOUT_EC;
-		r->meta.k = (uint8_t)gw->k;
-		r->meta.m = (uint8_t)gw->m;
-		r->meta.seg_size = (uint32_t)seg_cap(r);
+		put_set_ec(r);
 	}
 	return 0;
 }
@@ -1164,7 +1402,19 @@ static void put_body_end(struct gw_req *r)
 		return;
 	}
 	/* A 0-byte EC object cannot happen (small_max >= 0); a partly filled
-	 * last segment was sent by put_sink when the length was reached. */
+	 * last segment was sent by put_sink when the length was reached,
+	 * unless the length was unknown (chunked): then it goes now. */
+	if (r->length < 0) {
+		r->length = (int64_t)r->received;
+		r->meta.size = r->received;
+		if (r->meta.layout == GW_LAYOUT_EC && r->seg[r->cur].fill) {
+			ret = seg_send(r, &r->seg[r->cur]);
+			if (ret < 0) {
+				put_fail(r, ret);
+				return;
+			}
+		}
+	}
 	r->body_ended = true;
 	put_maybe_head(r);
 }
@@ -1187,6 +1437,66 @@ static void tail_gc(struct gateway *gw, const char *path, size_t plen,
 		if (w)
 			gw_wset_start(w);
 	}
+}
+
+/* ------------------------------------------------------------------ ACL */
+
+/* The ACL headers of a PUT (object, bucket or ?acl): 0 when they ask for
+ * nothing but the owner's FULL_CONTROL (no header, private,
+ * bucket-owner-full-control), else bad (the caller's error). */
+static int acl_headers_check(struct gw_req *r, int bad)
+{
+	const char *v = http_req_header(r->hr, "x-amz-acl", NULL);
+
+	for (size_t i = 0; i < r->nh; i++)
+		if (r->h[i].name_len > 12 && !strncasecmp(r->h[i].name, "x-amz-grant-", 12))
+			return bad;
+	if (v && strcmp(v, "private") && strcmp(v, "bucket-owner-full-control"))
+		return bad;
+	return 0;
+}
+
+/* GetBucketAcl / GetObjectAcl: the owner's FULL_CONTROL. An account's
+ * canonical ID and display name are its name. */
+static void send_acl(struct gw_req *r)
+{
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, "AccessControlPolicy", true);
+	s3_xml_open(&x, "Owner", false);
+	s3_xml_elem(&x, "ID", r->owner);
+	s3_xml_elem(&x, "DisplayName", r->owner);
+	s3_xml_close(&x);
+	s3_xml_open(&x, "AccessControlList", false);
+	s3_xml_open(&x, "Grant", false);
+	s3_xml_open_attrs(&x, "Grantee", "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+			  "xsi:type=\"CanonicalUser\"");
+	s3_xml_elem(&x, "ID", r->owner);
+	s3_xml_elem(&x, "DisplayName", r->owner);
+	s3_xml_close(&x);
+	s3_xml_elem(&x, "Permission", "FULL_CONTROL");
+	s3_xml_end(&x);
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, 200, "application/xml", b.p, b.len);
+	s3_buf_free(&b);
+}
+
+/* PutBucketAcl / PutObjectAcl, once the bucket (and object) is known: only
+ * what the ACL already is can be set. XXX an XML AccessControlPolicy body
+ * is not parsed: 501, even when it grants only the owner's FULL_CONTROL. */
+static void put_acl(struct gw_req *r)
+{
+	int ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+
+	if (!ret && http_req_content_length(r->hr) > 0)
+		ret = GWE_NOT_IMPLEMENTED;
+	if (ret)
+		send_error(r, ret);
+	else
+		send_empty(r, 200);
 }
 
 /* ------------------------------------------------------------ GET, HEAD */
@@ -1712,6 +2022,14 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	r->have_gm = true;
+	if (r->op == OP_GET_ACL) {
+		send_acl(r);
+		goto out;
+	}
+	if (r->op == OP_PUT_ACL) {
+		put_acl(r);
+		goto out;
+	}
 	memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	r->nholders = res->nholders;
 	r->holder_try = 0;
@@ -1925,37 +2243,100 @@ static int get_begin(struct gw_req *r)
 
 /* --------------------------------------------------------------- DELETE */
 
-static void on_object_deleted(struct gw_wset *w, int err, void *arg)
-{
-	struct gw_req *r = arg;
+/* One object's delete, for DELETE Object and each key of DeleteObjects:
+ * the head's tombstone on its replicas (after a lookup of the version it
+ * replaces), the EC segments' tombstones (best effort), then the listing's
+ * tombstone. */
+struct gw_odel {
+	struct gateway *gw;
+	char *bucket, *key, *path;
+	size_t path_len;
+	uint32_t part_rep, part_ec;
+	struct gw_meta gm;
+	bool have_gm;
+	struct gw_manifest old_man;		/* a multipart object's parts */
+	struct gw_del_cond cond;		/* strdup'd */
+	gw_list_done_fn cb;
+	void *arg;
+};
 
-	(void)w;
-	if (err)
-		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
-	else {
-		if (r->have_gm && r->gm.layout == GW_LAYOUT_EC)
-			tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->gm.version,
-				gw_meta_segments(&r->gm), strata_wall_ns());
-		if (r->old_man.n)
-			gw_mpu_gc_old(r, strata_wall_ns());
-		send_empty(r, 204);
-	}
-	req_put(r);
+static void odel_free(struct gw_odel *d)
+{
+	gw_meta_free(&d->gm);
+	gw_manifest_free(&d->old_man);
+	free((char *)d->cond.if_match);
+	free((char *)d->cond.if_mtime);
+	free((char *)d->cond.if_size);
+	free(d->bucket);
+	free(d->key);
+	free(d->path);
+	free(d);
 }
 
-static void delete_go(struct gw_req *r)
+/* Conditional DELETE (If-Match, x-amz-if-match-last-modified-time,
+ * x-amz-if-match-size): checked only when the object exists; a missing
+ * object is a 204 whatever they say, as S3 answers. */
+static int delete_check_conditions(const struct gw_del_cond *c, const struct gw_meta *m)
 {
+	char etag[S3_ETAG_MAX], *end;
+	time_t t;
+
+	gw_meta_etag(m, etag);	/* a multipart object's too */
+	if (c->if_match && !etag_matches(c->if_match, etag))
+		return GWE_PRECONDITION;
+	if (c->if_mtime && (parse_http_date(c->if_mtime, &t) < 0 ||
+			    (uint64_t)t != m->version / 1000000000))
+		return GWE_PRECONDITION;
+	if (c->if_size && (strtoull(c->if_size, &end, 10) != m->size ||
+			   end == c->if_size || *end))
+		return GWE_PRECONDITION;
+	return 0;
+}
+
+static void odel_listed(void *arg, int err)
+{
+	struct gw_odel *d = arg;
+
+	d->cb(d->arg, err);
+	odel_free(d);
+}
+
+static void odel_on_deleted(struct gw_wset *w, int err, void *arg)
+{
+	struct gw_odel *d = arg;
+
+	if (!err) {
+		struct gw_list_obj o = { .key = d->key, .version = w->ts,
+					 .tombstone = true };
+
+		if (d->have_gm && d->gm.layout == GW_LAYOUT_EC)
+			tail_gc(d->gw, d->path, d->path_len, d->part_ec, d->gm.version,
+				gw_meta_segments(&d->gm), strata_wall_ns());
+		/* A multipart object: its parts' segments. */
+		if (d->old_man.n)
+			gw_manifest_gc(d->gw, d->path, d->path_len, d->part_ec,
+				       &d->old_man, strata_wall_ns());
+		/* The head's tombstone is durable: the listing's follows. */
+		err = gw_list_update(d->gw->lst, d->bucket, &o, odel_listed, d);
+		if (err == 0)
+			return;
+	}
+	odel_listed(d, err);
+}
+
+/* The head's tombstone (after the lookup, and for a multipart object the
+ * manifest read). */
+static void odel_go(void *arg)
+{
+	struct gw_odel *d = arg;
 	uint8_t name[STO_NAME_HASH_LEN];
 	struct gw_wset *w;
 
-	if (!r->hr)
-		return;
-	gw_name_hash(r->path, r->path_len, name);
-	w = gw_wset_new(&r->gw->st, r->gw->rep, r->part_rep, name, 0, true,
-			strata_wall_ns(), on_object_deleted, req_get(r));
+	gw_name_hash(d->path, d->path_len, name);
+	w = gw_wset_new(&d->gw->st, d->gw->rep, d->part_rep, name, 0, true,
+			strata_wall_ns(), odel_on_deleted, d);
 	if (!w) {
-		req_put(r);
-		send_error(r, -ENOMEM);
+		odel_listed(d, -ENOMEM);
 		return;
 	}
 	for (unsigned i = 0; i < w->n; i++)
@@ -1963,42 +2344,127 @@ static void delete_go(struct gw_req *r)
 	gw_wset_start(w);
 }
 
-static void on_delete_head(const struct gw_hlook_result *res, void *arg)
+static void odel_on_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_odel *d = arg;
+	int ret;
+
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &d->gm) == 0)
+		d->have_gm = true;
+	if (d->have_gm && d->gm.kind == GW_META_OBJECT &&
+	    (ret = delete_check_conditions(&d->cond, &d->gm)) < 0) {
+		odel_listed(d, ret);
+		return;
+	}
+	/* A multipart object's parts are named by its manifest: read it
+	 * before the tombstone replaces it. */
+	if (d->have_gm && d->gm.kind == GW_META_OBJECT &&
+	    d->gm.layout == GW_LAYOUT_MULTIPART &&
+	    gw_manifest_read_old(d->gw, d->path, d->path_len, d->part_rep, res,
+				 &d->gm, &d->old_man, odel_go, d) == 0)
+		return;
+	odel_go(d);
+}
+
+int gw_obj_delete(struct gateway *gw, const char *owner, const char *bucket,
+		  const char *key, const struct gw_del_cond *cond,
+		  gw_list_done_fn cb, void *arg)
+{
+	struct gw_odel *d;
+	size_t n = strlen(owner) + strlen(bucket) + strlen(key) + 3;
+	uint8_t name[STO_NAME_HASH_LEN];
+	int ret;
+
+	if (n > RING_PATH_MAX || !*key)
+		return S3E_TOO_LARGE;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->gw = gw;
+	d->cb = cb;
+	d->arg = arg;
+	d->bucket = strdup(bucket);
+	d->key = strdup(key);
+	d->path = malloc(n + 1);
+	if (cond) {
+		d->cond.if_match = cond->if_match ? strdup(cond->if_match) : NULL;
+		d->cond.if_mtime = cond->if_mtime ? strdup(cond->if_mtime) : NULL;
+		d->cond.if_size = cond->if_size ? strdup(cond->if_size) : NULL;
+	}
+	if (!d->bucket || !d->key || !d->path ||
+	    (cond && ((cond->if_match && !d->cond.if_match) ||
+		      (cond->if_mtime && !d->cond.if_mtime) ||
+		      (cond->if_size && !d->cond.if_size)))) {
+		odel_free(d);
+		return -ENOMEM;
+	}
+	d->path_len = (size_t)snprintf(d->path, n + 1, "/%s/%s/%s", owner, bucket, key);
+	if (ring_part_of(gw->rep, owner, bucket, key, &d->part_rep) < 0 ||
+	    ring_part_of(gw->ec, owner, bucket, key, &d->part_ec) < 0) {
+		odel_free(d);
+		return S3E_TOO_LARGE;
+	}
+	gw_name_hash(d->path, d->path_len, name);
+	ret = gw_hlook_start(&gw->st, gw->rep, d->part_rep, name, 0, odel_on_head, d);
+	if (ret < 0)
+		odel_free(d);
+	return ret;
+}
+
+static void on_object_deleted(void *arg, int err)
 {
 	struct gw_req *r = arg;
 
-	if (!r->hr)
-		goto out;
-	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0)
-		r->have_gm = true;
-	/* A multipart object's parts are named by its manifest: read it
-	 * before the tombstone replaces it. */
-	if (r->have_gm && r->gm.kind == GW_META_OBJECT &&
-	    r->gm.layout == GW_LAYOUT_MULTIPART &&
-	    gw_mpu_old_manifest(r, res, &r->gm, delete_go) == 0)
-		goto out;
-	delete_go(r);
-out:
+	if (err)
+		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	else
+		send_empty(r, 204);
 	req_put(r);
 }
 
 static int delete_begin(struct gw_req *r)
 {
-	uint8_t name[STO_NAME_HASH_LEN];
-	int ret = object_path(r);
+	const struct gw_del_cond cond = {
+		.if_match = http_req_header(r->hr, "if-match", NULL),
+		.if_mtime = http_req_header(r->hr, "x-amz-if-match-last-modified-time", NULL),
+		.if_size = http_req_header(r->hr, "x-amz-if-match-size", NULL),
+	};
+	int ret = gw_obj_delete(r->gw, r->owner, r->bucket, r->key, &cond,
+				on_object_deleted, req_get(r));
 
-	if (ret < 0)
-		return ret;
-	gw_name_hash(r->path, r->path_len, name);
-	req_get(r);
-	ret = gw_hlook_start(&r->gw->st, r->gw->rep, r->part_rep, name, 0,
-			     on_delete_head, r);
 	if (ret < 0)
 		req_put(r);
 	return ret;
 }
 
 /* ------------------------------------------------------------- dispatch */
+
+/* A listing's XML (ListObjects, ListBuckets) or its error. */
+static void on_listing(void *arg, int err, struct s3_buf *xml)
+{
+	struct gw_req *r = arg;
+
+	if (err)
+		send_error(r, err == -EINVAL ? GWE_INVALID_ARGUMENT :
+			   err == -ENOENT ? GWE_NO_SUCH_BUCKET : err);
+	else if (r->hr && !r->responded) {
+		r->responded = true;
+		resp_common(r);
+		http_resp_simple(r->hr, 200, "application/xml", xml->p, xml->len);
+	}
+	req_put(r);
+}
+
+static void on_bucket_emptiness(void *arg, int err)
+{
+	struct gw_req *r = arg;
+
+	if (!err)
+		err = bucket_write(r, true);
+	if (err)
+		send_error(r, err == -ENOTEMPTY ? GWE_NOT_EMPTY : err);
+	req_put(r);
+}
 
 /* Called once the bucket is known (r->owner set, "" when it does not exist
  * and the operation creates it). */
@@ -2008,6 +2474,10 @@ static void dispatch(struct gw_req *r)
 
 	if (!r->hr)
 		return;
+	if (r->anonymous) {
+		send_error(r, S3E_ACCESS_DENIED);
+		return;
+	}
 	if (r->op != OP_CREATE_BUCKET && strcmp(r->owner, r->account)) {
 		send_error(r, S3E_ACCESS_DENIED);
 		return;
@@ -2015,27 +2485,75 @@ static void dispatch(struct gw_req *r)
 	switch (r->op) {
 	case OP_CREATE_BUCKET:
 		if (r->owner[0]) {
+			/* us-east-1 answers its owner's re-create with 200
+			 * (the bucket is left as it is); other regions 409. */
+			if (!strcmp(r->owner, r->account) &&
+			    !strcmp(r->gw->cfg.region, "us-east-1")) {
+				send_empty(r, 200);
+				return;
+			}
 			send_error(r, strcmp(r->owner, r->account) ? GWE_BUCKET_EXISTS :
 				   GWE_BUCKET_OWNED);
 			return;
 		}
+		ret = acl_headers_check(r, GWE_BUCKET_ACL_OWNERSHIP);
+		if (ret < 0)
+			break;
 		http_req_resume(r->hr);		/* the body: CreateBucketConfiguration */
 		return;
 	case OP_HEAD_BUCKET:
 		send_empty(r, 200);
 		return;
 	case OP_DELETE_BUCKET:
-		/* XXX emptiness is not checked until the listing service lands. */
-		ret = bucket_write(r, true);
+		http_req_resume(r->hr);		/* no body (see OP_LIST_OBJECTS) */
+		ret = gw_list_bucket_empty(r->gw->lst, r->bucket, on_bucket_emptiness,
+					   req_get(r));
+		if (ret < 0)
+			req_put(r);
 		break;
 	case OP_BUCKET_LOCATION:
 		send_location(r);
 		return;
-	case OP_LIST_OBJECTS:
-		send_error(r, GWE_NOT_IMPLEMENTED);
+	case OP_BUCKET_VERSIONING:
+		send_xml_empty(r, "VersioningConfiguration");
 		return;
+	case OP_BUCKET_TAGGING:
+		ret = GWE_NO_SUCH_TAG_SET;
+		break;
+	case OP_GET_ACL:
+	case OP_PUT_ACL:
+		if (r->key) {
+			ret = get_begin(r);
+			break;
+		}
+		if (r->op == OP_GET_ACL)
+			send_acl(r);
+		else
+			put_acl(r);
+		return;
+	case OP_DELETE_OBJECTS:
+		http_req_resume(r->hr);		/* the body: the keys */
+		return;
+	case OP_LIST_OBJECTS: {
+		size_t qn;
+		const char *q = http_req_query(r->hr, &qn);
+
+		/* No body: let the parser see the request's end, or answering
+		 * a paused request closes the keep-alive connection. */
+		http_req_resume(r->hr);
+
+		ret = gw_list_objects(r->gw->lst, r->bucket, r->owner, q, q ? qn : 0,
+				      on_listing, req_get(r));
+		if (ret < 0)
+			req_put(r);
+		if (ret == -EINVAL)
+			ret = GWE_INVALID_ARGUMENT;
+		break;
+	}
 	case OP_PUT_OBJECT:
-		ret = put_begin(r);
+		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+		if (ret == 0)
+			ret = put_begin(r);
 		if (ret == 0) {
 			http_req_resume(r->hr);
 			return;
@@ -2080,13 +2598,28 @@ static void on_request(struct http_req *hr)
 	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
 	http_req_set_data(hr, r);
 	ret = route(r);
+	if (ret == 0 && r->op == OP_OPTIONS)
+		ret = http_req_header(hr, "origin", NULL) ? GWE_CORS_FORBIDDEN :
+		      GWE_CORS_NO_ORIGIN;
 	if (ret == 0)
 		ret = authenticate(r);
 	if (ret < 0) {
 		send_error(r, ret);
 		return;
 	}
-	if (r->op == OP_LIST_BUCKETS || r->op == OP_UNSUPPORTED) {
+	if (r->anonymous && !r->bucket) {
+		send_error(r, S3E_ACCESS_DENIED);
+		return;
+	}
+	if (r->op == OP_LIST_BUCKETS) {
+		ret = gw_list_buckets(gw->lst, r->account, on_listing, req_get(r));
+		if (ret < 0) {
+			req_put(r);
+			send_error(r, ret);
+		}
+		return;
+	}
+	if (r->op == OP_UNSUPPORTED) {
 		send_error(r, GWE_NOT_IMPLEMENTED);
 		return;
 	}
@@ -2122,7 +2655,8 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 		}
 		return 0;
 	}
-	if (r->op == OP_CREATE_BUCKET || r->op == OP_COMPLETE_MPU) {
+	if (r->op == OP_CREATE_BUCKET || r->op == OP_COMPLETE_MPU ||
+	    r->op == OP_DELETE_OBJECTS) {
 		if (!r->dg_init && (ret = body_begin(r)) < 0) {
 			r->body_err = ret;
 			return 0;
@@ -2147,7 +2681,8 @@ static void on_body_end(struct http_req *hr)
 		put_body_end(r);
 		return;
 	}
-	if (r->op != OP_CREATE_BUCKET && r->op != OP_COMPLETE_MPU)
+	if (r->op != OP_CREATE_BUCKET && r->op != OP_COMPLETE_MPU &&
+	    r->op != OP_DELETE_OBJECTS)
 		return;
 	ret = r->body_err;
 	if (!ret && !r->dg_init)
@@ -2158,10 +2693,23 @@ static void on_body_end(struct http_req *hr)
 		gw_mpu_complete_body(r);
 		return;
 	}
+	if (r->op == OP_DELETE_OBJECTS) {
+		if (!ret) {
+			ret = gw_delete_objects(r->gw, r->owner, r->bucket, r->small.p,
+						r->small.len, on_listing, req_get(r));
+			if (ret < 0)
+				req_put(r);
+		}
+		if (ret < 0)
+			send_error(r, ret);
+		return;
+	}
 	if (!ret && r->small.len) {
 		ret = s3_xml_parse_create_bucket(r->small.p, r->small.len, &loc);
 		if (!ret && loc && *loc && strcmp(loc, r->gw->cfg.region))
 			ret = S3E_INVALID_LOCATION;
+		if (!ret && loc)
+			snprintf(r->location, sizeof(r->location), "%s", loc);
 		free(loc);
 	}
 	if (!ret)
@@ -2285,6 +2833,17 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 		goto out_free;
 	gw->st = (struct gw_store){ loop, gw->pool, cfg->read_deadline_ms,
 				    cfg->write_deadline_ms, 0 };
+	{
+		struct gw_list_config lc = {
+			.shard_max = cfg->shard_max,
+			.split_wait_ms = cfg->split_wait_ms ? cfg->split_wait_ms :
+					 2000 + cfg->write_deadline_ms,
+		};
+
+		ret = gw_listing_new(&gw->st, gw->rep, &lc, &gw->lst);
+		if (ret < 0)
+			goto out_free;
+	}
 	http_config_init(&hc);
 	hc.lim.max_body = cfg->max_object + (cfg->max_object >> 4) + (1 << 20);
 	h.opaque = gw;
@@ -2305,6 +2864,7 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	return 0;
 
 out_free:
+	gw_listing_free(gw->lst);
 	if (gw->pool)
 		gw_pool_free(gw->pool);
 	s3_auth_free(gw->auth);
@@ -2329,6 +2889,7 @@ static void on_drained(uv_handle_t *h)
 {
 	struct gateway *gw = h->data;
 
+	gw_listing_free(gw->lst);
 	gw_pool_free(gw->pool);
 	s3_auth_free(gw->auth);
 	s3_creds_free(gw->creds);
@@ -2359,6 +2920,7 @@ static void on_server_down(struct http_server *srv, void *arg)
 	struct gateway *gw = arg;
 
 	http_server_free(srv);
+	gw_listing_close(gw->lst);
 	gw_pool_close(gw->pool);
 	uv_timer_init(gw->loop, &gw->drain);
 	gw->drain.data = gw;

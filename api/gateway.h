@@ -26,6 +26,8 @@ struct gw_config {
 	uint32_t down_ms;		/* a failed node is skipped this long */
 	uint32_t grace_ms;		/* SIGTERM: in-flight requests get this long */
 	uint64_t max_object;		/* largest PUT (5 GiB) */
+	uint64_t shard_max;		/* listing entries per shard before a split (1M) */
+	uint32_t split_wait_ms;		/* split protocol wait (0: 2 s + write deadline) */
 };
 
 /* Defaults as in the comments above. */

@@ -1851,8 +1851,13 @@ int gw_mpu_load_manifest(struct gw_req *r)
 /* ------------------------------------- a replaced multipart object */
 
 struct oldman {
-	struct gw_req *r;
-	void (*done)(struct gw_req *r);
+	struct gateway *gw;
+	const char *path;		/* the caller's, alive until done */
+	size_t path_len;
+	uint32_t part_rep;
+	struct gw_manifest *out;
+	void (*done)(void *arg);
+	void *arg;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned n, i;
 	uint64_t version;
@@ -1864,12 +1869,12 @@ static void oldman_try(struct oldman *o);
 
 static void oldman_finish(struct oldman *o)
 {
-	struct gw_req *r = o->r;
+	void (*done)(void *arg) = o->done;
+	void *arg = o->arg;
 
-	o->done(r);
 	free(o->buf);
 	free(o);
-	gw_req_put(r);
+	done(arg);
 }
 
 static void on_oldman_read(void *arg, int status, uint64_t ts, size_t got)
@@ -1879,10 +1884,10 @@ static void on_oldman_read(void *arg, int status, uint64_t ts, size_t got)
 	if (status == GW_READ_SLOW)
 		return;
 	if (status == 0 && ts == o->version && got == o->len) {
-		if (gw_manifest_decode(o->buf, got, &o->r->old_man) < 0) {
-			gw_manifest_free(&o->r->old_man);
-			log_warn("%s: replaced manifest undecodable: its parts stay",
-				 o->r->path);
+		if (gw_manifest_decode(o->buf, got, o->out) < 0) {
+			gw_manifest_free(o->out);
+			log_warn("%.*s: replaced manifest undecodable: its parts stay",
+				 (int)o->path_len, o->path);
 		}
 		oldman_finish(o);
 		return;
@@ -1891,26 +1896,29 @@ static void on_oldman_read(void *arg, int status, uint64_t ts, size_t got)
 		oldman_try(o);
 		return;
 	}
-	log_warn("%s: replaced manifest unreadable: its parts stay", o->r->path);
+	log_warn("%.*s: replaced manifest unreadable: its parts stay",
+		 (int)o->path_len, o->path);
 	oldman_finish(o);
 }
 
 static void oldman_try(struct oldman *o)
 {
-	struct sto_key k = { .part = o->r->part_rep };
+	struct sto_key k = { .part = o->part_rep };
 
-	gw_name_hash(o->r->path, o->r->path_len, k.name);
-	if (gw_read_start(&o->r->gw->st, o->holders[o->i], &k, 0, 0, o->buf,
+	gw_name_hash(o->path, o->path_len, k.name);
+	if (gw_read_start(&o->gw->st, o->holders[o->i], &k, 0, 0, o->buf,
 			  (size_t)o->len + 1, on_oldman_read, o, NULL) < 0)
 		oldman_finish(o);
 }
 
-int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
-			const struct gw_meta *m, void (*done)(struct gw_req *r))
+int gw_manifest_read_old(struct gateway *gw, const char *path, size_t plen,
+			 uint32_t part_rep, const struct gw_hlook_result *res,
+			 const struct gw_meta *m, struct gw_manifest *out,
+			 void (*done)(void *arg), void *arg)
 {
 	struct oldman *o;
 
-	if (!res->nholders || r->old_man.n)
+	if (!res->nholders || out->n)
 		return -ENOENT;
 	o = calloc(1, sizeof(*o));
 	if (!o)
@@ -1920,8 +1928,13 @@ int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
 		free(o);
 		return -ENOMEM;
 	}
-	o->r = gw_req_get(r);
+	o->gw = gw;
+	o->path = path;
+	o->path_len = plen;
+	o->part_rep = part_rep;
+	o->out = out;
 	o->done = done;
+	o->arg = arg;
 	memcpy(o->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	o->n = res->nholders;
 	o->version = m->version;
@@ -1930,17 +1943,56 @@ int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
 	return 0;
 }
 
-void gw_mpu_gc_old(struct gw_req *r, uint64_t ts)
+struct oldman_req {
+	struct gw_req *r;
+	void (*done)(struct gw_req *r);
+};
+
+static void oldman_req_done(void *arg)
 {
-	const struct gw_manifest *m = &r->old_man;
+	struct oldman_req *q = arg;
+	struct gw_req *r = q->r;
+
+	q->done(r);
+	free(q);
+	gw_req_put(r);
+}
+
+int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
+			const struct gw_meta *m, void (*done)(struct gw_req *r))
+{
+	struct oldman_req *q = calloc(1, sizeof(*q));
+	int ret;
+
+	if (!q)
+		return -ENOMEM;
+	q->r = gw_req_get(r);
+	q->done = done;
+	ret = gw_manifest_read_old(r->gw, r->path, r->path_len, r->part_rep, res, m,
+				   &r->old_man, oldman_req_done, q);
+	if (ret < 0) {
+		free(q);
+		gw_req_put(r);
+	}
+	return ret;
+}
+
+void gw_manifest_gc(struct gateway *gw, const char *path, size_t plen,
+		    uint32_t part_ec, const struct gw_manifest *m, uint64_t ts)
+{
 	struct s3_buf pp = { 0 };
 
 	for (uint32_t i = 0; i < m->n; i++) {
 		const struct gw_mpart *p = &m->parts[i];
 
-		if (gw_part_path(r->path, r->path_len, m->upload_id, p->number, &pp) == 0)
-			gw_tail_gc(r->gw, pp.p, pp.len, r->part_ec, p->version,
+		if (gw_part_path(path, plen, m->upload_id, p->number, &pp) == 0)
+			gw_tail_gc(gw, pp.p, pp.len, part_ec, p->version,
 				   (p->size + p->seg_size - 1) / p->seg_size, ts);
 	}
 	s3_buf_free(&pp);
+}
+
+void gw_mpu_gc_old(struct gw_req *r, uint64_t ts)
+{
+	gw_manifest_gc(r->gw, r->path, r->path_len, r->part_ec, &r->old_man, ts);
 }

@@ -377,6 +377,9 @@ enum s3_cksum_alg {
 	S3_CKSUM_SHA1,
 	S3_CKSUM_SHA256,
 	S3_CKSUM_MD5,		/* Content-MD5 and ETag only, no x-amz-checksum */
+	S3_CKSUM_CRC64NVME,	/* CRC-64/NVME (Rocksoft), reflected; after MD5:
+				 * the values are stored in object metadata */
+	S3_CKSUM_END
 };
 #define S3_CKSUM_MAX_LEN	32	/* SHA-256 */
 #define S3_CKSUM_B64_MAX	45	/* base64 of 32 bytes + NUL */
@@ -386,6 +389,7 @@ enum s3_cksum_alg {
 struct s3_cksum {
 	enum s3_cksum_alg alg;
 	uint32_t crc;
+	uint64_t crc64;
 	void *md;		/* EVP_MD_CTX * */
 };
 int s3_cksum_init(struct s3_cksum *c, enum s3_cksum_alg alg);	/* 0, -ENOMEM */
@@ -733,6 +737,8 @@ struct s3_xml {
 void s3_xml_begin(struct s3_xml *x, struct s3_buf *b);	/* writes the XML decl */
 /* xmlns: the S3 namespace attribute is added when ns is true. */
 void s3_xml_open(struct s3_xml *x, const char *name, bool ns);
+/* <name attrs>: attrs a trusted literal ('a="v" b="w"'), NULL for none. */
+void s3_xml_open_attrs(struct s3_xml *x, const char *name, const char *attrs);
 void s3_xml_close(struct s3_xml *x);
 void s3_xml_text(struct s3_xml *x, const char *s, size_t n);
 /* <name>escaped text</name> */
@@ -782,6 +788,8 @@ struct s3_list_result {
 	size_t n_objs;
 	const char *const *prefixes;	/* CommonPrefixes */
 	size_t n_prefixes;
+	const char *owner_id;		/* non-NULL: <Owner> in every <Contents>
+					 * (v1 always, v2 with fetch-owner) */
 };
 int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r);
 
@@ -1064,6 +1072,91 @@ void gw_read_abandon(struct gw_read *r);
 void gw_name_hash(const char *path, size_t len, uint8_t out[STO_NAME_HASH_LEN]);
 void gw_seg_hash(const char *path, size_t len, uint64_t version, uint32_t seg,
 		 uint8_t out[STO_NAME_HASH_LEN]);
+/* ------------------------------------------------------------- gateway.c */
+/* "/.buckets/<bucket>": the bucket record's path on the rep3 ring. */
+void gw_bucket_path(const char *bucket, char *out, size_t cap, size_t *len);
+struct gateway;
+typedef void (*gw_list_done_fn)(void *arg, int err);
+/* Deletes owner's bucket/key as DELETE Object does (head tombstone, EC
+ * segments' tombstones, listing tombstone): cb(arg, 0) once durable, or an
+ * error (-EHOSTUNREACH: not enough replicas). 0 or an error (no cb). */
+struct gw_del_cond {			/* NULL: no such condition */
+	const char *if_match, *if_mtime, *if_size;
+};
+int gw_obj_delete(struct gateway *gw, const char *owner, const char *bucket,
+		  const char *key, const struct gw_del_cond *cond,
+		  gw_list_done_fn cb, void *arg);
+
+/* ----------------------------------------------------------- gw_delete.c */
+/* DeleteObjects: body[0..len) is the <Delete> document (checked by the
+ * caller: Content-MD5 / x-amz-checksum-*). Deletes up to 1000 keys, 16 at a
+ * time, then cb(arg, 0, DeleteResult XML) (Quiet: errors only), or
+ * cb(arg, err, NULL). 0, or S3E_MALFORMED_XML / -ENOMEM (no cb). */
+typedef void (*gw_list_xml_fn)(void *arg, int err, struct s3_buf *xml);
+int gw_delete_objects(struct gateway *gw, const char *owner, const char *bucket,
+		      const char *body, size_t len, gw_list_xml_fn cb, void *arg);
+
+/* ------------------------------------------------------------- gw_list.c */
+/* Bucket listings (docs/gateway.md "Listings"): shards by key range on the
+ * rep3 ring, the shard map in the bucket record, updates acknowledged by 2
+ * of a shard's 3 replicas, splits past shard_max entries. Every callback
+ * runs on the loop; those of gw_list_* may run before the call returns (a
+ * cached shard map), never after it returned an error. */
+#define GW_LIST_DEFAULT_SHARD_MAX	1000000
+
+struct gw_listing;
+struct gw_list_config {
+	uint64_t shard_max;		/* entries (tombstones too) before a split */
+	uint32_t split_wait_ms;		/* >= map cache TTL + write deadline */
+};
+
+int gw_listing_new(struct gw_store *st, const struct ring *rep,
+		   const struct gw_list_config *cfg, struct gw_listing **out);
+/* Stopping: no new splits, a waiting split ends. */
+void gw_listing_close(struct gw_listing *L);
+/* Once no store operation is live. */
+void gw_listing_free(struct gw_listing *L);
+/* Drops the cached shard map (the bucket was created or deleted here). */
+void gw_list_forget(struct gw_listing *L, const char *bucket);
+
+/* gw_list_xml_fn (above): xml is the response body, borrowed during the
+ * callback; NULL on error. */
+
+struct gw_list_obj {
+	const char *key;		/* NUL-terminated */
+	uint64_t version;		/* timestamp: newest wins per key */
+	bool tombstone;
+	uint64_t size;
+	const char *etag;		/* quoted */
+	const char *storage_class;	/* NULL: STANDARD */
+};
+/* The object's entry in its bucket's listing (the shard covering the key;
+ * during a split also the new shard). cb: 0 once 2 of 3 replicas of each
+ * hold it; -EHOSTUNREACH, -ENOENT (no bucket), -ENAMETOOLONG (the nodes
+ * cannot store a key that long). */
+int gw_list_update(struct gw_listing *L, const char *bucket,
+		   const struct gw_list_obj *o, gw_list_done_fn cb, void *arg);
+/* ListObjects (v1) or ListObjectsV2 (list-type=2) from the raw query.
+ * -EINVAL: an invalid argument (max-keys, encoding-type, a token). */
+int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
+		    const char *query, size_t qlen, gw_list_xml_fn cb, void *arg);
+/* The account's bucket list (ListAllMyBucketsResult). */
+int gw_list_buckets(struct gw_listing *L, const char *account, gw_list_xml_fn cb,
+		    void *arg);
+/* A bucket created (deleted: a tombstone) at ts in the account's list. */
+int gw_list_account_update(struct gw_listing *L, const char *account,
+			   const char *bucket, uint64_t ts, bool deleted,
+			   gw_list_done_fn cb, void *arg);
+/* cb: 0 when no shard of the bucket lists a live key, -ENOTEMPTY, or an
+ * error. Loads the current shard map (kept for gw_list_bucket_drop). */
+int gw_list_bucket_empty(struct gw_listing *L, const char *bucket,
+			 gw_list_done_fn cb, void *arg);
+/* The bucket record is deleted: drop its shards (background, best effort). */
+void gw_list_bucket_drop(struct gw_listing *L, const char *bucket);
+/* The fuzz target's entry: gw_list.c's parsers (a bucket record's shard map,
+ * a listing value, a ListObjects query) on p[0..n); aborts on a broken
+ * invariant. */
+int gw_list_fuzz_one(const uint8_t *p, size_t n);
 
 /* A multipart object's part, as its manifest lists it. */
 struct gw_mpart {
@@ -1110,6 +1203,7 @@ struct gw_copy;
 struct gw_bcache {
 	char name[64];
 	char owner[S3_ACCESS_KEY_MAX + 1];
+	char location[32];
 	uint64_t expires;
 };
 
@@ -1124,6 +1218,7 @@ struct gateway {
 	struct s3_auth *auth;
 	struct gw_pool *pool;
 	struct gw_store st;
+	struct gw_listing *lst;		/* bucket listings (gw_list.c) */
 	uint64_t seq;
 	struct gw_bcache bcache[GW_BUCKET_CACHE];
 	void (*stop_done)(void *);
@@ -1137,6 +1232,8 @@ enum gw_op {
 	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
+	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
+	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS,
 	OP_UNSUPPORTED,
 	/* gw_mpu.c */
 	OP_CREATE_MPU, OP_UPLOAD_PART, OP_UPLOAD_PART_COPY, OP_COMPLETE_MPU,
@@ -1189,6 +1286,7 @@ struct gw_req {
 	char *bucket, *key;
 	char account[S3_ACCESS_KEY_MAX + 1];	/* requester */
 	char owner[S3_ACCESS_KEY_MAX + 1];	/* bucket owner */
+	char location[32];		/* bucket's LocationConstraint */
 	char *path;			/* /owner/bucket/key */
 	size_t path_len;
 	struct s3_header *h;
@@ -1202,7 +1300,8 @@ struct gw_req {
 	struct s3_chunked *chunked;
 	bool chunked_done;
 	struct s3_buf small;		/* small bodies: bucket XML, small objects */
-	int64_t length;			/* declared object length */
+	int64_t length;			/* declared object length, -1 while a
+					 * chunked body's is not known yet */
 	uint64_t received;
 	/* PUT */
 	struct gw_meta meta;
@@ -1346,6 +1445,17 @@ int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
 			const struct gw_meta *m, void (*done)(struct gw_req *r));
 /* Tombstones the segments of every part of r->old_man at ts. */
 void gw_mpu_gc_old(struct gw_req *r, uint64_t ts);
+/* The same without a request (gw_obj_delete): reads the manifest of the
+ * head res / m of path into *out, then done(arg) (also when the read
+ * fails: out stays empty). path must live until done. 0, or an error and
+ * done is not called. */
+int gw_manifest_read_old(struct gateway *gw, const char *path, size_t plen,
+			 uint32_t part_rep, const struct gw_hlook_result *res,
+			 const struct gw_meta *m, struct gw_manifest *out,
+			 void (*done)(void *arg), void *arg);
+/* Tombstones the segments of every part of m (the object at path) at ts. */
+void gw_manifest_gc(struct gateway *gw, const char *path, size_t plen,
+		    uint32_t part_ec, const struct gw_manifest *m, uint64_t ts);
 /* Frees what gw_mpu.c and gw_copy.c hung on r. */
 void gw_mpu_req_free(struct gw_req *r);
 /* Manifest encoding (payload of a multipart head). */

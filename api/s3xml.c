@@ -421,7 +421,7 @@ void s3_xml_begin(struct s3_xml *x, struct s3_buf *b)
 	s3_xml_puts(x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 }
 
-void s3_xml_open(struct s3_xml *x, const char *name, bool ns)
+void s3_xml_open_attrs(struct s3_xml *x, const char *name, const char *attrs)
 {
 	if (x->depth == sizeof(x->stack) / sizeof(x->stack[0])) {
 		if (!x->err)
@@ -431,9 +431,16 @@ void s3_xml_open(struct s3_xml *x, const char *name, bool ns)
 	x->stack[x->depth++] = name;
 	s3_xml_puts(x, "<");
 	s3_xml_puts(x, name);
-	if (ns)
-		s3_xml_puts(x, " xmlns=\"" S3_XMLNS "\"");
+	if (attrs) {
+		s3_xml_puts(x, " ");
+		s3_xml_puts(x, attrs);
+	}
 	s3_xml_puts(x, ">");
+}
+
+void s3_xml_open(struct s3_xml *x, const char *name, bool ns)
+{
+	s3_xml_open_attrs(x, name, ns ? "xmlns=\"" S3_XMLNS "\"" : NULL);
 }
 
 void s3_xml_close(struct s3_xml *x)
@@ -662,6 +669,12 @@ int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r)
 		s3_xml_elem(&x, "ETag", o->etag);
 		s3_xml_elem_u64(&x, "Size", o->size);
 		s3_xml_elem(&x, "StorageClass", o->storage_class ? o->storage_class : "STANDARD");
+		if (r->owner_id) {
+			s3_xml_open(&x, "Owner", false);
+			s3_xml_elem(&x, "ID", r->owner_id);
+			s3_xml_elem(&x, "DisplayName", r->owner_id);
+			s3_xml_close(&x);
+		}
 		s3_xml_close(&x);
 	}
 	for (size_t i = 0; i < r->n_prefixes; i++) {

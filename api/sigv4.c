@@ -957,9 +957,17 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 		{
 			int e;
 
-			if (ps->expires_n == 0 || ps->expires_n > 6 ||
-			    s3_digits(ps->expires, ps->expires_n, &e) ||
-			    e < 1 || e > S3_MAX_EXPIRES) {
+			/* 0 or negative (a client computing now + ExpiresIn
+			 * from a negative ExpiresIn): a URL that expired when
+			 * signed, 403 like any expired one; over 7 days is
+			 * malformed (400), as AWS answers. */
+			if (ps->expires_n >= 2 && ps->expires_n <= 7 &&
+			    ps->expires[0] == '-' &&
+			    !s3_digits(ps->expires + 1, ps->expires_n - 1, &e)) {
+				e = 0;
+			} else if (ps->expires_n == 0 || ps->expires_n > 6 ||
+				   s3_digits(ps->expires, ps->expires_n, &e) ||
+				   e > S3_MAX_EXPIRES) {
 				ret = S3E_QUERY_MALFORMED;
 				goto out_cleanse;
 			}
@@ -1006,7 +1014,7 @@ int s3_auth_verify(struct s3_auth *a, const struct s3_sig_req *req, int64_t now,
 			ret = S3E_NOT_YET_VALID;
 			goto out_cleanse;
 		}
-		if (now > out->request_time + expires) {
+		if (expires <= 0 || now > out->request_time + expires) {
 			ret = S3E_EXPIRED;
 			goto out_cleanse;
 		}

@@ -32,6 +32,9 @@ static void test_known_answers(void **state)
 	expect_hex(S3_CKSUM_CRC32C, "123456789", "e3069283", "4waSgw==");
 	expect_hex(S3_CKSUM_CRC32, "", "00000000", "AAAAAA==");
 	expect_hex(S3_CKSUM_CRC32C, "", "00000000", "AAAAAA==");
+	/* CRC-64/NVME's check value (the CRC catalogue), and the empty input */
+	expect_hex(S3_CKSUM_CRC64NVME, "123456789", "ae8b14860a799888", "rosUhgp5mIg=");
+	expect_hex(S3_CKSUM_CRC64NVME, "", "0000000000000000", "AAAAAAAAAAA=");
 	expect_hex(S3_CKSUM_SHA1, "", "da39a3ee5e6b4b0d3255bfef95601890afd80709",
 		   "2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
 	expect_hex(S3_CKSUM_SHA256, "",
@@ -79,12 +82,15 @@ static void test_streaming(void **state)
 static void test_names(void **state)
 {
 	assert_int_equal(s3_cksum_alg_from_name("crc32c", 6), S3_CKSUM_CRC32C);
+	assert_int_equal(s3_cksum_alg_from_name("CRC64NVME", 9), S3_CKSUM_CRC64NVME);
+	assert_int_equal(s3_cksum_alg_from_name("MD5", 3), S3_CKSUM_NONE);
+	assert_int_equal(s3_cksum_alg_from_header("x-amz-checksum-crc64nvme", 24),
+			 S3_CKSUM_CRC64NVME);
 	assert_int_equal(s3_cksum_alg_from_name("CRC32", 5), S3_CKSUM_CRC32);
 	assert_int_equal(s3_cksum_alg_from_name("SHA256", 6), S3_CKSUM_SHA256);
 	assert_int_equal(s3_cksum_alg_from_name("MD5", 3), S3_CKSUM_NONE);
 	assert_int_equal(s3_cksum_alg_from_name("CRC3", 4), S3_CKSUM_NONE);
 	assert_int_equal(s3_cksum_alg_from_header("X-Amz-Checksum-SHA1", 19), S3_CKSUM_SHA1);
-	assert_int_equal(s3_cksum_alg_from_header("x-amz-checksum-crc64nvme", 24), S3_CKSUM_NONE);
 	assert_string_equal(s3_cksum_header(S3_CKSUM_CRC32C), "x-amz-checksum-crc32c");
 	assert_null(s3_cksum_header(S3_CKSUM_MD5));
 }
@@ -208,6 +214,9 @@ static void test_body_digest(void **state)
 	assert_int_equal(digest(&res, hv, 3, body, md5, &alg), S3E_INVALID_DIGEST);
 	hv[0][1] = "notbase64";
 	assert_int_equal(digest(&res, hv, 1, body, md5, &alg), S3E_INVALID_DIGEST);
+	/* an x-amz-checksum-* value that is no digest: BadDigest (s3-tests) */
+	hv[1][1] = "bad";
+	assert_int_equal(digest(&res, hv + 1, 1, body, md5, &alg), S3E_BAD_DIGEST);
 	/* streaming: the chunk decoder owns x-amz-checksum-*, only MD5 here */
 	res.payload = S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER;
 	hv[1][1] = "AAAAAA==";

@@ -297,6 +297,14 @@ static void test_writer(void **state)
 	assert_non_null(strstr(rt.text.p, "a&b<c>d\"e'f\tg\nh\ri\xef\xbf\xbdj\xc3\xbc\xef\xbf\xbd k"));
 	s3_buf_free(&rt.text);
 	s3_buf_free(&b);
+	/* an element with attributes closes by its name alone */
+	b = (struct s3_buf){ 0 };
+	s3_xml_begin(&x, &b);
+	s3_xml_open_attrs(&x, "Grantee", "xsi:type=\"CanonicalUser\"");
+	s3_xml_elem(&x, "ID", "u");
+	assert_int_equal(s3_xml_end(&x), 0);
+	assert_non_null(strstr(b.p, "<Grantee xsi:type=\"CanonicalUser\"><ID>u</ID></Grantee>"));
+	s3_buf_free(&b);
 
 	/* the error document */
 	assert_int_equal(s3_xml_error(&b, S3E_SIGNATURE, "/bkt/a&b", "4442587FB7D0A2F9"), 0);

@@ -447,6 +447,19 @@ static void test_presigned(void **state)
 		  "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=604801&X-Amz-SignedHeaders=host"
 		  "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
 	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_QUERY_MALFORMED);
+	/* expired when signed: 0 or negative (s3-tests' ExpiresIn=0, -7) */
+	v.query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+		  "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=0&X-Amz-SignedHeaders=host"
+		  "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_EXPIRED);
+	v.query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+		  "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=-7&X-Amz-SignedHeaders=host"
+		  "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_EXPIRED);
+	v.query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+		  "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=-&X-Amz-SignedHeaders=host"
+		  "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+	assert_int_equal(verify(a, &v, S3_TIME, &res), S3E_QUERY_MALFORMED);
 	v.query = "X-Amz-Algorithm=AWS4-HMAC-SHA1&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
 		  "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
 		  "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";

@@ -120,5 +120,7 @@ int bench_ec_main(int argc, char **argv);
 int bench_node_main(int argc, char **argv);
 int bench_listing_main(int argc, char **argv);
 int bench_s3_main(int argc, char **argv);
+int bench_repair_main(int argc, char **argv);
+int bench_tiers_main(int argc, char **argv);
 
 #endif

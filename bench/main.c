@@ -10,6 +10,8 @@ static const struct bench_cmd cmds[] = {
 	{ "node", "storage node durable PUT/GET over loopback RPC", bench_node_main },
 	{ "s3", "S3 load: put/get/head/list/delete/mixed on any endpoint, --compare two", bench_s3_main },
 	{ "listing", "listing inserts and queries (first page, full, delimiter) on a node", bench_listing_main },
+	{ "repair", "repair MB/s per node and time to heal per GiB lost (EC 4+2, 6 nodes)", bench_repair_main },
+	{ "tiers", "hot vs cold reads, the tier mover's throughput, foreground p99 mover on/off", bench_tiers_main },
 };
 
 static void usage(FILE *f)

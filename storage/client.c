@@ -57,9 +57,40 @@ static void info_from(struct sto_info *i, const StoResponse *m)
 	i->meta_len = (uint32_t)m->meta.len;
 	i->medium = m->medium ? STO_MEDIUM_COLD : STO_MEDIUM_HOT;
 	i->atime = m->atime;
+	i->tier = m->tier_class <= STO_TIER_PIN_COLD ? (enum sto_tier_class)m->tier_class
+						   : STO_TIER_STANDARD;
+	i->cold_after = m->cold_after;
 	i->offset = m->offset;
 	i->length = m->payload_len;
 	i->error = m->error && *m->error ? m->error : NULL;
+}
+
+static void copy_u64s(uint64_t *dst, size_t cap, const uint64_t *src, size_t n)
+{
+	for (size_t i = 0; i < n && i < cap; i++)
+		dst[i] = src[i];
+}
+
+static void tier_stat_from(struct sto_tier_stat *t, const StoTierStat *s)
+{
+	copy_u64s(t->objects, 2, s->objects, s->n_objects);
+	copy_u64s(t->bytes, 2, s->bytes, s->n_bytes);
+	copy_u64s(t->dead_bytes, 2, s->dead_bytes, s->n_dead_bytes);
+	copy_u64s(t->reads, 2, s->reads, s->n_reads);
+	copy_u64s(t->writes, 2, s->writes, s->n_writes);
+	t->moved_down_objects = s->moved_down_objects;
+	t->moved_down_bytes = s->moved_down_bytes;
+	t->moved_up_objects = s->moved_up_objects;
+	t->moved_up_bytes = s->moved_up_bytes;
+	t->move_failures = s->move_failures;
+	t->scans = s->scans;
+	t->last_scan_age = s->last_scan_age;
+	t->pending_promotions = s->pending_promotions;
+	t->pending_moves = s->pending_moves;
+	copy_u64s(t->hist[0], STO_TIER_HIST, s->hist_hot, s->n_hist_hot);
+	copy_u64s(t->hist[1], STO_TIER_HIST, s->hist_cold, s->n_hist_cold);
+	copy_u64s(t->hist_bounds, STO_TIER_HIST, s->hist_bounds, s->n_hist_bounds);
+	copy_u64s(t->heat, STO_TIER_HEAT, s->heat, s->n_heat);
 }
 
 static void creq_unlink(struct sto_client *c, struct creq *r)
@@ -194,6 +225,8 @@ static void creq_complete(struct creq *r)
 			st.conflicts = s->conflicts;
 			st.fsync_us = s->fsync_us;
 			st.commit_us = s->commit_us;
+			if (s->tier)
+				tier_stat_from(&st.tier, s->tier);
 		}
 		r->stat(r->arg, status, status == 0 ? &st : NULL);
 		break;
@@ -509,6 +542,15 @@ int sto_put(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	    const void *meta, uint32_t meta_len, const struct iovec *iov,
 	    unsigned iovcnt, uint32_t crc, sto_done_fn cb, void *arg)
 {
+	return sto_put_ex(c, k, timestamp, meta, meta_len, iov, iovcnt, crc, NULL,
+			  cb, arg);
+}
+
+int sto_put_ex(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	       const void *meta, uint32_t meta_len, const struct iovec *iov,
+	       unsigned iovcnt, uint32_t crc, const struct sto_put_opts *o,
+	       sto_done_fn cb, void *arg)
+{
 	StoRequest q = STO_REQUEST__INIT;
 	struct creq *r;
 	uint64_t len = 0;
@@ -531,6 +573,14 @@ int sto_put(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	q.crc32c = crc;
 	q.meta.data = (uint8_t *)meta;
 	q.meta.len = meta_len;
+	if (o) {
+		if ((unsigned)o->tier > STO_TIER_PIN_COLD) {
+			free(r);
+			return -EINVAL;
+		}
+		q.tier_class = o->tier;
+		q.cold_after = o->cold_after;
+	}
 	return client_send(c, &q, r, iov, iovcnt);
 }
 

@@ -180,6 +180,7 @@ struct sto_engine {
 	unsigned busy;				/* puts, reads, dels, works */
 	bool closing;
 	struct compactor *cmp;			/* compaction running */
+	struct sto_tier *tier;			/* the hot/cold mover (tier.c) */
 	uint64_t last_compact_check;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -503,6 +504,7 @@ struct replay {
 	uint8_t *metas[REPLAY_BATCH];
 	size_t n;
 	uint64_t seen, applied, now;
+	uint64_t whole;			/* bytes of whole records replayed */
 };
 
 static int replay_flush(struct replay *r, const struct sto_vol_tail *tail)
@@ -539,6 +541,10 @@ static int replay_rec(void *arg, uint64_t off, const struct sto_rec *rec,
 	op->loc.meta_len = tomb ? 0 : rec->meta_len;
 	op->loc.flags = tomb ? STO_LOC_TOMBSTONE : 0;
 	op->loc.atime = r->now;
+	op->loc.tier = rec->tier;
+	op->loc.cold_after = rec->cold_after;
+	op->copy = rec->flags & STO_REC_COPY;
+	r->whole += sto_rec_len(rec->meta_len, rec->data_len);
 	r->metas[r->n] = malloc(op->loc.meta_len + 1);
 	if (!r->metas[r->n])
 		return -ENOMEM;
@@ -574,9 +580,15 @@ static int vol_replay(struct sto_engine *e, struct sto_vol *v, uint64_t file_end
 	r->now = strata_wall_ns() / 1000000000ull;
 	ret = sto_vol_replay(v->fd, v->tail, file_end, replay_rec, r, &end);
 	if (ret == 0) {
+		uint64_t from = v->tail;
+
 		if (end > v->tail)
 			v->tail = end;
-		t = (struct sto_vol_tail){ v->medium, v->dir, v->id, v->tail };
+		t = (struct sto_vol_tail){ v->medium, v->dir, v->id, v->tail, 0 };
+		/* Space between the whole records up to the new tail (torn
+		 * records, reserved and never written) is never reused. */
+		if (v->tail - from > r->whole)
+			t.dead = v->tail - from - r->whole;
 		ret = replay_flush(r, &t);
 	} else {
 		for (size_t i = 0; i < r->n; i++)
@@ -1060,7 +1072,7 @@ static void commit_start(struct sto_engine *e)
 					break;
 			if (t == b->ntails)
 				b->tails[b->ntails++] = (struct sto_vol_tail){
-					c->vol->medium, c->vol->dir, c->vol->id, 0 };
+					c->vol->medium, c->vol->dir, c->vol->id, 0, 0 };
 			/* The replay checkpoint (the index is complete up to
 			 * it once this commit is durable), not c->end: records
 			 * before c may still be unsynced or uncommitted. */
@@ -1107,8 +1119,10 @@ static void put_count(struct sto_put *p, int status)
 {
 	if (p->tomb && (status == 0 || status == -ENOENT))
 		p->e->st.deletes++;
-	else if (status == 0 && !p->move)
+	else if (status == 0 && !p->move) {
 		p->e->st.puts++;
+		p->e->st.tier.writes[p->c.op.loc.medium & 1]++;
+	}
 	else if (status == -ENOSPC)
 		p->e->st.nospace++;
 	else if (status == STO_ECONFLICT)
@@ -1311,12 +1325,18 @@ static int put_flush(struct sto_put *p)
 static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 		     const struct sto_loc *move_from, const struct sto_key *k,
 		     uint64_t ts, const void *meta, uint32_t meta_len, uint64_t size,
-		     uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
+		     uint32_t crc, uint8_t tier, uint32_t cold_after,
+		     sto_put_done_fn done, void (*resume)(void *arg),
 		     void *arg, struct sto_put **out)
 {
 	struct sto_rec rec = { .key = *k, .ts = ts, .data_len = size,
 			       .meta_len = meta_len, .data_crc = crc,
-			       .flags = tomb ? STO_REC_TOMBSTONE : 0 };
+			       .flags = (tomb ? STO_REC_TOMBSTONE : 0) |
+					(move_from ? STO_REC_COPY : 0),
+			       .tier = tier, .cold_after = cold_after };
+	/* COLD and PIN_COLD land on cold media (hot when they are full). */
+	uint8_t land = !tomb && e->ndirs[STO_MEDIUM_COLD] &&
+		       (tier == STO_TIER_COLD || tier == STO_TIER_PIN_COLD);
 	uint64_t n = sto_rec_len(meta_len, size);
 	struct sto_loc ex;
 	struct sto_put *p;
@@ -1333,7 +1353,15 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 	}
 	if (d && !dir_has_room(d, n))
 		d = NULL;
-	for (unsigned i = 0; !move_from && i < e->ndirs[STO_MEDIUM_HOT]; i++) {
+	for (unsigned i = 0; !move_from && land && i < e->ndirs[STO_MEDIUM_COLD]; i++) {
+		struct sto_dir *c = &e->dirs[STO_MEDIUM_COLD][(e->rr + i) % e->ndirs[STO_MEDIUM_COLD]];
+
+		if (dir_has_room(c, n)) {
+			d = c;
+			break;
+		}
+	}
+	for (unsigned i = 0; !move_from && !d && i < e->ndirs[STO_MEDIUM_HOT]; i++) {
 		struct sto_dir *c = &e->dirs[STO_MEDIUM_HOT][(e->rr + i) % e->ndirs[STO_MEDIUM_HOT]];
 
 		if (dir_has_room(c, n)) {
@@ -1391,7 +1419,10 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 	p->c.op.loc.ts = ts;
 	p->c.op.loc.crc = crc;
 	p->c.op.loc.meta_len = meta_len;
-	p->c.op.loc.atime = strata_wall_ns() / 1000000000ull;
+	p->c.op.loc.tier = tier;
+	p->c.op.loc.cold_after = cold_after;
+	/* A copy keeps the access time it is given (the index keeps the newer). */
+	p->c.op.loc.atime = move_from ? move_from->atime : strata_wall_ns() / 1000000000ull;
 	p->c.done = put_committed;
 	p->c.vol = p->vol;
 	p->c.end = p->c.op.loc.off + n;
@@ -1420,7 +1451,74 @@ int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 		  void *arg, struct sto_put **out)
 {
 	return put_begin(e, NULL, false, NULL, k, ts, meta, meta_len, size, crc,
-			 done, resume, arg, out);
+			 STO_TIER_STANDARD, 0, done, resume, arg, out);
+}
+
+int sto_put_begin_ex(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+		     const void *meta, uint32_t meta_len, uint64_t size,
+		     uint32_t crc, uint8_t tier, uint32_t cold_after,
+		     sto_put_done_fn done, void (*resume)(void *arg),
+		     void *arg, struct sto_put **out)
+{
+	return put_begin(e, NULL, false, NULL, k, ts, meta, meta_len, size, crc,
+			 tier, cold_after, done, resume, arg, out);
+}
+
+int sto_move_begin(struct sto_engine *e, const struct sto_key *k,
+		   const struct sto_loc *from, const void *meta, uint8_t medium,
+		   sto_put_done_fn done, void (*resume)(void *arg), void *arg,
+		   struct sto_put **out)
+{
+	uint64_t n = sto_rec_len(from->meta_len, from->size);
+	unsigned nd = medium <= STO_MEDIUM_COLD ? e->ndirs[medium] : 0;
+
+	for (unsigned i = 0; i < nd; i++) {
+		struct sto_dir *d = &e->dirs[medium][(e->rr + i) % nd];
+
+		if (dir_has_room(d, n))
+			return put_begin(e, d, false, from, k, from->ts, meta,
+					 from->meta_len, from->size, from->crc,
+					 from->tier, from->cold_after, done, resume,
+					 arg, out);
+	}
+	return -ENOSPC;
+}
+
+int sto_engine_peek(struct sto_engine *e, const struct sto_key *k,
+		    struct sto_loc *loc, void *meta_buf)
+{
+	return engine_get(e, k, loc, meta_buf);
+}
+
+void sto_engine_hold(struct sto_engine *e)
+{
+	busy_get(e);
+}
+
+void sto_engine_release(struct sto_engine *e)
+{
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+uv_loop_t *sto_engine_loop(struct sto_engine *e)
+{
+	return e->loop;
+}
+
+struct sto_tier *sto_engine_tier(struct sto_engine *e)
+{
+	return e->tier;
+}
+
+bool sto_engine_closing(struct sto_engine *e)
+{
+	return e->closing;
+}
+
+unsigned sto_engine_ndirs(struct sto_engine *e, uint8_t medium)
+{
+	return medium <= STO_MEDIUM_COLD ? e->ndirs[medium] : 0;
 }
 
 int sto_put_buf(struct sto_put *p, void **buf, size_t *len)
@@ -1497,7 +1595,7 @@ int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 {
 	struct sto_put *p;
 
-	return put_begin(e, NULL, true, NULL, k, ts, NULL, 0, 0, 0, done, NULL,
+	return put_begin(e, NULL, true, NULL, k, ts, NULL, 0, 0, 0, 0, 0, done, NULL,
 			 arg, &p);
 }
 
@@ -2251,7 +2349,8 @@ static void cmp_hdr_done(struct sto_io *io, int res)
 	c->loc = l;
 	c->pos = 0;
 	ret = put_begin(c->e, c->d, false, &l, &c->rec.key, l.ts, c->hdr + STO_REC_HDR,
-			l.meta_len, l.size, l.crc, cmp_put_done, cmp_resume, c, &c->p);
+			l.meta_len, l.size, l.crc, l.tier, l.cold_after, cmp_put_done,
+			cmp_resume, c, &c->p);
 	if (ret < 0) {
 		cmp_done(c, ret);
 		return;
@@ -2484,6 +2583,8 @@ static void on_timer(uv_timer_t *h)
 		e->last_compact_check = strata_now_ns();
 		compact_check(e);
 	}
+	if (e->tier && !e->closing)
+		sto_tier_tick(e->tier);
 }
 
 struct sto_idx *sto_engine_idx(struct sto_engine *e)
@@ -2521,6 +2622,22 @@ void sto_engine_stat(struct sto_engine *e, struct sto_stat *st)
 		}
 	}
 	sto_idx_counts(e->idx, &st->objects, &st->quarantined);
+	for (int m = 0; m < 2; m++) {
+		st->tier.dead_bytes[m] = 0;
+		for (unsigned i = 0; i < e->ndirs[m]; i++) {
+			struct sto_dir *d = &e->dirs[m][i];
+
+			for (uint32_t id = 1; id < d->nvols; id++) {
+				uint64_t tail, dead;
+
+				if (d->vols[id] &&
+				    sto_idx_vol_info(e->idx, m, i, id, &tail, &dead) == 0)
+					st->tier.dead_bytes[m] += dead;
+			}
+		}
+	}
+	if (e->tier)
+		sto_tier_stat(e->tier, &st->tier);
 }
 
 int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
@@ -2593,6 +2710,9 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 	ret = io_uring_register_eventfd(&e->ring, e->efd);
 	if (ret < 0)
 		goto out_ring;
+	ret = sto_tier_new(e, &cfg->tier, &e->tier);
+	if (ret < 0)
+		goto out_ring;
 	uv_poll_init(loop, &e->poll, e->efd);
 	uv_prepare_init(loop, &e->prep);
 	uv_timer_init(loop, &e->timer);
@@ -2658,6 +2778,7 @@ static void on_handle_closed(uv_handle_t *h)
 			if (d->dfd >= 0)
 				close(d->dfd);
 		}
+	sto_tier_free(e->tier);
 	sto_idx_close(e->idx);
 	for (unsigned i = 0; i < STO_SFX_CACHE; i++)
 		free(e->sc[i].v);
@@ -2684,6 +2805,8 @@ static void engine_maybe_finish_close(struct sto_engine *e)
 void sto_engine_close(struct sto_engine *e, void (*cb)(void *arg), void *arg)
 {
 	e->closing = true;
+	if (e->tier)
+		sto_tier_stop(e->tier);
 	while (e->retry) {		/* one last try, then replay at start */
 		struct sto_commit *c = e->retry;
 

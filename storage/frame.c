@@ -207,6 +207,14 @@ static int req_validate(const StoRequest *r, const char **why)
 		*why = "payload or metadata on a request that takes none";
 		return STO_EPROTO;
 	}
+	if (r->op != STO_OP__STO_OP_PUT && (r->tier_class || r->cold_after)) {
+		*why = "tiering fields on a request that takes none";
+		return STO_EPROTO;
+	}
+	if (r->tier_class > STO_TIER_PIN_COLD) {
+		*why = "unknown tier class";
+		return STO_EPROTO;
+	}
 	if (r->payload_len > STO_MAX_FRAGMENT) {
 		*why = "fragment too large";
 		return STO_EPROTO;

@@ -23,7 +23,7 @@ struct idx_val {
 	uint8_t version;
 	uint8_t medium;
 	uint8_t dir;
-	uint8_t pad0;
+	uint8_t tier;		/* enum sto_tier_class (was padding: 0 = STANDARD) */
 	uint16_t flags;
 	uint16_t pad1;
 	uint32_t vol;
@@ -33,7 +33,7 @@ struct idx_val {
 	uint64_t ts;
 	uint64_t atime;
 	uint32_t meta_len;
-	uint32_t pad2;
+	uint32_t cold_after;	/* seconds, 0 = node default (was padding) */
 };
 _Static_assert(sizeof(struct idx_val) == 56, "index value layout");
 
@@ -83,6 +83,8 @@ static void val_from_loc(struct idx_val *v, const struct sto_loc *l)
 	v->ts = l->ts;
 	v->atime = l->atime;
 	v->meta_len = l->meta_len;
+	v->tier = l->tier;
+	v->cold_after = l->cold_after;
 }
 
 /* 0, or STO_EPROTO for a damaged value. */
@@ -106,6 +108,8 @@ static int val_to_loc(const MDB_val *d, struct sto_loc *l)
 	l->ts = v.ts;
 	l->atime = v.atime;
 	l->meta_len = v.meta_len;
+	l->tier = v.tier;
+	l->cold_after = v.cold_after;
 	return 0;
 }
 
@@ -292,6 +296,11 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 	case STO_IDX_DEL:
 		if (have && ex.ts >= op->loc.ts) {
 			op->result = STO_ECONFLICT;
+			/* A replayed mover/compaction copy the index does not
+			 * point at: its move never committed, so its bytes are
+			 * dead (the original is still the live one). */
+			if (op->copy && !same_place(&ex, &op->loc))
+				return vol_dead(x, txn, &op->loc);
 			return 0;
 		}
 		if (op->type == STO_IDX_DEL) {
@@ -348,9 +357,14 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 	case STO_IDX_MOVE:
 		if (!have || (ex.flags & STO_LOC_TOMBSTONE) || !same_place(&ex, &op->old)) {
 			op->result = -ENOENT;	/* changed meanwhile: copy is garbage */
-			return 0;
+			return vol_dead(x, txn, &op->loc);
 		}
-		op->loc.atime = ex.atime;
+		/* Keeps the access time, unless the mover promoting it says
+		 * it was just read. The policy goes with the fragment. */
+		if (op->loc.atime < ex.atime)
+			op->loc.atime = ex.atime;
+		op->loc.tier = ex.tier;
+		op->loc.cold_after = ex.cold_after;
 		val_from_loc(&v, &op->loc);
 		d.mv_size = sizeof(v) + op->loc.meta_len;
 		rc = mdb_put(txn, x->obj, &key, &d, MDB_RESERVE);
@@ -378,7 +392,7 @@ int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
 		ret = apply_one(x, txn, &ops[i]);
 	for (size_t i = 0; i < ntails && ret == 0; i++)
 		ret = vol_update(x, txn, tails[i].medium, tails[i].dir, tails[i].vol,
-				 tails[i].tail, 0);
+				 tails[i].tail, tails[i].dead);
 	if (ret == 0) {
 		/* Every transaction writes, so every commit syncs: that sync is
 		 * what makes the previous commit's meta page durable. */
@@ -575,6 +589,40 @@ int sto_idx_list_objects(struct sto_idx *x, uint32_t part, uint32_t suffix,
 
 	*n = a.n;
 	return ret;
+}
+
+int sto_idx_walk(struct sto_idx *x,
+		 int (*fn)(void *arg, const struct sto_key *k, const struct sto_loc *l),
+		 void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, d;
+	int rc, ret = 0;
+
+	rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_err(rc);
+	rc = mdb_cursor_open(txn, x->obj, &cur);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return mdb_err(rc);
+	}
+	for (rc = mdb_cursor_get(cur, &key, &d, MDB_FIRST); rc == 0 && ret == 0;
+	     rc = mdb_cursor_get(cur, &key, &d, MDB_NEXT)) {
+		struct sto_key k;
+		struct sto_loc l;
+
+		if (key.mv_size != IDX_KEY_LEN || val_to_loc(&d, &l) < 0)
+			continue;	/* not ours to judge here */
+		key_decode(key.mv_data, &k);
+		ret = fn(arg, &k, &l);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (ret)
+		return ret;
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
 }
 
 int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined)

@@ -53,6 +53,10 @@ void sto_req_key(const StoRequest *r, struct sto_key *k);
 #define STO_CHUNK_SHIFT		16		/* 64 KiB chunks */
 #define STO_CHUNK		(1u << STO_CHUNK_SHIFT)
 #define STO_REC_TOMBSTONE	0x1		/* flags: a DELETE (no meta, no data) */
+#define STO_REC_COPY		0x2		/* flags: a mover's or compaction's copy
+						 * of a record that lives elsewhere until
+						 * its STO_IDX_MOVE commits */
+#define STO_REC_TIER_SHIFT	8		/* flags bits 8-9: enum sto_tier_class */
 
 struct sto_rec {
 	struct sto_key key;
@@ -60,7 +64,9 @@ struct sto_rec {
 	uint64_t data_len;
 	uint32_t meta_len;
 	uint32_t data_crc;
-	uint16_t flags;
+	uint16_t flags;			/* STO_REC_TOMBSTONE, STO_REC_COPY */
+	uint8_t tier;			/* enum sto_tier_class */
+	uint32_t cold_after;		/* seconds, 0 = the node's default */
 };
 
 uint64_t sto_rec_nchunks(uint64_t data_len);
@@ -116,6 +122,8 @@ struct sto_loc {
 	uint32_t crc;		/* fragment CRC-32C */
 	uint32_t meta_len;
 	uint64_t atime;		/* coarse last access, seconds */
+	uint8_t tier;		/* enum sto_tier_class */
+	uint32_t cold_after;	/* seconds, 0 = the node's default */
 };
 
 struct sto_idx;
@@ -148,6 +156,8 @@ struct sto_idx_op {
 	struct sto_loc old;	/* STO_IDX_MOVE: where it was */
 	const void *meta;	/* STO_IDX_PUT, MOVE: loc.meta_len bytes */
 	struct sto_lst_op *lst;	/* STO_IDX_LST_*: in and out (results) */
+	bool copy;		/* replayed STO_IDX_PUT of a STO_REC_COPY record: a
+				 * copy whose move never committed is dead space */
 	int result;		/* out: 0, STO_ECONFLICT, -ENOENT (DEL of nothing) */
 };
 
@@ -157,6 +167,7 @@ struct sto_vol_tail {
 	uint8_t medium, dir;
 	uint32_t vol;
 	uint64_t tail;
+	uint64_t dead;			/* dead bytes to add (replay: torn gaps) */
 };
 
 /* Applies ops in one transaction (any thread, one at a time). 0 with each
@@ -183,6 +194,11 @@ int sto_idx_list_suffixes(struct sto_idx *x, uint32_t part,
 			  struct sto_suffix_hash *out, size_t *n);
 int sto_idx_list_objects(struct sto_idx *x, uint32_t part, uint32_t suffix,
 			 struct sto_list_entry *out, size_t max, size_t *n);
+/* Any thread (own read transaction): fn for every entry of obj, in key
+ * order, until it returns nonzero (returned). Entries borrow nothing. */
+int sto_idx_walk(struct sto_idx *x,
+		 int (*fn)(void *arg, const struct sto_key *k, const struct sto_loc *l),
+		 void *arg);
 int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined);
 /* The hash one entry contributes to its suffix hash. */
 uint64_t sto_idx_entry_hash(const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,
@@ -258,6 +274,19 @@ int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 #define STO_PUT_WINDOW		4		/* PUT buffers in flight */
 #define STO_READ_PIECE		(1u << 20)	/* GET read size */
 
+/* The hot/cold mover's policy (tier.c; docs/tiering.md). */
+struct sto_tier_cfg {
+	uint64_t cold_after;		/* seconds unread before hot -> cold (0: never) */
+	unsigned scan_interval;		/* seconds between index scans (0: 60) */
+	unsigned high_pct, low_pct;	/* hot watermarks, % of hot_capacity (0: off) */
+	uint64_t hot_capacity;		/* bytes; 0 = the hot file systems' size */
+	unsigned promote_reads;		/* reads of a cold fragment within ... */
+	unsigned promote_window;	/* ... this many seconds promote it (0: never) */
+	uint64_t rate_bytes;		/* mover bytes/s cap (0: none) */
+	unsigned rate_ops;		/* mover fragments/s cap (0: none) */
+	bool off;			/* no moves (the counters still run) */
+};
+
 struct sto_engine_cfg {
 	const char *hot[STO_MAX_DIRS];
 	unsigned nhot;
@@ -276,6 +305,7 @@ struct sto_engine_cfg {
 					 * volume's tail (0: off) */
 	uint64_t reclaim_age;		/* seconds: compaction drops tombstones
 					 * older than this (0: STO_RECLAIM_AGE) */
+	struct sto_tier_cfg tier;
 };
 
 #define STO_RECLAIM_AGE		(7 * 86400ull)
@@ -323,6 +353,34 @@ int sto_put_buf(struct sto_put *p, void **buf, size_t *len);
 void sto_put_fill(struct sto_put *p, size_t n);
 /* The sender went away mid-payload: done never runs; p is freed later. */
 void sto_put_abort(struct sto_put *p);
+
+/* sto_put_begin with the fragment's tiering class and cold_after override
+ * (COLD and PIN_COLD land on a cold directory when one has room). */
+int sto_put_begin_ex(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+		     const void *meta, uint32_t meta_len, uint64_t size,
+		     uint32_t crc, uint8_t tier, uint32_t cold_after,
+		     sto_put_done_fn done, void (*resume)(void *arg),
+		     void *arg, struct sto_put **out);
+/* A copy of the fragment at *from (meta: its from->meta_len bytes) onto a
+ * directory of medium with room, fed like a PUT (sto_put_buf/fill); once
+ * durable it is committed as a conditional STO_IDX_MOVE (only if the index
+ * still points at *from; else done gets -ENOENT and the copy is dead space).
+ * from->atime is the copy's access time (the index keeps the newer). done
+ * runs once the move is durable in the index. -ENOSPC: no directory has room. */
+int sto_move_begin(struct sto_engine *e, const struct sto_key *k,
+		   const struct sto_loc *from, const void *meta, uint8_t medium,
+		   sto_put_done_fn done, void (*resume)(void *arg), void *arg,
+		   struct sto_put **out);
+/* Lookup (overlay, then index) without an access-time update. */
+int sto_engine_peek(struct sto_engine *e, const struct sto_key *k,
+		    struct sto_loc *loc, void *meta_buf);
+/* Keeps the engine from finishing its close (background work in flight). */
+void sto_engine_hold(struct sto_engine *e);
+void sto_engine_release(struct sto_engine *e);
+bool sto_engine_closing(struct sto_engine *e);
+unsigned sto_engine_ndirs(struct sto_engine *e, uint8_t medium);
+uv_loop_t *sto_engine_loop(struct sto_engine *e);
+struct sto_tier *sto_engine_tier(struct sto_engine *e);
 
 /* DELETE: a tombstone record through the PUT pipeline; done (0, -ENOENT,
  * STO_ECONFLICT) once it is durable. Returns STO_ECONFLICT (or -ENOSPC,
@@ -382,6 +440,27 @@ int sto_lst_query(struct sto_engine *e, const struct sto_listing_id *id,
 int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
 		 void (*cb)(void *arg, int status, const struct sto_listing_stat *st),
 		 void *arg);
+
+/* ------------------------------------------------------------- tier.c */
+
+/* The hot/cold mover of one node (docs/tiering.md): scans the index every
+ * scan_interval on a worker, then moves fragments one at a time through the
+ * engine's io_uring (sto_move_begin), within the rate caps; promotes cold
+ * fragments read promote_reads times within promote_window. Driven by the
+ * engine's timer (sto_tier_tick), so it owns no libuv handle. */
+struct sto_tier;
+int sto_tier_new(struct sto_engine *e, const struct sto_tier_cfg *cfg,
+		 struct sto_tier **out);
+void sto_tier_tick(struct sto_tier *t);
+/* A GET served a fragment (loop thread): counts it, and may queue a
+ * promotion. */
+void sto_tier_note_read(struct sto_tier *t, const struct sto_key *k,
+			const struct sto_loc *loc);
+/* Fills the scan-derived parts of st (objects, bytes, histogram, pending). */
+void sto_tier_stat(struct sto_tier *t, struct sto_tier_stat *st);
+/* No new moves or scans (engine closing); the one in flight finishes. */
+void sto_tier_stop(struct sto_tier *t);
+void sto_tier_free(struct sto_tier *t);
 
 /* ----------------------------------------------------------- server.c */
 

@@ -355,6 +355,8 @@ static void resp_loc(StoResponse *m, const struct sto_loc *l, const uint8_t *met
 	m->crc32c = l->crc;
 	m->medium = l->medium;
 	m->atime = l->atime;
+	m->tier_class = l->tier;
+	m->cold_after = l->cold_after;
 	if (meta && l->meta_len) {
 		m->meta.data = (uint8_t *)meta;
 		m->meta.len = l->meta_len;
@@ -509,6 +511,7 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 	struct sto_stat st;
 	StoMediumStat ms[2], *msp[2];
 	StoStat ss = STO_STAT__INIT;
+	StoTierStat ts = STO_TIER_STAT__INIT;
 	StoResponse m;
 
 	sto_engine_stat(c->s->e, &st);
@@ -540,6 +543,30 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 	ss.conflicts = st.conflicts;
 	ss.fsync_us = st.fsync_us;
 	ss.commit_us = st.commit_us;
+	/* Tiering (docs/tiering.md): arrays point into st, which outlives the
+	 * encoding in reply(). */
+	ts.n_objects = ts.n_bytes = ts.n_dead_bytes = ts.n_reads = ts.n_writes = 2;
+	ts.objects = st.tier.objects;
+	ts.bytes = st.tier.bytes;
+	ts.dead_bytes = st.tier.dead_bytes;
+	ts.reads = st.tier.reads;
+	ts.writes = st.tier.writes;
+	ts.moved_down_objects = st.tier.moved_down_objects;
+	ts.moved_down_bytes = st.tier.moved_down_bytes;
+	ts.moved_up_objects = st.tier.moved_up_objects;
+	ts.moved_up_bytes = st.tier.moved_up_bytes;
+	ts.move_failures = st.tier.move_failures;
+	ts.scans = st.tier.scans;
+	ts.last_scan_age = st.tier.last_scan_age;
+	ts.pending_promotions = st.tier.pending_promotions;
+	ts.pending_moves = st.tier.pending_moves;
+	ts.n_hist_hot = ts.n_hist_cold = ts.n_hist_bounds = STO_TIER_HIST;
+	ts.hist_hot = st.tier.hist[0];
+	ts.hist_cold = st.tier.hist[1];
+	ts.hist_bounds = st.tier.hist_bounds;
+	ts.n_heat = STO_TIER_HEAT;
+	ts.heat = st.tier.heat;
+	ss.tier = &ts;
 	m.stat = &ss;
 	reply(c, &m);
 }
@@ -721,9 +748,11 @@ static void handle_get(struct conn *c, const StoRequest *q, bool head)
 		resp_init(&m, q->id, 0);
 		resp_loc(&m, &gs->loc, gs->meta);
 		sto_engine_counters(e)->gets++;
+		sto_tier_note_read(sto_engine_tier(e), &gs->r.key, &gs->loc);
 		reply(c, &m);
 		goto out_free;
 	}
+	sto_tier_note_read(sto_engine_tier(e), &gs->r.key, &gs->loc);
 	gs->next_read = gs->off;
 	gs->npieces = (unsigned)((gs->off + gs->len - 1) / STO_READ_PIECE -
 				 gs->off / STO_READ_PIECE + 1);
@@ -956,9 +985,10 @@ static void handle_request(struct conn *c, const StoRequest *q)
 			ret = -ENOMEM;
 			goto out_drain;
 		}
-		ret = sto_put_begin(e, &r->key, q->timestamp, q->meta.data,
-				    (uint32_t)q->meta.len, q->payload_len, q->crc32c,
-				    put_done, put_resume, r, &r->put);
+		ret = sto_put_begin_ex(e, &r->key, q->timestamp, q->meta.data,
+				       (uint32_t)q->meta.len, q->payload_len, q->crc32c,
+				       (uint8_t)q->tier_class, q->cold_after,
+				       put_done, put_resume, r, &r->put);
 		if (ret < 0) {
 			free(r);
 			c->inflight--;

@@ -77,6 +77,22 @@ enum sto_medium {
 	STO_MEDIUM_COLD = 1,	/* SATA */
 };
 
+/* Tiering class of a fragment (chosen at PUT; docs/tiering.md). */
+enum sto_tier_class {
+	STO_TIER_STANDARD = 0,	/* lands hot, moves cold once unread for cold_after */
+	STO_TIER_COLD = 1,	/* lands cold (S3 STANDARD_IA, GLACIER_IR); reads
+				 * can promote it like any cold fragment */
+	STO_TIER_PIN_HOT = 2,	/* stays hot */
+	STO_TIER_PIN_COLD = 3,	/* stays cold */
+};
+
+/* Optional PUT parameters (sto_put_ex); zeroed = the node's defaults. */
+struct sto_put_opts {
+	enum sto_tier_class tier;
+	uint32_t cold_after;		/* seconds unread before moving cold;
+					 * 0 = the node's --cold-after */
+};
+
 struct sto_key {
 	uint32_t part;
 	uint8_t name[STO_NAME_HASH_LEN];
@@ -94,6 +110,8 @@ struct sto_info {
 	uint32_t meta_len;
 	enum sto_medium medium;
 	uint64_t atime;			/* coarse last access, seconds */
+	enum sto_tier_class tier;
+	uint32_t cold_after;		/* the fragment's override, 0 = default */
 	uint64_t offset;		/* GET: first byte delivered */
 	uint64_t length;		/* GET: bytes delivered */
 	const char *error;		/* detail when status < 0, or NULL */
@@ -119,8 +137,30 @@ struct sto_medium_stat {
 	uint64_t capacity_bytes, free_bytes, used_bytes, reserve_bytes;
 };
 
+#define STO_TIER_HIST	8	/* age histogram buckets */
+#define STO_TIER_HEAT	6	/* heat histogram buckets */
+
+/* Tiering counters, per medium [0 hot, 1 cold]. objects/bytes/hist come from
+ * the mover's last index scan; the rest are live counters since start. */
+struct sto_tier_stat {
+	uint64_t objects[2], bytes[2], dead_bytes[2];
+	uint64_t reads[2], writes[2];
+	uint64_t moved_down_objects, moved_down_bytes;
+	uint64_t moved_up_objects, moved_up_bytes;
+	uint64_t move_failures, scans, last_scan_age;
+	uint64_t pending_promotions, pending_moves;
+	/* hist[m][i]: fragments last read less than hist_bounds[i] seconds ago
+	 * (and not in an earlier bucket); the last bucket holds the rest. */
+	uint64_t hist[2][STO_TIER_HIST];
+	uint64_t hist_bounds[STO_TIER_HIST];
+	/* heat[i]: cold fragments read (within their current promotion window)
+	 * 1, 2, 3-4, 5-8, 9-16, more times; only kept with --promote-reads. */
+	uint64_t heat[STO_TIER_HEAT];
+};
+
 struct sto_stat {
 	struct sto_medium_stat media[2];
+	struct sto_tier_stat tier;
 	uint64_t objects, quarantined;
 	uint64_t puts, gets, deletes, crc_errors, bytes_in, bytes_out;
 	uint64_t group_commits, fsyncs, nospace, conflicts;
@@ -225,6 +265,11 @@ unsigned sto_client_pending(const sto_client *c);
 int sto_put(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	    const void *meta, uint32_t meta_len, const struct iovec *iov,
 	    unsigned iovcnt, uint32_t crc, sto_done_fn cb, void *arg);
+/* sto_put with tiering options (o may be NULL: defaults). */
+int sto_put_ex(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	       const void *meta, uint32_t meta_len, const struct iovec *iov,
+	       unsigned iovcnt, uint32_t crc, const struct sto_put_opts *o,
+	       sto_done_fn cb, void *arg);
 /* GET bytes [offset, offset + length) (length 0 = to the end): chunk gets the
  * bytes as they arrive, then done runs. The node verified them; a stream cut
  * short (a bad chunk found mid-stream) ends with status < 0. */

@@ -5,7 +5,8 @@
  *                   [--reserve-bytes N] [--reserve-pct N] [--volume-max N]
  *                   [--index-map-size N] [--atime-interval S]
  *                   [--listing-max-limit N] [--sync-depth N]
- *                   [--zero-ahead N] [--reclaim-age S] [-v]
+ *                   [--zero-ahead N] [--reclaim-age S] [--cold-after S]
+ *                   [tiering options] [-v]
  *
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the index.
  */
@@ -53,6 +54,17 @@ static void usage(FILE *f)
 "                         0 = off)\n"
 "  --reclaim-age S        compaction drops tombstones older than S seconds\n"
 "                         (default 604800: 7 days)\n"
+"  --cold-after S         move fragments unread for S seconds to cold (default\n"
+"                         604800 = 7 days; 0 = never by age; per-fragment override)\n"
+"  --tier-scan-interval S seconds between the mover's index scans (default 60)\n"
+"  --tier-high-pct N      hot above N%% of its capacity: move the longest-unread\n"
+"  --tier-low-pct N       ... until below N%% (defaults 0 = off, and 80%% of high)\n"
+"  --tier-hot-capacity N  hot capacity for the watermarks (default: file systems)\n"
+"  --promote-reads N      N reads of a cold fragment within the window bring it\n"
+"  --promote-window S     back to hot (defaults 0 = never, 3600)\n"
+"  --tier-rate-mb N       mover throughput cap, MB/s (default 0 = none)\n"
+"  --tier-rate-ops N      mover fragments per second cap (default 0 = none)\n"
+"  --tier-off             no moves (counters still kept)\n"
 "  -v, --verbose          debug logging\n", STO_DEFAULT_PORT);
 }
 
@@ -133,6 +145,16 @@ int main(int argc, char **argv)
 		{ "sync-depth", required_argument, NULL, 'S' },
 		{ "zero-ahead", required_argument, NULL, 'Z' },
 		{ "reclaim-age", required_argument, NULL, 'a' },
+		{ "cold-after", required_argument, NULL, 1000 },
+		{ "tier-scan-interval", required_argument, NULL, 1001 },
+		{ "tier-high-pct", required_argument, NULL, 1002 },
+		{ "tier-low-pct", required_argument, NULL, 1003 },
+		{ "tier-hot-capacity", required_argument, NULL, 1004 },
+		{ "promote-reads", required_argument, NULL, 1005 },
+		{ "promote-window", required_argument, NULL, 1006 },
+		{ "tier-rate-mb", required_argument, NULL, 1007 },
+		{ "tier-rate-ops", required_argument, NULL, 1008 },
+		{ "tier-off", no_argument, NULL, 1009 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -141,7 +163,10 @@ int main(int argc, char **argv)
 				       .compact_interval = 60, .compact_pct = 50,
 				       .sync_depth = STO_SYNC_DEPTH,
 				       .zero_ahead = STO_ZERO_AHEAD,
-				       .reclaim_age = STO_RECLAIM_AGE };
+				       .reclaim_age = STO_RECLAIM_AGE,
+				       .tier = { .cold_after = 7 * 86400, .scan_interval = 60,
+						 .promote_window = 3600 } };
+	bool low_set = false;
 	struct sto_server_cfg scfg = { .addr = "127.0.0.1", .port = STO_DEFAULT_PORT };
 	const char *port_file = NULL, *node_id = "", *ring = NULL;
 	struct daemon d = { 0 };
@@ -170,6 +195,7 @@ int main(int argc, char **argv)
 		case 'n': node_id = optarg; break;
 		case 'r': ring = optarg; break;
 		case 'v': strata_log_verbose = true; break;
+		case 1009: ecfg.tier.off = true; break;
 		case 'h': usage(stdout); return 0;
 		default:
 			if (!optarg || parse_u64(optarg, &v) < 0)
@@ -196,6 +222,28 @@ int main(int argc, char **argv)
 				scfg.listing_max_limit = (unsigned)v;
 				break;
 			case 'c': ecfg.compact_interval = (unsigned)v; break;
+			case 1000: ecfg.tier.cold_after = v; break;
+			case 1001:
+				if (v < 1)
+					goto out_usage;
+				ecfg.tier.scan_interval = (unsigned)v;
+				break;
+			case 1002:
+			case 1003:
+				if (v > 100)
+					goto out_usage;
+				if (opt == 1002) {
+					ecfg.tier.high_pct = (unsigned)v;
+				} else {
+					ecfg.tier.low_pct = (unsigned)v;
+					low_set = true;
+				}
+				break;
+			case 1004: ecfg.tier.hot_capacity = v; break;
+			case 1005: ecfg.tier.promote_reads = (unsigned)v; break;
+			case 1006: ecfg.tier.promote_window = (unsigned)v; break;
+			case 1007: ecfg.tier.rate_bytes = v * 1000000; break;
+			case 1008: ecfg.tier.rate_ops = (unsigned)v; break;
 			case 'k':
 				if (v < 1 || v > 100)
 					goto out_usage;
@@ -218,6 +266,8 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc || ecfg.nhot == 0)
 		goto out_usage;
+	if (!low_set)
+		ecfg.tier.low_pct = ecfg.tier.high_pct * 4 / 5;
 	if (ring) {
 		/* The ring names this node's devices by "host:port" (--node-id,
 		 * or the listen address). Checked at start; acting on it

@@ -81,6 +81,25 @@ static void test_request(void **state)
 	assert_int_equal(k.frag, 3);
 	assert_memory_equal(k.name, name, 16);
 	sto_req_free(r);
+	q.tier_class = STO_TIER_PIN_HOT;	/* tiering: PUT only, known classes */
+	q.cold_after = 60;
+	r = roundtrip(&q, &err);
+	assert_non_null(r);
+	assert_int_equal(r->tier_class, STO_TIER_PIN_HOT);
+	assert_int_equal(r->cold_after, 60);
+	sto_req_free(r);
+	q.tier_class = 4;
+	assert_null(roundtrip(&q, &err));
+	assert_int_equal(err, STO_EPROTO);
+	q.tier_class = 0;
+	q.op = STO_OP__STO_OP_GET;
+	q.payload_len = 0;
+	q.meta.len = 0;
+	assert_null(roundtrip(&q, &err));	/* cold_after on a GET */
+	q.cold_after = 0;
+	q.op = STO_OP__STO_OP_PUT;
+	q.payload_len = 1 << 20;
+	q.meta.len = 4;
 
 	q.version = 2;
 	assert_null(roundtrip(&q, &err));

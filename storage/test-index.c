@@ -89,7 +89,7 @@ static void test_atime_quarantine_tails(void **state)
 {
 	struct sto_idx *x;
 	struct sto_idx_op op = put_op(3, 1, 2, 10, NULL), a;
-	struct sto_vol_tail t = { 0, 0, 1, 4096 };
+	struct sto_vol_tail t = { 0, 0, 1, 4096, 0 };
 	uint64_t tail = 0, objs, quar;
 	struct sto_loc l;
 
@@ -177,12 +177,101 @@ static void test_list(void **state)
 	sto_idx_close(x);
 }
 
+/* Tiering: the policy lives in the entry; a move keeps it and the newer
+ * atime, kills its source; a move that lost kills its copy; a replayed copy
+ * the index does not point at is dead space, the indexed one a no-op. */
+static void test_move_policy_dead(void **state)
+{
+	struct sto_idx *x;
+	struct sto_idx_op op = put_op(5, 7, 7, 10, "m"), mv, cp;
+	uint64_t tail, dead, rec = sto_rec_len(1, 10);
+	struct sto_loc l;
+
+	assert_int_equal(sto_idx_open(dir, 1 << 26, &x), 0);
+	op.loc.tier = STO_TIER_PIN_COLD;
+	op.loc.cold_after = 42;
+	op.loc.atime = 500;
+	assert_int_equal(sto_idx_apply(x, &op, 1, NULL, 0), 0);
+	assert_int_equal(sto_idx_get(x, &op.key, &l, NULL), 0);
+	assert_int_equal(l.tier, STO_TIER_PIN_COLD);
+	assert_int_equal(l.cold_after, 42);
+
+	mv = op;			/* hot vol 1 -> cold vol 3 */
+	mv.type = STO_IDX_MOVE;
+	mv.old = op.loc;
+	mv.loc.medium = STO_MEDIUM_COLD;
+	mv.loc.vol = 3;
+	mv.loc.off = 0;
+	mv.loc.atime = 100;		/* older than the entry's: kept 500 */
+	mv.loc.tier = 0;		/* the entry's policy wins */
+	mv.loc.cold_after = 0;
+	assert_int_equal(sto_idx_apply(x, &mv, 1, NULL, 0), 0);
+	assert_int_equal(mv.result, 0);
+	assert_int_equal(sto_idx_get(x, &op.key, &l, NULL), 0);
+	assert_int_equal(l.medium, STO_MEDIUM_COLD);
+	assert_int_equal(l.atime, 500);
+	assert_int_equal(l.tier, STO_TIER_PIN_COLD);
+	assert_int_equal(l.cold_after, 42);
+	assert_int_equal(sto_idx_vol_info(x, 0, 0, 1, &tail, &dead), 0);
+	assert_int_equal(dead, rec);	/* the source */
+
+	/* The same move again: the entry moved on, the copy is garbage. */
+	mv.loc.vol = 4;
+	assert_int_equal(sto_idx_apply(x, &mv, 1, NULL, 0), 0);
+	assert_int_equal(mv.result, -ENOENT);
+	assert_int_equal(sto_idx_vol_info(x, 1, 0, 4, &tail, &dead), 0);
+	assert_int_equal(dead, rec);
+
+	/* Replay: the indexed copy is a no-op; another copy is dead. */
+	cp = op;
+	cp.loc = l;
+	cp.copy = true;
+	assert_int_equal(sto_idx_apply(x, &cp, 1, NULL, 0), 0);
+	assert_int_equal(cp.result, STO_ECONFLICT);
+	assert_int_equal(sto_idx_vol_info(x, 1, 0, 3, &tail, &dead), -ENOENT);
+	cp.loc.vol = 5;
+	assert_int_equal(sto_idx_apply(x, &cp, 1, NULL, 0), 0);
+	assert_int_equal(cp.result, STO_ECONFLICT);
+	assert_int_equal(sto_idx_vol_info(x, 1, 0, 5, &tail, &dead), 0);
+	assert_int_equal(dead, rec);
+	/* A replayed original (no copy flag) elsewhere is left alone. */
+	cp.copy = false;
+	cp.loc.vol = 6;
+	assert_int_equal(sto_idx_apply(x, &cp, 1, NULL, 0), 0);
+	assert_int_equal(sto_idx_vol_info(x, 1, 0, 6, &tail, &dead), -ENOENT);
+	sto_idx_close(x);
+}
+
+static int walk_count(void *arg, const struct sto_key *k, const struct sto_loc *l)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_walk(void **state)
+{
+	struct sto_idx *x;
+	struct sto_idx_op ops[3];
+	int n = 0;
+
+	assert_int_equal(sto_idx_open(dir, 1 << 26, &x), 0);
+	ops[0] = put_op(1, 1, 0, 1, NULL);
+	ops[1] = put_op(2, 1, 0, 1, NULL);
+	ops[2] = put_op(3, 1, 0, 1, NULL);
+	assert_int_equal(sto_idx_apply(x, ops, 3, NULL, 0), 0);
+	assert_int_equal(sto_idx_walk(x, walk_count, &n), 0);
+	assert_int_equal(n, 3);
+	sto_idx_close(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atime_quarantine_tails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_move_policy_dead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walk, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

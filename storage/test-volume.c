@@ -35,6 +35,20 @@ static void test_roundtrip(void **state)
 	assert_int_equal(out.ts, 123);
 	assert_int_equal(out.data_len, 5000);
 	assert_int_equal(out.data_crc, 0xabcdef);
+	assert_int_equal(out.tier, 0);
+	assert_int_equal(out.flags, 0);
+	/* Tiering policy and the copy flag round-trip (and are CRC-covered). */
+	r.tier = STO_TIER_PIN_COLD;
+	r.cold_after = 86400 * 30;
+	r.flags = STO_REC_COPY;
+	sto_rec_encode(&r, meta, buf);
+	assert_int_equal(sto_rec_decode(buf, sizeof(buf), &out), 0);
+	assert_int_equal(out.tier, STO_TIER_PIN_COLD);
+	assert_int_equal(out.cold_after, 86400 * 30);
+	assert_int_equal(out.flags, STO_REC_COPY);
+	buf[57] ^= 1;
+	assert_int_equal(sto_rec_decode(buf, sizeof(buf), &out), STO_EPROTO);
+	buf[57] ^= 1;
 	assert_int_equal(sto_rec_decode(buf, STO_REC_HDR + 1, &out), -EAGAIN);
 	buf[STO_REC_HDR + 1] ^= 1;		/* meta is covered */
 	assert_int_equal(sto_rec_decode(buf, sizeof(buf), &out), STO_EPROTO);

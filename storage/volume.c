@@ -30,7 +30,8 @@ uint64_t sto_rec_len(uint32_t meta_len, uint64_t data_len)
 
 /* Layout (little-endian):
  *  0 magic  4 version:16 flags:16  8 part  12 frag  16 name[16]  32 ts
- * 40 data_len  48 meta_len  52 data_crc  56 reserved  60 hdr_crc */
+ * 40 data_len  48 meta_len  52 data_crc  56 cold_after  60 hdr_crc
+ * flags: STO_REC_TOMBSTONE, STO_REC_COPY, tier class in bits 8-9. */
 void sto_rec_encode(const struct sto_rec *r, const void *meta,
 		    uint8_t out[STO_REC_HDR])
 {
@@ -39,7 +40,8 @@ void sto_rec_encode(const struct sto_rec *r, const void *meta,
 	memset(out, 0, STO_REC_HDR);
 	le32(out, STO_REC_MAGIC);
 	le16(out + 4, STO_REC_VERSION);
-	le16(out + 6, r->flags);
+	le16(out + 6, (uint16_t)((r->flags & ~(3u << STO_REC_TIER_SHIFT)) |
+				 (uint16_t)(r->tier & 3) << STO_REC_TIER_SHIFT));
 	le32(out + 8, r->key.part);
 	le32(out + 12, r->key.frag);
 	memcpy(out + 16, r->key.name, STO_NAME_HASH_LEN);
@@ -47,6 +49,7 @@ void sto_rec_encode(const struct sto_rec *r, const void *meta,
 	le64(out + 40, r->data_len);
 	le32(out + 48, r->meta_len);
 	le32(out + 52, r->data_crc);
+	le32(out + 56, r->cold_after);
 	crc = sto_crc32c(0, out, 60);
 	crc = sto_crc32c(crc, meta, r->meta_len);
 	le32(out + 60, crc);
@@ -61,6 +64,8 @@ int sto_rec_decode(const uint8_t *buf, size_t len, struct sto_rec *r)
 		return STO_EPROTO;
 	memset(r, 0, sizeof(*r));
 	r->flags = rd16(buf + 6);
+	r->tier = (r->flags >> STO_REC_TIER_SHIFT) & 3;
+	r->flags &= ~(3u << STO_REC_TIER_SHIFT);
 	r->key.part = rd32(buf + 8);
 	r->key.frag = rd32(buf + 12);
 	memcpy(r->key.name, buf + 16, STO_NAME_HASH_LEN);
@@ -68,6 +73,7 @@ int sto_rec_decode(const uint8_t *buf, size_t len, struct sto_rec *r)
 	r->data_len = rd64(buf + 40);
 	r->meta_len = rd32(buf + 48);
 	r->data_crc = rd32(buf + 52);
+	r->cold_after = rd32(buf + 56);
 	if (r->meta_len > STO_MAX_META || r->data_len > STO_MAX_FRAGMENT)
 		return STO_EPROTO;
 	if (len < STO_REC_HDR + (size_t)r->meta_len)

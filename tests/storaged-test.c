@@ -1316,12 +1316,21 @@ static void scenario_large(void)
 	start_daemon(NULL, NULL);
 	cli = connect_node();
 	CHECK_EQ(sto_put(cli, &k, 5, "big", 3, iov, N, crc, on_done, &w), 0);
-	wait_for(&w);
+	{
+		/* 1 GiB under ASan on a shared 2-core machine: minutes. */
+		uint64_t deadline = now_ms() + 300000;
+
+		while (!w.done) {
+			uv_run(&loop, UV_RUN_ONCE);
+			if (now_ms() > deadline)
+				FAIL("PUT timed out");
+		}
+	}
 	CHECK_EQ(w.status, 0);
 	memset(&w, 0, sizeof(w));
 	CHECK_EQ(sto_get(cli, &k, 0, 0, on_big_chunk, on_big_done, &g), 0);
 	{
-		uint64_t deadline = now_ms() + 120000;
+		uint64_t deadline = now_ms() + 300000;
 
 		while (!g.done) {
 			uv_run(&loop, UV_RUN_ONCE);
@@ -1338,7 +1347,7 @@ static void scenario_large(void)
 		enum { G = 64, LEN = 32 << 20 };
 		struct big_get *gg = calloc(G, sizeof(*gg));
 		uint32_t want = 0;
-		uint64_t deadline = now_ms() + 120000;
+		uint64_t deadline = now_ms() + 300000;
 		unsigned left = G;
 
 		for (unsigned i = 0; i < LEN / MIB; i++)
@@ -1674,7 +1683,7 @@ struct lcrash_batch {
 };
 
 static struct lcrash_batch *lcb;
-static unsigned lc_next, lc_total;
+static unsigned lc_next, lc_total, lc_acked;
 static sto_client *lc_cli[4];
 
 static void lcrash_issue(unsigned ci);
@@ -1684,6 +1693,7 @@ static void on_lcrash(void *arg, int status, uint64_t count)
 	struct lcrash_batch *b = arg;
 
 	b->acked = status == 0;
+	lc_acked += b->acked;
 	if (status == 0)
 		lcrash_issue(b->conn);
 }
@@ -1718,7 +1728,12 @@ static void scenario_listing_crash(void)
 		for (int j = 0; j < 8; j++)
 			lcrash_issue(c);
 	}
-	kill_at = now_ms() + 1000 + (unsigned)getpid() % 1000;
+	/* Kill once enough batches were acknowledged (a fixed delay got too
+	 * few on a loaded machine under ASan), at a random point after. */
+	kill_at = now_ms() + 60000;
+	while (lc_acked <= 10 && now_ms() < kill_at)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	kill_at = now_ms() + 300 + (unsigned)getpid() % 700;
 	while (now_ms() < kill_at)
 		uv_run(&loop, UV_RUN_NOWAIT);
 	kill(daemon_pid, SIGKILL);

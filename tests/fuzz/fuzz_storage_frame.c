@@ -40,6 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (q->op == STO_OP__STO_OP_PUT &&
 			    (q->payload_len > STO_MAX_FRAGMENT || q->meta.len > STO_MAX_META))
 				__builtin_trap();	/* validation let it through */
+			if (q->tier_class > STO_TIER_PIN_COLD ||
+			    (q->op != STO_OP__STO_OP_PUT && (q->tier_class || q->cold_after)))
+				__builtin_trap();
 			if (q->n_listing_entries > STO_LISTING_MAX_BATCH ||
 			    q->start_after.len > STO_LISTING_MAX_KEY ||
 			    q->prefix.len > STO_LISTING_MAX_KEY ||

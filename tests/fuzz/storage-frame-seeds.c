@@ -62,6 +62,12 @@ int main(int argc, char **argv)
 	q.meta.data = (uint8_t *)"etag=abc;ct=text/plain";
 	q.meta.len = 22;
 	ret |= emit(argv[1], "put", &q, 40, all);
+	q.id = 11;
+	q.tier_class = STO_TIER_PIN_COLD;	/* tiering fields (PUT only) */
+	q.cold_after = 86400;
+	ret |= emit(argv[1], "put-tier", &q, 40, all);
+	q.tier_class = 0;
+	q.cold_after = 0;
 	q.op = STO_OP__STO_OP_GET;
 	q.id = 2;
 	q.payload_len = 0;

@@ -1,0 +1,89 @@
+/* storage/repair.h: the repair engine behind strata-repaird (one per storage
+ * node) and `strata-bench repair`. Not part of the client API (storage.h):
+ * only the daemon, the bench and tests include it.
+ *
+ * The engine makes its own node's placements whole (a pull model): per
+ * partition it compares the LIST suffix hashes of every node placing the
+ * partition in any ring, lists the suffixes that changed, and for each name
+ *  - replicated (a rep3 record: a name with only fragment 0): copies the
+ *    newest version, or tombstone, from a peer when the local copy is older
+ *    or missing;
+ *  - erasure-coded (a name with fragments >= 1 among its placements):
+ *    rebuilds each missing local fragment from k survivors of the newest
+ *    version with ISA-L, checked against a (k+1)-th survivor when there is
+ *    one, or writes the newest tombstone;
+ *  - handoff data (a name the local node holds for a partition placement
+ *    it is not): pushes it to the primaries that lack it.
+ * It only ever writes versions at their original timestamp, so a node's
+ * newest-wins rule keeps anything newer (a live newer version is never
+ * deleted, a deleted object never comes back).
+ *
+ * Everything runs on the caller's libuv loop; repair_* must be called there.
+ */
+#ifndef STRATA_STORAGE_REPAIR_H
+#define STRATA_STORAGE_REPAIR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct ring;
+
+#define REPAIR_MAX_RINGS	4
+
+struct repair_cfg {
+	const char *node_id;		/* "host:port" as the rings name it */
+	struct ring *rings[REPAIR_MAX_RINGS];	/* borrowed; outlive the engine */
+	unsigned nrings;
+	double max_mbps;		/* repair bytes (read + written) per s; 0 = no cap */
+	double max_ops;			/* repair requests per s; 0 = no cap */
+	unsigned parallel;		/* partitions compared at once (default 4) */
+	unsigned inflight;		/* repairs running at once (default 16) */
+	uint64_t max_fragment;		/* bigger fragments are skipped (default 256 MiB) */
+	unsigned interval_s;		/* pause between passes (default 30) */
+	bool once;			/* one pass, then done_cb */
+	bool dry_run;			/* plan only: count what would be repaired */
+	const char *status_path;	/* JSON progress file (NULL: none) */
+};
+
+/* Progress of the current pass and totals. */
+struct repair_stats {
+	uint64_t pass;			/* passes started */
+	bool running;			/* a pass is under way */
+	uint32_t parts_total, parts_done;
+	uint64_t queued, inflight;	/* repairs waiting, running */
+	uint64_t queued_bytes;
+	/* this pass so far */
+	uint64_t suffixes_listed, suffixes_skipped;
+	uint64_t planned;		/* repairs found (queued, or counted: dry_run) */
+	uint64_t repaired, rebuilt, copied, tombstones, pushed;
+	uint64_t failed, unrecoverable, unreachable, skipped;
+	uint64_t bytes_read, bytes_written;
+	uint64_t pass_start_ns;		/* strata_now_ns() */
+	/* the last finished pass */
+	uint64_t last_pass_wall_start, last_pass_wall_end;	/* ns since the epoch */
+	uint64_t last_planned, last_repaired, last_failed, last_unrecoverable;
+	uint64_t last_unreachable;
+	uint64_t last_bytes_written;
+	double last_seconds;
+	bool last_clean;		/* nothing to repair, every peer answered */
+	/* since start */
+	uint64_t total_repaired, total_bytes_written;
+	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
+};
+
+struct repair;
+
+/* 0, -EINVAL (node_id in no ring, no ring), -ENOMEM. */
+int repair_new(uv_loop_t *loop, const struct repair_cfg *cfg, struct repair **out);
+/* Starts the first pass now; with cfg->once, done runs when it ends. */
+void repair_start(struct repair *r, void (*done)(void *arg), void *arg);
+/* Stops: no new work; running requests finish or fail; then done(arg) and
+ * the engine may be freed with repair_free. */
+void repair_stop(struct repair *r, void (*done)(void *arg), void *arg);
+void repair_free(struct repair *r);
+void repair_get_stats(const struct repair *r, struct repair_stats *st);
+/* Writes the status JSON now (also done every second while running). */
+int repair_write_status(struct repair *r);
+
+#endif

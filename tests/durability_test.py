@@ -1,0 +1,594 @@
+#!/usr/bin/python3
+"""Durability (issue 7) on a live local cluster: 6 real storage nodes, one
+strata-repaird beside each, the S3 gateway, and boto3 as the client.
+
+usage: durability_test.py STRATA_RING STRATA_STORAGED STRATA_GATEWAY STRATA_REPAIRD [TEST...]
+
+Every test ends by reading every acknowledged object back through the gateway
+and comparing it with the SHA-256 the test computed when it wrote it, and by
+`strata-repaird --check` on every node (a fresh process: plans from the
+nodes' LISTs, repairs nothing) finding nothing to repair.
+
+  wipe2      (issue 7, test 3) two nodes lose their data directories (EC
+             4+2: m = 2); the repair daemons rebuild every fragment; then two
+             *other* nodes are stopped and everything is read again, which
+             needs the rebuilt fragments. Prints time to full redundancy and
+             repair MB/s.
+  deletes    (test 7) objects deleted (and some overwritten) while a node and
+             its repair daemon are down; the node comes back stale
+             (--check sees the work), its daemon runs: the objects stay
+             deleted, the overwrites stay new.
+  handoff    writes and deletes while a node and its daemon are down go to
+             handoffs; with its own daemon still down, the handoff nodes'
+             daemons push everything home (--check on it finds nothing).
+  corrupt    (test 4, without the auditor) a byte flipped in a fragment file:
+             the read quarantines it, repair rebuilds it, two other nodes
+             stopped and the object still reads.
+  kill9      (test 1, basic) kill -9 a node during a PUT/GET load: no GET
+             fails, PUTs fail cleanly or are durable; restart; full
+             redundancy again.
+
+STRATA_LONG=1 makes the data sets larger. Exits 77 when boto3 is missing.
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+try:
+    import boto3
+    import botocore
+    from botocore.config import Config
+except ImportError:
+    print("SKIP: python3-boto3 is not installed (tools/dev install)")
+    sys.exit(77)
+
+RING, STORAGED, GATEWAY, REPAIRD = (os.path.abspath(a) for a in sys.argv[1:5])
+ONLY = sys.argv[5:]
+ADMIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "strata-admin")
+TMP = tempfile.mkdtemp(prefix="durability-test.")
+NODES = 6
+KiB, MiB = 1 << 10, 1 << 20
+LONG = bool(os.environ.get("STRATA_LONG"))
+
+
+T0 = [time.time()]
+
+
+def step(what):
+    """Phase timings (STRATA_TEST_VERBOSE=1)."""
+    if os.environ.get("STRATA_TEST_VERBOSE"):
+        print(f"    {time.time() - T0[0]:6.1f} s  {what}", flush=True)
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Daemon:
+    """One daemon process; stopped by its PID, never by name."""
+
+    def __init__(self, name, args, port=None, port_file=None, start=True):
+        self.name, self.args, self.port, self.port_file = name, args, port, port_file
+        self.logpath = os.path.join(TMP, name + ".log")
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self):
+        self.log = open(self.logpath, "a")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_text()}")
+            if self.port_file and os.path.exists(self.port_file):
+                self.port = int(open(self.port_file).read())
+                return
+            if not self.port_file and self.port:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                    return
+                except OSError:
+                    pass
+            if not self.port_file and not self.port:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: not up after 30 s")
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        self.log.flush()
+        return open(self.logpath).read()[-4000:]
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, timeout=30):
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.name}: still running {timeout} s after SIGTERM")
+
+
+def ring_run(*args):
+    subprocess.run([RING, *args], check=True, stdout=subprocess.DEVNULL)
+
+
+class Cluster:
+    """Nodes, repair daemons (interval 1 s, status files) and the gateway."""
+
+    def __init__(self, name):
+        self.dir = os.path.join(TMP, name)
+        self.ports = free_ports(NODES)
+        self.rings = os.path.join(self.dir, "rings")
+        os.makedirs(self.rings)
+        for rname, pol in (("ec42", ["--ec", "4+2"]), ("rep3", ["--replicas", "3"])):
+            b = os.path.join(self.rings, rname + ".builder")
+            ring_run("create", b, "--part-power", "6", *pol)
+            for i, p in enumerate(self.ports):
+                ring_run("add", b, "--region", "1", "--zone", str(i + 1),
+                         "--node", f"127.0.0.1:{p}", "--name", "d0", "--weight", "100")
+            ring_run("rebalance", b, "--ring", os.path.join(self.rings, rname + ".ring"))
+        self.creds = os.path.join(self.dir, "credentials")
+        with open(self.creds, "w") as f:
+            f.write("[default]\naws_access_key_id = STRATATESTKEY0001\n"
+                    "aws_secret_access_key = secretsecretsecretsecretsecret0001\n")
+        self.nodes, self.repairds = [], []
+        for i, p in enumerate(self.ports):
+            d = self.node_dir(i)
+            os.makedirs(d + "/hot")
+            os.makedirs(d + "/cold")
+            self.nodes.append(Daemon(f"{name}-node{i + 1}", [
+                STORAGED, "--hot", d + "/hot", "--cold", d + "/cold",
+                "--listen", "127.0.0.1", "--port", str(p),
+                "--node-id", self.addr(i), "--reserve-pct", "0",
+                "--index-map-size", "1G"], port=p))
+        for i in range(NODES):
+            self.repairds.append(Daemon(f"{name}-repaird{i + 1}", [
+                REPAIRD, "--node-id", self.addr(i), "--rings", self.rings,
+                "--status", self.status_path(i), "--interval", "1"]))
+        pf = os.path.join(self.dir, "gateway.port")
+        self.gw = Daemon(f"{name}-gateway", [
+            GATEWAY, "--listen", "127.0.0.1:0", "--port-file", pf, "--rings", self.rings,
+            "--credentials", self.creds, "--read-deadline-ms", "500",
+            "--down-ms", "1000"], port_file=pf)
+        self.url = f"http://127.0.0.1:{self.gw.port}"
+        self.s3 = self.client()
+        self.s3.create_bucket(Bucket="probe")
+        step("cluster up")
+
+    def addr(self, i):
+        return f"127.0.0.1:{self.ports[i]}"
+
+    def node_dir(self, i):
+        return os.path.join(self.dir, f"node{i + 1}")
+
+    def status_path(self, i):
+        return os.path.join(self.dir, f"repaird{i + 1}.status")
+
+    def client(self):
+        return boto3.client(
+            "s3", endpoint_url=self.url, aws_access_key_id="STRATATESTKEY0001",
+            aws_secret_access_key="secretsecretsecretsecretsecret0001",
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                          retries={"max_attempts": 1}, connect_timeout=10,
+                          read_timeout=60))
+
+    def status(self, i):
+        try:
+            with open(self.status_path(i)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def wait_clean(self, since, timeout=90, nodes=range(NODES)):
+        """Until every repair daemon (of nodes) finished a clean pass that
+        started after `since` (time.time()); returns when."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ok = True
+            for i in nodes:
+                d = self.repairds[i]
+                assert d.running(), f"{d.name} died:\n{d.log_text()}"
+            for i in nodes:
+                st = self.status(i)
+                if not st or not st["last_pass"]["clean"] or \
+                   st["last_pass"]["started_ns"] < since * 1e9:
+                    ok = False
+                    break
+            if ok:
+                step("clean")
+                return time.time()
+            time.sleep(0.2)
+        raise AssertionError("no clean repair pass on every node within %d s: %s" % (
+            timeout, [self.status(i) for i in range(NODES)]))
+
+    def check(self, i):
+        """strata-repaird --check for node i: (exit code, counts)."""
+        r = subprocess.run([REPAIRD, "--node-id", self.addr(i), "--rings", self.rings,
+                            "--check"], capture_output=True, text=True, timeout=120)
+        return r.returncode, json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
+
+    def check_all(self):
+        procs = [subprocess.Popen([REPAIRD, "--node-id", self.addr(i), "--rings", self.rings,
+                                   "--check"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for i in range(NODES)]
+        for i, p in enumerate(procs):
+            out, err = p.communicate(timeout=120)
+            counts = json.loads(out.strip().splitlines()[-1])
+            assert p.returncode == 0 and counts["planned"] == 0, (i, counts, err[-2000:])
+
+    def settle(self, timeout=60):
+        """Until the gateway writes an EC object again (it skips a node it saw
+        fail for a while after the node is back)."""
+        for d in self.nodes + self.repairds:
+            if not d.running():
+                d.start()		# left stopped by a failed test
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.s3.put_object(Bucket="probe", Key="probe", Body=b"p" * (100 * KiB))
+                return
+            except botocore.exceptions.ClientError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def stop(self):
+        rc = {}
+        for d in [self.gw] + self.repairds + self.nodes:
+            rc[d.name] = d.stop()
+        return rc
+
+
+def data_of(size, seed):
+    """Deterministic, incompressible bytes."""
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}/{i}".encode()).digest() * 32
+        i += 1
+    return bytes(out[:size])
+
+
+def sizes(n):
+    """Half small replicated objects, half EC ones (1 or 2 segments)."""
+    small = [1, 700, 4 * KiB, 60 * KiB]
+    big = [65 * KiB, 700 * KiB, 1536 * KiB, 5 * MiB]
+    return [(small if i % 2 == 0 else big)[(i // 2) % 4] for i in range(n)]
+
+
+def put_all(s3, bucket, keys):
+    """PUTs keys {key: size}; returns {key: sha256}. A PUT refused with 503
+    SlowDown (a node missed a deadline on a loaded machine: the PUT failed
+    cleanly) is tried again."""
+    sums = {}
+    for k, size in keys.items():
+        body = data_of(size, k)
+        for attempt in range(5):
+            try:
+                s3.put_object(Bucket=bucket, Key=k, Body=body)
+                break
+            except botocore.exceptions.ClientError as e:
+                if e.response["Error"]["Code"] != "SlowDown" or attempt == 4:
+                    raise
+                time.sleep(1)
+        sums[k] = hashlib.sha256(body).hexdigest()
+    return sums
+
+
+def verify_all(s3, bucket, sums):
+    for k, want in sums.items():
+        got = s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+        assert hashlib.sha256(got).hexdigest() == want, (k, len(got))
+
+
+def gone(s3, bucket, key):
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except botocore.exceptions.ClientError as e:
+        return e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    return False
+
+
+def wipe(c, i):
+    c.nodes[i].stop()
+    for sub in ("hot", "cold"):
+        shutil.rmtree(os.path.join(c.node_dir(i), sub))
+        os.makedirs(os.path.join(c.node_dir(i), sub))
+
+
+def test_wipe2(c):
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt")
+    keys = {f"obj{i}": sz for i, sz in enumerate(sizes(64 if LONG else 16))}
+    sums = put_all(s3, "bkt", keys)
+    step("put")
+    # (no wait for a first clean pass: the gateway acknowledged each PUT
+    # only once every fragment was durable on its placement)
+    before = 0		# their daemons restart: totals from 0
+    for i in (1, 4):
+        c.repairds[i].stop()	# held back until --check has seen the loss
+        wipe(c, i)
+    for i in (1, 4):
+        c.nodes[i].start()
+    rc, counts, _ = c.check(1)
+    assert rc == 1 and counts["planned"] > 0, counts   # the loss is seen
+    t0 = time.time()
+    for i in (1, 4):
+        c.repairds[i].start()
+    t_full = c.wait_clean(t0)
+    rebuilt = sum(c.status(i)["total_bytes_written"] for i in (1, 4)) - before
+    heal = t_full - t0
+    print(f"  wipe2: {len(keys)} objects ({sum(keys.values()) / MiB:.1f} MiB) on 6 nodes, 2 wiped; "
+          f"full redundancy {heal:.1f} s after their daemons started (upper bound: "
+          f"the next clean pass); "
+          f"{rebuilt / MiB:.1f} MiB rebuilt, {rebuilt / MiB / heal:.1f} MiB/s; "
+          f"load {os.getloadavg()[0]:.2f}")
+    c.check_all()
+    step("check")
+    adm = subprocess.run([ADMIN, "repair", "status"] +
+                         [c.status_path(i) for i in range(NODES)],
+                         capture_output=True, text=True)
+    assert adm.returncode == 0 and "full redundancy: yes" in adm.stdout, adm.stdout
+    verify_all(s3, "bkt", sums)
+    step("verify")
+    # Only the rebuilt nodes' fragments can make up the missing two now.
+    for i in (0, 2):
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    verify_all(c.client(), "bkt", sums)
+    for i in (0, 2):
+        c.nodes[i].start()
+
+
+def test_deletes(c):
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt-deletes")
+    keys = {f"obj{i}": sz for i, sz in enumerate(sizes(32 if LONG else 16))}
+    sums = put_all(s3, "bkt-deletes", keys)
+    x = 3
+    c.repairds[x].stop()
+    c.nodes[x].stop()
+    time.sleep(1.2)
+    names = sorted(keys)
+    deleted = names[0::2]
+    for k in deleted:
+        s3.delete_object(Bucket="bkt-deletes", Key=k)
+        del sums[k]
+    # Overwrites while the node is down: the new version must win.
+    for k in names[1::4]:
+        body = data_of(keys[k] // 2 + 1, k + "v2")
+        if keys[k] > 64 * KiB:
+            continue	# EC PUTs need all 6 nodes in a 6-node 4+2 cluster
+        s3.put_object(Bucket="bkt-deletes", Key=k, Body=body)
+        sums[k] = hashlib.sha256(body).hexdigest()
+    c.nodes[x].start()
+    rc, counts, _ = c.check(x)
+    # Stale: at least its EC fragments of deleted objects (no handoffs for EC
+    # on 6 nodes; rep3 tombstones may already have been pushed to it).
+    assert rc == 1 and counts["planned"] >= 1, counts
+    t0 = time.time()
+    c.repairds[x].start()
+    c.wait_clean(t0)
+    c.check_all()
+    for k in deleted:
+        assert gone(s3, "bkt-deletes", k), k
+    verify_all(s3, "bkt-deletes", sums)
+    # The node that was down now answers with the tombstones itself:
+    # with two other nodes stopped, still nothing comes back.
+    for i in (0, 1):
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    s3b = c.client()
+    for k in deleted:
+        assert gone(s3b, "bkt-deletes", k), k
+    for i in (0, 1):
+        c.nodes[i].start()
+
+
+def test_handoff(c):
+    """Writes and deletes while a node and its repair daemon are down land on
+    handoff nodes; the node comes back, its daemon stays down: only the
+    handoffs' daemons pushing home can make its placements whole."""
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt-handoff")
+    pre = {f"pre{i}": 3000 + i for i in range(8)}
+    sums = put_all(s3, "bkt-handoff", pre)
+    x = 5
+    c.repairds[x].stop()
+    c.nodes[x].stop()
+    time.sleep(1.2)
+    keys = {f"new{i}": 1000 + 37 * i for i in range(12)}
+    sums.update(put_all(s3, "bkt-handoff", keys))	# small: rep3, handoffs exist
+    deleted = sorted(pre)[0::2]
+    for k in deleted:
+        s3.delete_object(Bucket="bkt-handoff", Key=k)
+        del sums[k]
+    pushed = sum((c.status(i) or {}).get("total_pushed", 0) for i in range(NODES) if i != x)
+    c.nodes[x].start()
+    t0 = time.time()
+    c.wait_clean(t0, nodes=[i for i in range(NODES) if i != x])
+    pushed = sum(c.status(i)["total_pushed"] for i in range(NODES) if i != x) - pushed
+    rc, counts, err = c.check(x)
+    assert rc == 0 and counts["planned"] == 0, (counts, err[-3000:])
+    assert pushed > 0, pushed
+    print(f"  handoff: {pushed} pushes from handoff nodes made the returning node whole")
+    c.repairds[x].start()
+    for k in deleted:
+        assert gone(s3, "bkt-handoff", k), k
+    verify_all(s3, "bkt-handoff", sums)
+
+
+def test_corrupt(c):
+    """A flipped byte in a fragment on disk: the node's CRC check on read
+    quarantines it (the GET still succeeds from parity), the node's repair
+    daemon rebuilds it, and with two other nodes stopped the object still
+    reads: the rebuilt fragment is good."""
+    s3 = c.s3
+    s3.create_bucket(Bucket="bkt-corrupt")
+    size = 1536 * KiB			# one segment: fragment 0 = body[0:384 KiB]
+    sums = put_all(s3, "bkt-corrupt", {"victim": size})
+    body = data_of(size, "victim")
+    where = None
+    for i in range(NODES):
+        for dp, _, fs in os.walk(c.node_dir(i)):
+            for f in fs:
+                if f.startswith("vol-"):
+                    with open(os.path.join(dp, f), "rb") as fh:
+                        off = fh.read().find(body[:4096])
+                    if off >= 0:
+                        where = (i, os.path.join(dp, f), off)
+    assert where, "fragment 0 not found on any node"
+    node, path, off = where
+    rebuilt = c.status(node)["total_rebuilt"]
+    with open(path, "r+b") as fh:
+        fh.seek(off + 100 * KiB)
+        b = fh.read(1)
+        fh.seek(off + 100 * KiB)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    t0 = time.time()
+    verify_all(s3, "bkt-corrupt", sums)	# node says ECRC, parity decodes
+    c.wait_clean(t0)
+    c.check_all()
+    others = [i for i in range(NODES) if i != node][:2]
+    for i in others:
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    verify_all(c.client(), "bkt-corrupt", sums)
+    for i in others:
+        c.nodes[i].start()
+    rebuilt = c.status(node)["total_rebuilt"] - rebuilt
+    assert rebuilt >= 1, rebuilt
+    print(f"  corrupt: node{node + 1} quarantined fragment 0 on read; its repair "
+          f"daemon rebuilt {rebuilt} fragment(s)")
+
+
+def test_kill9(c):
+    stop = threading.Event()
+    acked, lock = {}, threading.Lock()
+    errors = {"get": [], "put": 0, "puts": 0, "gets": 0}
+    try:
+        s3 = c.s3
+        s3.create_bucket(Bucket="bkt-kill9")
+        base = put_all(s3, "bkt-kill9", {f"base{i}": sz for i, sz in enumerate(sizes(8))})
+        acked.update(base)
+
+        def load(t):
+            cl = c.client()
+            n = 0
+            while not stop.is_set():
+                k = f"load{t}-{n}"
+                size = sizes(8)[n % 8]
+                body = data_of(size, k)
+                try:
+                    cl.put_object(Bucket="bkt-kill9", Key=k, Body=body)
+                    with lock:
+                        acked[k] = hashlib.sha256(body).hexdigest()
+                except Exception:
+                    errors["put"] += 1	# a clean failure: never acknowledged
+                errors["puts"] += 1
+                with lock:
+                    pick = list(acked.items())[(n * 7) % len(acked)]
+                try:
+                    got = cl.get_object(Bucket="bkt-kill9", Key=pick[0])["Body"].read()
+                    if hashlib.sha256(got).hexdigest() != pick[1]:
+                        errors["get"].append((pick[0], "bad bytes"))
+                except Exception as e:
+                    errors["get"].append((pick[0], repr(e)))
+                errors["gets"] += 1
+                n += 1
+
+        threads = [threading.Thread(target=load, args=(t,)) for t in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        victim = 2
+        c.nodes[victim].kill9()
+        time.sleep(4 if not LONG else 20)
+        c.nodes[victim].start()
+        time.sleep(3)
+        stop.set()
+        for t in threads:
+            t.join()
+        print(f"  kill9: {errors['puts']} PUTs ({errors['put']} failed cleanly), "
+              f"{errors['gets']} GETs, {len(errors['get'])} GET errors; "
+              f"load {os.getloadavg()[0]:.2f}")
+        assert not errors["get"], errors["get"][:5]
+        t0 = time.time()
+        c.wait_clean(t0)
+        c.check_all()
+        verify_all(s3, "bkt-kill9", acked)
+    finally:
+        stop.set()
+        rc = c.stop()
+    assert all(v == 0 for v in rc.values()), rc
+
+
+TESTS = [("wipe2", test_wipe2), ("deletes", test_deletes), ("handoff", test_handoff),
+         ("corrupt", test_corrupt), ("kill9", test_kill9)]
+
+
+def main():
+    passed = failed = 0
+    # One cluster for all: each test uses its own bucket and waits for
+    # repair passes that started after its own fault.
+    c = Cluster("cluster")
+    for name, fn in TESTS:
+        if ONLY and name not in ONLY:
+            continue
+        t = T0[0] = time.time()
+        try:
+            c.settle()
+            fn(c)
+            print(f"ok   {name} ({time.time() - t:.1f} s)")
+            passed += 1
+        except Exception:
+            print(f"FAIL {name} ({time.time() - t:.1f} s)")
+            traceback.print_exc()
+            failed += 1
+    step("stopping")
+    rc = c.stop()
+    step("stopped")
+    if any(v != 0 for v in rc.values()):
+        print(f"FAIL exit codes {rc}")
+        failed += 1
+    print(f"{passed} passed, {failed} failed")
+    if failed or os.environ.get("STRATA_TEST_KEEP"):
+        print(f"logs kept in {TMP}")
+        sys.exit(1 if failed else 0)
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

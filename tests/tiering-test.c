@@ -1,0 +1,803 @@
+/* tiering-test: the hot/cold mover of a real strata-storaged.
+ *
+ *   tiering-test DAEMON SCENARIO     (age|promote|watermark|crash)
+ *
+ * Each scenario starts the daemon on a free loopback port in a fresh temp
+ * directory (hot/ and cold/ in it), drives it through the client library,
+ * checks placement through STAT, HEAD/GET (the medium a fragment is served
+ * from) and the volume files themselves, and kills it by PID at the end.
+ * Exit 0 pass, 1 fail, 77 skip. Harness as in storaged-test.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <dirent.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "storage.h"
+
+static const char *daemon_path;
+static char tmpdir[256];
+static pid_t daemon_pid;
+static uint16_t daemon_port;
+static uv_loop_t loop;
+static sto_client *cli;
+static bool mounted;
+static char mountdir[300];
+
+#define FAIL(...) do { fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__);	\
+	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); cleanup(); exit(1); } while (0)
+#define CHECK(c) do { if (!(c)) FAIL("%s", #c); } while (0)
+#define CHECK_EQ(a, b) do { long long _a = (a), _b = (b);			\
+	if (_a != _b) FAIL("%s == %lld, expected %s == %lld", #a, _a, #b, _b); } while (0)
+
+static void cleanup(void)
+{
+	char cmd[512];
+
+	if (cli) {
+		sto_client_close(cli);
+		cli = NULL;
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGKILL);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = 0;
+	}
+	if (mounted) {
+		umount2(mountdir, MNT_DETACH);
+		mounted = false;
+	}
+	if (tmpdir[0] && !getenv("KEEP_TMP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cleanup of %s failed\n", tmpdir);
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------- daemon */
+
+static void start_daemon(const char *hot, const char *extra)
+{
+	char port_file[400], hotdir[400], colddir[400];
+	char *argv[32];
+	int argc = 0;
+	char *ex = extra ? strdup(extra) : NULL;
+	uint64_t deadline;
+
+	snprintf(port_file, sizeof(port_file), "%s/port", tmpdir);
+	snprintf(hotdir, sizeof(hotdir), "%s", hot ? hot : "");
+	if (!hot)
+		snprintf(hotdir, sizeof(hotdir), "%s/hot", tmpdir);
+	snprintf(colddir, sizeof(colddir), "%s/cold", tmpdir);
+	unlink(port_file);
+	argv[argc++] = (char *)daemon_path;
+	argv[argc++] = "--hot";
+	argv[argc++] = hotdir;
+	argv[argc++] = "--cold";
+	argv[argc++] = colddir;
+	argv[argc++] = "--port";
+	argv[argc++] = "0";
+	argv[argc++] = "--port-file";
+	argv[argc++] = port_file;
+	for (char *t = ex ? strtok(ex, " ") : NULL; t && argc < 30; t = strtok(NULL, " "))
+		argv[argc++] = t;
+	argv[argc] = NULL;
+	daemon_pid = fork();
+	CHECK(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		/* Never outlive the test, whatever kills it. A small ASan
+		 * quarantine, so peak RSS reflects the node's own buffers. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		{
+			/* Appended, so it also holds under tools/dev's options
+			 * (the last setting of a key wins). */
+			const char *asan = getenv("ASAN_OPTIONS");
+			char opts[1024];
+
+			snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=16",
+				 asan ? asan : "", asan && *asan ? ":" : "");
+			setenv("ASAN_OPTIONS", opts, 1);
+		}
+		execv(daemon_path, argv);
+		_exit(127);
+	}
+	free(ex);
+	deadline = now_ms() + 20000;
+	for (;;) {
+		FILE *f = fopen(port_file, "r");
+		unsigned p;
+		int st;
+
+		if (f) {
+			if (fscanf(f, "%u", &p) == 1) {
+				fclose(f);
+				daemon_port = (uint16_t)p;
+				return;
+			}
+			fclose(f);
+		}
+		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
+			daemon_pid = 0;
+			FAIL("daemon exited early (status %d)", st);
+		}
+		if (now_ms() > deadline)
+			FAIL("daemon did not start within 20 s");
+		usleep(20000);
+	}
+}
+
+/* Stops the daemon with sig and waits (bounded) for it; returns its status. */
+static int stop_daemon(int sig)
+{
+	uint64_t deadline = now_ms() + 30000;
+	int st = 0;
+
+	kill(daemon_pid, sig);
+	while (waitpid(daemon_pid, &st, WNOHANG) != daemon_pid) {
+		if (now_ms() > deadline) {
+			kill(daemon_pid, SIGKILL);
+			waitpid(daemon_pid, &st, 0);
+			daemon_pid = 0;
+			FAIL("daemon did not exit on signal %d", sig);
+		}
+		usleep(10000);
+	}
+	daemon_pid = 0;
+	return st;
+}
+
+/* ------------------------------------------------------- sync client */
+
+struct waiter {
+	bool done;
+	int status;
+	struct sto_info info;
+	uint8_t meta[256];
+	uint8_t *data;
+	size_t len, cap;
+	struct sto_suffix_hash *sfx;
+	struct sto_list_entry *ents;
+	size_t n;
+	struct sto_stat st;
+};
+
+static void wait_for(struct waiter *w)
+{
+	uint64_t deadline = now_ms() + 60000;
+
+	while (!w->done) {
+		uv_run(&loop, UV_RUN_ONCE);
+		if (now_ms() > deadline)
+			FAIL("request timed out");
+	}
+}
+
+static void on_connected(sto_client *c, int status, void *arg)
+{
+	struct waiter *w = arg;
+
+	w->status = status;
+	w->done = true;
+}
+
+static sto_client *connect_node(void)
+{
+	struct waiter w = { 0 };
+	sto_client *c;
+
+	CHECK_EQ(sto_client_connect(&loop, "127.0.0.1", daemon_port, on_connected, &w, &c), 0);
+	wait_for(&w);
+	CHECK_EQ(w.status, 0);
+	return c;
+}
+
+static void on_done(void *arg, int status, const struct sto_info *info)
+{
+	struct waiter *w = arg;
+
+	w->status = status;
+	if (info) {
+		w->info = *info;
+		if (info->meta_len && info->meta_len <= sizeof(w->meta))
+			memcpy(w->meta, info->meta, info->meta_len);
+		w->info.meta = NULL;
+		w->info.error = NULL;
+	}
+	w->done = true;
+}
+
+static void on_chunk(void *arg, const struct sto_info *info, const void *d, size_t n)
+{
+	struct waiter *w = arg;
+
+	if (w->len + n > w->cap) {
+		w->cap = (w->len + n) * 2;
+		w->data = realloc(w->data, w->cap);
+	}
+	memcpy(w->data + w->len, d, n);
+	w->len += n;
+}
+
+static void fill(uint8_t *b, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (uint8_t)x;
+	}
+}
+
+static struct sto_key key_of(uint32_t part, uint64_t n, uint32_t frag)
+{
+	struct sto_key k = { .part = part, .frag = frag };
+
+	fill(k.name, sizeof(k.name), n + 12345);
+	return k;
+}
+
+static int get_sync(sto_client *c, const struct sto_key *k, uint64_t off,
+		    uint64_t len, struct waiter *w)
+{
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	ret = sto_get(c, k, off, len, on_chunk, on_done, w);
+	if (ret < 0)
+		return ret;
+	wait_for(w);
+	return w->status;
+}
+
+static void on_stat(void *arg, int status, const struct sto_stat *st)
+{
+	struct waiter *w = arg;
+
+	w->status = status;
+	if (st)
+		w->st = *st;
+	w->done = true;
+}
+
+static struct sto_stat stat_sync(sto_client *c)
+{
+	struct waiter w = { 0 };
+
+	CHECK_EQ(sto_stat(c, on_stat, &w), 0);
+	wait_for(&w);
+	CHECK_EQ(w.status, 0);
+	return w.st;
+}
+
+/* Reads k back whole and checks it against the generator. */
+static void check_object(sto_client *c, const struct sto_key *k, uint64_t seed,
+			 size_t len, uint64_t ts)
+{
+	uint8_t *want = malloc(len + 1);
+	struct waiter w;
+
+	fill(want, len, seed);
+	CHECK_EQ(get_sync(c, k, 0, 0, &w), 0);
+	CHECK_EQ(w.len, len);
+	CHECK_EQ(w.info.size, len);
+	CHECK_EQ(w.info.timestamp, ts);
+	CHECK(len == 0 || memcmp(w.data, want, len) == 0);
+	CHECK_EQ(w.info.crc32c, sto_crc32c(0, want, len));
+	free(w.data);
+	free(want);
+}
+
+
+/* ------------------------------------------------------------- helpers */
+
+static int put_tier(sto_client *c, const struct sto_key *k, uint64_t ts,
+		    const void *data, size_t len, enum sto_tier_class tier,
+		    uint32_t cold_after)
+{
+	struct waiter w = { 0 };
+	struct iovec iov = { (void *)data, len };
+	struct sto_put_opts o = { .tier = tier, .cold_after = cold_after };
+	int ret = sto_put_ex(c, k, ts, "m", 1, &iov, len ? 1 : 0,
+			     sto_crc32c(0, data, len), &o, on_done, &w);
+
+	if (ret < 0)
+		return ret;
+	wait_for(&w);
+	return w.status;
+}
+
+/* Puts fragment n (seed n, len bytes) of partition 7 at ts 1000 + n. */
+static struct sto_key put_n(sto_client *c, uint64_t n, size_t len,
+			    enum sto_tier_class tier, uint32_t cold_after)
+{
+	struct sto_key k = key_of(7, n, 0);
+	uint8_t *b = malloc(len + 1);
+
+	fill(b, len, n);
+	CHECK_EQ(put_tier(c, &k, 1000 + n, b, len, tier, cold_after), 0);
+	free(b);
+	return k;
+}
+
+static struct sto_info head_sync(sto_client *c, const struct sto_key *k)
+{
+	struct waiter w = { 0 };
+
+	CHECK_EQ(sto_head(c, k, on_done, &w), 0);
+	wait_for(&w);
+	CHECK_EQ(w.status, 0);
+	return w.info;
+}
+
+static enum sto_medium medium_of(sto_client *c, const struct sto_key *k)
+{
+	return head_sync(c, k).medium;
+}
+
+/* A fragment kept in use: read every 300 ms whenever the test waits. */
+static const struct sto_key *keep_warm;
+static uint64_t last_warm;
+
+static void warm_tick(void)
+{
+	struct waiter w;
+
+	if (!keep_warm || now_ms() < last_warm + 300)
+		return;
+	last_warm = now_ms();
+	memset(&w, 0, sizeof(w));
+	CHECK_EQ(sto_get(cli, keep_warm, 0, 0, on_chunk, on_done, &w), 0);
+	wait_for(&w);
+	CHECK_EQ(w.status, 0);
+	free(w.data);
+}
+
+/* Lets the loop run (the client's connection stays serviced). */
+static void pause_ms(unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		warm_tick();
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(10000);
+	}
+}
+
+/* Records of k (not tombstones) in the volume files of <tmpdir>/<sub>:
+ * headers at 64-byte offsets, "STR1", the name hash at byte 16. */
+static unsigned records_on_disk(const char *sub, const struct sto_key *k)
+{
+	char path[700];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, sub);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		uint8_t h[64];
+		FILE *f;
+
+		if (strncmp(de->d_name, "vol-", 4))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/%s", tmpdir, sub, de->d_name);
+		f = fopen(path, "rb");
+		if (!f)
+			continue;
+		while (fread(h, 1, sizeof(h), f) == sizeof(h)) {
+			if (!memcmp(h, "1RTS", 4) && !memcmp(h + 16, k->name, 16) &&
+			    !(h[6] & 1) && h[8] == (k->part & 0xff))
+				n++;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static void kill9(void)
+{
+	if (cli) {
+		sto_client_close(cli);
+		cli = NULL;
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	kill(daemon_pid, SIGKILL);
+	waitpid(daemon_pid, NULL, 0);
+	daemon_pid = 0;
+}
+
+/* Waits (bounded) until STAT says at least down/up fragments moved. */
+static struct sto_stat wait_moved(sto_client *c, uint64_t down, uint64_t up,
+				  unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		struct sto_stat st = stat_sync(c);
+
+		if (st.tier.moved_down_objects >= down && st.tier.moved_up_objects >= up)
+			return st;
+		if (now_ms() > end)
+			FAIL("moved down %llu (want %llu), up %llu (want %llu) after %u ms",
+			     (unsigned long long)st.tier.moved_down_objects,
+			     (unsigned long long)down,
+			     (unsigned long long)st.tier.moved_up_objects,
+			     (unsigned long long)up, timeout_ms);
+		pause_ms(200);
+	}
+}
+
+/* Waits for a scan that started after now (its counts are then current). */
+static struct sto_stat wait_fresh_scan(sto_client *c)
+{
+	uint64_t scans = stat_sync(c).tier.scans, end = now_ms() + 20000;
+
+	for (;;) {
+		struct sto_stat st = stat_sync(c);
+
+		if (st.tier.scans >= scans + 2)
+			return st;
+		if (now_ms() > end)
+			FAIL("no tier scan within 20 s");
+		pause_ms(100);
+	}
+}
+
+/* ------------------------------------------------------------ scenarios */
+
+/* Untouched fragments move cold after cold_after; a fragment read all along
+ * stays hot; PIN_HOT stays; COLD and PIN_COLD land cold; a per-fragment
+ * cold_after override keeps one hot longer. Checked through HEAD, STAT and
+ * the records in the volume files. */
+static void scenario_age(void)
+{
+	struct sto_key std[8], warm, pinh, cold, pinc, late;
+	struct sto_stat st;
+
+	start_daemon(NULL, "--cold-after 3 --atime-interval 1 --tier-scan-interval 1");
+	cli = connect_node();
+	for (unsigned i = 0; i < 8; i++)
+		std[i] = put_n(cli, i, i * 40000 + (i == 7 ? 3 << 20 : 0), STO_TIER_STANDARD, 0);
+	/* Read all along; unread, it would move after 8 s (an override, so a
+	 * slow check between two reads on a loaded machine does not move it). */
+	warm = put_n(cli, 10, 5000, STO_TIER_STANDARD, 8);
+	pinh = put_n(cli, 11, 5000, STO_TIER_PIN_HOT, 0);
+	cold = put_n(cli, 12, 70000, STO_TIER_COLD, 0);
+	pinc = put_n(cli, 13, 70000, STO_TIER_PIN_COLD, 0);
+	late = put_n(cli, 14, 5000, STO_TIER_STANDARD, 3600);
+	/* Class placement is immediate. */
+	CHECK_EQ(medium_of(cli, &cold), STO_MEDIUM_COLD);
+	CHECK_EQ(medium_of(cli, &pinc), STO_MEDIUM_COLD);
+	CHECK_EQ(head_sync(cli, &pinc).tier, STO_TIER_PIN_COLD);
+	CHECK_EQ(head_sync(cli, &late).cold_after, 3600);
+	CHECK_EQ(records_on_disk("cold", &cold), 1);
+	CHECK_EQ(records_on_disk("hot", &cold), 0);
+	/* (std[0] may already be cold on a loaded machine: 3 s is short.) */
+	st = stat_sync(cli);
+	CHECK_EQ(st.tier.writes[STO_MEDIUM_COLD], 2);
+	CHECK_EQ(st.tier.writes[STO_MEDIUM_HOT], 11);
+	/* Keep one fragment read (every 300 ms, whenever the test waits)
+	 * while the rest age. */
+	keep_warm = &warm;
+	pause_ms(10000);
+	st = wait_moved(cli, 8, 0, 20000);
+	CHECK_EQ(st.tier.moved_up_objects, 0);
+	for (unsigned i = 0; i < 8; i++) {
+		warm_tick();
+		CHECK_EQ(medium_of(cli, &std[i]), STO_MEDIUM_COLD);
+		CHECK_EQ(records_on_disk("cold", &std[i]), 1);
+		check_object(cli, &std[i], i, i * 40000 + (i == 7 ? 3 << 20 : 0), 1000 + i);
+	}
+	CHECK_EQ(medium_of(cli, &warm), STO_MEDIUM_HOT);
+	CHECK_EQ(medium_of(cli, &pinh), STO_MEDIUM_HOT);
+	CHECK_EQ(medium_of(cli, &late), STO_MEDIUM_HOT);
+	CHECK_EQ(medium_of(cli, &cold), STO_MEDIUM_COLD);
+	CHECK_EQ(records_on_disk("cold", &pinh), 0);
+	CHECK_EQ(records_on_disk("cold", &warm), 0);
+	check_object(cli, &cold, 12, 70000, 1012);
+	check_object(cli, &pinc, 13, 70000, 1013);
+	st = wait_fresh_scan(cli);
+	CHECK_EQ(st.tier.moved_down_objects, 8);
+	CHECK_EQ(st.tier.objects[STO_MEDIUM_HOT], 3);
+	CHECK_EQ(st.tier.objects[STO_MEDIUM_COLD], 10);
+	CHECK(st.tier.reads[STO_MEDIUM_HOT] >= 20);
+	CHECK(st.tier.hist[STO_MEDIUM_COLD][0] + st.tier.hist[STO_MEDIUM_COLD][1] == 10);
+	/* Every moved record is dead on hot (compaction reclaims it). */
+	CHECK_EQ(st.media[0].used_bytes - st.tier.dead_bytes[0], st.tier.bytes[0]);
+	CHECK_EQ(st.media[1].used_bytes - st.tier.dead_bytes[1], st.tier.bytes[1]);
+	/* Survives a restart, placement and policy included. */
+	keep_warm = NULL;
+	sto_client_close(cli);
+	cli = NULL;
+	CHECK_EQ(stop_daemon(SIGTERM), 0);
+	start_daemon(NULL, "--cold-after 3 --atime-interval 1 --tier-scan-interval 1");
+	cli = connect_node();
+	CHECK_EQ(medium_of(cli, &std[3]), STO_MEDIUM_COLD);
+	CHECK_EQ(medium_of(cli, &pinh), STO_MEDIUM_HOT);
+	CHECK_EQ(head_sync(cli, &pinh).tier, STO_TIER_PIN_HOT);
+	CHECK_EQ(head_sync(cli, &late).cold_after, 3600);
+	check_object(cli, &std[7], 7, 7 * 40000 + (3 << 20), 1007);
+}
+
+/* A cold fragment read promote_reads times within the window comes back
+ * hot; one read less does not; PIN_COLD never does. */
+static void scenario_promote(void)
+{
+	struct sto_key a, b, pc;
+	struct sto_stat st;
+	struct waiter w;
+
+	start_daemon(NULL, "--cold-after 2 --atime-interval 1 --tier-scan-interval 1 "
+		     "--promote-reads 3 --promote-window 60");
+	cli = connect_node();
+	a = put_n(cli, 1, 100000, STO_TIER_STANDARD, 0);
+	b = put_n(cli, 2, 100000, STO_TIER_STANDARD, 0);
+	pc = put_n(cli, 3, 1000, STO_TIER_PIN_COLD, 0);
+	wait_moved(cli, 2, 0, 20000);
+	CHECK_EQ(medium_of(cli, &a), STO_MEDIUM_COLD);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(get_sync(cli, &a, 0, 0, &w), 0);
+		CHECK_EQ(w.info.medium, STO_MEDIUM_COLD);
+		free(w.data);
+	}
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(get_sync(cli, &b, 0, 0, &w), 0);
+		free(w.data);
+	}
+	for (int i = 0; i < 10; i++) {
+		CHECK_EQ(get_sync(cli, &pc, 0, 0, &w), 0);
+		free(w.data);
+	}
+	st = wait_moved(cli, 2, 1, 10000);
+	CHECK_EQ(st.tier.moved_up_objects, 1);
+	/* Heat: b read twice in its window; a's count went with its
+	 * promotion; PIN_COLD is not tracked. */
+	CHECK_EQ(st.tier.heat[1], 1);
+	CHECK_EQ(st.tier.heat[0] + st.tier.heat[2] + st.tier.heat[3] + st.tier.heat[4] +
+		 st.tier.heat[5], 0);
+	CHECK_EQ(medium_of(cli, &a), STO_MEDIUM_HOT);
+	CHECK_EQ(medium_of(cli, &b), STO_MEDIUM_COLD);
+	CHECK_EQ(medium_of(cli, &pc), STO_MEDIUM_COLD);
+	check_object(cli, &a, 1, 100000, 1001);
+	CHECK(st.tier.reads[STO_MEDIUM_COLD] >= 15);
+	/* Unread again, it goes back down. */
+	st = wait_moved(cli, 3, 1, 20000);
+	CHECK_EQ(medium_of(cli, &a), STO_MEDIUM_COLD);
+	check_object(cli, &a, 1, 100000, 1001);
+}
+
+/* Hot over the high watermark: the longest-unread move first, until under
+ * the low one. Six 300,000-byte fragments written a second apart (mover
+ * off), the oldest then read; with 2 MB of hot capacity, 50 % high and 40 %
+ * low, the four longest unread move (1, 2, 3, 4) and 0 and 5 stay. */
+static void scenario_watermark(void)
+{
+	struct sto_key k[6];
+	struct sto_stat st;
+	struct waiter w;
+
+	start_daemon(NULL, "--tier-off --atime-interval 1");
+	cli = connect_node();
+	for (unsigned i = 0; i < 6; i++) {
+		k[i] = put_n(cli, i, 300000, STO_TIER_STANDARD, 0);
+		pause_ms(1100);
+	}
+	CHECK_EQ(get_sync(cli, &k[0], 0, 0, &w), 0);
+	free(w.data);
+	pause_ms(2500);		/* the atime update is committed */
+	sto_client_close(cli);
+	cli = NULL;
+	CHECK_EQ(stop_daemon(SIGTERM), 0);
+	start_daemon(NULL, "--cold-after 0 --atime-interval 1 --tier-scan-interval 1 "
+		     "--tier-hot-capacity 2000000 --tier-high-pct 50 --tier-low-pct 40");
+	cli = connect_node();
+	st = wait_moved(cli, 4, 0, 20000);
+	st = wait_fresh_scan(cli);
+	CHECK_EQ(st.tier.moved_down_objects, 4);
+	CHECK_EQ(medium_of(cli, &k[0]), STO_MEDIUM_HOT);
+	CHECK_EQ(medium_of(cli, &k[5]), STO_MEDIUM_HOT);
+	for (unsigned i = 1; i <= 4; i++)
+		CHECK_EQ(medium_of(cli, &k[i]), STO_MEDIUM_COLD);
+	CHECK(st.tier.bytes[STO_MEDIUM_HOT] <= 800000);
+	for (unsigned i = 0; i < 6; i++)
+		check_object(cli, &k[i], i, 300000, 1000 + i);
+}
+
+/* kill -9 at random moments while fragments move both ways (age demotes,
+ * reads promote), restart, repeat; then every fragment reads back whole and
+ * exactly once in the index, and per medium the volume bytes in use minus
+ * the dead bytes are exactly the live records (nothing leaked). */
+static void scenario_crash(void)
+{
+	enum { N = 40, ROUNDS = 8 };
+	static const size_t lens[] = { 0, 1, 4000, 65536, 65537, 300000, 1100000 };
+	const char *opts = "--cold-after 1 --atime-interval 1 --tier-scan-interval 1 "
+			   "--promote-reads 2 --promote-window 60 --compact-interval 0";
+	struct sto_key k[N];
+	struct sto_stat st;
+	unsigned seed = 12345;
+	uint64_t down = 0, up = 0;
+
+	start_daemon(NULL, opts);
+	cli = connect_node();
+	for (unsigned i = 0; i < N; i++)
+		k[i] = put_n(cli, i, lens[i % 7], STO_TIER_STANDARD, 0);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		uint64_t until = now_ms() + 1500 + rand_r(&seed) % 2000;
+
+		/* Reads promote some of what went cold meanwhile. */
+		while (now_ms() < until) {
+			unsigned i = rand_r(&seed) % N;
+			struct waiter w;
+
+			CHECK_EQ(get_sync(cli, &k[i], 0, 0, &w), 0);
+			CHECK_EQ(w.len, lens[i % 7]);
+			free(w.data);
+			pause_ms(20);
+		}
+		st = stat_sync(cli);
+		down += st.tier.moved_down_objects;
+		up += st.tier.moved_up_objects;
+		kill9();
+		start_daemon(NULL, opts);
+		cli = connect_node();
+		for (unsigned i = 0; i < N; i++)
+			check_object(cli, &k[i], i, lens[i % 7], 1000 + i);
+	}
+	/* Quiet: everything ends up cold. */
+	for (uint64_t end = now_ms() + 30000;;) {
+		st = stat_sync(cli);
+		if (st.tier.objects[STO_MEDIUM_HOT] == 0 && st.tier.scans > 2 &&
+		    st.tier.pending_moves == 0)
+			break;
+		if (now_ms() > end)
+			FAIL("%llu fragments still hot",
+			     (unsigned long long)st.tier.objects[STO_MEDIUM_HOT]);
+		pause_ms(200);
+	}
+	/* Both directions were under way across the kills. */
+	CHECK(down >= N && up > 0);
+	st = wait_fresh_scan(cli);
+	fprintf(stderr, "after %d kills (%llu moved down, %llu up before them): moved down "
+		"%llu up %llu; hot used %llu dead %llu "
+		"live %llu; cold used %llu dead %llu live %llu\n", ROUNDS,
+		(unsigned long long)down, (unsigned long long)up, (unsigned long long)st.tier.moved_down_objects,
+		(unsigned long long)st.tier.moved_up_objects,
+		(unsigned long long)st.media[0].used_bytes,
+		(unsigned long long)st.tier.dead_bytes[0], (unsigned long long)st.tier.bytes[0],
+		(unsigned long long)st.media[1].used_bytes,
+		(unsigned long long)st.tier.dead_bytes[1], (unsigned long long)st.tier.bytes[1]);
+	CHECK_EQ(st.objects, N);
+	CHECK_EQ(st.tier.objects[STO_MEDIUM_COLD], N);
+	for (unsigned i = 0; i < N; i++) {
+		CHECK_EQ(medium_of(cli, &k[i]), STO_MEDIUM_COLD);
+		check_object(cli, &k[i], i, lens[i % 7], 1000 + i);
+	}
+	CHECK_EQ(st.media[0].used_bytes - st.tier.dead_bytes[0], st.tier.bytes[0]);
+	CHECK_EQ(st.media[1].used_bytes - st.tier.dead_bytes[1], st.tier.bytes[1]);
+}
+
+static const char *admin_path;
+
+/* Runs strata-admin with args; its exit status, stdout into out. */
+static int admin(const char *args, char *out, size_t len)
+{
+	char cmd[1024];
+	size_t n = 0;
+	FILE *f;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' %s", admin_path, args);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	while (n + 1 < len && !feof(f))
+		n += fread(out + n, 1, len - 1 - n, f);
+	out[n] = 0;
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* strata-admin tiers against a live node: JSON and table agree with STAT;
+ * a node that is not there and bad usage give their exit codes. */
+static void scenario_admin(void)
+{
+	char args[256], out[16384];
+	struct sto_key k;
+	struct waiter w;
+
+	start_daemon(NULL, "--cold-after 2 --atime-interval 1 --tier-scan-interval 1");
+	cli = connect_node();
+	put_n(cli, 1, 10000, STO_TIER_COLD, 0);
+	k = put_n(cli, 2, 20000, STO_TIER_STANDARD, 0);
+	put_n(cli, 3, 30000, STO_TIER_PIN_HOT, 0);
+	CHECK_EQ(get_sync(cli, &k, 0, 0, &w), 0);
+	free(w.data);
+	wait_moved(cli, 1, 0, 20000);
+	wait_fresh_scan(cli);
+	snprintf(args, sizeof(args), "tiers --node 127.0.0.1:%u --json", daemon_port);
+	CHECK_EQ(admin(args, out, sizeof(out)), 0);
+	fprintf(stderr, "%s", out);
+	CHECK(strstr(out, "\"moved_down_objects\":1,") != NULL);
+	CHECK(strstr(out, "\"hot\":{") != NULL);
+	CHECK(strstr(out, "\"writes\":2,") != NULL);	/* hot: 2, cold: 1 */
+	CHECK(strstr(out, "\"writes\":1,") != NULL);
+	snprintf(args, sizeof(args), "tiers --node 127.0.0.1:%u", daemon_port);
+	CHECK_EQ(admin(args, out, sizeof(out)), 0);
+	fprintf(stderr, "%s", out);
+	CHECK(strstr(out, "moved hot->cold: 1 (") != NULL);
+	CHECK(strstr(out, "  cold ") != NULL);
+	CHECK_EQ(admin("tiers --node 127.0.0.1:1 --json 2>/dev/null", out, sizeof(out)), 1);
+	CHECK_EQ(admin("tiers 2>/dev/null", out, sizeof(out)), 2);
+	CHECK_EQ(admin("tiers --node nonsense 2>/dev/null", out, sizeof(out)), 1);
+}
+
+int main(int argc, char **argv)
+{
+	const char *sc;
+
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: tiering-test DAEMON age|promote|watermark|crash|admin [ADMIN]\n");
+		return 2;
+	}
+	admin_path = argc == 4 ? argv[3] : NULL;
+	daemon_path = argv[1];
+	sc = argv[2];
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tiering-test.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	uv_loop_init(&loop);
+	if (!strcmp(sc, "age"))
+		scenario_age();
+	else if (!strcmp(sc, "promote"))
+		scenario_promote();
+	else if (!strcmp(sc, "watermark"))
+		scenario_watermark();
+	else if (!strcmp(sc, "crash"))
+		scenario_crash();
+	else if (!strcmp(sc, "admin") && admin_path)
+		scenario_admin();
+	else {
+		fprintf(stderr, "unknown scenario %s\n", sc);
+		cleanup();
+		return 2;
+	}
+	cleanup();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return 0;
+}
