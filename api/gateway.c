@@ -2567,9 +2567,17 @@ static void dispatch(struct gw_req *r)
 		ret = delete_begin(r);
 		break;
 	case OP_COPY_OBJECT:
-		ret = gw_copy_begin(r);
+		/* ACL headers as on a PUT (the new object's ACL) */
+		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+		if (ret == 0)
+			ret = gw_copy_begin(r);
 		break;
-	case OP_CREATE_MPU: case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY:
+	case OP_CREATE_MPU:
+		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+		if (ret == 0)
+			ret = gw_mpu_dispatch(r);
+		break;
+	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY:
 	case OP_COMPLETE_MPU: case OP_ABORT_MPU: case OP_LIST_PARTS: case OP_LIST_MPU:
 		ret = gw_mpu_dispatch(r);
 		break;

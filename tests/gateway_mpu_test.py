@@ -467,8 +467,50 @@ def test_node_stopped():
     assert S3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == one + b"two"
 
 
+def with_headers(client, op, headers):
+    def add(params, **kw):
+        params["headers"].update(headers)
+    client.meta.events.register(f"before-call.s3.{op}", add)
+    return client
+
+
+def test_listing_and_delete():
+    """Complete and CopyObject update the bucket listing (multipart ETag,
+    size, storage class); conditional PUT/DELETE see the multipart ETag;
+    DeleteObjects deletes multipart objects."""
+    p1, p2 = gt.data_of(5 * MiB, 41), gt.data_of(1000, 42)
+    upload("ls/mp", {1: p1, 2: p2}, StorageClass="STANDARD_IA")
+    S3.copy_object(Bucket=BUCKET, Key="ls/cp", CopySource=f"{BUCKET}/ls/mp")
+    got = {o["Key"]: o for o in
+           S3.list_objects_v2(Bucket=BUCKET, Prefix="ls/").get("Contents", [])}
+    assert sorted(got) == ["ls/cp", "ls/mp"], got
+    assert got["ls/mp"]["ETag"] == etag_of([p1, p2]), got
+    assert got["ls/mp"]["Size"] == len(p1) + len(p2), got
+    assert got["ls/mp"]["StorageClass"] == "STANDARD_IA", got
+    assert got["ls/cp"]["ETag"] == '"%s"' % hashlib.md5(p1 + p2).hexdigest(), got
+    # conditions compare the multipart ETag
+    mp = etag_of([p1, p2])
+    c = with_headers(C.client(), "PutObject", {"If-None-Match": mp})
+    assert err_code(lambda: c.put_object(Bucket=BUCKET, Key="ls/mp", Body=b"x")) == \
+        ("PreconditionFailed", 412)
+    c = with_headers(C.client(), "DeleteObject", {"If-Match": '"bad"'})
+    assert err_code(lambda: c.delete_object(Bucket=BUCKET, Key="ls/mp")) == \
+        ("PreconditionFailed", 412)
+    with_headers(C.client(), "DeleteObject", {"If-Match": mp}) \
+        .delete_object(Bucket=BUCKET, Key="ls/mp")
+    assert err_code(lambda: S3.head_object(Bucket=BUCKET, Key="ls/mp"))[1] == 404
+    upload("ls/mp2", {1: p1, 2: p2})
+    r = S3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "ls/mp2"},
+                                                            {"Key": "ls/cp"}]})
+    assert sorted(d["Key"] for d in r.get("Deleted", [])) == ["ls/cp", "ls/mp2"], r
+    assert not r.get("Errors"), r
+    assert S3.list_objects_v2(Bucket=BUCKET, Prefix="ls/").get("KeyCount") == 0
+    assert err_code(lambda: S3.get_object(Bucket=BUCKET, Key="ls/mp2"))[1] == 404
+
+
 TESTS = [test_basic, test_small_parts, test_errors, test_list_parts, test_list_uploads,
-         test_upload_part_copy, test_copy_object, test_awscli, test_copy_rss,
+         test_upload_part_copy, test_copy_object, test_listing_and_delete, test_awscli,
+         test_copy_rss,
          test_node_stopped, test_restart_and_two_gateways]
 
 
