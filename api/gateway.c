@@ -91,6 +91,8 @@ static void gw_err_info(int err, int *status, const char **code, const char **ms
 		gw_err_info(GWE_SLOW_DOWN, status, code, msg);
 		return;
 	}
+	if (gw_mpu_err_info(err, status, code, msg))
+		return;
 	*status = s3_err_http_status(err);
 	*code = s3_err_code(err);
 	*msg = s3_err_message(err);
@@ -205,132 +207,6 @@ int gw_config_complete(const struct gw_config *cfg)
 
 /* --------------------------------------------------------------- gateway */
 
-#define GW_BUCKET_CACHE		256
-#define GW_BUCKET_TTL_NS	(2ull * 1000000000)
-
-struct gw_bcache {
-	char name[64];
-	char owner[S3_ACCESS_KEY_MAX + 1];
-	char location[32];
-	uint64_t expires;
-};
-
-struct gateway {
-	uv_loop_t *loop;
-	struct gw_config cfg;
-	struct http_server *srv;
-	struct ring *ec, *rep;
-	struct gw_ec *ecc;
-	unsigned k, m;
-	struct s3_creds *creds;
-	struct s3_auth *auth;
-	struct gw_pool *pool;
-	struct gw_store st;
-	struct gw_listing *lst;		/* bucket listings (gw_list.c) */
-	uint64_t seq;
-	struct gw_bcache bcache[GW_BUCKET_CACHE];
-	void (*stop_done)(void *);
-	void *stop_arg;
-	uv_timer_t drain;	/* stopping: waits for store operations */
-	unsigned drain_ticks;
-};
-
-enum gw_op {
-	OP_NONE,
-	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
-	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
-	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
-	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
-	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS,
-	OP_UNSUPPORTED,
-};
-
-struct gw_req;
-
-/* A PUT's segment buffer: data k * unit then parity m * unit. */
-struct gw_seg {
-	struct gw_req *r;
-	uint8_t *buf;
-	uint64_t fill;		/* object bytes in it */
-	uint32_t idx;
-	bool busy;		/* fragments in flight */
-};
-
-/* A GET's read slot: one segment being read or written out. */
-enum { SLOT_FREE, SLOT_READING, SLOT_READY, SLOT_WRITING };
-struct gw_slot {
-	struct gw_req *r;
-	int state;
-	uint64_t seg;
-	uint8_t *buf;		/* (k + m) * frag_len */
-	uint32_t flen;
-	uint64_t seg_len;
-	uint32_t present, asked, failed, want, slow;
-	unsigned outstanding;
-	struct gw_frag_read *fr[GW_EC_MAX_FRAGS];	/* reads in flight */
-	uint64_t out_off, out_len;	/* slice of the segment to send */
-};
-
-struct gw_frag_read {
-	struct gw_slot *s;
-	unsigned frag;
-	uint64_t seg;
-	unsigned gen;
-	struct gw_read *rd;
-};
-
-struct gw_req {
-	struct gateway *gw;
-	struct http_req *hr;		/* NULL once the HTTP request is over */
-	unsigned refs;
-	char id[24];
-	enum gw_op op;
-	char *bucket, *key;
-	char account[S3_ACCESS_KEY_MAX + 1];	/* requester */
-	char owner[S3_ACCESS_KEY_MAX + 1];	/* bucket owner */
-	char location[32];		/* bucket's LocationConstraint */
-	char *path;			/* /owner/bucket/key */
-	size_t path_len;
-	struct s3_header *h;
-	size_t nh;
-	struct s3_auth_result auth;
-	bool anonymous, responded, failed;
-	int body_err;
-	/* body */
-	struct s3_body_digest dg;
-	bool dg_init;
-	struct s3_chunked *chunked;
-	bool chunked_done;
-	struct s3_buf small;		/* small bodies: bucket XML, small objects */
-	int64_t length;			/* declared object length, -1 while a
-					 * chunked body's is not known yet */
-	uint64_t received;
-	/* PUT */
-	struct gw_meta meta;
-	uint64_t version;
-	struct gw_seg seg[2];
-	unsigned cur;			/* segment being filled */
-	uint32_t nsegs_sent, nsegs_done;
-	bool body_ended, head_written, paused;
-	int put_err;
-	uint32_t part_ec, part_rep;
-	struct s3_buf metabuf;
-	/* the version this PUT replaces, from a head lookup made at its start */
-	uint64_t old_version, old_segs;
-	bool old_known;
-	/* GET */
-	struct gw_meta gm;
-	bool have_gm;
-	uint64_t range_start, range_end;	/* inclusive */
-	uint64_t seg_first, seg_last, next_read, next_write;
-	struct gw_slot slots[2];
-	uint8_t *inline_buf;
-	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
-	unsigned nholders, holder_try;
-	unsigned slot_gen;
-	int resp_status;
-};
-
 static struct gw_req *req_get(struct gw_req *r)
 {
 	r->refs++;
@@ -358,8 +234,11 @@ static void req_put(struct gw_req *r)
 	free(r->key);
 	free(r->path);
 	memset(&r->auth, 0, sizeof(r->auth));
+	gw_mpu_req_free(r);
 	free(r);
 }
+
+static void get_pump(struct gw_req *r);
 
 static void resp_common(struct gw_req *r)
 {
@@ -377,7 +256,6 @@ static void send_error(struct gw_req *r, int err)
 
 	if (!r->hr || r->responded)
 		return;
-	r->responded = true;
 	gw_err_info(err, &status, &code, &msg);
 	snprintf(res, sizeof(res), "/%s%s%s", r->bucket ? r->bucket : "",
 		 r->key ? "/" : "", r->key ? r->key : "");
@@ -394,6 +272,11 @@ static void send_error(struct gw_req *r, int err)
 	s3_xml_end(&x);
 	if (status >= 500 || err == GWE_NOT_IMPLEMENTED)
 		log_info("%s %s: %d %s", http_req_method_str(r->hr), res, status, code);
+	if (gw_copy_stream_error(r, &b)) {	/* 200 is out: the error is the body */
+		s3_buf_free(&b);
+		return;
+	}
+	r->responded = true;
 	resp_common(r);
 	if (http_req_method(r->hr) == HTTP_HEAD)
 		http_resp_simple(r->hr, status, NULL, NULL, 0);
@@ -466,7 +349,7 @@ static bool query_has(const char *q, size_t qn, const char *name,
 }
 
 static const char *const unsupported_sub[] = {
-	"uploads", "uploadId", "acl", "tagging", "versioning", "policy", "cors",
+	"acl", "tagging", "versioning", "policy", "cors",
 	"lifecycle", "website", "versions", "delete", "logging", "notification",
 	"replication", "encryption", "object-lock", "retention", "legal-hold",
 	"torrent", "restore", "select", "attributes", "ownershipControls",
@@ -535,6 +418,12 @@ static int route(struct gw_req *r)
 		r->op = OP_OPTIONS;
 		return 0;
 	}
+	if (r->bucket) {
+		int mr = gw_mpu_route(r, q, qlen);
+
+		if (mr)
+			return mr < 0 ? mr : 0;
+	}
 	/* Read-only answers that are true of every bucket here: versioning
 	 * never enabled (no Status), no tags (PUT ?tagging stays 501). */
 	if (r->bucket && !r->key && m == HTTP_GET &&
@@ -579,7 +468,7 @@ static int route(struct gw_req *r)
 	} else {
 		if (m == HTTP_PUT)
 			r->op = http_req_header(hr, "x-amz-copy-source", NULL) ?
-				OP_UNSUPPORTED : OP_PUT_OBJECT;
+				OP_COPY_OBJECT : OP_PUT_OBJECT;
 		else if (m == HTTP_GET)
 			r->op = OP_GET_OBJECT;
 		else if (m == HTTP_HEAD)
@@ -984,12 +873,16 @@ static int object_path(struct gw_req *r)
 	if (ring_part_of(r->gw->rep, r->owner, r->bucket, r->key, &r->part_rep) < 0 ||
 	    ring_part_of(r->gw->ec, r->owner, r->bucket, r->key, &r->part_ec) < 0)
 		return S3E_TOO_LARGE;
+	r->rpath = r->path;
+	r->rpath_len = r->path_len;
+	r->rpart_ec = r->part_ec;
+	r->rpart_rep = r->part_rep;
 	return 0;
 }
 
 static const char *const stored_headers[] = {
 	"content-type", "content-encoding", "content-disposition",
-	"content-language", "cache-control", "expires",
+	"content-language", "cache-control", "expires", "x-amz-storage-class",
 };
 
 /* Content-Encoding without its aws-chunked tokens into out: 0 (out, *olen
@@ -1027,7 +920,7 @@ static int strip_aws_chunked(const char *v, size_t vl, char *out, size_t cap,
 	return found ? 0 : 1;
 }
 
-static int put_collect_meta(struct gw_req *r)
+static int put_collect_meta(struct gw_req *r, struct gw_meta *m)
 {
 	size_t metabytes = 0;
 
@@ -1052,7 +945,7 @@ static int put_collect_meta(struct gw_req *r)
 			if (ret == 0) {
 				if (!vl)
 					continue;
-				ret = gw_meta_add_hdr(&r->meta, h->name, h->name_len, v, vl);
+				ret = gw_meta_add_hdr(m, h->name, h->name_len, v, vl);
 				if (ret < 0)
 					return ret;
 				continue;
@@ -1061,7 +954,7 @@ static int put_collect_meta(struct gw_req *r)
 		metabytes += h->name_len + h->value_len;
 		if (metabytes > 2048 + 8192)
 			return S3E_TOO_LARGE;	/* XXX MetadataTooLarge */
-		ret = gw_meta_add_hdr(&r->meta, h->name, h->name_len, h->value,
+		ret = gw_meta_add_hdr(m, h->name, h->name_len, h->value,
 				      h->value_len);
 		if (ret < 0)
 			return ret;
@@ -1071,9 +964,7 @@ static int put_collect_meta(struct gw_req *r)
 
 static bool put_is_small(const struct gw_req *r)
 {
-	if (r->length < 0)	/* unknown: inline until it outgrows small_max */
-		return r->meta.layout != GW_LAYOUT_EC;
-	return (uint64_t)r->length <= r->gw->cfg.small_max;
+	return r->meta.layout == GW_LAYOUT_INLINE;
 }
 
 static void put_set_ec(struct gw_req *r)
@@ -1137,6 +1028,8 @@ static void on_seg_written(struct gw_wset *w, int err, void *arg)
 		r->paused = false;
 		http_req_resume(r->hr);
 	}
+	if (r->copy && r->slot_gen && !r->put_err)
+		get_pump(r);		/* the source may feed the freed buffer */
 	put_maybe_head(r);
 	req_put(r);
 }
@@ -1243,7 +1136,7 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 		}
 	}
 	if (r->seg[r->cur ^ 1].busy && cap - r->seg[r->cur].fill < GW_PAUSE_ROOM &&
-	    r->hr && !r->paused) {
+	    r->hr && !r->paused && !r->copy) {
 		r->paused = true;
 		http_req_pause(r->hr);
 	}
@@ -1257,8 +1150,13 @@ static void put_listed(void *arg, int err)
 
 	if (err) {
 		put_fail(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
+	} else if (r->op == OP_COMPLETE_MPU) {
+		gw_mpu_completed(r);
+	} else if (r->op == OP_COPY_OBJECT) {
+		gw_meta_etag(&r->meta, etag);
+		gw_copy_answer(r, etag);
 	} else if (r->hr && !r->responded) {
-		s3_etag_from_md5(r->meta.md5, etag);
+		gw_meta_etag(&r->meta, etag);
 		r->responded = true;
 		resp_common(r);
 		http_resp_header(r->hr, "ETag", etag);
@@ -1274,6 +1172,9 @@ static void put_listed(void *arg, int err)
 	req_put(r);
 }
 
+/* The head (of a PUT, a Complete or a CopyObject) is durable: the replaced
+ * object's segments (and parts) go, the listing entry follows, then the
+ * answer. */
 static void on_head_written(struct gw_wset *w, int err, void *arg)
 {
 	struct gw_req *r = arg;
@@ -1284,12 +1185,14 @@ static void on_head_written(struct gw_wset *w, int err, void *arg)
 		/* The replaced version's segments: no head names them now. */
 		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
 			r->old_segs, r->version);
+	if (!err && r->old_man.n)
+		gw_mpu_gc_old(r, r->version);
 	if (!err) {
-		/* The head is durable: the listing entry, then the answer. */
 		struct gw_list_obj o = { .key = r->key, .version = r->version,
 					 .size = r->meta.size, .etag = etag };
 
-		s3_etag_from_md5(r->meta.md5, etag);
+		gw_meta_etag(&r->meta, etag);
+		o.storage_class = gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
 		err = gw_list_update(r->gw->lst, r->bucket, &o, put_listed, r);
 		if (err == 0)
 			return;
@@ -1309,6 +1212,10 @@ static void put_maybe_head(struct gw_req *r)
 	    r->nsegs_done != r->nsegs_sent)
 		return;
 	r->head_written = true;
+	if (r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY) {
+		gw_mpu_part_commit(r);	/* a part's "head" is its listing entry */
+		return;
+	}
 	ret = gw_meta_encode(&r->meta, &r->metabuf);
 	if (ret < 0) {
 		put_fail(r, ret == -E2BIG ? GWE_TOO_LARGE : ret);
@@ -1324,7 +1231,9 @@ static void put_maybe_head(struct gw_req *r)
 	}
 	for (unsigned i = 0; i < w->n; i++) {
 		w->f[i].frag = 0;
-		if (r->meta.layout == GW_LAYOUT_INLINE)
+		/* inline data, or a multipart object's manifest */
+		if (r->meta.layout == GW_LAYOUT_INLINE ||
+		    r->meta.layout == GW_LAYOUT_MULTIPART)
 			w->f[i].iov = (struct iovec){ r->small.p, r->small.len };
 	}
 	w->meta = r->metabuf.p;
@@ -1344,6 +1253,12 @@ static void put_fail(struct gw_req *r, int err)
 			r->nsegs_sent, strata_wall_ns());
 }
 
+static void put_old_known(struct gw_req *r)
+{
+	r->old_known = true;
+	put_maybe_head(r);
+}
+
 /* Conditional PUT (If-Match / If-None-Match) against the object it would
  * replace: 0, GWE_PRECONDITION, or NoSuchKey for If-Match on no object.
  * XXX checked against the head read at the PUT's start: two conditional
@@ -1358,7 +1273,7 @@ static int put_check_conditions(struct gw_req *r, const struct gw_meta *old)
 		return 0;
 	if (!old)
 		return im ? GWE_NO_SUCH_KEY : 0;
-	s3_etag_from_md5(old->md5, etag);
+	gw_meta_etag(old, etag);	/* a multipart object's too */
 	if (im && !etag_matches(im, etag))
 		return GWE_PRECONDITION;
 	if (inm && etag_matches(inm, etag))
@@ -1389,6 +1304,15 @@ static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 		else
 			ret = put_check_conditions(r, have ? &m : NULL);
 	}
+	/* A replaced multipart object: its manifest must be read now, before
+	 * the new head replaces it, to delete its parts after. */
+	if (ret == 0 && res->status == 0 && m.kind == GW_META_OBJECT &&
+	    m.layout == GW_LAYOUT_MULTIPART &&
+	    gw_mpu_old_manifest(r, res, &m, put_old_known) == 0) {
+		gw_meta_free(&m);
+		req_put(r);
+		return;
+	}
 	gw_meta_free(&m);
 	r->old_known = true;
 	if (ret < 0)
@@ -1401,10 +1325,10 @@ static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 static int put_begin(struct gw_req *r)
 {
 	struct gateway *gw = r->gw;
-	int64_t len = http_req_content_length(r->hr);
+	int64_t len = r->copy ? r->length : http_req_content_length(r->hr);
 	int ret;
 
-	if (r->auth.payload >= S3_PAYLOAD_STREAMING) {
+	if (r->auth.payload >= S3_PAYLOAD_STREAMING && !r->copy) {
 		size_t dl;
 		const char *d = http_req_header(r->hr, "x-amz-decoded-content-length", &dl);
 
@@ -1420,12 +1344,16 @@ static int put_begin(struct gw_req *r)
 	if (len > 0 && (uint64_t)len > gw->cfg.max_object)
 		return GWE_TOO_LARGE;
 	r->length = len;
-	ret = object_path(r);
-	if (ret < 0)
-		return ret;
-	ret = body_begin(r);
-	if (ret < 0)
-		return ret;
+	if (!r->path) {
+		ret = object_path(r);
+		if (ret < 0)
+			return ret;
+	}
+	if (!r->copy) {		/* a copy's body is its source: no digest */
+		ret = body_begin(r);
+		if (ret < 0)
+			return ret;
+	}
 	r->version = strata_wall_ns();
 	r->meta.kind = GW_META_OBJECT;
 	r->meta.version = r->version;
@@ -1433,9 +1361,13 @@ static int put_begin(struct gw_req *r)
 	r->meta.owner = strdup(r->owner);
 	if (!r->meta.owner)
 		return -ENOMEM;
-	ret = put_collect_meta(r);
-	if (ret < 0)
-		return ret;
+	if (!r->copy && !r->upload_id) {
+		ret = put_collect_meta(r, &r->meta);
+		if (ret < 0)
+			return ret;
+	}
+	if (r->upload_id)
+		return gw_mpu_part_prepare(r);
 	{
 		uint8_t name[STO_NAME_HASH_LEN];
 
@@ -1448,7 +1380,8 @@ static int put_begin(struct gw_req *r)
 			return ret;
 		}
 	}
-	if (put_is_small(r)) {
+	if (r->length < 0 || (uint64_t)r->length <= gw->cfg.small_max) {
+		/* chunked (length unknown): inline until it outgrows small_max */
 		r->meta.layout = GW_LAYOUT_INLINE;
 		r->small.max = (size_t)gw->cfg.small_max + 1;
 	} else {
@@ -1614,14 +1547,23 @@ static bool etag_matches(const char *list, const char *etag)
 	return false;
 }
 
-/* 0, or 304 / 412 as GWE_PRECONDITION or 304. */
-static int check_conditions(struct gw_req *r, const char *etag, time_t mtime)
+/* 0, or 304 / 412 as GWE_PRECONDITION or 304. prefix: "" for GET/HEAD,
+ * "x-amz-copy-source-" for a copy's source. */
+int gw_check_conditions(struct gw_req *r, const char *prefix, const char *etag,
+			time_t mtime)
 {
-	const char *im = http_req_header(r->hr, "if-match", NULL);
-	const char *inm = http_req_header(r->hr, "if-none-match", NULL);
-	const char *ims = http_req_header(r->hr, "if-modified-since", NULL);
-	const char *ius = http_req_header(r->hr, "if-unmodified-since", NULL);
+	char n[4][48];
+	const char *im, *inm, *ims, *ius;
 	time_t t;
+
+	snprintf(n[0], sizeof(n[0]), "%sif-match", prefix);
+	snprintf(n[1], sizeof(n[1]), "%sif-none-match", prefix);
+	snprintf(n[2], sizeof(n[2]), "%sif-modified-since", prefix);
+	snprintf(n[3], sizeof(n[3]), "%sif-unmodified-since", prefix);
+	im = http_req_header(r->hr, n[0], NULL);
+	inm = http_req_header(r->hr, n[1], NULL);
+	ims = http_req_header(r->hr, n[2], NULL);
+	ius = http_req_header(r->hr, n[3], NULL);
 
 	if (im && !etag_matches(im, etag))
 		return GWE_PRECONDITION;
@@ -1702,6 +1644,7 @@ static void add_override(struct gw_req *r, const char *param, const char *header
 static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 {
 	char etag[S3_ETAG_MAX], date[HTTP_DATE_LEN + 1];
+	const char *sc;
 	static const struct { const char *param, *header, *stored; } ov[] = {
 		{ "response-content-type", "Content-Type", "content-type" },
 		{ "response-content-language", "Content-Language", "content-language" },
@@ -1712,7 +1655,7 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 	};
 
 	resp_common(r);
-	s3_etag_from_md5(m->md5, etag);
+	gw_meta_etag(m, etag);
 	http_resp_header(r->hr, "ETag", etag);
 	if (http_date_format((time_t)(m->version / 1000000000), date) == 0)
 		http_resp_header(r->hr, "Last-Modified", date);
@@ -1727,9 +1670,13 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 	for (uint32_t i = 0; i < m->nhdr; i++)
 		if (!strncmp(m->hdr[i].name, "x-amz-meta-", 11))
 			http_resp_header(r->hr, m->hdr[i].name, m->hdr[i].value);
+	sc = gw_meta_hdr_get(m, "x-amz-storage-class");
+	if (sc && strcmp(sc, "STANDARD"))
+		http_resp_header(r->hr, "x-amz-storage-class", sc);
 }
 
 static void get_pump(struct gw_req *r);
+static uint64_t gw_max_seg_size(const struct gw_req *r);
 
 static void on_get_written(struct http_req *hr, int status, void *arg)
 {
@@ -1764,7 +1711,7 @@ static void on_frag_read(void *arg, int status, uint64_t ts, size_t got)
 	s->fr[fr->frag] = NULL;
 	s->outstanding--;
 	s->slow &= ~(1u << fr->frag);
-	if (status == 0 && ts == r->gm.version && got == s->flen) {
+	if (status == 0 && ts == s->ref.version && got == s->flen) {
 		s->present |= 1u << fr->frag;
 	} else {
 		log_warn("GET %s seg %" PRIu64 " frag %u: %s", r->path, fr->seg,
@@ -1802,13 +1749,19 @@ static int slot_ask(struct gw_slot *s, unsigned frag)
 	const struct ring_dev *prim[RING_MAX_PLACEMENTS];
 	const struct ring_dev *dev;
 	struct gw_frag_read *fr;
-	struct sto_key k = { .part = r->part_ec, .frag = frag };
-	uint32_t id;
+	struct sto_key k = { .part = r->rpart_ec, .frag = frag };
+	uint32_t id = UINT32_MAX;
 	int ret;
 
-	ring_primaries(gw->ec, r->part_ec, prim, ring_placements(gw->ec));
-	id = gw_meta_dev(&r->gm, (uint32_t)s->seg, frag, prim[frag]->id);
+	ring_primaries(gw->ec, r->rpart_ec, prim, ring_placements(gw->ec));
+	for (uint32_t i = 0; i < s->ref.nover && id == UINT32_MAX; i++)
+		if (s->ref.over[i].seg == s->ref.lseg && s->ref.over[i].frag == frag)
+			id = s->ref.over[i].dev;
+	if (id == UINT32_MAX)
+		id = prim[frag]->id;
 	dev = ring_dev_by_id(gw->ec, id);
+	if (!dev)
+		return -ENOENT;
 	fr = calloc(1, sizeof(*fr));
 	if (!fr)
 		return -ENOMEM;
@@ -1816,7 +1769,7 @@ static int slot_ask(struct gw_slot *s, unsigned frag)
 	fr->frag = frag;
 	fr->seg = s->seg;
 	fr->gen = r->slot_gen;
-	gw_seg_hash(r->path, r->path_len, r->gm.version, (uint32_t)s->seg, k.name);
+	memcpy(k.name, s->ref.name, STO_NAME_HASH_LEN);
 	s->asked |= 1u << frag;
 	s->outstanding++;
 	req_get(r);
@@ -1884,7 +1837,7 @@ static void slot_read_more(struct gw_slot *s)
 				pending++;
 		}
 		if (pending < need && s->outstanding == 0 && r->hr) {
-			log_err("GET %s seg %" PRIu64 ": fewer than %u fragments", r->path,
+			log_err("GET %s seg %" PRIu64 ": fewer than %u fragments", r->rpath,
 				s->seg, k);
 			r->failed = true;
 			get_pump(r);
@@ -1898,7 +1851,9 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 	uint32_t flen;
 	unsigned k = r->gm.k, n = r->gm.k + r->gm.m;
 
-	gw_seg_geometry(r->gm.size, r->gm.seg_size, k, seg, &seg_len, &flen);
+	gw_seg_ref(r, seg, &s->ref);
+	seg_len = s->ref.len;
+	flen = s->ref.flen;
 	s->r = r;
 	s->seg = seg;
 	s->flen = flen;
@@ -1906,19 +1861,20 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 	s->present = s->asked = s->failed = 0;
 	s->outstanding = 0;
 	s->state = SLOT_READING;
+	/* Parts may have their own segment size: size for the largest. */
 	if (!s->buf)
-		s->buf = malloc((size_t)r->gm.seg_size / k * n);
+		s->buf = malloc((size_t)gw_max_seg_size(r) / k * n);
 	if (!s->buf) {
 		r->failed = true;
 		return;
 	}
-	a = seg * r->gm.seg_size;
+	a = s->ref.obj_off;
 	b = a + seg_len - 1;
 	if (r->range_start > a)
 		a = r->range_start;
 	if (r->range_end < b)
 		b = r->range_end;
-	s->out_off = a - seg * r->gm.seg_size;
+	s->out_off = a - s->ref.obj_off;
 	s->out_len = b - a + 1;
 	s->want = 0;
 	for (uint64_t i = s->out_off / flen; i <= (s->out_off + s->out_len - 1) / flen; i++)
@@ -1932,6 +1888,10 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 
 static void get_finish(struct gw_req *r)
 {
+	if (r->copy) {
+		gw_copy_source_done(r, 0);
+		return;
+	}
 	if (r->hr && !r->responded) {
 		r->responded = true;
 		http_resp_end(r->hr);
@@ -1942,6 +1902,10 @@ static void get_pump(struct gw_req *r)
 {
 	if (!r->hr)
 		return;
+	if (r->failed && r->copy) {
+		gw_copy_source_done(r, -EIO);
+		return;
+	}
 	if (r->failed) {
 		/* Headers are out: a short body tells the client. */
 		if (!r->responded) {
@@ -1963,6 +1927,20 @@ static void get_pump(struct gw_req *r)
 	for (int i = 0; i < 2; i++) {
 		struct gw_slot *s = &r->slots[i];
 
+		if (s->state == SLOT_READY && s->seg == r->next_write && r->copy) {
+			/* A copy: the slice goes into the PUT's segment buffers
+			 * (copied there), when they have room. */
+			if (!gw_copy_can_feed(r, s->out_len))
+				return;
+			if (gw_copy_feed(r, s->buf + s->out_off, s->out_len) < 0) {
+				gw_copy_source_done(r, -EIO);
+				return;
+			}
+			s->state = SLOT_FREE;
+			r->next_write++;
+			get_pump(r);
+			return;
+		}
 		if (s->state == SLOT_READY && s->seg == r->next_write) {
 			uv_buf_t b = uv_buf_init((char *)s->buf + s->out_off,
 						 (unsigned)s->out_len);
@@ -1993,15 +1971,25 @@ static void on_inline_read(void *arg, int status, uint64_t ts, size_t got)
 	if (status < 0 || ts != r->gm.version || got != r->gm.size) {
 		if (++r->holder_try < r->nholders) {
 			req_get(r);
-			struct sto_key k = { .part = r->part_rep };
+			struct sto_key k = { .part = r->rpart_rep };
 
-			gw_name_hash(r->path, r->path_len, k.name);
+			gw_name_hash(r->rpath, r->rpath_len, k.name);
 			gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
 				      r->inline_buf, r->gm.size + 1, on_inline_read, r,
 				      NULL);
 			goto out;
 		}
-		send_error(r, GWE_SLOW_DOWN);
+		if (r->copy)
+			gw_copy_source_done(r, GWE_SLOW_DOWN);
+		else
+			send_error(r, GWE_SLOW_DOWN);
+		goto out;
+	}
+	if (r->copy) {
+		int ret = gw_copy_feed(r, r->inline_buf + r->range_start,
+				       r->range_end - r->range_start + 1);
+
+		gw_copy_source_done(r, ret);
 		goto out;
 	}
 	r->responded = true;
@@ -2015,9 +2003,7 @@ out:
 static void on_object_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
-	char etag[S3_ETAG_MAX], cr[96];
-	bool head = r->op == OP_HEAD_OBJECT;
-	int ret, status = 200;
+	int ret;
 
 	if (!r->hr || r->responded)
 		goto out;
@@ -2031,7 +2017,7 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 	}
 	ret = gw_meta_decode(res->meta, res->meta_len, &r->gm);
 	if (ret < 0 || r->gm.kind != GW_META_OBJECT) {
-		log_err("GET %s: undecodable head (%d)", r->path, ret);
+		log_err("GET %s: undecodable head (%d)", r->rpath, ret);
 		send_error(r, -EIO);
 		goto out;
 	}
@@ -2044,26 +2030,80 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		put_acl(r);
 		goto out;
 	}
-	s3_etag_from_md5(r->gm.md5, etag);
-	ret = check_conditions(r, etag, (time_t)(r->gm.version / 1000000000));
+	memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
+	r->nholders = res->nholders;
+	r->holder_try = 0;
+	/* A multipart object's data is named by its manifest, the head's
+	 * payload: read it first (a plain HEAD needs only the metadata). */
+	if (r->gm.layout == GW_LAYOUT_MULTIPART &&
+	    (r->op != OP_HEAD_OBJECT || r->part_num)) {
+		ret = gw_mpu_load_manifest(r);
+		if (ret < 0)
+			send_error(r, ret);
+		goto out;
+	}
+	gw_object_answer(r);
+out:
+	req_put(r);
+}
+
+/* ?partNumber=N: 0 (whole object: N = 1 of a simple object), 1 (the
+ * part's range is set) or an error. */
+static int part_range(struct gw_req *r)
+{
+	const struct gw_mpart *p;
+	char v[16];
+
+	if (!r->have_man)
+		return r->part_num == 1 ? 0 : GWE_INVALID_PART_NUMBER;
+	if (r->part_num > r->man.n)
+		return GWE_INVALID_PART_NUMBER;
+	p = &r->man.parts[r->part_num - 1];
+	snprintf(v, sizeof(v), "%u", r->man.n);
+	http_resp_header(r->hr, "x-amz-mp-parts-count", v);
+	if (!p->size)
+		return GWE_INVALID_PART_NUMBER;
+	r->range_start = p->off;
+	r->range_end = p->off + p->size - 1;
+	return 1;
+}
+
+void gw_object_answer(struct gw_req *r)
+{
+	char etag[S3_ETAG_MAX], cr[96];
+	bool head = r->op == OP_HEAD_OBJECT;
+	int ret, status = 200;
+
+	if (!r->hr || r->responded)
+		return;
+	if (r->copy) {
+		gw_copy_source_ready(r);
+		return;
+	}
+	gw_meta_etag(&r->gm, etag);
+	ret = gw_check_conditions(r, "", etag, (time_t)(r->gm.version / 1000000000));
 	if (ret == 304) {
 		r->responded = true;
 		obj_headers(r, &r->gm);
 		http_resp_simple(r->hr, 304, NULL, NULL, 0);
-		goto out;
+		return;
 	}
 	if (ret < 0) {
 		send_error(r, ret);
-		goto out;
+		return;
 	}
-	ret = parse_range(r, r->gm.size);
+	ret = r->part_num ? part_range(r) : parse_range(r, r->gm.size);
+	if (r->part_num && ret == 0) {
+		r->range_start = 0;
+		r->range_end = r->gm.size ? r->gm.size - 1 : 0;
+	}
 	if (ret < 0) {
 		char v[48];
 
 		snprintf(v, sizeof(v), "bytes */%" PRIu64, r->gm.size);
 		http_resp_header(r->hr, "Content-Range", v);
 		send_error(r, ret);
-		goto out;
+		return;
 	}
 	obj_headers(r, &r->gm);
 	if (ret == 1) {
@@ -2083,69 +2123,122 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		}
 	}
 	if (head || r->gm.size == 0) {
-		char len[32];
-
 		r->responded = true;
 		if (head) {
 			/* HEAD: the length the GET would have. */
-			snprintf(len, sizeof(len), "%" PRIu64,
-				 r->gm.size ? r->range_end - r->range_start + 1 : 0);
 			http_resp_start(r->hr, status, (int64_t)(r->gm.size ?
 					r->range_end - r->range_start + 1 : 0));
 			http_resp_end(r->hr);
 		} else {
 			http_resp_simple(r->hr, status, NULL, NULL, 0);
 		}
-		goto out;
+		return;
 	}
 	if (r->gm.layout == GW_LAYOUT_INLINE) {
-		struct sto_key k = { .part = r->part_rep };
-
-		r->inline_buf = malloc(r->gm.size + 1);
-		if (!r->inline_buf || !res->nholders) {
-			send_error(r, r->inline_buf ? GWE_SLOW_DOWN : -ENOMEM);
-			goto out;
-		}
-		memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
-		r->nholders = res->nholders;
-		r->holder_try = 0;
 		r->resp_status = status;
-		gw_name_hash(r->path, r->path_len, k.name);
-		req_get(r);
-		gw_read_start(&r->gw->st, r->holders[0], &k, 0, 0, r->inline_buf,
-			      r->gm.size + 1, on_inline_read, r, NULL);
-		goto out;
+		ret = gw_inline_read(r);
+		if (ret < 0)
+			send_error(r, ret);
+		return;
 	}
-	/* EC: stream the covered segments, two in flight. */
+	/* EC or multipart: stream the covered segments, two in flight. */
 	if (http_resp_start(r->hr, status,
 			    (int64_t)(r->range_end - r->range_start + 1)) < 0) {
 		r->responded = true;
-		goto out;
+		return;
 	}
-	r->seg_first = r->range_start / r->gm.seg_size;
-	r->seg_last = r->range_end / r->gm.seg_size;
+	gw_get_start(r);
+}
+
+/* Inline object: its bytes from the head's holders, one after another. */
+int gw_inline_read(struct gw_req *r)
+{
+	struct sto_key k = { .part = r->rpart_rep };
+
+	r->inline_buf = malloc(r->gm.size + 1);
+	if (!r->inline_buf)
+		return -ENOMEM;
+	if (!r->nholders)
+		return GWE_SLOW_DOWN;
+	gw_name_hash(r->rpath, r->rpath_len, k.name);
+	req_get(r);
+	gw_read_start(&r->gw->st, r->holders[0], &k, 0, 0, r->inline_buf,
+		      r->gm.size + 1, on_inline_read, r, NULL);
+	return 0;
+}
+
+/* The slots' pipeline over [range_start, range_end]. */
+void gw_get_start(struct gw_req *r)
+{
+	r->seg_first = gw_seg_at(r, r->range_start);
+	r->seg_last = gw_seg_at(r, r->range_end);
 	r->next_read = r->next_write = r->seg_first;
 	r->slots[0].r = r->slots[1].r = r;
 	r->slot_gen = 1;
 	get_pump(r);
-out:
-	req_put(r);
+}
+
+/* Where segment seg of r->gm lives: the object's own segments, or the
+ * parts' one after another (gw_mpu.c keeps the manifest). */
+void gw_seg_ref(const struct gw_req *r, uint64_t seg, struct gw_segref *out)
+{
+	const struct gw_meta *m = &r->gm;
+
+	if (r->have_man) {
+		gw_mpu_seg_ref(r, seg, out);
+		return;
+	}
+	gw_seg_geometry(m->size, m->seg_size, m->k, seg, &out->len, &out->flen);
+	out->obj_off = seg * m->seg_size;
+	out->lseg = (uint32_t)seg;
+	out->version = m->version;
+	out->over = m->over;
+	out->nover = m->nover;
+	gw_seg_hash(r->rpath, r->rpath_len, m->version, (uint32_t)seg, out->name);
+}
+
+uint64_t gw_seg_at(const struct gw_req *r, uint64_t off)
+{
+	if (r->have_man)
+		return gw_mpu_seg_at(r, off);
+	return off / r->gm.seg_size;
+}
+
+static uint64_t gw_max_seg_size(const struct gw_req *r)
+{
+	uint64_t max = r->gm.seg_size;
+
+	for (uint32_t i = 0; r->have_man && i < r->man.n; i++)
+		if (r->man.parts[i].seg_size > max)
+			max = r->man.parts[i].seg_size;
+	return max;
+}
+
+/* The object a GET or a copy reads: its head lookup, then on_object_head. */
+int gw_object_lookup(struct gw_req *r)
+{
+	uint8_t name[STO_NAME_HASH_LEN];
+	int ret;
+
+	gw_name_hash(r->rpath, r->rpath_len, name);
+	req_get(r);
+	ret = gw_hlook_start(&r->gw->st, r->gw->rep, r->rpart_rep, name, 0,
+			     on_object_head, r);
+	if (ret < 0)
+		req_put(r);
+	return ret;
 }
 
 static int get_begin(struct gw_req *r)
 {
-	struct gateway *gw = r->gw;
-	uint8_t name[STO_NAME_HASH_LEN];
 	int ret = object_path(r);
 
 	if (ret < 0)
 		return ret;
-	gw_name_hash(r->path, r->path_len, name);
-	req_get(r);
-	ret = gw_hlook_start(&gw->st, gw->rep, r->part_rep, name, 0, on_object_head, r);
+	ret = gw_mpu_part_number(r);
 	if (ret < 0)
-		req_put(r);
-	return ret;
+		return ret;
+	return gw_object_lookup(r);
 }
 
 /* --------------------------------------------------------------- DELETE */
@@ -2161,6 +2254,7 @@ struct gw_odel {
 	uint32_t part_rep, part_ec;
 	struct gw_meta gm;
 	bool have_gm;
+	struct gw_manifest old_man;		/* a multipart object's parts */
 	struct gw_del_cond cond;		/* strdup'd */
 	gw_list_done_fn cb;
 	void *arg;
@@ -2169,6 +2263,7 @@ struct gw_odel {
 static void odel_free(struct gw_odel *d)
 {
 	gw_meta_free(&d->gm);
+	gw_manifest_free(&d->old_man);
 	free((char *)d->cond.if_match);
 	free((char *)d->cond.if_mtime);
 	free((char *)d->cond.if_size);
@@ -2186,7 +2281,7 @@ static int delete_check_conditions(const struct gw_del_cond *c, const struct gw_
 	char etag[S3_ETAG_MAX], *end;
 	time_t t;
 
-	s3_etag_from_md5(m->md5, etag);
+	gw_meta_etag(m, etag);	/* a multipart object's too */
 	if (c->if_match && !etag_matches(c->if_match, etag))
 		return GWE_PRECONDITION;
 	if (c->if_mtime && (parse_http_date(c->if_mtime, &t) < 0 ||
@@ -2217,6 +2312,10 @@ static void odel_on_deleted(struct gw_wset *w, int err, void *arg)
 		if (d->have_gm && d->gm.layout == GW_LAYOUT_EC)
 			tail_gc(d->gw, d->path, d->path_len, d->part_ec, d->gm.version,
 				gw_meta_segments(&d->gm), strata_wall_ns());
+		/* A multipart object: its parts' segments. */
+		if (d->old_man.n)
+			gw_manifest_gc(d->gw, d->path, d->path_len, d->part_ec,
+				       &d->old_man, strata_wall_ns());
 		/* The head's tombstone is durable: the listing's follows. */
 		err = gw_list_update(d->gw->lst, d->bucket, &o, odel_listed, d);
 		if (err == 0)
@@ -2225,20 +2324,14 @@ static void odel_on_deleted(struct gw_wset *w, int err, void *arg)
 	odel_listed(d, err);
 }
 
-static void odel_on_head(const struct gw_hlook_result *res, void *arg)
+/* The head's tombstone (after the lookup, and for a multipart object the
+ * manifest read). */
+static void odel_go(void *arg)
 {
 	struct gw_odel *d = arg;
 	uint8_t name[STO_NAME_HASH_LEN];
 	struct gw_wset *w;
-	int ret;
 
-	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &d->gm) == 0)
-		d->have_gm = true;
-	if (d->have_gm && d->gm.kind == GW_META_OBJECT &&
-	    (ret = delete_check_conditions(&d->cond, &d->gm)) < 0) {
-		odel_listed(d, ret);
-		return;
-	}
 	gw_name_hash(d->path, d->path_len, name);
 	w = gw_wset_new(&d->gw->st, d->gw->rep, d->part_rep, name, 0, true,
 			strata_wall_ns(), odel_on_deleted, d);
@@ -2249,6 +2342,28 @@ static void odel_on_head(const struct gw_hlook_result *res, void *arg)
 	for (unsigned i = 0; i < w->n; i++)
 		w->f[i].frag = 0;
 	gw_wset_start(w);
+}
+
+static void odel_on_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_odel *d = arg;
+	int ret;
+
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &d->gm) == 0)
+		d->have_gm = true;
+	if (d->have_gm && d->gm.kind == GW_META_OBJECT &&
+	    (ret = delete_check_conditions(&d->cond, &d->gm)) < 0) {
+		odel_listed(d, ret);
+		return;
+	}
+	/* A multipart object's parts are named by its manifest: read it
+	 * before the tombstone replaces it. */
+	if (d->have_gm && d->gm.kind == GW_META_OBJECT &&
+	    d->gm.layout == GW_LAYOUT_MULTIPART &&
+	    gw_manifest_read_old(d->gw, d->path, d->path_len, d->part_rep, res,
+				 &d->gm, &d->old_man, odel_go, d) == 0)
+		return;
+	odel_go(d);
 }
 
 int gw_obj_delete(struct gateway *gw, const char *owner, const char *bucket,
@@ -2451,6 +2566,21 @@ static void dispatch(struct gw_req *r)
 	case OP_DELETE_OBJECT:
 		ret = delete_begin(r);
 		break;
+	case OP_COPY_OBJECT:
+		/* ACL headers as on a PUT (the new object's ACL) */
+		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+		if (ret == 0)
+			ret = gw_copy_begin(r);
+		break;
+	case OP_CREATE_MPU:
+		ret = acl_headers_check(r, GWE_ACL_NOT_SUPPORTED);
+		if (ret == 0)
+			ret = gw_mpu_dispatch(r);
+		break;
+	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY:
+	case OP_COMPLETE_MPU: case OP_ABORT_MPU: case OP_LIST_PARTS: case OP_LIST_MPU:
+		ret = gw_mpu_dispatch(r);
+		break;
 	default:
 		ret = GWE_NOT_IMPLEMENTED;
 		break;
@@ -2525,7 +2655,7 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 
 	if (!r || r->responded || r->body_err)
 		return 0;
-	if (r->op == OP_PUT_OBJECT) {
+	if (r->op == OP_PUT_OBJECT || r->op == OP_UPLOAD_PART) {
 		ret = body_feed(r, data, len, put_sink);
 		if (ret < 0) {
 			r->body_err = ret;
@@ -2533,7 +2663,8 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 		}
 		return 0;
 	}
-	if (r->op == OP_CREATE_BUCKET || r->op == OP_DELETE_OBJECTS) {
+	if (r->op == OP_CREATE_BUCKET || r->op == OP_COMPLETE_MPU ||
+	    r->op == OP_DELETE_OBJECTS) {
 		if (!r->dg_init && (ret = body_begin(r)) < 0) {
 			r->body_err = ret;
 			return 0;
@@ -2554,17 +2685,22 @@ static void on_body_end(struct http_req *hr)
 
 	if (!r || r->responded)
 		return;
-	if (r->op == OP_PUT_OBJECT) {
+	if (r->op == OP_PUT_OBJECT || r->op == OP_UPLOAD_PART) {
 		put_body_end(r);
 		return;
 	}
-	if (r->op != OP_CREATE_BUCKET && r->op != OP_DELETE_OBJECTS)
+	if (r->op != OP_CREATE_BUCKET && r->op != OP_COMPLETE_MPU &&
+	    r->op != OP_DELETE_OBJECTS)
 		return;
 	ret = r->body_err;
 	if (!ret && !r->dg_init)
 		ret = body_begin(r);
 	if (!ret)
 		ret = body_finish(r);
+	if (!ret && r->op == OP_COMPLETE_MPU) {
+		gw_mpu_complete_body(r);
+		return;
+	}
 	if (r->op == OP_DELETE_OBJECTS) {
 		if (!ret) {
 			ret = gw_delete_objects(r->gw, r->owner, r->bucket, r->small.p,
@@ -2602,6 +2738,47 @@ static void on_done(struct http_req *hr, int err)
 		if (r->slots[i].r)
 			slot_abandon(&r->slots[i]);
 	req_put(r);
+}
+
+/* ---------------------------------------------- for gw_mpu.c, gw_copy.c */
+
+struct gw_req *gw_req_get(struct gw_req *r) { return req_get(r); }
+void gw_req_put(struct gw_req *r) { req_put(r); }
+void gw_send_error(struct gw_req *r, int err) { send_error(r, err); }
+void gw_send_empty(struct gw_req *r, int status) { send_empty(r, status); }
+void gw_resp_common(struct gw_req *r) { resp_common(r); }
+int gw_object_path(struct gw_req *r) { return object_path(r); }
+int gw_put_begin(struct gw_req *r) { return put_begin(r); }
+int gw_put_sink(struct gw_req *r, const uint8_t *p, size_t n) { return put_sink(r, p, n); }
+void gw_put_maybe_head(struct gw_req *r) { put_maybe_head(r); }
+void gw_put_fail(struct gw_req *r, int err) { put_fail(r, err); }
+void gw_get_pump(struct gw_req *r) { get_pump(r); }
+
+bool gw_query_has(const char *q, size_t qn, const char *name, const char **value,
+		  size_t *vlen)
+{
+	return query_has(q, qn, name, value, vlen);
+}
+
+int gw_collect_meta(struct gw_req *r, struct gw_meta *m)
+{
+	return put_collect_meta(r, m);
+}
+
+void gw_tail_gc(struct gateway *gw, const char *path, size_t plen, uint32_t part,
+		uint64_t version, uint64_t nsegs, uint64_t ts)
+{
+	tail_gc(gw, path, plen, part, version, nsegs, ts);
+}
+
+void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b)
+{
+	if (!r->hr || r->responded)
+		return;
+	r->responded = true;
+	resp_common(r);
+	http_resp_simple(r->hr, status, b ? "application/xml" : NULL,
+			 b ? b->p : NULL, b ? b->len : 0);
 }
 
 /* ------------------------------------------------------------ lifecycle */

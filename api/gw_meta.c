@@ -6,6 +6,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ int gw_meta_encode(const struct gw_meta *m, struct s3_buf *b)
 {
 	int ret = 0;
 
-	ret = ret ?: put_u8(b, GW_META_FORMAT);
+	ret = ret ?: put_u8(b, m->nparts ? GW_META_FORMAT_MPU : GW_META_FORMAT);
 	ret = ret ?: put_u8(b, m->kind);
 	ret = ret ?: put_u8(b, m->layout);
 	ret = ret ?: put_u8(b, m->k);
@@ -52,6 +53,8 @@ int gw_meta_encode(const struct gw_meta *m, struct s3_buf *b)
 	for (uint32_t i = 0; !ret && i < m->nover; i++)
 		ret = put_be(b, m->over[i].seg, 4) ?: put_u8(b, m->over[i].frag) ?:
 		      put_be(b, m->over[i].dev, 4);
+	if (!ret && m->nparts)
+		ret = put_be(b, m->nparts, 4) ?: put_be(b, m->manifest_len, 4);
 	if (ret)
 		return ret == -E2BIG ? -E2BIG : ret;
 	return b->len > STO_MAX_META ? -E2BIG : 0;
@@ -94,7 +97,8 @@ static char *get_str(struct rd *r)
 	size_t n = get_be(r, 2);
 	char *s;
 
-	if (r->bad || r->n < n) {
+	/* A NUL inside would not survive a round trip (fuzz_gw_records). */
+	if (r->bad || r->n < n || memchr(r->p, '\0', n)) {
 		r->bad = true;
 		return NULL;
 	}
@@ -110,11 +114,13 @@ int gw_meta_decode(const void *p, size_t n, struct gw_meta *m)
 {
 	struct rd r = { .p = p, .n = n };
 	uint32_t nhdr, nover;
+	unsigned format;
 
 	memset(m, 0, sizeof(*m));
 	if (n < 1)
 		return -EINVAL;
-	if (get_be(&r, 1) != GW_META_FORMAT)
+	format = (unsigned)get_be(&r, 1);
+	if (format != GW_META_FORMAT && format != GW_META_FORMAT_MPU)
 		return -EPROTO;
 	m->kind = (uint8_t)get_be(&r, 1);
 	m->layout = (uint8_t)get_be(&r, 1);
@@ -130,10 +136,11 @@ int gw_meta_decode(const void *p, size_t n, struct gw_meta *m)
 	nover = (uint32_t)get_be(&r, 4);
 	if (r.bad || nhdr > GW_META_MAX_HDRS || nover > GW_META_MAX_OVERRIDES)
 		return -EINVAL;
-	if (m->kind != GW_META_OBJECT && m->kind != GW_META_BUCKET)
+	if (m->kind != GW_META_OBJECT && m->kind != GW_META_BUCKET &&
+	    m->kind != GW_META_UPLOAD)
 		return -EINVAL;
 	if (m->kind == GW_META_OBJECT) {
-		if (m->layout == GW_LAYOUT_EC) {
+		if (m->layout == GW_LAYOUT_EC || m->layout == GW_LAYOUT_MULTIPART) {
 			if (m->k < 1 || m->k > GW_EC_MAX_K || m->m < 1 ||
 			    m->m > GW_EC_MAX_M || m->seg_size == 0 ||
 			    m->seg_size % m->k)
@@ -164,6 +171,15 @@ int gw_meta_decode(const void *p, size_t n, struct gw_meta *m)
 		if (r.bad || m->over[m->nover].frag >= m->k + m->m)
 			return -EINVAL;
 	}
+	if (format == GW_META_FORMAT_MPU) {
+		m->nparts = (uint32_t)get_be(&r, 4);
+		m->manifest_len = (uint32_t)get_be(&r, 4);
+		if (r.bad || !m->nparts || m->nparts > S3_MAX_PARTS)
+			return -EINVAL;
+	}
+	if ((m->layout == GW_LAYOUT_MULTIPART) != (m->nparts > 0) &&
+	    m->kind == GW_META_OBJECT)
+		return -EINVAL;
 	return r.n ? -EINVAL : 0;
 }
 
@@ -210,6 +226,16 @@ const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name)
 		if (!strcmp(m->hdr[i].name, name))
 			return m->hdr[i].value;
 	return NULL;
+}
+
+void gw_meta_etag(const struct gw_meta *m, char out[S3_ETAG_MAX])
+{
+	s3_etag_from_md5(m->md5, out);
+	if (m->nparts) {
+		size_t n = strlen(out);
+
+		snprintf(out + n - 1, S3_ETAG_MAX - (n - 1), "-%u\"", m->nparts);
+	}
 }
 
 uint32_t gw_meta_dev(const struct gw_meta *m, uint32_t seg, unsigned frag,

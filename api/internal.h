@@ -858,6 +858,7 @@ void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
  * STRATA_GW_INTERNAL): the HTTP and S3 layers, their tests and fuzzers do not
  * link the ring or the storage client. */
 #ifdef STRATA_GW_INTERNAL
+#include "gateway.h"
 #include "ring.h"
 #include "storage.h"
 
@@ -869,18 +870,25 @@ void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
  *   md5[16], cksum[32], u32 override count, u16 owner length + owner,
  *   headers (u16 name length, name, u16 value length, value)...,
  *   overrides (u32 segment, u8 fragment, u32 device id)...
- * all integers big-endian. Decoding validates every length. */
+ * all integers big-endian; format 2 (multipart objects) appends
+ *   u32 part count, u32 manifest length.
+ * Decoding validates every length. Format 1 is written whenever it can say
+ * everything (no parts), so older gateways read what they can. */
 #define GW_META_FORMAT		1
+#define GW_META_FORMAT_MPU	2
 #define GW_META_MAX_HDRS	128
 #define GW_META_MAX_OVERRIDES	8192
 
 enum gw_meta_kind {
 	GW_META_OBJECT = 1,
 	GW_META_BUCKET = 2,
+	GW_META_UPLOAD = 3,	/* a multipart upload in progress (gw_mpu.c) */
 };
 enum gw_layout {
 	GW_LAYOUT_INLINE = 1,	/* the data is the head fragment's payload (rep3) */
 	GW_LAYOUT_EC = 2,	/* segments of k+m fragments on the EC ring */
+	GW_LAYOUT_MULTIPART = 3, /* parts (EC) listed by a manifest, the head's
+				  * payload (struct gw_manifest) */
 };
 
 /* Fragment frag of segment seg went to device dev instead of its primary. */
@@ -907,6 +915,10 @@ struct gw_meta {
 	uint32_t nhdr;
 	struct gw_override *over;
 	uint32_t nover;
+	/* format 2: multipart objects. nparts > 0: the ETag is md5 "-" nparts;
+	 * manifest_len: bytes of the manifest in the head's payload. */
+	uint32_t nparts;
+	uint32_t manifest_len;
 };
 
 /* Appends the encoding of m to b: 0, -E2BIG (over STO_MAX_META), -ENOMEM. */
@@ -919,6 +931,9 @@ void gw_meta_free(struct gw_meta *m);
 int gw_meta_add_hdr(struct gw_meta *m, const char *name, size_t nlen,
 		    const char *value, size_t vlen);
 const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name);
+/* The object's quoted ETag: MD5, or for multipart the MD5 of the parts'
+ * MD5s "-" parts. */
+void gw_meta_etag(const struct gw_meta *m, char out[S3_ETAG_MAX]);
 /* Device of fragment frag of segment seg: the override, else prim. */
 uint32_t gw_meta_dev(const struct gw_meta *m, uint32_t seg, unsigned frag,
 		     uint32_t prim);
@@ -1142,6 +1157,354 @@ void gw_list_bucket_drop(struct gw_listing *L, const char *bucket);
  * a listing value, a ListObjects query) on p[0..n); aborts on a broken
  * invariant. */
 int gw_list_fuzz_one(const uint8_t *p, size_t n);
+
+/* A multipart object's part, as its manifest lists it. */
+struct gw_mpart {
+	uint32_t number;
+	uint64_t size, version;
+	uint32_t seg_size;
+	struct gw_override *over;	/* handoffs its segments used */
+	uint32_t nover;
+	uint64_t off, seg0;		/* derived: object offset, first segment */
+};
+/* The payload of a multipart object's head (format GW_MANIFEST_FORMAT):
+ *   u8 format, u16 uploadId length + uploadId, u32 parts, then per part
+ *   u32 number, u64 size, u64 version, u32 segment size, u16 overrides,
+ *   overrides (u32 segment, u8 fragment, u32 device)..., big-endian. */
+#define GW_MANIFEST_FORMAT	1
+struct gw_manifest {
+	char *upload_id;
+	struct gw_mpart *parts;
+	uint32_t n;
+	uint64_t nsegs;			/* derived: total segments */
+};
+
+/* Where segment seg of the object being read lives (gw_seg_ref). */
+struct gw_segref {
+	uint64_t obj_off;		/* object offset of its first byte */
+	uint64_t len;			/* object bytes in it */
+	uint32_t flen;			/* fragment length */
+	uint32_t lseg;			/* index within its part (or object) */
+	uint64_t version;		/* timestamp its fragments carry */
+	uint8_t name[STO_NAME_HASH_LEN];
+	const struct gw_override *over;	/* handoffs (keyed by lseg) */
+	uint32_t nover;
+};
+
+struct gw_mpu;
+struct gw_copy;
+
+/* ------------------------------------------------------------- gateway.c */
+/* The daemon and one S3 request's state, shared by gateway.c (routing,
+ * auth, buckets, PUT/GET/DELETE), gw_mpu.c (multipart) and gw_copy.c. */
+#define GW_BUCKET_CACHE		256
+#define GW_BUCKET_TTL_NS	(2ull * 1000000000)
+
+struct gw_bcache {
+	char name[64];
+	char owner[S3_ACCESS_KEY_MAX + 1];
+	char location[32];
+	uint64_t expires;
+};
+
+struct gateway {
+	uv_loop_t *loop;
+	struct gw_config cfg;
+	struct http_server *srv;
+	struct ring *ec, *rep;
+	struct gw_ec *ecc;
+	unsigned k, m;
+	struct s3_creds *creds;
+	struct s3_auth *auth;
+	struct gw_pool *pool;
+	struct gw_store st;
+	struct gw_listing *lst;		/* bucket listings (gw_list.c) */
+	uint64_t seq;
+	struct gw_bcache bcache[GW_BUCKET_CACHE];
+	void (*stop_done)(void *);
+	void *stop_arg;
+	uv_timer_t drain;	/* stopping: waits for store operations */
+	unsigned drain_ticks;
+};
+
+enum gw_op {
+	OP_NONE,
+	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
+	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
+	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
+	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
+	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS,
+	OP_UNSUPPORTED,
+	/* gw_mpu.c */
+	OP_CREATE_MPU, OP_UPLOAD_PART, OP_UPLOAD_PART_COPY, OP_COMPLETE_MPU,
+	OP_ABORT_MPU, OP_LIST_PARTS, OP_LIST_MPU,
+	/* gw_copy.c */
+	OP_COPY_OBJECT,
+};
+
+struct gw_req;
+
+/* A PUT's segment buffer: data k * unit then parity m * unit. */
+struct gw_seg {
+	struct gw_req *r;
+	uint8_t *buf;
+	uint64_t fill;		/* object bytes in it */
+	uint32_t idx;
+	bool busy;		/* fragments in flight */
+};
+
+/* A GET's read slot: one segment being read or written out. */
+enum { SLOT_FREE, SLOT_READING, SLOT_READY, SLOT_WRITING };
+struct gw_slot {
+	struct gw_req *r;
+	int state;
+	uint64_t seg;
+	struct gw_segref ref;	/* where seg lives */
+	uint8_t *buf;		/* (k + m) * frag_len */
+	uint32_t flen;
+	uint64_t seg_len;
+	uint32_t present, asked, failed, want, slow;
+	unsigned outstanding;
+	struct gw_frag_read *fr[GW_EC_MAX_FRAGS];	/* reads in flight */
+	uint64_t out_off, out_len;	/* slice of the segment to send */
+};
+
+struct gw_frag_read {
+	struct gw_slot *s;
+	unsigned frag;
+	uint64_t seg;
+	unsigned gen;
+	struct gw_read *rd;
+};
+
+struct gw_req {
+	struct gateway *gw;
+	struct http_req *hr;		/* NULL once the HTTP request is over */
+	unsigned refs;
+	char id[24];
+	enum gw_op op;
+	char *bucket, *key;
+	char account[S3_ACCESS_KEY_MAX + 1];	/* requester */
+	char owner[S3_ACCESS_KEY_MAX + 1];	/* bucket owner */
+	char location[32];		/* bucket's LocationConstraint */
+	char *path;			/* /owner/bucket/key */
+	size_t path_len;
+	struct s3_header *h;
+	size_t nh;
+	struct s3_auth_result auth;
+	bool anonymous, responded, failed;
+	int body_err;
+	/* body */
+	struct s3_body_digest dg;
+	bool dg_init;
+	struct s3_chunked *chunked;
+	bool chunked_done;
+	struct s3_buf small;		/* small bodies: bucket XML, small objects */
+	int64_t length;			/* declared object length, -1 while a
+					 * chunked body's is not known yet */
+	uint64_t received;
+	/* PUT */
+	struct gw_meta meta;
+	uint64_t version;
+	struct gw_seg seg[2];
+	unsigned cur;			/* segment being filled */
+	uint32_t nsegs_sent, nsegs_done;
+	bool body_ended, head_written, paused;
+	int put_err;
+	uint32_t part_ec, part_rep;
+	struct s3_buf metabuf;
+	/* the version this PUT replaces, from a head lookup made at its start */
+	uint64_t old_version, old_segs;
+	bool old_known;
+	/* GET */
+	struct gw_meta gm;
+	bool have_gm;
+	uint64_t range_start, range_end;	/* inclusive */
+	uint64_t seg_first, seg_last, next_read, next_write;
+	struct gw_slot slots[2];
+	uint8_t *inline_buf;
+	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
+	unsigned nholders, holder_try;
+	unsigned slot_gen;
+	int resp_status;
+	/* The object a GET (or a copy, its source) reads: r->path, or the
+	 * copy source; not owned. */
+	const char *rpath;
+	size_t rpath_len;
+	uint32_t rpart_ec, rpart_rep;
+	/* multipart (gw_mpu.c) */
+	struct gw_manifest man;		/* GET of a multipart object */
+	bool have_man;
+	char *upload_id;		/* UploadPart(Copy), Complete, Abort, ListParts */
+	uint32_t part_num;		/* UploadPart(Copy); GET/HEAD ?partNumber */
+	struct gw_mpu *mpu;		/* the operation's state, gw_mpu.c's */
+	struct gw_manifest old_man;	/* the multipart object replaced/deleted */
+	/* copy (gw_copy.c): the source streams into the PUT path */
+	struct gw_copy *copy;
+};
+
+struct gw_req *gw_req_get(struct gw_req *r);
+void gw_req_put(struct gw_req *r);
+/* Answers an error document (once; nothing if already answered). */
+void gw_send_error(struct gw_req *r, int err);
+void gw_send_empty(struct gw_req *r, int status);
+/* A small XML (or empty) answer with the common headers. */
+void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b);
+void gw_resp_common(struct gw_req *r);
+/* Raw query parameter lookup (value not decoded). */
+bool gw_query_has(const char *q, size_t qn, const char *name, const char **value,
+		  size_t *vlen);
+/* r->path ("/owner/bucket/key") and its partitions, from r->owner/bucket/key. */
+int gw_object_path(struct gw_req *r);
+/* PUT: sets up the write (length, body digest, metadata from headers). */
+int gw_put_begin(struct gw_req *r);
+/* Feeds object bytes to the segment writer (copies them). */
+int gw_put_sink(struct gw_req *r, const uint8_t *p, size_t n);
+/* The shared commit: once every segment is durable, the body verified and
+ * the replaced head known, writes the head (or, for a part, its entry) and
+ * answers. Complete and CopyObject end here too, so the head write has one
+ * home. */
+void gw_put_maybe_head(struct gw_req *r);
+void gw_put_fail(struct gw_req *r, int err);
+/* Tombstones segments 0..nsegs of (path, version) on the EC ring. */
+void gw_tail_gc(struct gateway *gw, const char *path, size_t plen, uint32_t part,
+		uint64_t version, uint64_t nsegs, uint64_t ts);
+/* The GET pipeline (slots) over [range_start, range_end] of r->gm. */
+void gw_get_pump(struct gw_req *r);
+/* GET/HEAD after the head (and manifest) are known: conditions, range,
+ * headers, body; a copy goes on with gw_copy_source_ready() instead. */
+void gw_object_answer(struct gw_req *r);
+/* Head lookup of r->rpath, then r->gm (and the manifest) and
+ * gw_object_answer(). 0 or an error to send. */
+int gw_object_lookup(struct gw_req *r);
+/* Reads an inline object from r->holders (on_inline_read answers). */
+int gw_inline_read(struct gw_req *r);
+/* Starts the segment pipeline over [range_start, range_end]. */
+void gw_get_start(struct gw_req *r);
+/* 0, or GWE precondition: 304 / 412; prefix "" or "x-amz-copy-source-". */
+int gw_check_conditions(struct gw_req *r, const char *prefix, const char *etag,
+			time_t mtime);
+/* Stored headers and x-amz-meta-* of a PUT request into m. */
+int gw_collect_meta(struct gw_req *r, struct gw_meta *m);
+void gw_seg_ref(const struct gw_req *r, uint64_t seg, struct gw_segref *out);
+/* The segment holding object byte off (off < r->gm.size). */
+uint64_t gw_seg_at(const struct gw_req *r, uint64_t off);
+
+/* -------------------------------------------------------------- gw_mpu.c */
+/* Multipart uploads (docs/gateway.md, "Multipart"). Each upload has:
+ *  - an upload record: 3 replicas on rep3 at SHA-256(path "\0" uploadId),
+ *    carrying the final object's stored headers (gw_meta, GW_META_UPLOAD);
+ *  - a parts listing on the node listing service (id: the same hash),
+ *    key = part number (BE32), value = the part's size, MD5, version,
+ *    segment size and handoffs; written on all 3 replicas;
+ *  - the parts' EC segments, named from uploadId "/" number "/" path;
+ *  - an entry in the bucket's uploads listing (key "\0" uploadId).
+ * Complete writes one head whose payload is the manifest (the parts'
+ * names and sizes); parts are never copied. */
+enum {
+	GWE_MPU_BASE = -3100,
+	GWE_NO_SUCH_UPLOAD = GWE_MPU_BASE,	/* NoSuchUpload 404 */
+	GWE_ENTITY_TOO_SMALL,			/* EntityTooSmall 400 */
+	GWE_INVALID_PART_NUMBER,		/* InvalidPartNumber 416 */
+	GWE_INVALID_COPY_SOURCE,		/* InvalidArgument 400 */
+	GWE_INVALID_REQUEST_COPY,		/* InvalidRequest 400: copy onto itself */
+	GWE_MPU_TOO_LARGE,			/* EntityTooLarge 400 */
+	GWE_MPU_INVALID_ARG,			/* InvalidArgument 400 */
+	GWE_COPY_NO_SUCH_BUCKET,		/* NoSuchBucket 404: the source's */
+	GWE_COPY_PRECONDITION,			/* PreconditionFailed 412 */
+	GWE_COPY_INVALID_RANGE,			/* InvalidRange 416 */
+	GWE_MPU_END
+};
+/* Status, code and message of a GWE_MPU_* error: true if it is one. */
+bool gw_mpu_err_info(int err, int *status, const char **code, const char **msg);
+/* Route: sets r->op for the multipart sub-resources. 1 routed, 0 not
+ * multipart, < 0 error. */
+int gw_mpu_route(struct gw_req *r, const char *q, size_t qn);
+/* After the bucket lookup: starts the operation (0 or an error to send). */
+int gw_mpu_dispatch(struct gw_req *r);
+/* Complete: the XML body arrived in r->small. */
+void gw_mpu_complete_body(struct gw_req *r);
+/* UploadPart(Copy) in gw_put_begin: r->path becomes the part's name. */
+int gw_mpu_part_prepare(struct gw_req *r);
+/* UploadPart(Copy): segments durable, write the part entry, answer. */
+void gw_mpu_part_commit(struct gw_req *r);
+/* Complete: the head is durable. Answer, then drop the upload. */
+void gw_mpu_completed(struct gw_req *r);
+/* GET/HEAD of a multipart object: loads the manifest from r->holders, then
+ * gw_object_answer(). 0 or an error to send. */
+int gw_mpu_load_manifest(struct gw_req *r);
+/* ?partNumber on GET/HEAD into r->part_num: 0 or InvalidArgument. */
+int gw_mpu_part_number(struct gw_req *r);
+void gw_mpu_seg_ref(const struct gw_req *r, uint64_t seg, struct gw_segref *out);
+uint64_t gw_mpu_seg_at(const struct gw_req *r, uint64_t off);
+/* The head res (decoded in m) that r replaces or deletes is a multipart
+ * object: reads its manifest into r->old_man (before the new head or the
+ * tombstone replaces it), then done(r) (also when the read fails: the parts
+ * are then garbage). 0, or an error and done is not called. */
+int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
+			const struct gw_meta *m, void (*done)(struct gw_req *r));
+/* Tombstones the segments of every part of r->old_man at ts. */
+void gw_mpu_gc_old(struct gw_req *r, uint64_t ts);
+/* The same without a request (gw_obj_delete): reads the manifest of the
+ * head res / m of path into *out, then done(arg) (also when the read
+ * fails: out stays empty). path must live until done. 0, or an error and
+ * done is not called. */
+int gw_manifest_read_old(struct gateway *gw, const char *path, size_t plen,
+			 uint32_t part_rep, const struct gw_hlook_result *res,
+			 const struct gw_meta *m, struct gw_manifest *out,
+			 void (*done)(void *arg), void *arg);
+/* Tombstones the segments of every part of m (the object at path) at ts. */
+void gw_manifest_gc(struct gateway *gw, const char *path, size_t plen,
+		    uint32_t part_ec, const struct gw_manifest *m, uint64_t ts);
+/* Frees what gw_mpu.c and gw_copy.c hung on r. */
+void gw_mpu_req_free(struct gw_req *r);
+/* Manifest encoding (payload of a multipart head). */
+int gw_manifest_encode(const struct gw_manifest *m, struct s3_buf *b);
+int gw_manifest_decode(const void *p, size_t n, struct gw_manifest *m);
+void gw_manifest_free(struct gw_manifest *m);
+/* A part as the parts listing holds it: key = number (BE32), value =
+ * u64 version, u64 size, md5[16], u32 segment size, u16 overrides,
+ * overrides (u32 segment, u8 fragment, u32 device), big-endian. */
+struct gw_part_entry {
+	uint32_t number;
+	uint64_t version, size;
+	uint8_t md5[16];
+	uint32_t seg_size;
+	struct gw_override *over;
+	uint32_t nover;
+};
+/* The value of a part (r->meta: version, size, MD5, segment size,
+ * handoffs). 0 or -ENOMEM/-E2BIG. */
+int gw_part_entry_encode(const struct gw_meta *m, struct s3_buf *b);
+/* 0, -EINVAL (malformed), -ENOMEM; free with gw_part_entry_free. */
+int gw_part_entry_decode(const struct sto_listing_entry *e, struct gw_part_entry *p);
+void gw_part_entry_free(struct gw_part_entry *p);
+/* Part naming: uploadId "/" number "/" path (uploadId first: the segment
+ * hash truncates long paths at their end). */
+int gw_part_path(const char *path, size_t plen, const char *upload_id,
+		 uint32_t number, struct s3_buf *out);
+
+/* ------------------------------------------------------------- gw_copy.c */
+/* CopyObject and UploadPartCopy: the source is read by the GET pipeline
+ * (2 segments ahead) and fed to the PUT pipeline (2 segment buffers), so a
+ * copy holds at most 4 segments whatever the size. */
+/* Parses x-amz-copy-source and starts the source lookup. 0 or error. */
+int gw_copy_begin(struct gw_req *r);
+/* The GET pipeline has a ready slice: may it be fed now? */
+bool gw_copy_can_feed(struct gw_req *r, uint64_t len);
+int gw_copy_feed(struct gw_req *r, const uint8_t *p, size_t n);
+/* The source's head (and manifest) are known in r->gm: conditions, then
+ * the destination's PUT starts and the source streams. */
+void gw_copy_source_ready(struct gw_req *r);
+/* The source was read to the end (err 0) or failed. */
+void gw_copy_source_done(struct gw_req *r, int err);
+void gw_copy_free(struct gw_req *r);
+/* A streaming copy answer (200 already sent): doc, an error document, ends
+ * it. False when the copy is not streaming (send the error normally). */
+bool gw_copy_stream_error(struct gw_req *r, const struct s3_buf *doc);
+/* The answer of a committed copy (CopyObjectResult / CopyPartResult). */
+void gw_copy_answer(struct gw_req *r, const char *etag);
+
 #endif /* STRATA_GW_INTERNAL */
 
 #endif

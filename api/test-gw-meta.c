@@ -1,6 +1,7 @@
 /* The head record's encoding (gw_meta.c): round trips, every truncation and
  * a wrong format byte are refused (the bytes come back from storage nodes),
- * segment geometry, handoff overrides. */
+ * segment geometry, handoff overrides; multipart heads (format 2), their
+ * manifest (gw_mpu.c) and where a multipart object's segments are. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,7 +71,7 @@ static void test_roundtrip(void **state)
 	assert_int_equal(s3_buf_addc(&b, 'x'), 0);
 	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EINVAL);
 	gw_meta_free(&d);
-	b.p[0] = 2;
+	b.p[0] = 3;
 	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EPROTO);
 	gw_meta_free(&d);
 	s3_buf_free(&b);
@@ -112,12 +113,126 @@ static void test_geometry(void **state)
 	assert_true((uint64_t)flen * 4 >= len && (uint64_t)(flen - GW_EC_ALIGN) * 4 < len);
 }
 
+static void test_multipart_meta(void **state)
+{
+	struct gw_meta m, d;
+	struct s3_buf b = { 0 };
+	char etag[S3_ETAG_MAX];
+
+	(void)state;
+	fill(&m);
+	m.layout = GW_LAYOUT_MULTIPART;
+	m.nparts = 13;
+	m.manifest_len = 999;
+	assert_int_equal(gw_meta_encode(&m, &b), 0);
+	assert_int_equal((uint8_t)b.p[0], GW_META_FORMAT_MPU);
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), 0);
+	assert_true(d.nparts == 13 && d.manifest_len == 999);
+	assert_int_equal(d.layout, GW_LAYOUT_MULTIPART);
+	gw_meta_etag(&d, etag);
+	assert_string_equal(etag, "\"00070e151c232a31383f464d545b6269-13\"");
+	gw_meta_free(&d);
+	for (size_t n = 0; n < b.len; n++) {
+		assert_true(gw_meta_decode(b.p, n, &d) < 0);
+		gw_meta_free(&d);
+	}
+	/* A multipart layout without parts, and parts on a simple layout. */
+	s3_buf_reset(&b);
+	m.layout = GW_LAYOUT_EC;
+	assert_int_equal(gw_meta_encode(&m, &b), 0);
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EINVAL);
+	gw_meta_free(&d);
+	s3_buf_reset(&b);
+	m.layout = GW_LAYOUT_MULTIPART;
+	m.nparts = 0;
+	assert_int_equal(gw_meta_encode(&m, &b), 0);
+	assert_int_equal((uint8_t)b.p[0], GW_META_FORMAT);
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EINVAL);
+	gw_meta_free(&d);
+	s3_buf_free(&b);
+	gw_meta_free(&m);
+}
+
+#define MiB (1u << 20)
+
+static void test_manifest(void **state)
+{
+	struct gw_override ov = { 1, 3, 42 };
+	struct gw_mpart parts[] = {
+		{ 7, 5 * MiB, 100, 4 * MiB, NULL, 0, 0, 0 },
+		{ 8, 0, 101, 4 * MiB, NULL, 0, 0, 0 },
+		{ 9, 6 * MiB + 17, 102, 4 * MiB, &ov, 1, 0, 0 },
+		{ 12, 3, 103, 4 * MiB, NULL, 0, 0, 0 },
+	};
+	struct gw_manifest m = { "0123456789abcdef0123456789abcdef", parts, 4, 0 }, d;
+	struct gw_req r;
+	struct gw_segref ref;
+	struct s3_buf b = { 0 }, pp = { 0 };
+	uint8_t name[STO_NAME_HASH_LEN];
+
+	(void)state;
+	assert_int_equal(gw_manifest_encode(&m, &b), 0);
+	assert_int_equal(gw_manifest_decode(b.p, b.len, &d), 0);
+	assert_string_equal(d.upload_id, m.upload_id);
+	assert_int_equal(d.n, 4);
+	assert_int_equal(d.nsegs, 5);
+	assert_true(d.parts[2].off == 5 * MiB && d.parts[2].seg0 == 2);
+	assert_true(d.parts[3].off == 11 * MiB + 17 && d.parts[3].seg0 == 4);
+	assert_true(d.parts[2].nover == 1 && d.parts[2].over[0].dev == 42);
+
+	/* Segments: part 7 has 0 and 1, part 8 none, part 9 2 and 3, 12 4. */
+	memset(&r, 0, sizeof(r));
+	r.rpath = "/o/b/k";
+	r.rpath_len = 6;
+	r.gm.k = 4;
+	r.gm.m = 2;
+	r.man = d;
+	r.have_man = true;
+	assert_int_equal(gw_seg_at(&r, 0), 0);
+	assert_int_equal(gw_seg_at(&r, 5 * MiB - 1), 1);
+	assert_int_equal(gw_seg_at(&r, 5 * MiB), 2);
+	assert_int_equal(gw_seg_at(&r, 9 * MiB), 3);
+	assert_int_equal(gw_seg_at(&r, 11 * MiB + 17), 4);
+	gw_seg_ref(&r, 1, &ref);
+	assert_true(ref.obj_off == 4 * MiB && ref.len == MiB && ref.lseg == 1);
+	gw_seg_ref(&r, 3, &ref);
+	assert_true(ref.obj_off == 9 * MiB && ref.len == 2 * MiB + 17 && ref.lseg == 1);
+	assert_true(ref.version == 102 && ref.nover == 1);
+	assert_int_equal(gw_part_path("/o/b/k", 6, m.upload_id, 9, &pp), 0);
+	gw_seg_hash(pp.p, pp.len, 102, 1, name);
+	assert_memory_equal(ref.name, name, sizeof(name));
+	gw_seg_ref(&r, 4, &ref);
+	assert_true(ref.obj_off == 11 * MiB + 17 && ref.len == 3 && ref.lseg == 0);
+	gw_manifest_free(&r.man);
+
+	/* Truncations, garbage, a zero segment size, an unknown format. */
+	for (size_t n = 0; n < b.len; n++) {
+		assert_true(gw_manifest_decode(b.p, n, &d) < 0);
+		gw_manifest_free(&d);
+	}
+	assert_int_equal(s3_buf_addc(&b, 0), 0);
+	assert_int_equal(gw_manifest_decode(b.p, b.len, &d), -EINVAL);
+	gw_manifest_free(&d);
+	b.p[0] = 9;
+	assert_int_equal(gw_manifest_decode(b.p, b.len, &d), -EPROTO);
+	gw_manifest_free(&d);
+	s3_buf_reset(&b);
+	parts[1].seg_size = 0;
+	assert_int_equal(gw_manifest_encode(&m, &b), 0);
+	assert_int_equal(gw_manifest_decode(b.p, b.len, &d), -EINVAL);
+	gw_manifest_free(&d);
+	s3_buf_free(&b);
+	s3_buf_free(&pp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_bad_fields),
 		cmocka_unit_test(test_geometry),
+		cmocka_unit_test(test_multipart_meta),
+		cmocka_unit_test(test_manifest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
