@@ -2078,6 +2078,13 @@ static void split_drop_old(struct split *sp)
 	split_end(sp, 0, NULL);
 }
 
+/* Step 6: readers holding the map from before step 5 still read S; its
+ * entries go only once every cached map has expired. */
+static void split_wait_then_drop(struct split *sp)
+{
+	split_wait(sp, split_drop_old);
+}
+
 static void split_on_final_map(void *arg, int err, struct gw_smap *m)
 {
 	struct split *sp = arg;
@@ -2131,7 +2138,7 @@ static void split_on_final_map(void *arg, int err, struct gw_smap *m)
 	}
 	smap_put(sp->m);
 	sp->m = nm;
-	split_write_record(sp, split_drop_old);
+	split_write_record(sp, split_wait_then_drop);
 }
 
 static void split_finish(struct split *sp)
