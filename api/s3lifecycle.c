@@ -187,7 +187,8 @@ static int lc_end_rule(struct lc_parse *x)
 	if (!x->have_status)
 		return S3E_MALFORMED_XML;
 	/* A rule needs an action; Prefix and Filter are exclusive. */
-	if (!x->cur.has_transition && !x->cur.has_expiration && !x->cur.other_action)
+	if (!x->cur.has_transition && !x->cur.has_expiration && !x->cur.other_action &&
+	    !x->cur.transition_date)
 		return S3E_MALFORMED_XML;
 	if (x->cur.has_filter && x->cur.legacy_prefix)
 		return S3E_MALFORMED_XML;
