@@ -674,6 +674,14 @@ static void on_upload_class(const struct gw_hlook_result *res, void *arg)
 	free(o);
 }
 
+static void tier_go(struct gw_req *r, int err)
+{
+	(void)err;	/* no upload record: the multipart code says NoSuchUpload */
+	r->tier_ready = true;
+	if (r->hr)
+		r->gw->tier->dispatch(r);
+}
+
 static void on_pol_ready(struct gw_req *r, int err)
 {
 	size_t qn;
@@ -685,7 +693,7 @@ static void on_pol_ready(struct gw_req *r, int err)
 	}
 	if (!r->hr)
 		return;
-	if ((r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY) && !r->tier_class[0] &&
+	if ((r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY) &&
 	    (q = http_req_query(r->hr, &qn)) != NULL) {
 		const char *id;
 		size_t idl;
@@ -695,7 +703,6 @@ static void on_pol_ready(struct gw_req *r, int err)
 		uint32_t part;
 
 		/* The record gw_mpu.c's mpu_state() names: path "\0" uploadId. */
-		r->tier_class[0] = '-';	/* looked up once */
 		if (!gw_query_has(q, qn, "uploadId", &id, &idl) ||
 		    ring_part_of(r->gw->rep, r->owner, r->bucket, r->key, &part) < 0 ||
 		    s3_buf_printf(&path, "/%s/%s/%s", r->owner, r->bucket, r->key) < 0 ||
@@ -709,7 +716,7 @@ static void on_pol_ready(struct gw_req *r, int err)
 		if (!o)
 			goto again;
 		o->r = gw_req_get(r);
-		o->done = on_pol_ready;
+		o->done = tier_go;
 		if (gw_hlook_start(&r->gw->st, r->gw->rep, part, name, 0, on_upload_class,
 				   o) < 0) {
 			gw_req_put(r);
@@ -719,8 +726,7 @@ static void on_pol_ready(struct gw_req *r, int err)
 		return;
 	}
 again:
-	r->tier_ready = true;
-	r->gw->tier->dispatch(r);
+	tier_go(r, 0);
 }
 
 bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))

@@ -176,6 +176,10 @@ def test_storage_class():
     assert S3.list_parts(Bucket=b, Key="mp", UploadId=up)["StorageClass"] == "STANDARD_IA"
     S3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    p3 = body_of(1000, "p3")     # a part of an upload without a class: hot
+    S3.upload_part(Bucket=b, Key="mp-std", UploadId=up2, PartNumber=1, Body=p3)
+    hot, cold = where(p3[:256])
+    assert hot >= 1 and cold == 0, (hot, cold)
     S3.abort_multipart_upload(Bucket=b, Key="mp-std", UploadId=up2)
     assert S3.head_object(Bucket=b, Key="mp")["StorageClass"] == "STANDARD_IA"
     assert S3.get_object(Bucket=b, Key="mp")["Body"].read() == p1 + p2
