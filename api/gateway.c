@@ -1694,8 +1694,6 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 		if (!strncmp(m->hdr[i].name, "x-amz-meta-", 11))
 			http_resp_header(r->hr, m->hdr[i].name, m->hdr[i].value);
 	sc = gw_meta_hdr_get(m, "x-amz-storage-class");
-	if (sc && !strcmp(sc, "STANDARD"))
-		sc = NULL;		/* S3 does not say STANDARD */
 	if (sc && strcmp(sc, "STANDARD"))
 		http_resp_header(r->hr, "x-amz-storage-class", sc);
 }
