@@ -1053,7 +1053,7 @@ void gw_tier_admin(struct gw_req *r)
 			const struct ring_dev *d = ring_dev_at(rings[k], i);
 
 			if (!admin_has(a, d->node))
-				a->v[a->n++] = (struct admin_node){ a, d->node, 1, { 0 } };
+				a->v[a->n++] = (struct admin_node){ .a = a, .addr = d->node, .status = 1 };
 		}
 	uv_timer_init(gw->loop, &a->timer);
 	a->timer.data = a;
