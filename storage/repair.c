@@ -819,6 +819,7 @@ static int item_queue(struct repair *r, struct item *it)
 		return 0;
 	}
 	r->st.planned++;
+	r->st.push_planned += it->kind == IT_PUSH;
 	if (r->cfg.dry_run) {
 		log_info("would %s part %u frag %u ts %llu%s",
 			 it->kind == IT_REBUILD ? "rebuild" : it->kind == IT_COPY ? "copy" :
@@ -894,6 +895,8 @@ static bool awaits_push(struct job *j, int g, unsigned i, const struct ent *a,
 	if (!e || e->tomb || e->ts != ts)
 		return false;
 	j->r->st.awaiting++;
+	log_debug("part %u placement %u (ring %d) ts %llu: awaiting the push from %s", j->part,
+		  i, g, (unsigned long long)ts, j->nodes[x]->addr);
 	return true;
 }
 
@@ -1545,6 +1548,7 @@ static void rings_apply(struct repair *r)
 		r->cfg.rings[g] = next;
 		r->own[g] = true;
 		r->st.ring_changes++;
+		r->st.ring_pass = r->st.pass + 1;	/* the pass beginning now */
 		changed = true;
 	}
 	if (changed) {
@@ -1608,6 +1612,7 @@ static void maybe_pass_end(struct repair *r)
 	s->last_unrecoverable = s->unrecoverable;
 	s->last_unreachable = s->unreachable;
 	s->last_awaiting = s->awaiting;
+	s->last_push_planned = s->push_planned;
 	s->last_bytes_written = s->bytes_written;
 	s->last_clean = !s->planned && !s->repaired && !s->failed && !s->unrecoverable &&
 			!s->unreachable && !s->skipped && !s->awaiting;
@@ -1673,7 +1678,7 @@ int repair_write_status(struct repair *r)
 			"ec" : "replica", "version", (json_int_t)cur,
 			"prev_version", (json_int_t)prev, "pending", r->pend[g] != NULL));
 	}
-	last = json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+	last = json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			 "started_ns", (json_int_t)s->last_pass_wall_start,
 			 "finished_ns", (json_int_t)s->last_pass_wall_end,
 			 "seconds", s->last_seconds,
@@ -1683,11 +1688,12 @@ int repair_write_status(struct repair *r)
 			 "unrecoverable", (json_int_t)s->last_unrecoverable,
 			 "unreachable", (json_int_t)s->last_unreachable,
 			 "awaiting", (json_int_t)s->last_awaiting,
+			 "pushes_planned", (json_int_t)s->last_push_planned,
 			 "bytes_written", (json_int_t)s->last_bytes_written,
 			 "clean", s->last_clean);
 	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:I, s:I,"
-		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 		      "node", r->cfg.node_id,
 		      "state", r->stopping ? "stopping" : s->running ? "running" : "idle",
 		      "pass", (json_int_t)s->pass,
@@ -1721,6 +1727,7 @@ int repair_write_status(struct repair *r)
 		      "awaiting", (json_int_t)s->awaiting,
 		      "total_pushed_bytes", (json_int_t)s->total_pushed_bytes,
 		      "ring_changes", (json_int_t)s->ring_changes,
+		      "ring_pass", (json_int_t)s->ring_pass,
 		      "rings", rings);
 	if (!o)
 		return -ENOMEM;

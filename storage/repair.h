@@ -63,12 +63,13 @@ struct repair_stats {
 	uint64_t repaired, rebuilt, copied, tombstones, pushed;
 	uint64_t failed, unrecoverable, unreachable, skipped;
 	uint64_t awaiting;		/* moved placements left to the old holder's push */
+	uint64_t push_planned;		/* pushes found (data here another node places) */
 	uint64_t bytes_read, bytes_written;
 	uint64_t pass_start_ns;		/* strata_now_ns() */
 	/* the last finished pass */
 	uint64_t last_pass_wall_start, last_pass_wall_end;	/* ns since the epoch */
 	uint64_t last_planned, last_repaired, last_failed, last_unrecoverable;
-	uint64_t last_unreachable, last_awaiting;
+	uint64_t last_unreachable, last_awaiting, last_push_planned;
 	uint64_t last_bytes_written;
 	double last_seconds;
 	bool last_clean;		/* nothing to repair, every peer answered */
@@ -77,6 +78,7 @@ struct repair_stats {
 	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
 	uint64_t total_pushed_bytes;	/* data pushed to primaries: handoffs, rebalance */
 	uint64_t ring_changes;		/* rings switched by repair_set_ring */
+	uint64_t ring_pass;		/* the first pass on the rings in use now */
 };
 
 struct repair;
