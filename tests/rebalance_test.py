@@ -359,7 +359,7 @@ def main():
         failed = True
     if failed or os.environ.get("STRATA_TEST_KEEP"):
         print(f"logs kept in {dt.TMP}")
-        sys.exit(1)
+        sys.exit(1 if failed else 0)
     import shutil
     shutil.rmtree(dt.TMP, ignore_errors=True)
 
