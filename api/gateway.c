@@ -93,7 +93,8 @@ static void gw_err_info(int err, int *status, const char **code, const char **ms
 		gw_err_info(GWE_SLOW_DOWN, status, code, msg);
 		return;
 	}
-	if (gw_mpu_err_info(err, status, code, msg))
+	if (gw_mpu_err_info(err, status, code, msg) ||
+	    gw_tier_err_info(err, status, code, msg))
 		return;
 	*status = s3_err_http_status(err);
 	*code = s3_err_code(err);
@@ -117,6 +118,8 @@ void gw_config_init(struct gw_config *cfg)
 	cfg->grace_ms = 10000;
 	cfg->max_object = 5ull << 30;
 	cfg->shard_max = GW_LIST_DEFAULT_SHARD_MAX;
+	cfg->admin_user = "default";
+	cfg->lifecycle_day_s = 86400;
 }
 
 const char gw_config_help[] =
@@ -135,7 +138,10 @@ const char gw_config_help[] =
 "  --max-object N           largest object (default 5G)\n"
 "  --shard-max N            listing entries per shard before a split (default 1000000)\n"
 "  --split-wait-ms N        shard split wait for other gateways' map caches\n"
-"                           (default 2000 + write deadline)\n";
+"                           (default 2000 + write deadline)\n"
+"  --admin-user NAME        credentials profile allowed GET /_strata/tiers (default default)\n"
+"  --lifecycle-day-seconds N  length of a lifecycle rule's day (default 86400;\n"
+"                           tests shorten it)\n";
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -170,6 +176,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	if (!strcmp(key, "region")) { cfg->region = value; return 0; }
 	if (!strcmp(key, "domain")) { cfg->domain = value; return 0; }
 	if (!strcmp(key, "policy")) { cfg->policy = value; return 0; }
+	if (!strcmp(key, "admin-user")) { cfg->admin_user = value; return 0; }
 	if (parse_size(value, &v) < 0)
 		return strstr(gw_config_help, key) ? -EINVAL : -ENOENT;
 	if (!strcmp(key, "small-max")) cfg->small_max = v;
@@ -182,6 +189,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	else if (!strcmp(key, "down-ms")) cfg->down_ms = (uint32_t)v;
 	else if (!strcmp(key, "grace-ms")) cfg->grace_ms = (uint32_t)v;
 	else if (!strcmp(key, "split-wait-ms")) cfg->split_wait_ms = (uint32_t)v;
+	else if (!strcmp(key, "lifecycle-day-seconds") && v) cfg->lifecycle_day_s = (uint32_t)v;
 	else return -ENOENT;
 	return 0;
 }
@@ -237,6 +245,7 @@ static void req_put(struct gw_req *r)
 	free(r->path);
 	memset(&r->auth, 0, sizeof(r->auth));
 	gw_mpu_req_free(r);
+	gw_tier_req_free(r);
 	free(r);
 }
 
@@ -420,6 +429,8 @@ static int route(struct gw_req *r)
 		r->op = OP_OPTIONS;
 		return 0;
 	}
+	if (gw_tier_route(r, q, qlen))
+		return 0;
 	if (r->bucket) {
 		int mr = gw_mpu_route(r, q, qlen);
 
@@ -630,7 +641,7 @@ static struct gw_bcache *bcache_find(struct gateway *gw, const char *name)
 }
 
 static void bcache_set(struct gateway *gw, const char *name, const char *owner,
-		       const char *location)
+		       const char *location, uint64_t created)
 {
 	struct gw_bcache *e = &gw->bcache[gw->seq % GW_BUCKET_CACHE];
 
@@ -640,6 +651,7 @@ static void bcache_set(struct gateway *gw, const char *name, const char *owner,
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	snprintf(e->owner, sizeof(e->owner), "%s", owner);
 	snprintf(e->location, sizeof(e->location), "%s", location);
+	e->created = created;
 	e->expires = owner ? strata_now_ns() + GW_BUCKET_TTL_NS : 0;
 }
 
@@ -688,8 +700,9 @@ static void on_bucket_record(const struct gw_hlook_result *res, void *arg)
 
 		snprintf(r->location, sizeof(r->location), "%s", loc ? loc : "");
 	}
+	r->bucket_created = m.version;
 	gw_meta_free(&m);
-	bcache_set(r->gw, r->bucket, r->owner, r->location);
+	bcache_set(r->gw, r->bucket, r->owner, r->location, r->bucket_created);
 	dispatch(r);
 out:
 	req_put(r);
@@ -707,6 +720,7 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 	if (c) {
 		snprintf(r->owner, sizeof(r->owner), "%s", c->owner);
 		snprintf(r->location, sizeof(r->location), "%s", c->location);
+		r->bucket_created = c->created;
 		dispatch(r);
 		return 0;
 	}
@@ -721,6 +735,16 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 	return ret;
 }
 
+static void bucket_created_answer(struct gw_req *r)
+{
+	char loc[80];
+
+	snprintf(loc, sizeof(loc), "/%s", r->bucket);
+	if (r->hr)
+		http_resp_header(r->hr, "Location", loc);
+	send_empty(r, 200);
+}
+
 static void on_bucket_listed(void *arg, int err)
 {
 	struct gw_req *r = arg;
@@ -728,12 +752,9 @@ static void on_bucket_listed(void *arg, int err)
 	if (err)
 		send_error(r, err == -EHOSTUNREACH ? GWE_SLOW_DOWN : err);
 	else if (r->op == OP_CREATE_BUCKET) {
-		char loc[80];
-
-		snprintf(loc, sizeof(loc), "/%s", r->bucket);
-		if (r->hr)
-			http_resp_header(r->hr, "Location", loc);
-		send_empty(r, 200);
+		/* x-strata-tier-* headers: the bucket's policy first */
+		if (!gw_tier_bucket_created(r, bucket_created_answer))
+			bucket_created_answer(r);
 	} else {
 		send_empty(r, 204);
 	}
@@ -746,7 +767,7 @@ static void on_bucket_written(struct gw_wset *w, int err, void *arg)
 
 	(void)w;
 	if (r->op == OP_CREATE_BUCKET && !err)
-		bcache_set(r->gw, r->bucket, r->account, r->location);
+		bcache_set(r->gw, r->bucket, r->account, r->location, r->meta.version);
 	/* The bucket record is durable: the account's bucket list follows. */
 	if (!err) {
 		bool del = r->op == OP_DELETE_BUCKET;
@@ -1065,6 +1086,7 @@ static int seg_send(struct gw_req *r, struct gw_seg *s)
 			on_seg_written, s);
 	if (!w)
 		return -ENOMEM;
+	gw_tier_opts(r, &w->topts);
 	for (unsigned i = 0; i < w->n; i++)
 		w->f[i].iov = (struct iovec){ s->buf + (size_t)i * flen, flen };
 	s->busy = true;
@@ -1240,6 +1262,7 @@ static void put_maybe_head(struct gw_req *r)
 	}
 	w->meta = r->metabuf.p;
 	w->meta_len = (uint32_t)r->metabuf.len;
+	gw_tier_opts(r, &w->topts);	/* an inline object's data is its head */
 	gw_wset_start(w);
 }
 
@@ -2520,6 +2543,8 @@ static void dispatch(struct gw_req *r)
 		send_error(r, S3E_ACCESS_DENIED);
 		return;
 	}
+	if (gw_tier_dispatch(r, dispatch))
+		return;
 	switch (r->op) {
 	case OP_CREATE_BUCKET:
 		if (r->owner[0]) {
@@ -2657,6 +2682,10 @@ static void on_request(struct http_req *hr)
 		send_error(r, S3E_ACCESS_DENIED);
 		return;
 	}
+	if (r->op == OP_TIER_ADMIN) {
+		gw_tier_admin(r);
+		return;
+	}
 	if (r->op == OP_LIST_BUCKETS) {
 		ret = gw_list_buckets(gw->lst, r->account, on_listing, req_get(r));
 		if (ret < 0) {
@@ -2702,7 +2731,7 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 		return 0;
 	}
 	if (r->op == OP_CREATE_BUCKET || r->op == OP_COMPLETE_MPU ||
-	    r->op == OP_DELETE_OBJECTS) {
+	    r->op == OP_DELETE_OBJECTS || r->op == OP_PUT_LIFECYCLE) {
 		if (!r->dg_init && (ret = body_begin(r)) < 0) {
 			r->body_err = ret;
 			return 0;
@@ -2728,7 +2757,7 @@ static void on_body_end(struct http_req *hr)
 		return;
 	}
 	if (r->op != OP_CREATE_BUCKET && r->op != OP_COMPLETE_MPU &&
-	    r->op != OP_DELETE_OBJECTS)
+	    r->op != OP_DELETE_OBJECTS && r->op != OP_PUT_LIFECYCLE)
 		return;
 	ret = r->body_err;
 	if (!ret && !r->dg_init)
@@ -2737,6 +2766,13 @@ static void on_body_end(struct http_req *hr)
 		ret = body_finish(r);
 	if (!ret && r->op == OP_COMPLETE_MPU) {
 		gw_mpu_complete_body(r);
+		return;
+	}
+	if (r->op == OP_PUT_LIFECYCLE) {
+		if (ret < 0)
+			send_error(r, ret);
+		else
+			gw_tier_body_end(r);
 		return;
 	}
 	if (r->op == OP_DELETE_OBJECTS) {
@@ -3057,6 +3093,9 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 		if (ret < 0)
 			goto out_free;
 	}
+	ret = gw_tier_new(gw, &gw->tier);
+	if (ret < 0)
+		goto out_free;
 	http_config_init(&hc);
 	hc.lim.max_body = cfg->max_object + (cfg->max_object >> 4) + (1 << 20);
 	h.opaque = gw;
@@ -3080,6 +3119,7 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	return 0;
 
 out_free:
+	gw_tier_free(gw->tier);
 	gw_listing_free(gw->lst);
 	if (gw->pool)
 		gw_pool_free(gw->pool);
@@ -3102,6 +3142,7 @@ static void on_drained(uv_handle_t *h)
 {
 	struct gateway *gw = h->data;
 
+	gw_tier_free(gw->tier);
 	gw_listing_free(gw->lst);
 	gw_pool_free(gw->pool);
 	s3_auth_free(gw->auth);

@@ -28,6 +28,8 @@ struct gw_config {
 	uint64_t max_object;		/* largest PUT (5 GiB) */
 	uint64_t shard_max;		/* listing entries per shard before a split (1M) */
 	uint32_t split_wait_ms;		/* split protocol wait (0: 2 s + write deadline) */
+	const char *admin_user;		/* may GET /_strata/tiers ("default") */
+	uint32_t lifecycle_day_s;	/* a lifecycle "day" (86400; tests scale it) */
 };
 
 /* Defaults as in the comments above. */

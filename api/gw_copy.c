@@ -276,8 +276,10 @@ int gw_copy_begin(struct gw_req *r)
 	if (d && strcasecmp(d, "COPY") && strcasecmp(d, "REPLACE"))
 		return GWE_MPU_INVALID_ARG;
 	c->replace = d && !strcasecmp(d, "REPLACE");
+	/* Onto itself: allowed when something changes (metadata, or the
+	 * storage class). */
 	if (r->op == OP_COPY_OBJECT && !c->replace && !strcmp(c->bucket, r->bucket) &&
-	    !strcmp(c->key, r->key))
+	    !strcmp(c->key, r->key) && !http_req_header(r->hr, "x-amz-storage-class", NULL))
 		return GWE_INVALID_REQUEST_COPY;
 	rng = http_req_header(r->hr, "x-amz-copy-source-range", NULL);
 	if (rng) {
@@ -339,6 +341,8 @@ void gw_copy_source_ready(struct gw_req *r)
 			ret = gw_meta_add_hdr(&r->meta, r->gm.hdr[i].name,
 					      strlen(r->gm.hdr[i].name), r->gm.hdr[i].value,
 					      strlen(r->gm.hdr[i].value));
+		if (!ret)
+			ret = gw_tier_copy_class(r);
 		if (ret < 0) {
 			gw_send_error(r, ret);
 			return;

@@ -735,7 +735,9 @@ static void on_create_written(struct gw_wset *w, int err, void *arg)
 	struct gw_req *r = arg;
 	struct gw_mpu *u = r->mpu;
 	struct s3_buf key = { 0 };
-	uint8_t v[8];
+	const char *sc = gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
+	size_t scl = sc ? strlen(sc) : 0;
+	uint8_t v[8 + 32];
 	int ret;
 
 	(void)w;
@@ -745,11 +747,16 @@ static void on_create_written(struct gw_wset *w, int err, void *arg)
 	}
 	for (int i = 0; i < 8; i++)
 		v[i] = (uint8_t)(r->meta.version >> (56 - 8 * i));
+	/* The storage class follows the time (older entries: STANDARD). */
+	if (scl > sizeof(v) - 8)
+		scl = 0;
+	if (scl)
+		memcpy(v + 8, sc, scl);
 	ret = s3_buf_adds(&key, r->key) ?: s3_buf_addc(&key, '\0') ?:
 	      s3_buf_adds(&key, r->upload_id);
 	if (!ret)
 		ret = lput(r, &u->uploads_id, key.p, key.len, r->meta.version, v,
-			   sizeof(v), on_create_listed);
+			   8 + scl, on_create_listed);
 	if (ret < 0)
 		on_create_listed(r, ret);
 	s3_buf_free(&key);
@@ -1527,7 +1534,11 @@ static void on_list_uploads(struct gw_req *r, int err, const struct sto_listing_
 		s3_xml_elem(&x, "ID", r->owner);
 		s3_xml_elem(&x, "DisplayName", r->owner);
 		s3_xml_close(&x);
-		s3_xml_elem(&x, "StorageClass", "STANDARD");
+		if (e->value_len > 8)
+			s3_xml_elemn(&x, "StorageClass", (const char *)e->value + 8,
+				     e->value_len - 8);
+		else
+			s3_xml_elem(&x, "StorageClass", "STANDARD");
 		s3_xml_elem(&x, "Initiated", t);
 		s3_xml_close(&x);
 	}

@@ -166,8 +166,8 @@ static void wfrag_on_client(void *arg, sto_client *c, int err)
 		if (w->is_delete)
 			err = sto_delete(c, &k, w->ts, wfrag_on_done, a);
 		else
-			err = sto_put(c, &k, w->ts, w->meta, w->meta_len, &f->iov, 1,
-				      f->crc, wfrag_on_done, a);
+			err = sto_put_ex(c, &k, w->ts, w->meta, w->meta_len, &f->iov, 1,
+					 f->crc, &w->topts, wfrag_on_done, a);
 		if (!err)
 			return;
 		gw_node_failed(a->node, -ENOTCONN);

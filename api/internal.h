@@ -724,6 +724,35 @@ void s3_delete_req_free(struct s3_delete_req *d);
  * LocationConstraint text (malloc'd, may be ""). */
 int s3_xml_parse_create_bucket(const char *body, size_t len, char **location);
 
+/* s3lifecycle.c: PutBucketLifecycleConfiguration bodies. The parse checks
+ * structure only (MalformedXML: no Rule, a Rule without Status or action,
+ * Prefix beside Filter, duplicate IDs, Days not a number) and records what
+ * it met, so the gateway can refuse what it does not do (docs/tiering.md). */
+#define S3_LC_MAX_RULES		1000
+struct s3_lc_rule {
+	char *id;			/* NULL when absent */
+	char *prefix;			/* Filter/Prefix or legacy Prefix; "" all */
+	bool enabled;			/* Status */
+	bool legacy_prefix;		/* <Prefix> directly in the Rule */
+	bool has_filter;
+	bool other_filter;		/* Filter/And, Tag, ObjectSize*: unsupported */
+	bool has_transition;		/* Transition with Days */
+	uint32_t transition_days;	/* the earliest Days of the rule's */
+	char *transition_class;		/* its StorageClass, as sent */
+	bool transition_date;		/* a Transition by Date: unsupported */
+	bool has_expiration;
+	uint32_t expiration_days;
+	bool other_action;		/* Noncurrent*, AbortIncomplete*: unsupported */
+};
+struct s3_lifecycle {
+	struct s3_lc_rule *rules;
+	size_t n;			/* 1..S3_LC_MAX_RULES */
+};
+int s3_lifecycle_parse(const char *body, size_t len, struct s3_lifecycle *out);
+void s3_lifecycle_free(struct s3_lifecycle *lc);
+/* The canonical LifecycleConfiguration document of lc, appended to b. */
+int s3_lifecycle_xml(const struct s3_lifecycle *lc, struct s3_buf *b);
+
 /* XML writer for responses: appends to an s3_buf. Element and attribute
  * names are trusted literals; text is escaped (&<>"' as entities; control bytes other
  * than tab, LF and CR cannot appear in XML 1.0 at all and become U+FFFD). Errors stick: once an append
@@ -1024,6 +1053,7 @@ struct gw_wset {
 	bool finished;
 	gw_wset_fn done;
 	void *arg;
+	struct sto_put_opts topts;	/* tiering of the PUT (zeroed: defaults) */
 	uv_timer_t fin;			/* delivers done from the loop */
 	struct gw_wfrag f[RING_MAX_PLACEMENTS];
 };
@@ -1212,6 +1242,7 @@ struct gw_bcache {
 	char name[64];
 	char owner[S3_ACCESS_KEY_MAX + 1];
 	char location[32];
+	uint64_t created;		/* the record's version */
 	uint64_t expires;
 };
 
@@ -1230,6 +1261,7 @@ struct gateway {
 	struct gw_pool *pool;
 	struct gw_store st;
 	struct gw_listing *lst;		/* bucket listings (gw_list.c) */
+	struct gw_tier *tier;		/* tiering policies' cache (gw_tier.c) */
 	uint64_t seq;
 	struct gw_bcache bcache[GW_BUCKET_CACHE];
 	void (*stop_done)(void *);
@@ -1251,6 +1283,9 @@ enum gw_op {
 	OP_ABORT_MPU, OP_LIST_PARTS, OP_LIST_MPU,
 	/* gw_copy.c */
 	OP_COPY_OBJECT,
+	/* gw_tier.c */
+	OP_GET_LIFECYCLE, OP_PUT_LIFECYCLE, OP_DELETE_LIFECYCLE,
+	OP_GET_TIER_POLICY, OP_PUT_TIER_POLICY, OP_TIER_ADMIN,
 };
 
 struct gw_req;
@@ -1353,6 +1388,11 @@ struct gw_req {
 	struct gw_manifest old_man;	/* the multipart object replaced/deleted */
 	/* copy (gw_copy.c): the source streams into the PUT path */
 	struct gw_copy *copy;
+	/* tiering (gw_tier.c) */
+	uint64_t bucket_created;	/* the bucket record's version */
+	struct gw_tier_pol *tier_pol;	/* the bucket's policy (a reference) */
+	bool tier_ready;		/* tier_pol (and tier_class) loaded */
+	char tier_class[32];		/* UploadPart: the upload's storage class */
 };
 
 struct gw_req *gw_req_get(struct gw_req *r);
@@ -1516,6 +1556,49 @@ void gw_copy_free(struct gw_req *r);
 bool gw_copy_stream_error(struct gw_req *r, const struct s3_buf *doc);
 /* The answer of a committed copy (CopyObjectResult / CopyPartResult). */
 void gw_copy_answer(struct gw_req *r, const char *etag);
+
+/* ------------------------------------------------------------- gw_tier.c */
+/* Tiering seen from S3 (docs/tiering.md, "Gateway"): x-amz-storage-class,
+ * a bucket's tier policy (pin, cold_after: the x-strata-tier-* extension),
+ * lifecycle Transition rules, and GET /_strata/tiers. A bucket's policy is a
+ * record of its own (3 replicas on rep3 at "/.tiercfg/<bucket>", tied to the
+ * bucket's creation), cached 2 s per gateway. */
+enum {
+	GWE_TIER_BASE = -3200,
+	GWE_INVALID_STORAGE_CLASS = GWE_TIER_BASE,	/* InvalidStorageClass 400 */
+	GWE_NO_SUCH_LIFECYCLE,		/* NoSuchLifecycleConfiguration 404 */
+	GWE_LC_NOT_IMPLEMENTED,		/* NotImplemented 501: a lifecycle part */
+	GWE_TIER_INVALID_ARG,		/* InvalidArgument 400 */
+	GWE_LC_TOO_LARGE,		/* InvalidArgument 400: too many rules */
+	GWE_TIER_END
+};
+struct gw_tier;
+struct gw_tier_pol;
+bool gw_tier_err_info(int err, int *status, const char **code, const char **msg);
+int gw_tier_new(struct gateway *gw, struct gw_tier **out);
+void gw_tier_free(struct gw_tier *t);
+/* Route: ?lifecycle, ?strata-tier, /_strata/tiers. 1 routed, 0 not. */
+int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
+/* In dispatch, after the bucket and its owner are known: true when
+ * gw_tier.c took the request over (its own operations; or the bucket's
+ * policy is being loaded, dispatch runs again once it is). */
+bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r));
+/* GET /_strata/tiers (authenticated, any bucket-less request). */
+void gw_tier_admin(struct gw_req *r);
+/* PutBucketLifecycleConfiguration: the body arrived in r->small. */
+void gw_tier_body_end(struct gw_req *r);
+/* CreateBucket with x-strata-tier-* headers: the bucket record is durable;
+ * writes its policy, then answer(r). False when there is nothing to write
+ * (answer yourself). */
+bool gw_tier_bucket_created(struct gw_req *r, void (*answer)(struct gw_req *r));
+/* Checks x-amz-storage-class on a PUT/CopyObject/CreateMultipartUpload/
+ * CreateBucket's x-strata-tier-* headers: 0 or an error to send. */
+int gw_tier_check_headers(struct gw_req *r);
+/* CopyObject: the request's x-amz-storage-class replaces the copied one. */
+int gw_tier_copy_class(struct gw_req *r);
+/* The node-side tiering of r's fragments (segments and head). */
+void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o);
+void gw_tier_req_free(struct gw_req *r);
 
 #endif /* STRATA_GW_INTERNAL */
 

@@ -13,7 +13,10 @@
  * (GETs of the pinned set). Then the node restarts with --cold-after 1 and
  * the mover on (capped by --rate-mb): fg-mover-on runs the same GETs for as
  * long as the mover takes to move the STANDARD set, and "mover" reports its
- * throughput from the node's STAT counters. JSON per phase.
+ * throughput from the node's STAT counters; fg-mover-idle then runs the same
+ * GETs as long again with nothing left to move (the adjacent A/B), and
+ * fg-p99 puts the three foreground p99s and their ratios side by side.
+ * JSON per phase.
  */
 #include "internal.h"
 
@@ -455,8 +458,8 @@ int bench_tiers_main(int argc, char **argv)
 	struct mover_watch mw = { 0 };
 	uv_timer_t timer;
 	struct sto_stat st = { 0 };
-	uint64_t npin;
-	double secs;
+	uint64_t npin, p99_off = 0, p99_on = 0, p99_idle = 0;
+	double secs, on_secs = 0;
 	json_t *x;
 	int opt, ret = 1;
 
@@ -529,6 +532,7 @@ int bench_tiers_main(int argc, char **argv)
 	reset(&r, false, PART_PIN, npin, 0);
 	secs = drive(&r, o.conc, o.seconds, NULL);
 	emit(&o, "fg-mover-off", &r, secs, NULL);
+	p99_off = bench_hist_pct(&r.hist, 99);
 	tclose(&r);
 	memset(r.c, 0, sizeof(r.c));
 	node_stop();
@@ -561,6 +565,8 @@ int bench_tiers_main(int argc, char **argv)
 	uv_timer_stop(&timer);
 	uv_close((uv_handle_t *)&timer, NULL);
 	emit(&o, "fg-mover-on", &r, secs, NULL);
+	p99_on = bench_hist_pct(&r.hist, 99);
+	on_secs = secs;
 	{
 		double msecs = mw.t_done && mw.t_first ? (double)(mw.t_done - mw.t_first) / 1e9 : 0;
 		struct trun m = { .nkeys = mw.moved, .ops = mw.moved, .bytes = mw.bytes };
@@ -573,6 +579,27 @@ int bench_tiers_main(int argc, char **argv)
 		json_object_set_new(x, "note", json_string("from the first move seen to the "
 			"last, polled every 100 ms (STAT moved_down_*)"));
 		emit(&o, "mover", &m, msecs, x);
+	}
+	/* The A/B that matters, adjacent in time on the same node process:
+	 * the same GETs right after the moves (the mover on, nothing left to
+	 * move), as long as the mover-on window. fg-mover-off ran minutes
+	 * earlier in another process: on a shared machine that drifts. */
+	reset(&r, false, PART_PIN, npin, 0);
+	secs = drive(&r, o.conc, on_secs > 1 ? on_secs : 1, NULL);
+	emit(&o, "fg-mover-idle", &r, secs, NULL);
+	p99_idle = bench_hist_pct(&r.hist, 99);
+	{
+		struct trun none = { 0 };
+
+		x = json_object();
+		json_object_set_new(x, "p99_mover_off_us", json_real((double)p99_off / 1e3));
+		json_object_set_new(x, "p99_mover_idle_us", json_real((double)p99_idle / 1e3));
+		json_object_set_new(x, "p99_mover_on_us", json_real((double)p99_on / 1e3));
+		json_object_set_new(x, "p99_on_over_idle", json_real(p99_idle ?
+				    (double)p99_on / (double)p99_idle : 0));
+		json_object_set_new(x, "p99_on_over_off", json_real(p99_off ?
+				    (double)p99_on / (double)p99_off : 0));
+		emit(&o, "fg-p99", &none, 0, x);
 	}
 	ret = 0;
 out:

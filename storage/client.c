@@ -27,6 +27,7 @@ struct creq {
 	sto_listing_page_fn lpage;
 	sto_listing_stat_fn lstat;
 	sto_listing_deleted_fn ldel;
+	sto_listing_ids_fn lids;
 	void *arg;
 };
 
@@ -227,6 +228,19 @@ static void creq_complete(struct creq *r)
 			st.commit_us = s->commit_us;
 			if (s->tier)
 				tier_stat_from(&st.tier, s->tier);
+			st.purged = s->purged;
+			st.audit.last_pass_age = UINT64_MAX;
+			if (s->audit) {
+				st.audit.passes = s->audit->passes;
+				st.audit.checked = s->audit->checked;
+				st.audit.bytes = s->audit->bytes;
+				st.audit.corrupt = s->audit->corrupt;
+				st.audit.pass_done = s->audit->pass_done;
+				st.audit.pass_total = s->audit->pass_total;
+				st.audit.last_pass_age = s->audit->passes ?
+							 s->audit->last_pass_age : UINT64_MAX;
+				st.audit.last_pass_seconds = s->audit->last_pass_seconds;
+			}
 		}
 		r->stat(r->arg, status, status == 0 ? &st : NULL);
 		break;
@@ -247,6 +261,31 @@ static void creq_complete(struct creq *r)
 	case STO_OP__STO_OP_LISTING_QUERY:
 		listing_page_complete(r, m, status);
 		break;
+	case STO_OP__STO_OP_LISTING_IDS: {
+		struct sto_listing_info *v = NULL;
+		size_t n = m && status == 0 ? m->n_listings : 0;
+
+		if (n && !(v = calloc(n, sizeof(*v)))) {
+			status = -ENOMEM;
+			n = 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const StoListingInfo *li = m->listings[i];
+
+			if (li->listing_id.len != STO_LISTING_ID_LEN) {
+				status = STO_EPROTO;
+				n = 0;
+				break;
+			}
+			memcpy(v[i].id, li->listing_id.data, STO_LISTING_ID_LEN);
+			v[i].entries = li->entries;
+			v[i].tombstones = li->tombstones;
+			v[i].bytes = li->bytes;
+		}
+		r->lids(r->arg, status, v, n, m && status == 0 && m->is_truncated);
+		free(v);
+		break;
+	}
 	case STO_OP__STO_OP_LISTING_STAT: {
 		struct sto_listing_stat st;
 		const StoListingStat *s = m ? m->listing_stat : NULL;
@@ -629,6 +668,41 @@ int sto_delete(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	q.op = STO_OP__STO_OP_DELETE;
 	req_key(&q, k);
 	q.timestamp = timestamp;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_purge(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	      sto_done_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->done = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_PURGE;
+	req_key(&q, k);
+	q.timestamp = timestamp;
+	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_listing_ids(sto_client *c, uint32_t part, const uint8_t *after,
+		    sto_listing_ids_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->lids = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_LISTING_IDS;
+	q.partition = part;
+	if (after) {
+		q.start_after.data = (uint8_t *)after;
+		q.start_after.len = STO_LISTING_ID_LEN;
+	}
 	return client_send(c, &q, r, NULL, 0);
 }
 

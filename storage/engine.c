@@ -139,6 +139,7 @@ struct sto_put {
 	void *arg;
 	bool move;			/* compaction copy (STO_IDX_MOVE) */
 	bool tomb;			/* a DELETE's tombstone record */
+	bool purge;			/* a PURGE's record (c.op.old: the entry) */
 	struct sto_put *next;		/* volume sync lists */
 };
 
@@ -185,6 +186,16 @@ struct sto_engine {
 	void (*close_cb)(void *arg);
 	void *close_arg;
 	struct sto_stat st;
+	/* PURGE records found by the start-up replay: applied after every
+	 * volume's replay, so a record of the purged version replayed from
+	 * another volume cannot bring it back. */
+	struct sto_idx_op *rp_purge;
+	size_t nrp_purge, caprp_purge;
+	/* Replayed records that lost to an entry of the same timestamp at
+	 * another place: if a purge then drops that entry, they were written
+	 * after it (a version pushed here again) and are applied again. */
+	struct sto_idx_op *rp_shadow;
+	size_t nrp_shadow, caprp_shadow;
 };
 
 static const uint8_t zeros[STO_REC_ALIGN];
@@ -507,6 +518,31 @@ struct replay {
 	uint64_t whole;			/* bytes of whole records replayed */
 };
 
+/* Keeps op (a replayed record that conflicted) if the entry it lost to has
+ * its very timestamp at another place. True when kept (meta with it). */
+static bool replay_shadow(struct sto_engine *e, struct sto_idx_op *op, uint8_t *meta)
+{
+	struct sto_loc ex;
+
+	if (sto_idx_get(e->idx, &op->key, &ex, NULL) < 0 || ex.ts != op->loc.ts ||
+	    (ex.medium == op->loc.medium && ex.dir == op->loc.dir && ex.vol == op->loc.vol &&
+	     ex.off == op->loc.off))
+		return false;
+	if (e->nrp_shadow == e->caprp_shadow) {
+		size_t cap = e->caprp_shadow ? 2 * e->caprp_shadow : 16;
+		struct sto_idx_op *v = realloc(e->rp_shadow, cap * sizeof(*v));
+
+		if (!v)
+			return false;	/* best effort: repair fetches it again */
+		e->rp_shadow = v;
+		e->caprp_shadow = cap;
+	}
+	e->rp_shadow[e->nrp_shadow] = *op;
+	e->rp_shadow[e->nrp_shadow].meta = meta;
+	e->nrp_shadow++;
+	return true;
+}
+
 static int replay_flush(struct replay *r, const struct sto_vol_tail *tail)
 {
 	int ret = sto_idx_apply(r->e->idx, r->ops, r->n, tail, tail ? 1 : 0);
@@ -515,9 +551,106 @@ static int replay_flush(struct replay *r, const struct sto_vol_tail *tail)
 		if (ret == 0 && (r->ops[i].result == 0 ||
 				 (r->ops[i].type == STO_IDX_DEL && r->ops[i].result == -ENOENT)))
 			r->applied++;
+		if (ret == 0 && r->ops[i].result == STO_ECONFLICT && !r->ops[i].copy &&
+		    replay_shadow(r->e, &r->ops[i], r->metas[i]))
+			continue;	/* the shadow owns the meta now */
 		free(r->metas[i]);
 	}
 	r->n = 0;
+	return ret;
+}
+
+/* The place a PURGE record names (STO_PURGE_META bytes). */
+static void purge_meta_encode(uint8_t *m, const struct sto_loc *l)
+{
+	m[0] = l->medium;
+	m[1] = l->dir;
+	m[2] = (uint8_t)l->flags;
+	m[3] = (uint8_t)(l->flags >> 8);
+	for (int i = 0; i < 4; i++)
+		m[4 + i] = (uint8_t)(l->vol >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		m[8 + i] = (uint8_t)(l->off >> (8 * i));
+}
+
+static void purge_meta_decode(const uint8_t *m, struct sto_loc *l)
+{
+	l->medium = m[0];
+	l->dir = m[1];
+	l->flags = (uint16_t)(m[2] | m[3] << 8);
+	l->vol = 0;
+	for (int i = 0; i < 4; i++)
+		l->vol |= (uint32_t)m[4 + i] << (8 * i);
+	l->off = 0;
+	for (int i = 0; i < 8; i++)
+		l->off |= (uint64_t)m[8 + i] << (8 * i);
+}
+
+static int replay_purge(struct replay *r, uint64_t off, const struct sto_rec *rec,
+			const uint8_t *meta)
+{
+	struct sto_engine *e = r->e;
+	struct sto_idx_op *op;
+
+	r->whole += sto_rec_len(rec->meta_len, rec->data_len);
+	if (rec->meta_len != STO_PURGE_META)
+		return 0;		/* not one this node wrote: ignored */
+	if (e->nrp_purge == e->caprp_purge) {
+		size_t cap = e->caprp_purge ? 2 * e->caprp_purge : 64;
+		struct sto_idx_op *v = realloc(e->rp_purge, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		e->rp_purge = v;
+		e->caprp_purge = cap;
+	}
+	op = &e->rp_purge[e->nrp_purge++];
+	memset(op, 0, sizeof(*op));
+	op->type = STO_IDX_PURGE;
+	op->key = rec->key;
+	purge_meta_decode(meta, &op->old);
+	op->old.ts = rec->ts;
+	op->loc.medium = r->v->medium;
+	op->loc.dir = r->v->dir;
+	op->loc.vol = r->v->id;
+	op->loc.off = off;
+	op->loc.ts = rec->ts;
+	op->loc.meta_len = rec->meta_len;
+	r->seen++;
+	return 0;
+}
+
+/* After every volume's replay: the PURGE records past the checkpoints. */
+static int replay_purges(struct sto_engine *e)
+{
+	size_t done = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < e->nrp_purge && ret == 0; i += REPLAY_BATCH) {
+		size_t n = e->nrp_purge - i < REPLAY_BATCH ? e->nrp_purge - i : REPLAY_BATCH;
+
+		ret = sto_idx_apply(e->idx, e->rp_purge + i, n, NULL, 0);
+		for (size_t j = 0; ret == 0 && j < n; j++)
+			done += e->rp_purge[i + j].result == 0;
+	}
+	/* A record of the same version at another place than the purged one
+	 * was written after the purge: it is the entry now (newest wins, as
+	 * ever, against anything else). */
+	for (size_t i = 0; ret == 0 && done && i < e->nrp_shadow; i++)
+		ret = sto_idx_apply(e->idx, &e->rp_shadow[i], 1, NULL, 0);
+	if (ret == 0 && e->nrp_purge)
+		ret = sto_idx_sync(e->idx);
+	if (e->nrp_purge)
+		log_info("replayed %zu purges (%zu applied): %s", e->nrp_purge, done,
+			 ret < 0 ? sto_strerror(ret) : "ok");
+	for (size_t i = 0; i < e->nrp_shadow; i++)
+		free((void *)e->rp_shadow[i].meta);
+	free(e->rp_shadow);
+	e->rp_shadow = NULL;
+	e->nrp_shadow = e->caprp_shadow = 0;
+	free(e->rp_purge);
+	e->rp_purge = NULL;
+	e->nrp_purge = e->caprp_purge = 0;
 	return ret;
 }
 
@@ -528,6 +661,8 @@ static int replay_rec(void *arg, uint64_t off, const struct sto_rec *rec,
 	struct sto_idx_op *op = &r->ops[r->n];
 	bool tomb = rec->flags & STO_REC_TOMBSTONE;
 
+	if (rec->flags & STO_REC_PURGE)
+		return replay_purge(r, off, rec, meta);
 	memset(op, 0, sizeof(*op));
 	op->type = tomb ? STO_IDX_DEL : STO_IDX_PUT;
 	op->key = rec->key;
@@ -818,6 +953,10 @@ static int engine_get(struct sto_engine *e, const struct sto_key *k,
 
 	if (!c)
 		return sto_idx_get(e->idx, k, loc, meta_buf);
+	if (c->op.type == STO_IDX_PURGE) {
+		memset(loc, 0, sizeof(*loc));	/* purged: nothing there */
+		return -ENOENT;
+	}
 	*loc = c->op.loc;
 	if (meta_buf && loc->meta_len)
 		memcpy(meta_buf, c->op.meta, loc->meta_len);
@@ -890,7 +1029,7 @@ static void commit_queue(struct sto_engine *e, struct sto_commit *c)
 {
 	if (c->op.type == STO_IDX_PUT || c->op.type == STO_IDX_DEL ||
 	    c->op.type == STO_IDX_QUARANTINE || c->op.type == STO_IDX_MOVE ||
-	    c->op.type == STO_IDX_REAP)
+	    c->op.type == STO_IDX_REAP || c->op.type == STO_IDX_PURGE)
 		sfx_cache_bump(e, c->op.key.part);
 	c->next = NULL;
 	*e->cq_tail = c;
@@ -1117,7 +1256,11 @@ static void put_free(struct sto_put *p)
 
 static void put_count(struct sto_put *p, int status)
 {
-	if (p->tomb && (status == 0 || status == -ENOENT))
+	if (p->purge && status == 0)
+		p->e->st.purged++;
+	else if (p->purge)
+		;
+	else if (p->tomb && (status == 0 || status == -ENOENT))
 		p->e->st.deletes++;
 	else if (status == 0 && !p->move) {
 		p->e->st.puts++;
@@ -1162,7 +1305,16 @@ static void put_durable(struct sto_put *p)
 		put_finish(p, ret);
 		return;
 	}
-	if (ret == 0 && ex.ts >= p->c.op.loc.ts) {
+	if (p->purge) {
+		/* Only the very entry it was asked for (its record's replay
+		 * drops the same one, or nothing). */
+		if (ret < 0 || ex.ts != p->c.op.old.ts || ex.medium != p->c.op.old.medium ||
+		    ex.dir != p->c.op.old.dir || ex.vol != p->c.op.old.vol ||
+		    ex.off != p->c.op.old.off) {
+			put_finish(p, ret < 0 ? -ENOENT : STO_ECONFLICT);
+			return;
+		}
+	} else if (ret == 0 && ex.ts >= p->c.op.loc.ts) {
 		put_finish(p, STO_ECONFLICT);	/* a newer one won meanwhile */
 		return;
 	}
@@ -1323,7 +1475,8 @@ static int put_flush(struct sto_put *p)
 
 /* A PUT, or (move_from set) a compaction copy into directory d. */
 static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
-		     const struct sto_loc *move_from, const struct sto_key *k,
+		     const struct sto_loc *move_from, const struct sto_loc *purge_of,
+		     const struct sto_key *k,
 		     uint64_t ts, const void *meta, uint32_t meta_len, uint64_t size,
 		     uint32_t crc, uint8_t tier, uint32_t cold_after,
 		     sto_put_done_fn done, void (*resume)(void *arg),
@@ -1332,7 +1485,8 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 	struct sto_rec rec = { .key = *k, .ts = ts, .data_len = size,
 			       .meta_len = meta_len, .data_crc = crc,
 			       .flags = (tomb ? STO_REC_TOMBSTONE : 0) |
-					(move_from ? STO_REC_COPY : 0),
+					(move_from ? STO_REC_COPY : 0) |
+					(purge_of ? STO_REC_PURGE : 0),
 			       .tier = tier, .cold_after = cold_after };
 	/* COLD and PIN_COLD land on cold media (hot when they are full). */
 	uint8_t land = !tomb && e->ndirs[STO_MEDIUM_COLD] &&
@@ -1347,7 +1501,7 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 	if (meta_len > STO_MAX_META || size > STO_MAX_FRAGMENT)
 		return -EINVAL;
 	/* Early reject (the commit checks again, for racing PUTs). */
-	if (!move_from && engine_get(e, k, &ex, NULL) == 0 && ex.ts >= ts) {
+	if (!move_from && !purge_of && engine_get(e, k, &ex, NULL) == 0 && ex.ts >= ts) {
 		e->st.conflicts++;
 		return STO_ECONFLICT;
 	}
@@ -1370,8 +1524,8 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 		}
 	}
 	e->rr++;
-	if (!d && tomb)
-		d = &e->dirs[STO_MEDIUM_HOT][0];	/* 64 bytes: from the reserve */
+	if (!d && (tomb || purge_of))
+		d = &e->dirs[STO_MEDIUM_HOT][0];	/* small: from the reserve */
 	if (!d) {
 		e->st.nospace++;
 		return -ENOSPC;
@@ -1404,6 +1558,11 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 	if (tomb) {
 		p->c.op.type = STO_IDX_DEL;
 		p->c.op.loc.flags = STO_LOC_TOMBSTONE;
+	}
+	if (purge_of) {
+		p->purge = true;
+		p->c.op.type = STO_IDX_PURGE;
+		p->c.op.old = *purge_of;
 	}
 	if (move_from) {
 		p->move = true;
@@ -1450,7 +1609,7 @@ int sto_put_begin(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 		  uint32_t crc, sto_put_done_fn done, void (*resume)(void *arg),
 		  void *arg, struct sto_put **out)
 {
-	return put_begin(e, NULL, false, NULL, k, ts, meta, meta_len, size, crc,
+	return put_begin(e, NULL, false, NULL, NULL, k, ts, meta, meta_len, size, crc,
 			 STO_TIER_STANDARD, 0, done, resume, arg, out);
 }
 
@@ -1460,7 +1619,7 @@ int sto_put_begin_ex(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 		     sto_put_done_fn done, void (*resume)(void *arg),
 		     void *arg, struct sto_put **out)
 {
-	return put_begin(e, NULL, false, NULL, k, ts, meta, meta_len, size, crc,
+	return put_begin(e, NULL, false, NULL, NULL, k, ts, meta, meta_len, size, crc,
 			 tier, cold_after, done, resume, arg, out);
 }
 
@@ -1476,7 +1635,7 @@ int sto_move_begin(struct sto_engine *e, const struct sto_key *k,
 		struct sto_dir *d = &e->dirs[medium][(e->rr + i) % nd];
 
 		if (dir_has_room(d, n))
-			return put_begin(e, d, false, from, k, from->ts, meta,
+			return put_begin(e, d, false, from, NULL, k, from->ts, meta,
 					 from->meta_len, from->size, from->crc,
 					 from->tier, from->cold_after, done, resume,
 					 arg, out);
@@ -1595,8 +1754,31 @@ int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 {
 	struct sto_put *p;
 
-	return put_begin(e, NULL, true, NULL, k, ts, NULL, 0, 0, 0, 0, 0, done, NULL,
+	return put_begin(e, NULL, true, NULL, NULL, k, ts, NULL, 0, 0, 0, 0, 0, done, NULL,
 			 arg, &p);
+}
+
+/* A PURGE record (no data; meta names the entry's place) through the PUT
+ * pipeline: in the write-ahead log like a DELETE, so a crash after the
+ * reply cannot bring the entry back. */
+int sto_purge_entry(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+	      sto_put_done_fn done, void *arg)
+{
+	uint8_t meta[STO_PURGE_META];
+	struct sto_loc ex;
+	struct sto_put *p;
+	int ret;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	ret = engine_get(e, k, &ex, NULL);
+	if (ret < 0)
+		return ret;
+	if (ex.ts != ts)
+		return STO_ECONFLICT;
+	purge_meta_encode(meta, &ex);
+	return put_begin(e, NULL, false, NULL, &ex, k, ts, meta, sizeof(meta), 0, 0, 0, 0,
+			 done, NULL, arg, &p);
 }
 
 /* ------------------------------------------------------------ GET, HEAD */
@@ -2101,6 +2283,71 @@ int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
 	return 0;
 }
 
+struct lst_ids {
+	uv_work_t work;
+	struct sto_engine *e;
+	uint32_t part;
+	bool has_after, more;
+	uint8_t after[STO_LISTING_ID_LEN];
+	struct sto_listing_info *v;
+	size_t n;
+	int ret;
+	void (*cb)(void *arg, int status, const struct sto_listing_info *v, size_t n,
+		   bool more);
+	void *arg;
+};
+
+static void lst_ids_work(uv_work_t *w)
+{
+	struct lst_ids *l = w->data;
+
+	l->ret = sto_idx_lst_ids(l->e->idx, l->part, l->has_after ? l->after : NULL, l->v,
+				 STO_LISTING_IDS_MAX, &l->n, &l->more);
+}
+
+static void lst_ids_after(uv_work_t *w, int status)
+{
+	struct lst_ids *l = w->data;
+	struct sto_engine *e = l->e;
+
+	l->cb(l->arg, l->ret, l->v, l->ret < 0 ? 0 : l->n, l->more);
+	free(l->v);
+	free(l);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+int sto_lst_ids(struct sto_engine *e, uint32_t part, const uint8_t *after,
+		void (*cb)(void *arg, int status, const struct sto_listing_info *v,
+			   size_t n, bool more),
+		void *arg)
+{
+	struct lst_ids *l;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->v = malloc(STO_LISTING_IDS_MAX * sizeof(*l->v));
+	if (!l->v) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->e = e;
+	l->part = part;
+	if (after) {
+		l->has_after = true;
+		memcpy(l->after, after, STO_LISTING_ID_LEN);
+	}
+	l->cb = cb;
+	l->arg = arg;
+	l->work.data = l;
+	busy_get(e);
+	uv_queue_work(e->loop, &l->work, lst_ids_work, lst_ids_after);
+	return 0;
+}
+
 static void list_wake(struct sto_engine *e)
 {
 	struct list_req **pp = &e->list_wait;
@@ -2348,7 +2595,7 @@ static void cmp_hdr_done(struct sto_io *io, int res)
 	}
 	c->loc = l;
 	c->pos = 0;
-	ret = put_begin(c->e, c->d, false, &l, &c->rec.key, l.ts, c->hdr + STO_REC_HDR,
+	ret = put_begin(c->e, c->d, false, &l, NULL, &c->rec.key, l.ts, c->hdr + STO_REC_HDR,
 			l.meta_len, l.size, l.crc, l.tier, l.cold_after, cmp_put_done,
 			cmp_resume, c, &c->p);
 	if (ret < 0) {
@@ -2697,6 +2944,9 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		if (ret < 0)
 			goto out_dir;
 	}
+	ret = replay_purges(e);
+	if (ret < 0)
+		goto out_close;
 	ret = io_uring_queue_init(e->cfg.ring_entries, &e->ring, 0);
 	if (ret < 0) {
 		log_err("io_uring_queue_init: %s", strerror(-ret));
@@ -2751,6 +3001,10 @@ out_close:
 	if (e->efd >= 0)
 		close(e->efd);
 	sto_idx_close(e->idx);
+	for (size_t i = 0; i < e->nrp_shadow; i++)
+		free((void *)e->rp_shadow[i].meta);
+	free(e->rp_shadow);
+	free(e->rp_purge);
 	free(e->sc);
 	free(e);
 	return ret;

@@ -78,7 +78,8 @@ void sto_frame_put_prefix(uint8_t *buf, uint32_t hdr_len)
 static bool op_has_key(StoOp op)
 {
 	return op == STO_OP__STO_OP_PUT || op == STO_OP__STO_OP_GET ||
-	       op == STO_OP__STO_OP_HEAD || op == STO_OP__STO_OP_DELETE;
+	       op == STO_OP__STO_OP_HEAD || op == STO_OP__STO_OP_DELETE ||
+	       op == STO_OP__STO_OP_PURGE;
 }
 
 static bool op_is_listing(StoOp op)
@@ -93,6 +94,20 @@ static int listing_validate(const StoRequest *r, const char **why)
 {
 	bool lst = op_is_listing(r->op);
 
+	if (r->op == STO_OP__STO_OP_LISTING_IDS) {
+		/* partition, and where to go on: start_after is an id */
+		if (r->listing_id.len || r->n_listing_entries || r->prefix.len ||
+		    r->delimiter.len || r->limit || r->include_tombstones || r->end.len ||
+		    r->name_hash.len) {
+			*why = "fields LISTING_IDS does not take";
+			return STO_EPROTO;
+		}
+		if (r->start_after.len && r->start_after.len != STO_LISTING_ID_LEN) {
+			*why = "LISTING_IDS start_after must be a 16-byte id";
+			return STO_EPROTO;
+		}
+		return 0;
+	}
 	if (!lst) {
 		if (r->listing_id.len || r->n_listing_entries || r->start_after.len ||
 		    r->prefix.len || r->delimiter.len || r->limit ||
@@ -190,6 +205,8 @@ static int req_validate(const StoRequest *r, const char **why)
 	case STO_OP__STO_OP_LISTING_QUERY:
 	case STO_OP__STO_OP_LISTING_STAT:
 	case STO_OP__STO_OP_LISTING_DELETE_RANGE:
+	case STO_OP__STO_OP_PURGE:
+	case STO_OP__STO_OP_LISTING_IDS:
 		break;
 	default:
 		*why = "unknown operation";
@@ -219,8 +236,8 @@ static int req_validate(const StoRequest *r, const char **why)
 		*why = "fragment too large";
 		return STO_EPROTO;
 	}
-	if ((r->op == STO_OP__STO_OP_PUT || r->op == STO_OP__STO_OP_DELETE) &&
-	    r->timestamp == 0) {
+	if ((r->op == STO_OP__STO_OP_PUT || r->op == STO_OP__STO_OP_DELETE ||
+	     r->op == STO_OP__STO_OP_PURGE) && r->timestamp == 0) {
 		*why = "timestamp required";
 		return STO_EPROTO;
 	}

@@ -351,6 +351,20 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		}
 		op->result = 0;
 		return mdb_err(mdb_del(txn, x->obj, &key, NULL));
+	case STO_IDX_PURGE:
+		/* The purge's own record is dead at once (its replay is all it
+		 * is for). */
+		rc = vol_update(x, txn, op->loc.medium, op->loc.dir, op->loc.vol, 0,
+				sto_rec_len(op->loc.meta_len, 0));
+		if (rc < 0)
+			return rc;
+		if (!have || !same_place(&ex, &op->old)) {
+			op->result = -ENOENT;	/* replaced meanwhile: kept */
+			return 0;
+		}
+		op->result = 0;
+		rc = mdb_del(txn, x->obj, &key, NULL);
+		return rc ? mdb_err(rc) : vol_dead(x, txn, &ex);
 	case STO_IDX_LST_PUT:
 	case STO_IDX_LST_DEL:
 		break;		/* above */

@@ -56,6 +56,9 @@ void sto_req_key(const StoRequest *r, struct sto_key *k);
 #define STO_REC_COPY		0x2		/* flags: a mover's or compaction's copy
 						 * of a record that lives elsewhere until
 						 * its STO_IDX_MOVE commits */
+#define STO_REC_PURGE		0x4		/* flags: a PURGE (meta: the dropped
+						 * entry's place, STO_PURGE_META bytes) */
+#define STO_PURGE_META		16
 #define STO_REC_TIER_SHIFT	8		/* flags bits 8-9: enum sto_tier_class */
 
 struct sto_rec {
@@ -145,6 +148,9 @@ enum sto_idx_op_type {
 	STO_IDX_REAP,		/* drop the tombstone loc, if the entry still is it */
 	STO_IDX_LST_PUT,	/* listing entries (lst), newest wins per key */
 	STO_IDX_LST_DEL,	/* listing range removal (lst), bounded */
+	STO_IDX_PURGE,		/* drop the entry (no tombstone) if it still is
+				 * old (place and timestamp); loc: the purge's
+				 * own record, dead at once */
 };
 
 struct sto_lst_op;
@@ -153,7 +159,7 @@ struct sto_idx_op {
 	enum sto_idx_op_type type;
 	struct sto_key key;
 	struct sto_loc loc;
-	struct sto_loc old;	/* STO_IDX_MOVE: where it was */
+	struct sto_loc old;	/* STO_IDX_MOVE: where it was; PURGE: the entry */
 	const void *meta;	/* STO_IDX_PUT, MOVE: loc.meta_len bytes */
 	struct sto_lst_op *lst;	/* STO_IDX_LST_*: in and out (results) */
 	bool copy;		/* replayed STO_IDX_PUT of a STO_REC_COPY record: a
@@ -264,6 +270,10 @@ int sto_idx_lst_query(struct sto_idx *x, const struct sto_listing_id *id,
 		      const struct sto_listing_query *q, uint32_t cap,
 		      struct sto_lst_page *out);
 void sto_lst_page_free(struct sto_lst_page *p);
+/* Any thread (own read transaction): the listings of part after `after`
+ * (NULL: all), at most max, into out; *more when some were left. */
+int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
+		    struct sto_listing_info *out, size_t max, size_t *n, bool *more);
 int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 		     struct sto_lst_stat_buf *out);
 
@@ -388,6 +398,15 @@ struct sto_tier *sto_engine_tier(struct sto_engine *e);
 int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 	    sto_put_done_fn done, void *arg);
 
+/* PURGE: drops k's entry without leaving a tombstone, only if its version
+ * is the one at ts (live or tombstone): a handoff forgets what it pushed
+ * home. A record (STO_REC_PURGE, naming the entry's place) goes through the
+ * PUT pipeline, so a restart replays it; done (0, STO_ECONFLICT: another
+ * version is there now, -ENOENT: nothing) once it is durable. Returns
+ * -ENOENT or STO_ECONFLICT at once when the lookup already says so. */
+int sto_purge_entry(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+	      sto_put_done_fn done, void *arg);
+
 /* Index lookup for GET/HEAD (and a coarse atime update). 0, or -ENOENT
  * (loc->flags has STO_LOC_TOMBSTONE when a tombstone is why). */
 int sto_lookup(struct sto_engine *e, const struct sto_key *k,
@@ -440,6 +459,11 @@ int sto_lst_query(struct sto_engine *e, const struct sto_listing_id *id,
 int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
 		 void (*cb)(void *arg, int status, const struct sto_listing_stat *st),
 		 void *arg);
+/* LISTING_IDS on a worker thread, cb on the loop (v lives until it returns). */
+int sto_lst_ids(struct sto_engine *e, uint32_t part, const uint8_t *after,
+		void (*cb)(void *arg, int status, const struct sto_listing_info *v,
+			   size_t n, bool more),
+		void *arg);
 
 /* ------------------------------------------------------------- tier.c */
 
@@ -462,6 +486,26 @@ void sto_tier_stat(struct sto_tier *t, struct sto_tier_stat *st);
 void sto_tier_stop(struct sto_tier *t);
 void sto_tier_free(struct sto_tier *t);
 
+/* ------------------------------------------------------------ audit.c */
+
+/* The auditor: a background scrub of every fragment's CRC-32C at a capped
+ * rate (docs/durability.md). It walks the index on a worker, then reads each
+ * live fragment through sto_read (io_uring; chunk CRCs checked), which
+ * quarantines a bad one: the node's repair daemon then rebuilds it like a
+ * lost fragment. Owns a timer on the engine's loop. */
+struct sto_audit_cfg {
+	double mbps;			/* bytes verified per second (0: off) */
+	unsigned interval;		/* seconds from a pass's end to the next */
+};
+struct sto_audit;
+int sto_audit_new(struct sto_engine *e, const struct sto_audit_cfg *cfg,
+		  struct sto_audit **out);
+/* Fills st->audit. */
+void sto_audit_stat(struct sto_audit *a, struct sto_stat *st);
+/* No new reads; cb(arg) once the one in flight finished, then free it. */
+void sto_audit_stop(struct sto_audit *a, void (*cb)(void *arg), void *arg);
+void sto_audit_free(struct sto_audit *a);
+
 /* ----------------------------------------------------------- server.c */
 
 struct sto_server;
@@ -470,6 +514,7 @@ struct sto_server_cfg {
 	uint16_t port;			/* 0: any free port */
 	unsigned max_inflight;		/* per connection */
 	unsigned listing_max_limit;	/* cap on a listing page (0: default) */
+	struct sto_audit *audit;	/* STAT reports its progress (or NULL) */
 };
 int sto_server_start(uv_loop_t *loop, struct sto_engine *e,
 		     const struct sto_server_cfg *cfg, struct sto_server **out);

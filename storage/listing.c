@@ -594,3 +594,61 @@ out_txn:
 	out->st.last_key.data = out->last;
 	return mdb_err(rc);
 }
+
+int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
+		    struct sto_listing_info *out, size_t max, size_t *n, bool *more)
+{
+	uint8_t kb[STO_LST_HEAD];
+	MDB_val key = { STO_LST_HEAD, kb }, v;
+	MDB_env *env;
+	MDB_dbi lst, lstm;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc;
+
+	*n = 0;
+	*more = false;
+	kb[0] = part >> 24; kb[1] = part >> 16; kb[2] = part >> 8; kb[3] = part;
+	if (after)
+		memcpy(kb + 4, after, STO_LISTING_ID_LEN);
+	else
+		memset(kb + 4, 0, STO_LISTING_ID_LEN);
+	sto_idx_lst_handles(x, &env, &lst, &lstm);
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_err(rc);
+	rc = mdb_cursor_open(txn, lstm, &cur);
+	if (rc)
+		goto out_txn;
+	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+	/* "after" is exclusive; the all-zero id is a real id when !after */
+	if (rc == 0 && after && key.mv_size == STO_LST_HEAD && !memcmp(key.mv_data, kb, STO_LST_HEAD))
+		rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+		const uint8_t *k = key.mv_data;
+		struct sto_listing_info *o;
+
+		if (key.mv_size != STO_LST_HEAD || memcmp(k, kb, 4))
+			break;		/* past the partition */
+		if (*n == max) {
+			*more = true;
+			break;
+		}
+		o = &out[(*n)++];
+		memset(o, 0, sizeof(*o));
+		memcpy(o->id, k + 4, STO_LISTING_ID_LEN);
+		if (v.mv_size == META_LEN) {
+			uint64_t m[3];
+
+			memcpy(m, v.mv_data, META_LEN);
+			o->entries = m[0];
+			o->tombstones = m[1];
+			o->bytes = m[2];
+		}
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : rc;
+	mdb_cursor_close(cur);
+out_txn:
+	mdb_txn_abort(txn);
+	return mdb_err(rc);
+}

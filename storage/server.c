@@ -451,6 +451,42 @@ static void del_done(void *arg, int status, const struct sto_loc *loc)
 	req_done(c);
 }
 
+static void lst_ids_done(void *arg, int status, const struct sto_listing_info *v,
+			 size_t n, bool more)
+{
+	struct req *r = arg;
+	struct conn *c = r->c;
+	StoListingInfo *li = NULL, **lip = NULL;
+	StoResponse m;
+
+	resp_init(&m, r->id, status);
+	if (status == 0 && n) {
+		li = calloc(n, sizeof(*li));
+		lip = calloc(n, sizeof(*lip));
+		if (!li || !lip) {
+			m.status = -ENOMEM;
+			n = 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			sto_listing_info__init(&li[i]);
+			li[i].listing_id.data = (uint8_t *)v[i].id;
+			li[i].listing_id.len = STO_LISTING_ID_LEN;
+			li[i].entries = v[i].entries;
+			li[i].tombstones = v[i].tombstones;
+			li[i].bytes = v[i].bytes;
+			lip[i] = &li[i];
+		}
+		m.n_listings = n;
+		m.listings = lip;
+		m.is_truncated = more;
+	}
+	reply(c, &m);
+	free(li);
+	free(lip);
+	free(r);
+	req_done(c);
+}
+
 static void list_done(void *arg, int status, const struct sto_suffix_hash *sfx,
 		      const struct sto_list_entry *ents, size_t n)
 {
@@ -512,6 +548,7 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 	StoMediumStat ms[2], *msp[2];
 	StoStat ss = STO_STAT__INIT;
 	StoTierStat ts = STO_TIER_STAT__INIT;
+	StoAuditStat as;
 	StoResponse m;
 
 	sto_engine_stat(c->s->e, &st);
@@ -567,6 +604,20 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 	ts.n_heat = STO_TIER_HEAT;
 	ts.heat = st.tier.heat;
 	ss.tier = &ts;
+	ss.purged = st.purged;
+	if (c->s->cfg.audit) {
+		sto_audit_stat(c->s->cfg.audit, &st);
+		sto_audit_stat__init(&as);
+		as.passes = st.audit.passes;
+		as.checked = st.audit.checked;
+		as.bytes = st.audit.bytes;
+		as.corrupt = st.audit.corrupt;
+		as.pass_done = st.audit.pass_done;
+		as.pass_total = st.audit.pass_total;
+		as.last_pass_age = st.audit.last_pass_age;
+		as.last_pass_seconds = st.audit.last_pass_seconds;
+		ss.audit = &as;
+	}
 	m.stat = &ss;
 	reply(c, &m);
 }
@@ -1008,6 +1059,29 @@ static void handle_request(struct conn *c, const StoRequest *q)
 	case STO_OP__STO_OP_DELETE:
 		r = req_new(c, q, sizeof(*r));
 		if (!r || (ret = sto_del(e, &r->key, q->timestamp, del_done, r)) < 0) {
+			if (r) {
+				free(r);
+				c->inflight--;
+				c->refs--;
+			}
+			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
+		}
+		return;
+	case STO_OP__STO_OP_PURGE:
+		r = req_new(c, q, sizeof(*r));
+		if (!r || (ret = sto_purge_entry(e, &r->key, q->timestamp, put_done, r)) < 0) {
+			if (r) {
+				free(r);
+				c->inflight--;
+				c->refs--;
+			}
+			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
+		}
+		return;
+	case STO_OP__STO_OP_LISTING_IDS:
+		r = req_new(c, q, sizeof(*r));
+		if (!r || (ret = sto_lst_ids(e, q->partition, q->start_after.len ?
+					     q->start_after.data : NULL, lst_ids_done, r)) < 0) {
 			if (r) {
 				free(r);
 				c->inflight--;

@@ -165,6 +165,17 @@ struct sto_stat {
 	uint64_t puts, gets, deletes, crc_errors, bytes_in, bytes_out;
 	uint64_t group_commits, fsyncs, nospace, conflicts;
 	uint64_t fsync_us, commit_us;	/* time spent in each, in total */
+	uint64_t purged;		/* entries dropped by PURGE */
+	/* The auditor (background CRC scrub of every fragment). */
+	struct {
+		uint64_t passes;		/* finished */
+		uint64_t checked, bytes;	/* fragments and bytes verified, since start */
+		uint64_t corrupt;		/* found bad (quarantined), since start */
+		uint64_t pass_done, pass_total;	/* fragments of the pass under way */
+		uint64_t last_pass_age;		/* seconds since the last finished
+						 * (UINT64_MAX: none yet) */
+		uint64_t last_pass_seconds;
+	} audit;
 };
 
 /* A byte string borrowed from a reply (or the caller). */
@@ -219,6 +230,13 @@ struct sto_listing_stat {
 						 * empty listing: len 0 */
 };
 
+/* LISTING_IDS: one listing stored in a partition, with its counts. */
+struct sto_listing_info {
+	uint8_t id[STO_LISTING_ID_LEN];
+	uint64_t entries, tombstones, bytes;
+};
+#define STO_LISTING_IDS_MAX	1000	/* listings per LISTING_IDS reply */
+
 /* The suffix (LIST grouping) of a name hash. */
 static inline uint32_t sto_suffix_of(const uint8_t name[STO_NAME_HASH_LEN])
 {
@@ -246,6 +264,9 @@ typedef void (*sto_listing_page_fn)(void *arg, int status,
 				    const struct sto_listing_page *page);
 typedef void (*sto_listing_stat_fn)(void *arg, int status,
 				    const struct sto_listing_stat *st);
+/* LISTING_IDS: v (borrowed) in id order; more: ask again after the last. */
+typedef void (*sto_listing_ids_fn)(void *arg, int status,
+				   const struct sto_listing_info *v, size_t n, bool more);
 /* DELETE_RANGE: deleted entries; more: call again from next (borrowed). */
 typedef void (*sto_listing_deleted_fn)(void *arg, int status, uint64_t deleted,
 				       bool more, struct sto_bytes next);
@@ -282,6 +303,12 @@ int sto_delete(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	       sto_done_fn cb, void *arg);
 /* LIST a partition: its non-empty suffixes with their hashes, or the entries
  * (tombstones included) of one suffix. */
+/* PURGE: drops the fragment (live or tombstone) without a tombstone, only
+ * if its version is the one at timestamp: for handoff data already pushed
+ * to its primaries. 0 once durable; STO_ECONFLICT when another version is
+ * there, -ENOENT when nothing is. */
+int sto_purge(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+	      sto_done_fn cb, void *arg);
 int sto_list_suffixes(sto_client *c, uint32_t part, sto_suffixes_fn cb, void *arg);
 int sto_list_objects(sto_client *c, uint32_t part, uint32_t suffix,
 		     sto_entries_fn cb, void *arg);
@@ -316,5 +343,11 @@ int sto_listing_stat(sto_client *c, const struct sto_listing_id *id,
 int sto_listing_delete_range(sto_client *c, const struct sto_listing_id *id,
 			     struct sto_bytes start, struct sto_bytes end,
 			     uint32_t max, sto_listing_deleted_fn cb, void *arg);
+
+/* The listings stored for partition part (replication: what to compare),
+ * in id order, those after `after` (NULL: from the first), at most
+ * STO_LISTING_IDS_MAX per reply. */
+int sto_listing_ids(sto_client *c, uint32_t part, const uint8_t *after,
+		    sto_listing_ids_fn cb, void *arg);
 
 #endif

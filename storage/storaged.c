@@ -6,6 +6,7 @@
  *                   [--index-map-size N] [--atime-interval S]
  *                   [--listing-max-limit N] [--sync-depth N]
  *                   [--zero-ahead N] [--reclaim-age S] [--cold-after S]
+ *                   [--audit-mbps N] [--audit-interval S]
  *                   [tiering options] [-v]
  *
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the index.
@@ -24,6 +25,7 @@ struct daemon {
 	uv_loop_t *loop;
 	struct sto_engine *e;
 	struct sto_server *srv;
+	struct sto_audit *audit;
 	uv_signal_t sigterm, sigint;
 	bool stopping;
 };
@@ -65,6 +67,10 @@ static void usage(FILE *f)
 "  --tier-rate-mb N       mover throughput cap, MB/s (default 0 = none)\n"
 "  --tier-rate-ops N      mover fragments per second cap (default 0 = none)\n"
 "  --tier-off             no moves (counters still kept)\n"
+"  --audit-mbps N         the auditor's CRC scrub of every fragment, MB/s\n"
+"                         (default 20; 0 = off)\n"
+"  --audit-interval S     seconds from one scrub pass's end to the next\n"
+"                         (default 86400)\n"
 "  -v, --verbose          debug logging\n", STO_DEFAULT_PORT);
 }
 
@@ -100,6 +106,10 @@ static int parse_u64(const char *s, uint64_t *out)
 
 static void on_engine_closed(void *arg)
 {
+	struct daemon *d = arg;
+
+	sto_audit_free(d->audit);
+	d->audit = NULL;
 	log_info("index closed, exiting");
 }
 
@@ -108,6 +118,13 @@ static void on_server_stopped(void *arg)
 	struct daemon *d = arg;
 
 	sto_engine_close(d->e, on_engine_closed, d);
+}
+
+static void on_audit_stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	sto_server_stop(d->srv, on_server_stopped, d);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -120,7 +137,7 @@ static void on_signal(uv_signal_t *h, int sig)
 	log_info("signal %d: finishing in-flight requests", sig);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
-	sto_server_stop(d->srv, on_server_stopped, d);
+	sto_audit_stop(d->audit, on_audit_stopped, d);
 }
 
 int main(int argc, char **argv)
@@ -155,6 +172,8 @@ int main(int argc, char **argv)
 		{ "tier-rate-mb", required_argument, NULL, 1007 },
 		{ "tier-rate-ops", required_argument, NULL, 1008 },
 		{ "tier-off", no_argument, NULL, 1009 },
+		{ "audit-mbps", required_argument, NULL, 1010 },
+		{ "audit-interval", required_argument, NULL, 1011 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -166,6 +185,7 @@ int main(int argc, char **argv)
 				       .reclaim_age = STO_RECLAIM_AGE,
 				       .tier = { .cold_after = 7 * 86400, .scan_interval = 60,
 						 .promote_window = 3600 } };
+	struct sto_audit_cfg acfg = { .mbps = 20, .interval = 86400 };
 	bool low_set = false;
 	struct sto_server_cfg scfg = { .addr = "127.0.0.1", .port = STO_DEFAULT_PORT };
 	const char *port_file = NULL, *node_id = "", *ring = NULL;
@@ -244,6 +264,8 @@ int main(int argc, char **argv)
 			case 1006: ecfg.tier.promote_window = (unsigned)v; break;
 			case 1007: ecfg.tier.rate_bytes = v * 1000000; break;
 			case 1008: ecfg.tier.rate_ops = (unsigned)v; break;
+			case 1010: acfg.mbps = (double)v; break;
+			case 1011: acfg.interval = (unsigned)v; break;
 			case 'k':
 				if (v < 1 || v > 100)
 					goto out_usage;
@@ -301,10 +323,19 @@ int main(int argc, char **argv)
 		log_err("opening storage: %s", sto_strerror(ret));
 		return 1;
 	}
-	ret = sto_server_start(d.loop, d.e, &scfg, &d.srv);
+	ret = sto_audit_new(d.e, &acfg, &d.audit);
 	if (ret < 0) {
 		sto_engine_close(d.e, NULL, NULL);
 		uv_run(d.loop, UV_RUN_DEFAULT);
+		return 1;
+	}
+	scfg.audit = d.audit;
+	ret = sto_server_start(d.loop, d.e, &scfg, &d.srv);
+	if (ret < 0) {
+		sto_audit_stop(d.audit, NULL, NULL);
+		sto_engine_close(d.e, NULL, NULL);
+		uv_run(d.loop, UV_RUN_DEFAULT);
+		sto_audit_free(d.audit);
 		return 1;
 	}
 	if (port_file)

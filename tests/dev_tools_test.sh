@@ -18,6 +18,15 @@ set -euo pipefail
 TOP=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 DEV=$TOP/tools/dev
 MODE=${1:?usage: dev_tools_test.sh daemons|up}
+
+# ctest's TIMEOUT kills this script without running its exit trap, and the
+# daemons it started (detached by start_daemon) would live on. So it watches
+# itself: past DEV_TEST_DEADLINE seconds (set by ctest below its TIMEOUT) it
+# gets SIGTERM, and the exit trap stops what it started.
+if [[ -z ${DEV_TEST_WATCHED:-} ]]; then
+	DEV_TEST_WATCHED=1 exec timeout -s TERM "${DEV_TEST_DEADLINE:-270}" "$0" "$@"
+fi
+trap 'echo "dev_tools_test: deadline reached, stopping" >&2; exit 124' TERM INT
 TMP=$(mktemp -d /tmp/strata-dev-test.XXXXXX)
 DATA=$TMP/data
 export STRATA_STOP_WAIT=2

@@ -49,6 +49,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    q->delimiter.len > STO_LISTING_MAX_DELIM ||
 			    q->limit > STO_LISTING_MAX_DELETE)
 				__builtin_trap();
+			if ((q->op == STO_OP__STO_OP_PURGE || q->op == STO_OP__STO_OP_DELETE) &&
+			    (q->name_hash.len != STO_NAME_HASH_LEN || !q->timestamp))
+				__builtin_trap();
+			if (q->op == STO_OP__STO_OP_LISTING_IDS &&
+			    ((q->start_after.len && q->start_after.len != STO_LISTING_ID_LEN) ||
+			     q->listing_id.len || q->name_hash.len || q->n_listing_entries))
+				__builtin_trap();
 			for (size_t i = 0; i < q->n_listing_entries; i++) {
 				const StoListingEntry *e = q->listing_entries[i];
 

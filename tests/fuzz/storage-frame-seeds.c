@@ -83,6 +83,10 @@ int main(int argc, char **argv)
 	q.op = STO_OP__STO_OP_DELETE;
 	q.id = 4;
 	ret |= emit(argv[1], "delete", &q, 0, all);
+	q.op = STO_OP__STO_OP_PURGE;	/* key + timestamp, like DELETE */
+	q.id = 41;
+	ret |= emit(argv[1], "purge", &q, 0, all);
+	q.op = STO_OP__STO_OP_DELETE;
 	sto_request__init(&q);
 	q.op = STO_OP__STO_OP_LIST;
 	q.id = 5;
@@ -148,6 +152,13 @@ int main(int argc, char **argv)
 		q.start_after.len = q.end.len = 0;
 		q.limit = 0;
 		ret |= emit(argv[1], "listing-stat", &q, 0, all);
+		sto_request__init(&q);
+		q.op = STO_OP__STO_OP_LISTING_IDS;	/* partition, after an id */
+		q.id = 42;
+		q.partition = 12;
+		q.start_after.data = lid;
+		q.start_after.len = sizeof(lid);
+		ret |= emit(argv[1], "listing-ids", &q, 0, all);
 	}
 	fclose(all);
 	return ret;

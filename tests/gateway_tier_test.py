@@ -1,0 +1,347 @@
+#!/usr/bin/python3
+"""Tiering through S3 (issue 6, docs/tiering.md "Gateway"): 6 real storage
+nodes with hot/ and cold/ folders, strata-gateway, boto3.
+
+usage: gateway_tier_test.py STRATA_RING STRATA_STORAGED STRATA_GATEWAY [TEST...]
+
+The nodes scan every second (--tier-scan-interval 1, --atime-interval 1) with
+a node-wide cold_after of an hour, so only what a bucket policy, a storage
+class or a lifecycle rule says moves during the test; the gateway's
+lifecycle day is one second (--lifecycle-day-seconds 1). Where an object's
+bytes are is checked in the nodes' volume files themselves.
+"""
+import hashlib
+import http.client
+import json
+import mmap
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway_test as gt  # noqa: E402  (parses the same argv, skips without boto3)
+from gateway_test import err_code  # noqa: E402
+
+from botocore.auth import SigV4Auth  # noqa: E402
+from botocore.awsrequest import AWSRequest  # noqa: E402
+from botocore.credentials import Credentials  # noqa: E402
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEY1, SECRET1 = "STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"
+KEY2, SECRET2 = "STRATATESTKEY0002", "secretsecretsecretsecretsecret0002"
+NODE_ARGS = ["--cold-after", "3600", "--tier-scan-interval", "1", "--atime-interval", "1"]
+
+
+class TierCluster(gt.Cluster):
+    """gateway_test's cluster with tiering flags on every node."""
+
+    def __init__(self):
+        real = gt.Daemon
+
+        def daemon(name, args, **kw):
+            if name.startswith("node"):
+                args = args + NODE_ARGS
+            return real(name, args, **kw)
+        gt.Daemon = daemon
+        try:
+            super().__init__(gw_args=["--lifecycle-day-seconds", "1"])
+        finally:
+            gt.Daemon = real
+        self.node_dirs = [os.path.join(gt.TMP, f"node{i + 1}") for i in range(gt.NODES)]
+
+
+C = None
+S3 = None
+
+
+def signed(method, path, headers=None, body=b"", key=KEY1, secret=SECRET1, sign=True):
+    """A raw request (extensions boto3 does not model): (status, headers, body)."""
+    url = C.url + path
+    req = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    req.headers["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
+    if sign:
+        SigV4Auth(Credentials(key, secret), "s3", "us-east-1").add_auth(req)
+    conn = http.client.HTTPConnection("127.0.0.1", C.gw.port, timeout=30)
+    conn.request(method, path, body=body, headers=dict(req.headers.items()))
+    resp = conn.getresponse()
+    out = (resp.status, dict(resp.getheaders()), resp.read())
+    conn.close()
+    return out
+
+
+def where(needle):
+    """(nodes whose hot volumes hold needle, nodes whose cold volumes do)."""
+    found = {"hot": 0, "cold": 0}
+    for d in C.node_dirs:
+        for medium in found:
+            hit = False
+            for root, _, files in os.walk(os.path.join(d, medium)):
+                for f in files:
+                    p = os.path.join(root, f)
+                    if not f.startswith("vol-") or os.path.getsize(p) == 0:
+                        continue
+                    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                        if m.find(needle) >= 0:
+                            hit = True
+                            break
+                if hit:
+                    break
+            found[medium] += hit
+    return found["hot"], found["cold"]
+
+
+def body_of(size, seed):
+    return gt.data_of(size, f"tier-{seed}")
+
+
+def wait_for(cond, what, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not after {timeout} s: {what}")
+
+
+def admin_tiers(key=KEY1, secret=SECRET1):
+    st, _, body = signed("GET", "/_strata/tiers", key=key, secret=secret)
+    return st, (json.loads(body) if st == 200 else body)
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_storage_class():
+    b = "classes"
+    S3.create_bucket(Bucket=b)
+    objs = {"std": (4096, None), "ia": (4096, "STANDARD_IA"), "gir": (3000, "GLACIER_IR"),
+            "it": (2000, "INTELLIGENT_TIERING"), "ia-ec": (3 * gt.MiB + 5, "STANDARD_IA"),
+            "explicit-std": (100, "STANDARD")}
+    bodies = {}
+    for k, (size, sc) in objs.items():
+        bodies[k] = body_of(size, k)
+        kw = {"StorageClass": sc} if sc else {}
+        S3.put_object(Bucket=b, Key=k, Body=bodies[k], **kw)
+    for bad in ("GLACIER", "DEEP_ARCHIVE", "BOGUS", "standard_ia"):
+        assert err_code(lambda: S3.put_object(Bucket=b, Key="bad", Body=b"x", StorageClass=bad)) \
+            == ("InvalidStorageClass", 400), bad
+    assert err_code(lambda: S3.head_object(Bucket=b, Key="bad"))[1] == 404
+    for k, (size, sc) in objs.items():
+        h = S3.head_object(Bucket=b, Key=k)
+        want = None if sc in (None, "STANDARD") else sc
+        assert h.get("StorageClass") == want, (k, h.get("StorageClass"))
+        g = S3.get_object(Bucket=b, Key=k)
+        assert g.get("StorageClass") == want and g["Body"].read() == bodies[k], k
+    for lst in (S3.list_objects_v2(Bucket=b)["Contents"], S3.list_objects(Bucket=b)["Contents"]):
+        got = {o["Key"]: o["StorageClass"] for o in lst}
+        assert got == {k: sc or "STANDARD" for k, (_, sc) in objs.items()}, got
+    # Cold classes land on cold (the head replicas, or the first EC fragment)
+    # and never touched hot; STANDARD ones land hot.
+    for k in ("ia", "gir", "ia-ec"):
+        hot, cold = where(bodies[k][:256])
+        assert hot == 0 and cold >= 1, (k, hot, cold)
+    hot, cold = where(bodies["ia"])
+    assert (hot, cold) == (0, 3), (hot, cold)      # 3 replicas, whole
+    for k in ("std", "it"):
+        hot, cold = where(bodies[k])
+        assert (hot, cold) == (3, 0), (k, hot, cold)
+
+    # CopyObject: onto itself with only a new class (no REPLACE needed), and
+    # to a new key; x-amz-storage-class wins over the copied one.
+    S3.copy_object(Bucket=b, Key="std", CopySource={"Bucket": b, "Key": "std"},
+                   StorageClass="STANDARD_IA")
+    assert S3.head_object(Bucket=b, Key="std")["StorageClass"] == "STANDARD_IA"
+    assert where(bodies["std"])[1] == 3
+    S3.copy_object(Bucket=b, Key="ia-copy", CopySource={"Bucket": b, "Key": "ia"})
+    assert S3.head_object(Bucket=b, Key="ia-copy")["StorageClass"] == "STANDARD_IA"
+    S3.copy_object(Bucket=b, Key="ia-std", CopySource={"Bucket": b, "Key": "ia"},
+                   StorageClass="STANDARD")
+    assert "StorageClass" not in S3.head_object(Bucket=b, Key="ia-std")
+    assert err_code(lambda: S3.copy_object(Bucket=b, Key="x", CopySource={"Bucket": b, "Key": "ia"},
+                                           StorageClass="GLACIER")) == ("InvalidStorageClass", 400)
+
+    # Multipart: the class of CreateMultipartUpload, in both listings, on
+    # the parts' fragments and on the completed object.
+    assert err_code(lambda: S3.create_multipart_upload(Bucket=b, Key="mp", StorageClass="NOPE")) \
+        == ("InvalidStorageClass", 400)
+    up = S3.create_multipart_upload(Bucket=b, Key="mp", StorageClass="STANDARD_IA")["UploadId"]
+    up2 = S3.create_multipart_upload(Bucket=b, Key="mp-std")["UploadId"]
+    ups = {u["Key"]: u["StorageClass"] for u in S3.list_multipart_uploads(Bucket=b)["Uploads"]}
+    assert ups == {"mp": "STANDARD_IA", "mp-std": "STANDARD"}, ups
+    p1, p2 = body_of(5 * gt.MiB, "p1"), body_of(1000, "p2")
+    e1 = S3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=1, Body=p1)["ETag"]
+    e2 = S3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=2, Body=p2)["ETag"]
+    assert S3.list_parts(Bucket=b, Key="mp", UploadId=up)["StorageClass"] == "STANDARD_IA"
+    S3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    p3 = body_of(1000, "p3")     # a part of an upload without a class: hot
+    S3.upload_part(Bucket=b, Key="mp-std", UploadId=up2, PartNumber=1, Body=p3)
+    hot, cold = where(p3[:256])
+    assert hot >= 1 and cold == 0, (hot, cold)
+    S3.abort_multipart_upload(Bucket=b, Key="mp-std", UploadId=up2)
+    assert S3.head_object(Bucket=b, Key="mp")["StorageClass"] == "STANDARD_IA"
+    assert S3.get_object(Bucket=b, Key="mp")["Body"].read() == p1 + p2
+    for part in (p1, p2):
+        hot, cold = where(part[:256])
+        assert hot == 0 and cold >= 1, (hot, cold)
+
+
+LC_RULE = {"ID": "logs-cold", "Filter": {"Prefix": "logs/"}, "Status": "Enabled",
+           "Transitions": [{"Days": 2, "StorageClass": "STANDARD_IA"}]}
+
+
+def test_lifecycle_api():
+    b = "lcapi"
+    S3.create_bucket(Bucket=b)
+    assert err_code(lambda: S3.get_bucket_lifecycle_configuration(Bucket=b)) == \
+        ("NoSuchLifecycleConfiguration", 404)
+    put = S3.put_bucket_lifecycle_configuration
+    exp = {"ID": "e", "Filter": {"Prefix": ""}, "Status": "Enabled", "Expiration": {"Days": 3}}
+    assert err_code(lambda: put(Bucket=b, LifecycleConfiguration={"Rules": [exp]})) == \
+        ("NotImplemented", 501)
+    tag = dict(LC_RULE, Filter={"Tag": {"Key": "a", "Value": "b"}})
+    assert err_code(lambda: put(Bucket=b, LifecycleConfiguration={"Rules": [tag]})) == \
+        ("NotImplemented", 501)
+    glacier = dict(LC_RULE, Transitions=[{"Days": 2, "StorageClass": "GLACIER"}])
+    assert err_code(lambda: put(Bucket=b, LifecycleConfiguration={"Rules": [glacier]})) == \
+        ("InvalidStorageClass", 400)
+    st, _, body = signed("PUT", f"/{b}?lifecycle", body=b"<LifecycleConfiguration><Rule>"
+                         b"<Status>Maybe</Status></Rule></LifecycleConfiguration>")
+    assert st == 400 and b"MalformedXML" in body, (st, body)
+    assert err_code(lambda: S3.get_bucket_lifecycle_configuration(Bucket=b))[1] == 404
+    two = [LC_RULE, {"ID": "all", "Filter": {}, "Status": "Disabled",
+                     "Transitions": [{"Days": 30, "StorageClass": "GLACIER_IR"}]}]
+    put(Bucket=b, LifecycleConfiguration={"Rules": two})
+    got = S3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
+    assert [(r["ID"], r["Status"], r["Filter"].get("Prefix", ""), r["Transitions"])
+            for r in got] == [("logs-cold", "Enabled", "logs/", [{"Days": 2, "StorageClass": "STANDARD_IA"}]),
+                              ("all", "Disabled", "", [{"Days": 30, "StorageClass": "GLACIER_IR"}])], got
+    alt = C.client(KEY2, SECRET2)
+    assert err_code(lambda: alt.get_bucket_lifecycle_configuration(Bucket=b))[1] == 403
+    # the policy extension keeps the lifecycle, and the other way round
+    st, _, _ = signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "cold"})
+    assert st == 200
+    st, _, body = signed("GET", f"/{b}?strata-tier")
+    assert st == 200 and json.loads(body) == {"pin": "cold", "cold_after": 0,
+                                              "lifecycle_rules": 2}, body
+    assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "warm"})[0] == 400
+    assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-cold-after": "-1"})[0] == 400
+    S3.delete_bucket_lifecycle(Bucket=b)
+    assert err_code(lambda: S3.get_bucket_lifecycle_configuration(Bucket=b))[1] == 404
+    st, _, body = signed("GET", f"/{b}?strata-tier")
+    assert json.loads(body) == {"pin": "cold", "cold_after": 0, "lifecycle_rules": 0}, body
+    # a bucket deleted and created again starts without its policy
+    S3.delete_bucket(Bucket=b)
+    S3.create_bucket(Bucket=b)
+    st, _, body = signed("GET", f"/{b}?strata-tier")
+    assert json.loads(body)["pin"] == "none", body
+    assert signed("PUT", "/newbucket", {"x-strata-tier-pin": "sideways"})[0] == 400
+    assert err_code(lambda: S3.head_bucket(Bucket="newbucket"))[1] == 404
+
+
+def test_transition_and_pins():
+    st, before = admin_tiers()
+    assert st == 200 and before["nodes_asked"] == 6 and before["nodes_answered"] == 6, before
+    S3.create_bucket(Bucket="lcb")
+    S3.put_bucket_lifecycle_configuration(Bucket="lcb", LifecycleConfiguration={"Rules": [LC_RULE]})
+    assert signed("PUT", "/pinhot", {"x-strata-tier-pin": "hot",
+                                     "x-strata-tier-cold-after": "1"})[0] == 200
+    S3.put_bucket_lifecycle_configuration(Bucket="pinhot", LifecycleConfiguration={
+        "Rules": [dict(LC_RULE, Filter={"Prefix": ""})]})
+    assert signed("PUT", "/fast", {"x-strata-tier-cold-after": "2"})[0] == 200
+    S3.create_bucket(Bucket="pincold")
+    assert signed("PUT", "/pincold?strata-tier", {"x-strata-tier-pin": "cold"})[0] == 200
+    assert json.loads(signed("GET", "/fast?strata-tier")[2])["cold_after"] == 2
+
+    data = {("lcb", "logs/a"): body_of(5000, "la"), ("lcb", "logs/big"): body_of(2 * gt.MiB, "lb"),
+            ("lcb", "other/b"): body_of(5000, "ob"), ("pinhot", "x"): body_of(5000, "px"),
+            ("fast", "y"): body_of(5000, "fy"), ("pincold", "z"): body_of(5000, "pz")}
+    for (b, k), body in data.items():
+        S3.put_object(Bucket=b, Key=k, Body=body)
+    t0 = time.time()
+    # pinned cold: there at once, never on hot
+    assert where(data["pincold", "z"]) == (0, 3)
+    # the transition (2 "days" of 1 s) and the bucket's cold_after (2 s)
+    wait_for(lambda: where(data["lcb", "logs/a"])[1] == 3 and
+             where(data["lcb", "logs/big"][:256])[1] >= 1 and
+             where(data["fast", "y"])[1] == 3, "lifecycle / cold_after moves")
+    moved_after = time.time() - t0
+    time.sleep(2)   # two more scans: what stays hot is not just late
+    for k in (("lcb", "other/b"), ("pinhot", "x")):
+        assert where(data[k]) == (3, 0), k
+    for (b, k), body in data.items():   # still whole, wherever it is
+        assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
+    # the storage class shown is the one given at PUT (the rule moved bytes)
+    assert "StorageClass" not in S3.head_object(Bucket="lcb", Key="logs/a")
+
+    st, after = admin_tiers()
+    assert st == 200 and after["nodes_answered"] == 6
+    t, t0s = after["total"], before["total"]
+    # logs/a 3 + logs/big 6 fragments + 3 heads + fast/y 3
+    assert t["moved_down_objects"] - t0s["moved_down_objects"] >= 15, (t, t0s)
+    assert t["media"]["cold"]["objects"] >= 15 + 3
+    assert sum(n["moved_down_objects"] for n in after["nodes"]) == t["moved_down_objects"]
+    assert t["media"]["cold"]["bytes"] == sum(n["media"]["cold"]["bytes"] for n in after["nodes"])
+    assert len(t["media"]["hot"]["age_histogram"]) == len(t["age_bounds_s"]) == 8
+    print(f"    moved after {moved_after:.1f} s; cluster: {t['moved_down_objects']} fragments "
+          f"({t['moved_down_bytes']} B) moved down", flush=True)
+
+    # the admin endpoint is the admin user's only
+    assert admin_tiers(KEY2, SECRET2)[0] == 403
+    st, _, _ = signed("GET", "/_strata/tiers", sign=False)
+    assert st == 403, st
+    # strata-admin tiers --gateway: the same sums as a table, and as JSON
+    env = dict(os.environ, AWS_SHARED_CREDENTIALS_FILE=C.creds)
+    out = subprocess.run([os.path.join(TOP, "tools", "strata-admin"), "tiers", "--gateway", C.url],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "6 of 6 nodes" in out.stdout and "moved hot->cold" in out.stdout, out.stdout
+    out = subprocess.run([os.path.join(TOP, "tools", "strata-admin"), "tiers", "--gateway", C.url,
+                          "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["nodes_answered"] == 6, out
+    out = subprocess.run([os.path.join(TOP, "tools", "strata-admin"), "tiers", "--gateway", C.url,
+                          "--profile", "alt"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "403" in out.stderr, out
+
+
+TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins]
+
+
+def main():
+    global C, S3
+    only = gt.ONLY
+    C = TierCluster()
+    S3 = C.client()
+    passed = failed = 0
+    try:
+        for t in TESTS:
+            if only and t.__name__ not in only:
+                continue
+            start = time.time()
+            try:
+                t()
+                print(f"PASS {t.__name__} ({time.time() - start:.1f} s)", flush=True)
+                passed += 1
+            except Exception:
+                print(f"FAIL {t.__name__}", flush=True)
+                traceback.print_exc()
+                failed += 1
+    finally:
+        rc = C.stop()
+        bad = {k: v for k, v in rc.items() if v != 0}
+        if bad:
+            print(f"FAIL daemons exited badly: {bad}")
+            print(C.gw.log_text())
+            failed += 1
+    print(f"{passed} passed, {failed} failed")
+    if failed:
+        print(f"(logs in {gt.TMP})")
+        sys.exit(1)
+    import shutil
+    shutil.rmtree(gt.TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
