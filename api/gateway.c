@@ -1740,7 +1740,7 @@ static void on_frag_read(void *arg, int status, uint64_t ts, size_t got)
 	if (status == 0 && ts == s->ref.version && got == s->flen) {
 		s->present |= 1u << fr->frag;
 	} else if (status < 0 && slot_try_prev(s, fr->frag)) {
-		log_debug("GET %s seg %" PRIu64 " frag %u: %s; asking its previous holder",
+		log_debug("GET %s seg %" PRIu64 " frag %u: %s; asking it elsewhere",
 			  r->path, fr->seg, fr->frag, sto_strerror(status));
 	} else {
 		log_warn("GET %s seg %" PRIu64 " frag %u: %s", r->path, fr->seg,
@@ -1772,17 +1772,17 @@ static void slot_abandon(struct gw_slot *s)
 }
 
 /* Where fragment frag of the slot's segment is under ring: the handoff the
- * head recorded, else the ring's placement. A device the ring no longer has
- * (removed by a rebalance) is looked up in the previous ring, which still
- * places data on it until the move is done. */
+ * head recorded (with over), else the ring's placement. A device the ring no
+ * longer has (removed by a rebalance) is looked up in the previous ring,
+ * which still places data on it until the move is done. */
 static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned frag,
-					    const struct ring *ring)
+					    const struct ring *ring, bool over)
 {
 	const struct gateway *gw = s->r->gw;
 	const struct ring_dev *prim[RING_MAX_PLACEMENTS], *dev;
 	uint32_t id = UINT32_MAX;
 
-	for (uint32_t i = 0; i < s->ref.nover && id == UINT32_MAX; i++)
+	for (uint32_t i = 0; over && i < s->ref.nover && id == UINT32_MAX; i++)
 		if (s->ref.over[i].seg == s->ref.lseg && s->ref.over[i].frag == frag)
 			id = s->ref.over[i].dev;
 	if (id == UINT32_MAX) {
@@ -1795,15 +1795,28 @@ static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned fr
 	return dev;
 }
 
-/* A fragment missing where the ring places it may not have moved yet (a
- * rebalance under way): asked once more, at the previous ring's device. */
-static bool slot_try_prev(struct gw_slot *s, unsigned frag)
+/* A fragment missing where it was asked first may be elsewhere: at its ring
+ * placement when the first ask went to the handoff the head recorded (the
+ * repair daemons push handoff data home, then drop it), else at the previous
+ * ring's device (a rebalance under way, not moved yet). NULL: nowhere else. */
+static const struct ring_dev *slot_second_dev(const struct gw_slot *s, unsigned frag)
 {
 	const struct gateway *gw = s->r->gw;
+	const struct ring_dev *first = slot_frag_dev(s, frag, gw->ec, true), *d;
 
-	if (!gw->ec_prev || (s->moved & (1u << frag)) ||
-	    slot_frag_dev(s, frag, gw->ec_prev) == slot_frag_dev(s, frag, gw->ec) ||
-	    slot_frag_dev(s, frag, gw->ec_prev) == NULL)
+	d = slot_frag_dev(s, frag, gw->ec, false);
+	if (d && (!first || d->id != first->id))
+		return d;
+	d = gw->ec_prev ? slot_frag_dev(s, frag, gw->ec_prev, false) : NULL;
+	if (d && (!first || d->id != first->id))
+		return d;
+	return NULL;
+}
+
+/* Asks fragment frag once more, at slot_second_dev. */
+static bool slot_try_prev(struct gw_slot *s, unsigned frag)
+{
+	if ((s->moved & (1u << frag)) || !slot_second_dev(s, frag))
 		return false;
 	s->moved |= 1u << frag;
 	s->asked &= ~(1u << frag);
@@ -1819,8 +1832,8 @@ static int slot_ask(struct gw_slot *s, unsigned frag)
 	struct sto_key k = { .part = r->rpart_ec, .frag = frag };
 	int ret;
 
-	dev = slot_frag_dev(s, frag, (s->moved & (1u << frag)) && gw->ec_prev ?
-			    gw->ec_prev : gw->ec);
+	dev = s->moved & (1u << frag) ? slot_second_dev(s, frag) :
+	      slot_frag_dev(s, frag, gw->ec, true);
 	if (!dev)
 		return -ENOENT;
 	fr = calloc(1, sizeof(*fr));

@@ -1310,7 +1310,7 @@ struct gw_slot {
 	uint32_t flen;
 	uint64_t seg_len;
 	uint32_t present, asked, failed, want, slow;
-	uint32_t moved;		/* missing at the ring's device: asked at the previous ring's */
+	uint32_t moved;		/* missing where asked first: asked at a second device */
 	unsigned outstanding;
 	struct gw_frag_read *fr[GW_EC_MAX_FRAGS];	/* reads in flight */
 	uint64_t out_off, out_len;	/* slice of the segment to send */

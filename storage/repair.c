@@ -74,7 +74,10 @@ struct peer {
 
 /* ------------------------------------------------------------- items */
 
-enum item_kind { IT_DELETE, IT_COPY, IT_PUSH, IT_REBUILD };
+/* IT_PURGE: drop this node's copy of data another node places, once that
+ * node holds the version (or a newer one): pushed handoff data, or a
+ * placement a rebalance moved away. */
+enum item_kind { IT_DELETE, IT_COPY, IT_PUSH, IT_REBUILD, IT_PURGE };
 
 struct item {
 	enum item_kind kind;
@@ -374,7 +377,8 @@ static bool item_before(const struct item *a, const struct item *b)
 static uint64_t item_bytes(const struct item *it)
 {
 	switch (it->kind) {
-	case IT_DELETE:	return 0;
+	case IT_DELETE:
+	case IT_PURGE:	return 0;
 	case IT_COPY:
 	case IT_PUSH:	return it->tomb ? 0 : 2 * it->size;
 	case IT_REBUILD: return (uint64_t)(it->k + 2) * it->size;
@@ -464,8 +468,9 @@ static void item_finish(struct item *it, int err)
 			r->st.total_pushed_bytes += it->tomb ? 0 : it->size;
 			break;
 		case IT_REBUILD: r->st.rebuilt++; r->st.total_rebuilt++; break;
+		case IT_PURGE:	r->st.purged++; r->st.total_purged++; break;
 		}
-		if (!it->tomb && it->kind != IT_DELETE) {
+		if (!it->tomb && it->kind != IT_DELETE && it->kind != IT_PURGE) {
 			r->st.bytes_written += it->size;
 			r->st.total_bytes_written += it->size;
 			r->rate_bytes += it->size;
@@ -476,8 +481,8 @@ static void item_finish(struct item *it, int err)
 		r->st.failed++;
 		log_warn("%s part %u frag %u ts %llu: %s",
 			 it->kind == IT_REBUILD ? "rebuild" : it->kind == IT_COPY ? "copy" :
-			 it->kind == IT_PUSH ? "push" : "delete", it->key.part, it->key.frag,
-			 (unsigned long long)it->ts, sto_strerror(err));
+			 it->kind == IT_PUSH ? "push" : it->kind == IT_PURGE ? "purge" : "delete",
+			 it->key.part, it->key.frag, (unsigned long long)it->ts, sto_strerror(err));
 	}
 	item_free(it);
 	dispatch(r);
@@ -491,8 +496,9 @@ static void item_written(void *arg, int status, const struct sto_info *info)
 	struct item *it = arg;
 
 	(void)info;
-	if (status == STO_ECONFLICT || (status == -ENOENT && (it->kind == IT_DELETE || it->tomb)))
-		status = 0;
+	if (status == STO_ECONFLICT ||
+	    (status == -ENOENT && (it->kind == IT_DELETE || it->kind == IT_PURGE || it->tomb)))
+		status = 0;	/* a purge meeting another version leaves it be */
 	if (status < 0)
 		peer_check(it->dst, status);
 	item_finish(it, status);
@@ -504,7 +510,9 @@ static void item_write_on(void *arg, sto_client *c, int err)
 	unsigned f = it->key.frag;
 
 	if (!err) {
-		if (it->kind == IT_DELETE || it->tomb) {
+		if (it->kind == IT_PURGE) {
+			err = sto_purge(c, &it->key, it->ts, item_written, it);
+		} else if (it->kind == IT_DELETE || it->tomb) {
 			err = sto_delete(c, &it->key, it->ts, item_written, it);
 		} else {
 			uint8_t *b = it->kind == IT_REBUILD ? it->buf[f] : it->buf[0];
@@ -700,6 +708,7 @@ static void item_start(struct item *it)
 	it->t_start = strata_now_ns();
 	switch (it->kind) {
 	case IT_DELETE:
+	case IT_PURGE:
 		item_write(it);
 		return;
 	case IT_COPY:
@@ -785,7 +794,7 @@ static void dispatch(struct repair *r)
 		it = queue_pop(r);
 		r->tok_bytes -= (double)item_bytes(it);
 		r->tok_ops -= it->kind == IT_REBUILD ? it->k + 2 : it->tomb ||
-			      it->kind == IT_DELETE ? 1 : 2;
+			      it->kind == IT_DELETE || it->kind == IT_PURGE ? 1 : 2;
 		item_start(it);
 	}
 	job_resume_blocked(r);
@@ -823,7 +832,8 @@ static int item_queue(struct repair *r, struct item *it)
 	if (r->cfg.dry_run) {
 		log_info("would %s part %u frag %u ts %llu%s",
 			 it->kind == IT_REBUILD ? "rebuild" : it->kind == IT_COPY ? "copy" :
-			 it->kind == IT_PUSH ? "push" : "tombstone", it->key.part,
+			 it->kind == IT_PUSH ? "push" : it->kind == IT_PURGE ? "purge" : "tombstone",
+			 it->key.part,
 			 it->key.frag, (unsigned long long)it->ts, it->tomb ? " (tombstone)" : "");
 		free(it);
 		return 0;
@@ -898,6 +908,21 @@ static bool awaits_push(struct job *j, int g, unsigned i, const struct ent *a,
 	log_debug("part %u placement %u (ring %d) ts %llu: awaiting the push from %s", j->part,
 		  i, g, (unsigned long long)ts, j->nodes[x]->addr);
 	return true;
+}
+
+/* This node's entry e is held where the ring places it (at e's version or
+ * newer, seen in this pass's listing): the copy here is garbage once pushed,
+ * dropped with a PURGE conditional on its timestamp (never a DELETE: a
+ * tombstone newer than the data would delete the object). */
+static unsigned plan_purge(struct job *j, const struct ent *e)
+{
+	struct item *it = item_new(j->r, IT_PURGE, j, e);
+
+	if (!it)
+		return 1;
+	it->dst = j->r->self;
+	item_queue(j->r, it);
+	return 1;
 }
 
 static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
@@ -997,8 +1022,10 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 			continue;
 		}
 		t = find(a, b, (unsigned)prim[e->frag], e->frag);
-		if (t && !newer(e->ts, e->tomb, t->ts, t->tomb))
+		if (t && !newer(e->ts, e->tomb, t->ts, t->tomb)) {
+			actions += plan_purge(j, e);	/* its placement has it */
 			continue;
+		}
 		it = item_new(r, IT_PUSH, j, e);
 		if (!it)
 			return actions + 1;
@@ -1028,7 +1055,7 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 {
 	struct repair *r = j->r;
 	const int *prim = j->prim[r->rep_ring];
-	unsigned n = ring_placements(r->cfg.rings[r->rep_ring]), actions = 0;
+	unsigned n = ring_placements(r->cfg.rings[r->rep_ring]), actions = 0, held = 0;
 	const struct ent *best = NULL, *local = find(a, b, 0, 0);
 	bool is_prim = false;
 
@@ -1062,7 +1089,8 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 	}
 	if (!local)
 		return 0;
-	/* Handoff copy: push it to each primary that lacks it. */
+	/* Handoff copy: push it to each primary that lacks it; once every
+	 * primary has it, drop it here. */
 	for (unsigned i = 0; i < n; i++) {
 		const struct ent *t;
 		struct item *it;
@@ -1074,8 +1102,10 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 			continue;
 		}
 		t = find(a, b, (unsigned)prim[i], 0);
-		if (t && !newer(local->ts, local->tomb, t->ts, t->tomb))
+		if (t && !newer(local->ts, local->tomb, t->ts, t->tomb)) {
+			held++;
 			continue;
+		}
 		it = item_new(r, IT_PUSH, j, local);
 		if (!it)
 			return actions + 1;
@@ -1086,6 +1116,8 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 			return actions + 1;
 		actions++;
 	}
+	if (held == n)
+		actions += plan_purge(j, local);
 	return actions;
 }
 
@@ -1618,12 +1650,12 @@ static void maybe_pass_end(struct repair *r)
 			!s->unreachable && !s->skipped && !s->awaiting;
 	if (s->repaired || s->failed || s->unrecoverable || s->unreachable || s->awaiting)
 		log_info("pass %llu: %.1f s, %llu repaired (%llu rebuilt, %llu copied, "
-			 "%llu tombstones, %llu pushed), %llu MB written, %llu failed, "
+			 "%llu tombstones, %llu pushed, %llu purged), %llu MB written, %llu failed, "
 			 "%llu unrecoverable, %llu unreachable, %llu awaiting a push",
 			 (unsigned long long)s->pass, s->last_seconds,
 			 (unsigned long long)s->repaired, (unsigned long long)s->rebuilt,
 			 (unsigned long long)s->copied, (unsigned long long)s->tombstones,
-			 (unsigned long long)s->pushed,
+			 (unsigned long long)s->pushed, (unsigned long long)s->purged,
 			 (unsigned long long)(s->bytes_written / 1000000),
 			 (unsigned long long)s->failed, (unsigned long long)s->unrecoverable,
 			 (unsigned long long)s->unreachable, (unsigned long long)s->awaiting);
@@ -1693,7 +1725,7 @@ int repair_write_status(struct repair *r)
 			 "clean", s->last_clean);
 	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:I, s:I,"
-		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 		      "node", r->cfg.node_id,
 		      "state", r->stopping ? "stopping" : s->running ? "running" : "idle",
 		      "pass", (json_int_t)s->pass,
@@ -1726,6 +1758,8 @@ int repair_write_status(struct repair *r)
 		      "total_pushed", (json_int_t)s->total_pushed,
 		      "awaiting", (json_int_t)s->awaiting,
 		      "total_pushed_bytes", (json_int_t)s->total_pushed_bytes,
+		      "purged", (json_int_t)s->purged,
+		      "total_purged", (json_int_t)s->total_purged,
 		      "ring_changes", (json_int_t)s->ring_changes,
 		      "ring_pass", (json_int_t)s->ring_pass,
 		      "rings", rings);

@@ -13,7 +13,10 @@
  *    version with ISA-L, checked against a (k+1)-th survivor when there is
  *    one, or writes the newest tombstone;
  *  - handoff data (a name the local node holds for a partition placement
- *    it is not): pushes it to the primaries that lack it.
+ *    it is not: written there while a primary was down, or a placement a
+ *    rebalance moved away): pushes it to the primaries that lack it, and
+ *    once they hold it drops it here with a PURGE conditional on its
+ *    timestamp.
  * It only ever writes versions at their original timestamp, so a node's
  * newest-wins rule keeps anything newer (a live newer version is never
  * deleted, a deleted object never comes back).
@@ -61,6 +64,7 @@ struct repair_stats {
 	uint64_t suffixes_listed, suffixes_skipped;
 	uint64_t planned;		/* repairs found (queued, or counted: dry_run) */
 	uint64_t repaired, rebuilt, copied, tombstones, pushed;
+	uint64_t purged;		/* copies dropped once their placement had them */
 	uint64_t failed, unrecoverable, unreachable, skipped;
 	uint64_t awaiting;		/* moved placements left to the old holder's push */
 	uint64_t push_planned;		/* pushes found (data here another node places) */
@@ -77,6 +81,7 @@ struct repair_stats {
 	uint64_t total_repaired, total_bytes_written;
 	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
 	uint64_t total_pushed_bytes;	/* data pushed to primaries: handoffs, rebalance */
+	uint64_t total_purged;
 	uint64_t ring_changes;		/* rings switched by repair_set_ring */
 	uint64_t ring_pass;		/* the first pass on the rings in use now */
 };
