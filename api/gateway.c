@@ -2978,12 +2978,13 @@ static void ring_check_file(struct gateway *gw, unsigned i)
 	}
 	if (stat(f->path[i], &st) < 0 || same_file(&st, &f->st[i]))
 		return;
+	f->st[i] = st;		/* logged once per change of the file */
 	ret = ring_load(f->path[i], &next);
 	if (ret < 0) {
-		log_warn("ring %s changed but does not load: %s", f->path[i], ring_strerror(ret));
-		return;		/* looked at again next time */
+		log_warn("ring %s changed but does not load: %s (keeping the ring in use)",
+			 f->path[i], ring_strerror(ret));
+		return;
 	}
-	f->st[i] = st;
 	ret = ring_check_successor(*cur, next);
 	if (ret < 0) {
 		log_err("ring %s v%llu refused (v%llu in use): %s", f->path[i],

@@ -139,15 +139,15 @@ static void on_watch(uv_timer_t *t)
 
 		if (stat(w->path, &st) < 0 || same_file(&st, &w->st))
 			continue;
+		/* logged once per change; an operator's cp still under way
+		 * changes the file again and is looked at again then */
+		w->st = st;
 		ret = ring_load(w->path, &r);
 		if (ret < 0) {
-			/* a partly written file is never renamed into place, but
-			 * an operator's cp is: look again next second */
-			log_warn("ring %s changed but does not load: %s", w->path,
-				 ring_strerror(ret));
+			log_warn("ring %s changed but does not load: %s (keeping the "
+				 "ring in use)", w->path, ring_strerror(ret));
 			continue;
 		}
-		w->st = st;
 		ret = repair_set_ring(d->r, r);
 		if (ret < 0) {
 			log_err("ring %s v%llu refused: %s", w->path,

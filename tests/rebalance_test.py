@@ -14,7 +14,8 @@ usage: rebalance_test.py STRATA_RING STRATA_STORAGED STRATA_GATEWAY STRATA_REPAI
      at least every placement that changed, at most that plus a few (the
      bucket records, writes that went to a handoff under load).
   2. Under the same load node 1 is drained (weight 0, push, movement done),
-     then removed (push again); it is stopped and every object still reads.
+     then removed (push again), `strata-admin ring settle` drops the
+     previous placement; node 1 is stopped and every object still reads.
   3. A ring file put back by hand (an older version) is refused by the
      gateway and the repair daemons, which keep serving.
 
@@ -314,6 +315,12 @@ def test_rebalance(c):
         assert report[name]["moved"] == 0, report[name]
     push(c, new.values())
     wait_moved(c, 120)
+    # settled: the .prev files go, the gateway stops consulting them
+    with open(cur["rep3"] + ".prev", "rb") as f:
+        stale_rep3 = f.read()
+    r = admin(c, "ring", "settle")
+    assert r.returncode == 0 and not os.path.exists(cur["ec42"] + ".prev"), (r.stdout, r.stderr)
+    wait_log(c.gw, "previous placement v")
     print(f"  drain node{victim + 1}: {res}; drained in {t_drain:.1f} s, removed; "
           f"load {os.getloadavg()[0]:.2f}")
     assert not load.get_errors, load.get_errors[:5]
@@ -326,10 +333,9 @@ def test_rebalance(c):
     check_nodes(c, rest)
 
     # 3. an older ring put back by hand is refused; everything keeps working
-    prev = cur["rep3"] + ".prev"
     tmpf = cur["rep3"] + ".tmp"
-    with open(prev, "rb") as f, open(tmpf, "wb") as g:
-        g.write(f.read())
+    with open(tmpf, "wb") as g:
+        g.write(stale_rep3)
     os.rename(tmpf, cur["rep3"])
     wait_log(c.gw, "refused")
     wait_log(c.repairds[rest[0]], "refused")
