@@ -298,11 +298,14 @@ def test_rebalance(c):
     # 2. drain node 1 (weight 0), then remove it, under load
     victim = 0
     old_assign = new_assign
-    load = Load(c, acked, sizes, "b")
     t0 = time.time()
     for name in ("ec42", "rep3"):
         report[name] = rebalance_to(c, name, new[name], "set-weight", "{b}", "0", "0")
+    # pushed before the load starts: ring push refuses while a daemon's last
+    # pass still had work of the previous change, and on this loaded machine
+    # a pass under load may find a node slow to answer
     push(c, new.values())
+    load = Load(c, acked, sizes, "b")
     time.sleep(6 if not LONG else 30)
     res = load.stop()
     wait_moved(c, 240)
