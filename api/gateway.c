@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Errors the S3 building blocks do not know. */
 enum {
@@ -1717,6 +1719,7 @@ static void on_get_written(struct http_req *hr, int status, void *arg)
 }
 
 static void slot_read_more(struct gw_slot *s);
+static bool slot_try_prev(struct gw_slot *s, unsigned frag);
 
 static void on_frag_read(void *arg, int status, uint64_t ts, size_t got)
 {
@@ -1736,6 +1739,9 @@ static void on_frag_read(void *arg, int status, uint64_t ts, size_t got)
 	s->slow &= ~(1u << fr->frag);
 	if (status == 0 && ts == s->ref.version && got == s->flen) {
 		s->present |= 1u << fr->frag;
+	} else if (status < 0 && slot_try_prev(s, fr->frag)) {
+		log_debug("GET %s seg %" PRIu64 " frag %u: %s; asking it elsewhere",
+			  r->path, fr->seg, fr->frag, sto_strerror(status));
 	} else {
 		log_warn("GET %s seg %" PRIu64 " frag %u: %s", r->path, fr->seg,
 			 fr->frag, status ? sto_strerror(status) : "stale or short");
@@ -1765,24 +1771,69 @@ static void slot_abandon(struct gw_slot *s)
 	s->slow = 0;
 }
 
+/* Where fragment frag of the slot's segment is under ring: the handoff the
+ * head recorded (with over), else the ring's placement. A device the ring no
+ * longer has (removed by a rebalance) is looked up in the previous ring,
+ * which still places data on it until the move is done. */
+static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned frag,
+					    const struct ring *ring, bool over)
+{
+	const struct gateway *gw = s->r->gw;
+	const struct ring_dev *prim[RING_MAX_PLACEMENTS], *dev;
+	uint32_t id = UINT32_MAX;
+
+	for (uint32_t i = 0; over && i < s->ref.nover && id == UINT32_MAX; i++)
+		if (s->ref.over[i].seg == s->ref.lseg && s->ref.over[i].frag == frag)
+			id = s->ref.over[i].dev;
+	if (id == UINT32_MAX) {
+		ring_primaries(ring, s->r->rpart_ec, prim, ring_placements(ring));
+		id = prim[frag]->id;
+	}
+	dev = ring_dev_by_id(ring, id);
+	if (!dev && gw->ec_prev)
+		dev = ring_dev_by_id(gw->ec_prev, id);
+	return dev;
+}
+
+/* A fragment missing where it was asked first may be elsewhere: at its ring
+ * placement when the first ask went to the handoff the head recorded (the
+ * repair daemons push handoff data home, then drop it), else at the previous
+ * ring's device (a rebalance under way, not moved yet). NULL: nowhere else. */
+static const struct ring_dev *slot_second_dev(const struct gw_slot *s, unsigned frag)
+{
+	const struct gateway *gw = s->r->gw;
+	const struct ring_dev *first = slot_frag_dev(s, frag, gw->ec, true), *d;
+
+	d = slot_frag_dev(s, frag, gw->ec, false);
+	if (d && (!first || d->id != first->id))
+		return d;
+	d = gw->ec_prev ? slot_frag_dev(s, frag, gw->ec_prev, false) : NULL;
+	if (d && (!first || d->id != first->id))
+		return d;
+	return NULL;
+}
+
+/* Asks fragment frag once more, at slot_second_dev. */
+static bool slot_try_prev(struct gw_slot *s, unsigned frag)
+{
+	if ((s->moved & (1u << frag)) || !slot_second_dev(s, frag))
+		return false;
+	s->moved |= 1u << frag;
+	s->asked &= ~(1u << frag);
+	return true;
+}
+
 static int slot_ask(struct gw_slot *s, unsigned frag)
 {
 	struct gw_req *r = s->r;
 	struct gateway *gw = r->gw;
-	const struct ring_dev *prim[RING_MAX_PLACEMENTS];
 	const struct ring_dev *dev;
 	struct gw_frag_read *fr;
 	struct sto_key k = { .part = r->rpart_ec, .frag = frag };
-	uint32_t id = UINT32_MAX;
 	int ret;
 
-	ring_primaries(gw->ec, r->rpart_ec, prim, ring_placements(gw->ec));
-	for (uint32_t i = 0; i < s->ref.nover && id == UINT32_MAX; i++)
-		if (s->ref.over[i].seg == s->ref.lseg && s->ref.over[i].frag == frag)
-			id = s->ref.over[i].dev;
-	if (id == UINT32_MAX)
-		id = prim[frag]->id;
-	dev = ring_dev_by_id(gw->ec, id);
+	dev = s->moved & (1u << frag) ? slot_second_dev(s, frag) :
+	      slot_frag_dev(s, frag, gw->ec, true);
 	if (!dev)
 		return -ENOENT;
 	fr = calloc(1, sizeof(*fr));
@@ -1881,7 +1932,7 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 	s->seg = seg;
 	s->flen = flen;
 	s->seg_len = seg_len;
-	s->present = s->asked = s->failed = 0;
+	s->present = s->asked = s->failed = s->moved = 0;
 	s->outstanding = 0;
 	s->state = SLOT_READING;
 	/* Parts may have their own segment size: size for the largest. */
@@ -2819,16 +2870,177 @@ void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static int load_ring(const char *dir, const char *name, struct ring **out)
+/* Ring files and their reloading (a rebalance: `strata-admin ring push`
+ * installs a newer ring, keeping the one it replaces as FILE.prev). Checked
+ * once a second; a newer ring of the same cluster takes over for new
+ * requests at once, the one it replaces stays the previous placement that
+ * reads consult until FILE.prev is removed. Requests in flight keep
+ * borrowing devices of the ring they started with, so replaced rings are
+ * retired, not freed: freed after GW_RING_RETIRE_NS, or at exit.
+ * XXX: a request older than that (a GET of a huge object on a slow client)
+ * would read freed devices; a refcount per ring would end that. */
+#define GW_RING_RETIRE_NS	(600ull * 1000000000)
+#define GW_RING_WATCH_MS	1000
+
+struct gw_ring_files {
+	char path[2][4096];		/* [0] the EC ring, [1] rep3 */
+	struct stat st[2];
+	struct ring **retired;
+	uint64_t *retired_ns;
+	size_t nretired;
+};
+
+static bool same_file(const struct stat *a, const struct stat *b)
 {
-	char path[4096];
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void ring_retire(struct gw_ring_files *f, struct ring *ring)
+{
+	uint64_t now = strata_now_ns();
+	struct ring **v;
+	uint64_t *t;
+	size_t k = 0;
+
+	if (!ring)
+		return;
+	for (size_t i = 0; i < f->nretired; i++) {
+		if (now - f->retired_ns[i] > GW_RING_RETIRE_NS) {
+			ring_free(f->retired[i]);
+			continue;
+		}
+		f->retired[k] = f->retired[i];
+		f->retired_ns[k++] = f->retired_ns[i];
+	}
+	f->nretired = k;
+	v = realloc(f->retired, (k + 1) * sizeof(*v));
+	if (v)
+		f->retired = v;
+	t = realloc(f->retired_ns, (k + 1) * sizeof(*t));
+	if (t)
+		f->retired_ns = t;
+	if (!v || !t) {
+		log_warn("no memory to retire a ring: kept for good");
+		return;
+	}
+	f->retired[k] = ring;
+	f->retired_ns[k] = now;
+	f->nretired++;
+}
+
+static void rings_publish(struct gateway *gw)
+{
+	gw->st.cur[0] = gw->ec;
+	gw->st.cur[1] = gw->rep;
+	gw->st.prev[0] = gw->ec_prev;
+	gw->st.prev[1] = gw->rep_prev;
+	if (gw->lst)
+		gw_listing_set_ring(gw->lst, gw->rep);
+}
+
+/* FILE.prev, when it is the placement just before cur (a rebalance the
+ * gateway starts in the middle of), else NULL. */
+static struct ring *load_prev(const char *path, const struct ring *cur)
+{
+	char prev[4200];
+	struct ring *p;
+
+	snprintf(prev, sizeof(prev), "%s.prev", path);
+	if (access(prev, F_OK) < 0 || ring_load(prev, &p) < 0)
+		return NULL;
+	if (ring_check_successor(p, cur) < 0) {
+		ring_free(p);
+		return NULL;
+	}
+	log_info("ring %s: v%llu, the placement before v%llu: reads consult it", prev,
+		 (unsigned long long)ring_version(p), (unsigned long long)ring_version(cur));
+	return p;
+}
+
+static void ring_check_file(struct gateway *gw, unsigned i)
+{
+	struct gw_ring_files *f = gw->rfiles;
+	struct ring **cur = i ? &gw->rep : &gw->ec, **prev = i ? &gw->rep_prev : &gw->ec_prev;
+	char pp[4200];
+	struct stat st;
+	struct ring *next;
 	int ret;
 
-	snprintf(path, sizeof(path), "%s/%s.ring", dir, name);
+	snprintf(pp, sizeof(pp), "%s.prev", f->path[i]);
+	if (*prev && access(pp, F_OK) < 0 && errno == ENOENT) {
+		/* the operator settled the rebalance: one placement again */
+		log_info("ring %s: previous placement v%llu dropped", f->path[i],
+			 (unsigned long long)ring_version(*prev));
+		ring_retire(f, *prev);
+		*prev = NULL;
+		rings_publish(gw);
+	}
+	if (stat(f->path[i], &st) < 0 || same_file(&st, &f->st[i]))
+		return;
+	f->st[i] = st;		/* logged once per change of the file */
+	ret = ring_load(f->path[i], &next);
+	if (ret < 0) {
+		log_warn("ring %s changed but does not load: %s (keeping the ring in use)",
+			 f->path[i], ring_strerror(ret));
+		return;
+	}
+	ret = ring_check_successor(*cur, next);
+	if (ret < 0) {
+		log_err("ring %s v%llu refused (v%llu in use): %s", f->path[i],
+			(unsigned long long)ring_version(next),
+			(unsigned long long)ring_version(*cur), ring_strerror(ret));
+		ring_free(next);
+		return;
+	}
+	log_info("ring %s: v%llu in use (was v%llu): writes go to the new placement, "
+		 "reads consult the previous one too", f->path[i],
+		 (unsigned long long)ring_version(next), (unsigned long long)ring_version(*cur));
+	ring_retire(f, *prev);
+	*prev = *cur;
+	*cur = next;
+	rings_publish(gw);
+}
+
+static void on_ring_watch(uv_timer_t *t)
+{
+	struct gateway *gw = t->data;
+
+	ring_check_file(gw, 0);
+	ring_check_file(gw, 1);
+}
+
+static int load_ring(struct gateway *gw, unsigned i, const char *dir, const char *name,
+		     struct ring **out, struct ring **prev)
+{
+	char *path = gw->rfiles->path[i];
+	int ret;
+
+	snprintf(path, sizeof(gw->rfiles->path[i]), "%s/%s.ring", dir, name);
+	if (stat(path, &gw->rfiles->st[i]) < 0)
+		memset(&gw->rfiles->st[i], 0, sizeof(gw->rfiles->st[i]));
 	ret = ring_load(path, out);
-	if (ret < 0)
+	if (ret < 0) {
 		log_err("ring %s: %s", path, ring_strerror(ret));
-	return ret;
+		return ret;
+	}
+	*prev = load_prev(path, *out);
+	return 0;
+}
+
+static void rings_free(struct gateway *gw)
+{
+	if (gw->rfiles) {
+		for (size_t i = 0; i < gw->rfiles->nretired; i++)
+			ring_free(gw->rfiles->retired[i]);
+		free(gw->rfiles->retired);
+		free(gw->rfiles->retired_ns);
+		free(gw->rfiles);
+	}
+	ring_free(gw->ec_prev);
+	ring_free(gw->rep_prev);
+	ring_free(gw->ec);
+	ring_free(gw->rep);
 }
 
 int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
@@ -2844,10 +3056,15 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 		return -ENOMEM;
 	gw->loop = loop;
 	gw->cfg = *cfg;
-	ret = load_ring(cfg->rings, cfg->policy, &gw->ec);
+	gw->rfiles = calloc(1, sizeof(*gw->rfiles));
+	if (!gw->rfiles) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	ret = load_ring(gw, 0, cfg->rings, cfg->policy, &gw->ec, &gw->ec_prev);
 	if (ret < 0)
 		goto out_free;
-	ret = load_ring(cfg->rings, "rep3", &gw->rep);
+	ret = load_ring(gw, 1, cfg->rings, "rep3", &gw->rep, &gw->rep_prev);
 	if (ret < 0)
 		goto out_free;
 	pol = ring_policy(gw->ec);
@@ -2875,8 +3092,10 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	ret = gw_pool_new(loop, cfg->down_ms, &gw->pool);
 	if (ret < 0)
 		goto out_free;
-	gw->st = (struct gw_store){ loop, gw->pool, cfg->read_deadline_ms,
-				    cfg->write_deadline_ms, 0 };
+	gw->st = (struct gw_store){ .loop = loop, .pool = gw->pool,
+				    .read_deadline_ms = cfg->read_deadline_ms,
+				    .write_deadline_ms = cfg->write_deadline_ms };
+	rings_publish(gw);
 	{
 		struct gw_list_config lc = {
 			.shard_max = cfg->shard_max,
@@ -2907,6 +3126,9 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	log_info("S3 on %s (port %d), %s.ring EC %u+%u, rep3.ring, %zu users",
 		 cfg->listen, http_server_port(gw->srv), cfg->policy, gw->k, gw->m,
 		 s3_creds_count(gw->creds));
+	uv_timer_init(loop, &gw->ring_watch);
+	gw->ring_watch.data = gw;
+	uv_timer_start(&gw->ring_watch, on_ring_watch, GW_RING_WATCH_MS, GW_RING_WATCH_MS);
 	*out = gw;
 	return 0;
 
@@ -2920,10 +3142,7 @@ out_free:
 		s3_creds_free(gw->creds);
 	if (gw->ecc)
 		gw_ec_put(gw->ecc);
-	if (gw->ec)
-		ring_free(gw->ec);
-	if (gw->rep)
-		ring_free(gw->rep);
+	rings_free(gw);
 	free(gw);
 	return ret;
 }
@@ -2943,8 +3162,7 @@ static void on_drained(uv_handle_t *h)
 	s3_auth_free(gw->auth);
 	s3_creds_free(gw->creds);
 	gw_ec_put(gw->ecc);
-	ring_free(gw->ec);
-	ring_free(gw->rep);
+	rings_free(gw);
 	if (gw->stop_done)
 		gw->stop_done(gw->stop_arg);
 	free(gw);
@@ -2969,6 +3187,7 @@ static void on_server_down(struct http_server *srv, void *arg)
 	struct gateway *gw = arg;
 
 	http_server_free(srv);
+	uv_close((uv_handle_t *)&gw->ring_watch, NULL);
 	gw_listing_close(gw->lst);
 	gw_pool_close(gw->pool);
 	uv_timer_init(gw->loop, &gw->drain);

@@ -883,6 +883,31 @@ static void lread_next(struct lread *r, int err)
 	lread_try(r);
 }
 
+/* A rebalance under way: replicas that did not move have the whole listing
+ * (the new holder only what was written since; listings are not moved yet),
+ * so they are read first. */
+static void lread_prefer_unmoved(struct gw_listing *L, uint32_t part,
+				 const struct ring_dev **rep, unsigned n)
+{
+	const struct ring *prev = gw_store_prev(L->st, L->rep);
+	const struct ring_dev *old[LIST_REPLICAS], *out[LIST_REPLICAS];
+	unsigned no, k = 0;
+
+	if (!prev || ring_placements(prev) != LIST_REPLICAS)
+		return;
+	no = ring_primaries(prev, part, old, LIST_REPLICAS);
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < n; i++) {
+			bool kept = false;
+
+			for (unsigned j = 0; j < no && j < LIST_REPLICAS; j++)
+				kept |= old[j]->id == rep[i]->id;
+			if (kept == (pass == 0))
+				out[k++] = rep[i];
+		}
+	memcpy(rep, out, n * sizeof(*rep));
+}
+
 static struct lread *lread_new(struct gw_listing *L, const struct sto_listing_id *id)
 {
 	struct lread *r = calloc(1, sizeof(*r));
@@ -898,6 +923,7 @@ static struct lread *lread_new(struct gw_listing *L, const struct sto_listing_id
 	r->nrep = ring_primaries(L->rep, id->part, r->rep, LIST_REPLICAS);
 	if (r->nrep > LIST_REPLICAS)
 		r->nrep = LIST_REPLICAS;
+	lread_prefer_unmoved(L, id->part, r->rep, r->nrep);
 	return r;
 }
 
@@ -1040,6 +1066,11 @@ int gw_listing_new(struct gw_store *st, const struct ring *rep,
 		L->cfg.shard_max = GW_LIST_DEFAULT_SHARD_MAX;
 	*out = L;
 	return 0;
+}
+
+void gw_listing_set_ring(struct gw_listing *L, const struct ring *rep)
+{
+	L->rep = rep;
 }
 
 static void split_stop(struct split *sp);

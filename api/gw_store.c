@@ -37,6 +37,14 @@ void gw_seg_hash(const char *path, size_t len, uint64_t version, uint32_t seg,
 	memcpy(out, d, STO_NAME_HASH_LEN);
 }
 
+const struct ring *gw_store_prev(const struct gw_store *st, const struct ring *ring)
+{
+	for (unsigned i = 0; i < 2; i++)
+		if (ring && st->cur[i] == ring)
+			return st->prev[i];
+	return NULL;
+}
+
 static struct gw_node *dev_node(struct gw_store *st, const struct ring_dev *d)
 {
 	return gw_pool_node(st->pool, d->node);
@@ -267,14 +275,16 @@ void gw_wset_start(struct gw_wset *w)
 /* ----------------------------------------------------------- head lookup */
 
 #define HL_MAX	(RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS)
+#define HL_PREV_MAX	RING_MAX_PLACEMENTS	/* previous holders asked too */
 
 struct gw_hlook {
 	struct gw_store *st;
 	uint32_t part, frag;
 	uint8_t name[STO_NAME_HASH_LEN];
-	const struct ring_dev *t[HL_MAX];
-	bool answered[HL_MAX];
+	const struct ring_dev *t[HL_MAX + HL_PREV_MAX];
+	bool answered[HL_MAX + HL_PREV_MAX];
 	unsigned nt, nprim, nanswered, nprim_answered, nlive, nerr, rounds;
+	unsigned nold, nold_answered;	/* previous ring's holders (rebalance) */
 	unsigned refs;
 	bool finished;
 	struct gw_hlook_result res;
@@ -319,8 +329,11 @@ static void hl_finish(struct gw_hlook *h)
 
 static bool hl_enough(const struct gw_hlook *h)
 {
-	/* A live copy, or a majority of the primaries agree there is none. */
-	return h->nlive > 0 || h->nprim_answered * 2 > h->nprim;
+	/* A live copy, or a majority of the primaries agree there is none (and,
+	 * during a rebalance, the holders of the previous placement, where a
+	 * copy not moved yet still is). */
+	return h->nlive > 0 || (h->nprim_answered * 2 > h->nprim &&
+				h->nold_answered == h->nold);
 }
 
 static void hl_on_timer(uv_timer_t *t)
@@ -346,6 +359,8 @@ static void hl_answer(struct gw_hlook *h, unsigned i, int status,
 		return;
 	h->answered[i] = true;
 	h->nanswered++;
+	if (i >= h->nt - h->nold)
+		h->nold_answered++;
 	if (status == 0 || status == -ENOENT) {
 		if (i < h->nprim)
 			h->nprim_answered++;
@@ -375,7 +390,8 @@ static void hl_answer(struct gw_hlook *h, unsigned i, int status,
 				}
 			}
 		}
-		if (info->timestamp == h->res.ts && live && !h->res.tombstone) {
+		if (info->timestamp == h->res.ts && live && !h->res.tombstone &&
+		    h->res.nholders < ARRAY_SIZE(h->res.holders)) {
 			h->res.holders[h->res.nholders++] = h->t[i];
 			h->nlive++;
 		}
@@ -410,6 +426,28 @@ static void hl_on_client(void *arg, sto_client *c, int err)
 	free(a);
 }
 
+/* A rebalance under way: the previous ring's holders of part that are not
+ * asked already (by device id: ids are stable across rebalances). */
+static void hl_add_prev(struct gw_hlook *h, const struct ring *prev, uint32_t part)
+{
+	const struct ring_dev *old[RING_MAX_PLACEMENTS];
+	unsigned n;
+
+	if (!prev || part >= ring_parts(prev))
+		return;
+	n = ring_primaries(prev, part, old, ring_placements(prev));
+	for (unsigned i = 0; i < n && h->nold < HL_PREV_MAX; i++) {
+		bool asked = false;
+
+		for (unsigned j = 0; j < h->nt; j++)
+			asked |= h->t[j]->id == old[i]->id;
+		if (asked)
+			continue;
+		h->t[h->nt++] = old[i];
+		h->nold++;
+	}
+}
+
 int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
 		   const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,
 		   gw_hlook_fn cb, void *arg)
@@ -429,6 +467,7 @@ int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
 	h->nprim = ring_primaries(ring, part, h->t, np);
 	/* Two handoffs: where writes went while a primary was down. */
 	h->nt = h->nprim + ring_handoffs(ring, part, h->t + h->nprim, 2);
+	hl_add_prev(h, gw_store_prev(st, ring), part);
 	h->refs = 1;
 	uv_timer_init(st->loop, &h->timer);
 	h->timer.data = h;

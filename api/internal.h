@@ -1010,7 +1010,13 @@ struct gw_store {
 	struct gw_pool *pool;
 	uint32_t read_deadline_ms, write_deadline_ms;
 	unsigned live;		/* write sets, lookups and reads not yet freed */
+	/* A rebalance under way: prev[i] is the placement before cur[i] (the
+	 * gateway's rings; reads consult it too), NULL when none. */
+	const struct ring *cur[2], *prev[2];
 };
+
+/* The previous placement of ring (one of st->cur), or NULL. */
+const struct ring *gw_store_prev(const struct gw_store *st, const struct ring *ring);
 
 #define GW_MAX_HANDOFFS		8
 
@@ -1144,6 +1150,8 @@ int gw_listing_new(struct gw_store *st, const struct ring *rep,
 		   const struct gw_list_config *cfg, struct gw_listing **out);
 /* Stopping: no new splits, a waiting split ends. */
 void gw_listing_close(struct gw_listing *L);
+/* A new rep ring (a rebalance): listings use it from now on. */
+void gw_listing_set_ring(struct gw_listing *L, const struct ring *rep);
 /* Once no store operation is live. */
 void gw_listing_free(struct gw_listing *L);
 /* Drops the cached shard map (the bucket was created or deleted here). */
@@ -1243,6 +1251,9 @@ struct gateway {
 	struct gw_config cfg;
 	struct http_server *srv;
 	struct ring *ec, *rep;
+	struct ring *ec_prev, *rep_prev;	/* the placement before (rebalance), or NULL */
+	uv_timer_t ring_watch;			/* reloads changed ring files */
+	struct gw_ring_files *rfiles;
 	struct gw_ec *ecc;
 	unsigned k, m;
 	struct s3_creds *creds;
@@ -1299,6 +1310,7 @@ struct gw_slot {
 	uint32_t flen;
 	uint64_t seg_len;
 	uint32_t present, asked, failed, want, slow;
+	uint32_t moved;		/* missing where asked first: asked at a second device */
 	unsigned outstanding;
 	struct gw_frag_read *fr[GW_EC_MAX_FRAGS];	/* reads in flight */
 	uint64_t out_off, out_len;	/* slice of the segment to send */

@@ -21,6 +21,8 @@ const char *ring_strerror(int err)
 	case RING_EEXIST:	return "a device with that node and name already exists";
 	case RING_ENOCAPACITY:	return "no device with weight > 0 to place partitions on";
 	case RING_EKIND:	return "wrong kind of file (a builder where a ring was expected, or the reverse)";
+	case RING_ESTALE:	return "ring version is not newer than the one in use";
+	case RING_EMISMATCH:	return "ring of another cluster or layout (hash key, part power or policy differ)";
 	}
 	return strerror(-err);
 }
@@ -60,6 +62,17 @@ const struct ring_dev *ring_dev_by_id(const struct ring *r, uint32_t id)
 /* SipHash-2-4 (libsodium's crypto_shorthash): a keyed PRF made for exactly
  * this, so without the cluster key nobody can pick names that pile onto one
  * partition. The top part_power bits of the 64-bit result are the partition. */
+int ring_check_successor(const struct ring *cur, const struct ring *next)
+{
+	if (cur->part_power != next->part_power ||
+	    memcmp(cur->key, next->key, RING_KEY_LEN) ||
+	    cur->policy.type != next->policy.type ||
+	    ring_policy_placements(&cur->policy) != ring_policy_placements(&next->policy) ||
+	    cur->policy.ec_k != next->policy.ec_k)
+		return RING_EMISMATCH;
+	return next->version > cur->version ? 0 : RING_ESTALE;
+}
+
 static uint64_t ring_hash(const struct ring *r, const void *data, size_t len)
 {
 	uint8_t h[crypto_shorthash_BYTES];

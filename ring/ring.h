@@ -36,6 +36,8 @@ enum {
 	RING_EEXIST,		/* device (node + name) already in the builder */
 	RING_ENOCAPACITY,	/* no device with weight > 0 */
 	RING_EKIND,		/* a builder file where a ring was expected, or the reverse */
+	RING_ESTALE,		/* a ring not newer than the one in use */
+	RING_EMISMATCH,		/* another cluster's ring: key, part power or policy differ */
 };
 const char *ring_strerror(int err);
 
@@ -83,6 +85,13 @@ uint64_t ring_version(const struct ring *r);		/* bumps on every rebalance */
 unsigned ring_dev_count(const struct ring *r);
 const struct ring_dev *ring_dev_at(const struct ring *r, unsigned i);	/* 0..count-1 */
 const struct ring_dev *ring_dev_by_id(const struct ring *r, uint32_t id);
+
+/* Whether next may replace cur in a running daemon (a pushed or reloaded
+ * ring): 0 when it is the same cluster's placement (hash key, part power and
+ * policy equal, so every name keeps its partition number) at a newer
+ * version; RING_ESTALE when its version is not newer (an old file put back
+ * must not undo a rebalance); RING_EMISMATCH otherwise. */
+int ring_check_successor(const struct ring *cur, const struct ring *next);
 
 /* Partition of a name: keyed hash (the cluster's secret key, so names can't
  * be aimed at one device) of "/account/bucket/object", top part_power bits.

@@ -635,6 +635,54 @@ static void test_ring_lookup_matches_builder(void **state)
 	ring_builder_free(b);
 }
 
+/* A pushed ring replaces the running one only when it is newer and of the
+ * same cluster: an old file put back, or another cluster's, is refused. */
+static void test_ring_successor(void **state)
+{
+	struct ring_builder *b = new_builder(8, 3, 0, 0, 1, 8);
+	static const uint8_t other_key[RING_KEY_LEN] = "fedcba9876543210";
+	struct ring_policy rep3 = { .type = RING_POLICY_REPLICA, .replicas = 3 };
+	struct ring_builder *other = NULL;
+	struct ring_builder *ec = new_builder(8, 0, 4, 2, 1, 8);
+	struct ring *v1, *v2, *v1again, *o, *e;
+
+	(void)state;
+	add_layout(b, 3, 2, 1);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0, NULL), 0);
+	v1 = ring_of(b);
+	v1again = ring_of(b);
+	add_dev(b, 1, 1, 9, 0, 100);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0, NULL), 0);
+	v2 = ring_of(b);
+	assert_true(ring_version(v2) > ring_version(v1));
+	assert_int_equal(ring_check_successor(v1, v2), 0);
+	assert_int_equal(ring_check_successor(v2, v1), RING_ESTALE);
+	assert_int_equal(ring_check_successor(v1, v1again), RING_ESTALE);
+	/* same layout, another key: every name would change partition */
+	assert_int_equal(ring_builder_create(8, &rep3, 1, 8, other_key, &other), 0);
+	add_layout(other, 3, 2, 1);
+	add_dev(other, 1, 1, 9, 0, 100);
+	assert_int_equal(ring_builder_rebalance(other, HOUR0, NULL), 0);
+	assert_int_equal(ring_builder_rebalance(other, HOUR0 + 1, NULL), 0);
+	o = ring_of(other);
+	assert_true(ring_version(o) > ring_version(v1));
+	assert_int_equal(ring_check_successor(v1, o), RING_EMISMATCH);
+	add_layout(ec, 6, 1, 1);
+	assert_int_equal(ring_builder_rebalance(ec, HOUR0, NULL), 0);
+	assert_int_equal(ring_builder_rebalance(ec, HOUR0 + 1, NULL), 0);
+	e = ring_of(ec);
+	assert_int_equal(ring_check_successor(v1, e), RING_EMISMATCH);
+	assert_string_equal(ring_strerror(RING_ESTALE), "ring version is not newer than the one in use");
+	ring_free(v1);
+	ring_free(v1again);
+	ring_free(v2);
+	ring_free(o);
+	ring_free(e);
+	ring_builder_free(b);
+	ring_builder_free(other);
+	ring_builder_free(ec);
+}
+
 static void test_handoffs(void **state)
 {
 	struct ring_builder *b = new_builder(8, 3, 0, 0, 1, 8);
@@ -748,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_builder_errors),
 		cmocka_unit_test(test_builder_save_load),
 		cmocka_unit_test(test_ring_lookup_matches_builder),
+		cmocka_unit_test(test_ring_successor),
 		cmocka_unit_test(test_handoffs),
 		cmocka_unit_test(test_handoffs_skip_drained),
 		cmocka_unit_test(test_ring_file_damage),

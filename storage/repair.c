@@ -42,7 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RP_MAX_NODES	(REPAIR_MAX_RINGS * RING_MAX_PLACEMENTS + 1)
+/* every placement of every ring, current and previous, and this node */
+#define RP_MAX_NODES	(2 * REPAIR_MAX_RINGS * RING_MAX_PLACEMENTS + 1)
 #define RP_QUEUE_MAX	32768		/* queued items; jobs wait beyond it */
 #define RP_DOWN_NS	(1000ull * 1000 * 1000)	/* a failed peer is skipped 1 s */
 #define RP_SUFFIXES	(1u << STO_SUFFIX_BITS)
@@ -73,7 +74,10 @@ struct peer {
 
 /* ------------------------------------------------------------- items */
 
-enum item_kind { IT_DELETE, IT_COPY, IT_PUSH, IT_REBUILD };
+/* IT_PURGE: drop this node's copy of data another node places, once that
+ * node holds the version (or a newer one): pushed handoff data, or a
+ * placement a rebalance moved away. */
+enum item_kind { IT_DELETE, IT_COPY, IT_PUSH, IT_REBUILD, IT_PURGE };
 
 struct item {
 	enum item_kind kind;
@@ -108,7 +112,7 @@ struct ent {
 	uint32_t frag;
 	uint64_t ts, size;
 	bool tomb;
-	uint8_t node;
+	uint16_t node;
 };
 
 enum job_state { JOB_LOCAL, JOB_PEERS, JOB_SUFFIX };
@@ -122,6 +126,8 @@ struct job {
 	bool primary;			/* a placement of part in some ring */
 	/* per ring: node index of placement i, or -1 (ring too small) */
 	int prim[REPAIR_MAX_RINGS][RING_MAX_PLACEMENTS];
+	/* the same in the previous ring (cfg.prev), -1 when none */
+	int oprim[REPAIR_MAX_RINGS][RING_MAX_PLACEMENTS];
 	struct sto_suffix_hash *sfx[RP_MAX_NODES];
 	size_t nsfx[RP_MAX_NODES];
 	bool ok[RP_MAX_NODES];		/* suffix hashes answered */
@@ -169,6 +175,10 @@ struct repair {
 	uint64_t rate_bytes_ns, rate_bytes;	/* for the MB/s in the status */
 	double rate_mbps;		/* repair writes, last tick */
 	uint64_t cur_wall_start;	/* this pass, ns since the epoch */
+	/* ring switches (repair_set_ring): pend[g] waits for the next pass;
+	 * own* say which of cfg.rings/cfg.prev the engine must free */
+	struct ring *pend[REPAIR_MAX_RINGS];
+	bool own[REPAIR_MAX_RINGS], own_prev[REPAIR_MAX_RINGS];
 };
 
 static void dispatch(struct repair *r);
@@ -367,7 +377,8 @@ static bool item_before(const struct item *a, const struct item *b)
 static uint64_t item_bytes(const struct item *it)
 {
 	switch (it->kind) {
-	case IT_DELETE:	return 0;
+	case IT_DELETE:
+	case IT_PURGE:	return 0;
 	case IT_COPY:
 	case IT_PUSH:	return it->tomb ? 0 : 2 * it->size;
 	case IT_REBUILD: return (uint64_t)(it->k + 2) * it->size;
@@ -451,10 +462,15 @@ static void item_finish(struct item *it, int err)
 		switch (it->kind) {
 		case IT_DELETE:	r->st.tombstones++; r->st.total_tombstones++; break;
 		case IT_COPY:	r->st.copied++; r->st.total_copied++; break;
-		case IT_PUSH:	r->st.pushed++; r->st.total_pushed++; break;
+		case IT_PUSH:
+			r->st.pushed++;
+			r->st.total_pushed++;
+			r->st.total_pushed_bytes += it->tomb ? 0 : it->size;
+			break;
 		case IT_REBUILD: r->st.rebuilt++; r->st.total_rebuilt++; break;
+		case IT_PURGE:	r->st.purged++; r->st.total_purged++; break;
 		}
-		if (!it->tomb && it->kind != IT_DELETE) {
+		if (!it->tomb && it->kind != IT_DELETE && it->kind != IT_PURGE) {
 			r->st.bytes_written += it->size;
 			r->st.total_bytes_written += it->size;
 			r->rate_bytes += it->size;
@@ -465,8 +481,8 @@ static void item_finish(struct item *it, int err)
 		r->st.failed++;
 		log_warn("%s part %u frag %u ts %llu: %s",
 			 it->kind == IT_REBUILD ? "rebuild" : it->kind == IT_COPY ? "copy" :
-			 it->kind == IT_PUSH ? "push" : "delete", it->key.part, it->key.frag,
-			 (unsigned long long)it->ts, sto_strerror(err));
+			 it->kind == IT_PUSH ? "push" : it->kind == IT_PURGE ? "purge" : "delete",
+			 it->key.part, it->key.frag, (unsigned long long)it->ts, sto_strerror(err));
 	}
 	item_free(it);
 	dispatch(r);
@@ -480,8 +496,9 @@ static void item_written(void *arg, int status, const struct sto_info *info)
 	struct item *it = arg;
 
 	(void)info;
-	if (status == STO_ECONFLICT || (status == -ENOENT && (it->kind == IT_DELETE || it->tomb)))
-		status = 0;
+	if (status == STO_ECONFLICT ||
+	    (status == -ENOENT && (it->kind == IT_DELETE || it->kind == IT_PURGE || it->tomb)))
+		status = 0;	/* a purge meeting another version leaves it be */
 	if (status < 0)
 		peer_check(it->dst, status);
 	item_finish(it, status);
@@ -493,7 +510,9 @@ static void item_write_on(void *arg, sto_client *c, int err)
 	unsigned f = it->key.frag;
 
 	if (!err) {
-		if (it->kind == IT_DELETE || it->tomb) {
+		if (it->kind == IT_PURGE) {
+			err = sto_purge(c, &it->key, it->ts, item_written, it);
+		} else if (it->kind == IT_DELETE || it->tomb) {
 			err = sto_delete(c, &it->key, it->ts, item_written, it);
 		} else {
 			uint8_t *b = it->kind == IT_REBUILD ? it->buf[f] : it->buf[0];
@@ -689,6 +708,7 @@ static void item_start(struct item *it)
 	it->t_start = strata_now_ns();
 	switch (it->kind) {
 	case IT_DELETE:
+	case IT_PURGE:
 		item_write(it);
 		return;
 	case IT_COPY:
@@ -774,7 +794,7 @@ static void dispatch(struct repair *r)
 		it = queue_pop(r);
 		r->tok_bytes -= (double)item_bytes(it);
 		r->tok_ops -= it->kind == IT_REBUILD ? it->k + 2 : it->tomb ||
-			      it->kind == IT_DELETE ? 1 : 2;
+			      it->kind == IT_DELETE || it->kind == IT_PURGE ? 1 : 2;
 		item_start(it);
 	}
 	job_resume_blocked(r);
@@ -808,10 +828,12 @@ static int item_queue(struct repair *r, struct item *it)
 		return 0;
 	}
 	r->st.planned++;
+	r->st.push_planned += it->kind == IT_PUSH;
 	if (r->cfg.dry_run) {
 		log_info("would %s part %u frag %u ts %llu%s",
 			 it->kind == IT_REBUILD ? "rebuild" : it->kind == IT_COPY ? "copy" :
-			 it->kind == IT_PUSH ? "push" : "tombstone", it->key.part,
+			 it->kind == IT_PUSH ? "push" : it->kind == IT_PURGE ? "purge" : "tombstone",
+			 it->key.part,
 			 it->key.frag, (unsigned long long)it->ts, it->tomb ? " (tombstone)" : "");
 		free(it);
 		return 0;
@@ -861,6 +883,48 @@ static bool newer(uint64_t ts, bool tomb, uint64_t ots, bool otomb)
 	return ts > ots || (ts == ots && tomb && !otomb);
 }
 
+/* Rebalance: placement i of ring g moved here from the node that held it in
+ * the previous ring, which still has version ts live. That node's daemon
+ * pushes it (it no longer places it: the handoff rule), so copying or
+ * rebuilding it here too would move the same bytes twice. Counted as
+ * awaiting (the pass is not clean) until the push has arrived. A holder that
+ * did not answer is not waited for: the usual copy or rebuild runs. */
+static bool awaits_push(struct job *j, int g, unsigned i, const struct ent *a,
+			const struct ent *b, uint64_t ts)
+{
+	int x = j->oprim[g][i];
+	const struct ent *e;
+
+	if (x <= 0 || !j->lok[x])
+		return false;
+	/* still a current holder of some placement: it pushes nothing */
+	for (unsigned p = 0; p < RING_MAX_PLACEMENTS && j->prim[g][p] != -2; p++)
+		if (j->prim[g][p] == x)
+			return false;
+	e = find(a, b, (unsigned)x, ring_policy(j->r->cfg.rings[g])->type == RING_POLICY_EC ? i : 0);
+	if (!e || e->tomb || e->ts != ts)
+		return false;
+	j->r->st.awaiting++;
+	log_debug("part %u placement %u (ring %d) ts %llu: awaiting the push from %s", j->part,
+		  i, g, (unsigned long long)ts, j->nodes[x]->addr);
+	return true;
+}
+
+/* This node's entry e is held where the ring places it (at e's version or
+ * newer, seen in this pass's listing): the copy here is garbage once pushed,
+ * dropped with a PURGE conditional on its timestamp (never a DELETE: a
+ * tombstone newer than the data would delete the object). */
+static unsigned plan_purge(struct job *j, const struct ent *e)
+{
+	struct item *it = item_new(j->r, IT_PURGE, j, e);
+
+	if (!it)
+		return 1;
+	it->dst = j->r->self;
+	item_queue(j->r, it);
+	return 1;
+}
+
 static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 {
 	struct repair *r = j->r;
@@ -904,6 +968,10 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 		want.ts = ts;
 		want.size = size;
 		want.tomb = tomb;
+		if (!tomb && awaits_push(j, r->ec_ring, i, a, b, ts)) {
+			actions++;	/* not consistent yet: no memo */
+			continue;
+		}
 		if (tomb) {
 			it = item_new(r, IT_DELETE, j, &want);
 		} else if (surv & (1u << i)) {
@@ -954,8 +1022,10 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 			continue;
 		}
 		t = find(a, b, (unsigned)prim[e->frag], e->frag);
-		if (t && !newer(e->ts, e->tomb, t->ts, t->tomb))
+		if (t && !newer(e->ts, e->tomb, t->ts, t->tomb)) {
+			actions += plan_purge(j, e);	/* its placement has it */
 			continue;
+		}
 		it = item_new(r, IT_PUSH, j, e);
 		if (!it)
 			return actions + 1;
@@ -968,11 +1038,24 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 	return actions;
 }
 
+/* awaits_push for a replica: any previous placement whose node no longer
+ * holds one and has the newest copy pushes it here. */
+static bool rep_awaits_push(struct job *j, const struct ent *a, const struct ent *b,
+			    uint64_t ts)
+{
+	int g = j->r->rep_ring;
+
+	for (unsigned i = 0; i < RING_MAX_PLACEMENTS; i++)
+		if (awaits_push(j, g, i, a, b, ts))
+			return true;
+	return false;
+}
+
 static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b)
 {
 	struct repair *r = j->r;
 	const int *prim = j->prim[r->rep_ring];
-	unsigned n = ring_placements(r->cfg.rings[r->rep_ring]), actions = 0;
+	unsigned n = ring_placements(r->cfg.rings[r->rep_ring]), actions = 0, held = 0;
 	const struct ent *best = NULL, *local = find(a, b, 0, 0);
 	bool is_prim = false;
 
@@ -993,6 +1076,8 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 
 		if (local && !newer(best->ts, best->tomb, local->ts, local->tomb))
 			return 0;
+		if (!best->tomb && rep_awaits_push(j, a, b, best->ts))
+			return 1;
 		it = item_new(r, best->tomb ? IT_DELETE : IT_COPY, j, best);
 		if (!it)
 			return 1;
@@ -1004,7 +1089,8 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 	}
 	if (!local)
 		return 0;
-	/* Handoff copy: push it to each primary that lacks it. */
+	/* Handoff copy: push it to each primary that lacks it; once every
+	 * primary has it, drop it here. */
 	for (unsigned i = 0; i < n; i++) {
 		const struct ent *t;
 		struct item *it;
@@ -1016,8 +1102,10 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 			continue;
 		}
 		t = find(a, b, (unsigned)prim[i], 0);
-		if (t && !newer(local->ts, local->tomb, t->ts, t->tomb))
+		if (t && !newer(local->ts, local->tomb, t->ts, t->tomb)) {
+			held++;
 			continue;
+		}
 		it = item_new(r, IT_PUSH, j, local);
 		if (!it)
 			return actions + 1;
@@ -1028,6 +1116,8 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 			return actions + 1;
 		actions++;
 	}
+	if (held == n)
+		actions += plan_purge(j, local);
 	return actions;
 }
 
@@ -1151,7 +1241,7 @@ static void job_entries(void *arg, int status, const struct sto_list_entry *v, s
 			e->ts = v[i].timestamp;
 			e->size = v[i].size;
 			e->tomb = v[i].tombstone;
-			e->node = (uint8_t)q->node;
+			e->node = (uint16_t)q->node;
 		}
 		j->lok[q->node] = true;
 	} else {
@@ -1390,6 +1480,28 @@ static unsigned job_node(struct job *j, const struct ring_dev *d)
 	return j->n++;
 }
 
+/* A rebalance under way: the previous ring's holders of the partition join
+ * the job (as sources, and so a moved placement is seen where it still is). */
+static void job_prev_nodes(struct repair *r, struct job *j)
+{
+	for (unsigned g = 0; g < r->cfg.nrings; g++) {
+		const struct ring *ring = r->cfg.prev[g];
+		const struct ring_dev *devs[RING_MAX_PLACEMENTS];
+		unsigned n;
+
+		for (unsigned i = 0; i < RING_MAX_PLACEMENTS; i++)
+			j->oprim[g][i] = -1;
+		if (!ring || j->part >= ring_parts(ring))
+			continue;
+		n = ring_primaries(ring, j->part, devs, ring_placements(ring));
+		for (unsigned i = 0; i < n; i++) {
+			unsigned x = job_node(j, devs[i]);
+
+			j->oprim[g][i] = x < RP_MAX_NODES ? (int)x : -1;
+		}
+	}
+}
+
 static void job_launch(struct repair *r)
 {
 	/* Jobs that finish at once (a node down) call back in here: the
@@ -1426,6 +1538,7 @@ static void job_launch(struct repair *r)
 				j->primary |= x == 0;
 			}
 		}
+		job_prev_nodes(r, j);
 		r->active_jobs++;
 		j->state = JOB_LOCAL;
 		j->pending = 2;		/* + 1 guard */
@@ -1445,12 +1558,46 @@ static void on_next_pass(uv_timer_t *t)
 	pass_begin(t->data);
 }
 
+/* Pending rings take over between passes (no job or item refers to a
+ * ring then); the replaced one becomes the previous placement. */
+static void rings_apply(struct repair *r)
+{
+	bool changed = false;
+
+	for (unsigned g = 0; g < r->cfg.nrings; g++) {
+		struct ring *next = r->pend[g];
+
+		if (!next)
+			continue;
+		r->pend[g] = NULL;
+		if (r->cfg.prev[g] && r->own_prev[g])
+			ring_free(r->cfg.prev[g]);
+		log_info("ring %u: v%llu in use (was v%llu); moving placements that changed", g,
+			 (unsigned long long)ring_version(next),
+			 (unsigned long long)ring_version(r->cfg.rings[g]));
+		r->cfg.prev[g] = r->cfg.rings[g];
+		r->own_prev[g] = r->own[g];
+		r->cfg.rings[g] = next;
+		r->own[g] = true;
+		r->st.ring_changes++;
+		r->st.ring_pass = r->st.pass + 1;	/* the pass beginning now */
+		changed = true;
+	}
+	if (changed) {
+		/* node indexes in the recorded hash vectors mean other nodes now */
+		free(r->memo);
+		r->memo = NULL;
+		r->nmemo = r->capmemo = 0;
+	}
+}
+
 static void pass_begin(struct repair *r)
 {
 	struct repair_stats keep = r->st;
 
 	if (r->stopping)
 		return;
+	rings_apply(r);
 	/* the pass counters start afresh; last_* and totals carry over */
 	memset(&r->st, 0, offsetof(struct repair_stats, last_pass_wall_start));
 	r->st.pass = keep.pass + 1;
@@ -1472,7 +1619,7 @@ static uint64_t next_pass_ms(const struct repair *r)
 {
 	uint64_t ms = (uint64_t)r->cfg.interval_s * 1000;
 
-	if ((r->st.planned || r->st.failed) && ms > 1000)
+	if ((r->st.planned || r->st.failed || r->st.awaiting) && ms > 1000)
 		ms = 1000;
 	else if (r->st.unreachable && ms > 5000)
 		ms = 5000;
@@ -1496,20 +1643,22 @@ static void maybe_pass_end(struct repair *r)
 	s->last_failed = s->failed;
 	s->last_unrecoverable = s->unrecoverable;
 	s->last_unreachable = s->unreachable;
+	s->last_awaiting = s->awaiting;
+	s->last_push_planned = s->push_planned;
 	s->last_bytes_written = s->bytes_written;
 	s->last_clean = !s->planned && !s->repaired && !s->failed && !s->unrecoverable &&
-			!s->unreachable && !s->skipped;
-	if (s->repaired || s->failed || s->unrecoverable || s->unreachable)
+			!s->unreachable && !s->skipped && !s->awaiting;
+	if (s->repaired || s->failed || s->unrecoverable || s->unreachable || s->awaiting)
 		log_info("pass %llu: %.1f s, %llu repaired (%llu rebuilt, %llu copied, "
-			 "%llu tombstones, %llu pushed), %llu MB written, %llu failed, "
-			 "%llu unrecoverable, %llu unreachable",
+			 "%llu tombstones, %llu pushed, %llu purged), %llu MB written, %llu failed, "
+			 "%llu unrecoverable, %llu unreachable, %llu awaiting a push",
 			 (unsigned long long)s->pass, s->last_seconds,
 			 (unsigned long long)s->repaired, (unsigned long long)s->rebuilt,
 			 (unsigned long long)s->copied, (unsigned long long)s->tombstones,
-			 (unsigned long long)s->pushed,
+			 (unsigned long long)s->pushed, (unsigned long long)s->purged,
 			 (unsigned long long)(s->bytes_written / 1000000),
 			 (unsigned long long)s->failed, (unsigned long long)s->unrecoverable,
-			 (unsigned long long)s->unreachable);
+			 (unsigned long long)s->unreachable, (unsigned long long)s->awaiting);
 	repair_write_status(r);
 	if (r->cfg.once) {
 		if (r->done)
@@ -1545,13 +1694,23 @@ static double eta_seconds(const struct repair *r)
 int repair_write_status(struct repair *r)
 {
 	const struct repair_stats *s = &r->st;
-	json_t *o, *last;
+	json_t *o, *last, *rings;
 	char *txt;
 	int ret;
 
 	if (!r->cfg.status_path)
 		return 0;
-	last = json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+	rings = json_array();
+	for (unsigned g = 0; rings && g < r->cfg.nrings; g++) {
+		uint64_t cur, prev;
+
+		repair_ring_versions(r, g, &cur, &prev);
+		json_array_append_new(rings, json_pack("{s:s, s:I, s:I, s:b}",
+			"policy", ring_policy(r->cfg.rings[g])->type == RING_POLICY_EC ?
+			"ec" : "replica", "version", (json_int_t)cur,
+			"prev_version", (json_int_t)prev, "pending", r->pend[g] != NULL));
+	}
+	last = json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			 "started_ns", (json_int_t)s->last_pass_wall_start,
 			 "finished_ns", (json_int_t)s->last_pass_wall_end,
 			 "seconds", s->last_seconds,
@@ -1560,11 +1719,13 @@ int repair_write_status(struct repair *r)
 			 "failed", (json_int_t)s->last_failed,
 			 "unrecoverable", (json_int_t)s->last_unrecoverable,
 			 "unreachable", (json_int_t)s->last_unreachable,
+			 "awaiting", (json_int_t)s->last_awaiting,
+			 "pushes_planned", (json_int_t)s->last_push_planned,
 			 "bytes_written", (json_int_t)s->last_bytes_written,
 			 "clean", s->last_clean);
 	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:I, s:I,"
-		      " s:I, s:I, s:I, s:I}",
+		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 		      "node", r->cfg.node_id,
 		      "state", r->stopping ? "stopping" : s->running ? "running" : "idle",
 		      "pass", (json_int_t)s->pass,
@@ -1594,7 +1755,14 @@ int repair_write_status(struct repair *r)
 		      "total_rebuilt", (json_int_t)s->total_rebuilt,
 		      "total_copied", (json_int_t)s->total_copied,
 		      "total_tombstones", (json_int_t)s->total_tombstones,
-		      "total_pushed", (json_int_t)s->total_pushed);
+		      "total_pushed", (json_int_t)s->total_pushed,
+		      "awaiting", (json_int_t)s->awaiting,
+		      "total_pushed_bytes", (json_int_t)s->total_pushed_bytes,
+		      "purged", (json_int_t)s->purged,
+		      "total_purged", (json_int_t)s->total_purged,
+		      "ring_changes", (json_int_t)s->ring_changes,
+		      "ring_pass", (json_int_t)s->ring_pass,
+		      "rings", rings);
 	if (!o)
 		return -ENOMEM;
 	txt = json_dumps(o, JSON_COMPACT);
@@ -1756,10 +1924,45 @@ void repair_free(struct repair *r)
 		next = p->next;
 		free(p);
 	}
+	for (unsigned g = 0; g < r->cfg.nrings; g++) {
+		ring_free(r->pend[g]);
+		if (r->own[g])
+			ring_free(r->cfg.rings[g]);
+		if (r->own_prev[g])
+			ring_free(r->cfg.prev[g]);
+	}
 	gw_ec_put(r->ec);
 	free(r->heap);
 	free(r->memo);
 	free(r);
+}
+
+int repair_set_ring(struct repair *r, struct ring *next)
+{
+	for (unsigned g = 0; g < r->cfg.nrings; g++) {
+		const struct ring *cur = r->pend[g] ? r->pend[g] : r->cfg.rings[g];
+		int ret;
+
+		if (ring_policy(cur)->type != ring_policy(next)->type)
+			continue;
+		ret = ring_check_successor(cur, next);
+		if (ret < 0)
+			return ret;
+		/* two pushes within one pass: the newer wins, the placement the
+		 * data is at stays the previous one */
+		ring_free(r->pend[g]);
+		r->pend[g] = next;
+		if (!r->running && !r->stopping && !r->cfg.once)
+			uv_timer_start(&r->next_pass, on_next_pass, 0, 0);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void repair_ring_versions(const struct repair *r, unsigned g, uint64_t *cur, uint64_t *prev)
+{
+	*cur = g < r->cfg.nrings ? ring_version(r->cfg.rings[g]) : 0;
+	*prev = g < r->cfg.nrings && r->cfg.prev[g] ? ring_version(r->cfg.prev[g]) : 0;
 }
 
 void repair_get_stats(const struct repair *r, struct repair_stats *st)

@@ -13,7 +13,10 @@
  *    version with ISA-L, checked against a (k+1)-th survivor when there is
  *    one, or writes the newest tombstone;
  *  - handoff data (a name the local node holds for a partition placement
- *    it is not): pushes it to the primaries that lack it.
+ *    it is not: written there while a primary was down, or a placement a
+ *    rebalance moved away): pushes it to the primaries that lack it, and
+ *    once they hold it drops it here with a PURGE conditional on its
+ *    timestamp.
  * It only ever writes versions at their original timestamp, so a node's
  * newest-wins rule keeps anything newer (a live newer version is never
  * deleted, a deleted object never comes back).
@@ -35,6 +38,10 @@ struct repair_cfg {
 	const char *node_id;		/* "host:port" as the rings name it */
 	struct ring *rings[REPAIR_MAX_RINGS];	/* borrowed; outlive the engine */
 	unsigned nrings;
+	/* The placement before rings[g] (a rebalance under way), or NULL;
+	 * borrowed. Its holders are asked too, and a placement that moved is
+	 * left to the old holder's push (see repair_set_ring). */
+	struct ring *prev[REPAIR_MAX_RINGS];
 	double max_mbps;		/* repair bytes (read + written) per s; 0 = no cap */
 	double max_ops;			/* repair requests per s; 0 = no cap */
 	unsigned parallel;		/* partitions compared at once (default 4) */
@@ -57,19 +64,26 @@ struct repair_stats {
 	uint64_t suffixes_listed, suffixes_skipped;
 	uint64_t planned;		/* repairs found (queued, or counted: dry_run) */
 	uint64_t repaired, rebuilt, copied, tombstones, pushed;
+	uint64_t purged;		/* copies dropped once their placement had them */
 	uint64_t failed, unrecoverable, unreachable, skipped;
+	uint64_t awaiting;		/* moved placements left to the old holder's push */
+	uint64_t push_planned;		/* pushes found (data here another node places) */
 	uint64_t bytes_read, bytes_written;
 	uint64_t pass_start_ns;		/* strata_now_ns() */
 	/* the last finished pass */
 	uint64_t last_pass_wall_start, last_pass_wall_end;	/* ns since the epoch */
 	uint64_t last_planned, last_repaired, last_failed, last_unrecoverable;
-	uint64_t last_unreachable;
+	uint64_t last_unreachable, last_awaiting, last_push_planned;
 	uint64_t last_bytes_written;
 	double last_seconds;
 	bool last_clean;		/* nothing to repair, every peer answered */
 	/* since start */
 	uint64_t total_repaired, total_bytes_written;
 	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
+	uint64_t total_pushed_bytes;	/* data pushed to primaries: handoffs, rebalance */
+	uint64_t total_purged;
+	uint64_t ring_changes;		/* rings switched by repair_set_ring */
+	uint64_t ring_pass;		/* the first pass on the rings in use now */
 };
 
 struct repair;
@@ -83,6 +97,22 @@ void repair_start(struct repair *r, void (*done)(void *arg), void *arg);
 void repair_stop(struct repair *r, void (*done)(void *arg), void *arg);
 void repair_free(struct repair *r);
 void repair_get_stats(const struct repair *r, struct repair_stats *st);
+
+/* A new version of one of the rings (same policy type, checked with
+ * ring_check_successor against the newest the engine has). It takes effect
+ * when the next pass begins (at once when idle between passes); the ring it
+ * replaces becomes the previous placement: its holders are asked as sources,
+ * a node that held a placement that moved pushes it to the new holder (the
+ * handoff rule: it no longer places it), and the new holder waits for that
+ * push instead of copying or rebuilding the same bytes (counted as awaiting,
+ * so the pass is not clean until it arrived). The engine owns next from a
+ * 0 return on (frees it when replaced and in repair_free); on an error the
+ * caller still does: RING_ESTALE, RING_EMISMATCH, -ENOENT (no ring of its
+ * policy type). */
+int repair_set_ring(struct repair *r, struct ring *next);
+/* Versions of ring g in use (0 = none) and of its previous placement. */
+void repair_ring_versions(const struct repair *r, unsigned g, uint64_t *cur,
+			  uint64_t *prev);
 /* Writes the status JSON now (also done every second while running). */
 int repair_write_status(struct repair *r);
 

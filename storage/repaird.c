@@ -20,13 +20,27 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A ring file as last seen: an installed ring is renamed into place, so a
+ * new one shows as another inode (or size or mtime). */
+struct watched {
+	char *path;
+	struct stat st;
+};
 
 struct daemon {
 	uv_loop_t *loop;
 	struct repair *r;
 	uv_signal_t sigterm, sigint;
+	uv_timer_t watch;
+	struct watched w[REPAIR_MAX_RINGS];
+	unsigned nw;
 	bool stopping;
 };
+
+static struct daemon *the_daemon;	/* add_ring records the watched files */
 
 static void usage(FILE *f)
 {
@@ -75,6 +89,77 @@ static int parse_double(const char *s, double *out)
 	return errno || end == s || *end || *out < 0 ? -EINVAL : 0;
 }
 
+/* A rebalance under way when the daemon (re)starts: `strata-admin ring push`
+ * keeps the replaced ring as FILE.prev until the movement is done. */
+static void load_prev(struct repair_cfg *cfg, const char *path, const struct ring *cur)
+{
+	char prev[4096];
+	struct ring *p;
+	int ret;
+
+	snprintf(prev, sizeof(prev), "%s.prev", path);
+	if (access(prev, F_OK) < 0)
+		return;
+	ret = ring_load(prev, &p);
+	if (ret < 0) {
+		log_warn("ring %s: %s (not used as the previous placement)", prev,
+			 ring_strerror(ret));
+		return;
+	}
+	ret = ring_check_successor(p, cur);
+	if (ret < 0) {
+		/* an old .prev left from a finished rebalance: not a placement */
+		log_info("ring %s: %s (not used as the previous placement)", prev,
+			 ring_strerror(ret));
+		ring_free(p);
+		return;
+	}
+	log_info("ring %s: v%llu, the placement before v%llu", prev,
+		 (unsigned long long)ring_version(p), (unsigned long long)ring_version(cur));
+	cfg->prev[cfg->nrings] = p;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Once a second: a ring file that changed is loaded and handed to the
+ * engine, which refuses a stale or foreign one (logged once per change). */
+static void on_watch(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	for (unsigned i = 0; i < d->nw; i++) {
+		struct watched *w = &d->w[i];
+		struct stat st;
+		struct ring *r;
+		int ret;
+
+		if (stat(w->path, &st) < 0 || same_file(&st, &w->st))
+			continue;
+		/* logged once per change; an operator's cp still under way
+		 * changes the file again and is looked at again then */
+		w->st = st;
+		ret = ring_load(w->path, &r);
+		if (ret < 0) {
+			log_warn("ring %s changed but does not load: %s (keeping the "
+				 "ring in use)", w->path, ring_strerror(ret));
+			continue;
+		}
+		ret = repair_set_ring(d->r, r);
+		if (ret < 0) {
+			log_err("ring %s v%llu refused: %s", w->path,
+				(unsigned long long)ring_version(r), ring_strerror(ret));
+			ring_free(r);
+			continue;
+		}
+		log_info("ring %s: v%llu loaded, in use from the next pass", w->path,
+			 (unsigned long long)ring_version(r));
+	}
+}
+
 static int add_ring(struct repair_cfg *cfg, const char *path)
 {
 	struct ring *r;
@@ -88,6 +173,14 @@ static int add_ring(struct repair_cfg *cfg, const char *path)
 	if (ret < 0) {
 		log_err("ring %s: %s", path, ring_strerror(ret));
 		return ret;
+	}
+	load_prev(cfg, path, r);
+	if (the_daemon && the_daemon->nw < REPAIR_MAX_RINGS) {
+		struct watched *w = &the_daemon->w[the_daemon->nw++];
+
+		w->path = strdup(path);
+		if (stat(path, &w->st) < 0)
+			memset(&w->st, 0, sizeof(w->st));
 	}
 	cfg->rings[cfg->nrings++] = r;
 	return 0;
@@ -140,6 +233,7 @@ static void on_stopped(void *arg)
 
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->watch, NULL);
 }
 
 static void stop(struct daemon *d)
@@ -187,6 +281,7 @@ int main(int argc, char **argv)
 	int opt, ret = 0;
 
 	strata_log_init("strata-repaird");
+	the_daemon = &d;
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n': cfg.node_id = optarg; break;
@@ -237,6 +332,10 @@ int main(int argc, char **argv)
 	d.sigterm.data = d.sigint.data = &d;
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_timer_init(d.loop, &d.watch);
+	d.watch.data = &d;
+	if (!cfg.once)
+		uv_timer_start(&d.watch, on_watch, 1000, 1000);
 	log_info("repairing %s (%u rings, %.0f MB/s, %.0f ops/s cap; 0 = none)",
 		 cfg.node_id, cfg.nrings, cfg.max_mbps, cfg.max_ops);
 	repair_start(d.r, cfg.once ? on_pass_done : NULL, &d);
@@ -258,8 +357,12 @@ int main(int argc, char **argv)
 	repair_free(d.r);
 	uv_loop_close(d.loop);
 out_rings:
-	for (unsigned i = 0; i < cfg.nrings; i++)
+	for (unsigned i = 0; i < cfg.nrings; i++) {
 		ring_free(cfg.rings[i]);
+		ring_free(cfg.prev[i]);
+	}
+	for (unsigned i = 0; i < d.nw; i++)
+		free(d.w[i].path);
 	if (ret < 0)
 		return 1;
 	return ret;
