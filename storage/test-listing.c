@@ -313,7 +313,7 @@ static void test_reference(void **state)
 
 /* Keys of 489..494 bytes: around LMDB's limit (511 - the 20-byte head = 491),
  * plain records and groups mixed, many keys in one group; and keys up to
- * the protocol's 1,024 bytes. */
+ * the protocol's limit. */
 static void test_reference_long(void **state)
 {
 	reference_run(488, 1500);
