@@ -47,6 +47,7 @@ enum {
 	GWE_NO_SUCH_TAG_SET,
 	GWE_ACL_NOT_SUPPORTED,
 	GWE_BUCKET_ACL_OWNERSHIP,
+	GWE_KEY_TOO_LONG,
 };
 
 static const struct {
@@ -75,6 +76,7 @@ static const struct {
 	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
 	 * default since 2023): the owner has FULL_CONTROL, nothing else. */
 	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
+	{ GWE_KEY_TOO_LONG, 400, "KeyTooLongError", "Your key is too long" },
 	{ GWE_BUCKET_ACL_OWNERSHIP, 400, "InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting" },
 };
 
@@ -412,7 +414,7 @@ static int route(struct gw_req *r)
 	}
 	free(dec);
 	if (r->key && strlen(r->key) > S3_MAX_KEY_LEN)
-		return S3E_TOO_LARGE;	/* XXX KeyTooLongError */
+		return GWE_KEY_TOO_LONG;
 
 	if (m == HTTP_OPTIONS) {
 		r->op = OP_OPTIONS;
@@ -1262,8 +1264,9 @@ static void put_old_known(struct gw_req *r)
 /* Conditional PUT (If-Match / If-None-Match) against the object it would
  * replace: 0, GWE_PRECONDITION, or NoSuchKey for If-Match on no object.
  * XXX checked against the head read at the PUT's start: two conditional
- * PUTs racing through different gateways can both pass. */
-static int put_check_conditions(struct gw_req *r, const struct gw_meta *old)
+ * PUTs racing through different gateways can both pass. Also
+ * CompleteMultipartUpload's conditions (gw_mpu.c). */
+int gw_put_check_conditions(struct gw_req *r, const struct gw_meta *old)
 {
 	const char *im = http_req_header(r->hr, "if-match", NULL);
 	const char *inm = http_req_header(r->hr, "if-none-match", NULL);
@@ -1302,7 +1305,7 @@ static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 		     http_req_header(r->hr, "if-none-match", NULL)))
 			ret = GWE_SLOW_DOWN;	/* the condition cannot be decided */
 		else
-			ret = put_check_conditions(r, have ? &m : NULL);
+			ret = gw_put_check_conditions(r, have ? &m : NULL);
 	}
 	/* A replaced multipart object: its manifest must be read now, before
 	 * the new head replaces it, to delete its parts after. */

@@ -1141,11 +1141,26 @@ static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	struct gw_meta m = { 0 };
+	bool have = res->status == 0 &&
+		    gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
+		    m.kind == GW_META_OBJECT;
+	int ret = 0;
 
+	/* Conditional Complete (If-Match / If-None-Match) as a conditional
+	 * PUT; a refusal leaves the upload as it was, so it can be retried. */
+	if (r->hr && (http_req_header(r->hr, "if-match", NULL) ||
+		      http_req_header(r->hr, "if-none-match", NULL)))
+		ret = res->status < 0 && res->status != -ENOENT ? -EHOSTUNREACH :
+		      gw_put_check_conditions(r, have ? &m : NULL);
+	if (ret < 0) {
+		gw_meta_free(&m);
+		gw_send_error(r, ret);
+		gw_req_put(r);
+		return;
+	}
 	/* The replaced version's segments (or parts) go once the new head is
 	 * durable (on_head_written). */
-	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
-	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
+	if (have && m.layout == GW_LAYOUT_EC) {
 		r->old_version = m.version;
 		r->old_segs = gw_meta_segments(&m);
 	}

@@ -1365,6 +1365,10 @@ int gw_put_sink(struct gw_req *r, const uint8_t *p, size_t n);
  * answers. Complete and CopyObject end here too, so the head write has one
  * home. */
 void gw_put_maybe_head(struct gw_req *r);
+/* If-Match / If-None-Match of r's request against old, the head r would
+ * replace (NULL: none): 0, or the error to send (412 PreconditionFailed,
+ * 404 NoSuchKey for If-Match on no object). */
+int gw_put_check_conditions(struct gw_req *r, const struct gw_meta *old);
 void gw_put_fail(struct gw_req *r, int err);
 /* Tombstones segments 0..nsegs of (path, version) on the EC ring. */
 void gw_tail_gc(struct gateway *gw, const char *path, size_t plen, uint32_t part,

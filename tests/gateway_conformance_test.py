@@ -244,8 +244,81 @@ def test_chunked_transfer_encoding():
         gt.S3.delete_object(Bucket=B, Key=f"te-{size}")
 
 
+def test_complete_conditional():
+    """CompleteMultipartUpload with If-Match / If-None-Match, as a PUT: a
+    refused Complete leaves the upload (and the object) as they were."""
+    S3 = gt.S3
+    key = "cond-mpu"
+
+    def complete(headers, body=b"abc"):
+        up = S3.create_multipart_upload(Bucket=B, Key=key)["UploadId"]
+        e = S3.upload_part(Bucket=B, Key=key, UploadId=up, PartNumber=1, Body=body)["ETag"]
+        c = with_headers(gt.C.client(), "CompleteMultipartUpload", headers)
+        return up, lambda: c.complete_multipart_upload(
+            Bucket=B, Key=key, UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e}]})
+
+    for h in ({"If-Match": "*"}, {"If-Match": '"bad"'}):
+        _, fn = complete(h)
+        assert err_code(fn) == ("NoSuchKey", 404), h
+    etag = complete({"If-None-Match": "*"})[1]()["ETag"]
+    for h in ({"If-None-Match": "*"}, {"If-None-Match": etag}, {"If-Match": '"bad"'}):
+        up, fn = complete(h, b"other")
+        assert err_code(fn) == ("PreconditionFailed", 412), h
+        # the upload is still there: the same Complete without the condition
+        parts = S3.list_parts(Bucket=B, Key=key, UploadId=up)["Parts"]
+        assert len(parts) == 1, parts
+        S3.abort_multipart_upload(Bucket=B, Key=key, UploadId=up)
+    assert S3.get_object(Bucket=B, Key=key)["Body"].read() == b"abc"
+    etag2 = complete({"If-Match": etag}, b"def")[1]()["ETag"]
+    complete({"If-None-Match": '"bad"'}, b"ghi")[1]()
+    complete({"If-Match": "*"}, b"jkl")[1]()
+    assert S3.get_object(Bucket=B, Key=key)["Body"].read() == b"jkl"
+    assert etag2 != etag
+    S3.delete_object(Bucket=B, Key=key)
+
+
+def test_long_keys():
+    """Keys up to S3's 1,024 bytes: PUT, GET, in listings in order (past the
+    node LMDB's 491-byte key limit), with a delimiter, multipart uploads
+    listed; 1,025 bytes is KeyTooLongError."""
+    S3 = gt.S3
+    base = "long/" + "k" * 480
+    keys = sorted([base + s for s in ("", "a", "b" * 20, "b" * 20 + "/x", "c" * 539)] +
+                  ["long/" + "z" * 1019, "long/" + "k" * 300])
+    assert max(len(k) for k in keys) == 1024
+    for i, k in enumerate(keys):
+        S3.put_object(Bucket=B, Key=k, Body=str(i).encode())
+    for i, k in enumerate(keys):
+        assert S3.get_object(Bucket=B, Key=k)["Body"].read() == str(i).encode()
+    got = [o["Key"] for o in S3.list_objects_v2(Bucket=B, Prefix="long/")["Contents"]]
+    assert got == keys, [len(k) for k in got]
+    # paged one by one, from start-after in the middle of the long keys
+    pages, token = [], None
+    while True:
+        kw = {"ContinuationToken": token} if token else {}
+        r = S3.list_objects_v2(Bucket=B, Prefix="long/", MaxKeys=1, **kw)
+        pages += [o["Key"] for o in r.get("Contents", [])]
+        if not r["IsTruncated"]:
+            break
+        token = r["NextContinuationToken"]
+    assert pages == keys
+    r = S3.list_objects_v2(Bucket=B, Prefix=base, StartAfter=base + "a", Delimiter="/")
+    assert [o["Key"] for o in r["Contents"]] == [base + "b" * 20, base + "c" * 539], r
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == [base + "b" * 20 + "/"], r
+    up = S3.create_multipart_upload(Bucket=B, Key=keys[-1])["UploadId"]
+    ups = S3.list_multipart_uploads(Bucket=B, Prefix="long/")["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in ups] == [(keys[-1], up)], ups
+    S3.abort_multipart_upload(Bucket=B, Key=keys[-1], UploadId=up)
+    assert err_code(lambda: S3.put_object(Bucket=B, Key="k" * 1025, Body=b"x")) == \
+        ("KeyTooLongError", 400)
+    S3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert S3.list_objects_v2(Bucket=B, Prefix="long/")["KeyCount"] == 0
+
+
 gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
-            test_options_presigned_encoding, test_crc64nvme]
+            test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
+            test_long_keys]
 
 if __name__ == "__main__":
     sys.exit(gt.main())
