@@ -438,6 +438,10 @@ static int route(struct gw_req *r)
 		r->op = OP_BUCKET_TAGGING;
 		return 0;
 	}
+	if (r->key && m == HTTP_GET && query_has(q, qlen, "attributes", NULL, NULL)) {
+		r->op = OP_GET_ATTRIBUTES;
+		return 0;
+	}
 	if (r->bucket && (m == HTTP_GET || m == HTTP_PUT) &&
 	    query_has(q, qlen, "acl", NULL, NULL) &&
 	    !query_has(q, qlen, "versionId", NULL, NULL)) {
@@ -2071,6 +2075,119 @@ static int part_range(struct gw_req *r)
 	return 1;
 }
 
+/* A header's decimal value in [0, max] (absent: dflt); -1 if malformed. */
+static int64_t header_u32(struct gw_req *r, const char *name, int64_t dflt, int64_t max)
+{
+	const char *v = http_req_header(r->hr, name, NULL);
+	char *end;
+	long long n;
+
+	if (!v)
+		return dflt;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || end == v || *end || n < 0)
+		return -1;
+	return n > max ? max : n;
+}
+
+/* GetObjectAttributes: what x-amz-object-attributes asks for, from the head
+ * (and a multipart object's manifest: its parts, paged by x-amz-max-parts
+ * and x-amz-part-number-marker). Parts carry no checksums of their own. */
+static void send_attributes(struct gw_req *r)
+{
+	const char *want = http_req_header(r->hr, "x-amz-object-attributes", NULL);
+	int64_t max_parts = header_u32(r, "x-amz-max-parts", 1000, 1000);
+	int64_t marker = header_u32(r, "x-amz-part-number-marker", 0, S3_MAX_PARTS);
+	const char *sc = gw_meta_hdr_get(&r->gm, "x-amz-storage-class");
+	char etag[S3_ETAG_MAX], date[HTTP_DATE_LEN + 1];
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+	bool any = false;
+
+	if (!want || max_parts < 0 || marker < 0) {
+		send_error(r, GWE_INVALID_ARGUMENT);
+		return;
+	}
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, "GetObjectAttributesResponse", true);
+	for (const char *p = want; *p;) {
+		size_t n = strcspn(p, ",");
+		const char *t = p;
+
+		p += n + (p[n] == ',');
+		while (n && (*t == ' ' || *t == '\t'))
+			t++, n--;
+		while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+			n--;
+		if (n == 4 && !memcmp(t, "ETag", 4)) {
+			gw_meta_etag(&r->gm, etag);
+			s3_xml_elemn(&x, "ETag", etag + 1, strlen(etag) - 2);
+		} else if (n == 8 && !memcmp(t, "Checksum", 8)) {
+			char b64[S3_CKSUM_B64_MAX], name[32];
+
+			if (r->gm.cksum_alg == S3_CKSUM_NONE)
+				continue;
+			s3_base64_encode(r->gm.cksum, s3_cksum_len(r->gm.cksum_alg), b64,
+					 sizeof(b64));
+			snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(r->gm.cksum_alg));
+			s3_xml_open(&x, "Checksum", false);
+			s3_xml_elem(&x, name, b64);
+			s3_xml_elem(&x, "ChecksumType", "FULL_OBJECT");
+			s3_xml_close(&x);
+		} else if (n == 11 && !memcmp(t, "ObjectParts", 11)) {
+			uint32_t shown = 0, i;
+
+			if (!r->have_man)
+				continue;	/* a simple object has no parts */
+			s3_xml_open(&x, "ObjectParts", false);
+			s3_xml_elem_u64(&x, "PartsCount", r->man.n);
+			s3_xml_elem_u64(&x, "PartNumberMarker", (uint64_t)marker);
+			s3_xml_elem_u64(&x, "MaxParts", (uint64_t)max_parts);
+			for (i = 0; i < r->man.n; i++) {
+				const struct gw_mpart *mp = &r->man.parts[i];
+
+				if (mp->number <= (uint64_t)marker)
+					continue;
+				if (shown == max_parts)
+					break;
+				s3_xml_open(&x, "Part", false);
+				s3_xml_elem_u64(&x, "PartNumber", mp->number);
+				s3_xml_elem_u64(&x, "Size", mp->size);
+				s3_xml_close(&x);
+				shown++;
+				if (shown == max_parts)
+					marker = mp->number;
+			}
+			/* Truncated: a part beyond the ones shown. */
+			for (; i < r->man.n && r->man.parts[i].number <= (uint64_t)marker; i++)
+				;
+			s3_xml_elem_bool(&x, "IsTruncated", i < r->man.n);
+			if (i < r->man.n)
+				s3_xml_elem_u64(&x, "NextPartNumberMarker", (uint64_t)marker);
+			s3_xml_close(&x);
+		} else if (n == 12 && !memcmp(t, "StorageClass", 12)) {
+			s3_xml_elem(&x, "StorageClass", sc ? sc : "STANDARD");
+		} else if (n == 10 && !memcmp(t, "ObjectSize", 10)) {
+			s3_xml_elem_u64(&x, "ObjectSize", r->gm.size);
+		} else {
+			s3_buf_free(&b);
+			send_error(r, GWE_INVALID_ARGUMENT);
+			return;
+		}
+		any = true;
+	}
+	if (!any || s3_xml_end(&x) < 0) {
+		s3_buf_free(&b);
+		send_error(r, any ? -ENOMEM : GWE_INVALID_ARGUMENT);
+		return;
+	}
+	if (http_date_format((time_t)(r->gm.version / 1000000000), date) == 0)
+		http_resp_header(r->hr, "Last-Modified", date);
+	gw_send_xml(r, 200, &b);
+	s3_buf_free(&b);
+}
+
 void gw_object_answer(struct gw_req *r)
 {
 	char etag[S3_ETAG_MAX], cr[96];
@@ -2081,6 +2198,10 @@ void gw_object_answer(struct gw_req *r)
 		return;
 	if (r->copy) {
 		gw_copy_source_ready(r);
+		return;
+	}
+	if (r->op == OP_GET_ATTRIBUTES) {
+		send_attributes(r);
 		return;
 	}
 	gw_meta_etag(&r->gm, etag);
@@ -2564,6 +2685,7 @@ static void dispatch(struct gw_req *r)
 		break;
 	case OP_GET_OBJECT:
 	case OP_HEAD_OBJECT:
+	case OP_GET_ATTRIBUTES:
 		ret = get_begin(r);
 		break;
 	case OP_DELETE_OBJECT:
