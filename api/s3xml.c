@@ -640,7 +640,9 @@ int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r)
 	s3_xml_begin(&x, b);
 	s3_xml_open(&x, "ListBucketResult", true);
 	s3_xml_elem(&x, "Name", r->bucket);
-	s3_xml_key(&x, "Prefix", r->prefix, enc);
+	/* v1 answers its Prefix as given even with encoding-type=url, as S3
+	 * does (botocore decodes only v2's). */
+	s3_xml_key(&x, "Prefix", r->prefix, enc && r->version == 2);
 	if (r->version == 1) {
 		s3_xml_key(&x, "Marker", r->marker, enc);
 		if (r->next_marker)
