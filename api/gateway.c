@@ -2870,6 +2870,10 @@ static void on_done(struct http_req *hr, int err)
 struct gw_req *gw_req_get(struct gw_req *r) { return req_get(r); }
 void gw_req_put(struct gw_req *r) { req_put(r); }
 void gw_send_error(struct gw_req *r, int err) { send_error(r, err); }
+void gw_err_describe(int err, int *status, const char **code, const char **msg)
+{
+	gw_err_info(err, status, code, msg);
+}
 void gw_send_empty(struct gw_req *r, int status) { send_empty(r, status); }
 void gw_resp_common(struct gw_req *r) { resp_common(r); }
 int gw_object_path(struct gw_req *r) { return object_path(r); }

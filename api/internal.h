@@ -710,7 +710,9 @@ void s3_complete_mpu_free(struct s3_complete_mpu *c);
 
 struct s3_delete_obj {
 	char *key;
-	char *version_id;	/* NULL when absent */
+	char *version_id;	/* NULL when absent, as the rest */
+	/* conditions: ETag, Size (decimal), LastModifiedTime (ISO 8601) */
+	char *etag, *size, *mtime;
 };
 struct s3_delete_req {
 	bool quiet;
@@ -1347,6 +1349,8 @@ struct gw_req *gw_req_get(struct gw_req *r);
 void gw_req_put(struct gw_req *r);
 /* Answers an error document (once; nothing if already answered). */
 void gw_send_error(struct gw_req *r, int err);
+/* Status, S3 code and message of any error the gateway answers with. */
+void gw_err_describe(int err, int *status, const char **code, const char **msg);
 void gw_send_empty(struct gw_req *r, int status);
 /* A small XML (or empty) answer with the common headers. */
 void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b);

@@ -390,9 +390,52 @@ def test_complete_retry_and_v1_prefix():
     assert st == 200 and b"<Prefix>%0A</Prefix>" in body, body
 
 
+def signed(method, path, body=b""):
+    """(status, body) of a SigV4-signed request sent as is (for what
+    Debian's botocore 1.29 cannot express)."""
+    import base64
+    import hashlib
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method=method, url=gt.C.url + path, data=body, headers={
+        "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()})
+    S3SigV4Auth(Credentials("STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"),
+                "s3", "us-east-1").add_auth(req)
+    return http(method, gt.C.url + path, dict(req.headers.items()), body)
+
+
+def test_delete_objects_conditions():
+    """DeleteObjects with per-key ETag, Size and LastModifiedTime: a key
+    whose condition fails is a PreconditionFailed error and stays."""
+    S3 = gt.S3
+    etag = S3.put_object(Bucket=B, Key="mdc", Body=b"12345")["ETag"]
+    mtime = S3.head_object(Bucket=B, Key="mdc")["LastModified"]
+
+    def delete(cond):
+        xml = "<Delete><Object><Key>mdc</Key>%s</Object></Delete>" % "".join(
+            f"<{k}>{v}</{k}>" for k, v in cond.items())
+        st, body = signed("POST", f"/{B}?delete", xml.encode())
+        assert st == 200, (st, body)
+        return body
+
+    for cond in ({"ETag": "&quot;bad&quot;"}, {"Size": 9999},
+                 {"LastModifiedTime": "2015-01-01T00:00:00.000Z"}):
+        body = delete(cond)
+        assert b"<Code>PreconditionFailed</Code>" in body and b"<Deleted>" not in body, body
+    assert S3.get_object(Bucket=B, Key="mdc")["Body"].read() == b"12345"
+    body = delete({"ETag": etag.replace('"', "&quot;"), "Size": 5,
+                   "LastModifiedTime": mtime.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+    assert b"<Deleted><Key>mdc</Key></Deleted>" in body and b"<Error>" not in body, body
+    assert err_code(lambda: S3.head_object(Bucket=B, Key="mdc"))[1] == 404
+    assert b"<Code>MalformedXML</Code>" in signed("POST", f"/{B}?delete", b"<Delete><Object>"
+                                                  b"<Key>mdc</Key><Size>1</Size><Size>2</Size>"
+                                                  b"</Object></Delete>")[1]
+
 gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
-            test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix]
+            test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix,
+            test_delete_objects_conditions]
 
 if __name__ == "__main__":
     sys.exit(gt.main())
