@@ -2745,10 +2745,14 @@ static void on_request(struct http_req *hr)
 		return;
 	}
 	if (r->op == OP_LIST_BUCKETS) {
-		ret = gw_list_buckets(gw->lst, r->account, on_listing, req_get(r));
+		size_t qn;
+		const char *q = http_req_query(hr, &qn);
+
+		ret = gw_list_buckets(gw->lst, r->account, q, q ? qn : 0, on_listing,
+				      req_get(r));
 		if (ret < 0) {
 			req_put(r);
-			send_error(r, ret);
+			send_error(r, ret == -EINVAL ? GWE_INVALID_ARGUMENT : ret);
 		}
 		return;
 	}

@@ -761,9 +761,11 @@ struct s3_list_bucket {
 	const char *name;
 	int64_t created_ms;		/* unix milliseconds */
 };
+/* prefix: echoed when not NULL; next_token: the ContinuationToken of the
+ * next page (NULL: the last page). */
 int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
 			const char *owner_name, const struct s3_list_bucket *v,
-			size_t n);
+			size_t n, const char *prefix, const char *next_token);
 
 /* ListObjects (version 1) and ListObjectsV2 (ListBucketResult). Optional
  * strings are NULL when absent. With url_encode (the request said
@@ -1142,9 +1144,10 @@ int gw_list_update(struct gw_listing *L, const char *bucket,
  * -EINVAL: an invalid argument (max-keys, encoding-type, a token). */
 int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
 		    const char *query, size_t qlen, gw_list_xml_fn cb, void *arg);
-/* The account's bucket list (ListAllMyBucketsResult). */
-int gw_list_buckets(struct gw_listing *L, const char *account, gw_list_xml_fn cb,
-		    void *arg);
+/* The account's bucket list (ListAllMyBucketsResult), with the raw query's
+ * max-buckets, continuation-token and prefix; -EINVAL for a bad one. */
+int gw_list_buckets(struct gw_listing *L, const char *account, const char *query,
+		    size_t qlen, gw_list_xml_fn cb, void *arg);
 /* A bucket created (deleted: a tombstone) at ts in the account's list. */
 int gw_list_account_update(struct gw_listing *L, const char *account,
 			   const char *bucket, uint64_t ts, bool deleted,

@@ -613,7 +613,7 @@ static void s3_xml_elem_time(struct s3_xml *x, const char *name, int64_t ms)
 
 int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
 			const char *owner_name, const struct s3_list_bucket *v,
-			size_t n)
+			size_t n, const char *prefix, const char *next_token)
 {
 	struct s3_xml x;
 
@@ -630,6 +630,11 @@ int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
 		s3_xml_elem_time(&x, "CreationDate", v[i].created_ms);
 		s3_xml_close(&x);
 	}
+	s3_xml_close(&x);
+	if (next_token)
+		s3_xml_elem(&x, "ContinuationToken", next_token);
+	if (prefix)
+		s3_xml_elem(&x, "Prefix", prefix);
 	return s3_xml_end(&x);
 }
 

@@ -432,10 +432,38 @@ def test_delete_objects_conditions():
                                                   b"<Key>mdc</Key><Size>1</Size><Size>2</Size>"
                                                   b"</Object></Delete>")[1]
 
+def test_list_buckets_paged():
+    """ListBuckets with max-buckets, continuation-token and prefix (raw:
+    Debian's botocore 1.29 has none of them)."""
+    import re
+    S3 = gt.S3
+    names = ["lbpage-a", "lbpage-b", "lbpage-c"]
+    for n in names:
+        S3.create_bucket(Bucket=n)
+
+    def page(q):
+        st, body = signed("GET", "/?" + q)
+        assert st == 200, (st, body)
+        return (re.findall(rb"<Name>([^<]*)</Name>", body),
+                re.search(rb"<ContinuationToken>([^<]*)</ContinuationToken>", body))
+
+    got, tok = page("max-buckets=2&prefix=lbpage-")
+    assert got == [b"lbpage-a", b"lbpage-b"] and tok, (got, tok)
+    got, tok2 = page("continuation-token=%s&max-buckets=2&prefix=lbpage-" % tok[1].decode())
+    assert got == [b"lbpage-c"] and not tok2, (got, tok2)
+    got, tok = page("max-buckets=3&prefix=lbpage-")
+    assert got == [n.encode() for n in names] and not tok, (got, tok)
+    assert B.encode() in page("")[0]
+    for bad in ("max-buckets=0", "max-buckets=x", "continuation-token=zz"):
+        assert signed("GET", "/?" + bad)[0] == 400, bad
+    for n in names:
+        S3.delete_bucket(Bucket=n)
+
+
 gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
             test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix,
-            test_delete_objects_conditions]
+            test_delete_objects_conditions, test_list_buckets_paged]
 
 if __name__ == "__main__":
     sys.exit(gt.main())
