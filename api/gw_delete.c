@@ -116,14 +116,15 @@ static void on_key_deleted(void *arg, int err)
 	mdel_pump(md);
 }
 
-/* One key's delete with its conditions (as DELETE Object's headers; the
- * ISO 8601 LastModifiedTime becomes an HTTP date). */
+/* One key's delete with its conditions (as DELETE Object's headers; an
+ * ISO 8601 LastModifiedTime becomes an HTTP date, the RFC 822 one botocore
+ * sends is one already). */
 static int mdel_one(struct mdel *md, const struct s3_delete_obj *o, struct mdel_key *k)
 {
 	struct gw_del_cond c = { o->etag, NULL, o->size };
 	char date[HTTP_DATE_LEN + 1];
 
-	if (o->mtime) {
+	if (o->mtime && strlen(o->mtime) > 10 && o->mtime[10] == 'T') {
 		struct tm tm = { 0 };
 		const char *end = strptime(o->mtime, "%Y-%m-%dT%H:%M:%S", &tm);
 
@@ -133,6 +134,8 @@ static int mdel_one(struct mdel *md, const struct s3_delete_obj *o, struct mdel_
 		    http_date_format(timegm(&tm), date) < 0)
 			return S3E_MALFORMED_XML;
 		c.if_mtime = date;
+	} else if (o->mtime) {
+		c.if_mtime = o->mtime;
 	}
 	return gw_obj_delete(md->gw, md->owner, md->bucket, o->key,
 			     c.if_match || c.if_mtime || c.if_size ? &c : NULL,

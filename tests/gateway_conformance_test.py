@@ -420,7 +420,8 @@ def test_delete_objects_conditions():
         return body
 
     for cond in ({"ETag": "&quot;bad&quot;"}, {"Size": 9999},
-                 {"LastModifiedTime": "2015-01-01T00:00:00.000Z"}):
+                 {"LastModifiedTime": "2015-01-01T00:00:00.000Z"},
+                 {"LastModifiedTime": "Thu, 01 Jan 2015 00:00:00 GMT"}):   # botocore's
         body = delete(cond)
         assert b"<Code>PreconditionFailed</Code>" in body and b"<Deleted>" not in body, body
     assert S3.get_object(Bucket=B, Key="mdc")["Body"].read() == b"12345"
