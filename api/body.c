@@ -11,8 +11,8 @@ static bool s3_streaming(enum s3_payload_mode m)
 	       m == S3_PAYLOAD_STREAMING_UNSIGNED_TRAILER;
 }
 
-int s3_body_digest_init(struct s3_body_digest *d, const struct s3_auth_result *res,
-			const struct s3_header *h, size_t n)
+static int digest_init(struct s3_body_digest *d, const struct s3_auth_result *res,
+		       const struct s3_header *h, size_t n)
 {
 	const struct s3_header *x;
 	bool streaming = res && s3_streaming(res->payload);
@@ -57,6 +57,16 @@ int s3_body_digest_init(struct s3_body_digest *d, const struct s3_auth_result *r
 			return S3E_INVALID_DIGEST;
 	}
 	return 0;
+}
+
+int s3_body_digest_init(struct s3_body_digest *d, const struct s3_auth_result *res,
+			const struct s3_header *h, size_t n)
+{
+	int ret = digest_init(d, res, h, n);
+
+	if (ret < 0)
+		s3_body_digest_free(d);	/* refused after a digest began */
+	return ret;
 }
 
 void s3_body_digest_update(struct s3_body_digest *d, const void *p, size_t n)

@@ -49,6 +49,7 @@ enum {
 	GWE_NO_SUCH_TAG_SET,
 	GWE_ACL_NOT_SUPPORTED,
 	GWE_BUCKET_ACL_OWNERSHIP,
+	GWE_KEY_TOO_LONG,
 };
 
 static const struct {
@@ -77,6 +78,7 @@ static const struct {
 	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
 	 * default since 2023): the owner has FULL_CONTROL, nothing else. */
 	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
+	{ GWE_KEY_TOO_LONG, 400, "KeyTooLongError", "Your key is too long" },
 	{ GWE_BUCKET_ACL_OWNERSHIP, 400, "InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting" },
 };
 
@@ -423,7 +425,7 @@ static int route(struct gw_req *r)
 	}
 	free(dec);
 	if (r->key && strlen(r->key) > S3_MAX_KEY_LEN)
-		return S3E_TOO_LARGE;	/* XXX KeyTooLongError */
+		return GWE_KEY_TOO_LONG;
 
 	if (m == HTTP_OPTIONS) {
 		r->op = OP_OPTIONS;
@@ -447,6 +449,10 @@ static int route(struct gw_req *r)
 	if (r->bucket && !r->key && m == HTTP_GET &&
 	    query_has(q, qlen, "tagging", NULL, NULL)) {
 		r->op = OP_BUCKET_TAGGING;
+		return 0;
+	}
+	if (r->key && m == HTTP_GET && query_has(q, qlen, "attributes", NULL, NULL)) {
+		r->op = OP_GET_ATTRIBUTES;
 		return 0;
 	}
 	if (r->bucket && (m == HTTP_GET || m == HTTP_PUT) &&
@@ -1287,8 +1293,9 @@ static void put_old_known(struct gw_req *r)
 /* Conditional PUT (If-Match / If-None-Match) against the object it would
  * replace: 0, GWE_PRECONDITION, or NoSuchKey for If-Match on no object.
  * XXX checked against the head read at the PUT's start: two conditional
- * PUTs racing through different gateways can both pass. */
-static int put_check_conditions(struct gw_req *r, const struct gw_meta *old)
+ * PUTs racing through different gateways can both pass. Also
+ * CompleteMultipartUpload's conditions (gw_mpu.c). */
+int gw_put_check_conditions(struct gw_req *r, const struct gw_meta *old)
 {
 	const char *im = http_req_header(r->hr, "if-match", NULL);
 	const char *inm = http_req_header(r->hr, "if-none-match", NULL);
@@ -1327,7 +1334,7 @@ static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 		     http_req_header(r->hr, "if-none-match", NULL)))
 			ret = GWE_SLOW_DOWN;	/* the condition cannot be decided */
 		else
-			ret = put_check_conditions(r, have ? &m : NULL);
+			ret = gw_put_check_conditions(r, have ? &m : NULL);
 	}
 	/* A replaced multipart object: its manifest must be read now, before
 	 * the new head replaces it, to delete its parts after. */
@@ -2142,6 +2149,119 @@ static int part_range(struct gw_req *r)
 	return 1;
 }
 
+/* A header's decimal value in [0, max] (absent: dflt); -1 if malformed. */
+static int64_t header_u32(struct gw_req *r, const char *name, int64_t dflt, int64_t max)
+{
+	const char *v = http_req_header(r->hr, name, NULL);
+	char *end;
+	long long n;
+
+	if (!v)
+		return dflt;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || end == v || *end || n < 0)
+		return -1;
+	return n > max ? max : n;
+}
+
+/* GetObjectAttributes: what x-amz-object-attributes asks for, from the head
+ * (and a multipart object's manifest: its parts, paged by x-amz-max-parts
+ * and x-amz-part-number-marker). Parts carry no checksums of their own. */
+static void send_attributes(struct gw_req *r)
+{
+	const char *want = http_req_header(r->hr, "x-amz-object-attributes", NULL);
+	int64_t max_parts = header_u32(r, "x-amz-max-parts", 1000, 1000);
+	int64_t marker = header_u32(r, "x-amz-part-number-marker", 0, S3_MAX_PARTS);
+	const char *sc = gw_meta_hdr_get(&r->gm, "x-amz-storage-class");
+	char etag[S3_ETAG_MAX], date[HTTP_DATE_LEN + 1];
+	struct s3_buf b = { 0 };
+	struct s3_xml x;
+	bool any = false;
+
+	if (!want || max_parts < 0 || marker < 0) {
+		send_error(r, GWE_INVALID_ARGUMENT);
+		return;
+	}
+	s3_xml_begin(&x, &b);
+	s3_xml_open(&x, "GetObjectAttributesResponse", true);
+	for (const char *p = want; *p;) {
+		size_t n = strcspn(p, ",");
+		const char *t = p;
+
+		p += n + (p[n] == ',');
+		while (n && (*t == ' ' || *t == '\t'))
+			t++, n--;
+		while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+			n--;
+		if (n == 4 && !memcmp(t, "ETag", 4)) {
+			gw_meta_etag(&r->gm, etag);
+			s3_xml_elemn(&x, "ETag", etag + 1, strlen(etag) - 2);
+		} else if (n == 8 && !memcmp(t, "Checksum", 8)) {
+			char b64[S3_CKSUM_B64_MAX], name[32];
+
+			if (r->gm.cksum_alg == S3_CKSUM_NONE)
+				continue;
+			s3_base64_encode(r->gm.cksum, s3_cksum_len(r->gm.cksum_alg), b64,
+					 sizeof(b64));
+			snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(r->gm.cksum_alg));
+			s3_xml_open(&x, "Checksum", false);
+			s3_xml_elem(&x, name, b64);
+			s3_xml_elem(&x, "ChecksumType", "FULL_OBJECT");
+			s3_xml_close(&x);
+		} else if (n == 11 && !memcmp(t, "ObjectParts", 11)) {
+			uint32_t shown = 0, i;
+
+			if (!r->have_man)
+				continue;	/* a simple object has no parts */
+			s3_xml_open(&x, "ObjectParts", false);
+			s3_xml_elem_u64(&x, "PartsCount", r->man.n);
+			s3_xml_elem_u64(&x, "PartNumberMarker", (uint64_t)marker);
+			s3_xml_elem_u64(&x, "MaxParts", (uint64_t)max_parts);
+			for (i = 0; i < r->man.n; i++) {
+				const struct gw_mpart *mp = &r->man.parts[i];
+
+				if (mp->number <= (uint64_t)marker)
+					continue;
+				if (shown == max_parts)
+					break;
+				s3_xml_open(&x, "Part", false);
+				s3_xml_elem_u64(&x, "PartNumber", mp->number);
+				s3_xml_elem_u64(&x, "Size", mp->size);
+				s3_xml_close(&x);
+				shown++;
+				if (shown == max_parts)
+					marker = mp->number;
+			}
+			/* Truncated: a part beyond the ones shown. */
+			for (; i < r->man.n && r->man.parts[i].number <= (uint64_t)marker; i++)
+				;
+			s3_xml_elem_bool(&x, "IsTruncated", i < r->man.n);
+			if (i < r->man.n)
+				s3_xml_elem_u64(&x, "NextPartNumberMarker", (uint64_t)marker);
+			s3_xml_close(&x);
+		} else if (n == 12 && !memcmp(t, "StorageClass", 12)) {
+			s3_xml_elem(&x, "StorageClass", sc ? sc : "STANDARD");
+		} else if (n == 10 && !memcmp(t, "ObjectSize", 10)) {
+			s3_xml_elem_u64(&x, "ObjectSize", r->gm.size);
+		} else {
+			s3_buf_free(&b);
+			send_error(r, GWE_INVALID_ARGUMENT);
+			return;
+		}
+		any = true;
+	}
+	if (!any || s3_xml_end(&x) < 0) {
+		s3_buf_free(&b);
+		send_error(r, any ? -ENOMEM : GWE_INVALID_ARGUMENT);
+		return;
+	}
+	if (http_date_format((time_t)(r->gm.version / 1000000000), date) == 0)
+		http_resp_header(r->hr, "Last-Modified", date);
+	gw_send_xml(r, 200, &b);
+	s3_buf_free(&b);
+}
+
 void gw_object_answer(struct gw_req *r)
 {
 	char etag[S3_ETAG_MAX], cr[96];
@@ -2152,6 +2272,10 @@ void gw_object_answer(struct gw_req *r)
 		return;
 	if (r->copy) {
 		gw_copy_source_ready(r);
+		return;
+	}
+	if (r->op == OP_GET_ATTRIBUTES) {
+		send_attributes(r);
 		return;
 	}
 	gw_meta_etag(&r->gm, etag);
@@ -2637,6 +2761,7 @@ static void dispatch(struct gw_req *r)
 		break;
 	case OP_GET_OBJECT:
 	case OP_HEAD_OBJECT:
+	case OP_GET_ATTRIBUTES:
 		ret = get_begin(r);
 		break;
 	case OP_DELETE_OBJECT:
@@ -2700,10 +2825,14 @@ static void on_request(struct http_req *hr)
 		return;
 	}
 	if (r->op == OP_LIST_BUCKETS) {
-		ret = gw_list_buckets(gw->lst, r->account, on_listing, req_get(r));
+		size_t qn;
+		const char *q = http_req_query(hr, &qn);
+
+		ret = gw_list_buckets(gw->lst, r->account, q, q ? qn : 0, on_listing,
+				      req_get(r));
 		if (ret < 0) {
 			req_put(r);
-			send_error(r, ret);
+			send_error(r, ret == -EINVAL ? GWE_INVALID_ARGUMENT : ret);
 		}
 		return;
 	}
@@ -2832,6 +2961,10 @@ static void on_done(struct http_req *hr, int err)
 struct gw_req *gw_req_get(struct gw_req *r) { return req_get(r); }
 void gw_req_put(struct gw_req *r) { req_put(r); }
 void gw_send_error(struct gw_req *r, int err) { send_error(r, err); }
+void gw_err_describe(int err, int *status, const char **code, const char **msg)
+{
+	gw_err_info(err, status, code, msg);
+}
 void gw_send_empty(struct gw_req *r, int status) { send_empty(r, status); }
 void gw_resp_common(struct gw_req *r) { resp_common(r); }
 int gw_object_path(struct gw_req *r) { return object_path(r); }

@@ -55,9 +55,11 @@ static void key_error(int err, const char **code, const char **msg)
 		*code = "KeyTooLongError";
 		*msg = "Your key is too long";
 		return;
-	default:
-		*code = s3_err_code(err);
-		*msg = s3_err_message(err);
+	default: {
+		int status;
+
+		gw_err_describe(err, &status, code, msg);	/* PreconditionFailed... */
+	}
 	}
 }
 
@@ -114,6 +116,32 @@ static void on_key_deleted(void *arg, int err)
 	mdel_pump(md);
 }
 
+/* One key's delete with its conditions (as DELETE Object's headers; an
+ * ISO 8601 LastModifiedTime becomes an HTTP date, the RFC 822 one botocore
+ * sends is one already). */
+static int mdel_one(struct mdel *md, const struct s3_delete_obj *o, struct mdel_key *k)
+{
+	struct gw_del_cond c = { o->etag, NULL, o->size };
+	char date[HTTP_DATE_LEN + 1];
+
+	if (o->mtime && strlen(o->mtime) > 10 && o->mtime[10] == 'T') {
+		struct tm tm = { 0 };
+		const char *end = strptime(o->mtime, "%Y-%m-%dT%H:%M:%S", &tm);
+
+		if (end && *end == '.')		/* fractions: the date is in seconds */
+			end += 1 + strspn(end + 1, "0123456789");
+		if (!end || (strcmp(end, "Z") && strcmp(end, "+00:00")) ||
+		    http_date_format(timegm(&tm), date) < 0)
+			return S3E_MALFORMED_XML;
+		c.if_mtime = date;
+	} else if (o->mtime) {
+		c.if_mtime = o->mtime;
+	}
+	return gw_obj_delete(md->gw, md->owner, md->bucket, o->key,
+			     c.if_match || c.if_mtime || c.if_size ? &c : NULL,
+			     on_key_deleted, k);
+}
+
 static void mdel_pump(struct mdel *md)
 {
 	/* Keys in flight: started and not done. */
@@ -129,8 +157,7 @@ static void mdel_pump(struct mdel *md)
 		else if (!*o->key || strlen(o->key) > S3_MAX_KEY_LEN)
 			ret = S3E_TOO_LARGE;
 		else
-			ret = gw_obj_delete(md->gw, md->owner, md->bucket, o->key,
-					    NULL, on_key_deleted, k);
+			ret = mdel_one(md, o, k);
 		if (ret < 0) {
 			/* Counted as done right away; the last one finishes. */
 			k->err = ret;

@@ -1258,6 +1258,10 @@ int gw_list_account_update(struct gw_listing *L, const char *account,
 	return ret;
 }
 
+#define BUCKET_NAME_MAX	63	/* S3's bucket name rules */
+
+static int qparam(const char *q, size_t qn, const char *name, char **out);
+
 struct blist {
 	struct gw_listing *L;
 	struct sto_listing_id id;
@@ -1266,6 +1270,9 @@ struct blist {
 	size_t n, cap;
 	uint8_t *marker;
 	uint32_t marker_len;
+	char *prefix;			/* prefix= (NULL: none) */
+	uint32_t max;			/* max-buckets (10,000 when absent) */
+	bool more;			/* a bucket beyond max exists */
 	gw_list_xml_fn cb;
 	void *arg;
 };
@@ -1277,6 +1284,7 @@ static void blist_free(struct blist *b)
 	free(b->v);
 	free(b->marker);
 	free(b->account);
+	free(b->prefix);
 	free(b);
 }
 
@@ -1286,6 +1294,7 @@ static int blist_next(struct blist *b)
 {
 	struct sto_listing_query q = {
 		.start_after = { b->marker, b->marker_len },
+		.prefix = { b->prefix, b->prefix ? (uint32_t)strlen(b->prefix) : 0 },
 		.limit = STO_LISTING_DEFAULT_LIMIT,
 	};
 
@@ -1301,6 +1310,10 @@ static void blist_on_page(void *arg, int err, const struct sto_listing_page *pg)
 		const struct sto_listing_entry *e = &pg->entries[i];
 		int64_t ms = 0;
 
+		if (b->n == b->max) {
+			b->more = true;
+			break;
+		}
 		if (b->n == b->cap) {
 			size_t cap = b->cap ? b->cap * 2 : 64;
 			struct s3_list_bucket *v = realloc(b->v, cap * sizeof(*v));
@@ -1322,7 +1335,7 @@ static void blist_on_page(void *arg, int err, const struct sto_listing_page *pg)
 		}
 		b->n++;
 	}
-	if (!err && pg && pg->is_truncated && pg->next_marker.len) {
+	if (!err && !b->more && pg && pg->is_truncated && pg->next_marker.len) {
 		uint8_t *m = memdup(pg->next_marker.data, pg->next_marker.len);
 
 		if (!m) {
@@ -1336,17 +1349,26 @@ static void blist_on_page(void *arg, int err, const struct sto_listing_page *pg)
 				return;
 		}
 	}
-	if (!err)
-		err = s3_xml_list_buckets(&xml, b->account, b->account, b->v, b->n);
+	if (!err) {
+		/* The token: hex of the last name shown (names are plain). */
+		char token[2 * BUCKET_NAME_MAX + 1] = "";
+
+		if (b->more && b->n)
+			s3_hex((const uint8_t *)b->v[b->n - 1].name,
+			       strlen(b->v[b->n - 1].name), token);
+		err = s3_xml_list_buckets(&xml, b->account, b->account, b->v, b->n,
+					  b->prefix, b->more && b->n ? token : NULL);
+	}
 	b->cb(b->arg, err, err ? NULL : &xml);
 	s3_buf_free(&xml);
 	blist_free(b);
 }
 
-int gw_list_buckets(struct gw_listing *L, const char *account, gw_list_xml_fn cb,
-		    void *arg)
+int gw_list_buckets(struct gw_listing *L, const char *account, const char *query,
+		    size_t qlen, gw_list_xml_fn cb, void *arg)
 {
 	struct blist *b = calloc(1, sizeof(*b));
+	char *mb = NULL, *tok = NULL;
 	int ret;
 
 	if (!b)
@@ -1355,9 +1377,48 @@ int gw_list_buckets(struct gw_listing *L, const char *account, gw_list_xml_fn cb
 	b->account = strdup(account);
 	b->cb = cb;
 	b->arg = arg;
+	b->max = 10000;
 	if (!b->account) {
 		blist_free(b);
 		return -ENOMEM;
+	}
+	/* max-buckets 1..10000, continuation-token, prefix: else -EINVAL */
+	if ((ret = qparam(query, qlen, "max-buckets", &mb)) < 0 ||
+	    (ret = qparam(query, qlen, "continuation-token", &tok)) < 0 ||
+	    (ret = qparam(query, qlen, "prefix", &b->prefix)) < 0)
+		goto out;
+	ret = -EINVAL;
+	if (mb) {
+		char *end;
+		long long v = strtoll(mb, &end, 10);
+
+		if (!*mb || *end || v < 1 || v > 10000)
+			goto out;
+		b->max = (uint32_t)v;
+	}
+	if (b->prefix && strlen(b->prefix) > BUCKET_NAME_MAX)
+		goto out;
+	if (tok) {
+		size_t tl = strlen(tok);
+
+		if (tl == 0 || tl % 2 || tl / 2 > BUCKET_NAME_MAX)
+			goto out;
+		b->marker = malloc(tl / 2);
+		if (!b->marker) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (s3_unhex(tok, tl, b->marker, tl / 2) < 0)
+			goto out;
+		b->marker_len = (uint32_t)(tl / 2);
+	}
+	ret = 0;
+out:
+	free(mb);
+	free(tok);
+	if (ret < 0) {
+		blist_free(b);
+		return ret;
 	}
 	account_id(L, account, &b->id);
 	ret = blist_next(b);

@@ -1148,11 +1148,26 @@ static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
 	struct gw_meta m = { 0 };
+	bool have = res->status == 0 &&
+		    gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
+		    m.kind == GW_META_OBJECT;
+	int ret = 0;
 
+	/* Conditional Complete (If-Match / If-None-Match) as a conditional
+	 * PUT; a refusal leaves the upload as it was, so it can be retried. */
+	if (r->hr && (http_req_header(r->hr, "if-match", NULL) ||
+		      http_req_header(r->hr, "if-none-match", NULL)))
+		ret = res->status < 0 && res->status != -ENOENT ? -EHOSTUNREACH :
+		      gw_put_check_conditions(r, have ? &m : NULL);
+	if (ret < 0) {
+		gw_meta_free(&m);
+		gw_send_error(r, ret);
+		gw_req_put(r);
+		return;
+	}
 	/* The replaced version's segments (or parts) go once the new head is
 	 * durable (on_head_written). */
-	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
-	    m.kind == GW_META_OBJECT && m.layout == GW_LAYOUT_EC) {
+	if (have && m.layout == GW_LAYOUT_EC) {
 		r->old_version = m.version;
 		r->old_segs = gw_meta_segments(&m);
 	}
@@ -1265,8 +1280,47 @@ static void complete_parts(struct gw_req *r, int err)
 				 err == -EHOSTDOWN ? -EHOSTUNREACH : err);
 }
 
+static void complete_result(struct gw_req *r, const struct gw_meta *m);
+
+/* A retried Complete of an upload already completed: the object is still
+ * that upload's (its manifest names the upload id), so the answer is the
+ * first Complete's, as S3 gives; anything else: NoSuchUpload. */
+static void on_recomplete_manifest(struct gw_req *r)
+{
+	if (!r->old_man.upload_id || strcmp(r->old_man.upload_id, r->upload_id))
+		gw_send_error(r, GWE_NO_SUCH_UPLOAD);
+	else
+		complete_result(r, &r->gm);
+}
+
+static void on_recomplete_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct gw_req *r = arg;
+
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &r->gm) == 0 &&
+	    r->gm.kind == GW_META_OBJECT && r->gm.layout == GW_LAYOUT_MULTIPART &&
+	    gw_mpu_old_manifest(r, res, &r->gm, on_recomplete_manifest) == 0) {
+		gw_req_put(r);
+		return;
+	}
+	gw_send_error(r, res->status < 0 && res->status != -ENOENT ? -EHOSTUNREACH :
+		      GWE_NO_SUCH_UPLOAD);
+	gw_req_put(r);
+}
+
 static void on_complete_upload(struct gw_req *r, int err)
 {
+	if (err == GWE_NO_SUCH_UPLOAD) {
+		uint8_t name[STO_NAME_HASH_LEN];
+
+		gw_name_hash(r->path, r->path_len, name);
+		gw_req_get(r);
+		err = gw_hlook_start(&r->gw->st, r->gw->rep, r->part_rep, name, 0,
+				     on_recomplete_head, r);
+		if (err == 0)
+			return;
+		gw_req_put(r);
+	}
 	if (err) {
 		gw_send_error(r, err);
 		return;
@@ -1294,15 +1348,22 @@ void gw_mpu_completed(struct gw_req *r)
 
 static void on_complete_unlisted(struct gw_req *r, int err)
 {
+	if (err)
+		log_warn("complete %s: uploads listing: %s", r->upload_id, sto_strerror(err));
+	complete_result(r, &r->meta);
+	mpu_cleanup(r, true);
+}
+
+/* The CompleteMultipartUploadResult of the object m. */
+static void complete_result(struct gw_req *r, const struct gw_meta *m)
+{
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
 	char etag[S3_ETAG_MAX], loc[1400];
 	size_t hl = 0;
 	const char *host = r->hr ? http_req_header(r->hr, "host", &hl) : NULL;
 
-	if (err)
-		log_warn("complete %s: uploads listing: %s", r->upload_id, sto_strerror(err));
-	gw_meta_etag(&r->meta, etag);
+	gw_meta_etag(m, etag);
 	snprintf(loc, sizeof(loc), "http://%s/%s/%s", host ? host : "", r->bucket, r->key);
 	s3_xml_begin(&x, &b);
 	s3_xml_open(&x, "CompleteMultipartUploadResult", true);
@@ -1315,7 +1376,6 @@ static void on_complete_unlisted(struct gw_req *r, int err)
 	else
 		gw_send_xml(r, 200, &b);
 	s3_buf_free(&b);
-	mpu_cleanup(r, true);
 }
 
 /* ----------------------------------------------------------- list parts */

@@ -710,7 +710,9 @@ void s3_complete_mpu_free(struct s3_complete_mpu *c);
 
 struct s3_delete_obj {
 	char *key;
-	char *version_id;	/* NULL when absent */
+	char *version_id;	/* NULL when absent, as the rest */
+	/* conditions: ETag, Size (decimal), LastModifiedTime (ISO 8601) */
+	char *etag, *size, *mtime;
 };
 struct s3_delete_req {
 	bool quiet;
@@ -788,9 +790,11 @@ struct s3_list_bucket {
 	const char *name;
 	int64_t created_ms;		/* unix milliseconds */
 };
+/* prefix: echoed when not NULL; next_token: the ContinuationToken of the
+ * next page (NULL: the last page). */
 int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
 			const char *owner_name, const struct s3_list_bucket *v,
-			size_t n);
+			size_t n, const char *prefix, const char *next_token);
 
 /* ListObjects (version 1) and ListObjectsV2 (ListBucketResult). Optional
  * strings are NULL when absent. With url_encode (the request said
@@ -1178,9 +1182,10 @@ int gw_list_update(struct gw_listing *L, const char *bucket,
  * -EINVAL: an invalid argument (max-keys, encoding-type, a token). */
 int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
 		    const char *query, size_t qlen, gw_list_xml_fn cb, void *arg);
-/* The account's bucket list (ListAllMyBucketsResult). */
-int gw_list_buckets(struct gw_listing *L, const char *account, gw_list_xml_fn cb,
-		    void *arg);
+/* The account's bucket list (ListAllMyBucketsResult), with the raw query's
+ * max-buckets, continuation-token and prefix; -EINVAL for a bad one. */
+int gw_list_buckets(struct gw_listing *L, const char *account, const char *query,
+		    size_t qlen, gw_list_xml_fn cb, void *arg);
 /* A bucket created (deleted: a tombstone) at ts in the account's list. */
 int gw_list_account_update(struct gw_listing *L, const char *account,
 			   const char *bucket, uint64_t ts, bool deleted,
@@ -1276,7 +1281,7 @@ enum gw_op {
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
 	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
-	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS,
+	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS, OP_GET_ATTRIBUTES,
 	OP_UNSUPPORTED,
 	/* gw_mpu.c */
 	OP_CREATE_MPU, OP_UPLOAD_PART, OP_UPLOAD_PART_COPY, OP_COMPLETE_MPU,
@@ -1399,6 +1404,8 @@ struct gw_req *gw_req_get(struct gw_req *r);
 void gw_req_put(struct gw_req *r);
 /* Answers an error document (once; nothing if already answered). */
 void gw_send_error(struct gw_req *r, int err);
+/* Status, S3 code and message of any error the gateway answers with. */
+void gw_err_describe(int err, int *status, const char **code, const char **msg);
 void gw_send_empty(struct gw_req *r, int status);
 /* A small XML (or empty) answer with the common headers. */
 void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b);
@@ -1417,6 +1424,10 @@ int gw_put_sink(struct gw_req *r, const uint8_t *p, size_t n);
  * answers. Complete and CopyObject end here too, so the head write has one
  * home. */
 void gw_put_maybe_head(struct gw_req *r);
+/* If-Match / If-None-Match of r's request against old, the head r would
+ * replace (NULL: none): 0, or the error to send (412 PreconditionFailed,
+ * 404 NoSuchKey for If-Match on no object). */
+int gw_put_check_conditions(struct gw_req *r, const struct gw_meta *old);
 void gw_put_fail(struct gw_req *r, int err);
 /* Tombstones segments 0..nsegs of (path, version) on the EC ring. */
 void gw_tail_gc(struct gateway *gw, const char *path, size_t plen, uint32_t part,

@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 			{ "bkt", 1255369830000 }, { "other-bucket", 1700000000123 },
 		};
 
-		ret = s3_xml_list_buckets(&b, "owner-id", "owner & co", v, 2);
+		ret = s3_xml_list_buckets(&b, "owner-id", "owner & co", v, 2, NULL, NULL);
 	} else if (!strcmp(doc, "error")) {
 		ret = s3_xml_error(&b, S3E_SIGNATURE, "/bkt/a&b", "req-1");
 	} else {

@@ -42,7 +42,7 @@ struct s3_xml_parse {
 	/* Delete */
 	struct s3_delete_req *del;
 	size_t objs_cap;
-	char *key, *version_id;
+	char *key, *version_id, *size, *mtime;	/* and etag */
 
 	/* CreateBucketConfiguration */
 	char *location;
@@ -51,7 +51,7 @@ struct s3_xml_parse {
 
 static const char *const s3_xml_names[] = {
 	"CompleteMultipartUpload", "Part", "PartNumber", "ETag",
-	"Delete", "Quiet", "Object", "Key", "VersionId",
+	"Delete", "Quiet", "Object", "Key", "VersionId", "Size", "LastModifiedTime",
 	"CreateBucketConfiguration", "LocationConstraint",
 };
 
@@ -119,7 +119,10 @@ static void XMLCALL s3_xml_on_start(void *ud, const XML_Char *name, const XML_Ch
 	} else if (s3_xml_at(x, 2, "Delete", "Object")) {
 		free(x->key);
 		free(x->version_id);
-		x->key = x->version_id = NULL;
+		free(x->etag);
+		free(x->size);
+		free(x->mtime);
+		x->key = x->version_id = x->etag = x->size = x->mtime = NULL;
 	}
 }
 
@@ -227,6 +230,18 @@ static int s3_xml_end_delete(struct s3_xml_parse *x)
 		if (x->version_id)
 			return S3E_MALFORMED_XML;
 		x->version_id = s3_xml_take_text(x);
+	} else if (s3_xml_at(x, 3, "Delete", "Object", "ETag")) {
+		if (x->etag)
+			return S3E_MALFORMED_XML;
+		x->etag = s3_xml_take_text(x);
+	} else if (s3_xml_at(x, 3, "Delete", "Object", "Size")) {
+		if (x->size)
+			return S3E_MALFORMED_XML;
+		x->size = s3_xml_take_text(x);
+	} else if (s3_xml_at(x, 3, "Delete", "Object", "LastModifiedTime")) {
+		if (x->mtime)
+			return S3E_MALFORMED_XML;
+		x->mtime = s3_xml_take_text(x);
 	} else if (s3_xml_at(x, 2, "Delete", "Object")) {
 		if (!x->key || d->n_objs == S3_MAX_DELETE_KEYS)
 			return S3E_MALFORMED_XML;
@@ -239,10 +254,10 @@ static int s3_xml_end_delete(struct s3_xml_parse *x)
 			d->objs = o;
 			x->objs_cap = cap;
 		}
-		d->objs[d->n_objs].key = x->key;
-		d->objs[d->n_objs].version_id = x->version_id;
+		d->objs[d->n_objs] = (struct s3_delete_obj){ x->key, x->version_id,
+							     x->etag, x->size, x->mtime };
 		d->n_objs++;
-		x->key = x->version_id = NULL;
+		x->key = x->version_id = x->etag = x->size = x->mtime = NULL;
 	}
 	return 0;
 }
@@ -331,6 +346,8 @@ static int s3_xml_run(struct s3_xml_parse *x, const char *body, size_t len)
 	free(x->etag);
 	free(x->key);
 	free(x->version_id);
+	free(x->size);
+	free(x->mtime);
 	return ret;
 }
 
@@ -376,6 +393,9 @@ void s3_delete_req_free(struct s3_delete_req *d)
 	for (size_t i = 0; i < d->n_objs; i++) {
 		free(d->objs[i].key);
 		free(d->objs[i].version_id);
+		free(d->objs[i].etag);
+		free(d->objs[i].size);
+		free(d->objs[i].mtime);
 	}
 	free(d->objs);
 	memset(d, 0, sizeof(*d));
@@ -593,7 +613,7 @@ static void s3_xml_elem_time(struct s3_xml *x, const char *name, int64_t ms)
 
 int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
 			const char *owner_name, const struct s3_list_bucket *v,
-			size_t n)
+			size_t n, const char *prefix, const char *next_token)
 {
 	struct s3_xml x;
 
@@ -610,6 +630,11 @@ int s3_xml_list_buckets(struct s3_buf *b, const char *owner_id,
 		s3_xml_elem_time(&x, "CreationDate", v[i].created_ms);
 		s3_xml_close(&x);
 	}
+	s3_xml_close(&x);
+	if (next_token)
+		s3_xml_elem(&x, "ContinuationToken", next_token);
+	if (prefix)
+		s3_xml_elem(&x, "Prefix", prefix);
 	return s3_xml_end(&x);
 }
 
@@ -640,7 +665,9 @@ int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r)
 	s3_xml_begin(&x, b);
 	s3_xml_open(&x, "ListBucketResult", true);
 	s3_xml_elem(&x, "Name", r->bucket);
-	s3_xml_key(&x, "Prefix", r->prefix, enc);
+	/* v1 answers its Prefix as given even with encoding-type=url, as S3
+	 * does (botocore decodes only v2's). */
+	s3_xml_key(&x, "Prefix", r->prefix, enc && r->version == 2);
 	if (r->version == 1) {
 		s3_xml_key(&x, "Marker", r->marker, enc);
 		if (r->next_marker)

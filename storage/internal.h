@@ -261,7 +261,8 @@ void sto_idx_lst_handles(struct sto_idx *x, MDB_env **env, MDB_dbi *lst,
 int sto_lst_apply(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_idx_op *op);
 #endif
 
-/* The longest key this index can store (LMDB's key size limit). */
+/* The longest listing key this index can store (STO_LISTING_MAX_KEY: keys
+ * past LMDB's key size limit are kept in groups, listing.c). */
 uint32_t sto_idx_lst_max_key(struct sto_idx *x);
 /* Any thread (own read transaction). cap: the node's limit cap (q->limit 0
  * or above it means cap). out is zeroed first; free with sto_lst_page_free

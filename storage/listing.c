@@ -7,6 +7,17 @@
  * prefix: on the first live key under it, it emits the prefix and seeks to
  * the prefix's successor (the smallest string above every string starting
  * with it), one seek per common prefix.
+ *
+ * Keys longer than LMDB allows (its key limit less the head: P = 491 bytes
+ * with Debian's LMDB; S3 keys go to 1,024): every key of P bytes or more is
+ * a member of a *group* record at head · key[0..P), whose value holds all
+ * such keys with those first P bytes, sorted by the rest. Shorter keys are
+ * plain records. memcmp order is kept: a plain key shorter than P sorts
+ * against Q · s exactly as against Q (it differs from Q within its own
+ * length, or is a prefix of both), and groups sort by Q. A group is one
+ * record, so writing one of its keys rewrites the group: cheap unless very
+ * many keys share 491 bytes (XXX a deeper level then). A plain record at
+ * the group length (from before groups) reads as a group of one.
  */
 #include <endian.h>
 #include <errno.h>
@@ -18,6 +29,10 @@
 
 #define VAL_HDR		9		/* timestamp LE64, flags */
 #define VAL_TOMBSTONE	0x1
+#define VAL_GROUP	0x2		/* a group: members follow the header */
+/* A group member: suffix length LE16, suffix, value length LE32, then the
+ * member's own value as a plain record's (timestamp, flags, bytes). */
+#define MEMBER_HDR	(2 + 4)
 #define META_LEN	24		/* entries, tombstones, bytes (u64 each) */
 /* Tombstones a query may step over (outside common prefixes) before it
  * returns a short page with a marker: bounded work per call. */
@@ -70,6 +85,82 @@ static bool successor(uint8_t *p, uint32_t *len)
 	return true;
 }
 
+/* Key bytes in an LMDB key (P): user keys of this length or longer live in
+ * groups. */
+static uint32_t group_len(MDB_env *env)
+{
+	return (uint32_t)mdb_env_get_maxkeysize(env) - STO_LST_HEAD;
+}
+
+static bool is_group_rec(const MDB_val *v)
+{
+	return v->mv_size >= VAL_HDR && (((const uint8_t *)v->mv_data)[8] & VAL_GROUP);
+}
+
+struct member {
+	const uint8_t *suf;
+	uint32_t slen;
+	MDB_val val;			/* as a plain record's value */
+};
+
+/* The member at *off of the group record rec (a record at the group length
+ * without VAL_GROUP: one member, the whole value, empty suffix). 1 and
+ * *off advanced, 0 at the end, -EIO when the record is malformed. */
+static int member_next(const MDB_val *rec, size_t *off, struct member *m)
+{
+	const uint8_t *b = rec->mv_data;
+	uint16_t sl;
+	uint32_t vl;
+
+	if (!is_group_rec(rec)) {
+		if (*off)
+			return 0;
+		*off = rec->mv_size;
+		*m = (struct member){ b, 0, *rec };
+		return 1;
+	}
+	if (*off == 0)
+		*off = VAL_HDR;
+	if (*off == rec->mv_size)
+		return 0;
+	if (rec->mv_size - *off < MEMBER_HDR)
+		return -EIO;
+	memcpy(&sl, b + *off, 2);
+	sl = le16toh(sl);
+	if (rec->mv_size - *off - 2 < sl + 4u)
+		return -EIO;
+	memcpy(&vl, b + *off + 2 + sl, 4);
+	vl = le32toh(vl);
+	if (vl < VAL_HDR || rec->mv_size - *off - MEMBER_HDR - sl < vl)
+		return -EIO;
+	m->suf = b + *off + 2;
+	m->slen = sl;
+	m->val = (MDB_val){ vl, (void *)(b + *off + MEMBER_HDR + sl) };
+	*off += MEMBER_HDR + sl + vl;
+	return 1;
+}
+
+/* Appends a member to out (room checked by the caller). */
+static size_t member_put(uint8_t *out, const void *suf, uint32_t slen,
+			 const void *val, uint32_t vlen)
+{
+	uint16_t sl = htole16((uint16_t)slen);
+	uint32_t vl = htole32(vlen);
+
+	memcpy(out, &sl, 2);
+	if (slen)
+		memcpy(out + 2, suf, slen);
+	memcpy(out + 2 + slen, &vl, 4);
+	memcpy(out + MEMBER_HDR + slen, val, vlen);
+	return MEMBER_HDR + slen + vlen;
+}
+
+static void group_header(uint8_t *out)
+{
+	memset(out, 0, VAL_HDR);
+	out[8] = VAL_GROUP;
+}
+
 /* ------------------------------------------------------------- writes */
 
 struct meta_counts {
@@ -114,10 +205,75 @@ static void counts_of(struct meta_counts *c, int sign, size_t klen, const MDB_va
 	c->bytes += sign * (int64_t)(klen + (v->mv_size > VAL_HDR ? v->mv_size - VAL_HDR : 0));
 }
 
+/* Puts e (key of glen bytes or more) into its group at kb (head · key):
+ * the group is rewritten with e in its place. 1 applied, 0 older than what
+ * is there, < 0 error. */
+static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
+		      const struct sto_listing_entry *e, struct meta_counts *d)
+{
+	MDB_val key = { STO_LST_HEAD + glen, kb }, old = { 0, NULL }, nv;
+	const uint8_t *suf = (const uint8_t *)e->key + glen;
+	uint32_t slen = e->key_len - glen, vlen = e->tombstone ? 0 : e->value_len;
+	uint8_t val[VAL_HDR + STO_LISTING_MAX_VALUE];
+	struct member m;
+	size_t off = 0, len = VAL_HDR;
+	uint64_t ts = htole64(e->timestamp);
+	bool done = false;
+	uint8_t *nb;
+	int rc, more;
+
+	rc = mdb_get(txn, lst, &key, &old);
+	if (rc && rc != MDB_NOTFOUND)
+		return mdb_err(rc);
+	memcpy(val, &ts, 8);
+	val[8] = e->tombstone ? VAL_TOMBSTONE : 0;
+	if (vlen)
+		memcpy(val + VAL_HDR, e->value, vlen);
+	nb = malloc(old.mv_size + VAL_HDR + MEMBER_HDR + slen + VAL_HDR + vlen);
+	if (!nb)
+		return -ENOMEM;
+	group_header(nb);
+	while (rc == 0 && (more = member_next(&old, &off, &m)) != 0) {
+		int c;
+
+		if (more < 0) {
+			free(nb);
+			return more;
+		}
+		c = bytes_cmp(m.suf, m.slen, suf, slen);
+		if (c == 0) {
+			uint64_t have;
+
+			memcpy(&have, m.val.mv_data, 8);
+			if (le64toh(have) >= e->timestamp) {
+				free(nb);
+				return 0;	/* newest wins */
+			}
+			counts_of(d, -1, glen + m.slen, &m.val);
+			continue;		/* replaced below */
+		}
+		if (c > 0 && !done) {
+			len += member_put(nb + len, suf, slen, val, VAL_HDR + vlen);
+			done = true;
+		}
+		len += member_put(nb + len, m.suf, m.slen, m.val.mv_data,
+				  (uint32_t)m.val.mv_size);
+	}
+	if (!done)
+		len += member_put(nb + len, suf, slen, val, VAL_HDR + vlen);
+	nv = (MDB_val){ VAL_HDR + vlen, val };
+	counts_of(d, 1, e->key_len, &nv);
+	nv = (MDB_val){ len, nb };
+	rc = mdb_put(txn, lst, &key, &nv, 0);
+	free(nb);
+	return rc ? mdb_err(rc) : 1;
+}
+
 static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op *op)
 {
 	uint8_t kb[STO_LST_HEAD + STO_LISTING_MAX_KEY];
 	struct meta_counts d = { 0 };
+	uint32_t glen = group_len(mdb_txn_env(txn));
 	int rc;
 
 	head_encode(kb, &op->id);
@@ -129,6 +285,13 @@ static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 		uint64_t ts;
 
 		memcpy(kb + STO_LST_HEAD, e->key, e->key_len);
+		if (e->key_len >= glen) {
+			rc = put_member(txn, lst, kb, glen, e, &d);
+			if (rc < 0)
+				return rc;
+			op->count += (uint64_t)rc;
+			continue;
+		}
 		rc = mdb_get(txn, lst, &key, &v);
 		if (rc == 0 && v.mv_size >= VAL_HDR) {
 			memcpy(&ts, v.mv_data, 8);
@@ -154,17 +317,76 @@ static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	return meta_add(txn, lstm, kb, &d);
 }
 
+/* apply_del over one group record (cur on it, its user key Q = k[0..glen)):
+ * drops the members in [start, end) up to op->max, rewrites or deletes the
+ * record. *stop: the range (or max) ends in this group. */
+static int del_members(MDB_cursor *cur, const MDB_val *key, const MDB_val *rec,
+		       uint32_t glen, struct sto_lst_op *op, struct meta_counts *d,
+		       bool *stop)
+{
+	uint8_t full[STO_LISTING_MAX_KEY], kb[STO_LST_HEAD + STO_LISTING_MAX_KEY];
+	MDB_val k = { key->mv_size, kb }, nv;
+	struct member m;
+	size_t off = 0, len = VAL_HDR;
+	bool dropped = false;
+	uint8_t *nb = malloc(rec->mv_size + VAL_HDR);
+	int more, rc;
+
+	if (!nb)
+		return -ENOMEM;
+	memcpy(kb, key->mv_data, key->mv_size);
+	memcpy(full, kb + STO_LST_HEAD, glen);
+	group_header(nb);
+	while ((more = member_next(rec, &off, &m)) > 0) {
+		size_t flen = glen + m.slen;
+		bool keep = false;
+
+		if (m.slen)
+			memcpy(full + glen, m.suf, m.slen);
+		if (*stop || bytes_cmp(full, flen, op->start.data, op->start.len) < 0) {
+			keep = true;
+		} else if (op->end.len && bytes_cmp(full, flen, op->end.data, op->end.len) >= 0) {
+			keep = *stop = true;
+		} else if (op->count == op->max) {
+			keep = *stop = op->more = true;
+			op->next_len = (uint32_t)flen;
+			memcpy(op->next, full, flen);
+		}
+		if (keep) {
+			len += member_put(nb + len, m.suf, m.slen, m.val.mv_data,
+					  (uint32_t)m.val.mv_size);
+			continue;
+		}
+		counts_of(d, -1, flen, &m.val);
+		op->count++;
+		dropped = true;
+	}
+	rc = 0;
+	if (more < 0)
+		rc = more;
+	else if (dropped && len == VAL_HDR)
+		rc = mdb_err(mdb_cursor_del(cur, 0));
+	else if (dropped) {
+		nv = (MDB_val){ len, nb };
+		rc = mdb_err(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
+	}
+	free(nb);
+	return rc < 0 ? rc : dropped && len == VAL_HDR;	/* 1: record deleted */
+}
+
 static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op *op)
 {
 	uint8_t kb[STO_LST_HEAD + STO_LISTING_MAX_KEY];
-	MDB_val key = { STO_LST_HEAD + op->start.len, kb }, v;
+	uint32_t glen = group_len(mdb_txn_env(txn));
+	uint32_t slen = op->start.len < glen ? op->start.len : glen;
+	MDB_val key = { STO_LST_HEAD + slen, kb }, v;
 	struct meta_counts d = { 0 };
 	MDB_cursor *cur;
-	int rc, ret;
+	int rc, ret = 0;
 
 	head_encode(kb, &op->id);
-	if (op->start.len)
-		memcpy(kb + STO_LST_HEAD, op->start.data, op->start.len);
+	if (slen)
+		memcpy(kb + STO_LST_HEAD, op->start.data, slen);
 	op->count = 0;
 	op->more = false;
 	rc = mdb_cursor_open(txn, lst, &cur);
@@ -174,12 +396,20 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
 		size_t ulen = key.mv_size - STO_LST_HEAD;
+		bool stop = false;
 
 		if (key.mv_size < STO_LST_HEAD || memcmp(k, kb, STO_LST_HEAD))
 			break;
 		if (op->end.len && bytes_cmp(k + STO_LST_HEAD, ulen, op->end.data,
 					     op->end.len) >= 0)
 			break;
+		if (ulen == glen) {
+			/* A group (its members may start before start). */
+			ret = del_members(cur, &key, &v, glen, op, &d, &stop);
+			if (ret < 0 || stop)
+				break;
+			continue;
+		}
 		if (op->count == op->max) {
 			op->more = true;
 			op->next_len = (uint32_t)ulen;
@@ -194,10 +424,11 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	}
 	/* (After mdb_cursor_del, MDB_NEXT yields the entry that followed.) */
 	mdb_cursor_close(cur);
+	if (ret < 0)
+		return ret;
 	if (rc && rc != MDB_NOTFOUND)
 		return mdb_err(rc);
-	ret = meta_add(txn, lstm, kb, &d);
-	return ret;
+	return meta_add(txn, lstm, kb, &d);
 }
 
 int sto_lst_apply(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_idx_op *op)
@@ -214,54 +445,89 @@ struct walk {
 	MDB_cursor *cur;
 	uint8_t head[STO_LST_HEAD];
 	uint8_t kb[STO_LST_HEAD + STO_LISTING_MAX_KEY + 1];
-	uint32_t maxkey;		/* LMDB's, head included */
-	MDB_val key, val;
+	uint32_t glen;			/* key bytes of a group record */
+	MDB_val key, val;		/* val: the entry's (a member's) value */
+	MDB_val rec;			/* the record the cursor is on */
+	size_t goff;			/* in a group: offset of the next member */
 	const uint8_t *uk;		/* user key of the current entry */
 	size_t ulen;
+	uint8_t full[STO_LISTING_MAX_KEY];	/* a member's whole key */
 };
 
-/* Positions on the first entry >= head · k[0..len) of this listing.
- * 1 = on one, 0 = past the listing, < 0 = error. A target longer than LMDB
- * keys can be is sought by its longest storable head: at most one entry (that
- * head itself) sorts between the two, and is stepped over. */
-static int walk_seek(struct walk *w, const uint8_t *k, size_t len)
+/* Enters the record under the cursor (rc: the cursor call's result) at
+ * its first entry >= k[0..len) (k NULL: its first). 1 = on one, 0 = not in
+ * this record, 2 = past the listing, < 0 = error. */
+static int walk_enter(struct walk *w, int rc, const uint8_t *k, size_t len)
 {
-	size_t full = STO_LST_HEAD + len;
-	int rc;
+	struct member m;
+	int more;
 
-	memcpy(w->kb, w->head, STO_LST_HEAD);
-	if (len)
-		memmove(w->kb + STO_LST_HEAD, k, len);
-	w->key.mv_data = w->kb;
-	w->key.mv_size = full > w->maxkey ? w->maxkey : full;
-	rc = mdb_cursor_get(w->cur, &w->key, &w->val, MDB_SET_RANGE);
-	while (rc == 0 && full > w->maxkey &&
-	       bytes_cmp(w->key.mv_data, w->key.mv_size, w->kb, full) < 0)
-		rc = mdb_cursor_get(w->cur, &w->key, &w->val, MDB_NEXT);
 	if (rc == MDB_NOTFOUND)
-		return 0;
+		return 2;
 	if (rc)
 		return mdb_err(rc);
 	if (w->key.mv_size < STO_LST_HEAD || memcmp(w->key.mv_data, w->head, STO_LST_HEAD))
-		return 0;
-	w->uk = (const uint8_t *)w->key.mv_data + STO_LST_HEAD;
-	w->ulen = w->key.mv_size - STO_LST_HEAD;
-	return 1;
+		return 2;
+	w->rec = w->val;
+	w->goff = 0;
+	if (w->key.mv_size - STO_LST_HEAD != w->glen) {
+		w->uk = (const uint8_t *)w->key.mv_data + STO_LST_HEAD;
+		w->ulen = w->key.mv_size - STO_LST_HEAD;
+		return 1;
+	}
+	memcpy(w->full, (const uint8_t *)w->key.mv_data + STO_LST_HEAD, w->glen);
+	w->uk = w->full;
+	while ((more = member_next(&w->rec, &w->goff, &m)) > 0) {
+		if (m.slen)
+			memcpy(w->full + w->glen, m.suf, m.slen);
+		w->ulen = w->glen + m.slen;
+		w->val = m.val;
+		if (!k || bytes_cmp(w->full, w->ulen, k, len) >= 0)
+			return 1;
+	}
+	return more;
+}
+
+/* Positions on the first entry >= head · k[0..len) of this listing.
+ * 1 = on one, 0 = past the listing, < 0 = error. A target of the group
+ * length or longer is sought by its group. */
+static int walk_seek(struct walk *w, const uint8_t *k, size_t len)
+{
+	size_t tl = len < w->glen ? len : w->glen;
+	int rc;
+
+	memcpy(w->kb, w->head, STO_LST_HEAD);
+	if (tl)
+		memmove(w->kb + STO_LST_HEAD, k, tl);
+	w->key.mv_data = w->kb;
+	w->key.mv_size = STO_LST_HEAD + tl;
+	rc = walk_enter(w, mdb_cursor_get(w->cur, &w->key, &w->val, MDB_SET_RANGE), k, len);
+	while (rc == 0)
+		rc = walk_enter(w, mdb_cursor_get(w->cur, &w->key, &w->val, MDB_NEXT), NULL, 0);
+	return rc == 2 ? 0 : rc;
 }
 
 static int walk_next(struct walk *w)
 {
-	int rc = mdb_cursor_get(w->cur, &w->key, &w->val, MDB_NEXT);
+	struct member m;
+	int rc;
 
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return mdb_err(rc);
-	if (w->key.mv_size < STO_LST_HEAD || memcmp(w->key.mv_data, w->head, STO_LST_HEAD))
-		return 0;
-	w->uk = (const uint8_t *)w->key.mv_data + STO_LST_HEAD;
-	w->ulen = w->key.mv_size - STO_LST_HEAD;
-	return 1;
+	if (w->uk == w->full) {
+		rc = member_next(&w->rec, &w->goff, &m);
+		if (rc < 0)
+			return rc;
+		if (rc) {
+			if (m.slen)
+				memcpy(w->full + w->glen, m.suf, m.slen);
+			w->ulen = w->glen + m.slen;
+			w->val = m.val;
+			return 1;
+		}
+	}
+	do
+		rc = walk_enter(w, mdb_cursor_get(w->cur, &w->key, &w->val, MDB_NEXT), NULL, 0);
+	while (rc == 0);
+	return rc == 2 ? 0 : rc;
 }
 
 static uint8_t *arena_copy(struct sto_lst_page *p, const void *src, size_t len)
@@ -500,7 +766,7 @@ int sto_idx_lst_query(struct sto_idx *x, const struct sto_listing_id *id,
 		return -ENOMEM;
 	sto_idx_lst_handles(x, &env, &lst, &lstm);
 	head_encode(w->head, id);
-	w->maxkey = (uint32_t)mdb_env_get_maxkeysize(env);
+	w->glen = group_len(env);
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc) {
 		free(w);
@@ -529,6 +795,30 @@ void sto_lst_page_free(struct sto_lst_page *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* The user key of the record (key, v) into out (its first or last member's
+ * for a group); its length. */
+static uint32_t rec_key(const MDB_val *key, const MDB_val *v, uint32_t glen,
+			bool first, uint8_t *out)
+{
+	uint32_t n = (uint32_t)(key->mv_size - STO_LST_HEAD);
+	struct member m, last = { 0 };
+	size_t off = 0;
+	bool any = false;
+
+	memcpy(out, (const uint8_t *)key->mv_data + STO_LST_HEAD, n);
+	if (n != glen)
+		return n;
+	while (member_next(v, &off, &m) > 0) {
+		last = m;
+		any = true;
+		if (first)
+			break;
+	}
+	if (any && last.slen)
+		memcpy(out + n, last.suf, last.slen);
+	return n + (any ? last.slen : 0);
+}
+
 int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 		     struct sto_lst_stat_buf *out)
 {
@@ -538,12 +828,13 @@ int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 	MDB_dbi lst, lstm;
 	MDB_cursor *cur;
 	MDB_txn *txn;
-	uint32_t hlen = STO_LST_HEAD;
+	uint32_t hlen = STO_LST_HEAD, glen;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	head_encode(head, id);
 	sto_idx_lst_handles(x, &env, &lst, &lstm);
+	glen = group_len(env);
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc)
 		return mdb_err(rc);
@@ -568,10 +859,8 @@ int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 	key.mv_size = STO_LST_HEAD;
 	key.mv_data = head;
 	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
-	if (rc == 0 && key.mv_size > STO_LST_HEAD && !memcmp(key.mv_data, head, STO_LST_HEAD)) {
-		out->st.first_key.len = (uint32_t)(key.mv_size - STO_LST_HEAD);
-		memcpy(out->first, (uint8_t *)key.mv_data + STO_LST_HEAD, out->st.first_key.len);
-	}
+	if (rc == 0 && key.mv_size > STO_LST_HEAD && !memcmp(key.mv_data, head, STO_LST_HEAD))
+		out->st.first_key.len = rec_key(&key, &v, glen, true, out->first);
 	/* The last: step back from the first key past this listing. */
 	memcpy(kb, head, STO_LST_HEAD);
 	if (successor(kb, &hlen)) {
@@ -582,10 +871,8 @@ int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 	} else {
 		rc = mdb_cursor_get(cur, &key, &v, MDB_LAST);
 	}
-	if (rc == 0 && key.mv_size > STO_LST_HEAD && !memcmp(key.mv_data, head, STO_LST_HEAD)) {
-		out->st.last_key.len = (uint32_t)(key.mv_size - STO_LST_HEAD);
-		memcpy(out->last, (uint8_t *)key.mv_data + STO_LST_HEAD, out->st.last_key.len);
-	}
+	if (rc == 0 && key.mv_size > STO_LST_HEAD && !memcmp(key.mv_data, head, STO_LST_HEAD))
+		out->st.last_key.len = rec_key(&key, &v, glen, false, out->last);
 	rc = 0;
 	mdb_cursor_close(cur);
 out_txn:

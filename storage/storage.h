@@ -47,8 +47,9 @@
  * (partition, 16-byte listing id): a shard of a bucket's key range, or an
  * account's bucket list (docs/gateway.md, "Listings"). */
 #define STO_LISTING_ID_LEN	16
-#define STO_LISTING_MAX_KEY	1024	/* protocol limit; a node may store less
-					 * (LMDB: 491 bytes, -ENAMETOOLONG) */
+#define STO_LISTING_MAX_KEY	1088	/* protocol limit, and what a node
+					 * stores (longer than LMDB's keys):
+					 * an S3 key (1,024) "\0" upload id */
 #define STO_LISTING_MAX_VALUE	4096
 #define STO_LISTING_MAX_DELIM	16
 #define STO_LISTING_MAX_BATCH	1000	/* entries per LISTING_PUT (the encoded

@@ -57,8 +57,12 @@ static struct sto_bytes B(const char *s)
 
 /* ------------------------------------------------------------ reference */
 
+/* Keys: an optional pad of 'p' (so that long keys straddle LMDB's key limit,
+ * where listing.c switches to groups) and up to 6 random bytes. */
+#define RK_MAX	(STO_LISTING_MAX_KEY + 8)
+
 struct rkey {
-	uint8_t k[8];
+	uint8_t k[RK_MAX];
 	uint32_t len;
 	uint64_t ts;
 	bool tomb;
@@ -82,7 +86,7 @@ static int bcmp_(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 }
 
 struct item {
-	uint8_t s[16];
+	uint8_t s[RK_MAX];
 	uint32_t len;
 	bool pfx;
 };
@@ -175,9 +179,18 @@ static void check_page(struct sto_idx *x, const struct rkey *keys, size_t n,
 	(void)n;
 }
 
-static void test_reference(void **state)
+/* rand_str behind pad bytes of 'p'. */
+static void rand_padded(uint8_t *s, uint32_t *len, uint32_t maxlen, uint32_t pad)
 {
-	enum { NKEYS = 600, QUERIES = 3000 };
+	memset(s, 'p', pad);
+	rand_str(s + pad, len, maxlen);
+	*len += pad;
+}
+
+static void reference_run(uint32_t pad, int queries)
+{
+	enum { NKEYS = 600 };
+	const size_t QUERIES = (size_t)queries;
 	static const char *delims[] = { "", "/", "\xff", "\x00", "ab", "\xc3\xa9" };
 	static const uint32_t dlens[] = { 0, 1, 1, 1, 2, 2 };
 	struct rkey *keys = calloc(NKEYS * 2, sizeof(*keys));
@@ -192,7 +205,7 @@ static void test_reference(void **state)
 		struct rkey k = { 0 };
 		size_t j;
 
-		rand_str(k.k, &k.len, 6);
+		rand_padded(k.k, &k.len, 6, pad);
 		k.ts = 100 + i;
 		k.tomb = rnd() % 3 == 0;
 		for (j = 0; j < n && rkey_cmp(&keys[j], &k); j++)
@@ -208,9 +221,9 @@ static void test_reference(void **state)
 	apply_put(x, &nid, v, 50, NULL);
 	qsort(keys, n, sizeof(*keys), rkey_cmp);
 
-	for (int t = 0; t < QUERIES; t++) {
+	for (size_t t = 0; t < QUERIES; t++) {
 		struct sto_listing_query q = { 0 };
-		uint8_t pfx[8], sa[8];
+		uint8_t pfx[RK_MAX], sa[RK_MAX];
 		uint32_t plen = 0, salen = 0;
 		int d = (int)(rnd() % 6);
 		size_t nref;
@@ -218,11 +231,11 @@ static void test_reference(void **state)
 		switch (rnd() % 4) {
 		case 0: break;
 		case 1:	/* a prefix of a key, or the whole key */
-			plen = (uint32_t)(rnd() % (keys[t % n].len + 1));
+			plen = pad + (uint32_t)(rnd() % (keys[t % n].len - pad + 1));
 			memcpy(pfx, keys[t % n].k, plen);
 			break;
 		default:
-			rand_str(pfx, &plen, 2);
+			rand_padded(pfx, &plen, 2, pad);
 			break;
 		}
 		switch (rnd() % 4) {
@@ -243,7 +256,7 @@ static void test_reference(void **state)
 				}
 			break;
 		default:
-			rand_str(sa, &salen, 5);
+			rand_padded(sa, &salen, 5, pad);
 			break;
 		}
 		q.prefix = (struct sto_bytes){ pfx, plen };
@@ -263,7 +276,7 @@ static void test_reference(void **state)
 	/* Paging by marker walks exactly the reference's items. */
 	for (int d = 0; d < 6; d++) {
 		struct sto_listing_query q = { .delimiter = { delims[d], dlens[d] }, .limit = 7 };
-		uint8_t marker[16];
+		uint8_t marker[RK_MAX];
 		size_t nref = ref_items(keys, n, &q, ref), seen = 0;
 
 		for (;;) {
@@ -291,6 +304,123 @@ static void test_reference(void **state)
 	free(keys);
 	free(ref);
 	free(v);
+}
+
+static void test_reference(void **state)
+{
+	reference_run(0, 3000);
+}
+
+/* Keys of 489..494 bytes: around LMDB's limit (511 - the 20-byte head = 491),
+ * plain records and groups mixed, many keys in one group; and keys up to
+ * the protocol's limit. */
+static void test_reference_long(void **state)
+{
+	reference_run(488, 1500);
+	teardown(state);
+	setup(state);
+	reference_run(STO_LISTING_MAX_KEY - 6, 500);
+}
+
+static uint8_t lk[300][STO_LISTING_MAX_KEY];
+static uint32_t lk_len[300];
+
+static int lk_cmp(const void *a, const void *b)
+{
+	int i = *(const int *)a, j = *(const int *)b;
+
+	return bcmp_(lk[i], lk_len[i], lk[j], lk_len[j]);
+}
+
+/* Long keys in groups: stat's first and last keys, newest-wins and range
+ * deletion through groups (members before start and after end stay). */
+static void test_long_keys(void **state)
+{
+	enum { N = 300 };
+	struct sto_listing_entry v[N];
+	struct sto_lst_stat_buf st;
+	struct sto_listing_query q = { .limit = 1000 };
+	struct sto_lst_page pg;
+	struct sto_idx *x;
+	int order[N];
+	uint64_t applied, total = 0;
+
+	assert_int_equal(sto_idx_open(dir, 1 << 26, &x), 0);
+	for (int i = 0; i < N; i++) {
+		/* 'q' x (len - 2), then i: lengths 480..1024, many sharing a group */
+		lk_len[i] = 480 + (uint32_t)(i * 7) % 545;
+		memset(lk[i], 'q', lk_len[i]);
+		lk[i][lk_len[i] - 2] = (uint8_t)(i >> 8);
+		lk[i][lk_len[i] - 1] = (uint8_t)i;
+		v[i] = (struct sto_listing_entry){ lk[i], lk_len[i], 10, false, "val", 3 };
+		order[i] = i;
+	}
+	qsort(order, N, sizeof(order[0]), lk_cmp);
+	apply_put(x, &lid, v, N, &applied);
+	assert_int_equal(applied, N);
+	apply_put(x, &nid, v, 10, NULL);
+	assert_int_equal(sto_idx_lst_stat(x, &lid, &st), 0);
+	assert_int_equal(st.st.entries, N);
+	assert_int_equal(st.st.first_key.len, lk_len[order[0]]);
+	assert_memory_equal(st.st.first_key.data, lk[order[0]], lk_len[order[0]]);
+	assert_int_equal(st.st.last_key.len, lk_len[order[N - 1]]);
+	assert_memory_equal(st.st.last_key.data, lk[order[N - 1]], lk_len[order[N - 1]]);
+	/* Newest wins inside a group. */
+	v[0] = (struct sto_listing_entry){ lk[order[15]], lk_len[order[15]], 5, true, NULL, 0 };
+	apply_put(x, &lid, v, 1, &applied);
+	assert_int_equal(applied, 0);
+	v[0].timestamp = 20;
+	apply_put(x, &lid, v, 1, &applied);
+	assert_int_equal(applied, 1);
+	assert_int_equal(sto_idx_lst_stat(x, &lid, &st), 0);
+	assert_int_equal(st.st.entries, N - 1);
+	assert_int_equal(st.st.tombstones, 1);
+	/* The whole listing in order, without the tombstone. */
+	assert_int_equal(sto_idx_lst_query(x, &lid, &q, 1000, &pg), 0);
+	assert_int_equal(pg.page.n_entries, N - 1);
+	for (int i = 0, j = 0; i < N; i++) {
+		if (i == 15)
+			continue;
+		assert_int_equal(pg.page.entries[j].key_len, lk_len[order[i]]);
+		assert_memory_equal(pg.page.entries[j].key, lk[order[i]], lk_len[order[i]]);
+		j++;
+	}
+	sto_lst_page_free(&pg);
+	/* Delete [order[10], order[200]), 50 per call. */
+	for (struct sto_lst_op lo = { .id = lid, .max = 50,
+				      .start = { lk[order[10]], lk_len[order[10]] },
+				      .end = { lk[order[200]], lk_len[order[200]] } };;) {
+		struct sto_idx_op op = { .type = STO_IDX_LST_DEL, .lst = &lo };
+		uint8_t next[STO_LISTING_MAX_KEY];
+
+		assert_int_equal(sto_idx_apply(x, &op, 1, NULL, 0), 0);
+		total += lo.count;
+		if (!lo.more)
+			break;
+		assert_int_equal(lo.count, 50);
+		memcpy(next, lo.next, lo.next_len);
+		memcpy(lo.next, next, lo.next_len);
+		lo.start = (struct sto_bytes){ lo.next, lo.next_len };
+	}
+	assert_int_equal(total, 190);
+	assert_int_equal(sto_idx_lst_stat(x, &lid, &st), 0);
+	assert_int_equal(st.st.entries, N - 190);
+	assert_int_equal(st.st.tombstones, 0);
+	assert_int_equal(sto_idx_lst_query(x, &lid, &q, 1000, &pg), 0);
+	assert_int_equal(pg.page.n_entries, N - 190);
+	for (int i = 0, j = 0; i < N; i++) {
+		if (i >= 10 && i < 200)
+			continue;
+		assert_int_equal(pg.page.entries[j].key_len, lk_len[order[i]]);
+		assert_memory_equal(pg.page.entries[j].key, lk[order[i]], lk_len[order[i]]);
+		assert_int_equal(pg.page.entries[j].value_len, 3);
+		j++;
+	}
+	sto_lst_page_free(&pg);
+	/* The neighbour listing is untouched. */
+	assert_int_equal(sto_idx_lst_stat(x, &nid, &st), 0);
+	assert_int_equal(st.st.entries, 10);
+	sto_idx_close(x);
 }
 
 static void test_newest_wins(void **state)
@@ -462,6 +592,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reference, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reference_long, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newest_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_range, setup, teardown),

@@ -508,8 +508,66 @@ def test_listing_and_delete():
     assert err_code(lambda: S3.get_object(Bucket=BUCKET, Key="ls/mp2"))[1] == 404
 
 
+def node_frags():
+    """(live fragments, their bytes) on all 6 nodes (tests/node-frags)."""
+    tool = os.environ.get("STRATA_NODE_FRAGS")
+    assert tool, "STRATA_NODE_FRAGS (the node-frags binary) is not set"
+    out = subprocess.run([tool, "8", *[f"127.0.0.1:{p}" for p in C.node_ports]],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def test_no_leaks():
+    """Replaced, deleted and aborted data leaves the nodes: EC segments of
+    overwritten objects, re-uploaded parts, parts a Complete did not list,
+    aborted uploads' parts and records, a multipart object's parts once it
+    is replaced by a copy and deleted. Live fragments on the nodes come back
+    to what they were."""
+    before = node_frags()
+    key = "leak/obj"
+    S3.put_object(Bucket=BUCKET, Key=key, Body=gt.data_of(9 * MiB, 51))      # EC, 3 segments
+    S3.put_object(Bucket=BUCKET, Key=key, Body=gt.data_of(6 * MiB, 52))      # EC over EC
+    S3.put_object(Bucket=BUCKET, Key=key, Body=b"small")                      # inline over EC
+    up = S3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    S3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=1,
+                   Body=gt.data_of(5 * MiB, 53))
+    p1 = gt.data_of(5 * MiB, 54)                                             # replaces part 1
+    e1 = S3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=1, Body=p1)["ETag"]
+    e2 = S3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=2,
+                        Body=b"two")["ETag"]
+    S3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=3,
+                   Body=b"not listed")
+    S3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    assert S3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == p1 + b"two"
+    mid = node_frags()
+    # the multipart object replaced by another one, then by a copy
+    upload(key, {1: gt.data_of(5 * MiB, 55), 2: b"x"})
+    S3.put_object(Bucket=BUCKET, Key="leak/src", Body=gt.data_of(5 * MiB, 56))
+    S3.copy_object(Bucket=BUCKET, Key=key, CopySource=f"{BUCKET}/leak/src")
+    # an aborted upload
+    up = S3.create_multipart_upload(Bucket=BUCKET, Key="leak/aborted")["UploadId"]
+    for n in (1, 2):
+        S3.upload_part(Bucket=BUCKET, Key="leak/aborted", UploadId=up, PartNumber=n,
+                       Body=gt.data_of(5 * MiB, 56 + n))
+    S3.abort_multipart_upload(Bucket=BUCKET, Key="leak/aborted", UploadId=up)
+    S3.delete_object(Bucket=BUCKET, Key=key)
+    S3.delete_object(Bucket=BUCKET, Key="leak/src")
+    # The garbage goes in the background once the answers are out.
+    deadline = time.time() + 30
+    while node_frags() != before and time.time() < deadline:
+        time.sleep(0.5)
+    after = node_frags()
+    assert after == before, (before, mid, after)
+    # mid: the completed object's parts (5 MiB: 2 segments, and 1; EC 4+2:
+    # 6 fragments each) and its head (3 replicas); nothing of the replaced
+    # part, part 3 or the EC objects it replaced
+    assert mid[0] == before[0] + 3 * 6 + 3, (before, mid)
+
+
 TESTS = [test_basic, test_small_parts, test_errors, test_list_parts, test_list_uploads,
-         test_upload_part_copy, test_copy_object, test_listing_and_delete, test_awscli,
+         test_upload_part_copy, test_copy_object, test_listing_and_delete, test_no_leaks,
+         test_awscli,
          test_copy_rss,
          test_node_stopped, test_restart_and_two_gateways]
 
