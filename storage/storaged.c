@@ -52,6 +52,12 @@ static void usage(FILE *f)
 "  --zero-ahead N         bytes zero-filled past the small-record volume's tail,\n"
 "                         so fdatasyncs need no extent conversion (default 32 MiB,\n"
 "                         0 = off)\n"
+"  --small-writes N       whole records (<= 1 MiB): 1 = a write each, then volume\n"
+"                         fdatasyncs; 2 = adjacent ones in one write, then\n"
+"                         fdatasyncs; 3 = adjacent ones in one RWF_DSYNC write\n"
+"                         (default 2)\n"
+"  --large-direct 0|1     records >= 8 MiB: full 1 MiB buffers written with\n"
+"                         O_DIRECT (1, default) or buffered (0)\n"
 "  --reclaim-age S        compaction drops tombstones older than S seconds\n"
 "                         (default 604800: 7 days)\n"
 "  --cold-after S         move fragments unread for S seconds to cold (default\n"
@@ -155,6 +161,8 @@ int main(int argc, char **argv)
 		{ "tier-rate-mb", required_argument, NULL, 1007 },
 		{ "tier-rate-ops", required_argument, NULL, 1008 },
 		{ "tier-off", no_argument, NULL, 1009 },
+		{ "small-writes", required_argument, NULL, 1100 },
+		{ "large-direct", required_argument, NULL, 1101 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -255,6 +263,16 @@ int main(int argc, char **argv)
 				ecfg.sync_depth = (unsigned)v;
 				break;
 			case 'Z': ecfg.zero_ahead = v; break;
+			case 1100:
+				if (v < STO_SMALL_SEPARATE || v > STO_SMALL_DSYNC)
+					goto out_usage;
+				ecfg.small_writes = (unsigned)v;
+				break;
+			case 1101:
+				if (v > 1)
+					goto out_usage;
+				ecfg.large_direct = v ? STO_LARGE_DIRECT : STO_LARGE_BUFFERED;
+				break;
 			case 'a':
 				if (v < 1)
 					goto out_usage;
