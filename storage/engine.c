@@ -1053,7 +1053,6 @@ static void commit_after(uv_work_t *w, int status)
 	engine_maybe_finish_close(e);
 }
 
-#define STO_COMMIT_DEFER_NS	(20 * 1000000ull)
 
 static void commit_start(struct sto_engine *e)
 {
@@ -1083,12 +1082,12 @@ static void commit_start(struct sto_engine *e)
 		lazy &= c->acked || c->op.type == STO_IDX_ATIME;
 	}
 	/* Nobody waits for a batch of acknowledged writes: while more are on
-	 * their way (in flight), let it grow for up to STO_COMMIT_DEFER_NS so
+	 * their way (in flight), let it grow for up to cfg.commit_defer_ms so
 	 * fewer LMDB flushes compete with the volumes' fdatasyncs. */
 	if (n && lazy && !e->list_wait && (!e->held || e->held->lazy) &&
 	    !e->closing && n < 4096 &&
 	    e->busy > n + (e->held ? e->held->n : 0) &&
-	    strata_now_ns() - e->last_commit_ns < STO_COMMIT_DEFER_NS)
+	    strata_now_ns() - e->last_commit_ns < e->cfg.commit_defer_ms * 1000000ull)
 		return;
 	b = calloc(1, sizeof(*b));
 	if (!b)
@@ -1607,7 +1606,7 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 	if (ret < 0)
 		goto out_free;
 	p->vol->pending++;
-	if (n >= STO_BIG_MIN && e->cfg.large_direct != STO_LARGE_BUFFERED &&
+	if (n >= STO_BIG_MIN && e->cfg.large_direct == STO_LARGE_DIRECT &&
 	    vol_dio_fd(d, p->vol) >= 0) {
 		uint64_t data_at = p->c.op.loc.off + sto_rec_data_off(meta_len);
 
@@ -2889,6 +2888,8 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		e->cfg.compact_pct = 50;
 	if (!e->cfg.sync_depth)
 		e->cfg.sync_depth = STO_SYNC_DEPTH;
+	if (!e->cfg.commit_defer_ms)
+		e->cfg.commit_defer_ms = STO_COMMIT_DEFER_MS;
 	if (!e->cfg.reclaim_age)
 		e->cfg.reclaim_age = STO_RECLAIM_AGE;
 	e->last_compact_check = strata_now_ns();

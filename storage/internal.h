@@ -307,13 +307,17 @@ struct sto_engine_cfg {
 					 * older than this (0: STO_RECLAIM_AGE) */
 	unsigned small_writes;		/* STO_SMALL_*: how whole records (<= 1 MiB
 					 * of data) are written (0: the default) */
-	unsigned large_direct;		/* STO_LARGE_* (0: direct) */
+	unsigned large_direct;		/* STO_LARGE_* (0: buffered) */
+	unsigned commit_defer_ms;	/* a batch of acknowledged writes may wait
+					 * this long for more before its index
+					 * commit (0: STO_COMMIT_DEFER_MS) */
 	struct sto_tier_cfg tier;
 };
 
 #define STO_RECLAIM_AGE		(7 * 86400ull)
 
 #define STO_SYNC_DEPTH		4
+#define STO_COMMIT_DEFER_MS	20
 
 /* Whole records (one buffer: <= STO_PUT_BUF of data). */
 #define STO_SMALL_SEPARATE	1	/* a write each, then volume fdatasyncs */

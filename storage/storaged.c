@@ -57,7 +57,9 @@ static void usage(FILE *f)
 "                         fdatasyncs; 3 = adjacent ones in one RWF_DSYNC write\n"
 "                         (default 2)\n"
 "  --large-direct 0|1     records >= 8 MiB: full 1 MiB buffers written with\n"
-"                         O_DIRECT (1, default) or buffered (0)\n"
+"                         O_DIRECT (1) or buffered (0, default)\n"
+"  --commit-defer-ms N    acknowledged writes wait up to N ms for more before\n"
+"                         their index commit (default 20)\n"
 "  --reclaim-age S        compaction drops tombstones older than S seconds\n"
 "                         (default 604800: 7 days)\n"
 "  --cold-after S         move fragments unread for S seconds to cold (default\n"
@@ -163,6 +165,7 @@ int main(int argc, char **argv)
 		{ "tier-off", no_argument, NULL, 1009 },
 		{ "small-writes", required_argument, NULL, 1100 },
 		{ "large-direct", required_argument, NULL, 1101 },
+		{ "commit-defer-ms", required_argument, NULL, 1102 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -272,6 +275,11 @@ int main(int argc, char **argv)
 				if (v > 1)
 					goto out_usage;
 				ecfg.large_direct = v ? STO_LARGE_DIRECT : STO_LARGE_BUFFERED;
+				break;
+			case 1102:
+				if (v < 1 || v > 10000)
+					goto out_usage;
+				ecfg.commit_defer_ms = (unsigned)v;
 				break;
 			case 'a':
 				if (v < 1)

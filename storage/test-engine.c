@@ -850,7 +850,8 @@ static void test_large_direct(void **state)
 	static struct res rs[N];
 	static uint8_t meta[1001];
 	struct sto_engine_cfg cfg = { .nhot = 1, .hot = { hot }, .map_size = 1 << 26,
-				      .vol_max = 256 << 20, .atime_interval = 1 };
+				      .vol_max = 256 << 20, .atime_interval = 1,
+				      .large_direct = STO_LARGE_DIRECT };
 	uint8_t *a[N], *b = malloc(lens[N - 1]);
 	struct sto_put *p[N];
 	size_t off[N] = { 0 };
