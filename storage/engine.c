@@ -643,11 +643,12 @@ static void vol_close(struct sto_vol *v)
 		close(v->dio_fd);
 }
 
-/* Large records' full 1 MiB buffers are written with O_DIRECT through a
- * second descriptor: no copy into the page cache (which io_uring does on
- * one io-wq worker per file) and no writeback for the final fdatasync to
- * wait for; ext4 issues aligned direct writes into allocated space inline,
- * from the submitting thread. Best effort: without it, buffered writes. */
+/* With cfg.large_direct, large records' full 1 MiB buffers are written
+ * with O_DIRECT through a second descriptor: no copy into the page cache
+ * (which io_uring does on one io-wq worker per file) and no writeback for
+ * the final fdatasync to wait for. Off by default: on the PVM guest this
+ * was measured on, the direct writes were slower (docs/storage.md). Best
+ * effort: where O_DIRECT can't be opened, buffered writes. */
 static int vol_dio_fd(struct sto_dir *d, struct sto_vol *v)
 {
 	char path[4096];
@@ -1053,7 +1054,6 @@ static void commit_after(uv_work_t *w, int status)
 	engine_maybe_finish_close(e);
 }
 
-
 static void commit_start(struct sto_engine *e)
 {
 	struct commit_batch *b;
@@ -1378,7 +1378,6 @@ struct write_batch {
  * other anyway (buffered writes to one file share one worker), so more only
  * makes each smaller; the second is queued so the worker goes on at once. */
 #define STO_DSYNC_DEPTH	2
-
 
 static void batch_done(struct sto_io *io, int res)
 {
