@@ -305,8 +305,8 @@ struct sto_engine_cfg {
 					 * volume's tail (0: off) */
 	uint64_t reclaim_age;		/* seconds: compaction drops tombstones
 					 * older than this (0: STO_RECLAIM_AGE) */
-	unsigned small_writes;		/* STO_SMALL_*: how whole records (<= 1 MiB
-					 * of data) are written (0: the default) */
+	unsigned small_writes;		/* STO_SMALL_*: how whole records of <=
+					 * 256 KiB are written (0: the default) */
 	unsigned large_direct;		/* STO_LARGE_* (0: buffered) */
 	unsigned commit_defer_ms;	/* a batch of acknowledged writes may wait
 					 * this long for more before its index
@@ -319,7 +319,7 @@ struct sto_engine_cfg {
 #define STO_SYNC_DEPTH		4
 #define STO_COMMIT_DEFER_MS	20
 
-/* Whole records (one buffer: <= STO_PUT_BUF of data). */
+/* Whole records of <= 256 KiB (one receive buffer each). */
 #define STO_SMALL_SEPARATE	1	/* a write each, then volume fdatasyncs */
 #define STO_SMALL_BATCH		2	/* adjacent ones one write, then fdatasyncs */
 #define STO_SMALL_DSYNC		3	/* adjacent ones one RWF_DSYNC write */

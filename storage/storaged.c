@@ -52,7 +52,7 @@ static void usage(FILE *f)
 "  --zero-ahead N         bytes zero-filled past the small-record volume's tail,\n"
 "                         so fdatasyncs need no extent conversion (default 32 MiB,\n"
 "                         0 = off)\n"
-"  --small-writes N       whole records (<= 1 MiB): 1 = a write each, then volume\n"
+"  --small-writes N       records <= 256 KiB: 1 = a write each, then volume\n"
 "                         fdatasyncs; 2 = adjacent ones in one write, then\n"
 "                         fdatasyncs; 3 = adjacent ones in one RWF_DSYNC write\n"
 "                         (default 2)\n"

@@ -736,9 +736,9 @@ static void test_reclaim_age(void **state)
 }
 
 /* Whole records (one buffer each) in every small-write mode: a burst of 64
- * concurrent PUTs of mixed sizes (empty, odd, 4 KiB, up to 1 MiB) plus
- * DELETEs, batched into runs of adjacent records (modes 2, 3: one write
- * each, RWF_DSYNC in 3); everything reads back, before and after a restart. */
+ * concurrent PUTs of mixed sizes (empty, odd, 4 KiB, 64 KiB; 1 MiB ones are
+ * not batched) plus DELETEs, runs of adjacent ones written as one (modes 2,
+ * 3; RWF_DSYNC in 3); everything reads back, before and after a restart. */
 static void test_small_modes(void **state)
 {
 	enum { N = 64 };
