@@ -29,6 +29,7 @@
 
 #define MAX_LIST	8
 #define MAX_CONNS	16
+#define MAX_NODE_ARGS	16
 
 struct node_opts {
 	const char *addr;		/* host:port, or NULL to start a node */
@@ -41,6 +42,9 @@ struct node_opts {
 	double seconds;
 	unsigned conns;
 	uint64_t max_ops;
+	bool puts_only;			/* no GET phases */
+	const char *node_args[MAX_NODE_ARGS];	/* extra strata-storaged flags */
+	unsigned nnode_args;
 };
 
 struct run;
@@ -229,9 +233,21 @@ static int start_node(const struct node_opts *o, char *addr, size_t len)
 	if (node_pid < 0)
 		return -errno;
 	if (node_pid == 0) {
+		const char *argv[8 + MAX_NODE_ARGS];
+		unsigned n = 0;
+
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(o->storaged, o->storaged, "--hot", hot, "--port", "0",
-		      "--port-file", port_file, (char *)NULL);
+		argv[n++] = o->storaged;
+		argv[n++] = "--hot";
+		argv[n++] = hot;
+		argv[n++] = "--port";
+		argv[n++] = "0";
+		argv[n++] = "--port-file";
+		argv[n++] = port_file;
+		for (unsigned i = 0; i < o->nnode_args; i++)
+			argv[n++] = o->node_args[i];
+		argv[n] = NULL;
+		execv(o->storaged, (char *const *)argv);
 		_exit(127);
 	}
 	while (strata_now_ns() < deadline) {
@@ -425,6 +441,8 @@ static void usage(FILE *f)
 "  --conns N          connections at most (default 4)\n"
 "  --seconds S        per phase (default 5)\n"
 "  --max-ops N        per phase, at most\n"
+"  --puts-only        skip the GET phases\n"
+"  --node-arg ARG     pass ARG to the started strata-storaged (repeatable)\n"
 "  --out FILE         append JSON phases to FILE\n");
 }
 
@@ -440,6 +458,8 @@ int bench_node_main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "max-ops", required_argument, NULL, 'm' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "puts-only", no_argument, NULL, 'P' },
+		{ "node-arg", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -476,6 +496,12 @@ int bench_node_main(int argc, char **argv)
 			break;
 		case 't': o.seconds = atof(optarg); break;
 		case 'm': o.max_ops = strtoull(optarg, NULL, 10); break;
+		case 'P': o.puts_only = true; break;
+		case 'N':
+			if (o.nnode_args >= MAX_NODE_ARGS)
+				goto out_usage;
+			o.node_args[o.nnode_args++] = optarg;
+			break;
 		case 'o':
 			if (bench_set_output(optarg) < 0) {
 				perror(optarg);
@@ -502,7 +528,7 @@ int bench_node_main(int argc, char **argv)
 
 			part++;
 			ret = run_phase(&o, addr, true, o.sizes[i], o.conc[j], part, 0, &written);
-			if (ret == 0 && written)
+			if (ret == 0 && written && !o.puts_only)
 				ret = run_phase(&o, addr, false, o.sizes[i], o.conc[j],
 						part, written, NULL);
 		}

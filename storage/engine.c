@@ -41,7 +41,9 @@ struct sto_io {
 	int fd;
 	uint64_t off;
 	struct iovec iov[6];		/* hdr, meta, data, table, pad */
+	struct iovec *iovp;		/* instead of iov when set (batches) */
 	unsigned iovcnt;
+	int rw_flags;			/* IO_WRITE: RWF_DSYNC */
 	uint64_t len;			/* IO_FALLOCATE, IO_FSYNC, IO_WRITEBACK */
 	sto_io_fn done;
 	struct sto_io *next;		/* backlog */
@@ -75,6 +77,7 @@ struct sto_vol {
 	uint8_t medium, dir;
 	uint32_t id;
 	int fd;
+	int dio_fd;			/* O_DIRECT, for large records (-1: not open) */
 	uint64_t tail;			/* next record goes here */
 	struct sto_put *sync_wait;	/* writes done, waiting for fdatasync */
 	unsigned nsync;			/* fdatasyncs in flight */
@@ -98,6 +101,12 @@ struct sto_vol {
 	uint64_t zero_pause;		/* ns: no zeroing before (overtaken) */
 	struct sto_io zero_io;
 	struct sto_io *zero_wait;	/* record writes into zero_off..end */
+	/* Whole records (one buffer each) filled during this loop iteration,
+	 * by offset: written as runs of adjacent records, one SQE each. */
+	struct put_write *wq;
+	bool wq_on;			/* on e->wvols */
+	unsigned ndsync;		/* RWF_DSYNC batches in flight */
+	struct sto_vol *wq_next;
 };
 
 #define STO_BIG_ACTIVE	2		/* active volumes for large fragments */
@@ -140,6 +149,11 @@ struct sto_put {
 	bool move;			/* compaction copy (STO_IDX_MOVE) */
 	bool tomb;			/* a DELETE's tombstone record */
 	bool purge;			/* a PURGE's record (c.op.old: the entry) */
+	/* O_DIRECT: the first buffer (buffered, with header and meta) ends
+	 * at a 4 KiB-aligned file offset, so every later full buffer starts
+	 * at one; the last (with the chunk table) is buffered again. */
+	bool dio;
+	uint32_t dio_head;		/* data bytes in the first buffer */
 	struct sto_put *next;		/* volume sync lists */
 };
 
@@ -148,6 +162,9 @@ struct put_write {
 	struct sto_put *p;
 	uint8_t *buf;
 	uint64_t start, bytes;		/* file range written */
+	bool synced;			/* by its batch's RWF_DSYNC */
+	bool direct;			/* O_DIRECT: no writeback to start */
+	struct put_write *next;		/* vol->wq, a batch */
 };
 
 struct sto_engine {
@@ -165,6 +182,7 @@ struct sto_engine {
 	struct sto_idx *idx;
 	struct sto_io *backlog, *backlog_tail;
 	struct sto_vol *dirty;
+	struct sto_vol *wvols;			/* with queued record writes */
 	struct sto_commit *cq, **cq_tail;	/* waiting for a commit */
 	struct sto_commit *aq;			/* atime updates, flushed lazily */
 	struct sto_commit *ov[4096];		/* overlay: acked, not yet in LMDB */
@@ -215,14 +233,20 @@ static void busy_put(struct sto_engine *e)
 		uv_unref((uv_handle_t *)&e->poll);
 }
 
+static struct iovec *io_iov(struct sto_io *io)
+{
+	return io->iovp ? io->iovp : io->iov;
+}
+
 static void io_prep(struct sto_io *io, struct io_uring_sqe *sqe)
 {
 	switch (io->op) {
 	case IO_READ:
-		io_uring_prep_readv(sqe, io->fd, io->iov, io->iovcnt, io->off);
+		io_uring_prep_readv(sqe, io->fd, io_iov(io), io->iovcnt, io->off);
 		break;
 	case IO_WRITE:
-		io_uring_prep_writev(sqe, io->fd, io->iov, io->iovcnt, io->off);
+		io_uring_prep_writev2(sqe, io->fd, io_iov(io), io->iovcnt, io->off,
+				      io->rw_flags);
 		break;
 	case IO_FSYNC:
 		/* off/len: the range to write back (len 0: the whole file) */
@@ -264,28 +288,30 @@ static void io_submit(struct sto_engine *e, struct sto_io *io)
 	io_prep(io, sqe);
 }
 
-static size_t iov_total(const struct sto_io *io)
+static size_t iov_total(struct sto_io *io)
 {
+	const struct iovec *iov = io_iov(io);
 	size_t n = 0;
 
 	for (unsigned i = 0; i < io->iovcnt; i++)
-		n += io->iov[i].iov_len;
+		n += iov[i].iov_len;
 	return n;
 }
 
 /* A short transfer: drop the bytes done and go again for the rest. */
 static void io_advance(struct sto_io *io, size_t n)
 {
+	struct iovec *iov = io_iov(io);
 	unsigned i = 0;
 
 	io->off += n;
-	while (i < io->iovcnt && n >= io->iov[i].iov_len)
-		n -= io->iov[i++].iov_len;
-	memmove(io->iov, io->iov + i, (io->iovcnt - i) * sizeof(io->iov[0]));
+	while (i < io->iovcnt && n >= iov[i].iov_len)
+		n -= iov[i++].iov_len;
+	memmove(iov, iov + i, (io->iovcnt - i) * sizeof(iov[0]));
 	io->iovcnt -= i;
 	if (io->iovcnt) {
-		io->iov[0].iov_base = (uint8_t *)io->iov[0].iov_base + n;
-		io->iov[0].iov_len -= n;
+		iov[0].iov_base = (uint8_t *)iov[0].iov_base + n;
+		iov[0].iov_len -= n;
 	}
 }
 
@@ -390,8 +416,12 @@ static void vol_prealloc_maybe(struct sto_engine *e, struct sto_vol *v)
 	if (v->prealloc_busy || v->prealloc_stop ||
 	    v->tail + STO_PREALLOC / 2 < v->prealloc || v->prealloc >= e->cfg.vol_max)
 		return;
-	if (v->prealloc < v->tail)
-		v->prealloc = v->tail & ~(uint64_t)4095;
+	/* The tail jumped past it (a large record reserved at once): cover
+	 * that record too, so its direct writes find allocated blocks. */
+	if (v->prealloc < v->tail) {
+		v->prealloc &= ~(uint64_t)4095;
+		len += v->tail - v->prealloc;
+	}
 	if (v->prealloc + len > e->cfg.vol_max)
 		len = e->cfg.vol_max - v->prealloc;
 	memset(&v->prealloc_io, 0, sizeof(v->prealloc_io));
@@ -741,6 +771,33 @@ static int vol_replay(struct sto_engine *e, struct sto_vol *v, uint64_t file_end
 	return ret;
 }
 
+static void vol_close(struct sto_vol *v)
+{
+	close(v->fd);
+	if (v->dio_fd >= 0)
+		close(v->dio_fd);
+}
+
+/* With cfg.large_direct, large records' full 1 MiB buffers are written
+ * with O_DIRECT through a second descriptor: no copy into the page cache
+ * (which io_uring does on one io-wq worker per file) and no writeback for
+ * the final fdatasync to wait for. Off by default: on the PVM guest this
+ * was measured on, the direct writes were slower (docs/storage.md). Best
+ * effort: where O_DIRECT can't be opened, buffered writes. */
+static int vol_dio_fd(struct sto_dir *d, struct sto_vol *v)
+{
+	char path[4096];
+
+	if (v->dio_fd >= 0)
+		return v->dio_fd;
+	if (sto_vol_path(path, sizeof(path), d->path, v->id) < 0)
+		return -1;
+	v->dio_fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (v->dio_fd < 0)
+		log_debug("O_DIRECT open %s: %s", path, strerror(errno));
+	return v->dio_fd;
+}
+
 static int vol_open(struct sto_engine *e, struct sto_dir *d, uint32_t id,
 		    bool create, struct sto_vol **out)
 {
@@ -768,6 +825,7 @@ static int vol_open(struct sto_engine *e, struct sto_dir *d, uint32_t id,
 	v->dir = d->idx;
 	v->id = id;
 	v->e = e;
+	v->dio_fd = -1;
 	v->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0644);
 	if (v->fd < 0) {
 		ret = -errno;
@@ -798,7 +856,7 @@ static int vol_open(struct sto_engine *e, struct sto_dir *d, uint32_t id,
 		}
 		ret = vol_replay(e, v, v->prealloc);
 		if (ret < 0) {
-			close(v->fd);
+			vol_close(v);
 			free(v);
 			return ret;
 		}
@@ -1135,8 +1193,6 @@ static void commit_after(uv_work_t *w, int status)
 	engine_maybe_finish_close(e);
 }
 
-#define STO_COMMIT_DEFER_NS	(20 * 1000000ull)
-
 static void commit_start(struct sto_engine *e)
 {
 	struct commit_batch *b;
@@ -1165,12 +1221,12 @@ static void commit_start(struct sto_engine *e)
 		lazy &= c->acked || c->op.type == STO_IDX_ATIME;
 	}
 	/* Nobody waits for a batch of acknowledged writes: while more are on
-	 * their way (in flight), let it grow for up to STO_COMMIT_DEFER_NS so
+	 * their way (in flight), let it grow for up to cfg.commit_defer_ms so
 	 * fewer LMDB flushes compete with the volumes' fdatasyncs. */
 	if (n && lazy && !e->list_wait && (!e->held || e->held->lazy) &&
 	    !e->closing && n < 4096 &&
 	    e->busy > n + (e->held ? e->held->n : 0) &&
-	    strata_now_ns() - e->last_commit_ns < STO_COMMIT_DEFER_NS)
+	    strata_now_ns() - e->last_commit_ns < e->cfg.commit_defer_ms * 1000000ull)
 		return;
 	b = calloc(1, sizeof(*b));
 	if (!b)
@@ -1230,7 +1286,7 @@ static void commit_start(struct sto_engine *e)
 static void vol_put(struct sto_vol *v)
 {
 	if (--v->refs == 0 && v->doomed) {
-		close(v->fd);
+		vol_close(v);
 		free(v);
 	}
 }
@@ -1337,7 +1393,7 @@ static void vol_mark_dirty(struct sto_engine *e, struct sto_vol *v)
 	e->dirty = v;
 }
 
-static void put_writes_done(struct sto_put *p)
+static void put_writes_done(struct sto_put *p, bool synced)
 {
 	if (p->aborted) {
 		put_free(p);
@@ -1349,6 +1405,13 @@ static void put_writes_done(struct sto_put *p)
 	}
 	if (p->status < 0) {
 		put_finish(p, p->status);
+		return;
+	}
+	if (synced) {			/* its one write was RWF_DSYNC */
+		if (p->move)
+			commit_queue(p->e, &p->c);	/* acknowledged once indexed */
+		else
+			put_durable(p);
 		return;
 	}
 	p->next = p->vol->sync_wait;
@@ -1394,8 +1457,9 @@ static void put_write_done(struct sto_io *io, int res)
 {
 	struct put_write *w = (struct put_write *)io;
 	struct sto_put *p = w->p;
+	bool synced = w->synced;
 
-	if (res == 0 && p->size >= 4 * STO_PUT_BUF && !p->aborted)
+	if (res == 0 && p->size >= 4 * STO_PUT_BUF && !p->aborted && !w->direct)
 		put_writeback(p->e, p->vol->fd, w->start, w->bytes);
 
 	free(w->buf);
@@ -1409,10 +1473,146 @@ static void put_write_done(struct sto_io *io, int res)
 	}
 	if (p->all_in) {
 		if (p->writes == 0)
-			put_writes_done(p);
+			put_writes_done(p, synced);
 	} else if (p->blocked && !p->aborted) {
 		p->blocked = false;
 		p->resume(p->arg);
+	}
+}
+
+static unsigned e_small_mode(const struct sto_engine *e)
+{
+	return e->cfg.small_writes ? e->cfg.small_writes : STO_SMALL_DEFAULT;
+}
+
+/* v has queued record writes: on_prepare writes them. */
+static void put_write_queue_kick(struct sto_engine *e, struct sto_vol *v)
+{
+	if (!v->wq_on && v->wq) {
+		v->wq_on = true;
+		v->wq_next = e->wvols;
+		e->wvols = v;
+	}
+}
+
+/* A whole small record is ready: it waits (sorted by offset) for the end of
+ * this loop iteration, when runs of adjacent ones go out as one write. */
+static void put_write_queue(struct sto_engine *e, struct sto_vol *v,
+			    struct put_write *w)
+{
+	struct put_write **pp = &v->wq;
+
+	while (*pp && (*pp)->start < w->start)
+		pp = &(*pp)->next;
+	w->next = *pp;
+	*pp = w;
+	put_write_queue_kick(e, v);
+}
+
+/* Adjacent whole records written by one SQE: io_uring runs buffered writes
+ * to one file one at a time on one io-wq worker anyway, so a run of N
+ * records costs one punt, one ext4 write call and one completion instead of
+ * N. In STO_SMALL_DSYNC mode the write carries RWF_DSYNC: the kernel syncs
+ * the run's range (data, any metadata it needs, a device flush) right after
+ * writing it, on the same worker, with no trip through the loop between the
+ * write and its fdatasync. */
+struct write_batch {
+	struct sto_io io;
+	struct sto_vol *v;
+	struct put_write *list;
+	uint64_t t0;			/* ns */
+	struct iovec iov[];
+};
+
+/* Records batched: at most this long. The per-write cost matters for small
+ * ones; a 1 MiB record rarely has a neighbour completing in the same loop
+ * iteration, so it goes out at once, as before. */
+#define STO_BATCH_REC	(256u << 10)
+#define STO_BATCH_IOV	256
+#define STO_BATCH_BYTES	(4u << 20)
+/* RWF_DSYNC batches in flight per volume. io_uring runs them one after the
+ * other anyway (buffered writes to one file share one worker), so more only
+ * makes each smaller; the second is queued so the worker goes on at once. */
+#define STO_DSYNC_DEPTH	2
+
+static void batch_done(struct sto_io *io, int res)
+{
+	struct write_batch *b = (struct write_batch *)io;
+	struct sto_engine *e = b->v->e;
+	struct put_write *w = b->list, *next;
+	bool dsync = io->rw_flags != 0;
+
+	if (dsync) {
+		e->st.fsync_us += (strata_now_ns() - b->t0) / 1000;
+		if (res < 0)
+			log_err("write+sync vol %u: %s", b->v->id, strerror(-res));
+		b->v->ndsync--;
+		put_write_queue_kick(e, b->v);
+	}
+	free(b);
+	for (; w; w = next) {
+		next = w->next;
+		w->synced = dsync && res == 0;
+		put_write_done(&w->io, res);
+	}
+}
+
+static void vol_write_queued(struct sto_engine *e, struct sto_vol *v)
+{
+	bool dsync = e_small_mode(e) == STO_SMALL_DSYNC;
+	struct put_write *w;
+
+	v->wq_on = false;
+	while ((w = v->wq) && (!dsync || v->ndsync < STO_DSYNC_DEPTH)) {
+		struct put_write *end = w;
+		unsigned niov = w->io.iovcnt;
+		uint64_t bytes = w->bytes;
+		struct write_batch *b;
+
+		while (end->next && end->next->start == end->start + end->bytes &&
+		       niov + end->next->io.iovcnt <= STO_BATCH_IOV &&
+		       bytes + end->next->bytes <= STO_BATCH_BYTES) {
+			end = end->next;
+			niov += end->io.iovcnt;
+			bytes += end->bytes;
+		}
+		b = malloc(sizeof(*b) + niov * sizeof(struct iovec));
+		if (!b) {
+			/* No memory for a batch: this record alone, as before. */
+			end = w;
+			bytes = w->bytes;
+		}
+		v->wq = end->next;
+		end->next = NULL;
+		if (b) {
+			memset(&b->io, 0, sizeof(b->io));
+			b->v = v;
+			b->list = w;
+			b->t0 = strata_now_ns();
+			b->io.op = IO_WRITE;
+			b->io.fd = v->fd;
+			b->io.off = w->start;
+			b->io.iovp = b->iov;
+			b->io.done = batch_done;
+			if (dsync) {
+				b->io.rw_flags = RWF_DSYNC;
+				e->st.fsyncs++;
+				v->ndsync++;
+			}
+			for (struct put_write *x = w; x; x = x->next)
+				for (unsigned i = 0; i < x->io.iovcnt; i++)
+					b->iov[b->io.iovcnt++] = x->io.iov[i];
+		}
+		{
+			struct sto_io *io = b ? &b->io : &w->io;
+
+			if (vol_zero_overlaps(v, w->start, bytes)) {
+				io->next = v->zero_wait;
+				v->zero_wait = io;
+			} else {
+				io_submit(e, io);
+			}
+		}
 	}
 }
 
@@ -1443,6 +1643,13 @@ static int put_flush(struct sto_put *p)
 	}
 	if (p->cur_fill)
 		io->iov[io->iovcnt++] = (struct iovec){ p->cur, p->cur_fill };
+	/* A full buffer between the first and the last: aligned in the file
+	 * (dio_head) and in memory (posix_memalign). */
+	if (p->dio && !first && !last && io->off % STO_DIO_ALIGN == 0 &&
+	    p->cur_fill % STO_DIO_ALIGN == 0) {
+		io->fd = p->vol->dio_fd;
+		w->direct = true;
+	}
 	if (last) {
 		uint64_t tab = 4 * p->nchunks;
 		uint64_t end = sto_rec_table_off(meta_len, p->size) + tab;
@@ -1464,6 +1671,11 @@ static int put_flush(struct sto_put *p)
 	p->cur_off += p->cur_fill;
 	p->cur_fill = p->cur_cap = 0;
 	p->writes++;
+	if (first && last && w->bytes <= STO_BATCH_REC &&
+	    e_small_mode(p->e) != STO_SMALL_SEPARATE) {
+		put_write_queue(p->e, p->vol, w);
+		return 0;
+	}
 	if (vol_zero_overlaps(p->vol, w->start, w->bytes)) {
 		io->next = p->vol->zero_wait;
 		p->vol->zero_wait = io;
@@ -1552,6 +1764,13 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 	if (ret < 0)
 		goto out_free;
 	p->vol->pending++;
+	if (n >= STO_BIG_MIN && e->cfg.large_direct == STO_LARGE_DIRECT &&
+	    vol_dio_fd(d, p->vol) >= 0) {
+		uint64_t data_at = p->c.op.loc.off + sto_rec_data_off(meta_len);
+
+		p->dio = true;
+		p->dio_head = (uint32_t)(STO_DIO_ALIGN - data_at % STO_DIO_ALIGN);
+	}
 	sto_rec_encode(&rec, meta, p->hdr);
 	p->c.op.type = STO_IDX_PUT;
 	p->tomb = tomb;
@@ -1593,7 +1812,7 @@ static int put_begin(struct sto_engine *e, struct sto_dir *d, bool tomb,
 		if (ret < 0)
 			p->status = ret;
 		if (p->writes == 0)
-			put_writes_done(p);	/* hands p to done */
+			put_writes_done(p, false);	/* hands p to done */
 	}
 	return 0;
 
@@ -1686,13 +1905,17 @@ int sto_put_buf(struct sto_put *p, void **buf, size_t *len)
 		return -EINVAL;
 	if (!p->cur) {
 		uint64_t left = p->size - p->cur_off;
+		uint64_t cap = p->dio && p->cur_off == 0 ? p->dio_head : STO_PUT_BUF;
 
 		if (p->writes >= STO_PUT_WINDOW) {
 			p->blocked = true;
 			return -EAGAIN;
 		}
-		p->cur_cap = left < STO_PUT_BUF ? left : STO_PUT_BUF;
-		p->cur = malloc(p->cur_cap);
+		p->cur_cap = left < cap ? left : cap;
+		if (!p->dio)
+			p->cur = malloc(p->cur_cap);
+		else if (posix_memalign((void **)&p->cur, STO_DIO_ALIGN, p->cur_cap))
+			p->cur = NULL;
 		if (!p->cur)
 			return -ENOMEM;
 	}
@@ -1732,7 +1955,7 @@ void sto_put_fill(struct sto_put *p, size_t n)
 		if (ret < 0 && p->received == p->size) {
 			p->all_in = true;
 			if (p->writes == 0)
-				put_writes_done(p);
+				put_writes_done(p, false);
 		}
 	}
 }
@@ -2781,8 +3004,13 @@ static void vol_sync_start(struct sto_engine *e, struct sto_vol *v)
 static void on_prepare(uv_prepare_t *h)
 {
 	struct sto_engine *e = h->data;
-	struct sto_vol *v = e->dirty;
+	struct sto_vol *v;
 
+	while ((v = e->wvols)) {
+		e->wvols = v->wq_next;
+		vol_write_queued(e, v);
+	}
+	v = e->dirty;
 	e->dirty = NULL;
 	while (v) {
 		struct sto_vol *next = v->dirty_next;
@@ -2911,6 +3139,8 @@ int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		e->cfg.compact_pct = 50;
 	if (!e->cfg.sync_depth)
 		e->cfg.sync_depth = STO_SYNC_DEPTH;
+	if (!e->cfg.commit_defer_ms)
+		e->cfg.commit_defer_ms = STO_COMMIT_DEFER_MS;
 	if (!e->cfg.reclaim_age)
 		e->cfg.reclaim_age = STO_RECLAIM_AGE;
 	e->last_compact_check = strata_now_ns();
@@ -2990,7 +3220,7 @@ out_close:
 
 			for (uint32_t v = 0; v < d->nvols; v++)
 				if (d->vols[v]) {
-					close(d->vols[v]->fd);
+					vol_close(d->vols[v]);
 					free(d->vols[v]);
 				}
 			free(d->vols);
@@ -3024,7 +3254,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 			for (uint32_t v = 0; v < d->nvols; v++)
 				if (d->vols[v]) {
-					close(d->vols[v]->fd);
+					vol_close(d->vols[v]);
 					free(d->vols[v]);
 				}
 			free(d->vols);

@@ -316,12 +316,30 @@ struct sto_engine_cfg {
 					 * volume's tail (0: off) */
 	uint64_t reclaim_age;		/* seconds: compaction drops tombstones
 					 * older than this (0: STO_RECLAIM_AGE) */
+	unsigned small_writes;		/* STO_SMALL_*: how whole records of <=
+					 * 256 KiB are written (0: the default) */
+	unsigned large_direct;		/* STO_LARGE_* (0: buffered) */
+	unsigned commit_defer_ms;	/* a batch of acknowledged writes may wait
+					 * this long for more before its index
+					 * commit (0: STO_COMMIT_DEFER_MS) */
 	struct sto_tier_cfg tier;
 };
 
 #define STO_RECLAIM_AGE		(7 * 86400ull)
 
 #define STO_SYNC_DEPTH		4
+#define STO_COMMIT_DEFER_MS	20
+
+/* Whole records of <= 256 KiB (one receive buffer each). */
+#define STO_SMALL_SEPARATE	1	/* a write each, then volume fdatasyncs */
+#define STO_SMALL_BATCH		2	/* adjacent ones one write, then fdatasyncs */
+#define STO_SMALL_DSYNC		3	/* adjacent ones one RWF_DSYNC write */
+#define STO_SMALL_DEFAULT	STO_SMALL_BATCH
+
+/* Large records (>= 8 MiB): full buffers O_DIRECT (default) or buffered. */
+#define STO_LARGE_DIRECT	1
+#define STO_LARGE_BUFFERED	2
+#define STO_DIO_ALIGN		4096u
 #define STO_ZERO_AHEAD		(32ull << 20)
 
 struct sto_engine;

@@ -54,6 +54,14 @@ static void usage(FILE *f)
 "  --zero-ahead N         bytes zero-filled past the small-record volume's tail,\n"
 "                         so fdatasyncs need no extent conversion (default 32 MiB,\n"
 "                         0 = off)\n"
+"  --small-writes N       records <= 256 KiB: 1 = a write each, then volume\n"
+"                         fdatasyncs; 2 = adjacent ones in one write, then\n"
+"                         fdatasyncs; 3 = adjacent ones in one RWF_DSYNC write\n"
+"                         (default 2)\n"
+"  --large-direct 0|1     records >= 8 MiB: full 1 MiB buffers written with\n"
+"                         O_DIRECT (1) or buffered (0, default)\n"
+"  --commit-defer-ms N    acknowledged writes wait up to N ms for more before\n"
+"                         their index commit (default 20)\n"
 "  --reclaim-age S        compaction drops tombstones older than S seconds\n"
 "                         (default 604800: 7 days)\n"
 "  --cold-after S         move fragments unread for S seconds to cold (default\n"
@@ -174,6 +182,9 @@ int main(int argc, char **argv)
 		{ "tier-off", no_argument, NULL, 1009 },
 		{ "audit-mbps", required_argument, NULL, 1010 },
 		{ "audit-interval", required_argument, NULL, 1011 },
+		{ "small-writes", required_argument, NULL, 1100 },
+		{ "large-direct", required_argument, NULL, 1101 },
+		{ "commit-defer-ms", required_argument, NULL, 1102 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -277,6 +288,21 @@ int main(int argc, char **argv)
 				ecfg.sync_depth = (unsigned)v;
 				break;
 			case 'Z': ecfg.zero_ahead = v; break;
+			case 1100:
+				if (v < STO_SMALL_SEPARATE || v > STO_SMALL_DSYNC)
+					goto out_usage;
+				ecfg.small_writes = (unsigned)v;
+				break;
+			case 1101:
+				if (v > 1)
+					goto out_usage;
+				ecfg.large_direct = v ? STO_LARGE_DIRECT : STO_LARGE_BUFFERED;
+				break;
+			case 1102:
+				if (v < 1 || v > 10000)
+					goto out_usage;
+				ecfg.commit_defer_ms = (unsigned)v;
+				break;
 			case 'a':
 				if (v < 1)
 					goto out_usage;

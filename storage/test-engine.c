@@ -11,6 +11,7 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -796,6 +797,201 @@ static void test_reclaim_age(void **state)
 	free(a);
 }
 
+/* Whole records (one buffer each) in every small-write mode: a burst of 64
+ * concurrent PUTs of mixed sizes (empty, odd, 4 KiB, 64 KiB; 1 MiB ones are
+ * not batched) plus DELETEs, runs of adjacent ones written as one (modes 2,
+ * 3; RWF_DSYNC in 3); everything reads back, before and after a restart. */
+static void test_small_modes(void **state)
+{
+	enum { N = 64 };
+	static const size_t lens[] = { 0, 1, 100, 4096, 4097, 8000, 65536, 1 << 20 };
+	static struct res rs[N];
+	uint8_t *a = malloc(1 << 20), *b = malloc(1 << 20);
+
+	for (unsigned mode = STO_SMALL_SEPARATE; mode <= STO_SMALL_DSYNC; mode++) {
+		struct sto_engine_cfg cfg = { .nhot = 1, .hot = { hot },
+					      .map_size = 1 << 26, .vol_max = 64 << 20,
+					      .atime_interval = 1,
+					      .zero_ahead = STO_ZERO_AHEAD,
+					      .small_writes = mode };
+		uint32_t part = 40 + mode;
+
+		close_engine();
+		assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+		memset(rs, 0, sizeof(rs));
+		for (unsigned i = 0; i < N; i++) {
+			struct sto_key k = key(part, (uint8_t)i);
+			size_t len = lens[i % ARRAY_SIZE(lens)];
+			struct sto_put *p;
+			size_t off = 0;
+
+			fill(a, len, 1000 * mode + i);
+			assert_int_equal(sto_put_begin(eng, &k, 10, "meta", 4, len,
+						       sto_crc32c(0, a, len), on_put,
+						       on_resume, &rs[i], &p), 0);
+			while (off < len) {
+				void *buf;
+				size_t n;
+
+				assert_int_equal(sto_put_buf(p, &buf, &n), 0);
+				if (n > len - off)
+					n = len - off;
+				if (n > 3000)
+					n = 3000;
+				memcpy(buf, a + off, n);
+				sto_put_fill(p, n);
+				off += n;
+			}
+			if (i % 5 == 4)
+				uv_run(&loop, UV_RUN_NOWAIT);
+		}
+		for (unsigned i = 0; i < N; i++) {
+			wait_res(&rs[i]);
+			assert_int_equal(rs[i].status, 0);
+		}
+		/* DELETEs (tombstones: header-only records) in one burst too. */
+		memset(rs, 0, sizeof(rs));
+		for (unsigned i = 0; i < N; i += 8) {
+			struct sto_key k = key(part, (uint8_t)i);
+
+			assert_int_equal(sto_del(eng, &k, 20, on_del, &rs[i]), 0);
+		}
+		for (unsigned i = 0; i < N; i += 8) {
+			wait_res(&rs[i]);
+			assert_int_equal(rs[i].status, 0);
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			for (unsigned i = 0; i < N; i++) {
+				struct sto_key k = key(part, (uint8_t)i);
+				size_t len = lens[i % ARRAY_SIZE(lens)];
+
+				if (i % 8 == 0) {
+					assert_int_equal(get(&k, 0, 1, b), -ENOENT);
+					continue;
+				}
+				fill(a, len, 1000 * mode + i);
+				assert_int_equal(get(&k, 0, len, b), 0);
+				assert_memory_equal(a, b, len);
+			}
+			close_engine();
+			assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+		}
+	}
+	free(a);
+	free(b);
+}
+
+/* Pages of [off, off + len) of the file in the page cache. */
+static size_t resident_pages(int fd, uint64_t off, uint64_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint64_t start = off / (uint64_t)pg * (uint64_t)pg;
+	size_t npg = (size_t)((off + len - start + (uint64_t)pg - 1) / (uint64_t)pg), n = 0;
+	unsigned char *vec = malloc(npg);
+	void *m = mmap(NULL, npg * (size_t)pg, PROT_READ, MAP_SHARED, fd, (off_t)start);
+
+	assert_true(m != MAP_FAILED);
+	assert_int_equal(mincore(m, npg * (size_t)pg, vec), 0);
+	for (size_t i = 0; i < npg; i++)
+		n += vec[i] & 1;
+	munmap(m, npg * (size_t)pg);
+	free(vec);
+	return n;
+}
+
+/* Large records (>= 8 MiB) with meta lengths that put their data at every
+ * kind of offset, streamed concurrently in odd-sized pieces: the full
+ * buffers between the first and the last go out with O_DIRECT (so they are
+ * not in the page cache afterwards, where O_DIRECT works), and every byte
+ * reads back, before and after a restart. */
+static void test_large_direct(void **state)
+{
+	enum { N = 3 };
+	static const size_t lens[N] = { (8 << 20) + 1, (9 << 20) - 7, (10 << 20) + 4096 };
+	static const uint32_t mlens[N] = { 0, 4, 1001 };
+	static struct res rs[N];
+	static uint8_t meta[1001];
+	struct sto_engine_cfg cfg = { .nhot = 1, .hot = { hot }, .map_size = 1 << 26,
+				      .vol_max = 256 << 20, .atime_interval = 1,
+				      .large_direct = STO_LARGE_DIRECT };
+	uint8_t *a[N], *b = malloc(lens[N - 1]);
+	struct sto_put *p[N];
+	size_t off[N] = { 0 };
+	bool left = true, direct;
+	char path[256];
+	int fd;
+
+	close_engine();
+	assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+	memset(rs, 0, sizeof(rs));
+	for (unsigned i = 0; i < N; i++) {
+		struct sto_key k = key(50, (uint8_t)i);
+
+		a[i] = malloc(lens[i]);
+		fill(a[i], lens[i], 500 + i);
+		assert_int_equal(sto_put_begin(eng, &k, 10, meta, mlens[i], lens[i],
+					       sto_crc32c(0, a[i], lens[i]), on_put,
+					       on_resume, &rs[i], &p[i]), 0);
+	}
+	while (left) {
+		left = false;
+		for (unsigned i = 0; i < N; i++) {
+			void *buf;
+			size_t n;
+			int ret;
+
+			if (off[i] == lens[i])
+				continue;
+			left = true;
+			ret = sto_put_buf(p[i], &buf, &n);
+			if (ret == -EAGAIN)
+				continue;
+			assert_int_equal(ret, 0);
+			if (n > lens[i] - off[i])
+				n = lens[i] - off[i];
+			if (n > 300000 + 7 * i)
+				n = 300000 + 7 * i;
+			memcpy(buf, a[i] + off[i], n);
+			sto_put_fill(p[i], n);
+			off[i] += n;
+		}
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		wait_res(&rs[i]);
+		assert_int_equal(rs[i].status, 0);
+	}
+	/* Direct writes leave nothing in the page cache: the middle 4 MiB of
+	 * each record's data is not resident (the records were written
+	 * moments ago, so buffered pages would be). */
+	snprintf(path, sizeof(path), "%s/vol-%08x.dat", hot, rs[0].loc.vol);
+	fd = open(path, O_RDONLY | O_DIRECT);
+	direct = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	for (unsigned i = 0; i < N && direct; i++) {
+		snprintf(path, sizeof(path), "%s/vol-%08x.dat", hot, rs[i].loc.vol);
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(resident_pages(fd, rs[i].loc.off + sto_rec_data_off(mlens[i]) +
+						(2 << 20), 4 << 20), 0);
+		close(fd);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < N; i++) {
+			struct sto_key k = key(50, (uint8_t)i);
+
+			assert_int_equal(get(&k, 0, lens[i], b), 0);
+			assert_memory_equal(a[i], b, lens[i]);
+		}
+		close_engine();
+		assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+	}
+	for (unsigned i = 0; i < N; i++)
+		free(a[i]);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -809,6 +1005,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zero_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_suffix_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_modes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_direct, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
