@@ -112,7 +112,7 @@ void gw_config_init(struct gw_config *cfg)
 	cfg->read_deadline_ms = 1000;
 	cfg->write_deadline_ms = 10000;
 	cfg->down_ms = 2000;
-	cfg->node_conns = 4;
+	cfg->node_conns = 2;
 	cfg->hung_ms = 3000;
 	cfg->grace_ms = 10000;
 	cfg->max_object = 5ull << 30;
@@ -131,7 +131,8 @@ const char gw_config_help[] =
 "  --read-deadline-ms N     fragment read deadline before parity (default 1000)\n"
 "  --write-deadline-ms N    fragment write deadline before a handoff (default 10000)\n"
 "  --down-ms N              a failed node is skipped this long (default 2000)\n"
-"  --node-conns N           connections per storage node, 1-8 (default 4)\n"
+"  --node-conns N           connections per storage node for reads, and as many\n"
+"                           for writes: 1-4 (default 2)\n"
 "  --hung-ms N              a node silent this long while a read waits is hung:\n"
 "                           marked down (default 3000)\n"
 "  --grace-ms N             SIGTERM: in-flight requests get this long (default 10000)\n"
@@ -185,7 +186,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	else if (!strcmp(key, "down-ms")) cfg->down_ms = (uint32_t)v;
 	else if (!strcmp(key, "hung-ms")) cfg->hung_ms = (uint32_t)v;
 	else if (!strcmp(key, "node-conns")) {
-		if (v < 1 || v > GW_POOL_MAX_CONNS)
+		if (v < 1 || v > GW_POOL_MAX_CONNS / 2)
 			return -EINVAL;
 		cfg->node_conns = (uint32_t)v;
 	}

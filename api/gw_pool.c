@@ -6,7 +6,10 @@
  * streamed GET holds that order until its last byte, so on one connection a
  * HEAD or a small GET waits behind every megabyte queued ahead of it (and a
  * PUT's payload delays every request sent after it). Requests go to the
- * connection with the fewest pending; another opens when all are busy. */
+ * connection with the fewest pending; another opens when all are busy.
+ * Reads have connections of their own: a node stops reading a connection
+ * while a PUT payload waits for room, and a read queued behind it would
+ * wait too - and would look like a hung node (gw_node_check). */
 #include "internal.h"
 
 #include "common.h"
@@ -50,7 +53,7 @@ struct gw_node {
 struct gw_pool {
 	uv_loop_t *loop;
 	uint32_t down_ms, deadline_ms, hung_ms;
-	unsigned nconns;
+	unsigned nconns;		/* per class */
 	bool closing;
 	struct gw_node *nodes;
 };
@@ -69,8 +72,8 @@ int gw_pool_new(uv_loop_t *loop, const struct gw_pool_config *cfg,
 	p->nconns = cfg->conns_per_node;
 	if (p->nconns < 1)
 		p->nconns = 1;
-	if (p->nconns > GW_POOL_MAX_CONNS)
-		p->nconns = GW_POOL_MAX_CONNS;
+	if (p->nconns > GW_POOL_MAX_CONNS / 2)
+		p->nconns = GW_POOL_MAX_CONNS / 2;
 	*out = p;
 	return 0;
 }
@@ -263,10 +266,13 @@ static void node_check_connects(struct gw_node *n)
 	}
 }
 
-void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg)
+/* cls 0: writes and everything else, slots [0, nconns); 1: reads, slots
+ * [GW_POOL_MAX_CONNS / 2, + nconns). */
+static void node_acquire(struct gw_node *n, unsigned cls, gw_node_fn cb, void *arg)
 {
 	struct gw_conn *best = NULL, *idle = NULL;
-	unsigned best_pending = 0;
+	unsigned best_pending = 0, base = cls * (GW_POOL_MAX_CONNS / 2);
+	bool connecting = false;
 	struct gw_wait *w;
 
 	if (n->pool->closing) {
@@ -280,9 +286,11 @@ void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg)
 		cb(arg, NULL, -EHOSTDOWN);
 		return;
 	}
-	for (unsigned i = 0; i < n->pool->nconns; i++) {
+	for (unsigned i = base; i < base + n->pool->nconns; i++) {
 		struct gw_conn *k = &n->conn[i];
 
+		if (k->state == CONN_CONNECTING)
+			connecting = true;
 		if (k->state == CONN_UP) {
 			unsigned p = sto_client_pending(k->c);
 
@@ -295,7 +303,7 @@ void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg)
 		}
 	}
 	/* One more connection while all are busy, one connect at a time. */
-	if (idle && !n->nconnecting && !gw_node_is_down(n) &&
+	if (idle && !connecting && !gw_node_is_down(n) &&
 	    (!best || best_pending >= GW_CONN_BUSY)) {
 		if (!conn_open(n, idle) && !best) {
 			node_mark_down(n, "cannot connect");
@@ -322,6 +330,16 @@ void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg)
 	n->wtail = &w->next;
 }
 
+void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg)
+{
+	node_acquire(n, 0, cb, arg);
+}
+
+void gw_node_acquire_read(struct gw_node *n, gw_node_fn cb, void *arg)
+{
+	node_acquire(n, 1, cb, arg);
+}
+
 static bool is_answer(int err)
 {
 	switch (err) {
@@ -344,8 +362,10 @@ void gw_node_failed(struct gw_node *n, int err)
 	node_wake(n, NULL, -EHOSTDOWN);
 }
 
-/* How long n has kept requests waiting without a sign of life (ms; 0 when
- * nothing waits or it moved since). */
+/* How long n has kept reads waiting without a sign of life on any of its
+ * connections (ms; 0 when no read waits or it moved since). Only reads
+ * count: a write may rightly wait seconds for a node's flush (the write
+ * deadline bounds it), a read on its own connection may not. */
 static uint64_t node_silent_ms(const struct gw_node *n)
 {
 	uint64_t last = 0, busy = 0;
@@ -359,6 +379,8 @@ static uint64_t node_silent_ms(const struct gw_node *n)
 		t = sto_client_last_progress(k->c);
 		if (t > last)
 			last = t;
+		if (i < GW_POOL_MAX_CONNS / 2)
+			continue;	/* not a read connection */
 		b = sto_client_busy_since(k->c);
 		if (b && (!busy || b < busy))
 			busy = b;	/* the longest wait */

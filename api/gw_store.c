@@ -527,7 +527,7 @@ int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
 		a->h = h;
 		a->i = i;
 		h->refs++;
-		gw_node_acquire(n, hl_on_client, a);
+		gw_node_acquire_read(n, hl_on_client, a);
 	}
 	return 0;
 }
@@ -710,7 +710,7 @@ int gw_read_start(struct gw_store *st, const struct ring_dev *dev,
 	}
 	uv_timer_start(&r->timer, rd_on_timer, st->read_deadline_ms, 0);
 	r->refs++;		/* the client callback's */
-	gw_node_acquire(r->node, rd_on_client, r);
+	gw_node_acquire_read(r->node, rd_on_client, r);
 	rd_put(r);
 	return 0;
 }

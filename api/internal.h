@@ -944,10 +944,10 @@ void gw_seg_geometry(uint64_t size, uint32_t seg_size, unsigned k, uint64_t seg,
 		     uint64_t *seg_len, uint32_t *frag_len);
 
 /* ------------------------------------------------------------- gw_pool.c */
-/* Up to conns_per_node storage clients per node address, connected lazily
- * (another one whenever all are busy); a request goes to the one with the
- * fewest pending. A node whose connect fails or times out, whose connection
- * breaks, that misses a write deadline or makes no progress at all for
+/* Up to conns_per_node storage clients per node address for reads, and as
+ * many for the rest, connected lazily (another one whenever all are busy);
+ * a request goes to the one of its class with the fewest pending. A node whose connect fails or times out, whose connection
+ * breaks, that misses a write deadline or shows no sign of life for
  * hung_ms while a read waits is "down" for down_ms (doubling per
  * consecutive failure, up to 4x): its connections close and requests for it
  * fail at once, so callers go to parity or handoffs. */
@@ -962,7 +962,8 @@ struct gw_pool_config {
 					 * back from down may stay silent; 0: none */
 	uint32_t hung_ms;		/* silent this long with requests waiting:
 					 * hung */
-	unsigned conns_per_node;	/* 1..GW_POOL_MAX_CONNS */
+	unsigned conns_per_node;	/* for writes, and as many for reads:
+					 * 1..GW_POOL_MAX_CONNS / 2 */
 };
 
 /* cb(arg, client, 0) with a connected client, or cb(arg, NULL, -errno)
@@ -979,6 +980,9 @@ void gw_pool_free(struct gw_pool *p);
 /* The node for "host:port" (added on first use), or NULL (-ENOMEM/-EINVAL). */
 struct gw_node *gw_pool_node(struct gw_pool *p, const char *addr);
 void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg);
+/* The same for a read (GET, HEAD, queries) that is answered without a flush
+ * on the node: reads have connections of their own. */
+void gw_node_acquire_read(struct gw_node *n, gw_node_fn cb, void *arg);
 /* A request to n failed with err: connection errors and timeouts mark it
  * down (and drop its connections); answers such as -ENOENT do not. */
 void gw_node_failed(struct gw_node *n, int err);
