@@ -237,20 +237,21 @@ static bool conn_open(struct gw_node *n, struct gw_conn *k)
 }
 
 /* A connect that hangs (a host that drops SYNs) would hold its waiters for
- * minutes: past deadline_ms it counts as failed. Checked when the node is
+ * minutes: past hung_ms it counts as failed. Checked when the node is
  * asked for (the waiters' own deadlines bound their wait meanwhile). */
 static void node_check_connects(struct gw_node *n)
 {
 	uint64_t now = strata_now_ns();
 	bool expired = false;
 
-	if (!n->pool->deadline_ms || !n->nconnecting)
+	if (!n->pool->hung_ms || !n->nconnecting)
 		return;
 	for (unsigned i = 0; i < GW_POOL_MAX_CONNS; i++) {
 		struct gw_conn *k = &n->conn[i];
 
 		if (k->state == CONN_CONNECTING &&
-		    now - k->since > n->pool->deadline_ms * 1000000ull) {
+		    now - k->since > n->pool->hung_ms * 1000000ull &&
+		    !sto_client_peer_ready(k->c)) {
 			sto_client *c = k->c;
 
 			k->c = NULL;
@@ -376,6 +377,8 @@ static uint64_t node_silent_ms(const struct gw_node *n)
 
 		if (k->state != CONN_UP)
 			continue;
+		if (sto_client_peer_ready(k->c))
+			return 0;	/* answers wait for our loop: alive */
 		t = sto_client_last_progress(k->c);
 		if (t > last)
 			last = t;

@@ -958,10 +958,10 @@ struct gw_pool;
 
 struct gw_pool_config {
 	uint32_t down_ms;		/* skip a failed node this long (2000) */
-	uint32_t deadline_ms;		/* connect deadline, and how long a node
-					 * back from down may stay silent; 0: none */
-	uint32_t hung_ms;		/* silent this long with requests waiting:
-					 * hung */
+	uint32_t deadline_ms;		/* how long a node back from down may
+					 * stay silent; 0: hung_ms */
+	uint32_t hung_ms;		/* silent this long with reads waiting:
+					 * hung; also the connect deadline */
 	unsigned conns_per_node;	/* for writes, and as many for reads:
 					 * 1..GW_POOL_MAX_CONNS / 2 */
 };

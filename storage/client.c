@@ -2,7 +2,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #define CIN_CAP		(STO_FRAME_PREFIX + STO_MAX_RESP_HDR)
 
@@ -546,6 +548,20 @@ uint64_t sto_client_last_progress(const sto_client *c)
 uint64_t sto_client_busy_since(const sto_client *c)
 {
 	return c->npending ? c->busy_since : 0;
+}
+
+bool sto_client_peer_ready(const sto_client *c)
+{
+	struct pollfd p = { .events = POLLIN | POLLOUT };
+	uv_os_fd_t fd;
+	int n = 0;
+
+	if (c->closing || uv_fileno((const uv_handle_t *)&c->tcp, &fd) < 0)
+		return false;
+	if (c->connected)
+		return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+	p.fd = fd;
+	return poll(&p, 1, 0) == 1 && !(p.revents & (POLLERR | POLLHUP));
 }
 
 /* Sends q (and the PUT payload iov) as one frame; r is filled and linked. */

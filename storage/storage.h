@@ -267,6 +267,11 @@ uint64_t sto_client_last_progress(const sto_client *c);
 /* Since when (monotonic ns) requests have been pending without a break; 0
  * when none is. */
 uint64_t sto_client_busy_since(const sto_client *c);
+/* The peer did something this process's loop has not seen yet: bytes wait
+ * to be read (connected), or the connect completed (connecting). A loop
+ * that was starved of CPU runs its timers before its reads: timestamps
+ * alone would make a live peer look silent. */
+bool sto_client_peer_ready(const sto_client *c);
 
 /* PUT: iov[0..iovcnt) (total bytes = the fragment) and meta must stay valid
  * until cb. crc is the CRC-32C of the fragment (sto_crc32c). */
