@@ -117,6 +117,8 @@ void gw_config_init(struct gw_config *cfg)
 	cfg->read_deadline_ms = 1000;
 	cfg->write_deadline_ms = 10000;
 	cfg->down_ms = 2000;
+	cfg->node_conns = 2;
+	cfg->hung_ms = 3000;
 	cfg->grace_ms = 10000;
 	cfg->max_object = 5ull << 30;
 	cfg->shard_max = GW_LIST_DEFAULT_SHARD_MAX;
@@ -136,6 +138,10 @@ const char gw_config_help[] =
 "  --read-deadline-ms N     fragment read deadline before parity (default 1000)\n"
 "  --write-deadline-ms N    fragment write deadline before a handoff (default 10000)\n"
 "  --down-ms N              a failed node is skipped this long (default 2000)\n"
+"  --node-conns N           connections per storage node for reads, and as many\n"
+"                           for writes: 1-4 (default 2)\n"
+"  --hung-ms N              a node silent this long while a read waits is hung:\n"
+"                           marked down (default 3000)\n"
 "  --grace-ms N             SIGTERM: in-flight requests get this long (default 10000)\n"
 "  --max-object N           largest object (default 5G)\n"
 "  --shard-max N            listing entries per shard before a split (default 1000000)\n"
@@ -189,6 +195,12 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	else if (!strcmp(key, "read-deadline-ms")) cfg->read_deadline_ms = (uint32_t)v;
 	else if (!strcmp(key, "write-deadline-ms")) cfg->write_deadline_ms = (uint32_t)v;
 	else if (!strcmp(key, "down-ms")) cfg->down_ms = (uint32_t)v;
+	else if (!strcmp(key, "hung-ms")) cfg->hung_ms = (uint32_t)v;
+	else if (!strcmp(key, "node-conns")) {
+		if (v < 1 || v > GW_POOL_MAX_CONNS / 2)
+			return -EINVAL;
+		cfg->node_conns = (uint32_t)v;
+	}
 	else if (!strcmp(key, "grace-ms")) cfg->grace_ms = (uint32_t)v;
 	else if (!strcmp(key, "split-wait-ms")) cfg->split_wait_ms = (uint32_t)v;
 	else if (!strcmp(key, "lifecycle-day-seconds") && v) cfg->lifecycle_day_s = (uint32_t)v;
@@ -237,8 +249,8 @@ static void req_put(struct gw_req *r)
 	gw_meta_free(&r->meta);
 	gw_meta_free(&r->gm);
 	for (int i = 0; i < 2; i++) {
-		free(r->seg[i].buf);
-		free(r->slots[i].buf);
+		gw_buf_free(&r->gw->st, r->seg[i].buf);
+		gw_buf_free(&r->gw->st, r->slots[i].buf);
 	}
 	free(r->inline_buf);
 	free(r->h);
@@ -1142,7 +1154,7 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 		if (s->busy)
 			return -EIO;	/* the invariant above broke: a bug */
 		if (!s->buf) {
-			s->buf = malloc(seg_bytes(r));
+			s->buf = gw_buf_alloc(&r->gw->st, seg_bytes(r));
 			if (!s->buf)
 				return -ENOMEM;
 			s->r = r;
@@ -1944,7 +1956,7 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 	s->state = SLOT_READING;
 	/* Parts may have their own segment size: size for the largest. */
 	if (!s->buf)
-		s->buf = malloc((size_t)gw_max_seg_size(r) / k * n);
+		s->buf = gw_buf_alloc(&r->gw->st, (size_t)gw_max_seg_size(r) / k * n);
 	if (!s->buf) {
 		r->failed = true;
 		return;
@@ -3222,7 +3234,13 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	ret = s3_auth_new(&ac, &gw->auth);
 	if (ret < 0)
 		goto out_free;
-	ret = gw_pool_new(loop, cfg->down_ms, &gw->pool);
+	{
+		/* A connect is a round trip: as long as a read may take. */
+		struct gw_pool_config pc = { cfg->down_ms, cfg->read_deadline_ms,
+					     cfg->hung_ms, cfg->node_conns };
+
+		ret = gw_pool_new(loop, &pc, &gw->pool);
+	}
 	if (ret < 0)
 		goto out_free;
 	gw->st = (struct gw_store){ .loop = loop, .pool = gw->pool,
@@ -3292,6 +3310,7 @@ static void on_drained(uv_handle_t *h)
 	gw_tier_free(gw->tier);
 	gw_listing_free(gw->lst);
 	gw_pool_free(gw->pool);
+	gw_buf_cache_free(&gw->st);
 	s3_auth_free(gw->auth);
 	s3_creds_free(gw->creds);
 	gw_ec_put(gw->ecc);

@@ -24,6 +24,9 @@ struct gw_config {
 	uint32_t read_deadline_ms;	/* a fragment slower than this: use parity */
 	uint32_t write_deadline_ms;	/* a fragment PUT slower than this: handoff */
 	uint32_t down_ms;		/* a failed node is skipped this long */
+	uint32_t node_conns;		/* connections per node for reads, and as
+					 * many for writes (2) */
+	uint32_t hung_ms;		/* silent this long under a read: hung (3 s) */
 	uint32_t grace_ms;		/* SIGTERM: in-flight requests get this long */
 	uint64_t max_object;		/* largest PUT (5 GiB) */
 	uint64_t shard_max;		/* listing entries per shard before a split (1M) */

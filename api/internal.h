@@ -977,18 +977,34 @@ void gw_seg_geometry(uint64_t size, uint32_t seg_size, unsigned k, uint64_t seg,
 		     uint64_t *seg_len, uint32_t *frag_len);
 
 /* ------------------------------------------------------------- gw_pool.c */
-/* One storage client per node address, connected lazily; a node whose
- * connect fails, whose connection breaks or that misses a deadline is
- * "down" for down_ms (doubling per consecutive failure, up to 4x): requests
- * for it fail at once so callers go to handoffs. */
+/* Up to conns_per_node storage clients per node address for reads, and as
+ * many for the rest, connected lazily (another one whenever all are busy);
+ * a request goes to the one of its class with the fewest pending. A node whose connect fails or times out, whose connection
+ * breaks, that misses a write deadline or shows no sign of life for
+ * hung_ms while a read waits is "down" for down_ms (doubling per
+ * consecutive failure, up to 4x): its connections close and requests for it
+ * fail at once, so callers go to parity or handoffs. */
 struct gw_node;
 struct gw_pool;
+
+#define GW_POOL_MAX_CONNS	8
+
+struct gw_pool_config {
+	uint32_t down_ms;		/* skip a failed node this long (2000) */
+	uint32_t deadline_ms;		/* how long a node back from down may
+					 * stay silent; 0: hung_ms */
+	uint32_t hung_ms;		/* silent this long with reads waiting:
+					 * hung; also the connect deadline */
+	unsigned conns_per_node;	/* for writes, and as many for reads:
+					 * 1..GW_POOL_MAX_CONNS / 2 */
+};
 
 /* cb(arg, client, 0) with a connected client, or cb(arg, NULL, -errno)
  * (-EHOSTDOWN when the node is marked down). May run before this returns. */
 typedef void (*gw_node_fn)(void *arg, sto_client *c, int err);
 
-int gw_pool_new(uv_loop_t *loop, uint32_t down_ms, struct gw_pool **out);
+int gw_pool_new(uv_loop_t *loop, const struct gw_pool_config *cfg,
+		struct gw_pool **out);
 /* Stopping: closes every client (pending requests fail with STO_ECLOSED);
  * from now on acquires fail with -ECANCELED. */
 void gw_pool_close(struct gw_pool *p);
@@ -997,9 +1013,22 @@ void gw_pool_free(struct gw_pool *p);
 /* The node for "host:port" (added on first use), or NULL (-ENOMEM/-EINVAL). */
 struct gw_node *gw_pool_node(struct gw_pool *p, const char *addr);
 void gw_node_acquire(struct gw_node *n, gw_node_fn cb, void *arg);
+/* The same for a read (GET, HEAD, queries) that is answered without a flush
+ * on the node: reads have connections of their own. */
+void gw_node_acquire_read(struct gw_node *n, gw_node_fn cb, void *arg);
 /* A request to n failed with err: connection errors and timeouts mark it
- * down (and drop its connection); answers such as -ENOENT do not. */
+ * down (and drop its connections); answers such as -ENOENT do not. */
 void gw_node_failed(struct gw_node *n, int err);
+/* A request to n is past its deadline (deadline_ms): is the node moving
+ * (it answered, or drained a write, within the deadline: busy, not hung;
+ * hedging would add load, not speed), silent (requests waiting for longer
+ * than the deadline without a sign of life, but not hung_ms yet) or hung
+ * (silent for hung_ms, or for one deadline when it was down just before:
+ * SIGSTOP, a dead link)? A hung node is marked down and its connections
+ * dropped (their pending requests fail now); gw_node_acquire() makes the
+ * same check. */
+enum { GW_NODE_MOVING, GW_NODE_SILENT, GW_NODE_HUNG };
+int gw_node_check(struct gw_node *n, uint32_t deadline_ms);
 void gw_node_ok(struct gw_node *n);
 bool gw_node_is_down(const struct gw_node *n);
 
@@ -1009,6 +1038,8 @@ bool gw_node_is_down(const struct gw_node *n);
  * device is down, refuses or misses the write deadline. Done once every
  * placement is durable (0) or one ran out of devices (-EHOSTUNREACH, or the
  * last error). STO_ECONFLICT (something newer is there) counts as done. */
+struct gw_buf_hdr;
+
 struct gw_store {
 	uv_loop_t *loop;
 	struct gw_pool *pool;
@@ -1017,10 +1048,21 @@ struct gw_store {
 	/* A rebalance under way: prev[i] is the placement before cur[i] (the
 	 * gateway's rings; reads consult it too), NULL when none. */
 	const struct ring *cur[2], *prev[2];
+	struct gw_buf_hdr *idle_bufs;	/* gw_buf_free'd, for reuse */
+	size_t idle_bytes;
 };
 
 /* The previous placement of ring (one of st->cur), or NULL. */
 const struct ring *gw_store_prev(const struct gw_store *st, const struct ring *ring);
+
+/* Segment buffers (GW_EC_ALIGN-aligned like malloc's), reused by size class
+ * so that requests do not page-fault fresh megabytes each time; at most
+ * GW_BUF_CACHE_MAX idle bytes are kept. gw_buf_free(st, NULL) is a no-op;
+ * gw_buf_cache_free() frees the idle ones (at exit). */
+#define GW_BUF_CACHE_MAX	(64u << 20)
+void *gw_buf_alloc(struct gw_store *st, size_t size);
+void gw_buf_free(struct gw_store *st, void *p);
+void gw_buf_cache_free(struct gw_store *st);
 
 #define GW_MAX_HANDOFFS		8
 
@@ -1093,12 +1135,17 @@ int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
 		   gw_hlook_fn cb, void *arg);
 
 /* Reads one whole fragment (or [off, off+len)) from dev into buf (at most cap
- * bytes): cb(arg, status, timestamp, bytes) once, with 0 or an error
- * (-EMSGSIZE past cap). At the read deadline, if still unanswered, cb(arg,
- * GW_READ_SLOW, 0, 0) comes first (a hint: ask elsewhere too), and the read
- * goes on. gw_read_abandon() stops using buf at once; cb never runs again.
- * *out (may be NULL) names the read until its final cb or abandon. */
+ * bytes; the node client receives straight into it): cb(arg, status,
+ * timestamp, bytes) once, with 0 or an error (-EMSGSIZE past cap). At each
+ * read deadline while unanswered, the node is checked (gw_node_check_stall):
+ * hung, it is marked down and the read fails now; silent, or past
+ * GW_READ_MAX_WAITS deadlines, cb(arg, GW_READ_SLOW, 0, 0) comes (once; a
+ * hint: ask elsewhere too) and the read goes on; moving (busy, not hung),
+ * it just waits another deadline. gw_read_abandon() stops
+ * using buf at once; cb never runs again. *out (may be NULL) names the read
+ * until its final cb or abandon. */
 #define GW_READ_SLOW	1
+#define GW_READ_MAX_WAITS	4
 struct gw_read;
 typedef void (*gw_read_fn)(void *arg, int status, uint64_t ts, size_t got);
 int gw_read_start(struct gw_store *st, const struct ring_dev *dev,

@@ -54,8 +54,8 @@ int main(int argc, char **argv)
 	static const char *const keys[] = {
 		"listen", "rings", "credentials", "region", "domain", "policy",
 		"small-max", "unit", "read-deadline-ms", "write-deadline-ms",
-		"down-ms", "grace-ms", "max-object", "shard-max", "split-wait-ms",
-		"admin-user", "lifecycle-day-seconds",
+		"down-ms", "node-conns", "hung-ms", "grace-ms", "max-object", "shard-max",
+		"split-wait-ms", "admin-user", "lifecycle-day-seconds",
 	};
 	struct option opts[ARRAY_SIZE(keys) + 4];
 	struct gw_config cfg;

@@ -138,7 +138,7 @@ int main(int argc, char **argv)
 	}
 	uv_loop_init(&loop);
 	f.loop = &loop;
-	if (gw_pool_new(&loop, 2000, &pool) < 0)
+	if (gw_pool_new(&loop, &(struct gw_pool_config){ 2000, 1000, 3000, 4 }, &pool) < 0)
 		return 1;
 	st = (struct gw_store){ .loop = &loop, .pool = pool, .read_deadline_ms = 1000,
 				.write_deadline_ms = 10000 };

@@ -2,7 +2,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #define CIN_CAP		(STO_FRAME_PREFIX + STO_MAX_RESP_HDR)
 
@@ -15,6 +17,7 @@ struct creq {
 	uint8_t *hdr;
 	uv_buf_t *bufs;			/* PUT with a long iovec */
 	bool writing;			/* uv_write not completed yet */
+	bool queued;			/* ... and waited for the peer to read */
 	bool answered;			/* reply (or failure) in */
 	StoResponse *resp;		/* reply that arrived while writing */
 	int status;			/* final status when resp is NULL */
@@ -29,6 +32,9 @@ struct creq {
 	sto_listing_deleted_fn ldel;
 	sto_listing_ids_fn lids;
 	void *arg;
+	uint8_t *dst;			/* sto_get_into: payload lands here */
+	size_t dst_cap, dst_got;
+	bool discard;			/* payload dropped (unbound, or > dst_cap) */
 };
 
 struct sto_client {
@@ -44,7 +50,11 @@ struct sto_client {
 	struct creq *cur;		/* GET whose payload is arriving */
 	StoResponse *cur_resp;
 	uint64_t cur_left;
+	bool direct;			/* the pending read goes into cur->dst */
 	bool connected, broken, closing;
+	uint64_t last_progress;		/* monotonic ns: bytes received, or a
+					 * write the peer had to drain done */
+	uint64_t busy_since;		/* monotonic ns: npending went 0 -> 1 */
 };
 
 static void info_from(struct sto_info *i, const StoResponse *m)
@@ -332,6 +342,10 @@ static void on_req_written(uv_write_t *w, int status)
 {
 	struct creq *r = w->data;
 
+	/* Only a write that waited for the peer proves it reads: one the
+	 * kernel took at once may sit in the buffers of a hung node. */
+	if (status == 0 && r->queued)
+		r->c->last_progress = strata_now_ns();
 	r->writing = false;
 	if (r->answered)
 		creq_complete(r);	/* already answered (or failed) */
@@ -354,6 +368,17 @@ static void client_break(struct sto_client *c, int err)
 		creq_answered(c, c->pending, NULL, STO_ECLOSED);
 }
 
+/* The streamed payload of c->cur is complete. */
+static void payload_done(struct sto_client *c)
+{
+	struct creq *r = c->cur;
+
+	c->cur = NULL;
+	r->dst = NULL;
+	creq_answered(c, r, c->cur_resp, 0);
+	c->cur_resp = NULL;
+}
+
 static void client_process(struct sto_client *c)
 {
 	while (!c->broken) {
@@ -370,17 +395,17 @@ static void client_process(struct sto_client *c)
 
 			if (n == 0)
 				break;
-			info_from(&info, c->cur_resp);
-			if (c->cur->chunk)
+			if (c->cur->dst) {
+				memcpy(c->cur->dst + c->cur->dst_got, b, n);
+				c->cur->dst_got += n;
+			} else if (c->cur->chunk && !c->cur->discard) {
+				info_from(&info, c->cur_resp);
 				c->cur->chunk(c->cur->arg, &info, b, n);
+			}
 			c->in_off += n;
 			c->cur_left -= n;
-			if (c->cur_left == 0) {
-				r = c->cur;
-				c->cur = NULL;
-				creq_answered(c, r, c->cur_resp, 0);
-				c->cur_resp = NULL;
-			}
+			if (c->cur_left == 0)
+				payload_done(c);
 			continue;
 		}
 		ret = sto_frame_prefix(b, avail, STO_MAX_RESP_HDR, &hl);
@@ -415,6 +440,12 @@ static void client_process(struct sto_client *c)
 			c->cur = r;
 			c->cur_resp = m;
 			c->cur_left = m->payload_len;
+			if (r->dst && m->payload_len > r->dst_cap) {
+				r->dst = NULL;		/* dropped: the caller's
+							 * buffer is too small */
+				r->discard = true;
+				m->status = -EMSGSIZE;
+			}
 			continue;
 		}
 		creq_answered(c, r, m, 0);
@@ -427,6 +458,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct sto_client *c = h->data;
 
+	(void)suggested;
+	/* Nothing buffered and a payload with a destination arriving: the
+	 * kernel copies it straight there (no bounce through c->in). */
+	c->direct = c->cur && c->cur->dst && c->in_off == c->in_len;
+	if (c->direct) {
+		size_t n = c->cur_left < (1u << 30) ? c->cur_left : (1u << 30);
+
+		c->in_off = c->in_len = 0;
+		*buf = uv_buf_init((char *)c->cur->dst + c->cur->dst_got, n);
+		return;
+	}
 	if (c->in_off) {
 		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
 		c->in_len -= c->in_off;
@@ -439,8 +481,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct sto_client *c = s->data;
 
+	bool direct = c->direct;
+
+	(void)buf;
+	c->direct = false;
 	if (nread < 0) {
 		client_break(c, nread == UV_EOF ? STO_ECLOSED : (int)nread);
+		return;
+	}
+	if (nread > 0)
+		c->last_progress = strata_now_ns();
+	if (direct) {
+		/* The payload went to cur->dst (sto_get_unbind cannot run
+		 * between on_alloc and here: both are one libuv read). */
+		if (c->cur && c->cur->dst) {
+			c->cur->dst_got += (size_t)nread;
+			c->cur_left -= (uint64_t)nread;
+			if (c->cur_left == 0)
+				payload_done(c);
+		}
 		return;
 	}
 	c->in_len += nread;
@@ -520,6 +579,30 @@ unsigned sto_client_pending(const sto_client *c)
 	return c->npending;
 }
 
+uint64_t sto_client_last_progress(const sto_client *c)
+{
+	return c->last_progress;
+}
+
+uint64_t sto_client_busy_since(const sto_client *c)
+{
+	return c->npending ? c->busy_since : 0;
+}
+
+bool sto_client_peer_ready(const sto_client *c)
+{
+	struct pollfd p = { .events = POLLIN | POLLOUT };
+	uv_os_fd_t fd;
+	int n = 0;
+
+	if (c->closing || uv_fileno((const uv_handle_t *)&c->tcp, &fd) < 0)
+		return false;
+	if (c->connected)
+		return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+	p.fd = fd;
+	return poll(&p, 1, 0) == 1 && !(p.revents & (POLLERR | POLLHUP));
+}
+
 /* Sends q (and the PUT payload iov) as one frame; r is filled and linked. */
 static int client_send(sto_client *c, StoRequest *q, struct creq *r,
 		       const struct iovec *iov, unsigned iovcnt)
@@ -561,6 +644,9 @@ static int client_send(sto_client *c, StoRequest *q, struct creq *r,
 		return ret;
 	}
 	r->writing = true;
+	r->queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0;
+	if (!c->npending)
+		c->busy_since = strata_now_ns();
 	r->next = c->pending;
 	if (c->pending)
 		c->pending->prev = r;
@@ -639,6 +725,42 @@ int sto_get(sto_client *c, const struct sto_key *k, uint64_t offset,
 	q.offset = offset;
 	q.length = length;
 	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_get_into(sto_client *c, const struct sto_key *k, uint64_t offset,
+		 uint64_t length, void *buf, size_t cap, sto_done_fn done, void *arg,
+		 uint64_t *id)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	r->done = done;
+	r->arg = arg;
+	r->dst = buf;
+	r->dst_cap = cap;
+	q.op = STO_OP__STO_OP_GET;
+	req_key(&q, k);
+	q.offset = offset;
+	q.length = length;
+	ret = client_send(c, &q, r, NULL, 0);
+	if (ret == 0 && id)
+		*id = q.id;
+	return ret;
+}
+
+void sto_get_unbind(sto_client *c, uint64_t id)
+{
+	struct creq *r;
+
+	for (r = c->pending; r && r->id != id; r = r->next)
+		;
+	if (r && r->op == STO_OP__STO_OP_GET) {
+		r->dst = NULL;
+		r->discard = true;
+	}
 }
 
 int sto_head(sto_client *c, const struct sto_key *k, sto_done_fn cb, void *arg)

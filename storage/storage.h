@@ -281,6 +281,19 @@ int sto_client_connect(uv_loop_t *loop, const char *host, uint16_t port,
 void sto_client_close(sto_client *c);
 /* Requests sent and not yet answered. */
 unsigned sto_client_pending(const sto_client *c);
+/* Monotonic ns (strata_now_ns) of the last sign of life on c: bytes received,
+ * or a write that had to wait for the peer to read completed; 0 before any.
+ * A node that is busy keeps this recent; a hung one (SIGSTOP, a dead link)
+ * does not. */
+uint64_t sto_client_last_progress(const sto_client *c);
+/* Since when (monotonic ns) requests have been pending without a break; 0
+ * when none is. */
+uint64_t sto_client_busy_since(const sto_client *c);
+/* The peer did something this process's loop has not seen yet: bytes wait
+ * to be read (connected), or the connect completed (connecting). A loop
+ * that was starved of CPU runs its timers before its reads: timestamps
+ * alone would make a live peer look silent. */
+bool sto_client_peer_ready(const sto_client *c);
 
 /* PUT: iov[0..iovcnt) (total bytes = the fragment) and meta must stay valid
  * until cb. crc is the CRC-32C of the fragment (sto_crc32c). */
@@ -297,6 +310,16 @@ int sto_put_ex(sto_client *c, const struct sto_key *k, uint64_t timestamp,
  * short (a bad chunk found mid-stream) ends with status < 0. */
 int sto_get(sto_client *c, const struct sto_key *k, uint64_t offset,
 	    uint64_t length, sto_chunk_fn chunk, sto_done_fn done, void *arg);
+/* sto_get whose payload the client reads straight into buf (no chunk
+ * callbacks, no copy through its own buffer): buf[0..cap) must stay valid
+ * until done runs or sto_get_unbind(c, *id). A payload longer than cap is
+ * dropped and done gets -EMSGSIZE; info->length says how many bytes landed. */
+int sto_get_into(sto_client *c, const struct sto_key *k, uint64_t offset,
+		 uint64_t length, void *buf, size_t cap, sto_done_fn done, void *arg,
+		 uint64_t *id);
+/* The caller no longer wants request id's payload (its buffer may go): the
+ * rest of it is read and dropped; done still runs. No effect once done ran. */
+void sto_get_unbind(sto_client *c, uint64_t id);
 int sto_head(sto_client *c, const struct sto_key *k, sto_done_fn cb, void *arg);
 /* DELETE: a tombstone at timestamp. -ENOENT when nothing live was there (the
  * tombstone is written anyway); STO_ECONFLICT when something newer exists. */
