@@ -73,7 +73,7 @@ struct peer {
 
 /* ------------------------------------------------------------- items */
 
-enum item_kind { IT_DELETE, IT_COPY, IT_PUSH, IT_REBUILD };
+enum item_kind { IT_DELETE, IT_COPY, IT_PUSH, IT_REBUILD, IT_PURGE };
 
 struct item {
 	enum item_kind kind;
@@ -169,6 +169,11 @@ struct repair {
 	uint64_t rate_bytes_ns, rate_bytes;	/* for the MB/s in the status */
 	double rate_mbps;		/* repair writes, last tick */
 	uint64_t cur_wall_start;	/* this pass, ns since the epoch */
+	/* The node's own STAT (auditor progress, purges), every few ticks,
+	 * for the status file and `strata-admin repair status`. */
+	struct sto_stat node_st;
+	bool node_st_ok, node_st_busy;
+	unsigned ticks;
 };
 
 static void dispatch(struct repair *r);
@@ -371,6 +376,7 @@ static uint64_t item_bytes(const struct item *it)
 	case IT_COPY:
 	case IT_PUSH:	return it->tomb ? 0 : 2 * it->size;
 	case IT_REBUILD: return (uint64_t)(it->k + 2) * it->size;
+	case IT_PURGE:	return 0;
 	}
 	return 0;
 }
@@ -453,8 +459,9 @@ static void item_finish(struct item *it, int err)
 		case IT_COPY:	r->st.copied++; r->st.total_copied++; break;
 		case IT_PUSH:	r->st.pushed++; r->st.total_pushed++; break;
 		case IT_REBUILD: r->st.rebuilt++; r->st.total_rebuilt++; break;
+		case IT_PURGE:	r->st.purged++; r->st.total_purged++; break;
 		}
-		if (!it->tomb && it->kind != IT_DELETE) {
+		if (!it->tomb && it->kind != IT_DELETE && it->kind != IT_PURGE) {
 			r->st.bytes_written += it->size;
 			r->st.total_bytes_written += it->size;
 			r->rate_bytes += it->size;
@@ -465,7 +472,8 @@ static void item_finish(struct item *it, int err)
 		r->st.failed++;
 		log_warn("%s part %u frag %u ts %llu: %s",
 			 it->kind == IT_REBUILD ? "rebuild" : it->kind == IT_COPY ? "copy" :
-			 it->kind == IT_PUSH ? "push" : "delete", it->key.part, it->key.frag,
+			 it->kind == IT_PUSH ? "push" : it->kind == IT_PURGE ? "purge" : "delete",
+			 it->key.part, it->key.frag,
 			 (unsigned long long)it->ts, sto_strerror(err));
 	}
 	item_free(it);
@@ -480,7 +488,10 @@ static void item_written(void *arg, int status, const struct sto_info *info)
 	struct item *it = arg;
 
 	(void)info;
-	if (status == STO_ECONFLICT || (status == -ENOENT && (it->kind == IT_DELETE || it->tomb)))
+	if (it->kind == IT_PURGE)	/* another version there now: plan again */
+		status = status == STO_ECONFLICT ? -ESTALE : status == -ENOENT ? 0 : status;
+	else if (status == STO_ECONFLICT ||
+		 (status == -ENOENT && (it->kind == IT_DELETE || it->tomb)))
 		status = 0;
 	if (status < 0)
 		peer_check(it->dst, status);
@@ -493,7 +504,9 @@ static void item_write_on(void *arg, sto_client *c, int err)
 	unsigned f = it->key.frag;
 
 	if (!err) {
-		if (it->kind == IT_DELETE || it->tomb) {
+		if (it->kind == IT_PURGE) {
+			err = sto_purge(c, &it->key, it->ts, item_written, it);
+		} else if (it->kind == IT_DELETE || it->tomb) {
 			err = sto_delete(c, &it->key, it->ts, item_written, it);
 		} else {
 			uint8_t *b = it->kind == IT_REBUILD ? it->buf[f] : it->buf[0];
@@ -689,6 +702,7 @@ static void item_start(struct item *it)
 	it->t_start = strata_now_ns();
 	switch (it->kind) {
 	case IT_DELETE:
+	case IT_PURGE:
 		item_write(it);
 		return;
 	case IT_COPY:
@@ -774,7 +788,7 @@ static void dispatch(struct repair *r)
 		it = queue_pop(r);
 		r->tok_bytes -= (double)item_bytes(it);
 		r->tok_ops -= it->kind == IT_REBUILD ? it->k + 2 : it->tomb ||
-			      it->kind == IT_DELETE ? 1 : 2;
+			      it->kind == IT_DELETE || it->kind == IT_PURGE ? 1 : 2;
 		item_start(it);
 	}
 	job_resume_blocked(r);
@@ -811,12 +825,14 @@ static int item_queue(struct repair *r, struct item *it)
 	if (r->cfg.dry_run) {
 		log_info("would %s part %u frag %u ts %llu%s",
 			 it->kind == IT_REBUILD ? "rebuild" : it->kind == IT_COPY ? "copy" :
-			 it->kind == IT_PUSH ? "push" : "tombstone", it->key.part,
+			 it->kind == IT_PUSH ? "push" : it->kind == IT_PURGE ? "purge" :
+			 "tombstone", it->key.part,
 			 it->key.frag, (unsigned long long)it->ts, it->tomb ? " (tombstone)" : "");
 		free(it);
 		return 0;
 	}
-	if (it->kind != IT_DELETE && !it->tomb && it->size > r->cfg.max_fragment) {
+	if (it->kind != IT_DELETE && it->kind != IT_PURGE && !it->tomb &&
+	    it->size > r->cfg.max_fragment) {
 		log_warn("part %u frag %u: %llu bytes is over --max-fragment; not repaired",
 			 it->key.part, it->key.frag, (unsigned long long)it->size);
 		r->st.failed++;
@@ -949,13 +965,25 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 
 		if (e->node != 0 || e->frag >= n || prim[e->frag] <= 0)
 			continue;
+		r->st.handoffs++;
 		if (!j->ok[prim[e->frag]]) {
 			r->st.unreachable++;
 			continue;
 		}
 		t = find(a, b, (unsigned)prim[e->frag], e->frag);
-		if (t && !newer(e->ts, e->tomb, t->ts, t->tomb))
+		if (t && !newer(e->ts, e->tomb, t->ts, t->tomb)) {
+			/* home has it (or newer): the handoff copy goes */
+			if (j->lok[prim[e->frag]]) {
+				it = item_new(r, IT_PURGE, j, e);
+				if (!it)
+					return actions + 1;
+				it->dst = r->self;
+				if (item_queue(r, it) < 0)
+					return actions + 1;
+				actions++;
+			}
 			continue;
+		}
 		it = item_new(r, IT_PUSH, j, e);
 		if (!it)
 			return actions + 1;
@@ -974,7 +1002,7 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 	const int *prim = j->prim[r->rep_ring];
 	unsigned n = ring_placements(r->cfg.rings[r->rep_ring]), actions = 0;
 	const struct ent *best = NULL, *local = find(a, b, 0, 0);
-	bool is_prim = false;
+	bool is_prim = false, home = true;
 
 	for (const struct ent *e = a; e < b; e++) {
 		if (e->frag != 0)
@@ -1004,26 +1032,46 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 	}
 	if (!local)
 		return 0;
-	/* Handoff copy: push it to each primary that lacks it. */
+	r->st.handoffs++;
+	/* Handoff copy: push it to each primary that lacks it; once every
+	 * primary has it (or something newer), it goes from here. */
 	for (unsigned i = 0; i < n; i++) {
 		const struct ent *t;
 		struct item *it;
 
-		if (prim[i] < 0)
+		if (prim[i] < 0) {
+			home = false;
 			continue;
+		}
 		if (!j->ok[prim[i]]) {
 			r->st.unreachable++;
+			home = false;
 			continue;
 		}
 		t = find(a, b, (unsigned)prim[i], 0);
-		if (t && !newer(local->ts, local->tomb, t->ts, t->tomb))
+		if (t && !newer(local->ts, local->tomb, t->ts, t->tomb)) {
+			home &= j->lok[prim[i]];
 			continue;
+		}
+		home = false;
 		it = item_new(r, IT_PUSH, j, local);
 		if (!it)
 			return actions + 1;
 		it->src = r->self;
 		it->dst = j->nodes[prim[i]];
 		it->replicated = true;
+		if (item_queue(r, it) < 0)
+			return actions + 1;
+		actions++;
+	}
+	/* Every rep primary holds this version (or a newer one) of fragment
+	 * 0: a replicated record (an EC fragment 0 is on one node only). */
+	if (home) {
+		struct item *it = item_new(r, IT_PURGE, j, local);
+
+		if (!it)
+			return actions + 1;
+		it->dst = r->self;
 		if (item_queue(r, it) < 0)
 			return actions + 1;
 		actions++;
@@ -1054,6 +1102,392 @@ static unsigned plan(struct job *j)
 		i = e;
 	}
 	return actions;
+}
+
+/* ----------------------------------------------------------- listings */
+
+/* Listings (bucket contents, multipart parts and uploads) live on the rep
+ * ring's primaries of their partition only (the gateway writes all 3 and
+ * waits for 2; there are no handoffs). A primary's daemon asks every
+ * primary for the partition's listings (LISTING_IDS: ids with counts and an
+ * order-independent hash of (key, timestamp, tombstone)) and pulls each one
+ * a peer holds differently: its entries, tombstones included, paged from
+ * the peer and applied here by LISTING_PUT (newest wins per key, so a pull
+ * never undoes a newer write). Each primary pulls for itself; together they
+ * converge on the union. */
+
+#define LS_PUT_BYTES	(40u << 10)	/* per LISTING_PUT: inside STO_MAX_REQ_HDR */
+
+static void job_done(struct job *j);
+
+struct ls_ids {
+	struct sto_listing_info *v;
+	size_t n, cap;
+	bool ok;
+};
+
+struct ls_pull {
+	unsigned slot;
+	uint8_t id[STO_LISTING_ID_LEN];
+};
+
+struct lsync {
+	struct job *j;
+	unsigned n;			/* primaries; slot 0 is this node */
+	unsigned node[RING_MAX_PLACEMENTS];
+	struct ls_ids ids[RING_MAX_PLACEMENTS];
+	unsigned pending;
+	struct ls_pull *pulls;
+	size_t npulls, ipull;
+	/* the pull under way: a page, copied, put in batches */
+	uint8_t marker[STO_LISTING_MAX_KEY];
+	uint32_t marker_len;
+	bool more;
+	struct sto_listing_entry *ents;
+	size_t nents, ient, nbatch;
+	uint8_t *arena;
+};
+
+static void ls_free(struct lsync *l)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		free(l->ids[i].v);
+	free(l->pulls);
+	free(l->ents);
+	free(l->arena);
+	free(l);
+}
+
+static void ls_end(struct lsync *l)
+{
+	struct job *j = l->j;
+
+	ls_free(l);
+	job_done(j);
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct sto_listing_info *)a)->id,
+		      ((const struct sto_listing_info *)b)->id, STO_LISTING_ID_LEN);
+}
+
+static void ls_next_pull(struct lsync *l);
+
+/* Every primary answered (or failed): what to pull. */
+static void ls_plan(struct lsync *l)
+{
+	struct repair *r = l->j->r;
+	size_t cap = 0;
+
+	if (!l->ids[0].ok || r->stopping) {
+		ls_end(l);
+		return;
+	}
+	for (unsigned s = 1; s < l->n; s++)
+		cap += l->ids[s].n;
+	l->pulls = malloc((cap ? cap : 1) * sizeof(*l->pulls));
+	if (!l->pulls) {
+		r->st.failed++;
+		ls_end(l);
+		return;
+	}
+	for (unsigned s = 1; s < l->n; s++) {
+		if (!l->ids[s].ok) {
+			r->st.unreachable++;
+			continue;
+		}
+		for (size_t i = 0; i < l->ids[s].n; i++) {
+			const struct sto_listing_info *p = &l->ids[s].v[i], *m;
+
+			m = l->ids[0].n ? bsearch(p, l->ids[0].v, l->ids[0].n, sizeof(*p),
+						  info_cmp) : NULL;
+			if (m && m->entries == p->entries && m->tombstones == p->tombstones &&
+			    m->bytes == p->bytes && m->hash == p->hash)
+				continue;
+			r->st.planned++;
+			if (r->cfg.dry_run) {
+				log_info("would pull listing part %u from %s (%llu entries, "
+					 "%llu here)", l->j->part, l->j->nodes[l->node[s]]->addr,
+					 (unsigned long long)p->entries,
+					 m ? (unsigned long long)m->entries : 0ull);
+				continue;
+			}
+			l->pulls[l->npulls].slot = s;
+			memcpy(l->pulls[l->npulls].id, p->id, STO_LISTING_ID_LEN);
+			l->npulls++;
+		}
+	}
+	ls_next_pull(l);
+}
+
+static void ls_ids_ask(struct lsync *l, unsigned s);
+
+static void ls_ids_done(void *arg, int status, const struct sto_listing_info *v, size_t n,
+			bool more)
+{
+	struct lsync *l = ((struct lsync **)arg)[0];
+	unsigned s = (unsigned)(uintptr_t)((void **)arg)[1];
+	struct ls_ids *x = &l->ids[s];
+
+	free(arg);
+	if (status == 0 && x->n + n > x->cap) {
+		size_t cap = (x->n + n) * 2;
+		struct sto_listing_info *nv = realloc(x->v, cap * sizeof(*nv));
+
+		if (nv) {
+			x->v = nv;
+			x->cap = cap;
+		} else {
+			status = -ENOMEM;
+		}
+	}
+	if (status == 0) {
+		if (n)
+			memcpy(x->v + x->n, v, n * sizeof(*v));
+		x->n += n;
+		if (more && n && !l->j->r->stopping) {
+			ls_ids_ask(l, s);
+			return;
+		}
+		x->ok = true;
+		if (x->n)	/* (already in id order) */
+			qsort(x->v, x->n, sizeof(*x->v), info_cmp);
+	} else {
+		peer_check(l->j->nodes[l->node[s]], status);
+	}
+	if (--l->pending == 0)
+		ls_plan(l);
+}
+
+static void ls_ids_on(void *arg, sto_client *c, int err)
+{
+	struct lsync *l = ((struct lsync **)arg)[0];
+	unsigned s = (unsigned)(uintptr_t)((void **)arg)[1];
+	struct ls_ids *x = &l->ids[s];
+
+	if (!err) {
+		err = sto_listing_ids(c, l->j->part, x->n ? x->v[x->n - 1].id : NULL,
+				      ls_ids_done, arg);
+		if (!err)
+			return;
+	}
+	ls_ids_done(arg, err, NULL, 0, false);
+}
+
+static void ls_ids_ask(struct lsync *l, unsigned s)
+{
+	void **a = calloc(2, sizeof(void *));
+
+	if (!a) {
+		if (--l->pending == 0)	/* counts as not answered */
+			ls_plan(l);
+		return;
+	}
+	a[0] = l;
+	a[1] = (void *)(uintptr_t)s;
+	peer_acquire(l->j->nodes[l->node[s]], ls_ids_on, a);
+}
+
+static void ls_put_next(struct lsync *l);
+static void ls_query(struct lsync *l);
+
+static void ls_put_done(void *arg, int status, uint64_t count)
+{
+	struct lsync *l = arg;
+	struct repair *r = l->j->r;
+
+	if (status < 0) {
+		peer_check(r->self, status);
+		r->st.failed++;
+		log_warn("listing part %u: LISTING_PUT here: %s", l->j->part,
+			 sto_strerror(status));
+		l->more = false;		/* this listing: next pass */
+		l->ient = l->nents;
+	} else {
+		r->st.listing_entries += count;
+		r->st.total_listing_entries += count;
+		r->st.repaired += count ? 1 : 0;
+		l->ient += l->nbatch;
+	}
+	ls_put_next(l);
+}
+
+static void ls_put_on(void *arg, sto_client *c, int err)
+{
+	struct lsync *l = arg;
+	struct sto_listing_id id = { .part = l->j->part };
+
+	memcpy(id.id, l->pulls[l->ipull].id, STO_LISTING_ID_LEN);
+	if (!err) {
+		err = sto_listing_put(c, &id, l->ents + l->ient, l->nbatch, ls_put_done, l);
+		if (!err)
+			return;
+	}
+	ls_put_done(l, err, 0);
+}
+
+/* The copied page's next batch to this node, or the next page. */
+static void ls_put_next(struct lsync *l)
+{
+	size_t bytes = 0;
+
+	if (l->j->r->stopping) {
+		ls_end(l);
+		return;
+	}
+	if (l->ient >= l->nents) {
+		if (l->more) {
+			ls_query(l);
+		} else {
+			l->j->r->st.listings_pulled++;
+			l->ipull++;
+			ls_next_pull(l);
+		}
+		return;
+	}
+	l->nbatch = 0;
+	while (l->ient + l->nbatch < l->nents && l->nbatch < STO_LISTING_MAX_BATCH) {
+		const struct sto_listing_entry *e = &l->ents[l->ient + l->nbatch];
+
+		if (l->nbatch && bytes + e->key_len + e->value_len + 32 > LS_PUT_BYTES)
+			break;
+		bytes += e->key_len + e->value_len + 32;
+		l->nbatch++;
+	}
+	peer_acquire(l->j->r->self, ls_put_on, l);
+}
+
+static void ls_page(void *arg, int status, const struct sto_listing_page *pg)
+{
+	struct lsync *l = arg;
+	struct repair *r = l->j->r;
+	size_t bytes = 0, off = 0;
+
+	free(l->ents);
+	free(l->arena);
+	l->ents = NULL;
+	l->arena = NULL;
+	l->nents = l->ient = 0;
+	if (status == 0 && pg) {
+		/* The page borrows from the reply: copy it for the puts. */
+		for (size_t i = 0; i < pg->n_entries; i++)
+			bytes += pg->entries[i].key_len + pg->entries[i].value_len;
+		l->ents = calloc(pg->n_entries + 1, sizeof(*l->ents));
+		l->arena = malloc(bytes + 1);
+		if (!l->ents || !l->arena)
+			status = -ENOMEM;
+	}
+	if (status < 0 || !pg) {
+		peer_check(l->j->nodes[l->node[l->pulls[l->ipull].slot]], status);
+		r->st.failed++;
+		l->more = false;
+		l->ipull++;
+		ls_next_pull(l);
+		return;
+	}
+	for (size_t i = 0; i < pg->n_entries; i++) {
+		struct sto_listing_entry *e = &l->ents[i];
+
+		*e = pg->entries[i];
+		memcpy(l->arena + off, e->key, e->key_len);
+		e->key = l->arena + off;
+		off += e->key_len;
+		if (e->value_len) {
+			memcpy(l->arena + off, e->value, e->value_len);
+			e->value = l->arena + off;
+			off += e->value_len;
+		} else {
+			e->value = NULL;
+		}
+	}
+	l->nents = pg->n_entries;
+	l->more = pg->is_truncated && pg->next_marker.len &&
+		  pg->next_marker.len <= sizeof(l->marker);
+	if (l->more) {
+		memcpy(l->marker, pg->next_marker.data, pg->next_marker.len);
+		l->marker_len = pg->next_marker.len;
+	}
+	ls_put_next(l);
+}
+
+static void ls_query_on(void *arg, sto_client *c, int err)
+{
+	struct lsync *l = arg;
+	struct sto_listing_id id = { .part = l->j->part };
+	struct sto_listing_query q = {
+		.start_after = { l->marker, l->marker_len },
+		.include_tombstones = true,
+	};
+
+	memcpy(id.id, l->pulls[l->ipull].id, STO_LISTING_ID_LEN);
+	if (!err) {
+		err = sto_listing_query(c, &id, &q, ls_page, l);
+		if (!err)
+			return;
+	}
+	ls_page(l, err, NULL);
+}
+
+static void ls_query(struct lsync *l)
+{
+	peer_acquire(l->j->nodes[l->node[l->pulls[l->ipull].slot]], ls_query_on, l);
+}
+
+static void ls_next_pull(struct lsync *l)
+{
+	if (l->j->r->stopping || l->ipull >= l->npulls) {
+		ls_end(l);
+		return;
+	}
+	l->marker_len = 0;
+	ls_query(l);
+}
+
+/* After the partition's suffixes: its listings, on a rep primary. */
+static void lsync_begin(struct job *j)
+{
+	struct repair *r = j->r;
+	const int *prim;
+	struct lsync *l;
+	unsigned n;
+
+	if (r->rep_ring < 0 || j->prim[r->rep_ring][0] == -2) {
+		job_done(j);
+		return;
+	}
+	prim = j->prim[r->rep_ring];
+	n = ring_placements(r->cfg.rings[r->rep_ring]);
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		r->st.failed++;
+		job_done(j);
+		return;
+	}
+	l->j = j;
+	l->n = 1;			/* slot 0: this node */
+	for (unsigned i = 0; i < n; i++) {
+		if (prim[i] == 0)
+			l->node[0] = 0;
+		else if (prim[i] > 0 && l->n < RING_MAX_PLACEMENTS)
+			l->node[l->n++] = (unsigned)prim[i];
+	}
+	{
+		bool mine = false;
+
+		for (unsigned i = 0; i < n; i++)
+			mine |= prim[i] == 0;
+		if (!mine || l->n < 2) {
+			ls_free(l);
+			job_done(j);
+			return;
+		}
+	}
+	l->pending = l->n + 1;		/* + 1 guard */
+	for (unsigned s = 0; s < l->n; s++)
+		ls_ids_ask(l, s);
+	if (--l->pending == 0)
+		ls_plan(l);
 }
 
 /* --------------------------------------------------------------- jobs */
@@ -1189,13 +1623,19 @@ static bool has_suffix(const struct job *j, unsigned node, uint32_t sfx)
 	return lo < j->nsfx[node] && j->sfx[node][lo].suffix == sfx;
 }
 
+static void lsync_begin(struct job *j);
+
 static void job_next_suffix(struct job *j)
 {
 	struct repair *r = j->r;
 	uint32_t sfx;
 
-	if (r->stopping || j->itodo >= j->ntodo) {
+	if (r->stopping) {
 		job_done(j);
+		return;
+	}
+	if (j->itodo >= j->ntodo) {
+		lsync_begin(j);		/* then the partition's listings */
 		return;
 	}
 	if (r->nheap >= RP_QUEUE_MAX) {
@@ -1497,6 +1937,8 @@ static void maybe_pass_end(struct repair *r)
 	s->last_unrecoverable = s->unrecoverable;
 	s->last_unreachable = s->unreachable;
 	s->last_bytes_written = s->bytes_written;
+	s->last_handoffs = s->handoffs;
+	s->last_purged = s->purged;
 	s->last_clean = !s->planned && !s->repaired && !s->failed && !s->unrecoverable &&
 			!s->unreachable && !s->skipped;
 	if (s->repaired || s->failed || s->unrecoverable || s->unreachable)
@@ -1595,6 +2037,37 @@ int repair_write_status(struct repair *r)
 		      "total_copied", (json_int_t)s->total_copied,
 		      "total_tombstones", (json_int_t)s->total_tombstones,
 		      "total_pushed", (json_int_t)s->total_pushed);
+	if (o) {
+		json_object_set_new(o, "purged", json_integer((json_int_t)s->purged));
+		json_object_set_new(o, "handoffs", json_integer((json_int_t)s->handoffs));
+		json_object_set_new(o, "listings_pulled",
+				    json_integer((json_int_t)s->listings_pulled));
+		json_object_set_new(o, "listing_entries",
+				    json_integer((json_int_t)s->listing_entries));
+		json_object_set_new(o, "total_purged", json_integer((json_int_t)s->total_purged));
+		json_object_set_new(o, "total_listing_entries",
+				    json_integer((json_int_t)s->total_listing_entries));
+		json_object_set_new(last, "handoffs", json_integer((json_int_t)s->last_handoffs));
+		json_object_set_new(last, "purged", json_integer((json_int_t)s->last_purged));
+	}
+	if (o && r->node_st_ok) {
+		const struct sto_stat *ns = &r->node_st;
+
+		json_object_set_new(o, "node_audit", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+			"passes", (json_int_t)ns->audit.passes,
+			"checked", (json_int_t)ns->audit.checked,
+			"bytes", (json_int_t)ns->audit.bytes,
+			"corrupt", (json_int_t)ns->audit.corrupt,
+			"pass_done", (json_int_t)ns->audit.pass_done,
+			"pass_total", (json_int_t)ns->audit.pass_total,
+			"last_pass_age", ns->audit.last_pass_age == UINT64_MAX ? json_null() :
+					 json_integer((json_int_t)ns->audit.last_pass_age),
+			"last_pass_seconds", (json_int_t)ns->audit.last_pass_seconds,
+			"quarantined", (json_int_t)ns->quarantined,
+			"purged", (json_int_t)ns->purged,
+			"nospace", (json_int_t)ns->nospace));
+	}
 	if (!o)
 		return -ENOMEM;
 	txt = json_dumps(o, JSON_COMPACT);
@@ -1608,10 +2081,37 @@ int repair_write_status(struct repair *r)
 	return ret;
 }
 
+static void node_stat_done(void *arg, int status, const struct sto_stat *st)
+{
+	struct repair *r = arg;
+
+	r->node_st_busy = false;
+	r->node_st_ok = status == 0 && st;
+	if (r->node_st_ok)
+		r->node_st = *st;
+	else
+		peer_check(r->self, status);
+}
+
+static void node_stat_on(void *arg, sto_client *c, int err)
+{
+	struct repair *r = arg;
+
+	if (!err)
+		err = sto_stat(c, node_stat_done, r);
+	if (err)
+		node_stat_done(r, err, NULL);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct repair *r = t->data;
 	uint64_t now = strata_now_ns();
+
+	if (r->cfg.status_path && !r->stopping && !r->node_st_busy && r->ticks++ % 3 == 0) {
+		r->node_st_busy = true;
+		peer_acquire(r->self, node_stat_on, r);
+	}
 
 	if (r->rate_bytes_ns && now > r->rate_bytes_ns)
 		r->rate_mbps = 0.7 * r->rate_mbps + 0.3 * ((double)r->rate_bytes /

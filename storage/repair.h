@@ -13,7 +13,10 @@
  *    version with ISA-L, checked against a (k+1)-th survivor when there is
  *    one, or writes the newest tombstone;
  *  - handoff data (a name the local node holds for a partition placement
- *    it is not): pushes it to the primaries that lack it.
+ *    it is not): pushes it to the primaries that lack it, and once they
+ *    all have it (or something newer), PURGEs it here;
+ *  - listings (rep3 primaries): pulls the entries of every listing a peer
+ *    primary holds differently (LISTING_IDS counts and hash), newest wins.
  * It only ever writes versions at their original timestamp, so a node's
  * newest-wins rule keeps anything newer (a live newer version is never
  * deleted, a deleted object never comes back).
@@ -57,6 +60,10 @@ struct repair_stats {
 	uint64_t suffixes_listed, suffixes_skipped;
 	uint64_t planned;		/* repairs found (queued, or counted: dry_run) */
 	uint64_t repaired, rebuilt, copied, tombstones, pushed;
+	uint64_t purged;		/* handoff copies dropped once home had them */
+	uint64_t handoffs;		/* entries held here for other nodes' placements */
+	uint64_t listings_pulled;	/* (listing, peer) pairs that differed: synced */
+	uint64_t listing_entries;	/* listing entries applied here */
 	uint64_t failed, unrecoverable, unreachable, skipped;
 	uint64_t bytes_read, bytes_written;
 	uint64_t pass_start_ns;		/* strata_now_ns() */
@@ -65,11 +72,13 @@ struct repair_stats {
 	uint64_t last_planned, last_repaired, last_failed, last_unrecoverable;
 	uint64_t last_unreachable;
 	uint64_t last_bytes_written;
+	uint64_t last_handoffs, last_purged;
 	double last_seconds;
 	bool last_clean;		/* nothing to repair, every peer answered */
 	/* since start */
 	uint64_t total_repaired, total_bytes_written;
 	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
+	uint64_t total_purged, total_listing_entries;
 };
 
 struct repair;
