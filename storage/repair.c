@@ -336,9 +336,25 @@ static bool memo_same(struct repair *r, uint32_t part, uint32_t sfx, uint64_t di
 	return m->key && m->digest == digest;
 }
 
+static void memo_set_key(struct repair *r, uint64_t key, uint64_t digest);
+
 static void memo_set(struct repair *r, uint32_t part, uint32_t sfx, uint64_t digest)
 {
-	uint64_t key = ((uint64_t)part << STO_SUFFIX_BITS | sfx) + 1;
+	memo_set_key(r, ((uint64_t)part << STO_SUFFIX_BITS | sfx) + 1, digest);
+}
+
+static bool memo_same_key(struct repair *r, uint64_t key, uint64_t digest)
+{
+	struct memo *m;
+
+	if (!r->capmemo)
+		return false;
+	m = memo_slot(r, key);
+	return m->key && m->digest == digest;
+}
+
+static void memo_set_key(struct repair *r, uint64_t key, uint64_t digest)
+{
 	struct memo *m;
 
 	if (r->nmemo * 2 >= r->capmemo) {
@@ -1129,6 +1145,8 @@ struct ls_ids {
 struct ls_pull {
 	unsigned slot;
 	uint8_t id[STO_LISTING_ID_LEN];
+	uint64_t digest;		/* ls_memo_digest as planned */
+	uint64_t applied;		/* entries the pull applied here */
 };
 
 struct lsync {
@@ -1174,6 +1192,30 @@ static int info_cmp(const void *a, const void *b)
 
 static void ls_next_pull(struct lsync *l);
 
+/* The memo of (partition, listing, peer) pulls that brought nothing: keys
+ * with the top bit set, apart from the suffix memo's. */
+static uint64_t ls_memo_key(const struct lsync *l, unsigned slot, const uint8_t *id)
+{
+	uint64_t a, b;
+
+	memcpy(&a, id, 8);
+	memcpy(&b, id + 8, 8);
+	return mix64(mix64(a ^ l->j->part) ^ b ^
+		     mix64((uint64_t)(uintptr_t)l->j->nodes[l->node[slot]])) | 1ull << 63;
+}
+
+static uint64_t ls_memo_digest(const struct sto_listing_info *here,
+			       const struct sto_listing_info *peer)
+{
+	uint64_t d = mix64(peer->hash ^ mix64(peer->entries + 1) ^ (peer->bytes << 20) ^
+			   peer->tombstones);
+
+	if (here)
+		d = mix64(d ^ here->hash ^ mix64(here->entries + 7) ^ (here->bytes << 21) ^
+			  here->tombstones);
+	return d;
+}
+
 /* Every primary answered (or failed): what to pull. */
 static void ls_plan(struct lsync *l)
 {
@@ -1205,16 +1247,28 @@ static void ls_plan(struct lsync *l)
 			if (m && m->entries == p->entries && m->tombstones == p->tombstones &&
 			    m->bytes == p->bytes && m->hash == p->hash)
 				continue;
-			r->st.planned++;
+			/* Pulled before with nothing new, and neither side changed
+			 * since: the peer is behind, not ahead (its own daemon
+			 * pulls from here). */
+			if (memo_same_key(r, ls_memo_key(l, s, p->id), ls_memo_digest(m, p)))
+				continue;
 			if (r->cfg.dry_run) {
-				log_info("would pull listing part %u from %s (%llu entries, "
-					 "%llu here)", l->j->part, l->j->nodes[l->node[s]]->addr,
-					 (unsigned long long)p->entries,
-					 m ? (unsigned long long)m->entries : 0ull);
+				/* Without pulling, "behind" can only be guessed:
+				 * missing here, or fewer keys than the peer. */
+				if (!m || p->entries + p->tombstones > m->entries + m->tombstones) {
+					r->st.listings++;
+					log_info("would pull listing part %u from %s (%llu entries, "
+						 "%llu here)", l->j->part,
+						 l->j->nodes[l->node[s]]->addr,
+						 (unsigned long long)p->entries,
+						 m ? (unsigned long long)m->entries : 0ull);
+				}
 				continue;
 			}
 			l->pulls[l->npulls].slot = s;
 			memcpy(l->pulls[l->npulls].id, p->id, STO_LISTING_ID_LEN);
+			l->pulls[l->npulls].digest = ls_memo_digest(m, p);
+			l->pulls[l->npulls].applied = 0;
 			l->npulls++;
 		}
 	}
@@ -1307,6 +1361,7 @@ static void ls_put_done(void *arg, int status, uint64_t count)
 	} else {
 		r->st.listing_entries += count;
 		r->st.total_listing_entries += count;
+		l->pulls[l->ipull].applied += count;
 		r->st.repaired += count ? 1 : 0;
 		l->ient += l->nbatch;
 	}
@@ -1340,7 +1395,13 @@ static void ls_put_next(struct lsync *l)
 		if (l->more) {
 			ls_query(l);
 		} else {
+			const struct ls_pull *p = &l->pulls[l->ipull];
+
 			l->j->r->st.listings_pulled++;
+			if (p->applied)		/* this node was behind */
+				l->j->r->st.listings++;
+			else			/* the peer had nothing new */
+				memo_set_key(l->j->r, ls_memo_key(l, p->slot, p->id), p->digest);
 			l->ipull++;
 			ls_next_pull(l);
 		}
@@ -1939,8 +2000,9 @@ static void maybe_pass_end(struct repair *r)
 	s->last_bytes_written = s->bytes_written;
 	s->last_handoffs = s->handoffs;
 	s->last_purged = s->purged;
+	s->last_listings = s->listings;
 	s->last_clean = !s->planned && !s->repaired && !s->failed && !s->unrecoverable &&
-			!s->unreachable && !s->skipped;
+			!s->unreachable && !s->skipped && !s->listings;
 	if (s->repaired || s->failed || s->unrecoverable || s->unreachable)
 		log_info("pass %llu: %.1f s, %llu repaired (%llu rebuilt, %llu copied, "
 			 "%llu tombstones, %llu pushed), %llu MB written, %llu failed, "
@@ -2049,6 +2111,8 @@ int repair_write_status(struct repair *r)
 				    json_integer((json_int_t)s->total_listing_entries));
 		json_object_set_new(last, "handoffs", json_integer((json_int_t)s->last_handoffs));
 		json_object_set_new(last, "purged", json_integer((json_int_t)s->last_purged));
+		json_object_set_new(last, "listings", json_integer((json_int_t)s->last_listings));
+		json_object_set_new(o, "listings", json_integer((json_int_t)s->listings));
 	}
 	if (o && r->node_st_ok) {
 		const struct sto_stat *ns = &r->node_st;

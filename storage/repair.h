@@ -62,7 +62,9 @@ struct repair_stats {
 	uint64_t repaired, rebuilt, copied, tombstones, pushed;
 	uint64_t purged;		/* handoff copies dropped once home had them */
 	uint64_t handoffs;		/* entries held here for other nodes' placements */
-	uint64_t listings_pulled;	/* (listing, peer) pairs that differed: synced */
+	uint64_t listings;		/* listings found behind a peer's here (pulled,
+					 * or in a dry run: missing or fewer keys) */
+	uint64_t listings_pulled;	/* (listing, peer) pairs that differed: pulled */
 	uint64_t listing_entries;	/* listing entries applied here */
 	uint64_t failed, unrecoverable, unreachable, skipped;
 	uint64_t bytes_read, bytes_written;
@@ -72,9 +74,10 @@ struct repair_stats {
 	uint64_t last_planned, last_repaired, last_failed, last_unrecoverable;
 	uint64_t last_unreachable;
 	uint64_t last_bytes_written;
-	uint64_t last_handoffs, last_purged;
+	uint64_t last_handoffs, last_purged, last_listings;
 	double last_seconds;
-	bool last_clean;		/* nothing to repair, every peer answered */
+	bool last_clean;		/* nothing to repair, no listing behind, every
+					 * peer answered */
 	/* since start */
 	uint64_t total_repaired, total_bytes_written;
 	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
