@@ -306,14 +306,14 @@ def put_all(s3, bucket, keys):
     sums = {}
     for k, size in keys.items():
         body = data_of(size, k)
-        for attempt in range(5):
+        for attempt in range(10):
             try:
                 s3.put_object(Bucket=bucket, Key=k, Body=body)
                 break
             except botocore.exceptions.ClientError as e:
-                if e.response["Error"]["Code"] != "SlowDown" or attempt == 4:
+                if e.response["Error"]["Code"] != "SlowDown" or attempt == 9:
                     raise
-                time.sleep(1)
+                time.sleep(2)
         sums[k] = hashlib.sha256(body).hexdigest()
     return sums
 
