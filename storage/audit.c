@@ -45,6 +45,7 @@ struct sto_audit {
 	struct sto_key cur;
 	uint64_t off;
 	uint64_t pass_start_ns, last_end_ns;
+	uint64_t piece_ns;		/* when the piece being read was asked for */
 	struct sto_stat st;		/* only .audit used */
 };
 
@@ -136,10 +137,14 @@ static void walk_after(uv_work_t *w, int status)
 	audit_next(a);
 }
 
-/* The pause after `bytes` were read that keeps the rate at cfg.mbps. */
+/* The pause after `bytes` were read that keeps the rate at cfg.mbps (the
+ * read's own time counts towards it). */
 static uint64_t pause_ms(const struct sto_audit *a, uint64_t bytes)
 {
-	return (uint64_t)((double)bytes / (a->cfg.mbps * 1e6) * 1000.0);
+	double ms = (double)bytes / (a->cfg.mbps * 1e6) * 1000.0 -
+		    (double)(strata_now_ns() - a->piece_ns) / 1e6;
+
+	return ms > 0 ? (uint64_t)ms : 0;
 }
 
 static void read_piece(struct sto_audit *a);
@@ -184,6 +189,7 @@ static void read_piece(struct sto_audit *a)
 	if (n > STO_READ_PIECE)
 		n = STO_READ_PIECE;
 	a->reading = true;
+	a->piece_ns = strata_now_ns();
 	sto_engine_hold(a->e);
 	ret = sto_read(a->e, &a->cur, &a->loc, a->off, n, piece_done, a);
 	if (ret < 0)

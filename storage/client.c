@@ -291,6 +291,7 @@ static void creq_complete(struct creq *r)
 			v[i].entries = li->entries;
 			v[i].tombstones = li->tombstones;
 			v[i].bytes = li->bytes;
+			v[i].hash = li->hash;
 		}
 		r->lids(r->arg, status, v, n, m && status == 0 && m->is_truncated);
 		free(v);

@@ -33,7 +33,9 @@
 /* A group member: suffix length LE16, suffix, value length LE32, then the
  * member's own value as a plain record's (timestamp, flags, bytes). */
 #define MEMBER_HDR	(2 + 4)
-#define META_LEN	24		/* entries, tombstones, bytes (u64 each) */
+#define META_LEN_V1	24		/* entries, tombstones, bytes (u64 each) */
+#define META_LEN	32		/* ... and the XOR of the entries' hashes
+					 * (replication compares listings by it) */
 /* Tombstones a query may step over (outside common prefixes) before it
  * returns a short page with a marker: bounded work per call. */
 #define SCAN_BUDGET(limit)	(10000u + 10u * (limit))
@@ -165,25 +167,44 @@ static void group_header(uint8_t *out)
 
 struct meta_counts {
 	int64_t entries, tombstones, bytes;
+	uint64_t hash;			/* XOR in and out: order-independent */
 };
+
+/* What one stored entry contributes to its listing's hash. */
+static uint64_t entry_hash(const uint8_t *key, size_t klen, const MDB_val *v)
+{
+	uint64_t h = 0xcbf29ce484222325ull, ts = 0;
+
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ key[i]) * 0x100000001b3ull;
+	if (v->mv_size >= VAL_HDR) {
+		memcpy(&ts, v->mv_data, 8);
+		h ^= le64toh(ts) * 0x9e3779b97f4a7c15ull;
+		h ^= ((uint8_t *)v->mv_data)[8] & VAL_TOMBSTONE;
+	}
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 29);
+}
 
 static int meta_add(MDB_txn *txn, MDB_dbi lstm, const uint8_t *head,
 		    const struct meta_counts *d)
 {
 	MDB_val key = { STO_LST_HEAD, (void *)head }, v;
-	uint64_t m[3] = { 0, 0, 0 };
+	uint64_t m[4] = { 0, 0, 0, 0 };
 	int rc;
 
-	if (!d->entries && !d->tombstones && !d->bytes)
+	if (!d->entries && !d->tombstones && !d->bytes && !d->hash)
 		return 0;
 	rc = mdb_get(txn, lstm, &key, &v);
-	if (rc == 0 && v.mv_size == META_LEN)
-		memcpy(m, v.mv_data, META_LEN);
+	if (rc == 0 && (v.mv_size == META_LEN || v.mv_size == META_LEN_V1))
+		memcpy(m, v.mv_data, v.mv_size);
 	else if (rc && rc != MDB_NOTFOUND)
 		return mdb_err(rc);
 	m[0] += (uint64_t)d->entries;
 	m[1] += (uint64_t)d->tombstones;
 	m[2] += (uint64_t)d->bytes;
+	m[3] ^= d->hash;
 	if (!m[0] && !m[1]) {
 		rc = mdb_del(txn, lstm, &key, NULL);
 		return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
@@ -194,8 +215,10 @@ static int meta_add(MDB_txn *txn, MDB_dbi lstm, const uint8_t *head,
 }
 
 /* What an existing value counts for. */
-static void counts_of(struct meta_counts *c, int sign, size_t klen, const MDB_val *v)
+static void counts_of(struct meta_counts *c, int sign, const uint8_t *key, size_t klen,
+		      const MDB_val *v)
 {
+	c->hash ^= entry_hash(key, klen, v);
 	bool tomb = v->mv_size >= VAL_HDR && (((uint8_t *)v->mv_data)[8] & VAL_TOMBSTONE);
 
 	if (tomb)
@@ -249,7 +272,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 				free(nb);
 				return 0;	/* newest wins */
 			}
-			counts_of(d, -1, glen + m.slen, &m.val);
+			counts_of(d, -1, (const uint8_t *)e->key, e->key_len, &m.val);	/* same key */
 			continue;		/* replaced below */
 		}
 		if (c > 0 && !done) {
@@ -262,7 +285,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 	if (!done)
 		len += member_put(nb + len, suf, slen, val, VAL_HDR + vlen);
 	nv = (MDB_val){ VAL_HDR + vlen, val };
-	counts_of(d, 1, e->key_len, &nv);
+	counts_of(d, 1, (const uint8_t *)e->key, e->key_len, &nv);
 	nv = (MDB_val){ len, nb };
 	rc = mdb_put(txn, lst, &key, &nv, 0);
 	free(nb);
@@ -298,7 +321,7 @@ static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 			ts = le64toh(ts);
 			if (ts >= e->timestamp)
 				continue;	/* newest wins; equal: already there */
-			counts_of(&d, -1, e->key_len, &v);
+			counts_of(&d, -1, e->key, e->key_len, &v);
 		} else if (rc && rc != MDB_NOTFOUND) {
 			return mdb_err(rc);
 		}
@@ -311,7 +334,7 @@ static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 		((uint8_t *)v.mv_data)[8] = e->tombstone ? VAL_TOMBSTONE : 0;
 		if (vlen)
 			memcpy((uint8_t *)v.mv_data + VAL_HDR, e->value, vlen);
-		counts_of(&d, 1, e->key_len, &v);
+		counts_of(&d, 1, e->key, e->key_len, &v);
 		op->count++;
 	}
 	return meta_add(txn, lstm, kb, &d);
@@ -357,7 +380,7 @@ static int del_members(MDB_cursor *cur, const MDB_val *key, const MDB_val *rec,
 					  (uint32_t)m.val.mv_size);
 			continue;
 		}
-		counts_of(d, -1, flen, &m.val);
+		counts_of(d, -1, full, flen, &m.val);
 		op->count++;
 		dropped = true;
 	}
@@ -416,7 +439,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 			memcpy(op->next, k + STO_LST_HEAD, ulen);
 			break;
 		}
-		counts_of(&d, -1, ulen, &v);
+		counts_of(&d, -1, k + STO_LST_HEAD, ulen, &v);
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
 			break;
@@ -845,10 +868,10 @@ int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 	}
 	if (rc)
 		goto out_txn;
-	if (v.mv_size == META_LEN) {
+	if (v.mv_size == META_LEN || v.mv_size == META_LEN_V1) {
 		uint64_t m[3];
 
-		memcpy(m, v.mv_data, META_LEN);
+		memcpy(m, v.mv_data, sizeof(m));
 		out->st.entries = m[0];
 		out->st.tombstones = m[1];
 		out->st.bytes = m[2];
@@ -924,13 +947,15 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		o = &out[(*n)++];
 		memset(o, 0, sizeof(*o));
 		memcpy(o->id, k + 4, STO_LISTING_ID_LEN);
-		if (v.mv_size == META_LEN) {
-			uint64_t m[3];
+		if (v.mv_size == META_LEN || v.mv_size == META_LEN_V1) {
+			uint64_t m[4] = { 0, 0, 0, 0 };
 
-			memcpy(m, v.mv_data, META_LEN);
+			memcpy(m, v.mv_data, v.mv_size);
 			o->entries = m[0];
 			o->tombstones = m[1];
 			o->bytes = m[2];
+			/* a listing last written before the hash: unlike any */
+			o->hash = v.mv_size == META_LEN ? m[3] : UINT64_MAX;
 		}
 	}
 	rc = rc == MDB_NOTFOUND ? 0 : rc;

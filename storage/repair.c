@@ -179,6 +179,11 @@ struct repair {
 	 * own* say which of cfg.rings/cfg.prev the engine must free */
 	struct ring *pend[REPAIR_MAX_RINGS];
 	bool own[REPAIR_MAX_RINGS], own_prev[REPAIR_MAX_RINGS];
+	/* The node's own STAT (auditor progress, purges), every few ticks,
+	 * for the status file and `strata-admin repair status`. */
+	struct sto_stat node_st;
+	bool node_st_ok, node_st_busy;
+	unsigned ticks;
 };
 
 static void dispatch(struct repair *r);
@@ -341,9 +346,25 @@ static bool memo_same(struct repair *r, uint32_t part, uint32_t sfx, uint64_t di
 	return m->key && m->digest == digest;
 }
 
+static void memo_set_key(struct repair *r, uint64_t key, uint64_t digest);
+
 static void memo_set(struct repair *r, uint32_t part, uint32_t sfx, uint64_t digest)
 {
-	uint64_t key = ((uint64_t)part << STO_SUFFIX_BITS | sfx) + 1;
+	memo_set_key(r, ((uint64_t)part << STO_SUFFIX_BITS | sfx) + 1, digest);
+}
+
+static bool memo_same_key(struct repair *r, uint64_t key, uint64_t digest)
+{
+	struct memo *m;
+
+	if (!r->capmemo)
+		return false;
+	m = memo_slot(r, key);
+	return m->key && m->digest == digest;
+}
+
+static void memo_set_key(struct repair *r, uint64_t key, uint64_t digest)
+{
 	struct memo *m;
 
 	if (r->nmemo * 2 >= r->capmemo) {
@@ -838,7 +859,8 @@ static int item_queue(struct repair *r, struct item *it)
 		free(it);
 		return 0;
 	}
-	if (it->kind != IT_DELETE && !it->tomb && it->size > r->cfg.max_fragment) {
+	if (it->kind != IT_DELETE && it->kind != IT_PURGE && !it->tomb &&
+	    it->size > r->cfg.max_fragment) {
 		log_warn("part %u frag %u: %llu bytes is over --max-fragment; not repaired",
 			 it->key.part, it->key.frag, (unsigned long long)it->size);
 		r->st.failed++;
@@ -1017,6 +1039,7 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 
 		if (e->node != 0 || e->frag >= n || prim[e->frag] <= 0)
 			continue;
+		r->st.handoffs++;
 		if (!j->ok[prim[e->frag]]) {
 			r->st.unreachable++;
 			continue;
@@ -1089,6 +1112,7 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 	}
 	if (!local)
 		return 0;
+	r->st.handoffs++;
 	/* Handoff copy: push it to each primary that lacks it; once every
 	 * primary has it, drop it here. */
 	for (unsigned i = 0; i < n; i++) {
@@ -1144,6 +1168,437 @@ static unsigned plan(struct job *j)
 		i = e;
 	}
 	return actions;
+}
+
+/* ----------------------------------------------------------- listings */
+
+/* Listings (bucket contents, multipart parts and uploads) live on the rep
+ * ring's primaries of their partition only (the gateway writes all 3 and
+ * waits for 2; there are no handoffs). A primary's daemon asks every
+ * primary for the partition's listings (LISTING_IDS: ids with counts and an
+ * order-independent hash of (key, timestamp, tombstone)) and pulls each one
+ * a peer holds differently: its entries, tombstones included, paged from
+ * the peer and applied here by LISTING_PUT (newest wins per key, so a pull
+ * never undoes a newer write). Each primary pulls for itself; together they
+ * converge on the union. */
+
+#define LS_PUT_BYTES	(40u << 10)	/* per LISTING_PUT: inside STO_MAX_REQ_HDR */
+
+static void job_done(struct job *j);
+
+struct ls_ids {
+	struct sto_listing_info *v;
+	size_t n, cap;
+	bool ok;
+};
+
+struct ls_pull {
+	unsigned slot;
+	uint8_t id[STO_LISTING_ID_LEN];
+	uint64_t digest;		/* ls_memo_digest as planned */
+	uint64_t applied;		/* entries the pull applied here */
+};
+
+struct lsync {
+	struct job *j;
+	unsigned n;			/* primaries; slot 0 is this node */
+	unsigned node[RING_MAX_PLACEMENTS];
+	struct ls_ids ids[RING_MAX_PLACEMENTS];
+	unsigned pending;
+	struct ls_pull *pulls;
+	size_t npulls, ipull;
+	/* the pull under way: a page, copied, put in batches */
+	uint8_t marker[STO_LISTING_MAX_KEY];
+	uint32_t marker_len;
+	bool more;
+	struct sto_listing_entry *ents;
+	size_t nents, ient, nbatch;
+	uint8_t *arena;
+};
+
+static void ls_free(struct lsync *l)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		free(l->ids[i].v);
+	free(l->pulls);
+	free(l->ents);
+	free(l->arena);
+	free(l);
+}
+
+static void ls_end(struct lsync *l)
+{
+	struct job *j = l->j;
+
+	ls_free(l);
+	job_done(j);
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct sto_listing_info *)a)->id,
+		      ((const struct sto_listing_info *)b)->id, STO_LISTING_ID_LEN);
+}
+
+static void ls_next_pull(struct lsync *l);
+
+/* The memo of (partition, listing, peer) pulls that brought nothing: keys
+ * with the top bit set, apart from the suffix memo's. */
+static uint64_t ls_memo_key(const struct lsync *l, unsigned slot, const uint8_t *id)
+{
+	uint64_t a, b;
+
+	memcpy(&a, id, 8);
+	memcpy(&b, id + 8, 8);
+	return mix64(mix64(a ^ l->j->part) ^ b ^
+		     mix64((uint64_t)(uintptr_t)l->j->nodes[l->node[slot]])) | 1ull << 63;
+}
+
+static uint64_t ls_memo_digest(const struct sto_listing_info *here,
+			       const struct sto_listing_info *peer)
+{
+	uint64_t d = mix64(peer->hash ^ mix64(peer->entries + 1) ^ (peer->bytes << 20) ^
+			   peer->tombstones);
+
+	if (here)
+		d = mix64(d ^ here->hash ^ mix64(here->entries + 7) ^ (here->bytes << 21) ^
+			  here->tombstones);
+	return d;
+}
+
+/* Every primary answered (or failed): what to pull. */
+static void ls_plan(struct lsync *l)
+{
+	struct repair *r = l->j->r;
+	size_t cap = 0;
+
+	if (!l->ids[0].ok || r->stopping) {
+		ls_end(l);
+		return;
+	}
+	for (unsigned s = 1; s < l->n; s++)
+		cap += l->ids[s].n;
+	l->pulls = malloc((cap ? cap : 1) * sizeof(*l->pulls));
+	if (!l->pulls) {
+		r->st.failed++;
+		ls_end(l);
+		return;
+	}
+	for (unsigned s = 1; s < l->n; s++) {
+		if (!l->ids[s].ok) {
+			r->st.unreachable++;
+			continue;
+		}
+		for (size_t i = 0; i < l->ids[s].n; i++) {
+			const struct sto_listing_info *p = &l->ids[s].v[i], *m;
+
+			m = l->ids[0].n ? bsearch(p, l->ids[0].v, l->ids[0].n, sizeof(*p),
+						  info_cmp) : NULL;
+			if (m && m->entries == p->entries && m->tombstones == p->tombstones &&
+			    m->bytes == p->bytes && m->hash == p->hash)
+				continue;
+			/* Pulled before with nothing new, and neither side changed
+			 * since: the peer is behind, not ahead (its own daemon
+			 * pulls from here). */
+			if (memo_same_key(r, ls_memo_key(l, s, p->id), ls_memo_digest(m, p)))
+				continue;
+			if (r->cfg.dry_run) {
+				/* Without pulling, "behind" can only be guessed:
+				 * missing here, or fewer keys than the peer. */
+				if (!m || p->entries + p->tombstones > m->entries + m->tombstones) {
+					r->st.listings++;
+					log_info("would pull listing part %u from %s (%llu entries, "
+						 "%llu here)", l->j->part,
+						 l->j->nodes[l->node[s]]->addr,
+						 (unsigned long long)p->entries,
+						 m ? (unsigned long long)m->entries : 0ull);
+				}
+				continue;
+			}
+			l->pulls[l->npulls].slot = s;
+			memcpy(l->pulls[l->npulls].id, p->id, STO_LISTING_ID_LEN);
+			l->pulls[l->npulls].digest = ls_memo_digest(m, p);
+			l->pulls[l->npulls].applied = 0;
+			l->npulls++;
+		}
+	}
+	ls_next_pull(l);
+}
+
+static void ls_ids_ask(struct lsync *l, unsigned s);
+
+static void ls_ids_done(void *arg, int status, const struct sto_listing_info *v, size_t n,
+			bool more)
+{
+	struct lsync *l = ((struct lsync **)arg)[0];
+	unsigned s = (unsigned)(uintptr_t)((void **)arg)[1];
+	struct ls_ids *x = &l->ids[s];
+
+	free(arg);
+	if (status == 0 && x->n + n > x->cap) {
+		size_t cap = (x->n + n) * 2;
+		struct sto_listing_info *nv = realloc(x->v, cap * sizeof(*nv));
+
+		if (nv) {
+			x->v = nv;
+			x->cap = cap;
+		} else {
+			status = -ENOMEM;
+		}
+	}
+	if (status == 0) {
+		if (n)
+			memcpy(x->v + x->n, v, n * sizeof(*v));
+		x->n += n;
+		if (more && n && !l->j->r->stopping) {
+			ls_ids_ask(l, s);
+			return;
+		}
+		x->ok = true;
+		if (x->n)	/* (already in id order) */
+			qsort(x->v, x->n, sizeof(*x->v), info_cmp);
+	} else {
+		peer_check(l->j->nodes[l->node[s]], status);
+	}
+	if (--l->pending == 0)
+		ls_plan(l);
+}
+
+static void ls_ids_on(void *arg, sto_client *c, int err)
+{
+	struct lsync *l = ((struct lsync **)arg)[0];
+	unsigned s = (unsigned)(uintptr_t)((void **)arg)[1];
+	struct ls_ids *x = &l->ids[s];
+
+	if (!err) {
+		err = sto_listing_ids(c, l->j->part, x->n ? x->v[x->n - 1].id : NULL,
+				      ls_ids_done, arg);
+		if (!err)
+			return;
+	}
+	ls_ids_done(arg, err, NULL, 0, false);
+}
+
+static void ls_ids_ask(struct lsync *l, unsigned s)
+{
+	void **a = calloc(2, sizeof(void *));
+
+	if (!a) {
+		if (--l->pending == 0)	/* counts as not answered */
+			ls_plan(l);
+		return;
+	}
+	a[0] = l;
+	a[1] = (void *)(uintptr_t)s;
+	peer_acquire(l->j->nodes[l->node[s]], ls_ids_on, a);
+}
+
+static void ls_put_next(struct lsync *l);
+static void ls_query(struct lsync *l);
+
+static void ls_put_done(void *arg, int status, uint64_t count)
+{
+	struct lsync *l = arg;
+	struct repair *r = l->j->r;
+
+	if (status < 0) {
+		peer_check(r->self, status);
+		r->st.failed++;
+		log_warn("listing part %u: LISTING_PUT here: %s", l->j->part,
+			 sto_strerror(status));
+		l->more = false;		/* this listing: next pass */
+		l->ient = l->nents;
+	} else {
+		r->st.listing_entries += count;
+		r->st.total_listing_entries += count;
+		l->pulls[l->ipull].applied += count;
+		r->st.repaired += count ? 1 : 0;
+		l->ient += l->nbatch;
+	}
+	ls_put_next(l);
+}
+
+static void ls_put_on(void *arg, sto_client *c, int err)
+{
+	struct lsync *l = arg;
+	struct sto_listing_id id = { .part = l->j->part };
+
+	memcpy(id.id, l->pulls[l->ipull].id, STO_LISTING_ID_LEN);
+	if (!err) {
+		err = sto_listing_put(c, &id, l->ents + l->ient, l->nbatch, ls_put_done, l);
+		if (!err)
+			return;
+	}
+	ls_put_done(l, err, 0);
+}
+
+/* The copied page's next batch to this node, or the next page. */
+static void ls_put_next(struct lsync *l)
+{
+	size_t bytes = 0;
+
+	if (l->j->r->stopping) {
+		ls_end(l);
+		return;
+	}
+	if (l->ient >= l->nents) {
+		if (l->more) {
+			ls_query(l);
+		} else {
+			const struct ls_pull *p = &l->pulls[l->ipull];
+
+			l->j->r->st.listings_pulled++;
+			if (p->applied)		/* this node was behind */
+				l->j->r->st.listings++;
+			else			/* the peer had nothing new */
+				memo_set_key(l->j->r, ls_memo_key(l, p->slot, p->id), p->digest);
+			l->ipull++;
+			ls_next_pull(l);
+		}
+		return;
+	}
+	l->nbatch = 0;
+	while (l->ient + l->nbatch < l->nents && l->nbatch < STO_LISTING_MAX_BATCH) {
+		const struct sto_listing_entry *e = &l->ents[l->ient + l->nbatch];
+
+		if (l->nbatch && bytes + e->key_len + e->value_len + 32 > LS_PUT_BYTES)
+			break;
+		bytes += e->key_len + e->value_len + 32;
+		l->nbatch++;
+	}
+	peer_acquire(l->j->r->self, ls_put_on, l);
+}
+
+static void ls_page(void *arg, int status, const struct sto_listing_page *pg)
+{
+	struct lsync *l = arg;
+	struct repair *r = l->j->r;
+	size_t bytes = 0, off = 0;
+
+	free(l->ents);
+	free(l->arena);
+	l->ents = NULL;
+	l->arena = NULL;
+	l->nents = l->ient = 0;
+	if (status == 0 && pg) {
+		/* The page borrows from the reply: copy it for the puts. */
+		for (size_t i = 0; i < pg->n_entries; i++)
+			bytes += pg->entries[i].key_len + pg->entries[i].value_len;
+		l->ents = calloc(pg->n_entries + 1, sizeof(*l->ents));
+		l->arena = malloc(bytes + 1);
+		if (!l->ents || !l->arena)
+			status = -ENOMEM;
+	}
+	if (status < 0 || !pg) {
+		peer_check(l->j->nodes[l->node[l->pulls[l->ipull].slot]], status);
+		r->st.failed++;
+		l->more = false;
+		l->ipull++;
+		ls_next_pull(l);
+		return;
+	}
+	for (size_t i = 0; i < pg->n_entries; i++) {
+		struct sto_listing_entry *e = &l->ents[i];
+
+		*e = pg->entries[i];
+		memcpy(l->arena + off, e->key, e->key_len);
+		e->key = l->arena + off;
+		off += e->key_len;
+		if (e->value_len) {
+			memcpy(l->arena + off, e->value, e->value_len);
+			e->value = l->arena + off;
+			off += e->value_len;
+		} else {
+			e->value = NULL;
+		}
+	}
+	l->nents = pg->n_entries;
+	l->more = pg->is_truncated && pg->next_marker.len &&
+		  pg->next_marker.len <= sizeof(l->marker);
+	if (l->more) {
+		memcpy(l->marker, pg->next_marker.data, pg->next_marker.len);
+		l->marker_len = pg->next_marker.len;
+	}
+	ls_put_next(l);
+}
+
+static void ls_query_on(void *arg, sto_client *c, int err)
+{
+	struct lsync *l = arg;
+	struct sto_listing_id id = { .part = l->j->part };
+	struct sto_listing_query q = {
+		.start_after = { l->marker, l->marker_len },
+		.include_tombstones = true,
+	};
+
+	memcpy(id.id, l->pulls[l->ipull].id, STO_LISTING_ID_LEN);
+	if (!err) {
+		err = sto_listing_query(c, &id, &q, ls_page, l);
+		if (!err)
+			return;
+	}
+	ls_page(l, err, NULL);
+}
+
+static void ls_query(struct lsync *l)
+{
+	peer_acquire(l->j->nodes[l->node[l->pulls[l->ipull].slot]], ls_query_on, l);
+}
+
+static void ls_next_pull(struct lsync *l)
+{
+	if (l->j->r->stopping || l->ipull >= l->npulls) {
+		ls_end(l);
+		return;
+	}
+	l->marker_len = 0;
+	ls_query(l);
+}
+
+/* After the partition's suffixes: its listings, on a rep primary. */
+static void lsync_begin(struct job *j)
+{
+	struct repair *r = j->r;
+	const int *prim;
+	struct lsync *l;
+	unsigned n;
+
+	if (r->rep_ring < 0 || j->prim[r->rep_ring][0] == -2) {
+		job_done(j);
+		return;
+	}
+	prim = j->prim[r->rep_ring];
+	n = ring_placements(r->cfg.rings[r->rep_ring]);
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		r->st.failed++;
+		job_done(j);
+		return;
+	}
+	l->j = j;
+	l->n = 1;			/* slot 0: this node */
+	for (unsigned i = 0; i < n; i++) {
+		if (prim[i] == 0)
+			l->node[0] = 0;
+		else if (prim[i] > 0 && l->n < RING_MAX_PLACEMENTS)
+			l->node[l->n++] = (unsigned)prim[i];
+	}
+	{
+		bool mine = false;
+
+		for (unsigned i = 0; i < n; i++)
+			mine |= prim[i] == 0;
+		if (!mine || l->n < 2) {
+			ls_free(l);
+			job_done(j);
+			return;
+		}
+	}
+	l->pending = l->n + 1;		/* + 1 guard */
+	for (unsigned s = 0; s < l->n; s++)
+		ls_ids_ask(l, s);
+	if (--l->pending == 0)
+		ls_plan(l);
 }
 
 /* --------------------------------------------------------------- jobs */
@@ -1279,13 +1734,19 @@ static bool has_suffix(const struct job *j, unsigned node, uint32_t sfx)
 	return lo < j->nsfx[node] && j->sfx[node][lo].suffix == sfx;
 }
 
+static void lsync_begin(struct job *j);
+
 static void job_next_suffix(struct job *j)
 {
 	struct repair *r = j->r;
 	uint32_t sfx;
 
-	if (r->stopping || j->itodo >= j->ntodo) {
+	if (r->stopping) {
 		job_done(j);
+		return;
+	}
+	if (j->itodo >= j->ntodo) {
+		lsync_begin(j);		/* then the partition's listings */
 		return;
 	}
 	if (r->nheap >= RP_QUEUE_MAX) {
@@ -1646,8 +2107,11 @@ static void maybe_pass_end(struct repair *r)
 	s->last_awaiting = s->awaiting;
 	s->last_push_planned = s->push_planned;
 	s->last_bytes_written = s->bytes_written;
+	s->last_handoffs = s->handoffs;
+	s->last_purged = s->purged;
+	s->last_listings = s->listings;
 	s->last_clean = !s->planned && !s->repaired && !s->failed && !s->unrecoverable &&
-			!s->unreachable && !s->skipped && !s->awaiting;
+			!s->unreachable && !s->skipped && !s->awaiting && !s->listings;
 	if (s->repaired || s->failed || s->unrecoverable || s->unreachable || s->awaiting)
 		log_info("pass %llu: %.1f s, %llu repaired (%llu rebuilt, %llu copied, "
 			 "%llu tombstones, %llu pushed, %llu purged), %llu MB written, %llu failed, "
@@ -1763,6 +2227,37 @@ int repair_write_status(struct repair *r)
 		      "ring_changes", (json_int_t)s->ring_changes,
 		      "ring_pass", (json_int_t)s->ring_pass,
 		      "rings", rings);
+	if (o) {
+		json_object_set_new(o, "handoffs", json_integer((json_int_t)s->handoffs));
+		json_object_set_new(o, "listings_pulled",
+				    json_integer((json_int_t)s->listings_pulled));
+		json_object_set_new(o, "listing_entries",
+				    json_integer((json_int_t)s->listing_entries));
+		json_object_set_new(o, "total_listing_entries",
+				    json_integer((json_int_t)s->total_listing_entries));
+		json_object_set_new(last, "handoffs", json_integer((json_int_t)s->last_handoffs));
+		json_object_set_new(last, "purged", json_integer((json_int_t)s->last_purged));
+		json_object_set_new(last, "listings", json_integer((json_int_t)s->last_listings));
+		json_object_set_new(o, "listings", json_integer((json_int_t)s->listings));
+	}
+	if (o && r->node_st_ok) {
+		const struct sto_stat *ns = &r->node_st;
+
+		json_object_set_new(o, "node_audit", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+			"passes", (json_int_t)ns->audit.passes,
+			"checked", (json_int_t)ns->audit.checked,
+			"bytes", (json_int_t)ns->audit.bytes,
+			"corrupt", (json_int_t)ns->audit.corrupt,
+			"pass_done", (json_int_t)ns->audit.pass_done,
+			"pass_total", (json_int_t)ns->audit.pass_total,
+			"last_pass_age", ns->audit.last_pass_age == UINT64_MAX ? json_null() :
+					 json_integer((json_int_t)ns->audit.last_pass_age),
+			"last_pass_seconds", (json_int_t)ns->audit.last_pass_seconds,
+			"quarantined", (json_int_t)ns->quarantined,
+			"purged", (json_int_t)ns->purged,
+			"nospace", (json_int_t)ns->nospace));
+	}
 	if (!o)
 		return -ENOMEM;
 	txt = json_dumps(o, JSON_COMPACT);
@@ -1776,10 +2271,37 @@ int repair_write_status(struct repair *r)
 	return ret;
 }
 
+static void node_stat_done(void *arg, int status, const struct sto_stat *st)
+{
+	struct repair *r = arg;
+
+	r->node_st_busy = false;
+	r->node_st_ok = status == 0 && st;
+	if (r->node_st_ok)
+		r->node_st = *st;
+	else
+		peer_check(r->self, status);
+}
+
+static void node_stat_on(void *arg, sto_client *c, int err)
+{
+	struct repair *r = arg;
+
+	if (!err)
+		err = sto_stat(c, node_stat_done, r);
+	if (err)
+		node_stat_done(r, err, NULL);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct repair *r = t->data;
 	uint64_t now = strata_now_ns();
+
+	if (r->cfg.status_path && !r->stopping && !r->node_st_busy && r->ticks++ % 3 == 0) {
+		r->node_st_busy = true;
+		peer_acquire(r->self, node_stat_on, r);
+	}
 
 	if (r->rate_bytes_ns && now > r->rate_bytes_ns)
 		r->rate_mbps = 0.7 * r->rate_mbps + 0.3 * ((double)r->rate_bytes /

@@ -17,6 +17,8 @@
  *    rebalance moved away): pushes it to the primaries that lack it, and
  *    once they hold it drops it here with a PURGE conditional on its
  *    timestamp.
+ *  - listings (rep3 primaries): pulls the entries of every listing a peer
+ *    primary holds differently (LISTING_IDS counts and hash), newest wins.
  * It only ever writes versions at their original timestamp, so a node's
  * newest-wins rule keeps anything newer (a live newer version is never
  * deleted, a deleted object never comes back).
@@ -65,6 +67,11 @@ struct repair_stats {
 	uint64_t planned;		/* repairs found (queued, or counted: dry_run) */
 	uint64_t repaired, rebuilt, copied, tombstones, pushed;
 	uint64_t purged;		/* copies dropped once their placement had them */
+	uint64_t handoffs;		/* entries held here for other nodes' placements */
+	uint64_t listings;		/* listings found behind a peer's here (pulled,
+					 * or in a dry run: missing or fewer keys) */
+	uint64_t listings_pulled;	/* (listing, peer) pairs that differed: pulled */
+	uint64_t listing_entries;	/* listing entries applied here */
 	uint64_t failed, unrecoverable, unreachable, skipped;
 	uint64_t awaiting;		/* moved placements left to the old holder's push */
 	uint64_t push_planned;		/* pushes found (data here another node places) */
@@ -75,13 +82,15 @@ struct repair_stats {
 	uint64_t last_planned, last_repaired, last_failed, last_unrecoverable;
 	uint64_t last_unreachable, last_awaiting, last_push_planned;
 	uint64_t last_bytes_written;
+	uint64_t last_handoffs, last_purged, last_listings;
 	double last_seconds;
-	bool last_clean;		/* nothing to repair, every peer answered */
+	bool last_clean;		/* nothing to repair, no listing behind, every
+					 * peer answered */
 	/* since start */
 	uint64_t total_repaired, total_bytes_written;
 	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
 	uint64_t total_pushed_bytes;	/* data pushed to primaries: handoffs, rebalance */
-	uint64_t total_purged;
+	uint64_t total_purged, total_listing_entries;
 	uint64_t ring_changes;		/* rings switched by repair_set_ring */
 	uint64_t ring_pass;		/* the first pass on the rings in use now */
 };

@@ -344,13 +344,15 @@ int main(int argc, char **argv)
 	if (cfg.once) {
 		printf("{\"node\":\"%s\",\"seconds\":%.3f,\"planned\":%llu,\"repaired\":%llu,"
 		       "\"bytes_written\":%llu,\"failed\":%llu,\"unrecoverable\":%llu,"
-		       "\"unreachable\":%llu,\"clean\":%s}\n", cfg.node_id,
+		       "\"unreachable\":%llu,\"handoffs\":%llu,\"listings\":%llu,\"clean\":%s}\n", cfg.node_id,
 		       st.last_seconds, (unsigned long long)st.last_planned,
 		       (unsigned long long)st.last_repaired,
 		       (unsigned long long)st.last_bytes_written,
 		       (unsigned long long)st.last_failed,
 		       (unsigned long long)st.last_unrecoverable,
 		       (unsigned long long)st.last_unreachable,
+		       (unsigned long long)st.last_handoffs,
+		       (unsigned long long)st.last_listings,
 		       st.last_clean ? "true" : "false");
 		ret = st.last_clean && st.pass >= 1 ? 0 : 1;
 	}

@@ -474,6 +474,7 @@ static void lst_ids_done(void *arg, int status, const struct sto_listing_info *v
 			li[i].entries = v[i].entries;
 			li[i].tombstones = v[i].tombstones;
 			li[i].bytes = v[i].bytes;
+			li[i].hash = v[i].hash;
 			lip[i] = &li[i];
 		}
 		m.n_listings = n;

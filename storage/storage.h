@@ -235,6 +235,8 @@ struct sto_listing_stat {
 struct sto_listing_info {
 	uint8_t id[STO_LISTING_ID_LEN];
 	uint64_t entries, tombstones, bytes;
+	uint64_t hash;			/* order-independent, of (key, timestamp,
+					 * tombstone): equal listings, equal hash */
 };
 #define STO_LISTING_IDS_MAX	1000	/* listings per LISTING_IDS reply */
 

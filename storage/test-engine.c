@@ -343,8 +343,10 @@ static void test_purge(void **state)
 	assert_int_equal(purge(&(struct sto_key){ .part = 7 }, 1), -ENOENT);
 	assert_int_equal(purge(&k, 100), 0);
 	assert_int_equal(purge(&t, 50), 0);
+	memset(&loc, 0, sizeof(loc));	/* (untouched when there is no entry) */
 	assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
 	assert_false(loc.flags & STO_LOC_TOMBSTONE);
+	memset(&loc, 0, sizeof(loc));
 	assert_int_equal(sto_lookup(eng, &t, &loc, NULL), -ENOENT);
 	assert_false(loc.flags & STO_LOC_TOMBSTONE);
 	assert_int_equal(sto_engine_counters(eng)->purged, 2);
@@ -355,9 +357,11 @@ static void test_purge(void **state)
 			assert_int_equal(system(cmd), 0);
 		}
 		open_engine();
-		assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
+		memset(&loc, 0, sizeof(loc));	/* (untouched when there is no entry) */
+	assert_int_equal(sto_lookup(eng, &k, &loc, NULL), -ENOENT);
 		assert_false(loc.flags & STO_LOC_TOMBSTONE);
-		assert_int_equal(sto_lookup(eng, &t, &loc, NULL), -ENOENT);
+		memset(&loc, 0, sizeof(loc));
+	assert_int_equal(sto_lookup(eng, &t, &loc, NULL), -ENOENT);
 		assert_false(loc.flags & STO_LOC_TOMBSTONE);
 		assert_int_equal(get(&o, 0, 2000, b), 0);
 		assert_memory_equal(a, b, 2000);
