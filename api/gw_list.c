@@ -1792,11 +1792,12 @@ static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg)
 static int qparam(const char *q, size_t qn, const char *name, char **out)
 {
 	size_t nl = strlen(name);
-	const char *p = q, *end = q + qn;
+	const char *p = q, *end;
 
 	*out = NULL;
 	if (!q)
 		return 0;
+	end = q + qn;
 	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
 		const char *e = amp ? amp : end;

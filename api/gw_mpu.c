@@ -1271,10 +1271,16 @@ static int complete_build(struct gw_req *r)
 	return ret;
 }
 
+static int recomplete_start(struct gw_req *r, int err);
+
 static void complete_parts(struct gw_req *r, int err)
 {
 	if (!err)
 		err = complete_build(r);
+	/* A part gone from a live upload record: a retry racing the first
+	 * Complete's cleanup (record and parts listing go after its answer). */
+	if (err == S3E_INVALID_PART && recomplete_start(r, err) == 0)
+		return;
 	if (err)
 		gw_send_error(r, err == -ECONNREFUSED || err == STO_ECLOSED ||
 				 err == -EHOSTDOWN ? -EHOSTUNREACH : err);
@@ -1288,7 +1294,7 @@ static void complete_result(struct gw_req *r, const struct gw_meta *m);
 static void on_recomplete_manifest(struct gw_req *r)
 {
 	if (!r->old_man.upload_id || strcmp(r->old_man.upload_id, r->upload_id))
-		gw_send_error(r, GWE_NO_SUCH_UPLOAD);
+		gw_send_error(r, r->recomplete_err);
 	else
 		complete_result(r, &r->gm);
 }
@@ -1304,23 +1310,30 @@ static void on_recomplete_head(const struct gw_hlook_result *res, void *arg)
 		return;
 	}
 	gw_send_error(r, res->status < 0 && res->status != -ENOENT ? -EHOSTUNREACH :
-		      GWE_NO_SUCH_UPLOAD);
+		      r->recomplete_err);
 	gw_req_put(r);
+}
+
+/* Is the object the product of this very upload? Then err was a retry's. */
+static int recomplete_start(struct gw_req *r, int err)
+{
+	uint8_t name[STO_NAME_HASH_LEN];
+	int ret;
+
+	r->recomplete_err = err;
+	gw_name_hash(r->path, r->path_len, name);
+	gw_req_get(r);
+	ret = gw_hlook_start(&r->gw->st, r->gw->rep, r->part_rep, name, 0,
+			     on_recomplete_head, r);
+	if (ret < 0)
+		gw_req_put(r);
+	return ret;
 }
 
 static void on_complete_upload(struct gw_req *r, int err)
 {
-	if (err == GWE_NO_SUCH_UPLOAD) {
-		uint8_t name[STO_NAME_HASH_LEN];
-
-		gw_name_hash(r->path, r->path_len, name);
-		gw_req_get(r);
-		err = gw_hlook_start(&r->gw->st, r->gw->rep, r->part_rep, name, 0,
-				     on_recomplete_head, r);
-		if (err == 0)
-			return;
-		gw_req_put(r);
-	}
+	if (err == GWE_NO_SUCH_UPLOAD && recomplete_start(r, err) == 0)
+		return;
 	if (err) {
 		gw_send_error(r, err);
 		return;

@@ -1438,6 +1438,7 @@ struct gw_req {
 	uint32_t part_num;		/* UploadPart(Copy); GET/HEAD ?partNumber */
 	struct gw_mpu *mpu;		/* the operation's state, gw_mpu.c's */
 	struct gw_manifest old_man;	/* the multipart object replaced/deleted */
+	int recomplete_err;		/* a Complete's answer unless it is a retry */
 	/* copy (gw_copy.c): the source streams into the PUT path */
 	struct gw_copy *copy;
 	/* tiering (gw_tier.c) */
