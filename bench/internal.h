@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* One subcommand: `strata-bench NAME ...`. */
 struct bench_cmd {
@@ -107,6 +108,18 @@ void s3b_resp_init(struct s3b_resp *r, bool head, const uint8_t *expect, uint64_
 int s3b_resp_feed(struct s3b_resp *r, const char *data, size_t len);
 /* The error document's <Code>, or "" (NUL-terminated, truncated to cap). */
 void s3b_resp_code(const struct s3b_resp *r, char *out, size_t cap);
+
+/* daemon.c: a daemon the benchmark forks (argv[0] is its path; it dies with
+ * the benchmark) and waits for, up to timeout_s, until it writes the port it
+ * serves on to port_file: 0, -ECHILD (it exited) or -ETIMEDOUT (stopped).
+ * Stop: SIGTERM and wait. */
+struct bench_daemon {
+	pid_t pid;
+	uint16_t port;
+};
+int bench_daemon_start(struct bench_daemon *d, const char *const *argv,
+		       const char *port_file, unsigned timeout_s);
+void bench_daemon_stop(struct bench_daemon *d);
 
 /* node.c: starts this build's strata-storaged on dir (a free port; addr
  * gets "127.0.0.1:PORT"), stops it (SIGTERM), its CPU seconds so far. */

@@ -194,7 +194,7 @@ static void close_all(struct run *r)
 
 /* --------------------------------------------------------------- node */
 
-static pid_t node_pid;
+static struct bench_daemon node;
 
 static double proc_cpu(pid_t pid)
 {
@@ -223,62 +223,31 @@ static double proc_cpu(pid_t pid)
 static int start_node(const struct node_opts *o, char *addr, size_t len)
 {
 	char hot[4096], port_file[4096];
-	uint64_t deadline = strata_now_ns() + 20000000000ull;
+	const char *argv[8 + MAX_NODE_ARGS];
+	unsigned n = 0;
+	int ret;
 
 	snprintf(hot, sizeof(hot), "%s/hot", o->dir);
 	snprintf(port_file, sizeof(port_file), "%s/port", o->dir);
 	mkdir(o->dir, 0755);
-	unlink(port_file);
-	node_pid = fork();
-	if (node_pid < 0)
-		return -errno;
-	if (node_pid == 0) {
-		const char *argv[8 + MAX_NODE_ARGS];
-		unsigned n = 0;
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		argv[n++] = o->storaged;
-		argv[n++] = "--hot";
-		argv[n++] = hot;
-		argv[n++] = "--port";
-		argv[n++] = "0";
-		argv[n++] = "--port-file";
-		argv[n++] = port_file;
-		for (unsigned i = 0; i < o->nnode_args; i++)
-			argv[n++] = o->node_args[i];
-		argv[n] = NULL;
-		execv(o->storaged, (char *const *)argv);
-		_exit(127);
-	}
-	while (strata_now_ns() < deadline) {
-		FILE *f = fopen(port_file, "r");
-		unsigned port;
-
-		if (f) {
-			int n = fscanf(f, "%u", &port);
-
-			fclose(f);
-			if (n == 1) {
-				snprintf(addr, len, "127.0.0.1:%u", port);
-				return 0;
-			}
-		}
-		if (waitpid(node_pid, NULL, WNOHANG) == node_pid) {
-			node_pid = 0;
-			return -ECHILD;
-		}
-		usleep(20000);
-	}
-	return -ETIMEDOUT;
+	argv[n++] = o->storaged;
+	argv[n++] = "--hot";
+	argv[n++] = hot;
+	argv[n++] = "--port";
+	argv[n++] = "0";
+	argv[n++] = "--port-file";
+	argv[n++] = port_file;
+	for (unsigned i = 0; i < o->nnode_args; i++)
+		argv[n++] = o->node_args[i];
+	argv[n] = NULL;
+	if ((ret = bench_daemon_start(&node, argv, port_file, 20)) == 0)
+		snprintf(addr, len, "127.0.0.1:%u", node.port);
+	return ret;
 }
 
 static void stop_node(void)
 {
-	if (node_pid <= 0)
-		return;
-	kill(node_pid, SIGTERM);
-	waitpid(node_pid, NULL, 0);
-	node_pid = 0;
+	bench_daemon_stop(&node);
 }
 
 struct stat_wait {
@@ -347,7 +316,7 @@ static int run_phase(const struct node_opts *o, const char *addr, bool put,
 	}
 	node_stat(&r, &s0);
 	cpu0 = bench_cpu_seconds();
-	ncpu0 = proc_cpu(node_pid);
+	ncpu0 = proc_cpu(node.pid);
 	t0 = strata_now_ns();
 	r.deadline = t0 + (uint64_t)(o->seconds * 1e9);
 	for (unsigned i = 0; i < conc; i++) {
@@ -381,8 +350,8 @@ static int run_phase(const struct node_opts *o, const char *addr, bool put,
 	json_object_set_new(res, "mb_per_s", json_real((double)r.bytes / secs / 1e6));
 	bench_hist_to_json(&r.hist, res);
 	json_object_set_new(res, "client_cpu_s", json_real(bench_cpu_seconds() - cpu0));
-	if (node_pid > 0)
-		json_object_set_new(res, "node_cpu_s", json_real(proc_cpu(node_pid) - ncpu0));
+	if (node.pid > 0)
+		json_object_set_new(res, "node_cpu_s", json_real(proc_cpu(node.pid) - ncpu0));
 	if (put) {
 		uint64_t commits = s1.group_commits - s0.group_commits;
 		uint64_t fsyncs = s1.fsyncs - s0.fsyncs;
@@ -557,5 +526,5 @@ void bench_node_stop(void)
 
 double bench_node_cpu(void)
 {
-	return proc_cpu(node_pid);
+	return proc_cpu(node.pid);
 }

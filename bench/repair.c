@@ -39,10 +39,9 @@
 #define RB_M		2
 
 struct rb_node {
-	pid_t pid;
+	struct bench_daemon d;
 	char dir[3072];
 	char addr[64];
-	uint16_t port;
 	sto_client *c;
 };
 
@@ -75,7 +74,10 @@ static int node_start(struct rb *b, unsigned i, bool fixed_port)
 {
 	struct rb_node *n = &b->n[i];
 	char hot[3200], cold[3200], pf[3200], port[16];
-	uint64_t deadline = strata_now_ns() + 30000000000ull;
+	const char *argv[] = { b->storaged, "--hot", hot, "--cold", cold, "--port", port,
+			       "--port-file", pf, "--reserve-pct", "0", "--index-map-size",
+			       "4G", NULL };
+	int ret;
 
 	snprintf(hot, sizeof(hot), "%s/hot", n->dir);
 	snprintf(cold, sizeof(cold), "%s/cold", n->dir);
@@ -83,48 +85,15 @@ static int node_start(struct rb *b, unsigned i, bool fixed_port)
 	mkdir(n->dir, 0755);
 	mkdir(hot, 0755);
 	mkdir(cold, 0755);
-	unlink(pf);
-	snprintf(port, sizeof(port), "%u", fixed_port ? n->port : 0);
-	n->pid = fork();
-	if (n->pid < 0)
-		return -errno;
-	if (n->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(b->storaged, b->storaged, "--hot", hot, "--cold", cold, "--port", port,
-		      "--port-file", pf, "--reserve-pct", "0", "--index-map-size", "4G",
-		      (char *)NULL);
-		_exit(127);
-	}
-	while (strata_now_ns() < deadline) {
-		FILE *f = fopen(pf, "r");
-		unsigned p;
-
-		if (f) {
-			int got = fscanf(f, "%u", &p);
-
-			fclose(f);
-			if (got == 1) {
-				n->port = (uint16_t)p;
-				snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%u", p);
-				return 0;
-			}
-		}
-		if (waitpid(n->pid, NULL, WNOHANG) == n->pid) {
-			n->pid = 0;
-			return -ECHILD;
-		}
-		usleep(20000);
-	}
-	return -ETIMEDOUT;
+	snprintf(port, sizeof(port), "%u", fixed_port ? n->d.port : 0);
+	if ((ret = bench_daemon_start(&n->d, argv, pf, 30)) == 0)
+		snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%u", n->d.port);
+	return ret;
 }
 
 static void node_stop(struct rb_node *n)
 {
-	if (n->pid <= 0)
-		return;
-	kill(n->pid, SIGTERM);
-	waitpid(n->pid, NULL, 0);
-	n->pid = 0;
+	bench_daemon_stop(&n->d);
 }
 
 static int build_ring(struct rb *b)
@@ -178,7 +147,7 @@ static int connect_all(struct rb *b)
 	for (unsigned i = 0; i < RB_NODES; i++) {
 		int st = 0, ret;
 
-		ret = sto_client_connect(b->loop, "127.0.0.1", b->n[i].port, connected, &st,
+		ret = sto_client_connect(b->loop, "127.0.0.1", b->n[i].d.port, connected, &st,
 					 &b->n[i].c);
 		if (ret < 0)
 			return ret;

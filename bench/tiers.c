@@ -74,8 +74,7 @@ struct trun {
 	struct bench_hist hist;
 };
 
-static pid_t node_pid;
-static uint16_t node_port;
+static struct bench_daemon node;
 
 static struct sto_key tkey(uint32_t part, uint64_t n)
 {
@@ -159,7 +158,7 @@ static int tconnect(struct trun *r)
 
 	for (unsigned i = 0; i < CONNS; i++) {
 		st[i] = 1;
-		if (sto_client_connect(r->loop, "127.0.0.1", node_port, ton_connect, &st[i],
+		if (sto_client_connect(r->loop, "127.0.0.1", node.port, ton_connect, &st[i],
 				       &r->c[i]) < 0)
 			return -ECONNREFUSED;
 	}
@@ -199,12 +198,10 @@ static int node_start(const struct topts *o, const char *const *extra)
 	char port_file[4096];
 	const char *argv[32];
 	int argc = 0;
-	uint64_t deadline = strata_now_ns() + 30000000000ull;
 
 	mkdir_p(o->hot);
 	mkdir_p(o->cold);
 	snprintf(port_file, sizeof(port_file), "%s/bench.port", o->hot);
-	unlink(port_file);
 	argv[argc++] = o->storaged;
 	argv[argc++] = "--hot";
 	argv[argc++] = o->hot;
@@ -217,43 +214,12 @@ static int node_start(const struct topts *o, const char *const *extra)
 	while (*extra && argc < 30)
 		argv[argc++] = *extra++;
 	argv[argc] = NULL;
-	node_pid = fork();
-	if (node_pid < 0)
-		return -errno;
-	if (node_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execv(o->storaged, (char *const *)argv);
-		_exit(127);
-	}
-	while (strata_now_ns() < deadline) {
-		FILE *f = fopen(port_file, "r");
-		unsigned port;
-
-		if (f) {
-			int n = fscanf(f, "%u", &port);
-
-			fclose(f);
-			if (n == 1) {
-				node_port = (uint16_t)port;
-				return 0;
-			}
-		}
-		if (waitpid(node_pid, NULL, WNOHANG) == node_pid) {
-			node_pid = 0;
-			return -ECHILD;
-		}
-		usleep(20000);
-	}
-	return -ETIMEDOUT;
+	return bench_daemon_start(&node, argv, port_file, 30);
 }
 
 static void node_stop(void)
 {
-	if (node_pid <= 0)
-		return;
-	kill(node_pid, SIGTERM);
-	waitpid(node_pid, NULL, 0);
-	node_pid = 0;
+	bench_daemon_stop(&node);
 }
 
 struct tstat_wait {
