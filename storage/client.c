@@ -710,38 +710,13 @@ int sto_put_ex(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	return client_send(c, &q, r, iov, iovcnt);
 }
 
-int sto_get(sto_client *c, const struct sto_key *k, uint64_t offset,
-	    uint64_t length, sto_chunk_fn chunk, sto_done_fn done, void *arg)
+/* Sends GET [offset, offset+length) of k for r (filled by the caller). */
+static int get_send(sto_client *c, struct creq *r, const struct sto_key *k,
+		    uint64_t offset, uint64_t length, uint64_t *id)
 {
 	StoRequest q = STO_REQUEST__INIT;
-	struct creq *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		return -ENOMEM;
-	r->chunk = chunk;
-	r->done = done;
-	r->arg = arg;
-	q.op = STO_OP__STO_OP_GET;
-	req_key(&q, k);
-	q.offset = offset;
-	q.length = length;
-	return client_send(c, &q, r, NULL, 0);
-}
-
-int sto_get_into(sto_client *c, const struct sto_key *k, uint64_t offset,
-		 uint64_t length, void *buf, size_t cap, sto_done_fn done, void *arg,
-		 uint64_t *id)
-{
-	StoRequest q = STO_REQUEST__INIT;
-	struct creq *r = calloc(1, sizeof(*r));
 	int ret;
 
-	if (!r)
-		return -ENOMEM;
-	r->done = done;
-	r->arg = arg;
-	r->dst = buf;
-	r->dst_cap = cap;
 	q.op = STO_OP__STO_OP_GET;
 	req_key(&q, k);
 	q.offset = offset;
@@ -750,6 +725,34 @@ int sto_get_into(sto_client *c, const struct sto_key *k, uint64_t offset,
 	if (ret == 0 && id)
 		*id = q.id;
 	return ret;
+}
+
+int sto_get(sto_client *c, const struct sto_key *k, uint64_t offset,
+	    uint64_t length, sto_chunk_fn chunk, sto_done_fn done, void *arg)
+{
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->chunk = chunk;
+	r->done = done;
+	r->arg = arg;
+	return get_send(c, r, k, offset, length, NULL);
+}
+
+int sto_get_into(sto_client *c, const struct sto_key *k, uint64_t offset,
+		 uint64_t length, void *buf, size_t cap, sto_done_fn done, void *arg,
+		 uint64_t *id)
+{
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->done = done;
+	r->arg = arg;
+	r->dst = buf;
+	r->dst_cap = cap;
+	return get_send(c, r, k, offset, length, id);
 }
 
 void sto_get_unbind(sto_client *c, uint64_t id)
