@@ -8,7 +8,7 @@
  * percentiles, client and node CPU, and the node's fsync and group-commit
  * counts (how much the batching shared).
  */
-#include "internal.h"
+#include "fragload.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,7 +28,6 @@
 #endif
 
 #define MAX_LIST	8
-#define MAX_CONNS	16
 #define MAX_NODE_ARGS	16
 
 struct node_opts {
@@ -47,110 +46,6 @@ struct node_opts {
 	unsigned nnode_args;
 };
 
-struct run;
-
-struct slot {
-	struct run *run;
-	unsigned conn;
-	uint64_t t0;
-	uint64_t key;
-};
-
-struct run {
-	uv_loop_t *loop;
-	sto_client *c[MAX_CONNS];
-	unsigned nconns;
-	bool put;
-	uint64_t size;
-	uint8_t *buf;
-	uint32_t crc;
-	struct iovec iov;
-	uint32_t part;
-	uint64_t next_key, nkeys;	/* PUT: keys issued; GET: keys to pick from */
-	uint64_t ops, errors, bytes, inflight, max_ops;
-	uint64_t deadline;
-	int first_error;
-	struct bench_hist hist;
-	uint64_t rng;
-};
-
-static struct sto_key bench_key(uint32_t part, uint64_t n)
-{
-	struct sto_key k = { .part = part };
-
-	memcpy(k.name, &n, sizeof(n));
-	k.name[8] = 0x5a;		/* spread over suffixes by the low bytes */
-	k.name[0] ^= (uint8_t)(n >> 8);
-	return k;
-}
-
-static void issue(struct slot *s);
-
-static void on_done(void *arg, int status, const struct sto_info *info)
-{
-	struct slot *s = arg;
-	struct run *r = s->run;
-
-	r->inflight--;
-	if (status < 0) {
-		if (!r->errors)
-			r->first_error = status;
-		r->errors++;
-	} else {
-		r->ops++;
-		if (r->put)
-			r->bytes += r->size;
-		bench_hist_add(&r->hist, strata_now_ns() - s->t0);
-	}
-	issue(s);
-}
-
-static void on_chunk(void *arg, const struct sto_info *info, const void *d, size_t n)
-{
-	struct slot *s = arg;
-
-	s->run->bytes += n;
-}
-
-static void issue(struct slot *s)
-{
-	struct run *r = s->run;
-	uint64_t now = strata_now_ns();
-	struct sto_key k;
-	int ret;
-
-	if (now >= r->deadline || (r->max_ops && r->ops + r->inflight >= r->max_ops))
-		return;
-	if (r->put) {
-		s->key = r->next_key++;
-		k = bench_key(r->part, s->key);
-	} else {
-		r->rng ^= r->rng << 13;
-		r->rng ^= r->rng >> 7;
-		r->rng ^= r->rng << 17;
-		k = bench_key(r->part, r->rng % r->nkeys);
-	}
-	s->t0 = now;
-	if (r->put)
-		ret = sto_put(r->c[s->conn], &k, strata_wall_ns(), "bench", 5,
-			      &r->iov, 1, r->crc, on_done, s);
-	else
-		ret = sto_get(r->c[s->conn], &k, 0, 0, on_chunk, on_done, s);
-	if (ret < 0) {
-		r->errors++;
-		r->first_error = ret;
-		return;
-	}
-	r->inflight++;
-}
-
-static void on_connect(sto_client *c, int status, void *arg)
-{
-	int *st = arg;
-
-	*st = status;
-}
-
 static int parse_addr(const char *a, char *host, size_t hlen, uint16_t *port)
 {
 	const char *colon = strrchr(a, ':');
@@ -161,35 +56,6 @@ static int parse_addr(const char *a, char *host, size_t hlen, uint16_t *port)
 	host[colon - a] = 0;
 	*port = (uint16_t)atoi(colon + 1);
 	return *port ? 0 : -EINVAL;
-}
-
-static int connect_all(struct run *r, const char *addr)
-{
-	char host[64];
-	uint16_t port;
-	int st[MAX_CONNS];
-
-	if (parse_addr(addr, host, sizeof(host), &port) < 0)
-		return -EINVAL;
-	for (unsigned i = 0; i < r->nconns; i++) {
-		st[i] = 1;
-		if (sto_client_connect(r->loop, host, port, on_connect, &st[i], &r->c[i]) < 0)
-			return -ECONNREFUSED;
-	}
-	for (unsigned i = 0; i < r->nconns; i++) {
-		while (st[i] == 1)
-			uv_run(r->loop, UV_RUN_ONCE);
-		if (st[i] < 0)
-			return st[i];
-	}
-	return 0;
-}
-
-static void close_all(struct run *r)
-{
-	for (unsigned i = 0; i < r->nconns; i++)
-		sto_client_close(r->c[i]);
-	uv_run(r->loop, UV_RUN_DEFAULT);
 }
 
 /* --------------------------------------------------------------- node */
@@ -250,84 +116,36 @@ static void stop_node(void)
 	bench_daemon_stop(&node);
 }
 
-struct stat_wait {
-	bool done;
-	struct sto_stat st;
-};
-
-static void on_stat(void *arg, int status, const struct sto_stat *st)
-{
-	struct stat_wait *w = arg;
-
-	if (st)
-		w->st = *st;
-	w->done = true;
-}
-
-static void node_stat(struct run *r, struct sto_stat *st)
-{
-	struct stat_wait w = { 0 };
-
-	if (sto_stat(r->c[0], on_stat, &w) < 0)
-		return;
-	while (!w.done)
-		uv_run(r->loop, UV_RUN_ONCE);
-	*st = w.st;
-}
-
 /* ------------------------------------------------------------- phases */
 
 static int run_phase(const struct node_opts *o, const char *addr, bool put,
 		     uint64_t size, unsigned conc, uint32_t part, uint64_t nkeys,
 		     uint64_t *keys_written)
 {
-	struct run r = { 0 };
-	struct slot *slots = calloc(conc, sizeof(*slots));
+	struct fload f = { .loop = uv_default_loop(), .keytag = 0x5a };
 	struct sto_stat s0 = { 0 }, s1 = { 0 };
 	double cpu0, ncpu0, secs;
-	uint64_t t0;
-	char name[64];
+	char name[64], host[64];
+	uint16_t port;
 	json_t *ph, *p, *res;
 	int ret;
 
-	if (!slots)
-		return -ENOMEM;
-	r.loop = uv_default_loop();
-	r.put = put;
-	r.size = size;
-	r.part = part;
-	r.nkeys = nkeys;
-	r.max_ops = o->max_ops;
-	r.rng = 0x9e3779b97f4a7c15ull ^ size ^ conc;
-	r.nconns = conc < o->conns ? conc : o->conns;
-	r.buf = malloc(size ? size : 1);
-	if (!r.buf) {
-		free(slots);
-		return -ENOMEM;
-	}
-	for (uint64_t i = 0; i < size; i++)
-		r.buf[i] = (uint8_t)(i * 2654435761u >> 13);
-	r.crc = sto_crc32c(0, r.buf, size);
-	r.iov = (struct iovec){ r.buf, size };
-	ret = connect_all(&r, addr);
+	fload_reset(&f, put, part, nkeys, STO_TIER_STANDARD);
+	f.max_ops = o->max_ops;
+	if ((ret = fload_payload(&f, size)) < 0)
+		return ret;
+	ret = parse_addr(addr, host, sizeof(host), &port);
+	if (ret == 0)
+		ret = fload_connect(&f, host, port, conc < o->conns ? conc : o->conns);
 	if (ret < 0) {
 		fprintf(stderr, "strata-bench node: connect %s: %s\n", addr, sto_strerror(ret));
 		goto out;
 	}
-	node_stat(&r, &s0);
+	fload_stat(&f, &s0);
 	cpu0 = bench_cpu_seconds();
 	ncpu0 = proc_cpu(node.pid);
-	t0 = strata_now_ns();
-	r.deadline = t0 + (uint64_t)(o->seconds * 1e9);
-	for (unsigned i = 0; i < conc; i++) {
-		slots[i].run = &r;
-		slots[i].conn = i % r.nconns;
-		issue(&slots[i]);
-	}
-	while (r.inflight)
-		uv_run(r.loop, UV_RUN_ONCE);
-	secs = (double)(strata_now_ns() - t0) / 1e9;
-	node_stat(&r, &s1);
+	secs = fload_drive(&f, conc, o->seconds, false);
+	fload_stat(&f, &s1);
 
 	snprintf(name, sizeof(name), "%s-%llu-c%u", put ? "put" : "get",
 		 (unsigned long long)size, conc);
@@ -336,19 +154,19 @@ static int run_phase(const struct node_opts *o, const char *addr, bool put,
 	json_object_set_new(p, "op", json_string(put ? "put" : "get"));
 	json_object_set_new(p, "size", json_integer((json_int_t)size));
 	json_object_set_new(p, "concurrency", json_integer(conc));
-	json_object_set_new(p, "connections", json_integer(r.nconns));
+	json_object_set_new(p, "connections", json_integer(f.nconns));
 	json_object_set_new(p, "durable", json_true());
 	json_object_set_new(p, "addr", json_string(addr));
 	json_object_set_new(p, "dir", o->addr ? json_null() : json_string(o->dir));
 	res = bench_phase_results(ph);
-	json_object_set_new(res, "ops", json_integer((json_int_t)r.ops));
-	json_object_set_new(res, "errors", json_integer((json_int_t)r.errors));
-	if (r.errors)
-		json_object_set_new(res, "first_error", json_string(sto_strerror(r.first_error)));
+	json_object_set_new(res, "ops", json_integer((json_int_t)f.ops));
+	json_object_set_new(res, "errors", json_integer((json_int_t)f.errors));
+	if (f.errors)
+		json_object_set_new(res, "first_error", json_string(sto_strerror(f.first_error)));
 	json_object_set_new(res, "seconds", json_real(secs));
-	json_object_set_new(res, "ops_per_s", json_real(r.ops / secs));
-	json_object_set_new(res, "mb_per_s", json_real((double)r.bytes / secs / 1e6));
-	bench_hist_to_json(&r.hist, res);
+	json_object_set_new(res, "ops_per_s", json_real(secs > 0 ? f.ops / secs : 0));
+	json_object_set_new(res, "mb_per_s", json_real(secs > 0 ? (double)f.bytes / secs / 1e6 : 0));
+	bench_hist_to_json(&f.hist, res);
 	json_object_set_new(res, "client_cpu_s", json_real(bench_cpu_seconds() - cpu0));
 	if (node.pid > 0)
 		json_object_set_new(res, "node_cpu_s", json_real(proc_cpu(node.pid) - ncpu0));
@@ -359,7 +177,7 @@ static int run_phase(const struct node_opts *o, const char *addr, bool put,
 		json_object_set_new(res, "node_group_commits", json_integer((json_int_t)commits));
 		json_object_set_new(res, "node_fsyncs", json_integer((json_int_t)fsyncs));
 		json_object_set_new(res, "puts_per_commit",
-				    json_real(commits ? (double)r.ops / commits : 0));
+				    json_real(commits ? (double)f.ops / commits : 0));
 		json_object_set_new(res, "node_fsync_avg_us",
 				    json_real(fsyncs ? (double)(s1.fsync_us - s0.fsync_us) / fsyncs : 0));
 		json_object_set_new(res, "node_commit_avg_us",
@@ -367,16 +185,13 @@ static int run_phase(const struct node_opts *o, const char *addr, bool put,
 	}
 	bench_phase_emit(ph);
 	if (keys_written)
-		*keys_written = r.next_key;
-	if (r.errors)
+		*keys_written = f.next_key;
+	if (f.errors)
 		fprintf(stderr, "strata-bench node: %s: %llu errors, first: %s\n", name,
-			(unsigned long long)r.errors, sto_strerror(r.first_error));
+			(unsigned long long)f.errors, sto_strerror(f.first_error));
 	ret = 0;
 out:
-	close_all(&r);
-	bench_hist_free(&r.hist);
-	free(r.buf);
-	free(slots);
+	fload_free(&f);
 	return ret;
 }
 
@@ -460,7 +275,7 @@ int bench_node_main(int argc, char **argv)
 			break;
 		case 'n':
 			o.conns = (unsigned)atoi(optarg);
-			if (o.conns < 1 || o.conns > MAX_CONNS)
+			if (o.conns < 1 || o.conns > FLOAD_MAX_CONNS)
 				goto out_usage;
 			break;
 		case 't': o.seconds = atof(optarg); break;

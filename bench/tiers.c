@@ -18,7 +18,7 @@
  * fg-p99 puts the three foreground p99s and their ratios side by side.
  * JSON per phase.
  */
-#include "internal.h"
+#include "fragload.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,133 +51,7 @@ struct topts {
 	double seconds;
 };
 
-struct trun;
-
-struct tslot {
-	struct trun *r;
-	unsigned conn;
-	uint64_t t0;
-};
-
-struct trun {
-	uv_loop_t *loop;
-	sto_client *c[CONNS];
-	bool put, stop;
-	enum sto_tier_class tier;
-	uint32_t part;
-	uint64_t nkeys, next_key;
-	uint8_t *buf;
-	uint32_t crc;
-	struct iovec iov;
-	uint64_t deadline, ops, errors, bytes, inflight, rng;
-	int first_error;
-	struct bench_hist hist;
-};
-
 static struct bench_daemon node;
-
-static struct sto_key tkey(uint32_t part, uint64_t n)
-{
-	struct sto_key k = { .part = part };
-
-	memcpy(k.name, &n, sizeof(n));
-	k.name[8] = 0xa5;
-	k.name[0] ^= (uint8_t)(n >> 8);
-	return k;
-}
-
-static void tissue(struct tslot *s);
-
-static void ton_done(void *arg, int status, const struct sto_info *info)
-{
-	struct tslot *s = arg;
-	struct trun *r = s->r;
-
-	r->inflight--;
-	if (status < 0) {
-		if (!r->errors)
-			r->first_error = status;
-		r->errors++;
-	} else {
-		r->ops++;
-		if (r->put)
-			r->bytes += r->iov.iov_len;
-		bench_hist_add(&r->hist, strata_now_ns() - s->t0);
-	}
-	tissue(s);
-}
-
-static void ton_chunk(void *arg, const struct sto_info *info, const void *d, size_t n)
-{
-	struct tslot *s = arg;
-
-	s->r->bytes += n;
-}
-
-static void tissue(struct tslot *s)
-{
-	struct trun *r = s->r;
-	uint64_t now = strata_now_ns();
-	struct sto_key k;
-	int ret;
-
-	if (r->stop || (r->deadline && now >= r->deadline) ||
-	    (r->put && r->next_key >= r->nkeys))
-		return;
-	if (r->put) {
-		struct sto_put_opts o = { .tier = r->tier };
-
-		k = tkey(r->part, r->next_key++);
-		s->t0 = now;
-		ret = sto_put_ex(r->c[s->conn], &k, strata_wall_ns(), "b", 1, &r->iov, 1,
-				 r->crc, &o, ton_done, s);
-	} else {
-		r->rng ^= r->rng << 13;
-		r->rng ^= r->rng >> 7;
-		r->rng ^= r->rng << 17;
-		k = tkey(r->part, r->rng % r->nkeys);
-		s->t0 = now;
-		ret = sto_get(r->c[s->conn], &k, 0, 0, ton_chunk, ton_done, s);
-	}
-	if (ret < 0) {
-		r->errors++;
-		r->first_error = ret;
-		return;
-	}
-	r->inflight++;
-}
-
-static void ton_connect(sto_client *c, int status, void *arg)
-{
-	*(int *)arg = status;
-}
-
-static int tconnect(struct trun *r)
-{
-	int st[CONNS];
-
-	for (unsigned i = 0; i < CONNS; i++) {
-		st[i] = 1;
-		if (sto_client_connect(r->loop, "127.0.0.1", node.port, ton_connect, &st[i],
-				       &r->c[i]) < 0)
-			return -ECONNREFUSED;
-	}
-	for (unsigned i = 0; i < CONNS; i++) {
-		while (st[i] == 1)
-			uv_run(r->loop, UV_RUN_ONCE);
-		if (st[i] < 0)
-			return st[i];
-	}
-	return 0;
-}
-
-static void tclose(struct trun *r)
-{
-	for (unsigned i = 0; i < CONNS; i++)
-		if (r->c[i])
-			sto_client_close(r->c[i]);
-	uv_run(r->loop, UV_RUN_DEFAULT);
-}
 
 static void mkdir_p(const char *path)
 {
@@ -222,35 +96,6 @@ static void node_stop(void)
 	bench_daemon_stop(&node);
 }
 
-struct tstat_wait {
-	bool done;
-	int status;
-	struct sto_stat st;
-};
-
-static void ton_stat(void *arg, int status, const struct sto_stat *st)
-{
-	struct tstat_wait *w = arg;
-
-	w->status = status;
-	if (st)
-		w->st = *st;
-	w->done = true;
-}
-
-static int tstat(struct trun *r, struct sto_stat *st)
-{
-	struct tstat_wait w = { 0 };
-	int ret = sto_stat(r->c[0], ton_stat, &w);
-
-	if (ret < 0)
-		return ret;
-	while (!w.done)
-		uv_run(r->loop, UV_RUN_ONCE);
-	*st = w.st;
-	return w.status;
-}
-
 /* Drops the clean page cache of a directory's volume files (not tmpfs). */
 static void drop_cache(const char *dir)
 {
@@ -276,7 +121,7 @@ static void drop_cache(const char *dir)
 	closedir(d);
 }
 
-static void emit(const struct topts *o, const char *name, struct trun *r, double secs,
+static void emit(const struct topts *o, const char *name, struct fload *r, double secs,
 		 json_t *extra)
 {
 	json_t *ph = bench_phase_new("tiers", name), *p, *res;
@@ -308,46 +153,10 @@ static void emit(const struct topts *o, const char *name, struct trun *r, double
 	bench_phase_emit(ph);
 }
 
-/* Runs conc requests until the deadline (or r->stop, or all keys put). */
-static double drive(struct trun *r, unsigned conc, double seconds, uv_timer_t *poll)
-{
-	struct tslot *slots = calloc(conc, sizeof(*slots));
-	uint64_t t0 = strata_now_ns();
-
-	if (!slots)
-		return 0;
-	r->deadline = seconds > 0 ? t0 + (uint64_t)(seconds * 1e9) : 0;
-	for (unsigned i = 0; i < conc; i++) {
-		slots[i].r = r;
-		slots[i].conn = i % CONNS;
-		tissue(&slots[i]);
-	}
-	while (r->inflight || (poll && !r->stop))
-		uv_run(r->loop, UV_RUN_ONCE);
-	free(slots);
-	return (double)(strata_now_ns() - t0) / 1e9;
-}
-
-static void reset(struct trun *r, bool put, uint32_t part, uint64_t nkeys,
-		  enum sto_tier_class tier)
-{
-	bench_hist_free(&r->hist);
-	memset(&r->hist, 0, sizeof(r->hist));
-	r->put = put;
-	r->stop = false;
-	r->part = part;
-	r->nkeys = nkeys;
-	r->next_key = 0;
-	r->tier = tier;
-	r->ops = r->errors = r->bytes = r->inflight = 0;
-	r->first_error = 0;
-	r->rng = 0x9e3779b97f4a7c15ull ^ part;
-}
-
 /* The mover phase: polls STAT every 100 ms; stops the foreground load once
  * the STANDARD set has moved (or after 10 minutes). */
 struct mover_watch {
-	struct trun *r;
+	struct fload *r;
 	uint64_t want, t0, t_first, t_done;
 	uint64_t moved, bytes;
 	bool polling;
@@ -420,7 +229,7 @@ int bench_tiers_main(int argc, char **argv)
 	char rate[32];
 	const char *on[16] = { "--cold-after", "1", "--atime-interval", "1",
 			       "--tier-scan-interval", "1", NULL };
-	struct trun r = { 0 };
+	struct fload r = { 0 };
 	struct mover_watch mw = { 0 };
 	uv_timer_t timer;
 	struct sto_stat st = { 0 };
@@ -454,16 +263,12 @@ int bench_tiers_main(int argc, char **argv)
 	}
 	npin = o.objects / 4 ? o.objects / 4 : 1;
 	r.loop = uv_default_loop();
-	r.buf = malloc(o.size + 1);
-	if (!r.buf)
+	r.keytag = 0xa5;
+	if (fload_payload(&r, o.size) < 0)
 		return 1;
-	for (uint64_t i = 0; i < o.size; i++)
-		r.buf[i] = (uint8_t)(i * 2654435761u >> 13);
-	r.crc = sto_crc32c(0, r.buf, o.size);
-	r.iov = (struct iovec){ r.buf, o.size };
 
 	/* Session 1: mover off. */
-	if ((ret = node_start(&o, off)) < 0 || (ret = tconnect(&r)) < 0) {
+	if ((ret = node_start(&o, off)) < 0 || (ret = fload_connect(&r, "127.0.0.1", node.port, CONNS)) < 0) {
 		fprintf(stderr, "strata-bench tiers: node: %s\n", sto_strerror(ret));
 		goto out;
 	}
@@ -475,32 +280,31 @@ int bench_tiers_main(int argc, char **argv)
 		};
 
 		for (int i = 0; i < 3; i++) {
-			reset(&r, true, sets[i].part, sets[i].part == PART_PIN ? npin : o.objects,
+			fload_reset(&r, true, sets[i].part, sets[i].part == PART_PIN ? npin : o.objects,
 			      sets[i].tier);
-			secs = drive(&r, o.conc, 0, NULL);
+			secs = fload_drive(&r, o.conc, 0, false);
 			emit(&o, sets[i].name, &r, secs, NULL);
 		}
 	}
-	tstat(&r, &st);
+	fload_stat(&r, &st);
 	x = json_object();
 	json_object_set_new(x, "hot_objects", json_integer((json_int_t)st.tier.writes[0]));
 	json_object_set_new(x, "cold_objects", json_integer((json_int_t)st.tier.writes[1]));
 	drop_cache(o.hot);
 	drop_cache(o.cold);
-	reset(&r, false, PART_STD, o.objects, 0);
-	secs = drive(&r, o.conc, o.seconds, NULL);
+	fload_reset(&r, false, PART_STD, o.objects, 0);
+	secs = fload_drive(&r, o.conc, o.seconds, false);
 	emit(&o, "read-hot", &r, secs, x);
 	drop_cache(o.hot);
 	drop_cache(o.cold);
-	reset(&r, false, PART_COLD, o.objects, 0);
-	secs = drive(&r, o.conc, o.seconds, NULL);
+	fload_reset(&r, false, PART_COLD, o.objects, 0);
+	secs = fload_drive(&r, o.conc, o.seconds, false);
 	emit(&o, "read-cold", &r, secs, NULL);
-	reset(&r, false, PART_PIN, npin, 0);
-	secs = drive(&r, o.conc, o.seconds, NULL);
+	fload_reset(&r, false, PART_PIN, npin, 0);
+	secs = fload_drive(&r, o.conc, o.seconds, false);
 	emit(&o, "fg-mover-off", &r, secs, NULL);
 	p99_off = bench_hist_pct(&r.hist, 99);
-	tclose(&r);
-	memset(r.c, 0, sizeof(r.c));
+	fload_disconnect(&r);
 	node_stop();
 
 	/* Session 2: the mover moves the STANDARD set while the pinned set
@@ -513,11 +317,11 @@ int bench_tiers_main(int argc, char **argv)
 		on[n++] = rate;
 		on[n] = NULL;
 	}
-	if ((ret = node_start(&o, on)) < 0 || (ret = tconnect(&r)) < 0) {
+	if ((ret = node_start(&o, on)) < 0 || (ret = fload_connect(&r, "127.0.0.1", node.port, CONNS)) < 0) {
 		fprintf(stderr, "strata-bench tiers: node: %s\n", sto_strerror(ret));
 		goto out;
 	}
-	reset(&r, false, PART_PIN, npin, 0);
+	fload_reset(&r, false, PART_PIN, npin, 0);
 	mw.r = &r;
 	mw.want = o.objects;
 	mw.t0 = strata_now_ns();
@@ -527,7 +331,7 @@ int bench_tiers_main(int argc, char **argv)
 	/* Wait for the mover's first move before timing the foreground. */
 	while (!mw.t_first && !r.stop)
 		uv_run(r.loop, UV_RUN_ONCE);
-	secs = drive(&r, o.conc, 0, &timer);
+	secs = fload_drive(&r, o.conc, 0, true);
 	uv_timer_stop(&timer);
 	uv_close((uv_handle_t *)&timer, NULL);
 	emit(&o, "fg-mover-on", &r, secs, NULL);
@@ -535,7 +339,7 @@ int bench_tiers_main(int argc, char **argv)
 	on_secs = secs;
 	{
 		double msecs = mw.t_done && mw.t_first ? (double)(mw.t_done - mw.t_first) / 1e9 : 0;
-		struct trun m = { .nkeys = mw.moved, .ops = mw.moved, .bytes = mw.bytes };
+		struct fload m = { .nkeys = mw.moved, .ops = mw.moved, .bytes = mw.bytes };
 
 		x = json_object();
 		json_object_set_new(x, "moved_objects", json_integer((json_int_t)mw.moved));
@@ -550,12 +354,12 @@ int bench_tiers_main(int argc, char **argv)
 	 * the same GETs right after the moves (the mover on, nothing left to
 	 * move), as long as the mover-on window. fg-mover-off ran minutes
 	 * earlier in another process: on a shared machine that drifts. */
-	reset(&r, false, PART_PIN, npin, 0);
-	secs = drive(&r, o.conc, on_secs > 1 ? on_secs : 1, NULL);
+	fload_reset(&r, false, PART_PIN, npin, 0);
+	secs = fload_drive(&r, o.conc, on_secs > 1 ? on_secs : 1, false);
 	emit(&o, "fg-mover-idle", &r, secs, NULL);
 	p99_idle = bench_hist_pct(&r.hist, 99);
 	{
-		struct trun none = { 0 };
+		struct fload none = { 0 };
 
 		x = json_object();
 		json_object_set_new(x, "p99_mover_off_us", json_real((double)p99_off / 1e3));
@@ -569,9 +373,7 @@ int bench_tiers_main(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	tclose(&r);
+	fload_free(&r);
 	node_stop();
-	bench_hist_free(&r.hist);
-	free(r.buf);
 	return ret ? 1 : 0;
 }
