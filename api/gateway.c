@@ -151,29 +151,6 @@ const char gw_config_help[] =
 "  --lifecycle-day-seconds N  length of a lifecycle rule's day (default 86400;\n"
 "                           tests shorten it)\n";
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 {
 	uint64_t v;
@@ -185,7 +162,7 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	if (!strcmp(key, "domain")) { cfg->domain = value; return 0; }
 	if (!strcmp(key, "policy")) { cfg->policy = value; return 0; }
 	if (!strcmp(key, "admin-user")) { cfg->admin_user = value; return 0; }
-	if (parse_size(value, &v) < 0)
+	if (strata_parse_size(value, &v) < 0)
 		return strstr(gw_config_help, key) ? -EINVAL : -ENOENT;
 	if (!strcmp(key, "small-max")) cfg->small_max = v;
 	else if (!strcmp(key, "shard-max")) cfg->shard_max = v ? v : 1;

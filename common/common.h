@@ -51,6 +51,11 @@ static inline int strata_hexval(int c)
 	return -1;
 }
 
+/* Parses a decimal count with an optional binary suffix k/K, m/M, g/G
+ * ("64k" = 65,536), as daemons' size flags take them: 0 or -EINVAL (empty,
+ * signed, trailing junk) or -ERANGE (past 2^64). */
+int strata_parse_size(const char *s, uint64_t *out);
+
 /* Monotonic and wall clocks. */
 uint64_t strata_now_ns(void);		/* CLOCK_MONOTONIC */
 uint64_t strata_wall_ns(void);		/* CLOCK_REALTIME */

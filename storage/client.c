@@ -767,7 +767,9 @@ void sto_get_unbind(sto_client *c, uint64_t id)
 	}
 }
 
-int sto_head(sto_client *c, const struct sto_key *k, sto_done_fn cb, void *arg)
+/* HEAD, DELETE and PURGE: a key (and a timestamp), an info reply. */
+static int key_send(sto_client *c, StoOp op, const struct sto_key *k,
+		    uint64_t timestamp, sto_done_fn cb, void *arg)
 {
 	StoRequest q = STO_REQUEST__INIT;
 	struct creq *r = calloc(1, sizeof(*r));
@@ -776,41 +778,27 @@ int sto_head(sto_client *c, const struct sto_key *k, sto_done_fn cb, void *arg)
 		return -ENOMEM;
 	r->done = cb;
 	r->arg = arg;
-	q.op = STO_OP__STO_OP_HEAD;
+	q.op = op;
 	req_key(&q, k);
+	q.timestamp = timestamp;
 	return client_send(c, &q, r, NULL, 0);
+}
+
+int sto_head(sto_client *c, const struct sto_key *k, sto_done_fn cb, void *arg)
+{
+	return key_send(c, STO_OP__STO_OP_HEAD, k, 0, cb, arg);
 }
 
 int sto_delete(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	       sto_done_fn cb, void *arg)
 {
-	StoRequest q = STO_REQUEST__INIT;
-	struct creq *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		return -ENOMEM;
-	r->done = cb;
-	r->arg = arg;
-	q.op = STO_OP__STO_OP_DELETE;
-	req_key(&q, k);
-	q.timestamp = timestamp;
-	return client_send(c, &q, r, NULL, 0);
+	return key_send(c, STO_OP__STO_OP_DELETE, k, timestamp, cb, arg);
 }
 
 int sto_purge(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	      sto_done_fn cb, void *arg)
 {
-	StoRequest q = STO_REQUEST__INIT;
-	struct creq *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		return -ENOMEM;
-	r->done = cb;
-	r->arg = arg;
-	q.op = STO_OP__STO_OP_PURGE;
-	req_key(&q, k);
-	q.timestamp = timestamp;
-	return client_send(c, &q, r, NULL, 0);
+	return key_send(c, STO_OP__STO_OP_PURGE, k, timestamp, cb, arg);
 }
 
 int sto_listing_ids(sto_client *c, uint32_t part, const uint8_t *after,

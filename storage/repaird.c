@@ -60,26 +60,6 @@ static void usage(FILE *f)
 "  -v, --verbose        debug logging\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_double(const char *s, double *out)
 {
 	char *end;
@@ -293,7 +273,7 @@ int main(int argc, char **argv)
 		case 'p':
 		case 'i':
 		case 'I':
-			ret = parse_u64(optarg, &v);
+			ret = strata_parse_size(optarg, &v);
 			if (!ret && (v > 100000 || (opt != 'I' && v == 0)))
 				ret = -ERANGE;
 			if (opt == 'p')
@@ -303,7 +283,7 @@ int main(int argc, char **argv)
 			else
 				cfg.interval_s = (unsigned)v;
 			break;
-		case 'F': ret = parse_u64(optarg, &cfg.max_fragment); break;
+		case 'F': ret = strata_parse_size(optarg, &cfg.max_fragment); break;
 		case '1': cfg.once = true; break;
 		case 'c': cfg.once = cfg.dry_run = true; break;
 		case 'v': strata_log_verbose = true; break;

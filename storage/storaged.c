@@ -92,26 +92,6 @@ static int split_dirs(char *arg, const char **out, unsigned *n)
 	return 0;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static void on_engine_closed(void *arg)
 {
 	struct daemon *d = arg;
@@ -229,7 +209,7 @@ int main(int argc, char **argv)
 		case 1009: ecfg.tier.off = true; break;
 		case 'h': usage(stdout); return 0;
 		default:
-			if (!optarg || parse_u64(optarg, &v) < 0)
+			if (!optarg || strata_parse_size(optarg, &v) < 0)
 				goto out_usage;
 			switch (opt) {
 			case 'p':
