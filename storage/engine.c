@@ -3115,6 +3115,25 @@ void sto_engine_stat(struct sto_engine *e, struct sto_stat *st)
 		sto_tier_stat(e->tier, &st->tier);
 }
 
+/* Closes every volume and directory of both media. */
+static void dirs_close(struct sto_engine *e)
+{
+	for (int m = 0; m < 2; m++)
+		for (unsigned i = 0; i < STO_MAX_DIRS; i++) {
+			struct sto_dir *d = &e->dirs[m][i];
+
+			for (uint32_t v = 0; v < d->nvols; v++)
+				if (d->vols[v]) {
+					vol_close(d->vols[v]);
+					free(d->vols[v]);
+				}
+			free(d->vols);
+			free(d->path);
+			if (d->dfd >= 0)
+				close(d->dfd);
+		}
+}
+
 int sto_engine_open(uv_loop_t *loop, const struct sto_engine_cfg *cfg,
 		    struct sto_engine **out)
 {
@@ -3214,20 +3233,7 @@ out_dir:
 out_ring:
 	io_uring_queue_exit(&e->ring);
 out_close:
-	for (int m = 0; m < 2; m++)
-		for (unsigned i = 0; i < STO_MAX_DIRS; i++) {
-			struct sto_dir *d = &e->dirs[m][i];
-
-			for (uint32_t v = 0; v < d->nvols; v++)
-				if (d->vols[v]) {
-					vol_close(d->vols[v]);
-					free(d->vols[v]);
-				}
-			free(d->vols);
-			free(d->path);
-			if (d->dfd >= 0)
-				close(d->dfd);
-		}
+	dirs_close(e);
 	if (e->efd >= 0)
 		close(e->efd);
 	sto_idx_close(e->idx);
@@ -3248,20 +3254,7 @@ static void on_handle_closed(uv_handle_t *h)
 		return;
 	io_uring_queue_exit(&e->ring);
 	close(e->efd);
-	for (int m = 0; m < 2; m++)
-		for (unsigned i = 0; i < STO_MAX_DIRS; i++) {
-			struct sto_dir *d = &e->dirs[m][i];
-
-			for (uint32_t v = 0; v < d->nvols; v++)
-				if (d->vols[v]) {
-					vol_close(d->vols[v]);
-					free(d->vols[v]);
-				}
-			free(d->vols);
-			free(d->path);
-			if (d->dfd >= 0)
-				close(d->dfd);
-		}
+	dirs_close(e);
 	sto_tier_free(e->tier);
 	sto_idx_close(e->idx);
 	for (unsigned i = 0; i < STO_SFX_CACHE; i++)
