@@ -1144,6 +1144,21 @@ static void complete_old_known(struct gw_req *r)
 	gw_put_maybe_head(r);
 }
 
+static void complete_result(struct gw_req *r, const struct gw_meta *m);
+
+/* The object being replaced is multipart. If it is already this upload's,
+ * this Complete is a retry that loaded the parts listing before the first
+ * Complete's cleanup dropped it: a new head would have the replaced
+ * manifest's parts collected, which are this manifest's parts too. Answer
+ * the first Complete's result instead. */
+static void complete_old_manifest(struct gw_req *r)
+{
+	if (r->old_man.upload_id && !strcmp(r->old_man.upload_id, r->upload_id))
+		complete_result(r, &r->gm);
+	else
+		complete_old_known(r);
+}
+
 static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
@@ -1171,14 +1186,16 @@ static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 		r->old_version = m.version;
 		r->old_segs = gw_meta_segments(&m);
 	}
-	if (res->status == 0 && m.kind == GW_META_OBJECT &&
-	    m.layout == GW_LAYOUT_MULTIPART &&
-	    gw_mpu_old_manifest(r, res, &m, complete_old_known) == 0) {
+	if (have && m.layout == GW_LAYOUT_MULTIPART) {
+		gw_meta_free(&r->gm);
+		r->gm = m;	/* a retry answers with it (complete_old_manifest) */
+		if (gw_mpu_old_manifest(r, res, &r->gm, complete_old_manifest) == 0) {
+			gw_req_put(r);
+			return;
+		}
+	} else {
 		gw_meta_free(&m);
-		gw_req_put(r);
-		return;
 	}
-	gw_meta_free(&m);
 	complete_old_known(r);
 	gw_req_put(r);
 }
@@ -1285,8 +1302,6 @@ static void complete_parts(struct gw_req *r, int err)
 		gw_send_error(r, err == -ECONNREFUSED || err == STO_ECLOSED ||
 				 err == -EHOSTDOWN ? -EHOSTUNREACH : err);
 }
-
-static void complete_result(struct gw_req *r, const struct gw_meta *m);
 
 /* A retried Complete of an upload already completed: the object is still
  * that upload's (its manifest names the upload id), so the answer is the
