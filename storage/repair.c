@@ -1461,6 +1461,7 @@ static void ls_plan_push(struct lsync *l)
 		/* held for another placement: movement is not done */
 		r->st.handoffs++;
 		r->st.push_planned++;
+		r->st.planned++;
 		for (unsigned s = 1; s < l->n; s++) {
 			if (!l->ids[s].ok) {
 				l->keep[i] = true;	/* unknown: keep it */
