@@ -1791,15 +1791,39 @@ static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned fr
 	return dev;
 }
 
-/* A fragment missing where it was asked first may be elsewhere: at its ring
- * placement when the first ask went to the handoff the head recorded (the
- * repair daemons push handoff data home, then drop it), else at the previous
- * ring's device (a rebalance under way, not moved yet). NULL: nowhere else. */
+/* Where fragment frag is asked first. The head records the handoff a
+ * fragment went to while its placement was down, and is never rewritten;
+ * the repair daemons push the fragment home and drop the handoff's copy,
+ * after which asking the handoff first would cost every read of it one
+ * wasted request, for good. So the ring placement is asked first while its
+ * node is not marked down (the handoff second: the window before the push),
+ * and the handoff first only while it is. Decided once per fragment and
+ * segment (s->home), so the second ask is the other one. */
+static const struct ring_dev *slot_first_dev(struct gw_slot *s, unsigned frag)
+{
+	struct gateway *gw = s->r->gw;
+	const struct ring_dev *over = slot_frag_dev(s, frag, gw->ec, true);
+	const struct ring_dev *home = slot_frag_dev(s, frag, gw->ec, false);
+
+	if (over && home && over->id != home->id && !gw_store_dev_down(&gw->st, home)) {
+		s->home |= 1u << frag;
+		return home;
+	}
+	return over;
+}
+
+/* A fragment missing where it was asked first may be elsewhere: at the
+ * handoff the head recorded when its ring placement was asked first; at
+ * its ring placement when the handoff was (its node was down); else at the
+ * previous ring's device (a rebalance under way, not moved yet). NULL:
+ * nowhere else. */
 static const struct ring_dev *slot_second_dev(const struct gw_slot *s, unsigned frag)
 {
 	const struct gateway *gw = s->r->gw;
 	const struct ring_dev *first = slot_frag_dev(s, frag, gw->ec, true), *d;
 
+	if (s->home & (1u << frag))
+		return first;
 	d = slot_frag_dev(s, frag, gw->ec, false);
 	if (d && (!first || d->id != first->id))
 		return d;
@@ -1828,8 +1852,7 @@ static int slot_ask(struct gw_slot *s, unsigned frag)
 	struct sto_key k = { .part = r->rpart_ec, .frag = frag };
 	int ret;
 
-	dev = s->moved & (1u << frag) ? slot_second_dev(s, frag) :
-	      slot_frag_dev(s, frag, gw->ec, true);
+	dev = s->moved & (1u << frag) ? slot_second_dev(s, frag) : slot_first_dev(s, frag);
 	if (!dev)
 		return -ENOENT;
 	fr = calloc(1, sizeof(*fr));
@@ -1928,7 +1951,7 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 	s->seg = seg;
 	s->flen = flen;
 	s->seg_len = seg_len;
-	s->present = s->asked = s->failed = s->moved = 0;
+	s->present = s->asked = s->failed = s->moved = s->home = 0;
 	s->outstanding = 0;
 	s->state = SLOT_READING;
 	/* Parts may have their own segment size: size for the largest. */

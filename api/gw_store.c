@@ -50,6 +50,13 @@ static struct gw_node *dev_node(struct gw_store *st, const struct ring_dev *d)
 	return gw_pool_node(st->pool, d->node);
 }
 
+bool gw_store_dev_down(struct gw_store *st, const struct ring_dev *d)
+{
+	struct gw_node *n = dev_node(st, d);
+
+	return n && gw_node_is_down(n);
+}
+
 /* ---------------------------------------------------------- segment buffers */
 
 /* A segment buffer is megabytes that malloc takes from mmap and gives back

@@ -2541,7 +2541,7 @@ int repair_write_status(struct repair *r)
 		const struct sto_stat *ns = &r->node_st;
 
 		json_object_set_new(o, "node_audit", json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I}",
 			"passes", (json_int_t)ns->audit.passes,
 			"checked", (json_int_t)ns->audit.checked,
 			"bytes", (json_int_t)ns->audit.bytes,
@@ -2553,7 +2553,8 @@ int repair_write_status(struct repair *r)
 			"last_pass_seconds", (json_int_t)ns->audit.last_pass_seconds,
 			"quarantined", (json_int_t)ns->quarantined,
 			"purged", (json_int_t)ns->purged,
-			"nospace", (json_int_t)ns->nospace));
+			"nospace", (json_int_t)ns->nospace,
+			"misses", (json_int_t)ns->misses));
 	}
 	if (!o)
 		return -ENOMEM;

@@ -297,6 +297,51 @@ def listing_totals(c):
     return tot
 
 
+def node_misses(c):
+    """GETs the nodes answered "no such fragment" (STAT misses, as the repair
+    daemons last polled it: every 3 s)."""
+    time.sleep(3.5)
+    return sum(((c.status(i) or {}).get("node_audit") or {}).get("misses", 0)
+               for i in range(len(c.repairds)) if c.repairds[i] is not None)
+
+
+def handoff_reads(c, acked, sizes, assign):
+    """EC objects written while node 3 is down have that fragment on a
+    handoff (with 7 nodes an EC partition has one spare), which the head
+    records. Once repair moved it home and the handoff dropped its copy, a
+    read asks the ring placement first: no GET answered "no such fragment"
+    (asking the recorded handoff first would miss once per such fragment)."""
+    x = 2
+    s3 = c.client()
+    c.repairds[x].stop()
+    c.nodes[x].stop()
+    time.sleep(1.2)
+    keys = {f"ho{i}": 200 * KiB + 1000 * i for i in range(8)}	# EC (> SMALL_MAX)
+    sums = dt.put_all(s3, BUCKET, keys)
+    acked.update(sums)
+    sizes.update(keys)
+    parts = partitions(c, keys)
+    # (only data fragments are read when all are there: 0..3 of 4+2)
+    homed = sum(x in assign["ec42"][parts[k][1]][:4] for k in keys)
+    assert homed > 0, "no data fragment placed on node 3"
+    others = [i for i in range(len(c.repairds)) if i != x and c.repairds[i] is not None]
+    purged = sum((c.status(i) or {}).get("total_purged", 0) for i in others)
+    c.nodes[x].start()
+    c.repairds[x].start()
+    t0 = time.time()
+    c.wait_clean(t0, nodes=range(len(c.nodes)))	# pushed home, then purged
+    # home again (the node's daemon copies it, or the handoff's pushes it),
+    # then the handoffs dropped their copies
+    purged = sum(c.status(i).get("total_purged", 0) for i in others) - purged
+    assert purged >= homed, (purged, homed)
+    m0 = node_misses(c)
+    dt.verify_all(s3, BUCKET, sums)
+    m1 = node_misses(c)
+    print(f"  handoff reads: {homed} of {len(keys)} EC objects had a fragment on a handoff "
+          f"(moved home, {purged} handoff copies purged); reading them: {m1 - m0} GETs missed")
+    assert m1 == m0, (m0, m1)
+
+
 def test_rebalance(c):
     s3 = c.s3
     s3.create_bucket(Bucket=BUCKET)
@@ -372,6 +417,7 @@ def test_rebalance(c):
     list_all(s3, {BUCKET: acked, **small})
     ups = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
     assert [(u["Key"], u["UploadId"]) for u in ups] == [(mkey, up)], ups
+    handoff_reads(c, acked, sizes, new_assign)
     etags.append(s3.upload_part(Bucket=BUCKET, Key=mkey, UploadId=up, PartNumber=2,
                                 Body=mparts[1])["ETag"])
     lt = listing_totals(c)
