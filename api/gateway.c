@@ -237,6 +237,8 @@ static void req_put(struct gw_req *r)
 	memset(&r->auth, 0, sizeof(r->auth));
 	gw_mpu_req_free(r);
 	gw_tier_req_free(r);
+	for (int i = 0; i < 4; i++)
+		ring_put(r->pin[i]);
 	free(r);
 }
 
@@ -2815,6 +2817,10 @@ static void on_request(struct http_req *hr)
 	r->gw = gw;
 	r->hr = hr;
 	r->refs = 1;
+	r->pin[0] = ring_get(gw->ec);
+	r->pin[1] = ring_get(gw->rep);
+	r->pin[2] = ring_get(gw->ec_prev);
+	r->pin[3] = ring_get(gw->rep_prev);
 	r->length = -1;
 	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
 	http_req_set_data(hr, r);
@@ -3019,59 +3025,22 @@ void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b)
  * installs a newer ring, keeping the one it replaces as FILE.prev). Checked
  * once a second; a newer ring of the same cluster takes over for new
  * requests at once, the one it replaces stays the previous placement that
- * reads consult until FILE.prev is removed. Requests in flight keep
- * borrowing devices of the ring they started with, so replaced rings are
- * retired, not freed: freed after GW_RING_RETIRE_NS, or at exit.
- * XXX: a request older than that (a GET of a huge object on a slow client)
- * would read freed devices; a refcount per ring would end that. */
-#define GW_RING_RETIRE_NS	(600ull * 1000000000)
+ * reads consult until FILE.prev is removed. A replaced ring is let go of
+ * (ring_put) when it stops being the previous placement; requests in flight
+ * hold references to the rings they began with (gw_req.pin), and a ring
+ * keeps the one that replaced it alive (ring_set_successor), so a request
+ * of any length never borrows devices from a freed ring. */
 #define GW_RING_WATCH_MS	1000
 
 struct gw_ring_files {
 	char path[2][4096];		/* [0] the EC ring, [1] rep3 */
 	struct stat st[2];
-	struct ring **retired;
-	uint64_t *retired_ns;
-	size_t nretired;
 };
 
 static bool same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static void ring_retire(struct gw_ring_files *f, struct ring *ring)
-{
-	uint64_t now = strata_now_ns();
-	struct ring **v;
-	uint64_t *t;
-	size_t k = 0;
-
-	if (!ring)
-		return;
-	for (size_t i = 0; i < f->nretired; i++) {
-		if (now - f->retired_ns[i] > GW_RING_RETIRE_NS) {
-			ring_free(f->retired[i]);
-			continue;
-		}
-		f->retired[k] = f->retired[i];
-		f->retired_ns[k++] = f->retired_ns[i];
-	}
-	f->nretired = k;
-	v = realloc(f->retired, (k + 1) * sizeof(*v));
-	if (v)
-		f->retired = v;
-	t = realloc(f->retired_ns, (k + 1) * sizeof(*t));
-	if (t)
-		f->retired_ns = t;
-	if (!v || !t) {
-		log_warn("no memory to retire a ring: kept for good");
-		return;
-	}
-	f->retired[k] = ring;
-	f->retired_ns[k] = now;
-	f->nretired++;
 }
 
 static void rings_publish(struct gateway *gw)
@@ -3117,7 +3086,7 @@ static void ring_check_file(struct gateway *gw, unsigned i)
 		/* the operator settled the rebalance: one placement again */
 		log_info("ring %s: previous placement v%llu dropped", f->path[i],
 			 (unsigned long long)ring_version(*prev));
-		ring_retire(f, *prev);
+		ring_put(*prev);
 		*prev = NULL;
 		rings_publish(gw);
 	}
@@ -3141,7 +3110,8 @@ static void ring_check_file(struct gateway *gw, unsigned i)
 	log_info("ring %s: v%llu in use (was v%llu): writes go to the new placement, "
 		 "reads consult the previous one too", f->path[i],
 		 (unsigned long long)ring_version(next), (unsigned long long)ring_version(*cur));
-	ring_retire(f, *prev);
+	ring_put(*prev);
+	ring_set_successor(*cur, next);	/* (a ring is replaced once) */
 	*prev = *cur;
 	*cur = next;
 	rings_publish(gw);
@@ -3175,13 +3145,7 @@ static int load_ring(struct gateway *gw, unsigned i, const char *dir, const char
 
 static void rings_free(struct gateway *gw)
 {
-	if (gw->rfiles) {
-		for (size_t i = 0; i < gw->rfiles->nretired; i++)
-			ring_free(gw->rfiles->retired[i]);
-		free(gw->rfiles->retired);
-		free(gw->rfiles->retired_ns);
-		free(gw->rfiles);
-	}
+	free(gw->rfiles);
 	ring_free(gw->ec_prev);
 	ring_free(gw->rep_prev);
 	ring_free(gw->ec);

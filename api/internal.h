@@ -1384,6 +1384,11 @@ struct gw_req {
 	struct gateway *gw;
 	struct http_req *hr;		/* NULL once the HTTP request is over */
 	unsigned refs;
+	/* The rings in use when the request began (EC, rep3 and their previous
+	 * placements), referenced until it ends: devices it borrowed from them,
+	 * or from rings that replaced them since (each ring keeps its successor
+	 * alive), stay valid however long it runs. */
+	struct ring *pin[4];
 	char id[24];
 	enum gw_op op;
 	char *bucket, *key;
