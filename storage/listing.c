@@ -922,13 +922,43 @@ out_txn:
 	return mdb_err(rc);
 }
 
+/* A read transaction and a cursor on lstm at the first listing head >=
+ * key's (> it when after: "after" is exclusive, and the all-zero id is a
+ * real id when there is none). Returns the positioning's LMDB code; *txn
+ * NULL when none could be opened, else the caller closes the cursor (when
+ * *cur) and aborts *txn. */
+static int lstm_seek(struct sto_idx *x, bool after, MDB_txn **txn, MDB_cursor **cur,
+		     MDB_val *key, MDB_val *v)
+{
+	const uint8_t *kb = key->mv_data;
+	MDB_env *env;
+	MDB_dbi lst, lstm;
+	int rc;
+
+	*cur = NULL;
+	sto_idx_lst_handles(x, &env, &lst, &lstm);
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+	if (rc) {
+		*txn = NULL;
+		return rc;
+	}
+	rc = mdb_cursor_open(*txn, lstm, cur);
+	if (rc) {
+		*cur = NULL;
+		return rc;
+	}
+	rc = mdb_cursor_get(*cur, key, v, MDB_SET_RANGE);
+	if (rc == 0 && after && key->mv_size == STO_LST_HEAD &&
+	    !memcmp(key->mv_data, kb, STO_LST_HEAD))
+		rc = mdb_cursor_get(*cur, key, v, MDB_NEXT);
+	return rc;
+}
+
 int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		    struct sto_listing_info *out, size_t max, size_t *n, bool *more)
 {
 	uint8_t kb[STO_LST_HEAD];
 	MDB_val key = { STO_LST_HEAD, kb }, v;
-	MDB_env *env;
-	MDB_dbi lst, lstm;
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	int rc;
@@ -940,17 +970,9 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		memcpy(kb + 4, after, STO_LISTING_ID_LEN);
 	else
 		memset(kb + 4, 0, STO_LISTING_ID_LEN);
-	sto_idx_lst_handles(x, &env, &lst, &lstm);
-	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc)
+	rc = lstm_seek(x, after != NULL, &txn, &cur, &key, &v);
+	if (!txn)
 		return mdb_err(rc);
-	rc = mdb_cursor_open(txn, lstm, &cur);
-	if (rc)
-		goto out_txn;
-	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
-	/* "after" is exclusive; the all-zero id is a real id when !after */
-	if (rc == 0 && after && key.mv_size == STO_LST_HEAD && !memcmp(key.mv_data, kb, STO_LST_HEAD))
-		rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT);
 	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
 		struct sto_listing_info *o;
@@ -976,8 +998,8 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		}
 	}
 	rc = rc == MDB_NOTFOUND ? 0 : rc;
-	mdb_cursor_close(cur);
-out_txn:
+	if (cur)
+		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return mdb_err(rc);
 }
@@ -987,8 +1009,6 @@ int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after
 {
 	uint8_t kb[STO_LST_HEAD] = { 0 };
 	MDB_val key = { STO_LST_HEAD, kb }, v;
-	MDB_env *env;
-	MDB_dbi lst, lstm;
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	int rc;
@@ -996,16 +1016,9 @@ int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after
 	*n = 0;
 	if (after)
 		head_encode(kb, after);
-	sto_idx_lst_handles(x, &env, &lst, &lstm);
-	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc)
+	rc = lstm_seek(x, after != NULL, &txn, &cur, &key, &v);
+	if (!txn)
 		return mdb_err(rc);
-	rc = mdb_cursor_open(txn, lstm, &cur);
-	if (rc)
-		goto out_txn;
-	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
-	if (rc == 0 && after && key.mv_size == STO_LST_HEAD && !memcmp(key.mv_data, kb, STO_LST_HEAD))
-		rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT);	/* after: exclusive */
 	for (; rc == 0 && *n < max; rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
 		uint64_t m[4] = { 0, 0, 0, 0 };
@@ -1021,8 +1034,8 @@ int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after
 		(*n)++;
 	}
 	rc = rc == MDB_NOTFOUND ? 0 : rc;
-	mdb_cursor_close(cur);
-out_txn:
+	if (cur)
+		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return mdb_err(rc);
 }
