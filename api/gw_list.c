@@ -885,9 +885,9 @@ static void lread_next(struct lread *r, int err)
 	lread_try(r);
 }
 
-/* A rebalance under way: replicas that did not move have the whole listing
- * (the new holder only what was written since; listings are not moved yet),
- * so they are read first. */
+/* A rebalance under way: replicas that did not move have the whole listing,
+ * a new holder only once its repair daemon pulled it (or the previous
+ * holder pushed it: docs/durability.md), so they are read first. */
 static void lread_prefer_unmoved(struct gw_listing *L, uint32_t part,
 				 const struct ring_dev **rep, unsigned n)
 {
