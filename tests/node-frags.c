@@ -13,10 +13,12 @@
  * line per listing held, "HOST:PORT PART ID_HEX ENTRIES TOMBSTONES HASH".
  *
  *   node-frags --listing-put HOST:PORT PART ID_HEX KEY...
+ *   node-frags --listing-put HOST:PORT PART ID_HEX --fill COUNT BYTES
  *
- * Writes the keys (value "v", timestamp now) into that node's listing only:
- * a listing one node holds (rebalance_test's listing held only on a node
- * being drained).
+ * Writes the keys (value "v", timestamp now), or COUNT keys "fill-NNNNNNN"
+ * with BYTES-byte values, into that node's listing only: a listing one node
+ * holds (rebalance_test's listing held only on a node being drained, and
+ * the listing whose pull is timed under --max-mbps).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -152,12 +154,17 @@ static int listing_put(uv_loop_t *loop, char **argv, int argc, struct ask *a)
 {
 	struct sto_listing_id id = { .part = (uint32_t)strtoul(argv[1], NULL, 10) };
 	struct sto_listing_entry e[64];
+	static char val[STO_LISTING_MAX_VALUE], fkeys[8][16];
+	bool fill = argc == 6 && !strcmp(argv[3], "--fill");
+	long count = fill ? atol(argv[4]) : 0, vbytes = fill ? atol(argv[5]) : 1;
 	struct timespec now;
 	sto_client *c = NULL;
 	int n = argc - 3, ret;
 
-	if (strlen(argv[2]) != 2 * STO_LISTING_ID_LEN || n < 1 || n > 64)
+	if (strlen(argv[2]) != 2 * STO_LISTING_ID_LEN || n < 1 || n > 64 ||
+	    (fill && (count < 1 || vbytes < 1 || vbytes > STO_LISTING_MAX_VALUE)))
 		return -EINVAL;
+	memset(val, 'v', sizeof(val));
 	for (unsigned b = 0; b < STO_LISTING_ID_LEN; b++) {
 		unsigned x;
 
@@ -166,15 +173,29 @@ static int listing_put(uv_loop_t *loop, char **argv, int argc, struct ask *a)
 		id.id[b] = (uint8_t)x;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; !fill && i < n; i++)
 		e[i] = (struct sto_listing_entry){
 			.key = argv[3 + i], .key_len = (uint32_t)strlen(argv[3 + i]),
 			.timestamp = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
-			.value = "v", .value_len = 1,
+			.value = val, .value_len = 1,
 		};
 	ret = connect_node(loop, argv[0], a, &c);
-	if (ret == 0)
+	if (ret == 0 && !fill)
 		ret = wait_for(loop, a, sto_listing_put(c, &id, e, (size_t)n, on_put, a));
+	/* --fill: batches of 8 (8 values of 4 KiB fit one request) */
+	for (long k = 0; ret == 0 && k < count; k += n) {
+		n = count - k < 8 ? (int)(count - k) : 8;
+		for (int i = 0; i < n; i++) {
+			snprintf(fkeys[i], sizeof(fkeys[i]), "fill-%07ld", k + i);
+			e[i] = (struct sto_listing_entry){
+				.key = fkeys[i], .key_len = (uint32_t)strlen(fkeys[i]),
+				.timestamp = (uint64_t)now.tv_sec * 1000000000u +
+					     (uint64_t)now.tv_nsec,
+				.value = val, .value_len = (uint32_t)vbytes,
+			};
+		}
+		ret = wait_for(loop, a, sto_listing_put(c, &id, e, (size_t)n, on_put, a));
+	}
 	if (c)
 		sto_client_close(c);
 	uv_run(loop, UV_RUN_NOWAIT);

@@ -342,8 +342,46 @@ def handoff_reads(c, acked, sizes, assign):
     assert m1 == m0, (m0, m1)
 
 
+def listing_caps(c):
+    """Listing pulls are repair traffic: a node pulling a 2 MB listing it
+    lacks (written to another primary only) under --max-mbps takes at least
+    the bytes it read and wrote (from its status) over the cap."""
+    rep3 = assignments({"rep3": os.path.join(c.rings, "rep3.ring")})["rep3"]
+    part, cap = 5, 1.0
+    a, b = rep3[part][0], rep3[part][1]
+    c.repairds[b].stop()
+    took, moved = {}, {}
+    try:
+        for lid, mbps in (("c0" * 16, cap), ("c1" * 16, 0)):
+            r = subprocess.run([NODE_FRAGS, "--listing-put", c.addr(a), str(part), lid,
+                                "--fill", "512", "4000"], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            st = os.path.join(c.dir, f"caps-{lid[:2]}.status")
+            t0 = time.time()
+            r = subprocess.run([REPAIRD, "--node-id", c.addr(b), "--rings", c.rings, "--once",
+                                "--max-mbps", str(mbps), "--status", st],
+                               capture_output=True, text=True, timeout=300)
+            took[mbps] = time.time() - t0
+            assert r.returncode in (0, 1), r.stderr[-2000:]
+            with open(st) as f:
+                s = json.load(f)
+            moved[mbps] = s["bytes_read"] + s["bytes_written"]
+            held = node_listings(c, [a, b]).get((part, lid), {})
+            assert len(set(held.values())) == 1 and set(held) == {a, b}, held
+            assert held[b][0] == 512, held
+    finally:
+        c.repairds[b].start()
+    print(f"  listing caps: a 512-key, 2 MB listing pulled in {took[cap]:.1f} s at "
+          f"--max-mbps {cap:g} ({moved[cap] / 1e6:.1f} MB read + written), "
+          f"{took[0]:.1f} s uncapped ({moved[0] / 1e6:.1f} MB); load {os.getloadavg()[0]:.2f}")
+    assert moved[cap] >= 2 * 512 * 4000, moved
+    # the first request starts without waiting, the last one's debt is not waited for
+    assert took[cap] >= moved[cap] / (cap * 1e6) - 2.5, (took, moved)
+
+
 def test_rebalance(c):
     s3 = c.s3
+    listing_caps(c)
     s3.create_bucket(Bucket=BUCKET)
     n = 48 if LONG else 16
     sizes = {f"base{i}": sz for i, sz in enumerate(dt.sizes(n))}
