@@ -237,6 +237,8 @@ static void req_put(struct gw_req *r)
 	memset(&r->auth, 0, sizeof(r->auth));
 	gw_mpu_req_free(r);
 	gw_tier_req_free(r);
+	for (int i = 0; i < 4; i++)
+		ring_put(r->pin[i]);
 	free(r);
 }
 
@@ -1791,15 +1793,39 @@ static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned fr
 	return dev;
 }
 
-/* A fragment missing where it was asked first may be elsewhere: at its ring
- * placement when the first ask went to the handoff the head recorded (the
- * repair daemons push handoff data home, then drop it), else at the previous
- * ring's device (a rebalance under way, not moved yet). NULL: nowhere else. */
+/* Where fragment frag is asked first. The head records the handoff a
+ * fragment went to while its placement was down, and is never rewritten;
+ * the repair daemons push the fragment home and drop the handoff's copy,
+ * after which asking the handoff first would cost every read of it one
+ * wasted request, for good. So the ring placement is asked first while its
+ * node is not marked down (the handoff second: the window before the push),
+ * and the handoff first only while it is. Decided once per fragment and
+ * segment (s->home), so the second ask is the other one. */
+static const struct ring_dev *slot_first_dev(struct gw_slot *s, unsigned frag)
+{
+	struct gateway *gw = s->r->gw;
+	const struct ring_dev *over = slot_frag_dev(s, frag, gw->ec, true);
+	const struct ring_dev *home = slot_frag_dev(s, frag, gw->ec, false);
+
+	if (over && home && over->id != home->id && !gw_store_dev_down(&gw->st, home)) {
+		s->home |= 1u << frag;
+		return home;
+	}
+	return over;
+}
+
+/* A fragment missing where it was asked first may be elsewhere: at the
+ * handoff the head recorded when its ring placement was asked first; at
+ * its ring placement when the handoff was (its node was down); else at the
+ * previous ring's device (a rebalance under way, not moved yet). NULL:
+ * nowhere else. */
 static const struct ring_dev *slot_second_dev(const struct gw_slot *s, unsigned frag)
 {
 	const struct gateway *gw = s->r->gw;
 	const struct ring_dev *first = slot_frag_dev(s, frag, gw->ec, true), *d;
 
+	if (s->home & (1u << frag))
+		return first;
 	d = slot_frag_dev(s, frag, gw->ec, false);
 	if (d && (!first || d->id != first->id))
 		return d;
@@ -1828,8 +1854,7 @@ static int slot_ask(struct gw_slot *s, unsigned frag)
 	struct sto_key k = { .part = r->rpart_ec, .frag = frag };
 	int ret;
 
-	dev = s->moved & (1u << frag) ? slot_second_dev(s, frag) :
-	      slot_frag_dev(s, frag, gw->ec, true);
+	dev = s->moved & (1u << frag) ? slot_second_dev(s, frag) : slot_first_dev(s, frag);
 	if (!dev)
 		return -ENOENT;
 	fr = calloc(1, sizeof(*fr));
@@ -1928,7 +1953,7 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 	s->seg = seg;
 	s->flen = flen;
 	s->seg_len = seg_len;
-	s->present = s->asked = s->failed = s->moved = 0;
+	s->present = s->asked = s->failed = s->moved = s->home = 0;
 	s->outstanding = 0;
 	s->state = SLOT_READING;
 	/* Parts may have their own segment size: size for the largest. */
@@ -2792,6 +2817,10 @@ static void on_request(struct http_req *hr)
 	r->gw = gw;
 	r->hr = hr;
 	r->refs = 1;
+	r->pin[0] = ring_get(gw->ec);
+	r->pin[1] = ring_get(gw->rep);
+	r->pin[2] = ring_get(gw->ec_prev);
+	r->pin[3] = ring_get(gw->rep_prev);
 	r->length = -1;
 	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
 	http_req_set_data(hr, r);
@@ -2996,59 +3025,22 @@ void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b)
  * installs a newer ring, keeping the one it replaces as FILE.prev). Checked
  * once a second; a newer ring of the same cluster takes over for new
  * requests at once, the one it replaces stays the previous placement that
- * reads consult until FILE.prev is removed. Requests in flight keep
- * borrowing devices of the ring they started with, so replaced rings are
- * retired, not freed: freed after GW_RING_RETIRE_NS, or at exit.
- * XXX: a request older than that (a GET of a huge object on a slow client)
- * would read freed devices; a refcount per ring would end that. */
-#define GW_RING_RETIRE_NS	(600ull * 1000000000)
+ * reads consult until FILE.prev is removed. A replaced ring is let go of
+ * (ring_put) when it stops being the previous placement; requests in flight
+ * hold references to the rings they began with (gw_req.pin), and a ring
+ * keeps the one that replaced it alive (ring_set_successor), so a request
+ * of any length never borrows devices from a freed ring. */
 #define GW_RING_WATCH_MS	1000
 
 struct gw_ring_files {
 	char path[2][4096];		/* [0] the EC ring, [1] rep3 */
 	struct stat st[2];
-	struct ring **retired;
-	uint64_t *retired_ns;
-	size_t nretired;
 };
 
 static bool same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static void ring_retire(struct gw_ring_files *f, struct ring *ring)
-{
-	uint64_t now = strata_now_ns();
-	struct ring **v;
-	uint64_t *t;
-	size_t k = 0;
-
-	if (!ring)
-		return;
-	for (size_t i = 0; i < f->nretired; i++) {
-		if (now - f->retired_ns[i] > GW_RING_RETIRE_NS) {
-			ring_free(f->retired[i]);
-			continue;
-		}
-		f->retired[k] = f->retired[i];
-		f->retired_ns[k++] = f->retired_ns[i];
-	}
-	f->nretired = k;
-	v = realloc(f->retired, (k + 1) * sizeof(*v));
-	if (v)
-		f->retired = v;
-	t = realloc(f->retired_ns, (k + 1) * sizeof(*t));
-	if (t)
-		f->retired_ns = t;
-	if (!v || !t) {
-		log_warn("no memory to retire a ring: kept for good");
-		return;
-	}
-	f->retired[k] = ring;
-	f->retired_ns[k] = now;
-	f->nretired++;
 }
 
 static void rings_publish(struct gateway *gw)
@@ -3094,7 +3086,7 @@ static void ring_check_file(struct gateway *gw, unsigned i)
 		/* the operator settled the rebalance: one placement again */
 		log_info("ring %s: previous placement v%llu dropped", f->path[i],
 			 (unsigned long long)ring_version(*prev));
-		ring_retire(f, *prev);
+		ring_put(*prev);
 		*prev = NULL;
 		rings_publish(gw);
 	}
@@ -3118,7 +3110,8 @@ static void ring_check_file(struct gateway *gw, unsigned i)
 	log_info("ring %s: v%llu in use (was v%llu): writes go to the new placement, "
 		 "reads consult the previous one too", f->path[i],
 		 (unsigned long long)ring_version(next), (unsigned long long)ring_version(*cur));
-	ring_retire(f, *prev);
+	ring_put(*prev);
+	ring_set_successor(*cur, next);	/* (a ring is replaced once) */
 	*prev = *cur;
 	*cur = next;
 	rings_publish(gw);
@@ -3152,13 +3145,7 @@ static int load_ring(struct gateway *gw, unsigned i, const char *dir, const char
 
 static void rings_free(struct gateway *gw)
 {
-	if (gw->rfiles) {
-		for (size_t i = 0; i < gw->rfiles->nretired; i++)
-			ring_free(gw->rfiles->retired[i]);
-		free(gw->rfiles->retired);
-		free(gw->rfiles->retired_ns);
-		free(gw->rfiles);
-	}
+	free(gw->rfiles);
 	ring_free(gw->ec_prev);
 	ring_free(gw->rep_prev);
 	ring_free(gw->ec);

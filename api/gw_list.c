@@ -707,6 +707,7 @@ struct lread {
 	bool is_stat;
 	struct sto_listing_query q;	/* strings owned (one block) */
 	uint8_t *qbuf;
+	const struct ring *ring;	/* referenced: rep[] borrows from it */
 	const struct ring_dev *rep[LIST_REPLICAS];
 	unsigned nrep, cur, gen;
 	struct gw_node *node;
@@ -730,6 +731,7 @@ static void lread_closed(uv_handle_t *h)
 	struct lread *r = h->data;
 
 	r->L->st->live--;
+	ring_put(r->ring);
 	free(r->qbuf);
 	free(r);
 }
@@ -883,9 +885,9 @@ static void lread_next(struct lread *r, int err)
 	lread_try(r);
 }
 
-/* A rebalance under way: replicas that did not move have the whole listing
- * (the new holder only what was written since; listings are not moved yet),
- * so they are read first. */
+/* A rebalance under way: replicas that did not move have the whole listing,
+ * a new holder only once its repair daemon pulled it (or the previous
+ * holder pushed it: docs/durability.md), so they are read first. */
 static void lread_prefer_unmoved(struct gw_listing *L, uint32_t part,
 				 const struct ring_dev **rep, unsigned n)
 {
@@ -920,6 +922,7 @@ static struct lread *lread_new(struct gw_listing *L, const struct sto_listing_id
 	L->st->live++;
 	uv_timer_init(L->st->loop, &r->timer);
 	r->timer.data = r;
+	r->ring = ring_get(L->rep);
 	r->nrep = ring_primaries(L->rep, id->part, r->rep, LIST_REPLICAS);
 	if (r->nrep > LIST_REPLICAS)
 		r->nrep = LIST_REPLICAS;

@@ -50,6 +50,13 @@ static struct gw_node *dev_node(struct gw_store *st, const struct ring_dev *d)
 	return gw_pool_node(st->pool, d->node);
 }
 
+bool gw_store_dev_down(struct gw_store *st, const struct ring_dev *d)
+{
+	struct gw_node *n = dev_node(st, d);
+
+	return n && gw_node_is_down(n);
+}
+
 /* ---------------------------------------------------------- segment buffers */
 
 /* A segment buffer is megabytes that malloc takes from mmap and gives back
@@ -136,6 +143,7 @@ static void wset_closed(uv_handle_t *h)
 
 	if (--w->refs == 0) {
 		w->st->live--;
+		ring_put(w->ring);
 		free(w);
 	}
 }
@@ -304,7 +312,7 @@ struct gw_wset *gw_wset_new(struct gw_store *st, const struct ring *ring,
 		return NULL;
 	st->live++;
 	w->st = st;
-	w->ring = ring;
+	w->ring = ring_get(ring);	/* (and its devices in prim, hand, f) */
 	w->part = part;
 	memcpy(w->name, name, STO_NAME_HASH_LEN);
 	w->is_delete = is_delete;
@@ -350,6 +358,7 @@ struct gw_hlook {
 	struct gw_store *st;
 	uint32_t part, frag;
 	uint8_t name[STO_NAME_HASH_LEN];
+	const struct ring *ring, *prev;	/* referenced: t[] borrows from them */
 	const struct ring_dev *t[HL_MAX + HL_PREV_MAX];
 	sto_client *cl[HL_MAX + HL_PREV_MAX];	/* HEAD pending on this client */
 	bool answered[HL_MAX + HL_PREV_MAX];
@@ -373,6 +382,8 @@ static void hl_closed(uv_handle_t *hd)
 	struct gw_hlook *h = hd->data;
 
 	h->st->live--;
+	ring_put(h->ring);
+	ring_put(h->prev);
 	free(h->res.meta);
 	free(h);
 }
@@ -546,10 +557,12 @@ int gw_hlook_start(struct gw_store *st, const struct ring *ring, uint32_t part,
 	memcpy(h->name, name, STO_NAME_HASH_LEN);
 	h->cb = cb;
 	h->arg = arg;
+	h->ring = ring_get(ring);
+	h->prev = ring_get(gw_store_prev(st, ring));
 	h->nprim = ring_primaries(ring, part, h->t, np);
 	/* Two handoffs: where writes went while a primary was down. */
 	h->nt = h->nprim + ring_handoffs(ring, part, h->t + h->nprim, 2);
-	hl_add_prev(h, gw_store_prev(st, ring), part);
+	hl_add_prev(h, h->prev, part);
 	h->refs = 1;
 	uv_timer_init(st->loop, &h->timer);
 	h->timer.data = h;

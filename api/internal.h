@@ -1054,6 +1054,8 @@ struct gw_store {
 
 /* The previous placement of ring (one of st->cur), or NULL. */
 const struct ring *gw_store_prev(const struct gw_store *st, const struct ring *ring);
+/* Whether d's node is marked down (gw_node_is_down). */
+bool gw_store_dev_down(struct gw_store *st, const struct ring_dev *d);
 
 /* Segment buffers (GW_EC_ALIGN-aligned like malloc's), reused by size class
  * so that requests do not page-fault fresh megabytes each time; at most
@@ -1363,6 +1365,8 @@ struct gw_slot {
 	uint64_t seg_len;
 	uint32_t present, asked, failed, want, slow;
 	uint32_t moved;		/* missing where asked first: asked at a second device */
+	uint32_t home;		/* a recorded handoff's fragment asked at its ring
+				 * placement first (slot_first_dev) */
 	unsigned outstanding;
 	struct gw_frag_read *fr[GW_EC_MAX_FRAGS];	/* reads in flight */
 	uint64_t out_off, out_len;	/* slice of the segment to send */
@@ -1380,6 +1384,11 @@ struct gw_req {
 	struct gateway *gw;
 	struct http_req *hr;		/* NULL once the HTTP request is over */
 	unsigned refs;
+	/* The rings in use when the request began (EC, rep3 and their previous
+	 * placements), referenced until it ends: devices it borrowed from them,
+	 * or from rings that replaced them since (each ring keeps its successor
+	 * alive), stay valid however long it runs. */
+	struct ring *pin[4];
 	char id[24];
 	enum gw_op op;
 	char *bucket, *key;

@@ -243,6 +243,7 @@ int ring_load_buf(const void *buf, size_t len, struct ring **out)
 		ret = -ENOMEM;
 		goto out_unpack;
 	}
+	atomic_init(&r->refs, 1);
 	ret = policy_from_pb(pb->policy, &r->policy);
 	if (ret < 0)
 		goto out_free;

@@ -4,6 +4,8 @@
 
 #include "ring.h"
 
+#include <stdatomic.h>
+
 #define RING_DEV_NONE		0xffffu		/* unassigned placement */
 #define RING_MAX_FILE		(1u << 30)	/* no valid file is larger */
 
@@ -11,6 +13,8 @@
 enum { TIER_REGION, TIER_ZONE, TIER_NODE, TIER_DEV, TIER_LEVELS };
 
 struct ring {
+	atomic_uint refs;			/* ring_get/ring_put; 1 from ring_load */
+	struct ring *successor;			/* kept alive by this one (a reference) */
 	uint32_t part_power;
 	uint32_t parts;
 	unsigned placements;

@@ -32,14 +32,48 @@ unsigned ring_policy_placements(const struct ring_policy *p)
 	return p->type == RING_POLICY_EC ? p->ec_k + p->ec_m : p->replicas;
 }
 
+struct ring *ring_get(const struct ring *cr)
+{
+	struct ring *r = (struct ring *)cr;	/* the count is not the ring's value */
+
+	if (r)
+		atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+	return r;
+}
+
+void ring_put(const struct ring *cr)
+{
+	struct ring *r = (struct ring *)cr;
+
+	/* The last reference frees the ring, and drops its successor's (a
+	 * loop, not recursion: a chain of replaced rings may be long). */
+	while (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+		struct ring *next = r->successor;
+
+		free(r->assign);
+		free(r->by_id);
+		free(r->devs);
+		free(r);
+		r = next;
+	}
+}
+
 void ring_free(struct ring *r)
 {
-	if (!r)
-		return;
-	free(r->assign);
-	free(r->by_id);
-	free(r->devs);
-	free(r);
+	ring_put(r);
+}
+
+unsigned ring_refs(const struct ring *r)
+{
+	return atomic_load_explicit(&((struct ring *)r)->refs, memory_order_relaxed);
+}
+
+int ring_set_successor(struct ring *r, struct ring *next)
+{
+	if (r->successor || next == r)
+		return -EBUSY;
+	r->successor = ring_get(next);
+	return 0;
 }
 
 uint32_t ring_part_power(const struct ring *r)		{ return r->part_power; }

@@ -75,7 +75,24 @@ struct ring;
  * hostile file gives RING_E* or -errno and *out untouched, never a crash. */
 int ring_load(const char *path, struct ring **out);
 int ring_load_buf(const void *buf, size_t len, struct ring **out);
+
+/* References. A loaded ring has one, its loader's. ring_get() takes another
+ * (and returns r): whoever keeps a ring, or devices borrowed from it,
+ * across loop iterations while the daemon may replace the ring (a request,
+ * a write set) holds one. ring_put() drops one; the last frees the ring.
+ * ring_free() is ring_put() (the loader's reference). NULL is a no-op for
+ * all three. Atomic: rings may be shared between threads. */
+struct ring *ring_get(const struct ring *r);
+void ring_put(const struct ring *r);
 void ring_free(struct ring *r);
+unsigned ring_refs(const struct ring *r);	/* for tests and logs */
+
+/* Makes r keep next (its replacement in a daemon) alive, with a reference
+ * dropped when r is freed: a holder of r may then use any ring that replaced
+ * it later without a reference of its own (a request that began on r and
+ * looks up the daemon's current ring halfway). One successor per ring:
+ * -EBUSY for a second one (or r itself). */
+int ring_set_successor(struct ring *r, struct ring *next);
 
 uint32_t ring_part_power(const struct ring *r);
 uint32_t ring_parts(const struct ring *r);		/* 1 << part_power */

@@ -683,6 +683,55 @@ static void test_ring_successor(void **state)
 	ring_builder_free(ec);
 }
 
+/* A request that began on v1 outlives two ring switches: v1 stays while it
+ * holds it, and v2 (which replaced v1 and was itself replaced) stays with
+ * v1, so the request may use either; both go when it ends. ASan catches a
+ * use after a premature free, LSan a chain never freed. */
+static void test_ring_refs(void **state)
+{
+	struct ring_builder *b = new_builder(8, 3, 0, 0, 1, 8);
+	const struct ring_dev *devs[3];
+	struct ring *v1, *v2, *v3, *req;
+
+	(void)state;
+	add_layout(b, 3, 2, 1);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0, NULL), 0);
+	v1 = ring_of(b);
+	assert_int_equal(ring_refs(v1), 1);
+	req = ring_get(v1);			/* the request begins */
+	assert_ptr_equal(req, v1);
+	assert_int_equal(ring_refs(v1), 2);
+	/* the daemon switches to v2 and lets go of v1 */
+	add_dev(b, 1, 1, 9, 0, 100);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0, NULL), 0);
+	v2 = ring_of(b);
+	assert_int_equal(ring_set_successor(v1, v2), 0);
+	assert_int_equal(ring_set_successor(v1, v2), -EBUSY);
+	assert_int_equal(ring_set_successor(v2, v2), -EBUSY);
+	assert_int_equal(ring_refs(v2), 2);
+	ring_put(v1);
+	assert_int_equal(ring_refs(v1), 1);
+	assert_int_equal(ring_primaries(v1, 7, devs, 3), 3);
+	assert_non_null(devs[0]->node);
+	/* ... then to v3, letting go of v2: v1 keeps it */
+	add_dev(b, 2, 2, 9, 0, 100);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0 + 2, NULL), 0);
+	v3 = ring_of(b);
+	assert_int_equal(ring_set_successor(v2, v3), 0);
+	ring_put(v2);
+	assert_int_equal(ring_refs(v2), 1);
+	assert_int_equal(ring_primaries(v2, 7, devs, 3), 3);
+	assert_true(devs[2]->weight > 0);
+	assert_true(ring_version(v2) > ring_version(v1));
+	/* the request ends: v1 goes, and v2 with it; v3 is the daemon's */
+	ring_put(req);
+	assert_int_equal(ring_refs(v3), 1);
+	ring_put(v3);
+	ring_put(NULL);
+	assert_null(ring_get(NULL));
+	ring_builder_free(b);
+}
+
 static void test_handoffs(void **state)
 {
 	struct ring_builder *b = new_builder(8, 3, 0, 0, 1, 8);
@@ -797,6 +846,7 @@ int main(void)
 		cmocka_unit_test(test_builder_save_load),
 		cmocka_unit_test(test_ring_lookup_matches_builder),
 		cmocka_unit_test(test_ring_successor),
+		cmocka_unit_test(test_ring_refs),
 		cmocka_unit_test(test_handoffs),
 		cmocka_unit_test(test_handoffs_skip_drained),
 		cmocka_unit_test(test_ring_file_damage),

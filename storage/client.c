@@ -239,6 +239,7 @@ static void creq_complete(struct creq *r)
 			if (s->tier)
 				tier_stat_from(&st.tier, s->tier);
 			st.purged = s->purged;
+			st.misses = s->misses;
 			st.audit.last_pass_age = UINT64_MAX;
 			if (s->audit) {
 				st.audit.passes = s->audit->passes;

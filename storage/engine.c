@@ -201,6 +201,7 @@ struct sto_engine {
 	struct compactor *cmp;			/* compaction running */
 	struct sto_tier *tier;			/* the hot/cold mover (tier.c) */
 	uint64_t last_compact_check;
+	struct lst_reap *reap;		/* listing tombstone sweep under way */
 	void (*close_cb)(void *arg);
 	void *close_arg;
 	struct sto_stat st;
@@ -2412,6 +2413,118 @@ int sto_lst_delete(struct sto_engine *e, struct sto_lst_op *op,
 	return lst_queue(e, STO_IDX_LST_DEL, op, done, arg);
 }
 
+/* Listing tombstones past the reclaim age (the object tombstones' rule,
+ * counted from the tombstone's own timestamp) are removed by a sweep on the
+ * compaction check's cadence: the listings holding tombstones (lstm), in
+ * batches, each through STO_IDX_LST_DEL with reap_before, at most
+ * STO_LISTING_MAX_DELETE entries visited per commit. A node down longer
+ * than the reclaim age could bring a reaped key back through listing
+ * replication (pull = union), as for objects. */
+#define LST_REAP_BATCH	64
+
+struct lst_reap {
+	struct sto_engine *e;
+	struct sto_listing_id ids[LST_REAP_BATCH];
+	size_t n, i;
+	struct sto_lst_op op;
+	uint8_t start[STO_LISTING_MAX_KEY];
+	uint64_t before, reaped;
+	void (*cb)(void *arg, int status, uint64_t reaped);
+	void *arg;
+};
+
+static void lst_reap_next(struct lst_reap *rp);
+
+static void lst_reap_end(struct lst_reap *rp, int status)
+{
+	struct sto_engine *e = rp->e;
+
+	if (rp->reaped || status < 0)
+		log_info("listing tombstones reaped: %llu%s%s", (unsigned long long)rp->reaped,
+			 status < 0 ? ", stopped: " : "", status < 0 ? strerror(-status) : "");
+	e->reap = NULL;
+	if (rp->cb)
+		rp->cb(rp->arg, status, rp->reaped);
+	free(rp);
+}
+
+static void lst_reaped(void *arg, int status, struct sto_lst_op *op)
+{
+	struct lst_reap *rp = arg;
+
+	if (status < 0) {
+		lst_reap_end(rp, status);
+		return;
+	}
+	rp->reaped += op->count;
+	if (op->more) {			/* the same listing, from where it stopped */
+		memcpy(rp->start, op->next, op->next_len);
+		op->start = (struct sto_bytes){ rp->start, op->next_len };
+	} else {
+		rp->i++;
+		op->start = (struct sto_bytes){ NULL, 0 };
+	}
+	lst_reap_next(rp);
+}
+
+static void lst_reap_next(struct lst_reap *rp)
+{
+	struct sto_engine *e = rp->e;
+	int ret = 0;
+
+	if (rp->i == rp->n) {
+		/* the next batch, after the last listing of this one */
+		const struct sto_listing_id *after = rp->n ? &rp->ids[rp->n - 1] : NULL;
+		struct sto_listing_id last;
+
+		if (rp->n && rp->n < LST_REAP_BATCH) {
+			lst_reap_end(rp, 0);
+			return;
+		}
+		if (after)
+			last = *after;
+		ret = sto_idx_lst_tombstoned(e->idx, after ? &last : NULL, rp->ids,
+					     LST_REAP_BATCH, &rp->n);
+		rp->i = 0;
+		if (ret < 0 || rp->n == 0) {
+			lst_reap_end(rp, ret);
+			return;
+		}
+	}
+	rp->op.id = rp->ids[rp->i];
+	rp->op.max = STO_LISTING_MAX_DELETE;
+	rp->op.reap_before = rp->before;
+	ret = lst_queue(e, STO_IDX_LST_DEL, &rp->op, lst_reaped, rp);
+	if (ret < 0)
+		lst_reap_end(rp, ret);
+}
+
+int sto_lst_reap(struct sto_engine *e, void (*cb)(void *arg, int status, uint64_t reaped),
+		 void *arg)
+{
+	struct lst_reap *rp;
+	uint64_t now = strata_wall_ns(), age = e->cfg.reclaim_age * 1000000000ull;
+
+	if (e->reap)
+		return -EBUSY;
+	if (e->closing)
+		return -ESHUTDOWN;
+	rp = calloc(1, sizeof(*rp));
+	if (!rp)
+		return -ENOMEM;
+	rp->e = e;
+	rp->cb = cb;
+	rp->arg = arg;
+	rp->before = now > age ? now - age : 0;
+	if (!rp->before) {
+		free(rp);
+		return 0;	/* (nothing can be that old) */
+	}
+	e->reap = rp;
+	lst_reap_next(rp);	/* (may end, and call cb, at once) */
+	return 0;
+}
+
 struct lst_read {
 	uv_work_t work;
 	struct sto_engine *e;
@@ -3057,6 +3170,8 @@ static void on_timer(uv_timer_t *h)
 	    strata_now_ns() - e->last_compact_check >= e->cfg.compact_interval * 1000000000ull) {
 		e->last_compact_check = strata_now_ns();
 		compact_check(e);
+		if (!e->reap)
+			sto_lst_reap(e, NULL, NULL);
 	}
 	if (e->tier && !e->closing)
 		sto_tier_tick(e->tier);

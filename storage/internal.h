@@ -229,6 +229,9 @@ struct sto_lst_op {
 	/* STO_IDX_LST_DEL: [start, end) (end.len 0: to the end), <= max */
 	struct sto_bytes start, end;
 	uint32_t max;
+	/* ... only tombstones older than this (wall ns), when > 0: the reaper.
+	 * max then bounds the entries visited, not only those removed. */
+	uint64_t reap_before;
 	/* out */
 	uint64_t count;			/* applied, or deleted */
 	bool more;			/* DEL: stopped at max; next is next */
@@ -277,6 +280,10 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		    struct sto_listing_info *out, size_t max, size_t *n, bool *more);
 int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 		     struct sto_lst_stat_buf *out);
+/* Any thread: up to max listings holding tombstones, in (partition, id)
+ * order, after `after` (NULL: from the first); *n of them into out. */
+int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after,
+			   struct sto_listing_id *out, size_t max, size_t *n);
 
 /* ----------------------------------------------------------- engine.c */
 
@@ -469,6 +476,11 @@ int sto_lst_put(struct sto_engine *e, struct sto_lst_op *op,
 		sto_lst_write_fn done, void *arg);
 int sto_lst_delete(struct sto_engine *e, struct sto_lst_op *op,
 		   sto_lst_write_fn done, void *arg);
+/* Removes the listing tombstones older than the reclaim age, every listing
+ * (also done on the compaction check's cadence). cb(arg, status, reaped)
+ * when the sweep ends (it may run inside this call); -EBUSY while one runs. */
+int sto_lst_reap(struct sto_engine *e, void (*cb)(void *arg, int status, uint64_t reaped),
+		 void *arg);
 /* Query or stat on a worker thread, cb on the loop; page/st live until cb
  * returns. */
 int sto_lst_query(struct sto_engine *e, const struct sto_listing_id *id,

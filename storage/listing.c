@@ -340,6 +340,17 @@ static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	return meta_add(txn, lstm, kb, &d);
 }
 
+/* A tombstone older than before (the reaper's filter). */
+static bool old_tomb(const MDB_val *v, uint64_t before)
+{
+	uint64_t ts;
+
+	if (v->mv_size < VAL_HDR || !(((uint8_t *)v->mv_data)[8] & VAL_TOMBSTONE))
+		return false;
+	memcpy(&ts, v->mv_data, 8);
+	return le64toh(ts) < before;
+}
+
 /* apply_del over one group record (cur on it, its user key Q = k[0..glen)):
  * drops the members in [start, end) up to op->max, rewrites or deletes the
  * record. *stop: the range (or max) ends in this group. */
@@ -370,6 +381,8 @@ static int del_members(MDB_cursor *cur, const MDB_val *key, const MDB_val *rec,
 			keep = true;
 		} else if (op->end.len && bytes_cmp(full, flen, op->end.data, op->end.len) >= 0) {
 			keep = *stop = true;
+		} else if (op->reap_before && !old_tomb(&m.val, op->reap_before)) {
+			keep = true;
 		} else if (op->count == op->max) {
 			keep = *stop = op->more = true;
 			op->next_len = (uint32_t)flen;
@@ -405,6 +418,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	MDB_val key = { STO_LST_HEAD + slen, kb }, v;
 	struct meta_counts d = { 0 };
 	MDB_cursor *cur;
+	uint32_t visited = 0;
 	int rc, ret = 0;
 
 	head_encode(kb, &op->id);
@@ -433,12 +447,15 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 				break;
 			continue;
 		}
-		if (op->count == op->max) {
+		if (op->count == op->max || (op->reap_before && visited == op->max)) {
 			op->more = true;
 			op->next_len = (uint32_t)ulen;
 			memcpy(op->next, k + STO_LST_HEAD, ulen);
 			break;
 		}
+		visited++;
+		if (op->reap_before && !old_tomb(&v, op->reap_before))
+			continue;
 		counts_of(&d, -1, k + STO_LST_HEAD, ulen, &v);
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
@@ -905,13 +922,43 @@ out_txn:
 	return mdb_err(rc);
 }
 
+/* A read transaction and a cursor on lstm at the first listing head >=
+ * key's (> it when after: "after" is exclusive, and the all-zero id is a
+ * real id when there is none). Returns the positioning's LMDB code; *txn
+ * NULL when none could be opened, else the caller closes the cursor (when
+ * *cur) and aborts *txn. */
+static int lstm_seek(struct sto_idx *x, bool after, MDB_txn **txn, MDB_cursor **cur,
+		     MDB_val *key, MDB_val *v)
+{
+	const uint8_t *kb = key->mv_data;
+	MDB_env *env;
+	MDB_dbi lst, lstm;
+	int rc;
+
+	*cur = NULL;
+	sto_idx_lst_handles(x, &env, &lst, &lstm);
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+	if (rc) {
+		*txn = NULL;
+		return rc;
+	}
+	rc = mdb_cursor_open(*txn, lstm, cur);
+	if (rc) {
+		*cur = NULL;
+		return rc;
+	}
+	rc = mdb_cursor_get(*cur, key, v, MDB_SET_RANGE);
+	if (rc == 0 && after && key->mv_size == STO_LST_HEAD &&
+	    !memcmp(key->mv_data, kb, STO_LST_HEAD))
+		rc = mdb_cursor_get(*cur, key, v, MDB_NEXT);
+	return rc;
+}
+
 int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		    struct sto_listing_info *out, size_t max, size_t *n, bool *more)
 {
 	uint8_t kb[STO_LST_HEAD];
 	MDB_val key = { STO_LST_HEAD, kb }, v;
-	MDB_env *env;
-	MDB_dbi lst, lstm;
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	int rc;
@@ -923,17 +970,9 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		memcpy(kb + 4, after, STO_LISTING_ID_LEN);
 	else
 		memset(kb + 4, 0, STO_LISTING_ID_LEN);
-	sto_idx_lst_handles(x, &env, &lst, &lstm);
-	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc)
+	rc = lstm_seek(x, after != NULL, &txn, &cur, &key, &v);
+	if (!txn)
 		return mdb_err(rc);
-	rc = mdb_cursor_open(txn, lstm, &cur);
-	if (rc)
-		goto out_txn;
-	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
-	/* "after" is exclusive; the all-zero id is a real id when !after */
-	if (rc == 0 && after && key.mv_size == STO_LST_HEAD && !memcmp(key.mv_data, kb, STO_LST_HEAD))
-		rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT);
 	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
 		struct sto_listing_info *o;
@@ -959,8 +998,44 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		}
 	}
 	rc = rc == MDB_NOTFOUND ? 0 : rc;
-	mdb_cursor_close(cur);
-out_txn:
+	if (cur)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return mdb_err(rc);
+}
+
+int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after,
+			   struct sto_listing_id *out, size_t max, size_t *n)
+{
+	uint8_t kb[STO_LST_HEAD] = { 0 };
+	MDB_val key = { STO_LST_HEAD, kb }, v;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc;
+
+	*n = 0;
+	if (after)
+		head_encode(kb, after);
+	rc = lstm_seek(x, after != NULL, &txn, &cur, &key, &v);
+	if (!txn)
+		return mdb_err(rc);
+	for (; rc == 0 && *n < max; rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+		const uint8_t *k = key.mv_data;
+		uint64_t m[4] = { 0, 0, 0, 0 };
+
+		if (key.mv_size != STO_LST_HEAD ||
+		    (v.mv_size != META_LEN && v.mv_size != META_LEN_V1))
+			continue;
+		memcpy(m, v.mv_data, v.mv_size);
+		if (!m[1])
+			continue;
+		out[*n].part = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+		memcpy(out[*n].id, k + 4, STO_LISTING_ID_LEN);
+		(*n)++;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : rc;
+	if (cur)
+		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return mdb_err(rc);
 }

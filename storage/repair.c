@@ -49,6 +49,7 @@
 #define RP_SUFFIXES	(1u << STO_SUFFIX_BITS)
 
 struct repair;
+struct lsync;
 
 /* ------------------------------------------------------------- peers */
 
@@ -155,6 +156,7 @@ struct repair {
 	uint32_t parts_total, next_part;
 	unsigned active_jobs;
 	struct job *blocked;
+	struct lsync *ls_wait;		/* listing syncs waiting for the buckets */
 	/* queue: binary heap on (prio, seq) */
 	struct item **heap;
 	size_t nheap, capheap;
@@ -792,21 +794,29 @@ static void on_wake(uv_timer_t *t)
 }
 
 static void job_resume_blocked(struct repair *r);
+static void ls_resume(struct repair *r);
+
+/* Seconds until the token buckets are out of debt (0: now). Work may start
+ * while they are not in debt: big fragments borrow, and the debt delays
+ * the next ones. */
+static double tokens_wait(const struct repair *r)
+{
+	double wait = 0;
+
+	if (r->cfg.max_mbps > 0 && r->tok_bytes < 0)
+		wait = -r->tok_bytes / (r->cfg.max_mbps * 1e6);
+	if (r->cfg.max_ops > 0 && r->tok_ops < 0 && -r->tok_ops / r->cfg.max_ops > wait)
+		wait = -r->tok_ops / r->cfg.max_ops;
+	return wait;
+}
 
 static void dispatch(struct repair *r)
 {
 	tokens_refill(r);
 	while (!r->stopping && r->nheap && r->inflight < r->cfg.inflight) {
 		struct item *it;
-		double wait = 0;
+		double wait = tokens_wait(r);
 
-		/* An item may start while the buckets are not in debt: big
-		 * fragments borrow, and the debt delays the next ones. */
-		if (r->cfg.max_mbps > 0 && r->tok_bytes < 0)
-			wait = -r->tok_bytes / (r->cfg.max_mbps * 1e6);
-		if (r->cfg.max_ops > 0 && r->tok_ops < 0 &&
-		    -r->tok_ops / r->cfg.max_ops > wait)
-			wait = -r->tok_ops / r->cfg.max_ops;
 		if (wait > 0) {
 			if (!uv_is_active((uv_handle_t *)&r->wake))
 				uv_timer_start(&r->wake, on_wake, (uint64_t)(wait * 1000) + 1, 0);
@@ -819,6 +829,7 @@ static void dispatch(struct repair *r)
 		item_start(it);
 	}
 	job_resume_blocked(r);
+	ls_resume(r);
 }
 
 static struct item *item_new(struct repair *r, enum item_kind kind, const struct job *j,
@@ -1180,9 +1191,21 @@ static unsigned plan(struct job *j)
  * a peer holds differently: its entries, tombstones included, paged from
  * the peer and applied here by LISTING_PUT (newest wins per key, so a pull
  * never undoes a newer write). Each primary pulls for itself; together they
- * converge on the union. */
+ * converge on the union. During a rebalance the previous ring's holders of
+ * the partition are sources too, so a new holder fills at once.
+ *
+ * A node that is no rep primary of the partition (its placement moved, or
+ * it was drained) but holds listings there pushes each one to every
+ * primary that holds it differently (its own pages, LISTING_PUT there),
+ * then drops its copy (LISTING_DELETE_RANGE) once every primary took every
+ * page and its own copy did not change meanwhile (LISTING_IDS again).
+ *
+ * Pages read and batches written are repair traffic: they wait while the
+ * token buckets are in debt and pay for their bytes and requests. */
 
 #define LS_PUT_BYTES	(40u << 10)	/* per LISTING_PUT: inside STO_MAX_REQ_HDR */
+#define LS_SLOTS	(2 * RING_MAX_PLACEMENTS)	/* primaries + previous ones */
+#define LS_AGAIN	LS_SLOTS	/* ls_ids_ask: this node's ids, after pushing */
 
 static void job_done(struct job *j);
 
@@ -1193,7 +1216,9 @@ struct ls_ids {
 };
 
 struct ls_pull {
-	unsigned slot;
+	unsigned slot;			/* the entries' source */
+	unsigned dst;			/* where they go: 0 (pull) or a primary (push) */
+	size_t own;			/* push: index of the listing in ids[0] */
 	uint8_t id[STO_LISTING_ID_LEN];
 	uint64_t digest;		/* ls_memo_digest as planned */
 	uint64_t applied;		/* entries the pull applied here */
@@ -1201,10 +1226,15 @@ struct ls_pull {
 
 struct lsync {
 	struct job *j;
-	unsigned n;			/* primaries; slot 0 is this node */
-	unsigned node[RING_MAX_PLACEMENTS];
-	struct ls_ids ids[RING_MAX_PLACEMENTS];
+	bool handoff;			/* no rep primary here: push, then drop */
+	unsigned n;			/* slots; slot 0 is this node */
+	unsigned node[LS_SLOTS];
+	struct ls_ids ids[LS_SLOTS];
+	struct ls_ids again;		/* handoff: this node's ids after the pushes */
+	bool *keep;			/* handoff: per listing here, not droppable */
+	size_t idrop;
 	unsigned pending;
+	void (*on_ids)(struct lsync *l);	/* every asked node answered */
 	struct ls_pull *pulls;
 	size_t npulls, ipull;
 	/* the pull under way: a page, copied, put in batches */
@@ -1212,14 +1242,19 @@ struct lsync {
 	uint32_t marker_len;
 	bool more;
 	struct sto_listing_entry *ents;
-	size_t nents, ient, nbatch;
+	size_t nents, ient, nbatch, nbytes;
 	uint8_t *arena;
+	/* waiting for the token buckets (r->ls_wait) */
+	void (*wait_fn)(struct lsync *l);
+	struct lsync *wait_next;
 };
 
 static void ls_free(struct lsync *l)
 {
 	for (unsigned i = 0; i < l->n; i++)
 		free(l->ids[i].v);
+	free(l->again.v);
+	free(l->keep);
 	free(l->pulls);
 	free(l->ents);
 	free(l->arena);
@@ -1234,13 +1269,80 @@ static void ls_end(struct lsync *l)
 	job_done(j);
 }
 
+/* Runs fn(l) once the token buckets are out of debt (at once when they
+ * are, or when stopping: fn sees r->stopping). */
+static void ls_gate(struct lsync *l, void (*fn)(struct lsync *l))
+{
+	struct repair *r = l->j->r;
+	double wait;
+
+	tokens_refill(r);
+	wait = tokens_wait(r);
+	if (wait <= 0 || r->stopping) {
+		fn(l);
+		return;
+	}
+	l->wait_fn = fn;
+	l->wait_next = r->ls_wait;
+	r->ls_wait = l;
+	if (!uv_is_active((uv_handle_t *)&r->wake))
+		uv_timer_start(&r->wake, on_wake, (uint64_t)(wait * 1000) + 1, 0);
+}
+
+/* From dispatch: the waiting listing syncs whose turn came. */
+static void ls_resume(struct repair *r)
+{
+	double wait;
+
+	while (r->ls_wait && (r->stopping || tokens_wait(r) <= 0)) {
+		struct lsync *l = r->ls_wait;
+
+		r->ls_wait = l->wait_next;
+		l->wait_next = NULL;
+		l->wait_fn(l);
+	}
+	if (r->ls_wait && !r->stopping && (wait = tokens_wait(r)) > 0 &&
+	    !uv_is_active((uv_handle_t *)&r->wake))
+		uv_timer_start(&r->wake, on_wake, (uint64_t)(wait * 1000) + 1, 0);
+}
+
+static void ls_charge(struct repair *r, uint64_t bytes)
+{
+	r->tok_bytes -= (double)bytes;
+	r->tok_ops -= 1;
+}
+
 static int info_cmp(const void *a, const void *b)
 {
 	return memcmp(((const struct sto_listing_info *)a)->id,
 		      ((const struct sto_listing_info *)b)->id, STO_LISTING_ID_LEN);
 }
 
+static bool info_same(const struct sto_listing_info *a, const struct sto_listing_info *b)
+{
+	return a && b && a->entries == b->entries && a->tombstones == b->tombstones &&
+	       a->bytes == b->bytes && a->hash == b->hash;
+}
+
+static const struct sto_listing_info *ids_find(const struct ls_ids *x,
+					       const struct sto_listing_info *p)
+{
+	return x->n ? bsearch(p, x->v, x->n, sizeof(*p), info_cmp) : NULL;
+}
+
 static void ls_next_pull(struct lsync *l);
+static void ls_ids_ask(struct lsync *l, unsigned s);
+
+/* Asks slots [from, to) for their ids; then on_ids(l). */
+static void ls_ask(struct lsync *l, unsigned from, unsigned to, void (*on_ids)(struct lsync *l))
+{
+	l->on_ids = on_ids;
+	l->pending = to - from + 1;	/* + 1 guard */
+	for (unsigned s = from; s < to; s++)
+		ls_ids_ask(l, s);
+	if (--l->pending == 0)
+		l->on_ids(l);
+}
 
 /* The memo of (partition, listing, peer) pulls that brought nothing: keys
  * with the top bit set, apart from the suffix memo's. */
@@ -1266,7 +1368,20 @@ static uint64_t ls_memo_digest(const struct sto_listing_info *here,
 	return d;
 }
 
-/* Every primary answered (or failed): what to pull. */
+static void ls_add_pull(struct lsync *l, unsigned slot, unsigned dst, size_t own,
+			const uint8_t *id, uint64_t digest)
+{
+	struct ls_pull *p = &l->pulls[l->npulls++];
+
+	p->slot = slot;
+	p->dst = dst;
+	p->own = own;
+	memcpy(p->id, id, STO_LISTING_ID_LEN);
+	p->digest = digest;
+	p->applied = 0;
+}
+
+/* A rep primary: every slot answered (or failed): what to pull. */
 static void ls_plan(struct lsync *l)
 {
 	struct repair *r = l->j->r;
@@ -1290,12 +1405,10 @@ static void ls_plan(struct lsync *l)
 			continue;
 		}
 		for (size_t i = 0; i < l->ids[s].n; i++) {
-			const struct sto_listing_info *p = &l->ids[s].v[i], *m;
+			const struct sto_listing_info *p = &l->ids[s].v[i];
+			const struct sto_listing_info *m = ids_find(&l->ids[0], p);
 
-			m = l->ids[0].n ? bsearch(p, l->ids[0].v, l->ids[0].n, sizeof(*p),
-						  info_cmp) : NULL;
-			if (m && m->entries == p->entries && m->tombstones == p->tombstones &&
-			    m->bytes == p->bytes && m->hash == p->hash)
+			if (info_same(m, p))
 				continue;
 			/* Pulled before with nothing new, and neither side changed
 			 * since: the peer is behind, not ahead (its own daemon
@@ -1315,24 +1428,79 @@ static void ls_plan(struct lsync *l)
 				}
 				continue;
 			}
-			l->pulls[l->npulls].slot = s;
-			memcpy(l->pulls[l->npulls].id, p->id, STO_LISTING_ID_LEN);
-			l->pulls[l->npulls].digest = ls_memo_digest(m, p);
-			l->pulls[l->npulls].applied = 0;
-			l->npulls++;
+			ls_add_pull(l, s, 0, 0, p->id, ls_memo_digest(m, p));
 		}
 	}
 	ls_next_pull(l);
 }
 
-static void ls_ids_ask(struct lsync *l, unsigned s);
+/* Not a rep primary, every primary answered (or failed): each listing
+ * here is pushed to the primaries that hold it differently, then dropped. */
+static void ls_plan_push(struct lsync *l)
+{
+	struct repair *r = l->j->r;
+	size_t nown = l->ids[0].n;
+
+	if (r->stopping) {
+		ls_end(l);
+		return;
+	}
+	l->keep = calloc(nown, sizeof(*l->keep));
+	l->pulls = malloc(nown * (l->n - 1) * sizeof(*l->pulls));
+	if (!l->keep || !l->pulls) {
+		r->st.failed++;
+		ls_end(l);
+		return;
+	}
+	for (unsigned s = 1; s < l->n; s++)
+		if (!l->ids[s].ok)
+			r->st.unreachable++;
+	for (size_t i = 0; i < nown; i++) {
+		const struct sto_listing_info *p = &l->ids[0].v[i];
+
+		/* held for another placement: movement is not done */
+		r->st.handoffs++;
+		r->st.push_planned++;
+		r->st.planned++;
+		for (unsigned s = 1; s < l->n; s++) {
+			if (!l->ids[s].ok) {
+				l->keep[i] = true;	/* unknown: keep it */
+				continue;
+			}
+			if (info_same(ids_find(&l->ids[s], p), p))
+				continue;
+			if (r->cfg.dry_run) {
+				log_info("would push listing part %u to %s (%llu entries)",
+					 l->j->part, l->j->nodes[l->node[s]]->addr,
+					 (unsigned long long)p->entries);
+				continue;
+			}
+			ls_add_pull(l, 0, s, i, p->id, 0);
+		}
+	}
+	if (r->cfg.dry_run) {
+		ls_end(l);
+		return;
+	}
+	ls_next_pull(l);
+}
+
+/* Not a rep primary: this node's ids are in. */
+static void ls_plan_handoff(struct lsync *l)
+{
+	if (!l->ids[0].ok || !l->ids[0].n || l->j->r->stopping) {
+		ls_end(l);		/* nothing here (the usual case) */
+		return;
+	}
+	ls_ask(l, 1, l->n, ls_plan_push);
+}
 
 static void ls_ids_done(void *arg, int status, const struct sto_listing_info *v, size_t n,
 			bool more)
 {
 	struct lsync *l = ((struct lsync **)arg)[0];
 	unsigned s = (unsigned)(uintptr_t)((void **)arg)[1];
-	struct ls_ids *x = &l->ids[s];
+	struct ls_ids *x = s == LS_AGAIN ? &l->again : &l->ids[s];
 
 	free(arg);
 	if (status == 0 && x->n + n > x->cap) {
@@ -1358,17 +1526,17 @@ static void ls_ids_done(void *arg, int status, const struct sto_listing_info *v,
 		if (x->n)	/* (already in id order) */
 			qsort(x->v, x->n, sizeof(*x->v), info_cmp);
 	} else {
-		peer_check(l->j->nodes[l->node[s]], status);
+		peer_check(l->j->nodes[l->node[s == LS_AGAIN ? 0 : s]], status);
 	}
 	if (--l->pending == 0)
-		ls_plan(l);
+		l->on_ids(l);
 }
 
 static void ls_ids_on(void *arg, sto_client *c, int err)
 {
 	struct lsync *l = ((struct lsync **)arg)[0];
 	unsigned s = (unsigned)(uintptr_t)((void **)arg)[1];
-	struct ls_ids *x = &l->ids[s];
+	struct ls_ids *x = s == LS_AGAIN ? &l->again : &l->ids[s];
 
 	if (!err) {
 		err = sto_listing_ids(c, l->j->part, x->n ? x->v[x->n - 1].id : NULL,
@@ -1379,39 +1547,127 @@ static void ls_ids_on(void *arg, sto_client *c, int err)
 	ls_ids_done(arg, err, NULL, 0, false);
 }
 
+/* Asks slot s (LS_AGAIN: this node, into l->again) for its ids; l->pending
+ * must already count it. */
 static void ls_ids_ask(struct lsync *l, unsigned s)
 {
 	void **a = calloc(2, sizeof(void *));
 
 	if (!a) {
 		if (--l->pending == 0)	/* counts as not answered */
-			ls_plan(l);
+			l->on_ids(l);
 		return;
 	}
 	a[0] = l;
 	a[1] = (void *)(uintptr_t)s;
-	peer_acquire(l->j->nodes[l->node[s]], ls_ids_on, a);
+	peer_acquire(l->j->nodes[l->node[s == LS_AGAIN ? 0 : s]], ls_ids_on, a);
 }
+
+/* ------------------------------------------- listings: dropping a pushed one */
+
+static void ls_drop_next(struct lsync *l);
+
+static void ls_dropped(void *arg, int status, uint64_t deleted, bool more,
+		       struct sto_bytes next)
+{
+	struct lsync *l = arg;
+	struct repair *r = l->j->r;
+
+	(void)deleted;
+	(void)next;
+	if (status < 0) {
+		peer_check(r->self, status);
+		r->st.failed++;
+		log_warn("listing part %u: dropping the moved copy here: %s", l->j->part,
+			 sto_strerror(status));
+		more = false;
+	} else if (!more) {
+		r->st.listings_dropped++;
+		r->st.total_listings_dropped++;
+		r->st.repaired++;
+	}
+	if (!more)
+		l->idrop++;
+	ls_gate(l, ls_drop_next);
+}
+
+static void ls_drop_on(void *arg, sto_client *c, int err)
+{
+	struct lsync *l = arg;
+	struct sto_listing_id id = { .part = l->j->part };
+	struct sto_bytes none = { NULL, 0 };
+
+	memcpy(id.id, l->ids[0].v[l->idrop].id, STO_LISTING_ID_LEN);
+	ls_charge(l->j->r, 0);
+	if (!err) {
+		err = sto_listing_delete_range(c, &id, none, none, 0, ls_dropped, l);
+		if (!err)
+			return;
+	}
+	ls_dropped(l, err, 0, false, none);
+}
+
+/* The next listing every primary took whole and that did not change here
+ * since its ids were read: dropped (entries removed, no tombstones; a write
+ * racing it reached the primaries too, as the gateway writes them). */
+static void ls_drop_next(struct lsync *l)
+{
+	struct repair *r = l->j->r;
+
+	for (; !r->stopping && l->idrop < l->ids[0].n; l->idrop++) {
+		const struct sto_listing_info *p = &l->ids[0].v[l->idrop];
+
+		if (!l->keep[l->idrop] && info_same(ids_find(&l->again, p), p)) {
+			peer_acquire(r->self, ls_drop_on, l);
+			return;
+		}
+	}
+	ls_end(l);
+}
+
+static void ls_drop_begin(struct lsync *l)
+{
+	if (!l->again.ok || l->j->r->stopping) {
+		ls_end(l);
+		return;
+	}
+	l->idrop = 0;
+	ls_drop_next(l);
+}
+
+/* ------------------------------------------------ listings: one pull */
 
 static void ls_put_next(struct lsync *l);
 static void ls_query(struct lsync *l);
+
+static void ls_pull_failed(struct lsync *l)
+{
+	struct ls_pull *p = &l->pulls[l->ipull];
+
+	l->j->r->st.failed++;
+	if (l->handoff)
+		l->keep[p->own] = true;
+}
 
 static void ls_put_done(void *arg, int status, uint64_t count)
 {
 	struct lsync *l = arg;
 	struct repair *r = l->j->r;
+	struct ls_pull *p = &l->pulls[l->ipull];
 
 	if (status < 0) {
-		peer_check(r->self, status);
-		r->st.failed++;
-		log_warn("listing part %u: LISTING_PUT here: %s", l->j->part,
-			 sto_strerror(status));
+		peer_check(l->j->nodes[l->node[p->dst]], status);
+		ls_pull_failed(l);
+		log_warn("listing part %u: LISTING_PUT to %s: %s", l->j->part,
+			 l->j->nodes[l->node[p->dst]]->addr, sto_strerror(status));
 		l->more = false;		/* this listing: next pass */
 		l->ient = l->nents;
 	} else {
 		r->st.listing_entries += count;
 		r->st.total_listing_entries += count;
-		l->pulls[l->ipull].applied += count;
+		r->st.bytes_written += l->nbytes;
+		r->st.total_bytes_written += l->nbytes;
+		p->applied += count;
 		r->st.repaired += count ? 1 : 0;
 		l->ient += l->nbatch;
 	}
@@ -1424,6 +1680,7 @@ static void ls_put_on(void *arg, sto_client *c, int err)
 	struct sto_listing_id id = { .part = l->j->part };
 
 	memcpy(id.id, l->pulls[l->ipull].id, STO_LISTING_ID_LEN);
+	ls_charge(l->j->r, l->nbytes);
 	if (!err) {
 		err = sto_listing_put(c, &id, l->ents + l->ient, l->nbatch, ls_put_done, l);
 		if (!err)
@@ -1432,26 +1689,40 @@ static void ls_put_on(void *arg, sto_client *c, int err)
 	ls_put_done(l, err, 0);
 }
 
-/* The copied page's next batch to this node, or the next page. */
+static void ls_put_send(struct lsync *l)
+{
+	if (l->j->r->stopping) {
+		ls_end(l);
+		return;
+	}
+	peer_acquire(l->j->nodes[l->node[l->pulls[l->ipull].dst]], ls_put_on, l);
+}
+
+/* The copied page's next batch to its destination, or the next page. */
 static void ls_put_next(struct lsync *l)
 {
+	struct repair *r = l->j->r;
 	size_t bytes = 0;
 
-	if (l->j->r->stopping) {
+	if (r->stopping) {
 		ls_end(l);
 		return;
 	}
 	if (l->ient >= l->nents) {
 		if (l->more) {
-			ls_query(l);
+			ls_gate(l, ls_query);
 		} else {
 			const struct ls_pull *p = &l->pulls[l->ipull];
 
-			l->j->r->st.listings_pulled++;
-			if (p->applied)		/* this node was behind */
-				l->j->r->st.listings++;
-			else			/* the peer had nothing new */
-				memo_set_key(l->j->r, ls_memo_key(l, p->slot, p->id), p->digest);
+			if (l->handoff) {
+				r->st.listings_pushed++;
+			} else {
+				r->st.listings_pulled++;
+				if (p->applied)		/* this node was behind */
+					r->st.listings++;
+				else			/* the peer had nothing new */
+					memo_set_key(r, ls_memo_key(l, p->slot, p->id), p->digest);
+			}
 			l->ipull++;
 			ls_next_pull(l);
 		}
@@ -1466,7 +1737,8 @@ static void ls_put_next(struct lsync *l)
 		bytes += e->key_len + e->value_len + 32;
 		l->nbatch++;
 	}
-	peer_acquire(l->j->r->self, ls_put_on, l);
+	l->nbytes = bytes;
+	ls_gate(l, ls_put_send);
 }
 
 static void ls_page(void *arg, int status, const struct sto_listing_page *pg)
@@ -1491,12 +1763,14 @@ static void ls_page(void *arg, int status, const struct sto_listing_page *pg)
 	}
 	if (status < 0 || !pg) {
 		peer_check(l->j->nodes[l->node[l->pulls[l->ipull].slot]], status);
-		r->st.failed++;
+		ls_pull_failed(l);
 		l->more = false;
 		l->ipull++;
 		ls_next_pull(l);
 		return;
 	}
+	r->tok_bytes -= (double)bytes;		/* (the request paid its op) */
+	r->st.bytes_read += bytes;
 	for (size_t i = 0; i < pg->n_entries; i++) {
 		struct sto_listing_entry *e = &l->ents[i];
 
@@ -1532,6 +1806,7 @@ static void ls_query_on(void *arg, sto_client *c, int err)
 	};
 
 	memcpy(id.id, l->pulls[l->ipull].id, STO_LISTING_ID_LEN);
+	ls_charge(l->j->r, 0);
 	if (!err) {
 		err = sto_listing_query(c, &id, &q, ls_page, l);
 		if (!err)
@@ -1542,26 +1817,49 @@ static void ls_query_on(void *arg, sto_client *c, int err)
 
 static void ls_query(struct lsync *l)
 {
+	if (l->j->r->stopping) {
+		ls_end(l);
+		return;
+	}
 	peer_acquire(l->j->nodes[l->node[l->pulls[l->ipull].slot]], ls_query_on, l);
 }
 
 static void ls_next_pull(struct lsync *l)
 {
-	if (l->j->r->stopping || l->ipull >= l->npulls) {
+	if (l->j->r->stopping) {
 		ls_end(l);
 		return;
 	}
+	if (l->ipull >= l->npulls) {
+		if (l->handoff)		/* what changed here while pushing? */
+			ls_ask(l, LS_AGAIN, LS_AGAIN + 1, ls_drop_begin);
+		else
+			ls_end(l);
+		return;
+	}
 	l->marker_len = 0;
-	ls_query(l);
+	ls_gate(l, ls_query);
 }
 
-/* After the partition's suffixes: its listings, on a rep primary. */
+static void ls_add_slot(struct lsync *l, int node)
+{
+	if (node <= 0 || l->n >= LS_SLOTS)
+		return;
+	for (unsigned s = 1; s < l->n; s++)
+		if (l->node[s] == (unsigned)node)
+			return;
+	l->node[l->n++] = (unsigned)node;
+}
+
+/* After the partition's suffixes (or at once, on a node that places
+ * nothing of it): its listings. */
 static void lsync_begin(struct job *j)
 {
 	struct repair *r = j->r;
 	const int *prim;
 	struct lsync *l;
 	unsigned n;
+	bool mine = false;
 
 	if (r->rep_ring < 0 || j->prim[r->rep_ring][0] == -2) {
 		job_done(j);
@@ -1578,27 +1876,20 @@ static void lsync_begin(struct job *j)
 	l->j = j;
 	l->n = 1;			/* slot 0: this node */
 	for (unsigned i = 0; i < n; i++) {
-		if (prim[i] == 0)
-			l->node[0] = 0;
-		else if (prim[i] > 0 && l->n < RING_MAX_PLACEMENTS)
-			l->node[l->n++] = (unsigned)prim[i];
+		mine |= prim[i] == 0;
+		ls_add_slot(l, prim[i]);
 	}
-	{
-		bool mine = false;
-
-		for (unsigned i = 0; i < n; i++)
-			mine |= prim[i] == 0;
-		if (!mine || l->n < 2) {
-			ls_free(l);
-			job_done(j);
-			return;
-		}
+	l->handoff = !mine;
+	if (mine)	/* a rebalance: the previous holders are sources */
+		for (unsigned i = 0; i < RING_MAX_PLACEMENTS; i++)
+			ls_add_slot(l, j->oprim[r->rep_ring][i]);
+	if (l->n < 2) {
+		ls_free(l);
+		job_done(j);
+		return;
 	}
-	l->pending = l->n + 1;		/* + 1 guard */
-	for (unsigned s = 0; s < l->n; s++)
-		ls_ids_ask(l, s);
-	if (--l->pending == 0)
-		ls_plan(l);
+	/* not a primary: this node's ids first (usually none: done) */
+	ls_ask(l, 0, l->handoff ? 1 : l->n, l->handoff ? ls_plan_handoff : ls_plan);
 }
 
 /* --------------------------------------------------------------- jobs */
@@ -1852,7 +2143,7 @@ static void job_sfx_complete(struct job *j)
 			return;
 		}
 		if (!j->primary && j->nsfx[0] == 0) {
-			job_done(j);	/* not ours, nothing handed off here */
+			lsync_begin(j);	/* no data here: only listings may be */
 			return;
 		}
 		job_start_peers(j);
@@ -2239,12 +2530,18 @@ int repair_write_status(struct repair *r)
 		json_object_set_new(last, "purged", json_integer((json_int_t)s->last_purged));
 		json_object_set_new(last, "listings", json_integer((json_int_t)s->last_listings));
 		json_object_set_new(o, "listings", json_integer((json_int_t)s->listings));
+		json_object_set_new(o, "listings_pushed",
+				    json_integer((json_int_t)s->listings_pushed));
+		json_object_set_new(o, "listings_dropped",
+				    json_integer((json_int_t)s->listings_dropped));
+		json_object_set_new(o, "total_listings_dropped",
+				    json_integer((json_int_t)s->total_listings_dropped));
 	}
 	if (o && r->node_st_ok) {
 		const struct sto_stat *ns = &r->node_st;
 
 		json_object_set_new(o, "node_audit", json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I}",
 			"passes", (json_int_t)ns->audit.passes,
 			"checked", (json_int_t)ns->audit.checked,
 			"bytes", (json_int_t)ns->audit.bytes,
@@ -2256,7 +2553,8 @@ int repair_write_status(struct repair *r)
 			"last_pass_seconds", (json_int_t)ns->audit.last_pass_seconds,
 			"quarantined", (json_int_t)ns->quarantined,
 			"purged", (json_int_t)ns->purged,
-			"nospace", (json_int_t)ns->nospace));
+			"nospace", (json_int_t)ns->nospace,
+			"misses", (json_int_t)ns->misses));
 	}
 	if (!o)
 		return -ENOMEM;
@@ -2425,6 +2723,7 @@ void repair_stop(struct repair *r, void (*done)(void *arg), void *arg)
 		r->blocked = j->next;
 		job_done(j);
 	}
+	ls_resume(r);			/* (they see stopping and end) */
 	/* Closing the connections fails what is in flight; the callbacks
 	 * finish the jobs and items. */
 	for (struct peer *p = r->peers; p; p = p->next)

@@ -18,7 +18,10 @@
  *    once they hold it drops it here with a PURGE conditional on its
  *    timestamp.
  *  - listings (rep3 primaries): pulls the entries of every listing a peer
- *    primary holds differently (LISTING_IDS counts and hash), newest wins.
+ *    primary (or, during a rebalance, a previous holder) holds differently
+ *    (LISTING_IDS counts and hash), newest wins; a node that holds listings
+ *    of a partition it no longer places pushes them to the primaries and
+ *    then drops them.
  * It only ever writes versions at their original timestamp, so a node's
  * newest-wins rule keeps anything newer (a live newer version is never
  * deleted, a deleted object never comes back).
@@ -72,6 +75,9 @@ struct repair_stats {
 					 * or in a dry run: missing or fewer keys) */
 	uint64_t listings_pulled;	/* (listing, peer) pairs that differed: pulled */
 	uint64_t listing_entries;	/* listing entries applied here */
+	uint64_t listings_pushed;	/* (listing, primary) pairs pushed from here
+					 * (a listing this node no longer places) */
+	uint64_t listings_dropped;	/* such listings dropped once pushed */
 	uint64_t failed, unrecoverable, unreachable, skipped;
 	uint64_t awaiting;		/* moved placements left to the old holder's push */
 	uint64_t push_planned;		/* pushes found (data here another node places) */
@@ -90,7 +96,7 @@ struct repair_stats {
 	uint64_t total_repaired, total_bytes_written;
 	uint64_t total_rebuilt, total_copied, total_tombstones, total_pushed;
 	uint64_t total_pushed_bytes;	/* data pushed to primaries: handoffs, rebalance */
-	uint64_t total_purged, total_listing_entries;
+	uint64_t total_purged, total_listing_entries, total_listings_dropped;
 	uint64_t ring_changes;		/* rings switched by repair_set_ring */
 	uint64_t ring_pass;		/* the first pass on the rings in use now */
 };

@@ -606,6 +606,7 @@ static void handle_stat(struct conn *c, const StoRequest *q)
 	ts.heat = st.tier.heat;
 	ss.tier = &ts;
 	ss.purged = st.purged;
+	ss.misses = st.misses;
 	if (c->s->cfg.audit) {
 		sto_audit_stat(c->s->cfg.audit, &st);
 		sto_audit_stat__init(&as);
@@ -813,6 +814,8 @@ static void handle_get(struct conn *c, const StoRequest *q, bool head)
 
 out_reply:
 	resp_init(&m, q->id, ret);
+	if (ret == -ENOENT && !head)
+		sto_engine_counters(e)->misses++;
 	if (ret == -ENOENT && (gs->loc.flags & STO_LOC_TOMBSTONE)) {
 		m.tombstone = true;
 		m.timestamp = gs->loc.ts;

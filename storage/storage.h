@@ -167,6 +167,8 @@ struct sto_stat {
 	uint64_t group_commits, fsyncs, nospace, conflicts;
 	uint64_t fsync_us, commit_us;	/* time spent in each, in total */
 	uint64_t purged;		/* entries dropped by PURGE */
+	uint64_t misses;		/* GETs (not HEADs) answered "no such
+					 * fragment": a reader asked the wrong node */
 	/* The auditor (background CRC scrub of every fragment). */
 	struct {
 		uint64_t passes;		/* finished */

@@ -747,6 +747,69 @@ static void test_suffix_cache(void **state)
 	assert_memory_equal(r1.v, r0.v, r0.n * sizeof(r0.v[0]));
 }
 
+struct lst_res {
+	bool done;
+	int status;
+	uint64_t n;
+};
+
+static void on_lst_written(void *arg, int status, struct sto_lst_op *op)
+{
+	struct lst_res *r = arg;
+
+	r->done = true;
+	r->status = status;
+	r->n = op->count;
+}
+
+static void on_lst_reaped(void *arg, int status, uint64_t reaped)
+{
+	struct lst_res *r = arg;
+
+	r->done = true;
+	r->status = status;
+	r->n = reaped;
+}
+
+/* The engine's listing tombstone sweep: a tombstone past the reclaim age
+ * goes, a young one and live entries stay; a second sweep finds nothing. */
+static void test_listing_reap(void **state)
+{
+	struct sto_engine_cfg cfg = { .nhot = 1, .hot = { hot }, .map_size = 1 << 26,
+				      .vol_max = 1 << 20, .reclaim_age = 5 };
+	static const struct sto_listing_id id = { 3, { 7 } };
+	uint64_t now = strata_wall_ns(), old = now - 60 * 1000000000ull;
+	struct sto_listing_entry v[] = {
+		{ "gone", 4, old, true, NULL, 0 },
+		{ "young", 5, now, true, NULL, 0 },
+		{ "live", 4, old, false, "x", 1 },
+	};
+	struct sto_lst_op op = { .id = id, .ents = v, .n = 3 };
+	struct lst_res r = { 0 };
+	struct sto_lst_stat_buf st;
+
+	(void)state;
+	close_engine();
+	assert_int_equal(sto_engine_open(&loop, &cfg, &eng), 0);
+	assert_int_equal(sto_lst_put(eng, &op, on_lst_written, &r), 0);
+	while (!r.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.n, 3);
+	for (int pass = 0; pass < 2; pass++) {
+		memset(&r, 0, sizeof(r));
+		assert_int_equal(sto_lst_reap(eng, on_lst_reaped, &r), 0);
+		while (!r.done)
+			uv_run(&loop, UV_RUN_ONCE);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.n, pass == 0 ? 1 : 0);
+	}
+	assert_int_equal(sto_idx_lst_stat(sto_engine_idx(eng), &id, &st), 0);
+	assert_int_equal(st.st.entries, 1);
+	assert_int_equal(st.st.tombstones, 1);
+	assert_int_equal(st.st.first_key.len, 4);	/* "live", then "young" */
+}
+
 /* Compaction drops the index entries of tombstones past the reclaim age
  * (1 s here) whose records were in the compacted volume, unless a newer
  * version replaced them; an older PUT is then accepted again (what
@@ -1009,6 +1072,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zero_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_suffix_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listing_reap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_modes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_direct, setup, teardown),
 	};

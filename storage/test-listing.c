@@ -588,6 +588,110 @@ static void test_delete_range(void **state)
 	free(keys);
 }
 
+/* One reaper call over all of id (reap_before, max visited per call). */
+static uint64_t reap(struct sto_idx *x, const struct sto_listing_id *id, uint64_t before,
+		     uint32_t max)
+{
+	uint8_t next[STO_LISTING_MAX_KEY];
+	uint64_t total = 0;
+
+	for (struct sto_lst_op lo = { .id = *id, .max = max, .reap_before = before };;) {
+		struct sto_idx_op op = { .type = STO_IDX_LST_DEL, .lst = &lo };
+
+		assert_int_equal(sto_idx_apply(x, &op, 1, NULL, 0), 0);
+		total += lo.count;
+		if (!lo.more)
+			return total;
+		memcpy(next, lo.next, lo.next_len);
+		lo.start = (struct sto_bytes){ next, lo.next_len };
+	}
+}
+
+static const struct sto_listing_info *info_of(const struct sto_listing_info *v, size_t n,
+					      const struct sto_listing_id *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(v[i].id, id->id, STO_LISTING_ID_LEN))
+			return &v[i];
+	return NULL;
+}
+
+/* The reaper's DELETE_RANGE (reap_before): only tombstones older than the
+ * cutoff go, short keys and long ones (groups) alike, live entries and young
+ * tombstones stay, counts and hash stay exact (equal to a listing written
+ * with just what is left), and sto_idx_lst_tombstoned finds the listings
+ * that still hold tombstones. */
+static void test_reap_tombstones(void **state)
+{
+	enum { N = 3000 };
+	static const struct sto_listing_id cid = { 7, { 9 } }, clean = { 8, { 1 } };
+	struct sto_listing_entry *v = calloc(N + 2, sizeof(*v)), *left = calloc(N + 2, sizeof(*v));
+	char (*keys)[16] = calloc(N, 16);
+	char *long1 = malloc(700), *long2 = malloc(700);
+	struct sto_listing_info info[8];
+	struct sto_listing_id ids[8];
+	const struct sto_listing_info *a, *b;
+	struct sto_lst_stat_buf st;
+	struct sto_idx *x;
+	size_t n, nleft = 0;
+	bool more;
+
+	(void)state;
+	assert_int_equal(sto_idx_open(dir, 1 << 26, &x), 0);
+	memset(long1, 'a', 699);
+	memset(long2, 'a', 699);
+	long1[699] = long2[699] = 0;
+	long1[698] = '1';
+	long2[698] = '2';
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], 16, "k%05d", i);
+		/* a third tombstones, half of them old (ts 5), half young (500) */
+		v[i] = ent(keys[i], i % 6 == 0 ? 5 : i % 3 == 0 ? 500 : 5, i % 3 == 0,
+			   i % 3 ? "val" : NULL);
+	}
+	v[N] = ent(long1, 5, true, NULL);		/* old, in a group */
+	v[N + 1] = ent(long2, 5, false, "long");	/* live, same group */
+	for (int i = 0; i < N + 2; i++)
+		if (!(v[i].tombstone && v[i].timestamp < 100))
+			left[nleft++] = v[i];
+	apply_put(x, &lid, v, N + 2, NULL);
+	apply_put(x, &nid, v, 10, NULL);
+	apply_put(x, &cid, left, nleft, NULL);
+	apply_put(x, &clean, v + 1, 2, NULL);		/* no tombstone */
+	assert_int_equal(sto_idx_lst_tombstoned(x, NULL, ids, 8, &n), 0);
+	assert_int_equal(n, 3);				/* lid, nid, cid; not clean */
+	assert_int_equal(sto_idx_lst_tombstoned(x, &ids[0], ids, 8, &n), 0);
+	assert_int_equal(n, 2);				/* after: exclusive */
+
+	assert_int_equal(reap(x, &lid, 100, 700), N / 6 + 1);
+	assert_int_equal(reap(x, &lid, 100, 700), 0);	/* nothing left that old */
+	assert_int_equal(sto_idx_lst_stat(x, &lid, &st), 0);
+	assert_int_equal(st.st.entries, N - N / 3 + 1);
+	assert_int_equal(st.st.tombstones, N / 3 - N / 6);
+	assert_int_equal(sto_idx_lst_ids(x, 7, NULL, info, 8, &n, &more), 0);
+	a = info_of(info, n, &lid);
+	b = info_of(info, n, &cid);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(a->entries == b->entries && a->tombstones == b->tombstones &&
+		    a->bytes == b->bytes && a->hash == b->hash);
+	/* every tombstone now: lid holds none, and is no longer listed */
+	assert_int_equal(reap(x, &lid, 1000, 0 + STO_LISTING_MAX_DELETE), N / 3 - N / 6);
+	assert_int_equal(sto_idx_lst_stat(x, &lid, &st), 0);
+	assert_int_equal(st.st.tombstones, 0);
+	assert_int_equal(st.st.entries, N - N / 3 + 1);
+	assert_int_equal(sto_idx_lst_tombstoned(x, NULL, ids, 8, &n), 0);
+	assert_int_equal(n, 2);
+	assert_memory_not_equal(ids[0].id, lid.id, STO_LISTING_ID_LEN);
+	assert_memory_not_equal(ids[1].id, lid.id, STO_LISTING_ID_LEN);
+	sto_idx_close(x);
+	free(v);
+	free(left);
+	free(keys);
+	free(long1);
+	free(long2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -597,6 +701,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newest_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reap_tombstones, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

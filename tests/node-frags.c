@@ -6,11 +6,25 @@
  *
  * Prints "<live fragments> <their bytes>" summed over every partition of
  * every node given. Exit 0, 1 when a node could not be asked, 2 on usage.
+ *
+ *   node-frags --listings PART_POWER HOST:PORT...
+ *
+ * The nodes' listing stores (LISTING_IDS, what replication compares): one
+ * line per listing held, "HOST:PORT PART ID_HEX ENTRIES TOMBSTONES HASH".
+ *
+ *   node-frags --listing-put HOST:PORT PART ID_HEX KEY...
+ *   node-frags --listing-put HOST:PORT PART ID_HEX --fill COUNT BYTES
+ *
+ * Writes the keys (value "v", timestamp now), or COUNT keys "fill-NNNNNNN"
+ * with BYTES-byte values, into that node's listing only: a listing one node
+ * holds (rebalance_test's listing held only on a node being drained, and
+ * the listing whose pull is timed under --max-mbps).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -19,9 +33,12 @@
 struct ask {
 	bool done;
 	int status;
+	const char *node;		/* --listings: printed with each line */
+	uint32_t part;
 	uint32_t *suffixes;
 	size_t n;
 	uint64_t live, bytes;
+	uint8_t last[STO_LISTING_ID_LEN];	/* --listings: ask again after it */
 };
 
 static void on_connect(sto_client *c, int status, void *arg)
@@ -72,19 +89,124 @@ static int wait_for(uv_loop_t *loop, struct ask *a, int ret)
 	return a->status;
 }
 
-static int count_node(uv_loop_t *loop, const char *node, uint32_t parts, struct ask *a)
+static int connect_node(uv_loop_t *loop, const char *node, struct ask *a, sto_client **c)
 {
 	const char *colon = strrchr(node, ':');
 	char host[64];
-	sto_client *c = NULL;
-	int ret;
 
 	if (!colon || (size_t)(colon - node) >= sizeof(host))
 		return -EINVAL;
 	memcpy(host, node, (size_t)(colon - node));
 	host[colon - node] = 0;
-	ret = wait_for(loop, a, sto_client_connect(loop, host, (uint16_t)atoi(colon + 1),
-						   on_connect, a, &c));
+	return wait_for(loop, a, sto_client_connect(loop, host, (uint16_t)atoi(colon + 1),
+						    on_connect, a, c));
+}
+
+static void on_ids(void *arg, int status, const struct sto_listing_info *v, size_t n,
+		   bool more)
+{
+	struct ask *a = arg;
+
+	a->status = status;
+	a->n = 0;
+	for (size_t i = 0; status == 0 && i < n; i++) {
+		printf("%s %u ", a->node, a->part);
+		for (unsigned b = 0; b < STO_LISTING_ID_LEN; b++)
+			printf("%02x", v[i].id[b]);
+		printf(" %llu %llu %016llx\n", (unsigned long long)v[i].entries,
+		       (unsigned long long)v[i].tombstones, (unsigned long long)v[i].hash);
+	}
+	if (status == 0 && n && more) {
+		a->n = 1;
+		memcpy(a->last, v[n - 1].id, STO_LISTING_ID_LEN);
+	}
+	a->done = true;
+}
+
+static int listings_node(uv_loop_t *loop, const char *node, uint32_t parts, struct ask *a)
+{
+	sto_client *c = NULL;
+	int ret = connect_node(loop, node, a, &c);
+
+	a->node = node;
+	for (uint32_t p = 0; ret == 0 && p < parts; p++) {
+		a->part = p;
+		ret = wait_for(loop, a, sto_listing_ids(c, p, NULL, on_ids, a));
+		while (ret == 0 && a->n)
+			ret = wait_for(loop, a, sto_listing_ids(c, p, a->last, on_ids, a));
+	}
+	if (c)
+		sto_client_close(c);
+	uv_run(loop, UV_RUN_NOWAIT);
+	return ret;
+}
+
+static void on_put(void *arg, int status, uint64_t count)
+{
+	struct ask *a = arg;
+
+	(void)count;
+	a->status = status;
+	a->done = true;
+}
+
+static int listing_put(uv_loop_t *loop, char **argv, int argc, struct ask *a)
+{
+	struct sto_listing_id id = { .part = (uint32_t)strtoul(argv[1], NULL, 10) };
+	struct sto_listing_entry e[64];
+	static char val[STO_LISTING_MAX_VALUE], fkeys[8][16];
+	bool fill = argc == 6 && !strcmp(argv[3], "--fill");
+	long count = fill ? atol(argv[4]) : 0, vbytes = fill ? atol(argv[5]) : 1;
+	struct timespec now;
+	sto_client *c = NULL;
+	int n = argc - 3, ret;
+
+	if (strlen(argv[2]) != 2 * STO_LISTING_ID_LEN || n < 1 || n > 64 ||
+	    (fill && (count < 1 || vbytes < 1 || vbytes > STO_LISTING_MAX_VALUE)))
+		return -EINVAL;
+	memset(val, 'v', sizeof(val));
+	for (unsigned b = 0; b < STO_LISTING_ID_LEN; b++) {
+		unsigned x;
+
+		if (sscanf(argv[2] + 2 * b, "%2x", &x) != 1)
+			return -EINVAL;
+		id.id[b] = (uint8_t)x;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (int i = 0; !fill && i < n; i++)
+		e[i] = (struct sto_listing_entry){
+			.key = argv[3 + i], .key_len = (uint32_t)strlen(argv[3 + i]),
+			.timestamp = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
+			.value = val, .value_len = 1,
+		};
+	ret = connect_node(loop, argv[0], a, &c);
+	if (ret == 0 && !fill)
+		ret = wait_for(loop, a, sto_listing_put(c, &id, e, (size_t)n, on_put, a));
+	/* --fill: batches of 8 (8 values of 4 KiB fit one request) */
+	for (long k = 0; ret == 0 && k < count; k += n) {
+		n = count - k < 8 ? (int)(count - k) : 8;
+		for (int i = 0; i < n; i++) {
+			snprintf(fkeys[i], sizeof(fkeys[i]), "fill-%07ld", k + i);
+			e[i] = (struct sto_listing_entry){
+				.key = fkeys[i], .key_len = (uint32_t)strlen(fkeys[i]),
+				.timestamp = (uint64_t)now.tv_sec * 1000000000u +
+					     (uint64_t)now.tv_nsec,
+				.value = val, .value_len = (uint32_t)vbytes,
+			};
+		}
+		ret = wait_for(loop, a, sto_listing_put(c, &id, e, (size_t)n, on_put, a));
+	}
+	if (c)
+		sto_client_close(c);
+	uv_run(loop, UV_RUN_NOWAIT);
+	return ret;
+}
+
+static int count_node(uv_loop_t *loop, const char *node, uint32_t parts, struct ask *a)
+{
+	sto_client *c = NULL;
+	int ret = connect_node(loop, node, a, &c);
+
 	for (uint32_t p = 0; ret == 0 && p < parts; p++) {
 		ret = wait_for(loop, a, sto_list_suffixes(c, p, on_suffixes, a));
 		for (size_t i = 0; ret == 0 && i < a->n; i++)
@@ -104,14 +226,33 @@ int main(int argc, char **argv)
 	struct ask a = { 0 };
 	uv_loop_t loop;
 	int pp, ret = 0;
+	bool listings = argc > 1 && !strcmp(argv[1], "--listings");
 
+	if (argc > 1 && !strcmp(argv[1], "--listing-put")) {
+		if (argc < 6) {
+			fprintf(stderr, "usage: node-frags --listing-put HOST:PORT PART ID_HEX KEY...\n");
+			return 2;
+		}
+		uv_loop_init(&loop);
+		ret = listing_put(&loop, argv + 2, argc - 2, &a);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		if (ret < 0)
+			fprintf(stderr, "node-frags: %s: %s\n", argv[2], sto_strerror(ret));
+		return ret < 0 ? 1 : 0;
+	}
+	if (listings) {
+		argv++;
+		argc--;
+	}
 	if (argc < 3 || (pp = atoi(argv[1])) < 0 || pp > 20) {
-		fprintf(stderr, "usage: node-frags PART_POWER HOST:PORT...\n");
+		fprintf(stderr, "usage: node-frags [--listings] PART_POWER HOST:PORT...\n");
 		return 2;
 	}
 	uv_loop_init(&loop);
 	for (int i = 2; i < argc && ret == 0; i++) {
-		ret = count_node(&loop, argv[i], 1u << pp, &a);
+		ret = listings ? listings_node(&loop, argv[i], 1u << pp, &a) :
+				 count_node(&loop, argv[i], 1u << pp, &a);
 		if (ret < 0)
 			fprintf(stderr, "node-frags: %s: %s\n", argv[i], sto_strerror(ret));
 	}
@@ -119,6 +260,8 @@ int main(int argc, char **argv)
 	uv_loop_close(&loop);
 	if (ret < 0)
 		return 1;
+	if (listings)
+		return 0;
 	printf("%llu %llu\n", (unsigned long long)a.live, (unsigned long long)a.bytes);
 	return 0;
 }

@@ -16,6 +16,13 @@ usage: rebalance_test.py STRATA_RING STRATA_STORAGED STRATA_GATEWAY STRATA_REPAI
   2. Under the same load node 1 is drained (weight 0, push, movement done),
      then removed (push again), `strata-admin ring settle` drops the
      previous placement; node 1 is stopped and every object still reads.
+  Listings move too: after each phase every listing (the nodes' listing
+     stores, read by tests/node-frags) is held by exactly its partition's
+     rep3 primaries, identically (nothing left on a previous holder), every
+     bucket lists every acknowledged key (ListObjectsV2, pages of 7), and a
+     multipart upload begun before the first phase completes after the last.
+     A listing written only to node 1 as it is drained reaches the new
+     placement before node 1 drops it.
   3. A ring file put back by hand (an older version) is refused by the
      gateway and the repair daemons, which keep serving.
 
@@ -45,6 +52,8 @@ KiB, MiB = 1 << 10, 1 << 20
 SMALL_MAX = 64 * KiB			# larger objects are EC, in 4 MiB segments
 SEGMENT = 4 * MiB
 LONG = dt.LONG
+NODE_FRAGS = os.environ.get("STRATA_NODE_FRAGS")
+BUCKETS = [f"bkt-rl{i}" for i in range(6)]	# small buckets: their listings move too
 
 
 # `strata-admin ring` reads DIR/rings and DIR/run/repaird*.status, as tools/dev lays them out.
@@ -234,14 +243,162 @@ def wait_log(d, text, timeout=10):
     raise AssertionError(f"{d.name}: no '{text}' in its log:\n{d.log_text()}")
 
 
+def node_listings(c, nodes):
+    """{(part, listing id): {node: (entries, tombstones, hash)}}: the nodes'
+    listing stores, through their LISTING_IDS."""
+    r = subprocess.run([NODE_FRAGS, "--listings", "6", *[c.addr(i) for i in nodes]],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    node = {c.addr(i): i for i in nodes}
+    out = {}
+    for line in r.stdout.splitlines():
+        addr, part, lid, ent, tomb, h = line.split()
+        out.setdefault((int(part), lid), {})[node[addr]] = (int(ent), int(tomb), h)
+    return out
+
+
+def check_listings(c, nodes, rep3, timeout=90):
+    """Until every listing is held by exactly its partition's rep3 primaries
+    (device i is node i) and identically; returns the listings."""
+    deadline = time.time() + timeout
+    while True:
+        ls = node_listings(c, nodes)
+        bad = [(k, sorted(held), rep3[k[0]]) for k, held in ls.items()
+               if set(held) != set(rep3[k[0]]) or len(set(held.values())) != 1]
+        if not bad:
+            return ls
+        assert time.time() < deadline, f"listings not at their placement: {bad[:4]}"
+        time.sleep(1)
+
+
+def list_all(cl, buckets):
+    """Every bucket lists exactly its acknowledged keys."""
+    for b, keys in buckets.items():
+        got = []
+        for page in cl.get_paginator("list_objects_v2").paginate(
+                Bucket=b, PaginationConfig={"PageSize": 7}):
+            got += [o["Key"] for o in page.get("Contents", [])]
+        assert got == sorted(keys), (b, len(got), len(keys),
+                                     sorted(set(keys) - set(got))[:5])
+
+
+def moved_listings(ls, old, new):
+    """Listing placements the ring change moved."""
+    return sum(a != b for (part, _) in ls for a, b in zip(old[part], new[part]))
+
+
+def listing_totals(c):
+    tot = {"pushed": 0, "dropped": 0, "entries": 0}
+    for i in range(len(c.repairds)):
+        st = c.status(i) if c.repairds[i] is not None else None
+        if st:
+            tot["dropped"] += st.get("total_listings_dropped", 0)
+            tot["entries"] += st.get("total_listing_entries", 0)
+    return tot
+
+
+def node_misses(c):
+    """GETs the nodes answered "no such fragment" (STAT misses, as the repair
+    daemons last polled it: every 3 s)."""
+    time.sleep(3.5)
+    return sum(((c.status(i) or {}).get("node_audit") or {}).get("misses", 0)
+               for i in range(len(c.repairds)) if c.repairds[i] is not None)
+
+
+def handoff_reads(c, acked, sizes, assign):
+    """EC objects written while node 3 is down have that fragment on a
+    handoff (with 7 nodes an EC partition has one spare), which the head
+    records. Once repair moved it home and the handoff dropped its copy, a
+    read asks the ring placement first: no GET answered "no such fragment"
+    (asking the recorded handoff first would miss once per such fragment)."""
+    x = 2
+    s3 = c.client()
+    c.repairds[x].stop()
+    c.nodes[x].stop()
+    time.sleep(1.2)
+    keys = {f"ho{i}": 200 * KiB + 1000 * i for i in range(8)}	# EC (> SMALL_MAX)
+    sums = dt.put_all(s3, BUCKET, keys)
+    acked.update(sums)
+    sizes.update(keys)
+    parts = partitions(c, keys)
+    # (only data fragments are read when all are there: 0..3 of 4+2)
+    homed = sum(x in assign["ec42"][parts[k][1]][:4] for k in keys)
+    assert homed > 0, "no data fragment placed on node 3"
+    others = [i for i in range(len(c.repairds)) if i != x and c.repairds[i] is not None]
+    purged = sum((c.status(i) or {}).get("total_purged", 0) for i in others)
+    c.nodes[x].start()
+    c.repairds[x].start()
+    t0 = time.time()
+    c.wait_clean(t0, nodes=range(len(c.nodes)))	# pushed home, then purged
+    # home again (the node's daemon copies it, or the handoff's pushes it),
+    # then the handoffs dropped their copies
+    purged = sum(c.status(i).get("total_purged", 0) for i in others) - purged
+    assert purged >= homed, (purged, homed)
+    m0 = node_misses(c)
+    dt.verify_all(s3, BUCKET, sums)
+    m1 = node_misses(c)
+    print(f"  handoff reads: {homed} of {len(keys)} EC objects had a fragment on a handoff "
+          f"(moved home, {purged} handoff copies purged); reading them: {m1 - m0} GETs missed")
+    assert m1 == m0, (m0, m1)
+
+
+def listing_caps(c):
+    """Listing pulls are repair traffic: a node pulling a 2 MB listing it
+    lacks (written to another primary only) under --max-mbps takes at least
+    the bytes it read and wrote (from its status) over the cap."""
+    rep3 = assignments({"rep3": os.path.join(c.rings, "rep3.ring")})["rep3"]
+    part, cap = 5, 1.0
+    a, b = rep3[part][0], rep3[part][1]
+    c.repairds[b].stop()
+    took, moved = {}, {}
+    try:
+        for lid, mbps in (("c0" * 16, cap), ("c1" * 16, 0)):
+            r = subprocess.run([NODE_FRAGS, "--listing-put", c.addr(a), str(part), lid,
+                                "--fill", "512", "4000"], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            st = os.path.join(c.dir, f"caps-{lid[:2]}.status")
+            t0 = time.time()
+            r = subprocess.run([REPAIRD, "--node-id", c.addr(b), "--rings", c.rings, "--once",
+                                "--max-mbps", str(mbps), "--status", st],
+                               capture_output=True, text=True, timeout=300)
+            took[mbps] = time.time() - t0
+            assert r.returncode in (0, 1), r.stderr[-2000:]
+            with open(st) as f:
+                s = json.load(f)
+            moved[mbps] = s["bytes_read"] + s["bytes_written"]
+            held = node_listings(c, [a, b]).get((part, lid), {})
+            assert len(set(held.values())) == 1 and set(held) == {a, b}, held
+            assert held[b][0] == 512, held
+    finally:
+        c.repairds[b].start()
+    print(f"  listing caps: a 512-key, 2 MB listing pulled in {took[cap]:.1f} s at "
+          f"--max-mbps {cap:g} ({moved[cap] / 1e6:.1f} MB read + written), "
+          f"{took[0]:.1f} s uncapped ({moved[0] / 1e6:.1f} MB); load {os.getloadavg()[0]:.2f}")
+    assert moved[cap] >= 2 * 512 * 4000, moved
+    # the first request starts without waiting, the last one's debt is not waited for
+    assert took[cap] >= moved[cap] / (cap * 1e6) - 2.5, (took, moved)
+
+
 def test_rebalance(c):
     s3 = c.s3
+    listing_caps(c)
     s3.create_bucket(Bucket=BUCKET)
     n = 48 if LONG else 16
     sizes = {f"base{i}": sz for i, sz in enumerate(dt.sizes(n))}
     acked = dt.put_all(s3, BUCKET, sizes)
     sizes = dict(sizes)
     base = dict(sizes)
+    small = {}
+    for b in BUCKETS:
+        s3.create_bucket(Bucket=b)
+        small[b] = dt.put_all(s3, b, {f"k{i}-{b}": 200 + i for i in range(4)})
+    # a multipart upload in progress across both phases (its parts listing,
+    # the bucket's uploads listing and its record move with the rings)
+    mkey = "mpu-rebal"
+    up = s3.create_multipart_upload(Bucket=BUCKET, Key=mkey)["UploadId"]
+    mparts = [dt.data_of(5 * MiB, "mp1"), dt.data_of(200 * KiB, "mp2")]
+    etags = [s3.upload_part(Bucket=BUCKET, Key=mkey, UploadId=up, PartNumber=1,
+                            Body=mparts[0])["ETag"]]
     tmp = os.path.join(c.dir, "new")
     os.makedirs(tmp)
     cur = {n: os.path.join(c.rings, n + ".ring") for n in ("ec42", "rep3")}
@@ -294,6 +451,18 @@ def test_rebalance(c):
     # while a node was slow under load (pushed home, counted the same).
     assert lo <= got <= hi * 1.25 + 16, (lo, got, hi)
     check_nodes(c, range(len(c.nodes)))
+    ls = check_listings(c, range(len(c.nodes)), new_assign["rep3"])
+    list_all(s3, {BUCKET: acked, **small})
+    ups = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    assert [(u["Key"], u["UploadId"]) for u in ups] == [(mkey, up)], ups
+    handoff_reads(c, acked, sizes, new_assign)
+    etags.append(s3.upload_part(Bucket=BUCKET, Key=mkey, UploadId=up, PartNumber=2,
+                                Body=mparts[1])["ETag"])
+    lt = listing_totals(c)
+    print(f"  add node: {len(ls)} listings, "
+          f"{moved_listings(ls, old_assign['rep3'], new_assign['rep3'])} listing placements "
+          f"moved; {lt['dropped']} dropped by previous holders; all at their placement, "
+          f"every bucket lists every key")
 
     # 2. drain node 1 (weight 0), then remove it, under load
     victim = 0
@@ -305,6 +474,13 @@ def test_rebalance(c):
     # pass still had work of the previous change, and on this loaded machine
     # a pass under load may find a node slow to answer
     push(c, new.values())
+    # A listing that only node 1 holds, as it leaves: it must reach the new
+    # placement before node 1 drops it.
+    lpart = next(p for p, devs in enumerate(old_assign["rep3"]) if 0 in devs)
+    lid = "5a" * 16
+    r = subprocess.run([NODE_FRAGS, "--listing-put", c.addr(victim), str(lpart), lid,
+                        "only-a", "only-b", "only-c"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     load = Load(c, acked, sizes, "b")
     time.sleep(6 if not LONG else 30)
     res = load.stop()
@@ -313,6 +489,13 @@ def test_rebalance(c):
     drained = assignments(cur)
     for name in drained:
         assert not any(0 in p for p in drained[name]), f"{name}: device 0 still placed"
+    ls = check_listings(c, range(len(c.nodes)), drained["rep3"])	# node 1: none left
+    held = set(ls.get((lpart, lid), {}).values())	# (identical on its 3 holders)
+    assert len(held) == 1 and next(iter(held))[:2] == (3, 0), held
+    lt2 = listing_totals(c)
+    print(f"  drain: {moved_listings(ls, old_assign['rep3'], drained['rep3'])} listing "
+          f"placements moved, {lt2['dropped'] - lt['dropped']} dropped by node1; the listing "
+          f"only node1 held is on its 3 new holders")
     for name in ("ec42", "rep3"):
         report[name] = rebalance_to(c, name, new[name], "remove", "{b}", "0")
         assert report[name]["moved"] == 0, report[name]
@@ -334,6 +517,14 @@ def test_rebalance(c):
     dt.verify_all(c.client(), BUCKET, acked)
     rest = [i for i in range(len(c.nodes)) if i != victim]
     check_nodes(c, rest)
+    check_listings(c, rest, assignments(cur)["rep3"])
+    cl = c.client()
+    list_all(cl, {BUCKET: acked, **small})
+    for b, sums in small.items():
+        dt.verify_all(cl, b, sums)
+    cl.complete_multipart_upload(Bucket=BUCKET, Key=mkey, UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]})
+    dt.verify_all(cl, BUCKET, {mkey: hashlib.sha256(b"".join(mparts)).hexdigest()})
 
     # 3. an older ring put back by hand is refused; everything keeps working
     tmpf = cur["rep3"] + ".tmp"
@@ -347,6 +538,9 @@ def test_rebalance(c):
 
 
 def main():
+    if not NODE_FRAGS:
+        print("SKIPPED: STRATA_NODE_FRAGS (tests/node-frags) is not set")
+        sys.exit(77)
     c = dt.Cluster("rebal")
     failed = False
     try:
