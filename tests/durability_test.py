@@ -586,10 +586,17 @@ def test_audit(c):
         for _, path, off in (w for w in where if w[0] == node):
             flip(path, off + min(100, len(body) // 2) if keys[k] < 8 * KiB else off + 5000)
         victims.append((k, node))
-    # Nobody reads them: only the auditors can find them.
+    # Nobody reads them: only the auditors can find them. The corrupt count
+    # alone can be reached early (a flipped dead duplicate counts too), so
+    # also wait for a whole pass begun after the flips on every victim's node
+    # (passes + 2: the pass running during the flips may have missed them).
+    passes = {n: node_stat(c, n).get("passes", 0) for _, n in victims}
     wait_for(lambda: sum(node_stat(c, i).get("corrupt", 0) for i in range(NODES)) -
              before >= len(victims), 60, "the auditors finding the flipped bytes")
     found = time.time() - t0
+    wait_for(lambda: all(node_stat(c, n).get("passes", 0) >= p + 2
+                         for n, p in passes.items()), 60,
+             "a whole audit pass after the flips on every victim's node")
     c.wait_clean(time.time())
     c.check_all()
     adm = subprocess.run([ADMIN, "repair", "status"] +
