@@ -2133,24 +2133,24 @@ static void read_finish(struct read_req *r)
 	engine_maybe_finish_close(e);
 }
 
-static void read_data_done(struct sto_io *io, int res)
+/* One of r's reads (the data, the CRC table) completed: the first error
+ * sticks, the last completion finishes r. */
+static void read_piece_done(struct read_req *r, int res)
 {
-	struct read_req *r = (struct read_req *)((char *)io - offsetof(struct read_req, io));
-
 	if (res < 0 && r->status == 0)
 		r->status = res;
 	if (--r->pending == 0)
 		read_finish(r);
 }
 
+static void read_data_done(struct sto_io *io, int res)
+{
+	read_piece_done((struct read_req *)((char *)io - offsetof(struct read_req, io)), res);
+}
+
 static void read_tab_done(struct sto_io *io, int res)
 {
-	struct read_req *r = (struct read_req *)((char *)io - offsetof(struct read_req, tab_io));
-
-	if (res < 0 && r->status == 0)
-		r->status = res;
-	if (--r->pending == 0)
-		read_finish(r);
+	read_piece_done((struct read_req *)((char *)io - offsetof(struct read_req, tab_io)), res);
 }
 
 int sto_read(struct sto_engine *e, const struct sto_key *k,
