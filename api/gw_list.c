@@ -766,7 +766,9 @@ static void lread_on_deadline(uv_timer_t *t)
 	lread_next(r, -ETIMEDOUT);
 }
 
-/* Returns true when the answer is current and was delivered or failed over. */
+/* Takes t's answer. True when it is the one to deliver (r is then marked
+ * delivered, its timer stopped): the caller calls the user's callback and
+ * drops the delivery's reference. False when it is stale, or failed over. */
 static bool lread_answer(struct lread_try *t, int status)
 {
 	struct lread *r = t->r;
@@ -775,6 +777,8 @@ static bool lread_answer(struct lread_try *t, int status)
 		return false;
 	if (status == 0 || status == -ENOENT) {
 		gw_node_ok(t->node);
+		r->delivered = true;
+		uv_timer_stop(&r->timer);
 		return true;
 	}
 	if (status != -ETIMEDOUT)
@@ -783,19 +787,24 @@ static bool lread_answer(struct lread_try *t, int status)
 	return false;
 }
 
+static void lread_try_free(struct lread_try *t)
+{
+	struct lread *r = t->r;
+
+	free(t);
+	lread_unref(r);
+}
+
 static void lread_on_page(void *arg, int status, const struct sto_listing_page *pg)
 {
 	struct lread_try *t = arg;
 	struct lread *r = t->r;
 
 	if (lread_answer(t, status)) {
-		r->delivered = true;
-		uv_timer_stop(&r->timer);
 		r->page_cb(r->arg, 0, status ? NULL : pg);
 		lread_unref(r);
 	}
-	free(t);
-	lread_unref(r);
+	lread_try_free(t);
 }
 
 static void lread_on_stat(void *arg, int status, const struct sto_listing_stat *st)
@@ -804,13 +813,10 @@ static void lread_on_stat(void *arg, int status, const struct sto_listing_stat *
 	struct lread *r = t->r;
 
 	if (lread_answer(t, status)) {
-		r->delivered = true;
-		uv_timer_stop(&r->timer);
 		r->stat_cb(r->arg, 0, status ? NULL : st);
 		lread_unref(r);
 	}
-	free(t);
-	lread_unref(r);
+	lread_try_free(t);
 }
 
 static void lread_on_client(void *arg, sto_client *c, int err)
@@ -826,8 +832,7 @@ static void lread_on_client(void *arg, sto_client *c, int err)
 	}
 	if (t->gen == r->gen && !r->delivered)
 		lread_next(r, err ? err : -ECANCELED);
-	free(t);
-	lread_unref(r);
+	lread_try_free(t);
 }
 
 static void lread_try(struct lread *r)
