@@ -22,6 +22,28 @@ sto_client *cli;
 bool mounted;
 char mountdir[300];
 
+int harness_init(const char *daemon, const char *name)
+{
+	daemon_path = daemon;
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/%s.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name);
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		tmpdir[0] = 0;
+		return -1;
+	}
+	uv_loop_init(&loop);
+	return 0;
+}
+
+void harness_done(void)
+{
+	cleanup();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+}
+
 void cleanup(void)
 {
 	char cmd[512];
@@ -158,6 +180,15 @@ void kill9(void)
 		uv_run(&loop, UV_RUN_NOWAIT);
 	}
 	kill_daemon();
+}
+
+void restart_node(int sig, const char *hot, const char *extra)
+{
+	sto_client_close(cli);
+	cli = NULL;
+	CHECK_EQ(stop_daemon(sig), 0);
+	start_daemon(hot, extra);
+	cli = connect_node();
 }
 
 /* ------------------------------------------------------- sync client */

@@ -35,6 +35,12 @@ extern char mountdir[300];
 #define CHECK_EQ(a, b) do { long long _a = (a), _b = (b);			\
 	if (_a != _b) FAIL("%s == %lld, expected %s == %lld", #a, _a, #b, _b); } while (0)
 
+/* For main(): daemon_path = daemon, SIGPIPE ignored, tmpdir made
+ * (<$TMPDIR or /tmp>/<name>.XXXXXX), loop initialised. 0, or -1 (reported)
+ * when tmpdir could not be made. */
+int harness_init(const char *daemon, const char *name);
+/* For main()'s end: cleanup(), then the loop run dry and closed. */
+void harness_done(void);
 /* Closes cli, kills the daemon, unmounts mountdir, removes tmpdir. */
 void cleanup(void);
 uint64_t now_ms(void);
@@ -49,6 +55,9 @@ int stop_daemon(int sig);
 void kill_daemon(void);
 /* Closes cli, then kill_daemon(). */
 void kill9(void);
+/* Closes cli and stops the daemon with sig (it must exit 0); then starts it
+ * again with hot and extra (as start_daemon()) and connects cli. */
+void restart_node(int sig, const char *hot, const char *extra);
 
 /* One request's outcome, filled by the callbacks below. */
 struct waiter {

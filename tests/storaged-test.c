@@ -308,12 +308,7 @@ static void scenario_restart(void)
 	memset(&w, 0, sizeof(w));
 	CHECK_EQ(sto_delete(cli, &k, 77, on_done, &w), 0);
 	wait_for(&w);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	check_set(cli, 1, 1000);
 	CHECK_EQ(get_sync(cli, &k, 0, 0, &w), -ENOENT);
 	CHECK(w.info.tombstone);
@@ -321,11 +316,7 @@ static void scenario_restart(void)
 	put_set(cli, 3, 2000);
 	check_set(cli, 1, 1000);
 	check_set(cli, 3, 2000);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGINT), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGINT, NULL, NULL);
 	check_set(cli, 1, 1000);
 	check_set(cli, 3, 2000);
 	printf("restart: ok\n");
@@ -546,11 +537,7 @@ static void scenario_replay(void)
 	cli = connect_node();
 	replay_check(cli);
 	check_set(cli, 3, 3000);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	replay_check(cli);
 	check_set(cli, 3, 3000);
 	printf("replay: ok\n");
@@ -607,11 +594,7 @@ static void scenario_torn(void)
 	check_object(cli, &k, 1, len, 10);	/* v1: the torn v2 is invisible */
 	/* And it goes on: writes after the torn record, a clean restart. */
 	put_set(cli, 3, 3000);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	check_set(cli, 1, 1000);
 	check_set(cli, 3, 3000);
 	check_object(cli, &k, 1, len, 10);
@@ -800,11 +783,7 @@ static void scenario_enospc(void)
 	st = stat_sync(cli);
 	CHECK(st.nospace > 0);
 	/* With a reserve, the node refuses earlier, with room left. */
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(mountdir, "--reserve-bytes 30M --index-map-size 64M");
-	cli = connect_node();
+	restart_node(SIGTERM, mountdir, "--reserve-bytes 30M --index-map-size 64M");
 	{
 		struct sto_key k = key_of(10, 1, 0);
 
@@ -853,11 +832,7 @@ static void scenario_compact(void)
 
 		check_object(cli, &k, 2000 + i, LEN, 12);
 	}
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	for (unsigned i = 0; i < N; i++) {
 		struct sto_key k = key_of(11, i, 0);
 
@@ -1294,11 +1269,7 @@ static void scenario_listing(void)
 	CHECK_EQ(lquery_sync(cli, NULL, NULL, "0123456789abcdefg", 0, false), -EINVAL);
 
 	/* Durable across a clean restart and a kill -9. */
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	listing_check_state(cli);
 	kill9();
 	start_daemon(NULL, NULL);
@@ -1455,16 +1426,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|replay|torn|malformed|enospc|compact|corrupt|large|listing|listing_crash\n");
 		return 2;
 	}
-	daemon_path = argv[1];
 	sc = argv[2];
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/storaged-test.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	if (harness_init(argv[1], "storaged-test") < 0)
 		return 1;
-	}
-	uv_loop_init(&loop);
 	if (!strcmp(sc, "basic"))
 		scenario_basic();
 	else if (!strcmp(sc, "restart"))
@@ -1494,8 +1458,6 @@ int main(int argc, char **argv)
 		cleanup();
 		return 2;
 	}
-	cleanup();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
+	harness_done();
 	return 0;
 }

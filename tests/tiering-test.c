@@ -476,16 +476,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	admin_path = argc == 4 ? argv[3] : NULL;
-	daemon_path = argv[1];
 	sc = argv[2];
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/tiering-test.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	if (harness_init(argv[1], "tiering-test") < 0)
 		return 1;
-	}
-	uv_loop_init(&loop);
 	if (!strcmp(sc, "age"))
 		scenario_age();
 	else if (!strcmp(sc, "promote"))
@@ -501,8 +494,6 @@ int main(int argc, char **argv)
 		cleanup();
 		return 2;
 	}
-	cleanup();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
+	harness_done();
 	return 0;
 }
