@@ -2168,6 +2168,27 @@ static ssize_t split_locate(struct split *sp, struct gw_smap *m)
 	return -1;
 }
 
+/* A reloaded map (err: its reload failed) during sp's split: the index of
+ * the shard sp splits, or -1 once sp ended because the map failed or no
+ * longer shows this split (superseded: how to say why). */
+static ssize_t split_reloaded(struct split *sp, int err, struct gw_smap *m,
+			      const char *superseded)
+{
+	ssize_t at;
+
+	if (err) {
+		split_end(sp, err, "map reload");
+		return -1;
+	}
+	at = split_locate(sp, m);
+	if (at < 0 || !m->v[at].splitting ||
+	    memcmp(m->v[at].a, sp->a, STO_LISTING_ID_LEN)) {
+		split_end(sp, -ESTALE, superseded);
+		return -1;
+	}
+	return at;
+}
+
 static void split_drop_old(struct split *sp)
 {
 	log_info("bucket %s: shard split done (%" PRIu64 " entries copied), old shard "
@@ -2189,16 +2210,9 @@ static void split_on_final_map(void *arg, int err, struct gw_smap *m)
 	struct gw_smap *nm;
 	ssize_t at;
 
-	if (err) {
-		split_end(sp, err, "map reload");
+	at = split_reloaded(sp, err, m, "superseded");
+	if (at < 0)
 		return;
-	}
-	at = split_locate(sp, m);
-	if (at < 0 || !m->v[at].splitting ||
-	    memcmp(m->v[at].a, sp->a, STO_LISTING_ID_LEN)) {
-		split_end(sp, -ESTALE, "superseded");
-		return;
-	}
 	/* S becomes A (same lower bound) followed by B (lower bound mid). */
 	nm = calloc(1, sizeof(*nm));
 	if (!nm) {
@@ -2335,16 +2349,9 @@ static void split_on_check_map(void *arg, int err, struct gw_smap *m)
 	struct split *sp = arg;
 	ssize_t at;
 
-	if (err) {
-		split_end(sp, err, "map reload");
+	at = split_reloaded(sp, err, m, "superseded by another gateway's");
+	if (at < 0)
 		return;
-	}
-	at = split_locate(sp, m);
-	if (at < 0 || !m->v[at].splitting ||
-	    memcmp(m->v[at].a, sp->a, STO_LISTING_ID_LEN)) {
-		split_end(sp, -ESTALE, "superseded by another gateway's");
-		return;
-	}
 	free(sp->cursor);
 	sp->cursor = NULL;
 	sp->cursor_len = 0;
