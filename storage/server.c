@@ -192,6 +192,19 @@ static void conn_maybe_close(struct conn *c)
 	conn_close(c);
 }
 
+/* Reads no more from c (EOF, a read error, the server stopping): a PUT
+ * whose payload is cut short cannot complete, so c closes now; otherwise
+ * once what was asked is answered. */
+static void conn_shutdown(struct conn *c)
+{
+	c->closing = true;
+	conn_update_reading(c);
+	if (c->state == C_PAYLOAD)
+		conn_close(c);
+	else
+		conn_maybe_close(c);
+}
+
 /* ------------------------------------------------------------- replies */
 
 static void on_written(uv_write_t *w, int status)
@@ -1243,12 +1256,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		if (nread != UV_EOF)
 			log_debug("read: %s", uv_strerror((int)nread));
-		c->closing = true;
-		conn_update_reading(c);
-		if (c->state == C_PAYLOAD)
-			conn_close(c);
-		else
-			conn_maybe_close(c);
+		conn_shutdown(c);
 		return;
 	}
 	if (nread == 0)
@@ -1388,12 +1396,7 @@ void sto_server_stop(struct sto_server *s, void (*cb)(void *arg), void *arg)
 	s->stop_arg = arg;
 	for (c = s->conns; c; c = next) {
 		next = c->next;
-		c->closing = true;
-		conn_update_reading(c);
-		if (c->state == C_PAYLOAD)
-			conn_close(c);
-		else
-			conn_maybe_close(c);
+		conn_shutdown(c);
 	}
 	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }
