@@ -207,6 +207,17 @@ def verify_all(s3, bucket, sums):
         assert hashlib.sha256(got).hexdigest() == want, (k, len(got))
 
 
+def verify_without(c, nodes, bucket, sums):
+    """verify_all with nodes stopped (long enough for the gateway to find
+    them down), which start again after."""
+    for i in nodes:
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    verify_all(c.client(), bucket, sums)
+    for i in nodes:
+        c.nodes[i].start()
+
+
 def gone(s3, bucket, key):
     try:
         s3.head_object(Bucket=bucket, Key=key)
@@ -296,12 +307,7 @@ def test_wipe2(c):
     verify_all(s3, "bkt", sums)
     step("verify")
     # Only the rebuilt nodes' fragments can make up the missing two now.
-    for i in (0, 2):
-        c.nodes[i].stop()
-    time.sleep(1.2)
-    verify_all(c.client(), "bkt", sums)
-    for i in (0, 2):
-        c.nodes[i].start()
+    verify_without(c, (0, 2), "bkt", sums)
 
 
 def test_deletes(c):
@@ -434,12 +440,7 @@ def test_corrupt(c):
     c.wait_clean(t0)
     c.check_all()
     others = [i for i in range(NODES) if i != node][:2]
-    for i in others:
-        c.nodes[i].stop()
-    time.sleep(1.2)
-    verify_all(c.client(), "bkt-corrupt", sums)
-    for i in others:
-        c.nodes[i].start()
+    verify_without(c, others, "bkt-corrupt", sums)
     rebuilt = c.status(node)["total_rebuilt"] - rebuilt
     assert rebuilt >= 1, rebuilt
     print(f"  corrupt: node{node + 1} quarantined fragment 0 on read; its repair "
@@ -484,12 +485,7 @@ def test_audit(c):
     others = [i for i in range(NODES) if i not in {n for _, n in victims}][:2]
     if len(others) < 2:
         others = [i for i in range(NODES) if i != victims[1][1]][:2]
-    for i in others:
-        c.nodes[i].stop()
-    time.sleep(1.2)
-    verify_all(c.client(), "bkt-audit", ec)
-    for i in others:
-        c.nodes[i].start()
+    verify_without(c, others, "bkt-audit", ec)
     print(f"  audit: {len(victims)} fragments with flipped bytes found by the auditors "
           f"{found:.1f} s after the flips, rebuilt; load {os.getloadavg()[0]:.2f}")
 
