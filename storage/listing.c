@@ -40,16 +40,6 @@
  * returns a short page with a marker: bounded work per call. */
 #define SCAN_BUDGET(limit)	(10000u + 10u * (limit))
 
-static int mdb_err(int rc)
-{
-	switch (rc) {
-	case MDB_SUCCESS:	return 0;
-	case MDB_NOTFOUND:	return -ENOENT;
-	case MDB_MAP_FULL:	return -ENOSPC;
-	default:		return rc > 0 ? -rc : -EIO;
-	}
-}
-
 static void head_encode(uint8_t *out, const struct sto_listing_id *id)
 {
 	out[0] = id->part >> 24;
@@ -200,18 +190,18 @@ static int meta_add(MDB_txn *txn, MDB_dbi lstm, const uint8_t *head,
 	if (rc == 0 && (v.mv_size == META_LEN || v.mv_size == META_LEN_V1))
 		memcpy(m, v.mv_data, v.mv_size);
 	else if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	m[0] += (uint64_t)d->entries;
 	m[1] += (uint64_t)d->tombstones;
 	m[2] += (uint64_t)d->bytes;
 	m[3] ^= d->hash;
 	if (!m[0] && !m[1]) {
 		rc = mdb_del(txn, lstm, &key, NULL);
-		return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+		return rc == MDB_NOTFOUND ? 0 : sto_mdb_err(rc);
 	}
 	v.mv_size = META_LEN;
 	v.mv_data = m;
-	return mdb_err(mdb_put(txn, lstm, &key, &v, 0));
+	return sto_mdb_err(mdb_put(txn, lstm, &key, &v, 0));
 }
 
 /* What an existing value counts for. */
@@ -247,7 +237,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 
 	rc = mdb_get(txn, lst, &key, &old);
 	if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	memcpy(val, &ts, 8);
 	val[8] = e->tombstone ? VAL_TOMBSTONE : 0;
 	if (vlen)
@@ -289,7 +279,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 	nv = (MDB_val){ len, nb };
 	rc = mdb_put(txn, lst, &key, &nv, 0);
 	free(nb);
-	return rc ? mdb_err(rc) : 1;
+	return rc ? sto_mdb_err(rc) : 1;
 }
 
 static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op *op)
@@ -323,12 +313,12 @@ static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 				continue;	/* newest wins; equal: already there */
 			counts_of(&d, -1, e->key, e->key_len, &v);
 		} else if (rc && rc != MDB_NOTFOUND) {
-			return mdb_err(rc);
+			return sto_mdb_err(rc);
 		}
 		v.mv_size = VAL_HDR + vlen;
 		rc = mdb_put(txn, lst, &key, &v, MDB_RESERVE);
 		if (rc)
-			return mdb_err(rc);
+			return sto_mdb_err(rc);
 		ts = htole64(e->timestamp);
 		memcpy(v.mv_data, &ts, 8);
 		((uint8_t *)v.mv_data)[8] = e->tombstone ? VAL_TOMBSTONE : 0;
@@ -388,10 +378,10 @@ static int del_members(MDB_cursor *cur, const MDB_val *key, const MDB_val *rec,
 	if (more < 0)
 		rc = more;
 	else if (dropped && len == VAL_HDR)
-		rc = mdb_err(mdb_cursor_del(cur, 0));
+		rc = sto_mdb_err(mdb_cursor_del(cur, 0));
 	else if (dropped) {
 		nv = (MDB_val){ len, nb };
-		rc = mdb_err(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
+		rc = sto_mdb_err(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
 	}
 	free(nb);
 	return rc < 0 ? rc : dropped && len == VAL_HDR;	/* 1: record deleted */
@@ -414,7 +404,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	op->more = false;
 	rc = mdb_cursor_open(txn, lst, &cur);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
@@ -450,7 +440,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	if (ret < 0)
 		return ret;
 	if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	return meta_add(txn, lstm, kb, &d);
 }
 
@@ -488,7 +478,7 @@ static int walk_enter(struct walk *w, int rc, const uint8_t *k, size_t len)
 	if (rc == MDB_NOTFOUND)
 		return 2;
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	if (w->key.mv_size < STO_LST_HEAD || memcmp(w->key.mv_data, w->head, STO_LST_HEAD))
 		return 2;
 	w->rec = w->val;
@@ -793,11 +783,11 @@ int sto_idx_lst_query(struct sto_idx *x, const struct sto_listing_id *id,
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc) {
 		free(w);
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	}
 	rc = mdb_cursor_open(txn, lst, &w->cur);
 	if (rc) {
-		ret = mdb_err(rc);
+		ret = sto_mdb_err(rc);
 		goto out_txn;
 	}
 	ret = query(w, q, limit, out);
@@ -860,7 +850,7 @@ int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 	glen = group_len(env);
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_get(txn, lstm, &key, &v);
 	if (rc == MDB_NOTFOUND) {
 		rc = 0;
@@ -902,7 +892,7 @@ out_txn:
 	mdb_txn_abort(txn);
 	out->st.first_key.data = out->first;
 	out->st.last_key.data = out->last;
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
 
 int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
@@ -926,7 +916,7 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 	sto_idx_lst_handles(x, &env, &lst, &lstm);
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_cursor_open(txn, lstm, &cur);
 	if (rc)
 		goto out_txn;
@@ -962,5 +952,5 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 	mdb_cursor_close(cur);
 out_txn:
 	mdb_txn_abort(txn);
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
