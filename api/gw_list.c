@@ -76,21 +76,6 @@ struct gw_listing {
 
 /* ------------------------------------------------------------ utilities */
 
-static int bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
-static bool has_prefix(const void *k, size_t klen, const void *p, size_t plen)
-{
-	return klen >= plen && (!plen || !memcmp(k, p, plen));
-}
-
 static void *memdup(const void *p, size_t n)
 {
 	uint8_t *d = malloc(n ? n : 1);
@@ -197,7 +182,7 @@ static size_t smap_find(const struct gw_smap *m, const void *key, size_t len)
 	while (hi - lo > 1) {
 		size_t mid = (lo + hi) / 2;
 
-		if (bytes_cmp(m->v[mid].lower, m->v[mid].lower_len, key, len) <= 0)
+		if (strata_bytes_cmp(m->v[mid].lower, m->v[mid].lower_len, key, len) <= 0)
 			lo = mid;
 		else
 			hi = mid;
@@ -318,7 +303,7 @@ static int smap_decode(const char *b64, struct gw_smap *m)
 	/* The first shard starts at the beginning; lower bounds ascend. */
 	ret = m->v[0].lower_len == 0 ? 0 : -EINVAL;
 	for (size_t i = 1; !ret && i < cnt; i++)
-		if (bytes_cmp(m->v[i - 1].lower, m->v[i - 1].lower_len, m->v[i].lower,
+		if (strata_bytes_cmp(m->v[i - 1].lower, m->v[i - 1].lower_len, m->v[i].lower,
 			      m->v[i].lower_len) >= 0)
 			ret = -EINVAL;
 out:
@@ -1163,7 +1148,7 @@ static void upd_on_map(void *arg, int err, struct gw_smap *m)
 	memcpy(u->shard, s->id, sizeof(u->shard));
 	targets[nt++] = s->id;
 	if (s->splitting)	/* writes during a split go to both sides */
-		targets[nt++] = bytes_cmp(u->key, u->key_len, s->mid, s->mid_len) < 0 ?
+		targets[nt++] = strata_bytes_cmp(u->key, u->key_len, s->mid, s->mid_len) < 0 ?
 				s->a : s->b;
 	/* Shard sizes are sampled, about 1024 times per shard_max updates. */
 	u->sample = ++u->L->updates % (u->L->cfg.shard_max / 1024 + 1) == 0;
@@ -1669,8 +1654,8 @@ static bool shard_in_range(const struct lwalk *w, size_t i)
 
 	if (!w->prefix_len)
 		return true;
-	return has_prefix(s->lower, s->lower_len, w->prefix, w->prefix_len) ||
-	       bytes_cmp(s->lower, s->lower_len, w->prefix, w->prefix_len) < 0;
+	return strata_has_prefix(s->lower, s->lower_len, w->prefix, w->prefix_len) ||
+	       strata_bytes_cmp(s->lower, s->lower_len, w->prefix, w->prefix_len) < 0;
 }
 
 static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg);
@@ -1738,7 +1723,7 @@ static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg)
 				&pg->entries[ie] : NULL;
 			const struct sto_bytes *p = ip < pg->n_prefixes ?
 				&pg->prefixes[ip] : NULL;
-			bool take_p = p && (!e || bytes_cmp(p->data, p->len, e->key,
+			bool take_p = p && (!e || strata_bytes_cmp(p->data, p->len, e->key,
 							    e->key_len) < 0);
 
 			if (w->n == w->max_keys)
@@ -1766,7 +1751,7 @@ static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg)
 		/* A short page (the node's scan budget over tombstones): go on
 		 * from where it stopped, in the same shard. */
 		if (pg->next_marker.len &&
-		    bytes_cmp(pg->next_marker.data, pg->next_marker.len, w->cursor,
+		    strata_bytes_cmp(pg->next_marker.data, pg->next_marker.len, w->cursor,
 			      w->cursor_len) > 0)
 			err = lwalk_set_cursor(w, pg->next_marker.data, pg->next_marker.len);
 		else if (!pg->n_entries && !pg->n_prefixes)
@@ -1844,7 +1829,7 @@ static void lwalk_on_map(void *arg, int err, struct gw_smap *m)
 		return;
 	}
 	/* The first shard that may hold a key > cursor under the prefix. */
-	if (bytes_cmp(w->cursor, w->cursor_len, w->prefix, w->prefix_len) > 0) {
+	if (strata_bytes_cmp(w->cursor, w->cursor_len, w->prefix, w->prefix_len) > 0) {
 		from = w->cursor;
 		from_len = w->cursor_len;
 	} else {
@@ -1972,7 +1957,7 @@ int gw_list_fuzz_one(const uint8_t *p, size_t n)
 		if (!m.n || m.v[0].lower_len)
 			abort();
 		for (size_t i = 1; i < m.n; i++)
-			if (bytes_cmp(m.v[i - 1].lower, m.v[i - 1].lower_len, m.v[i].lower,
+			if (strata_bytes_cmp(m.v[i - 1].lower, m.v[i - 1].lower_len, m.v[i].lower,
 				      m.v[i].lower_len) >= 0)
 				abort();
 		(void)smap_find(&m, p, n);
@@ -2302,15 +2287,15 @@ static void split_on_copy_page(void *arg, int err, const struct sto_listing_page
 		if (!cut && i > start) {
 			const struct sto_listing_entry *e = &pg->entries[i];
 			const struct sto_listing_entry *f = &pg->entries[start];
-			bool ea = bytes_cmp(e->key, e->key_len, sp->mid, sp->mid_len) < 0;
-			bool fa = bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
+			bool ea = strata_bytes_cmp(e->key, e->key_len, sp->mid, sp->mid_len) < 0;
+			bool fa = strata_bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
 
 			cut = ea != fa || i - start >= STO_LISTING_MAX_BATCH ||
 			      bytes + e->key_len + e->value_len + 32 > LPUT_MAX_BYTES;
 		}
 		if (cut && i > start) {
 			const struct sto_listing_entry *f = &pg->entries[start];
-			bool fa = bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
+			bool fa = strata_bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
 
 			sp->pending++;
 			err = lput_start(sp->L, fa ? &ida : &idb, &pg->entries[start],

@@ -49,21 +49,6 @@ static void head_encode(uint8_t *out, const struct sto_listing_id *id)
 	memcpy(out + 4, id->id, STO_LISTING_ID_LEN);
 }
 
-static int bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
-static bool has_prefix(const uint8_t *k, size_t klen, const void *p, size_t plen)
-{
-	return klen >= plen && (plen == 0 || memcmp(k, p, plen) == 0);
-}
-
 /* The smallest string above every string starting with p[0..*len): drop
  * trailing 0xff bytes, increment the last. false when there is none (p is
  * all 0xff: nothing sorts after its extensions). */
@@ -253,7 +238,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 			free(nb);
 			return more;
 		}
-		c = bytes_cmp(m.suf, m.slen, suf, slen);
+		c = strata_bytes_cmp(m.suf, m.slen, suf, slen);
 		if (c == 0) {
 			uint64_t have;
 
@@ -356,9 +341,10 @@ static int del_members(MDB_cursor *cur, const MDB_val *key, const MDB_val *rec,
 
 		if (m.slen)
 			memcpy(full + glen, m.suf, m.slen);
-		if (*stop || bytes_cmp(full, flen, op->start.data, op->start.len) < 0) {
+		if (*stop || strata_bytes_cmp(full, flen, op->start.data, op->start.len) < 0) {
 			keep = true;
-		} else if (op->end.len && bytes_cmp(full, flen, op->end.data, op->end.len) >= 0) {
+		} else if (op->end.len &&
+			   strata_bytes_cmp(full, flen, op->end.data, op->end.len) >= 0) {
 			keep = *stop = true;
 		} else if (op->count == op->max) {
 			keep = *stop = op->more = true;
@@ -413,7 +399,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 
 		if (key.mv_size < STO_LST_HEAD || memcmp(k, kb, STO_LST_HEAD))
 			break;
-		if (op->end.len && bytes_cmp(k + STO_LST_HEAD, ulen, op->end.data,
+		if (op->end.len && strata_bytes_cmp(k + STO_LST_HEAD, ulen, op->end.data,
 					     op->end.len) >= 0)
 			break;
 		if (ulen == glen) {
@@ -495,7 +481,7 @@ static int walk_enter(struct walk *w, int rc, const uint8_t *k, size_t len)
 			memcpy(w->full + w->glen, m.suf, m.slen);
 		w->ulen = w->glen + m.slen;
 		w->val = m.val;
-		if (!k || bytes_cmp(w->full, w->ulen, k, len) >= 0)
+		if (!k || strata_bytes_cmp(w->full, w->ulen, k, len) >= 0)
 			return 1;
 	}
 	return more;
@@ -665,7 +651,7 @@ static int query(struct walk *w, const struct sto_listing_query *q, uint32_t lim
 	int on, ret;
 
 	/* Start at the first key > start_after, or at the prefix. */
-	if (salen && bytes_cmp(sa, salen, pfx, plen) >= 0) {
+	if (salen && strata_bytes_cmp(sa, salen, pfx, plen) >= 0) {
 		uint8_t next[STO_LISTING_MAX_KEY + 1];
 
 		memcpy(next, sa, salen);
@@ -679,7 +665,7 @@ static int query(struct walk *w, const struct sto_listing_query *q, uint32_t lim
 		size_t klen = w->ulen, end;
 		bool tomb;
 
-		if (!has_prefix(k, klen, pfx, plen))
+		if (!strata_has_prefix(k, klen, pfx, plen))
 			break;
 		p->scanned++;
 		tomb = w->val.mv_size < VAL_HDR ||
@@ -690,7 +676,7 @@ static int query(struct walk *w, const struct sto_listing_query *q, uint32_t lim
 
 			/* Under a common prefix: the prefix is the item.
 			 * Not after start_after: skip it whole. */
-			if (salen && bytes_cmp(k, end, sa, salen) <= 0) {
+			if (salen && strata_bytes_cmp(k, end, sa, salen) <= 0) {
 				memcpy(cp, k, end);
 				if (!successor(cp, &clen))
 					break;
