@@ -1778,39 +1778,27 @@ static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg)
 	lwalk_finish(w, 0);
 }
 
-/* Query parameters, decoded. */
+/* Query parameter name, decoded into *out (malloc'd): 1, 0 when absent,
+ * or -errno. */
 static int qparam(const char *q, size_t qn, const char *name, char **out)
 {
-	size_t nl = strlen(name);
-	const char *p = q, *end;
+	const char *v;
+	size_t vl, dl;
+	char *d;
 
 	*out = NULL;
-	if (!q)
+	if (!gw_query_has(q, qn, name, &v, &vl))
 		return 0;
-	end = q + qn;
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *e = amp ? amp : end;
-
-		if ((size_t)(e - p) >= nl && !memcmp(p, name, nl) &&
-		    (p + nl == e || p[nl] == '=')) {
-			const char *v = p + nl == e ? e : p + nl + 1;
-			size_t vl = (size_t)(e - v), dl;
-			char *d = malloc(vl + 1);
-
-			if (!d)
-				return -ENOMEM;
-			if (http_url_decode(v, vl, d, &dl, true) < 0) {
-				free(d);
-				return -EINVAL;
-			}
-			d[dl] = '\0';
-			*out = d;
-			return 1;
-		}
-		p = e + 1;
+	d = malloc(vl + 1);
+	if (!d)
+		return -ENOMEM;
+	if (http_url_decode(v, vl, d, &dl, true) < 0) {
+		free(d);
+		return -EINVAL;
 	}
-	return 0;
+	d[dl] = '\0';
+	*out = d;
+	return 1;
 }
 
 static void lwalk_on_map(void *arg, int err, struct gw_smap *m)
