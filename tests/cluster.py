@@ -4,8 +4,9 @@ stopped by their PID (never by name), 6 storage nodes with EC 4+2 and
 3-replica rings, credentials, the gateway, boto3 clients, and the runner that
 prints one line per test, stops every daemon and checks its exit code.
 
-The importing script checks for boto3 first (and exits 77 without it), then
-calls make_tmp() once: daemons' logs and clusters go in that folder.
+A script that makes clusters checks for boto3 first (and exits 77 without
+it), then calls make_tmp() once: daemons' logs and clusters go in that
+folder. proc_status() and stop_proc() serve any test's own processes.
 """
 import os
 import shutil
@@ -15,9 +16,6 @@ import subprocess
 import tempfile
 import time
 import traceback
-
-import boto3
-from botocore.config import Config
 
 NODES = 6
 KEY1, SECRET1 = "STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"
@@ -42,6 +40,29 @@ def free_ports(n):
     for s in socks:
         s.close()
     return ports
+
+
+def proc_status(pid, field):
+    """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def stop_proc(proc, name, timeout=30):
+    """SIGCONT (a stopped process cannot act on the rest), SIGTERM, and the
+    exit code; still running after timeout s: SIGKILL and AssertionError."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{name}: still running {timeout} s after SIGTERM")
 
 
 class Daemon:
@@ -86,12 +107,7 @@ class Daemon:
         return open(self.logpath).read()[-4000:]
 
     def status(self, field):
-        """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise KeyError(field)
+        return proc_status(self.proc.pid, field)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -101,18 +117,8 @@ class Daemon:
         self.proc.wait()
 
     def stop(self, timeout=30):
-        """SIGCONT, SIGTERM; the exit code (None: never started)."""
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.name}: still running {timeout} s after SIGTERM")
+        """stop_proc(); None when never started."""
+        return stop_proc(self.proc, self.name, timeout) if self.proc else None
 
 
 class Cluster:
@@ -164,6 +170,9 @@ class Cluster:
         return os.path.join(self.dir, f"node{i + 1}")
 
     def client(self, key=KEY1, secret=SECRET1, **cfg):
+        import boto3
+        from botocore.config import Config
+
         return boto3.client(
             "s3", endpoint_url=self.url, aws_access_key_id=key,
             aws_secret_access_key=secret, region_name="us-east-1",
