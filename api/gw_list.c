@@ -76,21 +76,6 @@ struct gw_listing {
 
 /* ------------------------------------------------------------ utilities */
 
-static int bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
-static bool has_prefix(const void *k, size_t klen, const void *p, size_t plen)
-{
-	return klen >= plen && (!plen || !memcmp(k, p, plen));
-}
-
 static void *memdup(const void *p, size_t n)
 {
 	uint8_t *d = malloc(n ? n : 1);
@@ -197,7 +182,7 @@ static size_t smap_find(const struct gw_smap *m, const void *key, size_t len)
 	while (hi - lo > 1) {
 		size_t mid = (lo + hi) / 2;
 
-		if (bytes_cmp(m->v[mid].lower, m->v[mid].lower_len, key, len) <= 0)
+		if (strata_bytes_cmp(m->v[mid].lower, m->v[mid].lower_len, key, len) <= 0)
 			lo = mid;
 		else
 			hi = mid;
@@ -318,7 +303,7 @@ static int smap_decode(const char *b64, struct gw_smap *m)
 	/* The first shard starts at the beginning; lower bounds ascend. */
 	ret = m->v[0].lower_len == 0 ? 0 : -EINVAL;
 	for (size_t i = 1; !ret && i < cnt; i++)
-		if (bytes_cmp(m->v[i - 1].lower, m->v[i - 1].lower_len, m->v[i].lower,
+		if (strata_bytes_cmp(m->v[i - 1].lower, m->v[i - 1].lower_len, m->v[i].lower,
 			      m->v[i].lower_len) >= 0)
 			ret = -EINVAL;
 out:
@@ -768,7 +753,9 @@ static void lread_on_deadline(uv_timer_t *t)
 	lread_next(r, -ETIMEDOUT);
 }
 
-/* Returns true when the answer is current and was delivered or failed over. */
+/* Takes t's answer. True when it is the one to deliver (r is then marked
+ * delivered, its timer stopped): the caller calls the user's callback and
+ * drops the delivery's reference. False when it is stale, or failed over. */
 static bool lread_answer(struct lread_try *t, int status)
 {
 	struct lread *r = t->r;
@@ -777,6 +764,8 @@ static bool lread_answer(struct lread_try *t, int status)
 		return false;
 	if (status == 0 || status == -ENOENT) {
 		gw_node_ok(t->node);
+		r->delivered = true;
+		uv_timer_stop(&r->timer);
 		return true;
 	}
 	if (status != -ETIMEDOUT)
@@ -785,19 +774,24 @@ static bool lread_answer(struct lread_try *t, int status)
 	return false;
 }
 
+static void lread_try_free(struct lread_try *t)
+{
+	struct lread *r = t->r;
+
+	free(t);
+	lread_unref(r);
+}
+
 static void lread_on_page(void *arg, int status, const struct sto_listing_page *pg)
 {
 	struct lread_try *t = arg;
 	struct lread *r = t->r;
 
 	if (lread_answer(t, status)) {
-		r->delivered = true;
-		uv_timer_stop(&r->timer);
 		r->page_cb(r->arg, 0, status ? NULL : pg);
 		lread_unref(r);
 	}
-	free(t);
-	lread_unref(r);
+	lread_try_free(t);
 }
 
 static void lread_on_stat(void *arg, int status, const struct sto_listing_stat *st)
@@ -806,13 +800,10 @@ static void lread_on_stat(void *arg, int status, const struct sto_listing_stat *
 	struct lread *r = t->r;
 
 	if (lread_answer(t, status)) {
-		r->delivered = true;
-		uv_timer_stop(&r->timer);
 		r->stat_cb(r->arg, 0, status ? NULL : st);
 		lread_unref(r);
 	}
-	free(t);
-	lread_unref(r);
+	lread_try_free(t);
 }
 
 static void lread_on_client(void *arg, sto_client *c, int err)
@@ -828,8 +819,7 @@ static void lread_on_client(void *arg, sto_client *c, int err)
 	}
 	if (t->gen == r->gen && !r->delivered)
 		lread_next(r, err ? err : -ECANCELED);
-	free(t);
-	lread_unref(r);
+	lread_try_free(t);
 }
 
 static void lread_try(struct lread *r)
@@ -1161,7 +1151,7 @@ static void upd_on_map(void *arg, int err, struct gw_smap *m)
 	memcpy(u->shard, s->id, sizeof(u->shard));
 	targets[nt++] = s->id;
 	if (s->splitting)	/* writes during a split go to both sides */
-		targets[nt++] = bytes_cmp(u->key, u->key_len, s->mid, s->mid_len) < 0 ?
+		targets[nt++] = strata_bytes_cmp(u->key, u->key_len, s->mid, s->mid_len) < 0 ?
 				s->a : s->b;
 	/* Shard sizes are sampled, about 1024 times per shard_max updates. */
 	u->sample = ++u->L->updates % (u->L->cfg.shard_max / 1024 + 1) == 0;
@@ -1667,8 +1657,8 @@ static bool shard_in_range(const struct lwalk *w, size_t i)
 
 	if (!w->prefix_len)
 		return true;
-	return has_prefix(s->lower, s->lower_len, w->prefix, w->prefix_len) ||
-	       bytes_cmp(s->lower, s->lower_len, w->prefix, w->prefix_len) < 0;
+	return strata_has_prefix(s->lower, s->lower_len, w->prefix, w->prefix_len) ||
+	       strata_bytes_cmp(s->lower, s->lower_len, w->prefix, w->prefix_len) < 0;
 }
 
 static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg);
@@ -1736,7 +1726,7 @@ static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg)
 				&pg->entries[ie] : NULL;
 			const struct sto_bytes *p = ip < pg->n_prefixes ?
 				&pg->prefixes[ip] : NULL;
-			bool take_p = p && (!e || bytes_cmp(p->data, p->len, e->key,
+			bool take_p = p && (!e || strata_bytes_cmp(p->data, p->len, e->key,
 							    e->key_len) < 0);
 
 			if (w->n == w->max_keys)
@@ -1764,7 +1754,7 @@ static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg)
 		/* A short page (the node's scan budget over tombstones): go on
 		 * from where it stopped, in the same shard. */
 		if (pg->next_marker.len &&
-		    bytes_cmp(pg->next_marker.data, pg->next_marker.len, w->cursor,
+		    strata_bytes_cmp(pg->next_marker.data, pg->next_marker.len, w->cursor,
 			      w->cursor_len) > 0)
 			err = lwalk_set_cursor(w, pg->next_marker.data, pg->next_marker.len);
 		else if (!pg->n_entries && !pg->n_prefixes)
@@ -1791,39 +1781,27 @@ static void lwalk_on_page(void *arg, int err, const struct sto_listing_page *pg)
 	lwalk_finish(w, 0);
 }
 
-/* Query parameters, decoded. */
+/* Query parameter name, decoded into *out (malloc'd): 1, 0 when absent,
+ * or -errno. */
 static int qparam(const char *q, size_t qn, const char *name, char **out)
 {
-	size_t nl = strlen(name);
-	const char *p = q, *end;
+	const char *v;
+	size_t vl, dl;
+	char *d;
 
 	*out = NULL;
-	if (!q)
+	if (!gw_query_has(q, qn, name, &v, &vl))
 		return 0;
-	end = q + qn;
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *e = amp ? amp : end;
-
-		if ((size_t)(e - p) >= nl && !memcmp(p, name, nl) &&
-		    (p + nl == e || p[nl] == '=')) {
-			const char *v = p + nl == e ? e : p + nl + 1;
-			size_t vl = (size_t)(e - v), dl;
-			char *d = malloc(vl + 1);
-
-			if (!d)
-				return -ENOMEM;
-			if (http_url_decode(v, vl, d, &dl, true) < 0) {
-				free(d);
-				return -EINVAL;
-			}
-			d[dl] = '\0';
-			*out = d;
-			return 1;
-		}
-		p = e + 1;
+	d = malloc(vl + 1);
+	if (!d)
+		return -ENOMEM;
+	if (http_url_decode(v, vl, d, &dl, true) < 0) {
+		free(d);
+		return -EINVAL;
 	}
-	return 0;
+	d[dl] = '\0';
+	*out = d;
+	return 1;
 }
 
 static void lwalk_on_map(void *arg, int err, struct gw_smap *m)
@@ -1842,7 +1820,7 @@ static void lwalk_on_map(void *arg, int err, struct gw_smap *m)
 		return;
 	}
 	/* The first shard that may hold a key > cursor under the prefix. */
-	if (bytes_cmp(w->cursor, w->cursor_len, w->prefix, w->prefix_len) > 0) {
+	if (strata_bytes_cmp(w->cursor, w->cursor_len, w->prefix, w->prefix_len) > 0) {
 		from = w->cursor;
 		from_len = w->cursor_len;
 	} else {
@@ -1970,7 +1948,7 @@ int gw_list_fuzz_one(const uint8_t *p, size_t n)
 		if (!m.n || m.v[0].lower_len)
 			abort();
 		for (size_t i = 1; i < m.n; i++)
-			if (bytes_cmp(m.v[i - 1].lower, m.v[i - 1].lower_len, m.v[i].lower,
+			if (strata_bytes_cmp(m.v[i - 1].lower, m.v[i - 1].lower_len, m.v[i].lower,
 				      m.v[i].lower_len) >= 0)
 				abort();
 		(void)smap_find(&m, p, n);
@@ -2166,6 +2144,27 @@ static ssize_t split_locate(struct split *sp, struct gw_smap *m)
 	return -1;
 }
 
+/* A reloaded map (err: its reload failed) during sp's split: the index of
+ * the shard sp splits, or -1 once sp ended because the map failed or no
+ * longer shows this split (superseded: how to say why). */
+static ssize_t split_reloaded(struct split *sp, int err, struct gw_smap *m,
+			      const char *superseded)
+{
+	ssize_t at;
+
+	if (err) {
+		split_end(sp, err, "map reload");
+		return -1;
+	}
+	at = split_locate(sp, m);
+	if (at < 0 || !m->v[at].splitting ||
+	    memcmp(m->v[at].a, sp->a, STO_LISTING_ID_LEN)) {
+		split_end(sp, -ESTALE, superseded);
+		return -1;
+	}
+	return at;
+}
+
 static void split_drop_old(struct split *sp)
 {
 	log_info("bucket %s: shard split done (%" PRIu64 " entries copied), old shard "
@@ -2187,16 +2186,9 @@ static void split_on_final_map(void *arg, int err, struct gw_smap *m)
 	struct gw_smap *nm;
 	ssize_t at;
 
-	if (err) {
-		split_end(sp, err, "map reload");
+	at = split_reloaded(sp, err, m, "superseded");
+	if (at < 0)
 		return;
-	}
-	at = split_locate(sp, m);
-	if (at < 0 || !m->v[at].splitting ||
-	    memcmp(m->v[at].a, sp->a, STO_LISTING_ID_LEN)) {
-		split_end(sp, -ESTALE, "superseded");
-		return;
-	}
 	/* S becomes A (same lower bound) followed by B (lower bound mid). */
 	nm = calloc(1, sizeof(*nm));
 	if (!nm) {
@@ -2286,15 +2278,15 @@ static void split_on_copy_page(void *arg, int err, const struct sto_listing_page
 		if (!cut && i > start) {
 			const struct sto_listing_entry *e = &pg->entries[i];
 			const struct sto_listing_entry *f = &pg->entries[start];
-			bool ea = bytes_cmp(e->key, e->key_len, sp->mid, sp->mid_len) < 0;
-			bool fa = bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
+			bool ea = strata_bytes_cmp(e->key, e->key_len, sp->mid, sp->mid_len) < 0;
+			bool fa = strata_bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
 
 			cut = ea != fa || i - start >= STO_LISTING_MAX_BATCH ||
 			      bytes + e->key_len + e->value_len + 32 > LPUT_MAX_BYTES;
 		}
 		if (cut && i > start) {
 			const struct sto_listing_entry *f = &pg->entries[start];
-			bool fa = bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
+			bool fa = strata_bytes_cmp(f->key, f->key_len, sp->mid, sp->mid_len) < 0;
 
 			sp->pending++;
 			err = lput_start(sp->L, fa ? &ida : &idb, &pg->entries[start],
@@ -2333,16 +2325,9 @@ static void split_on_check_map(void *arg, int err, struct gw_smap *m)
 	struct split *sp = arg;
 	ssize_t at;
 
-	if (err) {
-		split_end(sp, err, "map reload");
+	at = split_reloaded(sp, err, m, "superseded by another gateway's");
+	if (at < 0)
 		return;
-	}
-	at = split_locate(sp, m);
-	if (at < 0 || !m->v[at].splitting ||
-	    memcmp(m->v[at].a, sp->a, STO_LISTING_ID_LEN)) {
-		split_end(sp, -ESTALE, "superseded by another gateway's");
-		return;
-	}
 	free(sp->cursor);
 	sp->cursor = NULL;
 	sp->cursor_len = 0;

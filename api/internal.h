@@ -726,6 +726,36 @@ void s3_delete_req_free(struct s3_delete_req *d);
  * LocationConstraint text (malloc'd, may be ""). */
 int s3_xml_parse_create_bucket(const char *body, size_t len, char **location);
 
+/* The expat walk under those parsers and s3lifecycle.c's: one XML_Parse()
+ * over a body of at most S3_XML_MAX_BODY, any DOCTYPE refused, each element
+ * named by its path from the root (names outside names[] as ""), its text
+ * (bounded) kept until it closes. The parser embeds the walk as the first
+ * member of its state, so its callbacks can cast w back to it. */
+#define S3_XML_DEPTH		8
+struct XML_ParserStruct;
+struct s3_xml_walk {
+	/* Set by the parser. */
+	const char *const *names;	/* element names it matches */
+	size_t n_names;
+	const char *root;		/* the only document element accepted */
+	void (*on_start)(struct s3_xml_walk *w);	/* path[depth - 1] opened; may be NULL */
+	int (*on_end)(struct s3_xml_walk *w);	/* it closes: 0, or an error that stops the walk */
+
+	struct XML_ParserStruct *p;
+	int err;			/* the first error */
+	unsigned depth;
+	const char *path[S3_XML_DEPTH];	/* interned names[] entries, or "" */
+	struct s3_buf text;		/* of path[depth - 1] */
+};
+/* 0, S3E_TOO_LARGE, S3E_MALFORMED_XML, -ENOMEM or on_end's error. */
+int s3_xml_walk(struct s3_xml_walk *w, const char *body, size_t len);
+/* Records err (the first one wins) and stops the walk. */
+void s3_xml_fail(struct s3_xml_walk *w, int err);
+/* Whether the path is exactly the depth names given. */
+bool s3_xml_at(const struct s3_xml_walk *w, unsigned depth, ...);
+/* The current text without surrounding whitespace; *n its length. */
+const char *s3_xml_trimmed(const struct s3_xml_walk *w, size_t *n);
+
 /* s3lifecycle.c: PutBucketLifecycleConfiguration bodies. The parse checks
  * structure only (MalformedXML: no Rule, a Rule without Status or action,
  * Prefix beside Filter, duplicate IDs, Days not a number) and records what

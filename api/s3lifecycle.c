@@ -1,9 +1,9 @@
 /* s3lifecycle.c: the PutBucketLifecycleConfiguration body (expat) and its
  * canonical XML form (the stored copy, and GetBucketLifecycleConfiguration).
  *
- * Same rules as s3xml.c: one XML_Parse() over a bounded body, any DOCTYPE
- * refused (no entities), elements matched by their path from the root,
- * unknown ones ignored, text bounded. Only the structure is checked here;
+ * Parsed by s3xml.c's walk (s3_xml_walk(): one XML_Parse() over a bounded
+ * body, any DOCTYPE refused (no entities), elements matched by their path
+ * from the root, unknown ones ignored, text bounded). Only the structure is checked here;
  * what the gateway supports of it (gw_tier.c) is its business: the parse
  * records every action and filter kind it meets, so an unsupported one is
  * answered NotImplemented rather than silently dropped.
@@ -11,21 +11,12 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <expat.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LC_DEPTH	8
-#define LC_TEXT_MAX	(S3_MAX_KEY_LEN * 2)
-
 struct lc_parse {
-	XML_Parser p;
-	int err;
-	unsigned depth;
-	const char *path[LC_DEPTH];
-	struct s3_buf text;
+	struct s3_xml_walk w;		/* first: the callbacks cast back */
 	struct s3_lifecycle *lc;
 	size_t cap;
 	struct s3_lc_rule cur;		/* the Rule being read */
@@ -42,36 +33,8 @@ static const char *const lc_names[] = {
 	"ExpiredObjectDeleteMarker",
 };
 
-static const char *lc_intern(const char *name)
-{
-	const char *colon = strrchr(name, ':');
-
-	if (colon)
-		name = colon + 1;
-	for (size_t i = 0; i < sizeof(lc_names) / sizeof(lc_names[0]); i++)
-		if (!strcmp(name, lc_names[i]))
-			return lc_names[i];
-	return "";
-}
-
-static void lc_fail(struct lc_parse *x, int err)
-{
-	if (!x->err)
-		x->err = err;
-	XML_StopParser(x->p, XML_FALSE);
-}
-
-static bool lc_at(const struct lc_parse *x, unsigned depth, ...)
-{
-	va_list ap;
-	bool ok = x->depth == depth;
-
-	va_start(ap, depth);
-	for (unsigned i = 0; ok && i < depth; i++)
-		ok = !strcmp(x->path[i], va_arg(ap, const char *));
-	va_end(ap);
-	return ok;
-}
+/* Whether x is at the path given (s3_xml_at()). */
+#define lc_at(x, ...)	s3_xml_at(&(x)->w, __VA_ARGS__)
 
 static void lc_rule_clear(struct s3_lc_rule *r)
 {
@@ -81,23 +44,10 @@ static void lc_rule_clear(struct s3_lc_rule *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void XMLCALL lc_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+static void lc_on_start(struct s3_xml_walk *w)
 {
-	struct lc_parse *x = ud;
+	struct lc_parse *x = (struct lc_parse *)w;
 
-	(void)atts;
-	if (x->err)
-		return;
-	if (x->depth == LC_DEPTH) {
-		lc_fail(x, S3E_MALFORMED_XML);
-		return;
-	}
-	x->path[x->depth++] = lc_intern(name);
-	s3_buf_reset(&x->text);
-	if (x->depth == 1 && strcmp(x->path[0], "LifecycleConfiguration")) {
-		lc_fail(x, S3E_MALFORMED_XML);
-		return;
-	}
 	if (lc_at(x, 2, "LifecycleConfiguration", "Rule")) {
 		lc_rule_clear(&x->cur);
 		x->have_status = false;
@@ -108,13 +58,13 @@ static void XMLCALL lc_on_start(void *ud, const XML_Char *name, const XML_Char *
 		x->tclass = NULL;
 	} else if (lc_at(x, 3, "LifecycleConfiguration", "Rule", "Filter")) {
 		if (x->cur.has_filter)
-			lc_fail(x, S3E_MALFORMED_XML);
+			s3_xml_fail(w, S3E_MALFORMED_XML);
 		x->cur.has_filter = true;
-	} else if (x->depth == 4 && !strcmp(x->path[1], "Rule") &&
-		   !strcmp(x->path[2], "Filter") && strcmp(x->path[3], "Prefix")) {
+	} else if (w->depth == 4 && !strcmp(w->path[1], "Rule") &&
+		   !strcmp(w->path[2], "Filter") && strcmp(w->path[3], "Prefix")) {
 		x->cur.other_filter = true;	/* And, Tag, ObjectSize* */
-	} else if (x->depth == 3 && !strcmp(x->path[1], "Rule")) {
-		const char *n = x->path[2];
+	} else if (w->depth == 3 && !strcmp(w->path[1], "Rule")) {
+		const char *n = w->path[2];
 
 		if (!strcmp(n, "Expiration"))
 			x->cur.has_expiration = true;
@@ -125,29 +75,9 @@ static void XMLCALL lc_on_start(void *ud, const XML_Char *name, const XML_Char *
 	}
 }
 
-static void XMLCALL lc_chars(void *ud, const XML_Char *s, int len)
-{
-	struct lc_parse *x = ud;
-
-	if (x->err)
-		return;
-	if (s3_buf_add(&x->text, s, (size_t)len) < 0)
-		lc_fail(x, S3E_MALFORMED_XML);
-}
-
 static const char *lc_trimmed(struct lc_parse *x, size_t *n)
 {
-	const char *s = x->text.p ? x->text.p : "";
-	size_t len = x->text.len;
-
-	while (len && strchr(" \t\r\n", *s)) {
-		s++;
-		len--;
-	}
-	while (len && strchr(" \t\r\n", s[len - 1]))
-		len--;
-	*n = len;
-	return s;
+	return s3_xml_trimmed(&x->w, n);
 }
 
 /* Days: a decimal of 1..9 digits (S3 caps them at 2^31 - 1 days). */
@@ -171,8 +101,8 @@ static int lc_days(struct lc_parse *x, uint32_t *out)
 /* A string element seen at most once per rule. */
 static int lc_take(struct lc_parse *x, char **dst, bool trim, size_t max)
 {
-	size_t n = x->text.len;
-	const char *s = trim ? lc_trimmed(x, &n) : (x->text.p ? x->text.p : "");
+	size_t n = x->w.text.len;
+	const char *s = trim ? lc_trimmed(x, &n) : (x->w.text.p ? x->w.text.p : "");
 
 	if (*dst || n > max)
 		return S3E_MALFORMED_XML;
@@ -213,8 +143,9 @@ static int lc_end_rule(struct lc_parse *x)
 	return 0;
 }
 
-static int lc_end(struct lc_parse *x)
+static int lc_end(struct s3_xml_walk *w)
 {
+	struct lc_parse *x = (struct lc_parse *)w;
 	struct s3_lc_rule *r = &x->cur;
 
 	if (lc_at(x, 3, "LifecycleConfiguration", "Rule", "ID"))
@@ -274,65 +205,20 @@ static int lc_end(struct lc_parse *x)
 	return 0;
 }
 
-static void XMLCALL lc_on_end(void *ud, const XML_Char *name)
-{
-	struct lc_parse *x = ud;
-	int ret;
-
-	(void)name;
-	if (x->err)
-		return;
-	ret = lc_end(x);
-	if (ret) {
-		lc_fail(x, ret);
-		return;
-	}
-	x->depth--;
-	s3_buf_reset(&x->text);
-}
-
-static void XMLCALL lc_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-			       const XML_Char *pubid, int has_internal_subset)
-{
-	(void)name; (void)sysid; (void)pubid; (void)has_internal_subset;
-	lc_fail(ud, S3E_MALFORMED_XML);
-}
-
-static void XMLCALL lc_entity(void *ud, const XML_Char *name, int is_param,
-			      const XML_Char *value, int value_length,
-			      const XML_Char *base, const XML_Char *sysid,
-			      const XML_Char *pubid, const XML_Char *notation)
-{
-	(void)name; (void)is_param; (void)value; (void)value_length;
-	(void)base; (void)sysid; (void)pubid; (void)notation;
-	lc_fail(ud, S3E_MALFORMED_XML);
-}
-
 int s3_lifecycle_parse(const char *body, size_t len, struct s3_lifecycle *out)
 {
-	struct lc_parse x = { .lc = out };
+	struct lc_parse x = {
+		.w = { .names = lc_names, .n_names = sizeof(lc_names) / sizeof(lc_names[0]),
+		       .root = "LifecycleConfiguration", .on_start = lc_on_start,
+		       .on_end = lc_end },
+		.lc = out,
+	};
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if (len > S3_XML_MAX_BODY)
-		return S3E_TOO_LARGE;
-	x.text.max = LC_TEXT_MAX;
-	x.p = XML_ParserCreate("UTF-8");
-	if (!x.p)
-		return -ENOMEM;
-	XML_SetUserData(x.p, &x);
-	XML_SetElementHandler(x.p, lc_on_start, lc_on_end);
-	XML_SetCharacterDataHandler(x.p, lc_chars);
-	XML_SetStartDoctypeDeclHandler(x.p, lc_doctype);
-	XML_SetEntityDeclHandler(x.p, lc_entity);
-	XML_SetParamEntityParsing(x.p, XML_PARAM_ENTITY_PARSING_NEVER);
-	if (XML_Parse(x.p, body, (int)len, XML_TRUE) != XML_STATUS_OK && !x.err)
-		x.err = S3E_MALFORMED_XML;
-	ret = x.err;
+	ret = s3_xml_walk(&x.w, body, len);
 	if (!ret && out->n == 0)
 		ret = S3E_MALFORMED_XML;	/* S3: at least one Rule */
-	XML_ParserFree(x.p);
-	s3_buf_free(&x.text);
 	lc_rule_clear(&x.cur);
 	free(x.tclass);
 	if (ret)

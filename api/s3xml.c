@@ -19,19 +19,154 @@
 #include <string.h>
 #include <time.h>
 
-#define S3_XML_DEPTH	8
 #define S3_XML_TEXT_MAX	(S3_MAX_KEY_LEN * 2)
 #define S3_XMLNS	"http://s3.amazonaws.com/doc/2006-03-01/"
+
+/* ------------------------------------------------------------- walk */
+
+static const char *s3_xml_intern(const struct s3_xml_walk *w, const char *name)
+{
+	/* Strip a namespace prefix ("s3:Part"). */
+	const char *colon = strrchr(name, ':');
+
+	if (colon)
+		name = colon + 1;
+	for (size_t i = 0; i < w->n_names; i++)
+		if (!strcmp(name, w->names[i]))
+			return w->names[i];
+	return "";
+}
+
+void s3_xml_fail(struct s3_xml_walk *w, int err)
+{
+	if (!w->err)
+		w->err = err;
+	XML_StopParser(w->p, XML_FALSE);
+}
+
+bool s3_xml_at(const struct s3_xml_walk *w, unsigned depth, ...)
+{
+	va_list ap;
+	bool ok = w->depth == depth;
+
+	va_start(ap, depth);
+	for (unsigned i = 0; ok && i < depth; i++)
+		ok = !strcmp(w->path[i], va_arg(ap, const char *));
+	va_end(ap);
+	return ok;
+}
+
+const char *s3_xml_trimmed(const struct s3_xml_walk *w, size_t *n)
+{
+	const char *s = w->text.p ? w->text.p : "";
+	size_t len = w->text.len;
+
+	while (len && strchr(" \t\r\n", *s)) {
+		s++;
+		len--;
+	}
+	while (len && strchr(" \t\r\n", s[len - 1]))
+		len--;
+	*n = len;
+	return s;
+}
+
+static void XMLCALL s3_xml_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+	struct s3_xml_walk *w = ud;
+
+	if (w->err)
+		return;
+	if (w->depth == S3_XML_DEPTH) {
+		s3_xml_fail(w, S3E_MALFORMED_XML);
+		return;
+	}
+	w->path[w->depth++] = s3_xml_intern(w, name);
+	s3_buf_reset(&w->text);
+	if (w->depth == 1 && strcmp(w->path[0], w->root)) {
+		s3_xml_fail(w, S3E_MALFORMED_XML);
+		return;
+	}
+	if (w->on_start)
+		w->on_start(w);
+}
+
+static void XMLCALL s3_xml_chars(void *ud, const XML_Char *s, int len)
+{
+	struct s3_xml_walk *w = ud;
+
+	if (w->err)
+		return;
+	if (s3_buf_add(&w->text, s, (size_t)len) < 0)
+		s3_xml_fail(w, S3E_MALFORMED_XML);
+}
+
+static void XMLCALL s3_xml_on_end(void *ud, const XML_Char *name)
+{
+	struct s3_xml_walk *w = ud;
+	int ret;
+
+	if (w->err)
+		return;
+	ret = w->on_end(w);
+	if (ret) {
+		s3_xml_fail(w, ret);
+		return;
+	}
+	w->depth--;
+	s3_buf_reset(&w->text);
+}
+
+static void XMLCALL s3_xml_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+				   const XML_Char *pubid, int has_internal_subset)
+{
+	s3_xml_fail(ud, S3E_MALFORMED_XML);
+}
+
+static void XMLCALL s3_xml_entity(void *ud, const XML_Char *name, int is_param,
+				  const XML_Char *value, int value_length,
+				  const XML_Char *base, const XML_Char *sysid,
+				  const XML_Char *pubid, const XML_Char *notation)
+{
+	s3_xml_fail(ud, S3E_MALFORMED_XML);
+}
+
+int s3_xml_walk(struct s3_xml_walk *w, const char *body, size_t len)
+{
+	if (len > S3_XML_MAX_BODY)
+		return S3E_TOO_LARGE;
+	w->text.max = S3_XML_TEXT_MAX;
+	w->p = XML_ParserCreate("UTF-8");
+	if (!w->p)
+		return -ENOMEM;
+	XML_SetUserData(w->p, w);
+	XML_SetElementHandler(w->p, s3_xml_on_start, s3_xml_on_end);
+	XML_SetCharacterDataHandler(w->p, s3_xml_chars);
+	XML_SetStartDoctypeDeclHandler(w->p, s3_xml_doctype);
+	XML_SetEntityDeclHandler(w->p, s3_xml_entity);
+	XML_SetParamEntityParsing(w->p, XML_PARAM_ENTITY_PARSING_NEVER);
+	/* Only declared when the headers are configured with XML_DTD; the
+	 * DOCTYPE refusal above already keeps every entity out. */
+#if defined(XML_DTD) && (XML_MAJOR_VERSION > 2 || \
+	(XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 4))
+	XML_SetBillionLaughsAttackProtectionMaximumAmplification(w->p, 20.0f);
+	XML_SetBillionLaughsAttackProtectionActivationThreshold(w->p, 1u << 20);
+#endif
+	if (XML_Parse(w->p, body, (int)len, XML_TRUE) != XML_STATUS_OK && !w->err)
+		w->err = S3E_MALFORMED_XML;
+	XML_ParserFree(w->p);
+	w->p = NULL;
+	s3_buf_free(&w->text);
+	return w->err;
+}
+
+/* ------------------------------------------------- S3 request bodies */
 
 enum s3_xml_doc { DOC_COMPLETE, DOC_DELETE, DOC_CREATE };
 
 struct s3_xml_parse {
-	XML_Parser p;
+	struct s3_xml_walk w;		/* first: the callbacks cast back */
 	enum s3_xml_doc doc;
-	int err;
-	unsigned depth;
-	const char *path[S3_XML_DEPTH];	/* interned names we care about, or "" */
-	struct s3_buf text;
 
 	/* CompleteMultipartUpload */
 	struct s3_complete_mpu *mpu;
@@ -55,38 +190,6 @@ static const char *const s3_xml_names[] = {
 	"CreateBucketConfiguration", "LocationConstraint",
 };
 
-static const char *s3_xml_intern(const char *name)
-{
-	/* Strip a namespace prefix ("s3:Part"). */
-	const char *colon = strrchr(name, ':');
-
-	if (colon)
-		name = colon + 1;
-	for (size_t i = 0; i < sizeof(s3_xml_names) / sizeof(s3_xml_names[0]); i++)
-		if (!strcmp(name, s3_xml_names[i]))
-			return s3_xml_names[i];
-	return "";
-}
-
-static void s3_xml_fail(struct s3_xml_parse *x, int err)
-{
-	if (!x->err)
-		x->err = err;
-	XML_StopParser(x->p, XML_FALSE);
-}
-
-static bool s3_xml_at(const struct s3_xml_parse *x, unsigned depth, ...)
-{
-	va_list ap;
-	bool ok = x->depth == depth;
-
-	va_start(ap, depth);
-	for (unsigned i = 0; ok && i < depth; i++)
-		ok = !strcmp(x->path[i], va_arg(ap, const char *));
-	va_end(ap);
-	return ok;
-}
-
 static const char *s3_doc_root(enum s3_xml_doc doc)
 {
 	switch (doc) {
@@ -96,27 +199,15 @@ static const char *s3_doc_root(enum s3_xml_doc doc)
 	}
 }
 
-static void XMLCALL s3_xml_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+static void s3_req_on_start(struct s3_xml_walk *w)
 {
-	struct s3_xml_parse *x = ud;
+	struct s3_xml_parse *x = (struct s3_xml_parse *)w;
 
-	if (x->err)
-		return;
-	if (x->depth == S3_XML_DEPTH) {
-		s3_xml_fail(x, S3E_MALFORMED_XML);
-		return;
-	}
-	x->path[x->depth++] = s3_xml_intern(name);
-	s3_buf_reset(&x->text);
-	if (x->depth == 1 && strcmp(x->path[0], s3_doc_root(x->doc))) {
-		s3_xml_fail(x, S3E_MALFORMED_XML);
-		return;
-	}
-	if (s3_xml_at(x, 2, "CompleteMultipartUpload", "Part")) {
+	if (s3_xml_at(w, 2, "CompleteMultipartUpload", "Part")) {
 		x->part_number = -1;
 		free(x->etag);
 		x->etag = NULL;
-	} else if (s3_xml_at(x, 2, "Delete", "Object")) {
+	} else if (s3_xml_at(w, 2, "Delete", "Object")) {
 		free(x->key);
 		free(x->version_id);
 		free(x->etag);
@@ -126,38 +217,12 @@ static void XMLCALL s3_xml_on_start(void *ud, const XML_Char *name, const XML_Ch
 	}
 }
 
-static void XMLCALL s3_xml_chars(void *ud, const XML_Char *s, int len)
-{
-	struct s3_xml_parse *x = ud;
-
-	if (x->err)
-		return;
-	if (s3_buf_add(&x->text, s, (size_t)len) < 0)
-		s3_xml_fail(x, S3E_MALFORMED_XML);
-}
-
 static char *s3_xml_take_text(struct s3_xml_parse *x)
 {
-	char *s = s3_strndup(x->text.p ? x->text.p : "", x->text.len);
+	char *s = s3_strndup(x->w.text.p ? x->w.text.p : "", x->w.text.len);
 
 	if (!s)
-		s3_xml_fail(x, -ENOMEM);
-	return s;
-}
-
-/* Whitespace-trimmed text of the element just closed. */
-static const char *s3_xml_trimmed(struct s3_xml_parse *x, size_t *n)
-{
-	const char *s = x->text.p ? x->text.p : "";
-	size_t len = x->text.len;
-
-	while (len && strchr(" \t\r\n", *s)) {
-		s++;
-		len--;
-	}
-	while (len && strchr(" \t\r\n", s[len - 1]))
-		len--;
-	*n = len;
+		s3_xml_fail(&x->w, -ENOMEM);
 	return s;
 }
 
@@ -165,9 +230,9 @@ static int s3_xml_end_complete(struct s3_xml_parse *x)
 {
 	struct s3_complete_mpu *c = x->mpu;
 
-	if (s3_xml_at(x, 3, "CompleteMultipartUpload", "Part", "PartNumber")) {
+	if (s3_xml_at(&x->w, 3, "CompleteMultipartUpload", "Part", "PartNumber")) {
 		size_t n;
-		const char *s = s3_xml_trimmed(x, &n);
+		const char *s = s3_xml_trimmed(&x->w, &n);
 		int64_t v = 0;
 
 		if (n == 0 || n > 6 || x->part_number >= 0)
@@ -180,11 +245,11 @@ static int s3_xml_end_complete(struct s3_xml_parse *x)
 		if (v < 1 || v > S3_MAX_PARTS)
 			return S3E_INVALID_PART;
 		x->part_number = v;
-	} else if (s3_xml_at(x, 3, "CompleteMultipartUpload", "Part", "ETag")) {
+	} else if (s3_xml_at(&x->w, 3, "CompleteMultipartUpload", "Part", "ETag")) {
 		if (x->etag)
 			return S3E_MALFORMED_XML;
 		x->etag = s3_xml_take_text(x);
-	} else if (s3_xml_at(x, 2, "CompleteMultipartUpload", "Part")) {
+	} else if (s3_xml_at(&x->w, 2, "CompleteMultipartUpload", "Part")) {
 		if (x->part_number < 0 || !x->etag)
 			return S3E_MALFORMED_XML;
 		if (c->n_parts == S3_MAX_PARTS)
@@ -212,9 +277,9 @@ static int s3_xml_end_delete(struct s3_xml_parse *x)
 {
 	struct s3_delete_req *d = x->del;
 
-	if (s3_xml_at(x, 2, "Delete", "Quiet")) {
+	if (s3_xml_at(&x->w, 2, "Delete", "Quiet")) {
 		size_t n;
-		const char *s = s3_xml_trimmed(x, &n);
+		const char *s = s3_xml_trimmed(&x->w, &n);
 
 		if (n == 4 && !memcmp(s, "true", 4))
 			d->quiet = true;
@@ -222,27 +287,27 @@ static int s3_xml_end_delete(struct s3_xml_parse *x)
 			d->quiet = false;
 		else
 			return S3E_MALFORMED_XML;
-	} else if (s3_xml_at(x, 3, "Delete", "Object", "Key")) {
-		if (x->key || x->text.len == 0 || x->text.len > S3_MAX_KEY_LEN)
+	} else if (s3_xml_at(&x->w, 3, "Delete", "Object", "Key")) {
+		if (x->key || x->w.text.len == 0 || x->w.text.len > S3_MAX_KEY_LEN)
 			return S3E_MALFORMED_XML;
 		x->key = s3_xml_take_text(x);
-	} else if (s3_xml_at(x, 3, "Delete", "Object", "VersionId")) {
+	} else if (s3_xml_at(&x->w, 3, "Delete", "Object", "VersionId")) {
 		if (x->version_id)
 			return S3E_MALFORMED_XML;
 		x->version_id = s3_xml_take_text(x);
-	} else if (s3_xml_at(x, 3, "Delete", "Object", "ETag")) {
+	} else if (s3_xml_at(&x->w, 3, "Delete", "Object", "ETag")) {
 		if (x->etag)
 			return S3E_MALFORMED_XML;
 		x->etag = s3_xml_take_text(x);
-	} else if (s3_xml_at(x, 3, "Delete", "Object", "Size")) {
+	} else if (s3_xml_at(&x->w, 3, "Delete", "Object", "Size")) {
 		if (x->size)
 			return S3E_MALFORMED_XML;
 		x->size = s3_xml_take_text(x);
-	} else if (s3_xml_at(x, 3, "Delete", "Object", "LastModifiedTime")) {
+	} else if (s3_xml_at(&x->w, 3, "Delete", "Object", "LastModifiedTime")) {
 		if (x->mtime)
 			return S3E_MALFORMED_XML;
 		x->mtime = s3_xml_take_text(x);
-	} else if (s3_xml_at(x, 2, "Delete", "Object")) {
+	} else if (s3_xml_at(&x->w, 2, "Delete", "Object")) {
 		if (!x->key || d->n_objs == S3_MAX_DELETE_KEYS)
 			return S3E_MALFORMED_XML;
 		if (d->n_objs == x->objs_cap) {
@@ -262,87 +327,42 @@ static int s3_xml_end_delete(struct s3_xml_parse *x)
 	return 0;
 }
 
-static void XMLCALL s3_xml_on_end(void *ud, const XML_Char *name)
+static int s3_req_on_end(struct s3_xml_walk *w)
 {
-	struct s3_xml_parse *x = ud;
-	int ret = 0;
+	struct s3_xml_parse *x = (struct s3_xml_parse *)w;
+	size_t n;
+	const char *s;
 
-	if (x->err)
-		return;
 	switch (x->doc) {
 	case DOC_COMPLETE:
-		ret = s3_xml_end_complete(x);
-		break;
+		return s3_xml_end_complete(x);
 	case DOC_DELETE:
-		ret = s3_xml_end_delete(x);
-		break;
+		return s3_xml_end_delete(x);
 	case DOC_CREATE:
-		if (s3_xml_at(x, 2, "CreateBucketConfiguration", "LocationConstraint")) {
-			size_t n;
-			const char *s = s3_xml_trimmed(x, &n);
-
-			if (x->have_location) {
-				ret = S3E_MALFORMED_XML;
-				break;
-			}
-			x->location = s3_strndup(s, n);
-			if (!x->location)
-				ret = -ENOMEM;
-			x->have_location = true;
-		}
-		break;
+		if (!s3_xml_at(w, 2, "CreateBucketConfiguration", "LocationConstraint"))
+			return 0;
+		if (x->have_location)
+			return S3E_MALFORMED_XML;
+		s = s3_xml_trimmed(w, &n);
+		x->location = s3_strndup(s, n);
+		if (!x->location)
+			return -ENOMEM;
+		x->have_location = true;
+		return 0;
 	}
-	if (ret) {
-		s3_xml_fail(x, ret);
-		return;
-	}
-	x->depth--;
-	s3_buf_reset(&x->text);
-}
-
-static void XMLCALL s3_xml_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-				   const XML_Char *pubid, int has_internal_subset)
-{
-	s3_xml_fail(ud, S3E_MALFORMED_XML);
-}
-
-static void XMLCALL s3_xml_entity(void *ud, const XML_Char *name, int is_param,
-				  const XML_Char *value, int value_length,
-				  const XML_Char *base, const XML_Char *sysid,
-				  const XML_Char *pubid, const XML_Char *notation)
-{
-	s3_xml_fail(ud, S3E_MALFORMED_XML);
+	return 0;
 }
 
 static int s3_xml_run(struct s3_xml_parse *x, const char *body, size_t len)
 {
-	int ret = 0;
+	int ret;
 
-	if (len > S3_XML_MAX_BODY)
-		return S3E_TOO_LARGE;
-	x->text.max = S3_XML_TEXT_MAX;
-	x->p = XML_ParserCreate("UTF-8");
-	if (!x->p)
-		return -ENOMEM;
-	XML_SetUserData(x->p, x);
-	XML_SetElementHandler(x->p, s3_xml_on_start, s3_xml_on_end);
-	XML_SetCharacterDataHandler(x->p, s3_xml_chars);
-	XML_SetStartDoctypeDeclHandler(x->p, s3_xml_doctype);
-	XML_SetEntityDeclHandler(x->p, s3_xml_entity);
-	XML_SetParamEntityParsing(x->p, XML_PARAM_ENTITY_PARSING_NEVER);
-	/* Only declared when the headers are configured with XML_DTD; the
-	 * DOCTYPE refusal above already keeps every entity out. */
-#if defined(XML_DTD) && (XML_MAJOR_VERSION > 2 || \
-	(XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 4))
-	XML_SetBillionLaughsAttackProtectionMaximumAmplification(x->p, 20.0f);
-	XML_SetBillionLaughsAttackProtectionActivationThreshold(x->p, 1u << 20);
-#endif
-	if (XML_Parse(x->p, body, (int)len, XML_TRUE) != XML_STATUS_OK && !x->err)
-		x->err = S3E_MALFORMED_XML;
-	ret = x->err;
-	XML_ParserFree(x->p);
-	x->p = NULL;
-	s3_buf_free(&x->text);
+	x->w.names = s3_xml_names;
+	x->w.n_names = sizeof(s3_xml_names) / sizeof(s3_xml_names[0]);
+	x->w.root = s3_doc_root(x->doc);
+	x->w.on_start = s3_req_on_start;
+	x->w.on_end = s3_req_on_end;
+	ret = s3_xml_walk(&x->w, body, len);
 	free(x->etag);
 	free(x->key);
 	free(x->version_id);

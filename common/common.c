@@ -164,6 +164,21 @@ int strata_write_port_file(const char *path, unsigned port)
 	return ret;
 }
 
+int strata_bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+bool strata_has_prefix(const void *k, size_t klen, const void *p, size_t plen)
+{
+	return klen >= plen && (plen == 0 || memcmp(k, p, plen) == 0);
+}
+
 int strata_parse_size(const char *s, uint64_t *out)
 {
 	unsigned shift = 0;

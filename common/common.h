@@ -56,6 +56,11 @@ static inline int strata_hexval(int c)
  * signed, trailing junk) or -ERANGE (past 2^64). */
 int strata_parse_size(const char *s, uint64_t *out);
 
+/* Byte strings in memcmp order, a prefix before what extends it: <0, 0, >0. */
+int strata_bytes_cmp(const void *a, size_t alen, const void *b, size_t blen);
+/* Whether k (klen bytes) starts with p (plen bytes; an empty p always). */
+bool strata_has_prefix(const void *k, size_t klen, const void *p, size_t plen);
+
 /* Monotonic and wall clocks. */
 uint64_t strata_now_ns(void);		/* CLOCK_MONOTONIC */
 uint64_t strata_wall_ns(void);		/* CLOCK_REALTIME */

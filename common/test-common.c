@@ -48,10 +48,27 @@ static void test_parse_size(void **state)
 	assert_int_equal(strata_parse_size(NULL, NULL), -EINVAL);
 }
 
+static void test_bytes_cmp(void **state)
+{
+	(void)state;
+	assert_int_equal(strata_bytes_cmp("", 0, "", 0), 0);
+	assert_true(strata_bytes_cmp("", 0, "a", 1) < 0);
+	assert_true(strata_bytes_cmp("ab", 2, "a", 1) > 0);
+	assert_true(strata_bytes_cmp("ab", 2, "b", 1) < 0);
+	assert_int_equal(strata_bytes_cmp("a\0b", 3, "a\0b", 3), 0);
+	assert_true(strata_bytes_cmp("a\0", 2, "a\1", 2) < 0);
+	assert_true(strata_has_prefix("abc", 3, "ab", 2));
+	assert_true(strata_has_prefix("abc", 3, NULL, 0));
+	assert_true(strata_has_prefix(NULL, 0, "", 0));
+	assert_false(strata_has_prefix("ab", 2, "abc", 3));
+	assert_false(strata_has_prefix("abc", 3, "b", 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_bytes_cmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

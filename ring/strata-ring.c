@@ -84,6 +84,17 @@ static bool parse_weight(const char *s, double *out)
 	return !errno && end != s && !*end && *out >= 0;
 }
 
+/* getopt_long() over a command's options, taking --json ('j', which every
+ * command has) itself: the next other option, -1 at the end, '?' if bad. */
+static int next_opt(int argc, char **argv, const struct option *opts)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) == 'j')
+		opt_json = true;
+	return c;
+}
+
 static const char *policy_str(const struct ring_policy *p, char *buf, size_t len)
 {
 	if (p->type == RING_POLICY_EC)
@@ -144,7 +155,7 @@ static int cmd_create(int argc, char **argv)
 	unsigned k, m;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = next_opt(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'p':
 			if (!parse_u64(optarg, RING_MAX_PART_POWER, &pp))
@@ -170,9 +181,6 @@ static int cmd_create(int argc, char **argv)
 		case 's':
 			if (!parse_u64(optarg, UINT64_MAX, &seed))
 				goto bad;
-			break;
-		case 'j':
-			opt_json = true;
 			break;
 		default:
 			goto bad;
@@ -220,7 +228,7 @@ static int cmd_add(int argc, char **argv)
 	bool have_zone = false;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = next_opt(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'r':
 			if (!parse_u64(optarg, UINT32_MAX, &v))
@@ -246,9 +254,6 @@ static int cmd_add(int argc, char **argv)
 		case 'w':
 			if (!parse_weight(optarg, &d.weight))
 				goto bad;
-			break;
-		case 'j':
-			opt_json = true;
 			break;
 		default:
 			goto bad;
@@ -359,7 +364,7 @@ static int cmd_rebalance(int argc, char **argv)
 	double secs;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = next_opt(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'r':
 			snprintf(ring_path, sizeof(ring_path), "%s", optarg);
@@ -367,9 +372,6 @@ static int cmd_rebalance(int argc, char **argv)
 		case 'n':
 			if (!parse_u64(optarg, UINT32_MAX, &now) || now == 0)
 				goto bad;
-			break;
-		case 'j':
-			opt_json = true;
 			break;
 		default:
 			goto bad;
@@ -419,6 +421,26 @@ bad:
 	return 2;
 }
 
+/* The device table's columns both show commands print (dev_json() and
+ * "parts"); the caller adds its own and the newline. */
+static void print_dev_head(void)
+{
+	printf("%5s %6s %5s %-24s %-12s %10s %10s", "id", "region", "zone", "node",
+	       "name", "weight", "parts");
+}
+
+static void print_dev_row(const json_t *o)
+{
+	printf("%5lld %6lld %5lld %-24s %-12s %10g %10lld",
+	       json_integer_value(json_object_get(o, "id")),
+	       json_integer_value(json_object_get(o, "region")),
+	       json_integer_value(json_object_get(o, "zone")),
+	       json_string_value(json_object_get(o, "node")),
+	       json_string_value(json_object_get(o, "name")),
+	       json_real_value(json_object_get(o, "weight")),
+	       json_integer_value(json_object_get(o, "parts")));
+}
+
 static int show_builder(const char *path, struct ring_builder *b)
 {
 	struct ring_rebalance_stats st;
@@ -454,21 +476,15 @@ static int show_builder(const char *path, struct ring_builder *b)
 	       ring_builder_min_part_hours(b), ring_builder_overload(b),
 	       (unsigned long)ring_builder_version(b));
 	print_stats(&st);
-	printf("%5s %6s %5s %-24s %-12s %10s %10s %10s %8s\n", "id", "region", "zone", "node",
-	       "name", "weight", "parts", "wanted", "off");
+	print_dev_head();
+	printf(" %10s %8s\n", "wanted", "off");
 	for (size_t i = 0; i < json_array_size(devs); i++) {
 		json_t *o = json_array_get(devs, i);
 		double want = json_real_value(json_object_get(o, "wanted"));
 		json_int_t have = json_integer_value(json_object_get(o, "parts"));
 
-		printf("%5lld %6lld %5lld %-24s %-12s %10g %10lld %10.1f %7.2f%%\n",
-		       json_integer_value(json_object_get(o, "id")),
-		       json_integer_value(json_object_get(o, "region")),
-		       json_integer_value(json_object_get(o, "zone")),
-		       json_string_value(json_object_get(o, "node")),
-		       json_string_value(json_object_get(o, "name")),
-		       json_real_value(json_object_get(o, "weight")), have, want,
-		       want > 0 ? 100.0 * ((double)have / want - 1) : 0.0);
+		print_dev_row(o);
+		printf(" %10.1f %7.2f%%\n", want, want > 0 ? 100.0 * ((double)have / want - 1) : 0.0);
 	}
 	json_decref(devs);
 	return 0;
@@ -520,19 +536,11 @@ static int show_ring(const char *path, struct ring *r, bool quiet)
 	       ring_parts(r), ring_part_power(r), policy_str(ring_policy(r), pbuf, sizeof(pbuf)),
 	       ring_dev_count(r), (unsigned long)ring_version(r));
 	if (!quiet) {
-		printf("%5s %6s %5s %-24s %-12s %10s %10s\n", "id", "region", "zone", "node",
-		       "name", "weight", "parts");
+		print_dev_head();
+		printf("\n");
 		for (size_t i = 0; i < json_array_size(jd); i++) {
-			json_t *o = json_array_get(jd, i);
-
-			printf("%5lld %6lld %5lld %-24s %-12s %10g %10lld\n",
-			       json_integer_value(json_object_get(o, "id")),
-			       json_integer_value(json_object_get(o, "region")),
-			       json_integer_value(json_object_get(o, "zone")),
-			       json_string_value(json_object_get(o, "node")),
-			       json_string_value(json_object_get(o, "name")),
-			       json_real_value(json_object_get(o, "weight")),
-			       json_integer_value(json_object_get(o, "parts")));
+			print_dev_row(json_array_get(jd, i));
+			printf("\n");
 		}
 	}
 	json_decref(jd);
@@ -593,14 +601,11 @@ static int cmd_lookup(int argc, char **argv)
 	unsigned n, got = 0;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = next_opt(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'h':
 			if (!parse_u64(optarg, 65535, &nh))
 				goto bad;
-			break;
-		case 'j':
-			opt_json = true;
 			break;
 		default:
 			goto bad;

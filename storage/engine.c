@@ -2134,24 +2134,24 @@ static void read_finish(struct read_req *r)
 	engine_maybe_finish_close(e);
 }
 
-static void read_data_done(struct sto_io *io, int res)
+/* One of r's reads (the data, the CRC table) completed: the first error
+ * sticks, the last completion finishes r. */
+static void read_piece_done(struct read_req *r, int res)
 {
-	struct read_req *r = (struct read_req *)((char *)io - offsetof(struct read_req, io));
-
 	if (res < 0 && r->status == 0)
 		r->status = res;
 	if (--r->pending == 0)
 		read_finish(r);
 }
 
+static void read_data_done(struct sto_io *io, int res)
+{
+	read_piece_done((struct read_req *)((char *)io - offsetof(struct read_req, io)), res);
+}
+
 static void read_tab_done(struct sto_io *io, int res)
 {
-	struct read_req *r = (struct read_req *)((char *)io - offsetof(struct read_req, tab_io));
-
-	if (res < 0 && r->status == 0)
-		r->status = res;
-	if (--r->pending == 0)
-		read_finish(r);
+	read_piece_done((struct read_req *)((char *)io - offsetof(struct read_req, tab_io)), res);
 }
 
 int sto_read(struct sto_engine *e, const struct sto_key *k,
@@ -2566,6 +2566,29 @@ static void lst_read_after(uv_work_t *w, int status)
 	engine_maybe_finish_close(e);
 }
 
+/* A read of listing id for arg; the caller sets what to read and the
+ * callback, then lst_read_start(). */
+static struct lst_read *lst_read_new(struct sto_engine *e, const struct sto_listing_id *id,
+				     void *arg)
+{
+	struct lst_read *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->e = e;
+	l->id = *id;
+	l->arg = arg;
+	l->work.data = l;
+	return l;
+}
+
+/* Runs l on a worker; lst_read_after() answers and frees it. */
+static void lst_read_start(struct lst_read *l)
+{
+	busy_get(l->e);
+	uv_queue_work(l->e->loop, &l->work, lst_read_work, lst_read_after);
+}
+
 /* The query's byte strings must stay valid until cb (the server keeps the
  * request). */
 int sto_lst_query(struct sto_engine *e, const struct sto_listing_id *id,
@@ -2577,18 +2600,13 @@ int sto_lst_query(struct sto_engine *e, const struct sto_listing_id *id,
 
 	if (e->closing)
 		return -ESHUTDOWN;
-	l = calloc(1, sizeof(*l));
+	l = lst_read_new(e, id, arg);
 	if (!l)
 		return -ENOMEM;
-	l->e = e;
-	l->id = *id;
 	l->q = *q;
 	l->cap = cap;
 	l->page_cb = cb;
-	l->arg = arg;
-	l->work.data = l;
-	busy_get(e);
-	uv_queue_work(e->loop, &l->work, lst_read_work, lst_read_after);
+	lst_read_start(l);
 	return 0;
 }
 
@@ -2600,7 +2618,7 @@ int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
 
 	if (e->closing)
 		return -ESHUTDOWN;
-	l = calloc(1, sizeof(*l));
+	l = lst_read_new(e, id, arg);
 	if (!l)
 		return -ENOMEM;
 	l->st = malloc(sizeof(*l->st));
@@ -2608,14 +2626,9 @@ int sto_lst_stat(struct sto_engine *e, const struct sto_listing_id *id,
 		free(l);
 		return -ENOMEM;
 	}
-	l->e = e;
-	l->id = *id;
 	l->stat = true;
 	l->stat_cb = cb;
-	l->arg = arg;
-	l->work.data = l;
-	busy_get(e);
-	uv_queue_work(e->loop, &l->work, lst_read_work, lst_read_after);
+	lst_read_start(l);
 	return 0;
 }
 

@@ -45,7 +45,7 @@ struct sto_idx {
 	uint8_t *scratch;	/* apply(): one value, copied out of the map */
 };
 
-static int mdb_err(int rc)
+int sto_mdb_err(int rc)
 {
 	switch (rc) {
 	case MDB_SUCCESS:	return 0;
@@ -191,7 +191,7 @@ out_env:
 out_free:
 	free(x->scratch);
 	free(x);
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
 
 void sto_idx_close(struct sto_idx *x)
@@ -217,7 +217,7 @@ int sto_idx_get(struct sto_idx *x, const struct sto_key *k, struct sto_loc *loc,
 	rc = x->rtxn ? mdb_txn_renew(x->rtxn)
 		     : mdb_txn_begin(x->env, NULL, MDB_RDONLY, &x->rtxn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_get(x->rtxn, x->obj, &key, &d);
 	if (rc == 0) {
 		rc = val_to_loc(&d, loc);
@@ -225,7 +225,7 @@ int sto_idx_get(struct sto_idx *x, const struct sto_key *k, struct sto_loc *loc,
 			memcpy(meta_buf, (uint8_t *)d.mv_data + sizeof(struct idx_val),
 			       loc->meta_len);
 	} else {
-		rc = mdb_err(rc);
+		rc = sto_mdb_err(rc);
 	}
 	mdb_txn_reset(x->rtxn);
 	return rc;
@@ -262,7 +262,7 @@ static int vol_update(struct sto_idx *x, MDB_txn *txn, uint8_t medium,
 	v[1] += dead;
 	d.mv_size = sizeof(v);
 	d.mv_data = v;
-	return mdb_err(mdb_put(txn, x->vols, &key, &d, 0));
+	return sto_mdb_err(mdb_put(txn, x->vols, &key, &d, 0));
 }
 
 /* The record ex points at becomes dead space in its volume. */
@@ -274,12 +274,30 @@ static int vol_dead(struct sto_idx *x, MDB_txn *txn, const struct sto_loc *ex)
 			  sto_rec_len(ex->meta_len, ex->size));
 }
 
+/* Stores op->loc and its metadata as the value of key. */
+static int obj_put(struct sto_idx *x, MDB_txn *txn, MDB_val *key,
+		   const struct sto_idx_op *op)
+{
+	struct idx_val v;
+	MDB_val d;
+	int rc;
+
+	val_from_loc(&v, &op->loc);
+	d.mv_size = sizeof(v) + op->loc.meta_len;
+	rc = mdb_put(txn, x->obj, key, &d, MDB_RESERVE);
+	if (rc)
+		return sto_mdb_err(rc);
+	memcpy(d.mv_data, &v, sizeof(v));
+	if (op->loc.meta_len)
+		memcpy((uint8_t *)d.mv_data + sizeof(v), op->meta, op->loc.meta_len);
+	return 0;
+}
+
 static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 {
 	uint8_t kb[IDX_KEY_LEN];
 	MDB_val key = { sizeof(kb), kb }, d;
 	struct sto_loc ex;
-	struct idx_val v;
 	bool have;
 	int rc;
 
@@ -288,7 +306,7 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 	key_encode(kb, &op->key);
 	rc = mdb_get(txn, x->obj, &key, &d);
 	if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	have = rc == 0 && val_to_loc(&d, &ex) == 0;
 
 	switch (op->type) {
@@ -312,15 +330,7 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		}
 		if (have && (rc = vol_dead(x, txn, &ex)) < 0)
 			return rc;
-		val_from_loc(&v, &op->loc);
-		d.mv_size = sizeof(v) + op->loc.meta_len;
-		rc = mdb_put(txn, x->obj, &key, &d, MDB_RESERVE);
-		if (rc)
-			return mdb_err(rc);
-		memcpy(d.mv_data, &v, sizeof(v));
-		if (op->loc.meta_len)
-			memcpy((uint8_t *)d.mv_data + sizeof(v), op->meta, op->loc.meta_len);
-		return 0;
+		return obj_put(x, txn, &key, op);
 	case STO_IDX_ATIME:
 		if (!have || !same_place(&ex, &op->loc) || ex.atime >= op->loc.atime) {
 			op->result = -ENOENT;
@@ -330,7 +340,7 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		((struct idx_val *)x->scratch)->atime = op->loc.atime;
 		d.mv_data = x->scratch;
 		op->result = 0;
-		return mdb_err(mdb_put(txn, x->obj, &key, &d, 0));
+		return sto_mdb_err(mdb_put(txn, x->obj, &key, &d, 0));
 	case STO_IDX_QUARANTINE:
 		if (!have || !same_place(&ex, &op->loc)) {
 			op->result = -ENOENT;
@@ -342,7 +352,7 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		if (rc == 0)
 			rc = mdb_del(txn, x->obj, &key, NULL);
 		op->result = 0;
-		return rc ? mdb_err(rc) : vol_dead(x, txn, &ex);
+		return rc ? sto_mdb_err(rc) : vol_dead(x, txn, &ex);
 	case STO_IDX_REAP:
 		if (!have || !(ex.flags & STO_LOC_TOMBSTONE) || !same_place(&ex, &op->loc) ||
 		    ex.ts != op->loc.ts) {
@@ -350,7 +360,7 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 			return 0;
 		}
 		op->result = 0;
-		return mdb_err(mdb_del(txn, x->obj, &key, NULL));
+		return sto_mdb_err(mdb_del(txn, x->obj, &key, NULL));
 	case STO_IDX_PURGE:
 		/* The purge's own record is dead at once (its replay is all it
 		 * is for). */
@@ -364,7 +374,7 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		}
 		op->result = 0;
 		rc = mdb_del(txn, x->obj, &key, NULL);
-		return rc ? mdb_err(rc) : vol_dead(x, txn, &ex);
+		return rc ? sto_mdb_err(rc) : vol_dead(x, txn, &ex);
 	case STO_IDX_LST_PUT:
 	case STO_IDX_LST_DEL:
 		break;		/* above */
@@ -379,14 +389,9 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 			op->loc.atime = ex.atime;
 		op->loc.tier = ex.tier;
 		op->loc.cold_after = ex.cold_after;
-		val_from_loc(&v, &op->loc);
-		d.mv_size = sizeof(v) + op->loc.meta_len;
-		rc = mdb_put(txn, x->obj, &key, &d, MDB_RESERVE);
-		if (rc)
-			return mdb_err(rc);
-		memcpy(d.mv_data, &v, sizeof(v));
-		if (op->loc.meta_len)
-			memcpy((uint8_t *)d.mv_data + sizeof(v), op->meta, op->loc.meta_len);
+		rc = obj_put(x, txn, &key, op);
+		if (rc < 0)
+			return rc;
 		op->result = 0;
 		return vol_dead(x, txn, &ex);
 	}
@@ -401,7 +406,7 @@ int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
 
 	rc = mdb_txn_begin(x->env, NULL, 0, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	for (size_t i = 0; i < n && ret == 0; i++)
 		ret = apply_one(x, txn, &ops[i]);
 	for (size_t i = 0; i < ntails && ret == 0; i++)
@@ -418,13 +423,13 @@ int sto_idx_apply(struct sto_idx *x, struct sto_idx_op *ops, size_t n,
 		seq++;
 		d.mv_size = 8;
 		d.mv_data = &seq;
-		ret = mdb_err(mdb_put(txn, x->vols, &key, &d, 0));
+		ret = sto_mdb_err(mdb_put(txn, x->vols, &key, &d, 0));
 	}
 	if (ret) {
 		mdb_txn_abort(txn);
 		return ret;
 	}
-	return mdb_err(mdb_txn_commit(txn));	/* synced: durable on return */
+	return sto_mdb_err(mdb_txn_commit(txn));	/* synced: durable on return */
 }
 
 int sto_idx_vol_info(struct sto_idx *x, uint8_t medium, uint8_t dir,
@@ -439,7 +444,7 @@ int sto_idx_vol_info(struct sto_idx *x, uint8_t medium, uint8_t dir,
 	vol_key(kb, medium, dir, vol);
 	rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_get(txn, x->vols, &key, &d);
 	if (rc == 0 && d.mv_size >= 8)
 		memcpy(v, d.mv_data, d.mv_size >= 16 ? 16 : 8);
@@ -448,12 +453,12 @@ int sto_idx_vol_info(struct sto_idx *x, uint8_t medium, uint8_t dir,
 	mdb_txn_abort(txn);
 	*tail = v[0];
 	*dead = v[1];
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
 
 int sto_idx_sync(struct sto_idx *x)
 {
-	return mdb_err(mdb_env_sync(x->env, 1));
+	return sto_mdb_err(mdb_env_sync(x->env, 1));
 }
 
 int sto_idx_vol_tail(struct sto_idx *x, uint8_t medium, uint8_t dir,
@@ -474,13 +479,13 @@ int sto_idx_vol_drop(struct sto_idx *x, uint8_t medium, uint8_t dir, uint32_t vo
 	vol_key(kb, medium, dir, vol);
 	rc = mdb_txn_begin(x->env, NULL, 0, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_del(txn, x->vols, &key, NULL);
 	if (rc && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	}
-	return mdb_err(mdb_txn_commit(txn));
+	return sto_mdb_err(mdb_txn_commit(txn));
 }
 
 uint64_t sto_idx_entry_hash(const uint8_t name[STO_NAME_HASH_LEN], uint32_t frag,
@@ -521,7 +526,7 @@ static int idx_walk(struct sto_idx *x, uint32_t part, uint32_t from, bool one,
 	key_encode(kb, &k);
 	rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_cursor_open(txn, x->obj, &cur);
 	if (rc)
 		goto out_txn;
@@ -544,7 +549,7 @@ static int idx_walk(struct sto_idx *x, uint32_t part, uint32_t from, bool one,
 	mdb_cursor_close(cur);
 out_txn:
 	mdb_txn_abort(txn);
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
 
 struct sfx_acc {
@@ -616,11 +621,11 @@ int sto_idx_walk(struct sto_idx *x,
 
 	rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_cursor_open(txn, x->obj, &cur);
 	if (rc) {
 		mdb_txn_abort(txn);
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	}
 	for (rc = mdb_cursor_get(cur, &key, &d, MDB_FIRST); rc == 0 && ret == 0;
 	     rc = mdb_cursor_get(cur, &key, &d, MDB_NEXT)) {
@@ -636,7 +641,7 @@ int sto_idx_walk(struct sto_idx *x,
 	mdb_txn_abort(txn);
 	if (ret)
 		return ret;
-	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : sto_mdb_err(rc);
 }
 
 int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined)
@@ -647,7 +652,7 @@ int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined)
 
 	rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_stat(txn, x->obj, &st);
 	if (rc == 0) {
 		*objects = st.ms_entries;
@@ -656,7 +661,7 @@ int sto_idx_counts(struct sto_idx *x, uint64_t *objects, uint64_t *quarantined)
 			*quarantined = st.ms_entries;
 	}
 	mdb_txn_abort(txn);
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
 
 void sto_idx_lst_handles(struct sto_idx *x, MDB_env **env, MDB_dbi *lst,

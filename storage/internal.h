@@ -257,6 +257,8 @@ struct sto_lst_stat_buf {
 };
 
 #ifdef MDB_VERSION_MAJOR	/* for index.c and listing.c, which see LMDB */
+/* An LMDB return code as 0 or -errno (not found: -ENOENT, map full: -ENOSPC). */
+int sto_mdb_err(int rc);
 /* The environment and the listing databases (index.c). */
 void sto_idx_lst_handles(struct sto_idx *x, MDB_env **env, MDB_dbi *lst,
 			 MDB_dbi *lstm);

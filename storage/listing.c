@@ -40,16 +40,6 @@
  * returns a short page with a marker: bounded work per call. */
 #define SCAN_BUDGET(limit)	(10000u + 10u * (limit))
 
-static int mdb_err(int rc)
-{
-	switch (rc) {
-	case MDB_SUCCESS:	return 0;
-	case MDB_NOTFOUND:	return -ENOENT;
-	case MDB_MAP_FULL:	return -ENOSPC;
-	default:		return rc > 0 ? -rc : -EIO;
-	}
-}
-
 static void head_encode(uint8_t *out, const struct sto_listing_id *id)
 {
 	out[0] = id->part >> 24;
@@ -57,21 +47,6 @@ static void head_encode(uint8_t *out, const struct sto_listing_id *id)
 	out[2] = id->part >> 8;
 	out[3] = id->part;
 	memcpy(out + 4, id->id, STO_LISTING_ID_LEN);
-}
-
-static int bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
-static bool has_prefix(const uint8_t *k, size_t klen, const void *p, size_t plen)
-{
-	return klen >= plen && (plen == 0 || memcmp(k, p, plen) == 0);
 }
 
 /* The smallest string above every string starting with p[0..*len): drop
@@ -200,18 +175,18 @@ static int meta_add(MDB_txn *txn, MDB_dbi lstm, const uint8_t *head,
 	if (rc == 0 && (v.mv_size == META_LEN || v.mv_size == META_LEN_V1))
 		memcpy(m, v.mv_data, v.mv_size);
 	else if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	m[0] += (uint64_t)d->entries;
 	m[1] += (uint64_t)d->tombstones;
 	m[2] += (uint64_t)d->bytes;
 	m[3] ^= d->hash;
 	if (!m[0] && !m[1]) {
 		rc = mdb_del(txn, lstm, &key, NULL);
-		return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+		return rc == MDB_NOTFOUND ? 0 : sto_mdb_err(rc);
 	}
 	v.mv_size = META_LEN;
 	v.mv_data = m;
-	return mdb_err(mdb_put(txn, lstm, &key, &v, 0));
+	return sto_mdb_err(mdb_put(txn, lstm, &key, &v, 0));
 }
 
 /* What an existing value counts for. */
@@ -247,7 +222,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 
 	rc = mdb_get(txn, lst, &key, &old);
 	if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	memcpy(val, &ts, 8);
 	val[8] = e->tombstone ? VAL_TOMBSTONE : 0;
 	if (vlen)
@@ -263,7 +238,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 			free(nb);
 			return more;
 		}
-		c = bytes_cmp(m.suf, m.slen, suf, slen);
+		c = strata_bytes_cmp(m.suf, m.slen, suf, slen);
 		if (c == 0) {
 			uint64_t have;
 
@@ -289,7 +264,7 @@ static int put_member(MDB_txn *txn, MDB_dbi lst, uint8_t *kb, uint32_t glen,
 	nv = (MDB_val){ len, nb };
 	rc = mdb_put(txn, lst, &key, &nv, 0);
 	free(nb);
-	return rc ? mdb_err(rc) : 1;
+	return rc ? sto_mdb_err(rc) : 1;
 }
 
 static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op *op)
@@ -323,12 +298,12 @@ static int apply_put(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 				continue;	/* newest wins; equal: already there */
 			counts_of(&d, -1, e->key, e->key_len, &v);
 		} else if (rc && rc != MDB_NOTFOUND) {
-			return mdb_err(rc);
+			return sto_mdb_err(rc);
 		}
 		v.mv_size = VAL_HDR + vlen;
 		rc = mdb_put(txn, lst, &key, &v, MDB_RESERVE);
 		if (rc)
-			return mdb_err(rc);
+			return sto_mdb_err(rc);
 		ts = htole64(e->timestamp);
 		memcpy(v.mv_data, &ts, 8);
 		((uint8_t *)v.mv_data)[8] = e->tombstone ? VAL_TOMBSTONE : 0;
@@ -377,9 +352,10 @@ static int del_members(MDB_cursor *cur, const MDB_val *key, const MDB_val *rec,
 
 		if (m.slen)
 			memcpy(full + glen, m.suf, m.slen);
-		if (*stop || bytes_cmp(full, flen, op->start.data, op->start.len) < 0) {
+		if (*stop || strata_bytes_cmp(full, flen, op->start.data, op->start.len) < 0) {
 			keep = true;
-		} else if (op->end.len && bytes_cmp(full, flen, op->end.data, op->end.len) >= 0) {
+		} else if (op->end.len &&
+			   strata_bytes_cmp(full, flen, op->end.data, op->end.len) >= 0) {
 			keep = *stop = true;
 		} else if (op->reap_before && !old_tomb(&m.val, op->reap_before)) {
 			keep = true;
@@ -401,10 +377,10 @@ static int del_members(MDB_cursor *cur, const MDB_val *key, const MDB_val *rec,
 	if (more < 0)
 		rc = more;
 	else if (dropped && len == VAL_HDR)
-		rc = mdb_err(mdb_cursor_del(cur, 0));
+		rc = sto_mdb_err(mdb_cursor_del(cur, 0));
 	else if (dropped) {
 		nv = (MDB_val){ len, nb };
-		rc = mdb_err(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
+		rc = sto_mdb_err(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
 	}
 	free(nb);
 	return rc < 0 ? rc : dropped && len == VAL_HDR;	/* 1: record deleted */
@@ -428,7 +404,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	op->more = false;
 	rc = mdb_cursor_open(txn, lst, &cur);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
@@ -437,7 +413,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 
 		if (key.mv_size < STO_LST_HEAD || memcmp(k, kb, STO_LST_HEAD))
 			break;
-		if (op->end.len && bytes_cmp(k + STO_LST_HEAD, ulen, op->end.data,
+		if (op->end.len && strata_bytes_cmp(k + STO_LST_HEAD, ulen, op->end.data,
 					     op->end.len) >= 0)
 			break;
 		if (ulen == glen) {
@@ -467,7 +443,7 @@ static int apply_del(MDB_txn *txn, MDB_dbi lst, MDB_dbi lstm, struct sto_lst_op 
 	if (ret < 0)
 		return ret;
 	if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	return meta_add(txn, lstm, kb, &d);
 }
 
@@ -505,7 +481,7 @@ static int walk_enter(struct walk *w, int rc, const uint8_t *k, size_t len)
 	if (rc == MDB_NOTFOUND)
 		return 2;
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	if (w->key.mv_size < STO_LST_HEAD || memcmp(w->key.mv_data, w->head, STO_LST_HEAD))
 		return 2;
 	w->rec = w->val;
@@ -522,7 +498,7 @@ static int walk_enter(struct walk *w, int rc, const uint8_t *k, size_t len)
 			memcpy(w->full + w->glen, m.suf, m.slen);
 		w->ulen = w->glen + m.slen;
 		w->val = m.val;
-		if (!k || bytes_cmp(w->full, w->ulen, k, len) >= 0)
+		if (!k || strata_bytes_cmp(w->full, w->ulen, k, len) >= 0)
 			return 1;
 	}
 	return more;
@@ -692,7 +668,7 @@ static int query(struct walk *w, const struct sto_listing_query *q, uint32_t lim
 	int on, ret;
 
 	/* Start at the first key > start_after, or at the prefix. */
-	if (salen && bytes_cmp(sa, salen, pfx, plen) >= 0) {
+	if (salen && strata_bytes_cmp(sa, salen, pfx, plen) >= 0) {
 		uint8_t next[STO_LISTING_MAX_KEY + 1];
 
 		memcpy(next, sa, salen);
@@ -706,7 +682,7 @@ static int query(struct walk *w, const struct sto_listing_query *q, uint32_t lim
 		size_t klen = w->ulen, end;
 		bool tomb;
 
-		if (!has_prefix(k, klen, pfx, plen))
+		if (!strata_has_prefix(k, klen, pfx, plen))
 			break;
 		p->scanned++;
 		tomb = w->val.mv_size < VAL_HDR ||
@@ -717,7 +693,7 @@ static int query(struct walk *w, const struct sto_listing_query *q, uint32_t lim
 
 			/* Under a common prefix: the prefix is the item.
 			 * Not after start_after: skip it whole. */
-			if (salen && bytes_cmp(k, end, sa, salen) <= 0) {
+			if (salen && strata_bytes_cmp(k, end, sa, salen) <= 0) {
 				memcpy(cp, k, end);
 				if (!successor(cp, &clen))
 					break;
@@ -810,11 +786,11 @@ int sto_idx_lst_query(struct sto_idx *x, const struct sto_listing_id *id,
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc) {
 		free(w);
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	}
 	rc = mdb_cursor_open(txn, lst, &w->cur);
 	if (rc) {
-		ret = mdb_err(rc);
+		ret = sto_mdb_err(rc);
 		goto out_txn;
 	}
 	ret = query(w, q, limit, out);
@@ -877,7 +853,7 @@ int sto_idx_lst_stat(struct sto_idx *x, const struct sto_listing_id *id,
 	glen = group_len(env);
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	rc = mdb_get(txn, lstm, &key, &v);
 	if (rc == MDB_NOTFOUND) {
 		rc = 0;
@@ -919,7 +895,7 @@ out_txn:
 	mdb_txn_abort(txn);
 	out->st.first_key.data = out->first;
 	out->st.last_key.data = out->last;
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
 
 /* A read transaction and a cursor on lstm at the first listing head >=
@@ -972,7 +948,7 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 		memset(kb + 4, 0, STO_LISTING_ID_LEN);
 	rc = lstm_seek(x, after != NULL, &txn, &cur, &key, &v);
 	if (!txn)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
 		struct sto_listing_info *o;
@@ -1001,7 +977,7 @@ int sto_idx_lst_ids(struct sto_idx *x, uint32_t part, const uint8_t *after,
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }
 
 int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after,
@@ -1018,7 +994,7 @@ int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after
 		head_encode(kb, after);
 	rc = lstm_seek(x, after != NULL, &txn, &cur, &key, &v);
 	if (!txn)
-		return mdb_err(rc);
+		return sto_mdb_err(rc);
 	for (; rc == 0 && *n < max; rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		const uint8_t *k = key.mv_data;
 		uint64_t m[4] = { 0, 0, 0, 0 };
@@ -1037,5 +1013,5 @@ int sto_idx_lst_tombstoned(struct sto_idx *x, const struct sto_listing_id *after
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	return mdb_err(rc);
+	return sto_mdb_err(rc);
 }

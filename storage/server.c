@@ -192,6 +192,19 @@ static void conn_maybe_close(struct conn *c)
 	conn_close(c);
 }
 
+/* Reads no more from c (EOF, a read error, the server stopping): a PUT
+ * whose payload is cut short cannot complete, so c closes now; otherwise
+ * once what was asked is answered. */
+static void conn_shutdown(struct conn *c)
+{
+	c->closing = true;
+	conn_update_reading(c);
+	if (c->state == C_PAYLOAD)
+		conn_close(c);
+	else
+		conn_maybe_close(c);
+}
+
 /* ------------------------------------------------------------- replies */
 
 static void on_written(uv_write_t *w, int status)
@@ -414,17 +427,32 @@ static struct req *req_new(struct conn *c, const StoRequest *q, size_t size)
 	return r;
 }
 
-static void put_done(void *arg, int status, const struct sto_loc *loc)
+/* Undoes req_new() for a request the engine refused. */
+static void req_free_unstarted(struct conn *c, struct req *r)
 {
-	struct req *r = arg;
+	free(r);
+	c->inflight--;
+	c->refs--;
+}
+
+/* Answers a PUT, PURGE or DELETE with the timestamp the engine stored. */
+static void req_reply_ts(struct req *r, int status, const struct sto_loc *loc,
+			 bool tombstone)
+{
 	struct conn *c = r->c;
 	StoResponse m;
 
 	resp_init(&m, r->id, status);
 	m.timestamp = loc->ts;
+	m.tombstone = tombstone;
 	reply(c, &m);
 	free(r);
 	req_done(c);
+}
+
+static void put_done(void *arg, int status, const struct sto_loc *loc)
+{
+	req_reply_ts(arg, status, loc, false);
 }
 
 static void put_resume(void *arg)
@@ -439,16 +467,7 @@ static void put_resume(void *arg)
 
 static void del_done(void *arg, int status, const struct sto_loc *loc)
 {
-	struct req *r = arg;
-	StoResponse m;
-
-	resp_init(&m, r->id, status);
-	m.timestamp = loc->ts;
-	m.tombstone = status == 0 || status == -ENOENT;
-	reply(r->c, &m);
-	struct conn *c = r->c;
-	free(r);
-	req_done(c);
+	req_reply_ts(arg, status, loc, status == 0 || status == -ENOENT);
 }
 
 static void lst_ids_done(void *arg, int status, const struct sto_listing_info *v,
@@ -1045,9 +1064,7 @@ static void handle_request(struct conn *c, const StoRequest *q)
 				       (uint8_t)q->tier_class, q->cold_after,
 				       put_done, put_resume, r, &r->put);
 		if (ret < 0) {
-			free(r);
-			c->inflight--;
-			c->refs--;
+			req_free_unstarted(c, r);
 			goto out_drain;
 		}
 		if (q->payload_len) {
@@ -1062,50 +1079,22 @@ static void handle_request(struct conn *c, const StoRequest *q)
 		return;
 	case STO_OP__STO_OP_DELETE:
 		r = req_new(c, q, sizeof(*r));
-		if (!r || (ret = sto_del(e, &r->key, q->timestamp, del_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
-		return;
+		ret = r ? sto_del(e, &r->key, q->timestamp, del_done, r) : -ENOMEM;
+		break;
 	case STO_OP__STO_OP_PURGE:
 		r = req_new(c, q, sizeof(*r));
-		if (!r || (ret = sto_purge_entry(e, &r->key, q->timestamp, put_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
-		return;
+		ret = r ? sto_purge_entry(e, &r->key, q->timestamp, put_done, r) : -ENOMEM;
+		break;
 	case STO_OP__STO_OP_LISTING_IDS:
 		r = req_new(c, q, sizeof(*r));
-		if (!r || (ret = sto_lst_ids(e, q->partition, q->start_after.len ?
-					     q->start_after.data : NULL, lst_ids_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
-		return;
+		ret = r ? sto_lst_ids(e, q->partition, q->start_after.len ?
+				      q->start_after.data : NULL, lst_ids_done, r) : -ENOMEM;
+		break;
 	case STO_OP__STO_OP_LIST:
 		r = req_new(c, q, sizeof(*r));
-		if (!r || (ret = sto_list(e, q->partition, q->list_objects, q->suffix,
-					  list_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
-		return;
+		ret = r ? sto_list(e, q->partition, q->list_objects, q->suffix,
+				   list_done, r) : -ENOMEM;
+		break;
 	case STO_OP__STO_OP_STAT:
 		handle_stat(c, q);
 		return;
@@ -1113,6 +1102,13 @@ static void handle_request(struct conn *c, const StoRequest *q)
 		reply_status(c, q->id, STO_EPROTO, "unknown operation");
 		return;
 	}
+	/* The requests without a payload: a refusal is answered at once. */
+	if (ret < 0) {
+		if (r)
+			req_free_unstarted(c, r);
+		reply_status(c, q->id, ret, NULL);
+	}
+	return;
 
 out_drain:
 	/* Refused before any byte was stored; skip the payload to stay in
@@ -1263,12 +1259,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		if (nread != UV_EOF)
 			log_debug("read: %s", uv_strerror((int)nread));
-		c->closing = true;
-		conn_update_reading(c);
-		if (c->state == C_PAYLOAD)
-			conn_close(c);
-		else
-			conn_maybe_close(c);
+		conn_shutdown(c);
 		return;
 	}
 	if (nread == 0)
@@ -1408,12 +1399,7 @@ void sto_server_stop(struct sto_server *s, void (*cb)(void *arg), void *arg)
 	s->stop_arg = arg;
 	for (c = s->conns; c; c = next) {
 		next = c->next;
-		c->closing = true;
-		conn_update_reading(c);
-		if (c->state == C_PAYLOAD)
-			conn_close(c);
-		else
-			conn_maybe_close(c);
+		conn_shutdown(c);
 	}
 	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }

@@ -279,6 +279,19 @@ static void scan_start(struct sto_tier *t)
 static void pump(struct sto_tier *t);
 static void mv_read_piece(struct tier_mv *m);
 
+/* Frees m and its slot, releasing the engine hold of its move. */
+static void mv_free(struct tier_mv *m)
+{
+	struct sto_tier *t = m->t;
+
+	for (unsigned i = 0; i < TIER_MOVES_INFLIGHT; i++)
+		if (t->mv[i] == m)
+			t->mv[i] = NULL;
+	free(m);
+	t->moving--;
+	sto_engine_release(t->e);
+}
+
 static void mv_end(struct tier_mv *m, int status)
 {
 	struct sto_tier *t = m->t;
@@ -298,12 +311,7 @@ static void mv_end(struct tier_mv *m, int status)
 		log_warn("tier move of part %u frag %u to %s: %s", m->cur.key.part,
 			 m->cur.key.frag, m->cur.to ? "cold" : "hot", sto_strerror(status));
 	}
-	for (unsigned i = 0; i < TIER_MOVES_INFLIGHT; i++)
-		if (t->mv[i] == m)
-			t->mv[i] = NULL;
-	free(m);
-	t->moving--;
-	sto_engine_release(t->e);
+	mv_free(m);
 	if (!t->stopped)
 		pump(t);
 }
@@ -431,12 +439,7 @@ static void mv_start(struct sto_tier *t, const struct tier_job *j)
 	ret = sto_move_begin(t->e, &j->key, &from, m->meta, j->to, mv_put_done,
 			     mv_resume, m, &m->p);
 	if (ret < 0) {
-		for (unsigned i = 0; i < TIER_MOVES_INFLIGHT; i++)
-			if (t->mv[i] == m)
-				t->mv[i] = NULL;
-		free(m);
-		t->moving--;
-		sto_engine_release(t->e);
+		mv_free(m);
 		sto_engine_counters(t->e)->tier.move_failures++;
 		if (ret != -ENOSPC)
 			log_warn("tier move: %s", sto_strerror(ret));

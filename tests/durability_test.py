@@ -41,28 +41,26 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 try:
-    import boto3
+    import boto3  # noqa: F401  (cluster.py's clients)
     import botocore
-    from botocore.config import Config
 except ImportError:
     print("SKIP: python3-boto3 is not installed (tools/dev install)")
     sys.exit(77)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster  # noqa: E402
+from cluster import NODES, Daemon, free_ports  # noqa: E402,F401  (for the tests built on this one)
+
 RING, STORAGED, GATEWAY, REPAIRD = (os.path.abspath(a) for a in sys.argv[1:5])
 ONLY = sys.argv[5:]
 ADMIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "strata-admin")
-TMP = tempfile.mkdtemp(prefix="durability-test.")
-NODES = 6
+TMP = cluster.make_tmp("durability-test.")
 KiB, MiB = 1 << 10, 1 << 20
 LONG = bool(os.environ.get("STRATA_LONG"))
 
@@ -76,141 +74,32 @@ def step(what):
         print(f"    {time.time() - T0[0]:6.1f} s  {what}", flush=True)
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+class Cluster(cluster.Cluster):
+    """Nodes (part power 6, the auditor on), repair daemons (interval 1 s,
+    status files) and the gateway, in TMP/name."""
 
-
-class Daemon:
-    """One daemon process; stopped by its PID, never by name."""
-
-    def __init__(self, name, args, port=None, port_file=None, start=True):
-        self.name, self.args, self.port, self.port_file = name, args, port, port_file
-        self.logpath = os.path.join(TMP, name + ".log")
-        self.proc = None
-        if start:
-            self.start()
-
-    def start(self):
-        self.log = open(self.logpath, "a")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log_text()}")
-            if self.port_file and os.path.exists(self.port_file):
-                self.port = int(open(self.port_file).read())
-                return
-            if not self.port_file and self.port:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                    return
-                except OSError:
-                    pass
-            if not self.port_file and not self.port:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name}: not up after 30 s")
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self):
-        self.log.flush()
-        return open(self.logpath).read()[-4000:]
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self, timeout=30):
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.name}: still running {timeout} s after SIGTERM")
-
-
-def ring_run(*args):
-    subprocess.run([RING, *args], check=True, stdout=subprocess.DEVNULL)
-
-
-class Cluster:
-    """Nodes, repair daemons (interval 1 s, status files) and the gateway."""
-
-    def __init__(self, name):
-        self.dir = os.path.join(TMP, name)
-        self.ports = free_ports(NODES)
-        self.rings = os.path.join(self.dir, "rings")
-        os.makedirs(self.rings)
-        for rname, pol in (("ec42", ["--ec", "4+2"]), ("rep3", ["--replicas", "3"])):
-            b = os.path.join(self.rings, rname + ".builder")
-            ring_run("create", b, "--part-power", "6", *pol)
-            for i, p in enumerate(self.ports):
-                ring_run("add", b, "--region", "1", "--zone", str(i + 1),
-                         "--node", f"127.0.0.1:{p}", "--name", "d0", "--weight", "100")
-            ring_run("rebalance", b, "--ring", os.path.join(self.rings, rname + ".ring"))
-        self.creds = os.path.join(self.dir, "credentials")
-        with open(self.creds, "w") as f:
-            f.write("[default]\naws_access_key_id = STRATATESTKEY0001\n"
-                    "aws_secret_access_key = secretsecretsecretsecretsecret0001\n")
-        self.nodes, self.repairds = [], []
-        for i, p in enumerate(self.ports):
-            d = self.node_dir(i)
-            os.makedirs(d + "/hot")
-            os.makedirs(d + "/cold")
-            self.nodes.append(Daemon(f"{name}-node{i + 1}", [
-                STORAGED, "--hot", d + "/hot", "--cold", d + "/cold",
-                "--listen", "127.0.0.1", "--port", str(p),
-                "--node-id", self.addr(i), "--reserve-pct", "0",
-                "--index-map-size", "1G",
-                # the auditor: a scrub pass every few seconds (the data is small)
-                "--audit-mbps", "20", "--audit-interval", "3"], port=p))
+    def __init__(self, name, gw_args=()):
+        super().__init__(RING, STORAGED, GATEWAY, os.path.join(TMP, name),
+                         prefix=f"{name}-", part_power=6, alt=False, gw_args=gw_args,
+                         # the auditor: a scrub pass every few seconds (the data is small)
+                         node_args=["--audit-mbps", "20", "--audit-interval", "3"])
+        self.repairds = []
         for i in range(NODES):
             self.repairds.append(Daemon(f"{name}-repaird{i + 1}", [
                 REPAIRD, "--node-id", self.addr(i), "--rings", self.rings,
                 "--status", self.status_path(i), "--interval", "1"]))
-        pf = os.path.join(self.dir, "gateway.port")
-        self.gw = Daemon(f"{name}-gateway", [
-            GATEWAY, "--listen", "127.0.0.1:0", "--port-file", pf, "--rings", self.rings,
-            "--credentials", self.creds, "--read-deadline-ms", "500",
-            "--down-ms", "1000"], port_file=pf)
-        self.url = f"http://127.0.0.1:{self.gw.port}"
         self.s3 = self.client()
         self.s3.create_bucket(Bucket="probe")
         step("cluster up")
-
-    def addr(self, i):
-        return f"127.0.0.1:{self.ports[i]}"
-
-    def node_dir(self, i):
-        return os.path.join(self.dir, f"node{i + 1}")
 
     def status_path(self, i):
         return os.path.join(self.dir, f"repaird{i + 1}.status")
 
     def client(self):
-        return boto3.client(
-            "s3", endpoint_url=self.url, aws_access_key_id="STRATATESTKEY0001",
-            aws_secret_access_key="secretsecretsecretsecretsecret0001",
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                          retries={"max_attempts": 1}, connect_timeout=10,
-                          read_timeout=60))
+        return super().client(connect_timeout=10, read_timeout=60)
+
+    def daemons(self):
+        return [self.gw] + self.repairds + self.nodes
 
     def status(self, i):
         try:
@@ -275,12 +164,6 @@ class Cluster:
                     raise
                 time.sleep(0.5)
 
-    def stop(self):
-        rc = {}
-        for d in [self.gw] + self.repairds + self.nodes:
-            rc[d.name] = d.stop()
-        return rc
-
 
 def data_of(size, seed):
     """Deterministic, incompressible bytes."""
@@ -322,6 +205,17 @@ def verify_all(s3, bucket, sums):
     for k, want in sums.items():
         got = s3.get_object(Bucket=bucket, Key=k)["Body"].read()
         assert hashlib.sha256(got).hexdigest() == want, (k, len(got))
+
+
+def verify_without(c, nodes, bucket, sums):
+    """verify_all with nodes stopped (long enough for the gateway to find
+    them down), which start again after."""
+    for i in nodes:
+        c.nodes[i].stop()
+    time.sleep(1.2)
+    verify_all(c.client(), bucket, sums)
+    for i in nodes:
+        c.nodes[i].start()
 
 
 def gone(s3, bucket, key):
@@ -413,12 +307,7 @@ def test_wipe2(c):
     verify_all(s3, "bkt", sums)
     step("verify")
     # Only the rebuilt nodes' fragments can make up the missing two now.
-    for i in (0, 2):
-        c.nodes[i].stop()
-    time.sleep(1.2)
-    verify_all(c.client(), "bkt", sums)
-    for i in (0, 2):
-        c.nodes[i].start()
+    verify_without(c, (0, 2), "bkt", sums)
 
 
 def test_deletes(c):
@@ -551,12 +440,7 @@ def test_corrupt(c):
     c.wait_clean(t0)
     c.check_all()
     others = [i for i in range(NODES) if i != node][:2]
-    for i in others:
-        c.nodes[i].stop()
-    time.sleep(1.2)
-    verify_all(c.client(), "bkt-corrupt", sums)
-    for i in others:
-        c.nodes[i].start()
+    verify_without(c, others, "bkt-corrupt", sums)
     rebuilt = c.status(node)["total_rebuilt"] - rebuilt
     assert rebuilt >= 1, rebuilt
     print(f"  corrupt: node{node + 1} quarantined fragment 0 on read; its repair "
@@ -608,12 +492,7 @@ def test_audit(c):
     others = [i for i in range(NODES) if i not in {n for _, n in victims}][:2]
     if len(others) < 2:
         others = [i for i in range(NODES) if i != victims[1][1]][:2]
-    for i in others:
-        c.nodes[i].stop()
-    time.sleep(1.2)
-    verify_all(c.client(), "bkt-audit", ec)
-    for i in others:
-        c.nodes[i].start()
+    verify_without(c, others, "bkt-audit", ec)
     print(f"  audit: {len(victims)} fragments with flipped bytes found by the auditors "
           f"{found:.1f} s after the flips, rebuilt; load {os.getloadavg()[0]:.2f}")
 
@@ -791,35 +670,15 @@ TESTS = [("wipe2", test_wipe2), ("deletes", test_deletes), ("handoff", test_hand
 
 
 def main():
-    passed = failed = 0
     # One cluster for all: each test uses its own bucket and waits for
     # repair passes that started after its own fault.
     c = Cluster("cluster")
-    for name, fn in TESTS:
-        if ONLY and name not in ONLY:
-            continue
-        t = T0[0] = time.time()
-        try:
-            c.settle()
-            fn(c)
-            print(f"ok   {name} ({time.time() - t:.1f} s)")
-            passed += 1
-        except Exception:
-            print(f"FAIL {name} ({time.time() - t:.1f} s)")
-            traceback.print_exc()
-            failed += 1
-    step("stopping")
-    rc = c.stop()
-    step("stopped")
-    if any(v != 0 for v in rc.values()):
-        print(f"FAIL exit codes {rc}")
-        failed += 1
-    print(f"{passed} passed, {failed} failed")
-    if failed or os.environ.get("STRATA_TEST_KEEP"):
-        print(f"logs kept in {TMP}")
-        sys.exit(1 if failed else 0)
-    shutil.rmtree(TMP, ignore_errors=True)
+
+    def setup():
+        T0[0] = time.time()
+        c.settle()
+    return cluster.run(c, [(name, lambda fn=fn: fn(c)) for name, fn in TESTS], ONLY, setup)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

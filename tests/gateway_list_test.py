@@ -11,12 +11,10 @@ and "N passed, N failed"; exits 77 when boto3 or the AWS CLI is missing.
 import concurrent.futures
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import traceback
 import urllib.request
 import xml.etree.ElementTree as ET
 
@@ -369,40 +367,9 @@ TESTS = [test_list_basic, test_list_encoding_and_errors, test_overwrite_and_dele
 
 def main():
     global C, S3
-    only = sys.argv[4:]
-    passed = failed = 0
     C = gt.Cluster(["--shard-max", str(SHARD_MAX), "--split-wait-ms", "300"])
     S3 = C.client()
-    try:
-        for t in TESTS:
-            if only and t.__name__ not in only:
-                continue
-            t0 = time.time()
-            try:
-                t()
-                passed += 1
-                print(f"ok   {t.__name__} ({time.time() - t0:.1f} s)", flush=True)
-            except Exception as e:
-                failed += 1
-                print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exception(type(e), e, e.__traceback__, limit=-4, chain=False)
-                print("---- gateway log tail:\n" + C.gw.log_text()[-3000:])
-                if C.gw.proc.poll() is not None:
-                    print("the gateway died: the remaining tests are not run")
-                    break
-    finally:
-        rc = C.stop()
-        for name, code in rc.items():
-            if code != 0:
-                failed += 1
-                print(f"FAIL {name} exited {code}:\n" +
-                      open(os.path.join(gt.TMP, name + ".log")).read()[-3000:])
-    print(f"{passed} passed, {failed} failed")
-    if failed == 0 and not os.environ.get("STRATA_KEEP_TMP"):
-        shutil.rmtree(gt.TMP, ignore_errors=True)
-    else:
-        print(f"(files kept in {gt.TMP})")
-    return 1 if failed else 0
+    return gt.cluster.run(C, TESTS, gt.ONLY)
 
 
 if __name__ == "__main__":

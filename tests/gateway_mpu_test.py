@@ -11,12 +11,10 @@ import base64
 import datetime
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402  (parses argv, skips without boto3)
@@ -574,42 +572,10 @@ TESTS = [test_basic, test_small_parts, test_errors, test_list_parts, test_list_u
 
 def main():
     global C, S3
-    passed = failed = 0
     C = gt.Cluster()
     gt.C = C
     S3 = C.client()
-    only = sys.argv[4:]
-    try:
-        S3.create_bucket(Bucket=BUCKET)
-        for t in TESTS:
-            if only and t.__name__ not in only:
-                continue
-            t0 = time.time()
-            try:
-                t()
-                passed += 1
-                print(f"ok   {t.__name__} ({time.time() - t0:.1f} s)", flush=True)
-            except Exception as e:
-                failed += 1
-                print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exception(type(e), e, e.__traceback__, limit=-4, chain=False)
-                print("---- gateway log tail:\n" + C.gw.log_text()[-3000:])
-                if C.gw.proc.poll() is not None:
-                    print("the gateway died: the remaining tests are not run")
-                    break
-    finally:
-        rc = C.stop()
-        for name, code in rc.items():
-            if code != 0:
-                failed += 1
-                print(f"FAIL {name} exited {code}:\n" +
-                      open(os.path.join(gt.TMP, name + ".log")).read()[-3000:])
-    print(f"{passed} passed, {failed} failed")
-    if failed == 0 and not os.environ.get("STRATA_KEEP_TMP"):
-        shutil.rmtree(gt.TMP, ignore_errors=True)
-    else:
-        print(f"(files kept in {gt.TMP})")
-    return 1 if failed else 0
+    return gt.cluster.run(C, TESTS, gt.ONLY, first=lambda: S3.create_bucket(Bucket=BUCKET))
 
 
 if __name__ == "__main__":

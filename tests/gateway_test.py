@@ -17,9 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 import urllib.parse
 
 try:
@@ -33,132 +31,22 @@ if not shutil.which("aws"):
     print("SKIP: awscli is not installed (tools/dev install)")
     sys.exit(77)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster  # noqa: E402
+from cluster import Daemon, NODES  # noqa: E402,F401  (for the tests built on this one)
+
 RING, STORAGED, GATEWAY = (os.path.abspath(a) for a in sys.argv[1:4])
 ONLY = sys.argv[4:]
-TMP = tempfile.mkdtemp(prefix="gateway-test.")
-NODES = 6
+TMP = cluster.make_tmp("gateway-test.")
 MiB = 1 << 20
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+class Cluster(cluster.Cluster):
+    """6 nodes (part power 8), the gateway and its credentials, in TMP."""
 
-
-class Daemon:
-    """One daemon process; stopped by its PID, never by name."""
-
-    def __init__(self, name, args, port=None, port_file=None):
-        self.name, self.args, self.port, self.port_file = name, args, port, port_file
-        self.logpath = os.path.join(TMP, name + ".log")
-        self.start()
-
-    def start(self):
-        self.log = open(self.logpath, "a")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log_text()}")
-            if self.port_file and os.path.exists(self.port_file):
-                self.port = int(open(self.port_file).read())
-                return
-            if not self.port_file and self.port:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name}: not up after 30 s")
-
-    def log_text(self):
-        self.log.flush()
-        return open(self.logpath).read()[-4000:]
-
-    def status(self, field):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise KeyError(field)
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.name}: still running {timeout} s after SIGTERM")
-
-
-def ring_run(*args):
-    subprocess.run([RING, *args], check=True, stdout=subprocess.DEVNULL)
-
-
-class Cluster:
-    def __init__(self, gw_args=()):
-        self.node_ports = free_ports(NODES)
-        rings = os.path.join(TMP, "rings")
-        os.makedirs(rings)
-        for name, pol in (("ec42", ["--ec", "4+2"]), ("rep3", ["--replicas", "3"])):
-            b = os.path.join(rings, name + ".builder")
-            ring_run("create", b, "--part-power", "8", *pol)
-            for i, p in enumerate(self.node_ports):
-                ring_run("add", b, "--region", "1", "--zone", str(i + 1),
-                         "--node", f"127.0.0.1:{p}", "--name", "d0", "--weight", "100")
-            ring_run("rebalance", b, "--ring", os.path.join(rings, name + ".ring"))
-        self.creds = os.path.join(TMP, "credentials")
-        with open(self.creds, "w") as f:
-            f.write("[default]\naws_access_key_id = STRATATESTKEY0001\n"
-                    "aws_secret_access_key = secretsecretsecretsecretsecret0001\n\n"
-                    "[alt]\naws_access_key_id = STRATATESTKEY0002\n"
-                    "aws_secret_access_key = secretsecretsecretsecretsecret0002\n")
-        self.nodes = []
-        for i, p in enumerate(self.node_ports):
-            d = os.path.join(TMP, f"node{i + 1}")
-            os.makedirs(d + "/hot")
-            os.makedirs(d + "/cold")
-            self.nodes.append(Daemon(f"node{i + 1}", [
-                STORAGED, "--hot", d + "/hot", "--cold", d + "/cold",
-                "--listen", "127.0.0.1", "--port", str(p),
-                "--node-id", f"127.0.0.1:{p}", "--reserve-pct", "0",
-                "--index-map-size", "1G"], port=p))
-        pf = os.path.join(TMP, "gateway.port")
-        self.gw = Daemon("gateway", [
-            GATEWAY, "--listen", "127.0.0.1:0", "--port-file", pf, "--rings", rings,
-            "--credentials", self.creds, "--read-deadline-ms", "500",
-            "--down-ms", "1000", *gw_args] + (["-v"] if os.environ.get("STRATA_GW_VERBOSE") else []),
-            port_file=pf)
-        self.url = f"http://127.0.0.1:{self.gw.port}"
-
-    def client(self, key="STRATATESTKEY0001",
-               secret="secretsecretsecretsecretsecret0001", **cfg):
-        return boto3.client(
-            "s3", endpoint_url=self.url, aws_access_key_id=key,
-            aws_secret_access_key=secret, region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                          retries={"max_attempts": 1}, **cfg))
-
-    def stop(self):
-        rc = {}
-        for d in [self.gw] + self.nodes:
-            rc[d.name] = d.stop()
-        return rc
+    def __init__(self, gw_args=(), node_args=()):
+        super().__init__(RING, STORAGED, GATEWAY, TMP, node_args=node_args, gw_args=[
+            *gw_args, *(["-v"] if os.environ.get("STRATA_GW_VERBOSE") else [])])
 
 
 def data_of(size, seed=0):
@@ -461,7 +349,6 @@ TESTS = [test_buckets, test_objects, test_ranges, test_conditional_and_metadata,
 
 def main():
     global C, S3
-    passed = failed = 0
     C = Cluster()
     S3 = C.client()
     if os.environ.get("STRATA_GW_HOLD"):
@@ -472,38 +359,11 @@ def main():
             pass
         C.stop()
         return 0
-    try:
+
+    def bucket():
         if "test_buckets" not in [t.__name__ for t in TESTS if not ONLY or t.__name__ in ONLY]:
             S3.create_bucket(Bucket=BUCKET)
-        for t in TESTS:
-            if ONLY and t.__name__ not in ONLY:
-                continue
-            t0 = time.time()
-            try:
-                t()
-                passed += 1
-                print(f"ok   {t.__name__} ({time.time() - t0:.1f} s)", flush=True)
-            except Exception as e:
-                failed += 1
-                print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exception(type(e), e, e.__traceback__, limit=-4, chain=False)
-                print("---- gateway log tail:\n" + C.gw.log_text()[-3000:])
-                if C.gw.proc.poll() is not None:
-                    print("the gateway died: the remaining tests are not run")
-                    break
-    finally:
-        rc = C.stop()
-        for name, code in rc.items():
-            if code != 0:
-                failed += 1
-                print(f"FAIL {name} exited {code}:\n" +
-                      open(os.path.join(TMP, name + ".log")).read()[-3000:])
-    print(f"{passed} passed, {failed} failed")
-    if failed == 0 and not os.environ.get("STRATA_KEEP_TMP"):
-        shutil.rmtree(TMP, ignore_errors=True)
-    else:
-        print(f"(files kept in {TMP})")
-    return 1 if failed else 0
+    return cluster.run(C, TESTS, ONLY, first=bucket)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402  (parses the same argv, skips without boto3)
@@ -38,17 +37,7 @@ class TierCluster(gt.Cluster):
     """gateway_test's cluster with tiering flags on every node."""
 
     def __init__(self):
-        real = gt.Daemon
-
-        def daemon(name, args, **kw):
-            if name.startswith("node"):
-                args = args + NODE_ARGS
-            return real(name, args, **kw)
-        gt.Daemon = daemon
-        try:
-            super().__init__(gw_args=["--lifecycle-day-seconds", "1"])
-        finally:
-            gt.Daemon = real
+        super().__init__(gw_args=["--lifecycle-day-seconds", "1"], node_args=NODE_ARGS)
         self.node_dirs = [os.path.join(gt.TMP, f"node{i + 1}") for i in range(gt.NODES)]
 
 
@@ -311,37 +300,10 @@ TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins]
 
 def main():
     global C, S3
-    only = gt.ONLY
     C = TierCluster()
     S3 = C.client()
-    passed = failed = 0
-    try:
-        for t in TESTS:
-            if only and t.__name__ not in only:
-                continue
-            start = time.time()
-            try:
-                t()
-                print(f"PASS {t.__name__} ({time.time() - start:.1f} s)", flush=True)
-                passed += 1
-            except Exception:
-                print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exc()
-                failed += 1
-    finally:
-        rc = C.stop()
-        bad = {k: v for k, v in rc.items() if v != 0}
-        if bad:
-            print(f"FAIL daemons exited badly: {bad}")
-            print(C.gw.log_text())
-            failed += 1
-    print(f"{passed} passed, {failed} failed")
-    if failed:
-        print(f"(logs in {gt.TMP})")
-        sys.exit(1)
-    import shutil
-    shutil.rmtree(gt.TMP, ignore_errors=True)
+    return gt.cluster.run(C, TESTS, gt.ONLY)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

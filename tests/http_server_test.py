@@ -22,6 +22,8 @@ import threading
 import time
 import traceback
 
+from cluster import proc_status, stop_proc
+
 SERVER = os.path.abspath(sys.argv[1])
 ONLY = sys.argv[2:]
 TMP = tempfile.mkdtemp(prefix="http-server-test.")
@@ -57,26 +59,14 @@ class Server:
         return open(os.path.join(self.dir, "log")).read()
 
     def status(self, field):
-        """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise KeyError(field)
+        return proc_status(self.proc.pid, field)
 
     def alive(self):
         return self.proc.poll() is None
 
     def stop(self, timeout=20):
-        """SIGTERM; returns the exit code (0 expected)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.name}: still running {timeout} s after SIGTERM")
+        """The exit code (0 expected)."""
+        return stop_proc(self.proc, self.name, timeout)
 
     def connect(self, timeout=10):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)

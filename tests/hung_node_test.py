@@ -28,7 +28,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import durability_test as dt  # noqa: E402  (parses argv, skips without boto3)
@@ -146,38 +145,15 @@ def test_sigstop(c):
 
 
 def main():
-    c = dt.Cluster("hung")
-    # The harness's gateway, again with a shorter hung verdict (default 3 s)
-    # so that the 8 s stop shows the skipping, not only the hedging.
-    c.gw.stop()
-    pf = os.path.join(c.dir, "gateway.port")
-    os.unlink(pf)
-    c.gw = dt.Daemon("hung-gateway2", [
-        dt.GATEWAY, "--listen", "127.0.0.1:0", "--port-file", pf, "--rings", c.rings,
-        "--credentials", c.creds, "--read-deadline-ms", str(int(READ_DEADLINE * 1000)),
-        "--down-ms", "1000", "--hung-ms", str(int(HUNG * 1000))], port_file=pf)
-    c.url = f"http://127.0.0.1:{c.gw.port}"
-    c.s3 = c.client()
-    t = dt.T0[0] = time.time()
-    ok = False
-    try:
+    # The harness's cluster, with a shorter hung verdict (default 3 s) so
+    # that the 8 s stop shows the skipping, not only the hedging.
+    c = dt.Cluster("hung", gw_args=["--hung-ms", str(int(HUNG * 1000))])
+
+    def setup():
+        dt.T0[0] = time.time()
         c.settle()
-        test_sigstop(c)
-        ok = True
-        print(f"ok   sigstop ({time.time() - t:.1f} s)")
-    except Exception:
-        print(f"FAIL sigstop ({time.time() - t:.1f} s)")
-        traceback.print_exc()
-    finally:
-        rc = c.stop()
-    if any(v != 0 for v in rc.values()):
-        print(f"FAIL exit codes {rc}")
-        ok = False
-    if not ok or os.environ.get("STRATA_TEST_KEEP"):
-        print(f"logs kept in {dt.TMP}")
-        sys.exit(0 if ok else 1)
-    dt.shutil.rmtree(dt.TMP, ignore_errors=True)
+    return dt.cluster.run(c, [("sigstop", lambda: test_sigstop(c))], [], setup)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -28,265 +28,7 @@
 #include <uv.h>
 
 #include "storage.h"
-
-static const char *daemon_path;
-static char tmpdir[256];
-static pid_t daemon_pid;
-static uint16_t daemon_port;
-static uv_loop_t loop;
-static sto_client *cli;
-static bool mounted;
-static char mountdir[300];
-
-#define FAIL(...) do { fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__);	\
-	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); cleanup(); exit(1); } while (0)
-#define CHECK(c) do { if (!(c)) FAIL("%s", #c); } while (0)
-#define CHECK_EQ(a, b) do { long long _a = (a), _b = (b);			\
-	if (_a != _b) FAIL("%s == %lld, expected %s == %lld", #a, _a, #b, _b); } while (0)
-
-static void cleanup(void)
-{
-	char cmd[512];
-
-	if (cli) {
-		sto_client_close(cli);
-		cli = NULL;
-		uv_run(&loop, UV_RUN_NOWAIT);
-	}
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = 0;
-	}
-	if (mounted) {
-		umount2(mountdir, MNT_DETACH);
-		mounted = false;
-	}
-	if (tmpdir[0] && !getenv("KEEP_TMP")) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cleanup of %s failed\n", tmpdir);
-	}
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ------------------------------------------------------------- daemon */
-
-static void start_daemon(const char *hot, const char *extra)
-{
-	char port_file[400], hotdir[400], colddir[400];
-	char *argv[32];
-	int argc = 0;
-	char *ex = extra ? strdup(extra) : NULL;
-	uint64_t deadline;
-
-	snprintf(port_file, sizeof(port_file), "%s/port", tmpdir);
-	snprintf(hotdir, sizeof(hotdir), "%s", hot ? hot : "");
-	if (!hot)
-		snprintf(hotdir, sizeof(hotdir), "%s/hot", tmpdir);
-	snprintf(colddir, sizeof(colddir), "%s/cold", tmpdir);
-	unlink(port_file);
-	argv[argc++] = (char *)daemon_path;
-	argv[argc++] = "--hot";
-	argv[argc++] = hotdir;
-	argv[argc++] = "--cold";
-	argv[argc++] = colddir;
-	argv[argc++] = "--port";
-	argv[argc++] = "0";
-	argv[argc++] = "--port-file";
-	argv[argc++] = port_file;
-	for (char *t = ex ? strtok(ex, " ") : NULL; t && argc < 30; t = strtok(NULL, " "))
-		argv[argc++] = t;
-	argv[argc] = NULL;
-	daemon_pid = fork();
-	CHECK(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		/* Never outlive the test, whatever kills it. A small ASan
-		 * quarantine, so peak RSS reflects the node's own buffers. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		{
-			/* Appended, so it also holds under tools/dev's options
-			 * (the last setting of a key wins). */
-			const char *asan = getenv("ASAN_OPTIONS");
-			char opts[1024];
-
-			snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=16",
-				 asan ? asan : "", asan && *asan ? ":" : "");
-			setenv("ASAN_OPTIONS", opts, 1);
-		}
-		execv(daemon_path, argv);
-		_exit(127);
-	}
-	free(ex);
-	deadline = now_ms() + 20000;
-	for (;;) {
-		FILE *f = fopen(port_file, "r");
-		unsigned p;
-		int st;
-
-		if (f) {
-			if (fscanf(f, "%u", &p) == 1) {
-				fclose(f);
-				daemon_port = (uint16_t)p;
-				return;
-			}
-			fclose(f);
-		}
-		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			FAIL("daemon exited early (status %d)", st);
-		}
-		if (now_ms() > deadline)
-			FAIL("daemon did not start within 20 s");
-		usleep(20000);
-	}
-}
-
-/* Stops the daemon with sig and waits (bounded) for it; returns its status. */
-static int stop_daemon(int sig)
-{
-	uint64_t deadline = now_ms() + 30000;
-	int st = 0;
-
-	kill(daemon_pid, sig);
-	while (waitpid(daemon_pid, &st, WNOHANG) != daemon_pid) {
-		if (now_ms() > deadline) {
-			kill(daemon_pid, SIGKILL);
-			waitpid(daemon_pid, &st, 0);
-			daemon_pid = 0;
-			FAIL("daemon did not exit on signal %d", sig);
-		}
-		usleep(10000);
-	}
-	daemon_pid = 0;
-	return st;
-}
-
-/* ------------------------------------------------------- sync client */
-
-struct waiter {
-	bool done;
-	int status;
-	struct sto_info info;
-	uint8_t meta[256];
-	uint8_t *data;
-	size_t len, cap;
-	struct sto_suffix_hash *sfx;
-	struct sto_list_entry *ents;
-	size_t n;
-	struct sto_stat st;
-};
-
-static void wait_for(struct waiter *w)
-{
-	uint64_t deadline = now_ms() + 180000;	/* a loaded CI disk */
-
-	while (!w->done) {
-		uv_run(&loop, UV_RUN_ONCE);
-		if (now_ms() > deadline)
-			FAIL("request timed out");
-	}
-}
-
-static void on_connected(sto_client *c, int status, void *arg)
-{
-	struct waiter *w = arg;
-
-	w->status = status;
-	w->done = true;
-}
-
-static sto_client *connect_node(void)
-{
-	struct waiter w = { 0 };
-	sto_client *c;
-
-	CHECK_EQ(sto_client_connect(&loop, "127.0.0.1", daemon_port, on_connected, &w, &c), 0);
-	wait_for(&w);
-	CHECK_EQ(w.status, 0);
-	return c;
-}
-
-static void on_done(void *arg, int status, const struct sto_info *info)
-{
-	struct waiter *w = arg;
-
-	w->status = status;
-	if (info) {
-		w->info = *info;
-		if (info->meta_len && info->meta_len <= sizeof(w->meta))
-			memcpy(w->meta, info->meta, info->meta_len);
-		w->info.meta = NULL;
-		w->info.error = NULL;
-	}
-	w->done = true;
-}
-
-static void on_chunk(void *arg, const struct sto_info *info, const void *d, size_t n)
-{
-	struct waiter *w = arg;
-
-	if (w->len + n > w->cap) {
-		w->cap = (w->len + n) * 2;
-		w->data = realloc(w->data, w->cap);
-	}
-	memcpy(w->data + w->len, d, n);
-	w->len += n;
-}
-
-static void fill(uint8_t *b, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
-static struct sto_key key_of(uint32_t part, uint64_t n, uint32_t frag)
-{
-	struct sto_key k = { .part = part, .frag = frag };
-
-	fill(k.name, sizeof(k.name), n + 12345);
-	return k;
-}
-
-static int put_sync(sto_client *c, const struct sto_key *k, uint64_t ts,
-		    const void *data, size_t len, const char *meta)
-{
-	struct waiter w = { 0 };
-	struct iovec iov = { (void *)data, len };
-	int ret = sto_put(c, k, ts, meta, meta ? (uint32_t)strlen(meta) : 0, &iov,
-			  len ? 1 : 0, sto_crc32c(0, data, len), on_done, &w);
-
-	if (ret < 0)
-		return ret;
-	wait_for(&w);
-	return w.status;
-}
-
-static int get_sync(sto_client *c, const struct sto_key *k, uint64_t off,
-		    uint64_t len, struct waiter *w)
-{
-	int ret;
-
-	memset(w, 0, sizeof(*w));
-	ret = sto_get(c, k, off, len, on_chunk, on_done, w);
-	if (ret < 0)
-		return ret;
-	wait_for(w);
-	return w->status;
-}
+#include "node-harness.h"
 
 static void on_suffixes(void *arg, int status, const struct sto_suffix_hash *v, size_t n)
 {
@@ -310,44 +52,6 @@ static void on_entries(void *arg, int status, const struct sto_list_entry *v, si
 	if (n)
 		memcpy(w->ents, v, n * sizeof(*v));
 	w->done = true;
-}
-
-static void on_stat(void *arg, int status, const struct sto_stat *st)
-{
-	struct waiter *w = arg;
-
-	w->status = status;
-	if (st)
-		w->st = *st;
-	w->done = true;
-}
-
-static struct sto_stat stat_sync(sto_client *c)
-{
-	struct waiter w = { 0 };
-
-	CHECK_EQ(sto_stat(c, on_stat, &w), 0);
-	wait_for(&w);
-	CHECK_EQ(w.status, 0);
-	return w.st;
-}
-
-/* Reads k back whole and checks it against the generator. */
-static void check_object(sto_client *c, const struct sto_key *k, uint64_t seed,
-			 size_t len, uint64_t ts)
-{
-	uint8_t *want = malloc(len + 1);
-	struct waiter w;
-
-	fill(want, len, seed);
-	CHECK_EQ(get_sync(c, k, 0, 0, &w), 0);
-	CHECK_EQ(w.len, len);
-	CHECK_EQ(w.info.size, len);
-	CHECK_EQ(w.info.timestamp, ts);
-	CHECK(len == 0 || memcmp(w.data, want, len) == 0);
-	CHECK_EQ(w.info.crc32c, sto_crc32c(0, want, len));
-	free(w.data);
-	free(want);
 }
 
 /* ------------------------------------------------------------ scenarios */
@@ -604,12 +308,7 @@ static void scenario_restart(void)
 	memset(&w, 0, sizeof(w));
 	CHECK_EQ(sto_delete(cli, &k, 77, on_done, &w), 0);
 	wait_for(&w);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	check_set(cli, 1, 1000);
 	CHECK_EQ(get_sync(cli, &k, 0, 0, &w), -ENOENT);
 	CHECK(w.info.tombstone);
@@ -617,11 +316,7 @@ static void scenario_restart(void)
 	put_set(cli, 3, 2000);
 	check_set(cli, 1, 1000);
 	check_set(cli, 3, 2000);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGINT), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGINT, NULL, NULL);
 	check_set(cli, 1, 1000);
 	check_set(cli, 3, 2000);
 	printf("restart: ok\n");
@@ -681,11 +376,30 @@ static void crash_issue(unsigned ci)
 	}
 }
 
+/* Kills the node under load from the 4 clients c[]: once *acked passed min
+ * (a fixed delay got too few acknowledged on a loaded machine under ASan;
+ * at most 60 s), at a random point base_ms + up to spread_ms after that;
+ * then closes c[] and lets their failed requests finish. */
+static void kill_when_acked(const unsigned *acked, unsigned min, unsigned base_ms,
+			    unsigned spread_ms, sto_client *c[4])
+{
+	uint64_t kill_at = now_ms() + 60000;
+
+	while (*acked <= min && now_ms() < kill_at)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	kill_at = now_ms() + base_ms + (unsigned)getpid() % spread_ms;
+	while (now_ms() < kill_at)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	kill_daemon();
+	for (unsigned i = 0; i < 4; i++)
+		sto_client_close(c[i]);
+	uv_run(&loop, UV_RUN_DEFAULT);
+}
+
 static void scenario_crash(void)
 {
 	enum { TOTAL = 100000 };
 	unsigned acked = 0, sent = 0, partial_ok = 0;
-	uint64_t kill_at;
 
 	start_daemon(NULL, NULL);
 	crash_total = TOTAL;
@@ -697,20 +411,7 @@ static void scenario_crash(void)
 		for (unsigned j = 0; j < 16; j++)
 			crash_issue(c);
 	}
-	/* Kill once enough PUTs were acknowledged (a fixed delay got too few
-	 * on a loaded machine under ASan), at a random point after that. */
-	kill_at = now_ms() + 60000;
-	while (crash_acked <= 50 && now_ms() < kill_at)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	kill_at = now_ms() + 500 + (unsigned)getpid() % 1000;
-	while (now_ms() < kill_at)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	kill(daemon_pid, SIGKILL);
-	waitpid(daemon_pid, NULL, 0);
-	daemon_pid = 0;
-	for (unsigned c = 0; c < 4; c++)
-		sto_client_close(crash_cli[c]);
-	uv_run(&loop, UV_RUN_DEFAULT);
+	kill_when_acked(&crash_acked, 50, 500, 1000, crash_cli);
 	for (unsigned i = 0; i < TOTAL; i++) {
 		acked += crash_puts[i].acked;
 		sent += crash_puts[i].sent;
@@ -768,18 +469,6 @@ static int del_sync(sto_client *c, const struct sto_key *k, uint64_t ts)
 	CHECK_EQ(sto_delete(c, k, ts, on_done, &w), 0);
 	wait_for(&w);
 	return w.status;
-}
-
-static void kill9(void)
-{
-	if (cli) {
-		sto_client_close(cli);
-		cli = NULL;
-		uv_run(&loop, UV_RUN_NOWAIT);
-	}
-	kill(daemon_pid, SIGKILL);
-	waitpid(daemon_pid, NULL, 0);
-	daemon_pid = 0;
 }
 
 static void drop_index(void)
@@ -848,11 +537,7 @@ static void scenario_replay(void)
 	cli = connect_node();
 	replay_check(cli);
 	check_set(cli, 3, 3000);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	replay_check(cli);
 	check_set(cli, 3, 3000);
 	printf("replay: ok\n");
@@ -909,11 +594,7 @@ static void scenario_torn(void)
 	check_object(cli, &k, 1, len, 10);	/* v1: the torn v2 is invisible */
 	/* And it goes on: writes after the torn record, a clean restart. */
 	put_set(cli, 3, 3000);
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	check_set(cli, 1, 1000);
 	check_set(cli, 3, 3000);
 	check_object(cli, &k, 1, len, 10);
@@ -1102,11 +783,7 @@ static void scenario_enospc(void)
 	st = stat_sync(cli);
 	CHECK(st.nospace > 0);
 	/* With a reserve, the node refuses earlier, with room left. */
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(mountdir, "--reserve-bytes 30M --index-map-size 64M");
-	cli = connect_node();
+	restart_node(SIGTERM, mountdir, "--reserve-bytes 30M --index-map-size 64M");
 	{
 		struct sto_key k = key_of(10, 1, 0);
 
@@ -1155,11 +832,7 @@ static void scenario_compact(void)
 
 		check_object(cli, &k, 2000 + i, LEN, 12);
 	}
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	for (unsigned i = 0; i < N; i++) {
 		struct sto_key k = key_of(11, i, 0);
 
@@ -1596,17 +1269,9 @@ static void scenario_listing(void)
 	CHECK_EQ(lquery_sync(cli, NULL, NULL, "0123456789abcdefg", 0, false), -EINVAL);
 
 	/* Durable across a clean restart and a kill -9. */
-	sto_client_close(cli);
-	cli = NULL;
-	CHECK_EQ(stop_daemon(SIGTERM), 0);
-	start_daemon(NULL, NULL);
-	cli = connect_node();
+	restart_node(SIGTERM, NULL, NULL);
 	listing_check_state(cli);
-	sto_client_close(cli);
-	cli = NULL;
-	kill(daemon_pid, SIGKILL);
-	waitpid(daemon_pid, NULL, 0);
-	daemon_pid = 0;
+	kill9();
 	start_daemon(NULL, NULL);
 	cli = connect_node();
 	listing_check_state(cli);
@@ -1718,7 +1383,6 @@ static void scenario_listing_crash(void)
 {
 	enum { TOTAL = 20000 };
 	unsigned acked = 0;
-	uint64_t kill_at;
 
 	lw = calloc(1, sizeof(*lw));
 	lcb = calloc(TOTAL, sizeof(*lcb));
@@ -1729,20 +1393,7 @@ static void scenario_listing_crash(void)
 		for (int j = 0; j < 8; j++)
 			lcrash_issue(c);
 	}
-	/* Kill once enough batches were acknowledged (a fixed delay got too
-	 * few on a loaded machine under ASan), at a random point after. */
-	kill_at = now_ms() + 60000;
-	while (lc_acked <= 10 && now_ms() < kill_at)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	kill_at = now_ms() + 300 + (unsigned)getpid() % 700;
-	while (now_ms() < kill_at)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	kill(daemon_pid, SIGKILL);
-	waitpid(daemon_pid, NULL, 0);
-	daemon_pid = 0;
-	for (unsigned c = 0; c < 4; c++)
-		sto_client_close(lc_cli[c]);
-	uv_run(&loop, UV_RUN_DEFAULT);
+	kill_when_acked(&lc_acked, 10, 300, 700, lc_cli);
 	start_daemon(NULL, NULL);
 	cli = connect_node();
 	for (unsigned i = 0; i < lc_next; i++) {
@@ -1775,16 +1426,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: storaged-test DAEMON basic|restart|crash|replay|torn|malformed|enospc|compact|corrupt|large|listing|listing_crash\n");
 		return 2;
 	}
-	daemon_path = argv[1];
 	sc = argv[2];
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/storaged-test.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	if (harness_init(argv[1], "storaged-test") < 0)
 		return 1;
-	}
-	uv_loop_init(&loop);
 	if (!strcmp(sc, "basic"))
 		scenario_basic();
 	else if (!strcmp(sc, "restart"))
@@ -1814,8 +1458,6 @@ int main(int argc, char **argv)
 		cleanup();
 		return 2;
 	}
-	cleanup();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
+	harness_done();
 	return 0;
 }
