@@ -427,6 +427,21 @@ static void put_done(void *arg, int status, const struct sto_loc *loc)
 	req_done(c);
 }
 
+/* SET_TIER: durable; the answer says where the fragment is and its policy. */
+static void set_tier_done(void *arg, int status, const struct sto_loc *loc)
+{
+	struct req *r = arg;
+	struct conn *c = r->c;
+	StoResponse m;
+
+	resp_init(&m, r->id, status);
+	if (status == 0)
+		resp_loc(&m, loc, NULL);
+	reply(c, &m);
+	free(r);
+	req_done(c);
+}
+
 static void put_resume(void *arg)
 {
 	struct req *r = arg;
@@ -1071,6 +1086,19 @@ static void handle_request(struct conn *c, const StoRequest *q)
 	case STO_OP__STO_OP_PURGE:
 		r = req_new(c, q, sizeof(*r));
 		if (!r || (ret = sto_purge_entry(e, &r->key, q->timestamp, put_done, r)) < 0) {
+			if (r) {
+				free(r);
+				c->inflight--;
+				c->refs--;
+			}
+			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
+		}
+		return;
+	case STO_OP__STO_OP_SET_TIER:
+		r = req_new(c, q, sizeof(*r));
+		if (!r || (ret = sto_engine_set_tier(e, &r->key, q->timestamp,
+						     (uint8_t)q->tier_class,
+						     q->cold_after, set_tier_done, r)) < 0) {
 			if (r) {
 				free(r);
 				c->inflight--;
