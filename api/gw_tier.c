@@ -50,6 +50,7 @@ struct gw_tier_pol {
 	uint32_t cold_after;		/* s; 0: the nodes' default */
 	bool has_lc;
 	struct s3_lifecycle lc;
+	uint64_t gen;			/* the record's timestamp: names its pass */
 };
 
 struct gw_tier {
@@ -185,11 +186,11 @@ int gw_tier_copy_class(struct gw_req *r)
 	return gw_meta_add_hdr(&r->meta, "x-amz-storage-class", 19, v, strlen(v));
 }
 
-void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
+/* The class and cold_after of an object's fragments: its storage class
+ * (NULL or "": STANDARD), its key, the bucket's policy p (may be NULL). */
+static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const char *key,
+			  uint64_t day_s, struct sto_put_opts *o)
 {
-	const struct gw_tier_pol *p = r->tier_pol;
-	const char *cls = r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY ?
-			  r->tier_class : gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
 	uint64_t ca = 0, best = UINT64_MAX;
 
 	memset(o, 0, sizeof(*o));
@@ -198,15 +199,15 @@ void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
 	if (!p)
 		return;
 	ca = p->cold_after;
-	for (size_t i = 0; p->has_lc && r->key && i < p->lc.n; i++) {
+	for (size_t i = 0; p->has_lc && key && i < p->lc.n; i++) {
 		const struct s3_lc_rule *l = &p->lc.rules[i];
 
 		if (!l->enabled || !l->has_transition ||
 		    class_tier(l->transition_class) != STO_TIER_COLD ||
-		    strncmp(r->key, l->prefix, strlen(l->prefix)))
+		    strncmp(key, l->prefix, strlen(l->prefix)))
 			continue;
-		if ((uint64_t)l->transition_days * r->gw->cfg.lifecycle_day_s < best)
-			best = (uint64_t)l->transition_days * r->gw->cfg.lifecycle_day_s;
+		if ((uint64_t)l->transition_days * day_s < best)
+			best = (uint64_t)l->transition_days * day_s;
 	}
 	if (best == 0)
 		o->tier = STO_TIER_COLD;	/* Days 0: cold from the start */
@@ -215,6 +216,14 @@ void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
 	o->cold_after = ca > UINT32_MAX ? UINT32_MAX : (uint32_t)ca;
 	if (p->pin)
 		o->tier = (enum sto_tier_class)p->pin;
+}
+
+void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
+{
+	const char *cls = r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY ?
+			  r->tier_class : gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
+
+	tier_opts_for(r->tier_pol, cls, r->key, r->gw->cfg.lifecycle_day_s, o);
 }
 
 /* --------------------------------------------------------------- records */
@@ -355,6 +364,7 @@ static void on_pol_record(const struct gw_hlook_result *res, void *arg)
 		err = -EIO;
 	}
 	if (!err) {
+		p->gen = res->status == 0 ? res->ts : 0;
 		pol_put(r->tier_pol);
 		r->tier_pol = pol_get(p);
 		cache_set(r->gw->tier, p);
@@ -423,7 +433,8 @@ static void on_pol_written(struct gw_wset *w, int err, void *arg)
 static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 {
 	struct gateway *gw = r->gw;
-	struct gw_meta m = { .kind = GW_META_BUCKET, .version = strata_wall_ns() };
+	uint64_t ts = strata_wall_ns();
+	struct gw_meta m = { .kind = GW_META_BUCKET, .version = ts };
 	struct s3_buf lc = { 0 };
 	struct pol_op *o;
 	struct gw_wset *w;
@@ -438,6 +449,7 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 		return -ENOMEM;
 	}
 	o->p = p;
+	p->gen = ts;
 	m.owner = strdup(r->owner[0] ? r->owner : r->account);
 	ret = m.owner ? 0 : -ENOMEM;
 	snprintf(num, sizeof(num), "%" PRIu64, p->created);
@@ -467,7 +479,7 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 	o->r = gw_req_get(r);
 	o->done = done;
 	w = gw_wset_new(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name,
-			0, false, strata_wall_ns(), on_pol_written, o);
+			0, false, ts, on_pol_written, o);
 	if (!w) {
 		gw_req_put(r);
 		ret = -ENOMEM;
