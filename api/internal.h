@@ -1671,6 +1671,10 @@ struct gw_tier;
 struct gw_tier_pol;
 bool gw_tier_err_info(int err, int *status, const char **code, const char **msg);
 int gw_tier_new(struct gateway *gw, struct gw_tier **out);
+/* Serving: looks for unfinished policy passes every tier_pass_check_ms. */
+void gw_tier_start(struct gw_tier *t);
+/* Stopping: no new policy passes; those running end once answered. */
+void gw_tier_close(struct gw_tier *t);
 void gw_tier_free(struct gw_tier *t);
 /* Route: ?lifecycle, ?strata-tier, /_strata/tiers. 1 routed, 0 not. */
 int gw_tier_route(struct gw_req *r, const char *q, size_t qn);

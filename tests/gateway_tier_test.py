@@ -32,6 +32,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY1, SECRET1 = "STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"
 KEY2, SECRET2 = "STRATATESTKEY0002", "secretsecretsecretsecretsecret0002"
 NODE_ARGS = ["--cold-after", "3600", "--tier-scan-interval", "1", "--atime-interval", "1"]
+PASS_RATE = 50      # objects/s of a policy pass: the kill test catches one mid-way
 
 
 class TierCluster(gt.Cluster):
@@ -46,7 +47,8 @@ class TierCluster(gt.Cluster):
             return real(name, args, **kw)
         gt.Daemon = daemon
         try:
-            super().__init__(gw_args=["--lifecycle-day-seconds", "1"])
+            super().__init__(gw_args=["--lifecycle-day-seconds", "1", "--tier-pass-rate",
+                                      str(PASS_RATE), "--tier-pass-check-ms", "1000"])
         finally:
             gt.Daemon = real
         self.node_dirs = [os.path.join(gt.TMP, f"node{i + 1}") for i in range(gt.NODES)]
@@ -306,7 +308,101 @@ def test_transition_and_pins():
     assert out.returncode == 1 and "403" in out.stderr, out
 
 
-TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins]
+def moved(t0):
+    """Fragments moved (down, up) across the cluster since admin total t0."""
+    st, now = admin_tiers()
+    assert st == 200 and now["nodes_answered"] == 6, now
+    return (now["total"]["moved_down_objects"] - t0["moved_down_objects"],
+            now["total"]["moved_up_objects"] - t0["moved_up_objects"])
+
+
+def gw_log_has(text):
+    with open(C.gw.logpath) as f:
+        return text in f.read()
+
+
+def test_existing_objects():
+    """A Transition rule added after the PUTs reaches the stored objects (a
+    policy pass sets their fragments' class with SET_TIER, the nodes' movers
+    act on it); re-pinning the bucket hot brings them back."""
+    b = "existing"
+    S3.create_bucket(Bucket=b)
+    data = {"logs/a": body_of(5000, "ea"), "logs/big": body_of(2 * gt.MiB + 77, "eb"),
+            "other/c": body_of(5000, "ec")}
+    for k, body in data.items():
+        S3.put_object(Bucket=b, Key=k, Body=body)
+    time.sleep(3)       # three scans: nothing moves on its own (cold_after 1 h)
+    assert where(data["logs/a"]) == (3, 0) and where(data["other/c"]) == (3, 0)
+    st, t0 = admin_tiers()
+    t0 = t0["total"]
+    start = time.time()
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Filter={"Prefix": "logs/"}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
+    # logs/a: 3 replicas; logs/big: 3 head replicas + one segment's 6 fragments
+    wait_for(lambda: where(data["logs/a"])[1] == 3 and where(data["logs/big"][:256])[1] >= 1 and
+             moved(t0)[0] >= 12, "existing objects moved by the new rule")
+    took = time.time() - start
+    time.sleep(2)
+    assert where(data["other/c"]) == (3, 0)
+    down, up = moved(t0)
+    assert down == 12 and up == 0, (down, up)
+    for k, body in data.items():
+        assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
+    print(f"    rule reached 2 stored objects, their 12 fragments cold after {took:.1f} s",
+          flush=True)
+    # Pinned hot: back up, all of them (other/c never left).
+    assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "hot"})[0] == 200
+    wait_for(lambda: moved(t0)[1] >= 12, "re-pinned hot: back up")
+    time.sleep(2)
+    assert moved(t0) == (12, 12), moved(t0)
+    for k, body in data.items():
+        assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
+    wait_for(lambda: gw_log_has("bucket existing: tier pass done"), "pass logged")
+
+
+def test_pass_killed():
+    """A gateway killed (SIGKILL) during a pass finishes it after a restart,
+    from the last page it recorded; every object ends up cold."""
+    global S3
+    b = "killpass"
+    n = 260             # pages of 200: the kill falls after the first
+    S3.create_bucket(Bucket=b)
+    bodies = {}
+    for i in range(n):
+        k = f"k{i:04d}"
+        bodies[k] = body_of(700 + i, f"kp{i}")
+        S3.put_object(Bucket=b, Key=k, Body=bodies[k])
+    st, t0 = admin_tiers()
+    t0 = t0["total"]
+    start = time.time()
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "GLACIER_IR"}])]})
+    # 50 objects/s: the first page (200) is recorded after ~4 s
+    wait_for(lambda: gw_log_has("bucket killpass: tier pass ") and
+             gw_log_has("at key k0199 (200 objects)"), "the first page recorded", timeout=60)
+    time.sleep(0.3)
+    killed = moved(t0)[0]
+    C.gw.proc.kill()
+    C.gw.proc.wait()
+    assert not gw_log_has("bucket killpass: tier pass done"), "the pass was over before the kill"
+    os.unlink(C.gw.port_file)
+    C.gw.start()    # a new port
+    C.url = f"http://127.0.0.1:{C.gw.port}"
+    S3 = C.client()
+    wait_for(lambda: gw_log_has("bucket killpass: tier pass done"), "the pass finished after the restart",
+             timeout=120)
+    assert gw_log_has("tier pass") and gw_log_has("resumed after key k0"), C.gw.log_text()
+    wait_for(lambda: moved(t0)[0] >= 3 * n, "every object's replicas cold", timeout=60)
+    took = time.time() - start
+    for k in ("k0000", f"k{n - 1:04d}", "k0201"):
+        assert where(bodies[k]) [1] == 3, k
+        assert S3.get_object(Bucket=b, Key=k)["Body"].read() == bodies[k]
+    print(f"    killed at {killed} of {3 * n} fragments moved; all {n} objects cold "
+          f"{took:.1f} s after the rule (pass rate {PASS_RATE}/s)", flush=True)
+
+
+TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_existing_objects,
+         test_pass_killed]
 
 
 def main():
