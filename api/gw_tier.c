@@ -1153,7 +1153,12 @@ struct pass_obj {
 	uint32_t part_rep, part_ec;
 	char *path;
 	size_t path_len;
-	/* fragments: the holders first, then segment x fragment */
+	/* multipart: the manifest, and the part fragment i is in */
+	struct gw_manifest man;
+	uint32_t cur_part;
+	uint64_t cur_base;		/* flat index of its first fragment */
+	struct s3_buf ppath;		/* its path (segment names) */
+	/* fragments: the holders first, then (part x) segment x fragment */
 	uint64_t next, total;
 	unsigned inflight;
 };
@@ -1173,7 +1178,7 @@ struct tier_pass {
 	unsigned ops;			/* store operations in flight */
 	double tokens;
 	uint64_t last_tick_ns, retry_at;
-	uint64_t started_ns, objects, frags, missing, errors, multipart;
+	uint64_t started_ns, objects, frags, missing, errors, multipart;	/* counts */
 	uv_timer_t timer;
 };
 
@@ -1269,6 +1274,8 @@ static void pass_obj_reset(struct pass_obj *po)
 	free(po->path);
 	if (po->have_m)
 		gw_meta_free(&po->m);
+	gw_manifest_free(&po->man);
+	s3_buf_free(&po->ppath);
 	memset(po, 0, sizeof(*po));
 }
 
@@ -1336,7 +1343,7 @@ static void pass_finish(struct tier_pass *ps)
 	double secs = (double)(strata_now_ns() - ps->started_ns) / 1e9;
 
 	log_info("bucket %s: tier pass done: %" PRIu64 " objects, %" PRIu64
-		 " fragments set, %" PRIu64 " not found, %" PRIu64 " multipart skipped, "
+		 " fragments set, %" PRIu64 " not found, %" PRIu64 " multipart, "
 		 "%.1f s (%.0f objects/s)", ps->bucket, ps->objects, ps->frags, ps->missing,
 		 ps->multipart, secs, secs > 0 ? (double)ps->objects / secs : 0.0);
 	pass_progress(ps, true);
@@ -1415,7 +1422,13 @@ static void on_frag_set(void *arg, int status)
 	obj_pump(po);
 }
 
-/* Fragment i of the object: the head's holders, then segment x fragment. */
+static uint64_t part_segs(const struct gw_mpart *p)
+{
+	return p->seg_size ? (p->size + p->seg_size - 1) / p->seg_size : 0;
+}
+
+/* Fragment i of the object: the head's holders, then segment x fragment
+ * (of each part in turn, for a multipart object). */
 static int obj_frag(struct pass_obj *po, uint64_t i, const struct ring_dev **dev,
 		    struct sto_key *k, uint64_t *ts)
 {
@@ -1434,20 +1447,46 @@ static int obj_frag(struct pass_obj *po, uint64_t i, const struct ring_dev **dev
 	}
 	i -= po->nholders;
 	km = po->m.k + po->m.m;
-	seg = i / km;
-	frag = (unsigned)(i % km);
-	if (ring_primaries(gw->ec, po->part_ec, prim, ring_placements(gw->ec)) <= frag)
+	if (ring_primaries(gw->ec, po->part_ec, prim, ring_placements(gw->ec)) < km)
 		return -EINVAL;
-	id = gw_meta_dev(&po->m, (uint32_t)seg, frag, prim[frag]->id);
+	*k = (struct sto_key){ .part = po->part_ec };
+	if (po->man.n) {
+		/* Fragments go in order: the part's cursor only moves on. */
+		const struct gw_mpart *p;
+
+		while (po->cur_part < po->man.n &&
+		       i >= po->cur_base + part_segs(&po->man.parts[po->cur_part]) * km) {
+			po->cur_base += part_segs(&po->man.parts[po->cur_part]) * km;
+			po->cur_part++;
+			po->ppath.len = 0;
+		}
+		if (po->cur_part == po->man.n)
+			return -EINVAL;
+		p = &po->man.parts[po->cur_part];
+		if (!po->ppath.len &&
+		    gw_part_path(po->path, po->path_len, po->man.upload_id, p->number, &po->ppath) < 0)
+			return -ENOMEM;
+		i -= po->cur_base;
+		seg = i / km;
+		frag = (unsigned)(i % km);
+		id = prim[frag]->id;
+		for (uint32_t j = 0; j < p->nover; j++)
+			if (p->over[j].seg == seg && p->over[j].frag == frag)
+				id = p->over[j].dev;
+		gw_seg_hash(po->ppath.p, po->ppath.len, p->version, (uint32_t)seg, k->name);
+		*ts = p->version;
+	} else {
+		seg = i / km;
+		frag = (unsigned)(i % km);
+		id = gw_meta_dev(&po->m, (uint32_t)seg, frag, prim[frag]->id);
+		gw_seg_hash(po->path, po->path_len, po->m.version, (uint32_t)seg, k->name);
+		*ts = po->m.version;
+	}
+	k->frag = frag;
 	*dev = ring_dev_by_id(gw->ec, id);
 	if (!*dev && gw->ec_prev)
 		*dev = ring_dev_by_id(gw->ec_prev, id);
-	if (!*dev)
-		return -ENODEV;
-	*k = (struct sto_key){ .part = po->part_ec, .frag = frag };
-	gw_seg_hash(po->path, po->path_len, po->m.version, (uint32_t)seg, k->name);
-	*ts = po->m.version;
-	return 0;
+	return *dev ? 0 : -ENODEV;
 }
 
 static void obj_pump(struct pass_obj *po)
@@ -1475,6 +1514,26 @@ static void obj_pump(struct pass_obj *po)
 	}
 	if (po->inflight == 0 && (po->next == po->total || ps->stopping))
 		obj_done(po);
+}
+
+static void on_obj_manifest(void *arg)
+{
+	struct pass_obj *po = arg;
+	struct tier_pass *ps = po->ps;
+	const uint64_t km = po->m.k + po->m.m;
+
+	ps->ops--;
+	if (ps->stopping) {
+		po->busy = false;
+		ps->busy_objs--;
+		pass_stopped(ps);
+		return;
+	}
+	if (!po->man.n)
+		pass_failed(ps, "manifest", -EIO);	/* unreadable: the page again */
+	for (uint32_t i = 0; i < po->man.n; i++)
+		po->total += part_segs(&po->man.parts[i]) * km;
+	obj_pump(po);
 }
 
 static void on_obj_head(const struct gw_hlook_result *res, void *arg)
@@ -1512,10 +1571,18 @@ static void on_obj_head(const struct gw_hlook_result *res, void *arg)
 	cls = gw_meta_hdr_get(&po->m, "x-amz-storage-class");
 	tier_opts_for(ps->pol, cls, po->key, ps->t->gw->cfg.lifecycle_day_s, &po->o);
 	po->total = po->nholders;
-	if (po->m.layout == GW_LAYOUT_EC && po->m.k && !po->m.nparts)
+	if (po->m.layout == GW_LAYOUT_EC && po->m.k && !po->m.nparts) {
 		po->total += gw_meta_segments(&po->m) * (po->m.k + po->m.m);
-	else if (po->m.layout == GW_LAYOUT_MULTIPART || po->m.nparts)
-		ps->multipart++;	/* parts: not reached yet (head only) */
+	} else if (po->m.nparts && po->m.k) {
+		/* The parts are in the manifest, the head's payload. */
+		ps->multipart++;
+		ps->ops++;
+		if (gw_manifest_read_old(ps->t->gw, po->path, po->path_len, po->part_rep, res,
+					 &po->m, &po->man, on_obj_manifest, po) == 0)
+			return;
+		ps->ops--;
+		pass_failed(ps, "manifest", -ENOMEM);
+	}
 	obj_pump(po);
 }
 

@@ -331,6 +331,14 @@ def test_existing_objects():
             "other/c": body_of(5000, "ec")}
     for k, body in data.items():
         S3.put_object(Bucket=b, Key=k, Body=body)
+    # multipart: 5 MiB (2 segments) + 1000 B (1 segment), parts in the manifest
+    up = S3.create_multipart_upload(Bucket=b, Key="logs/mp")["UploadId"]
+    p1, p2 = body_of(5 * gt.MiB, "emp1"), body_of(1000, "emp2")
+    e1 = S3.upload_part(Bucket=b, Key="logs/mp", UploadId=up, PartNumber=1, Body=p1)["ETag"]
+    e2 = S3.upload_part(Bucket=b, Key="logs/mp", UploadId=up, PartNumber=2, Body=p2)["ETag"]
+    S3.complete_multipart_upload(Bucket=b, Key="logs/mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    data["logs/mp"] = p1 + p2
     time.sleep(3)       # three scans: nothing moves on its own (cold_after 1 h)
     assert where(data["logs/a"]) == (3, 0) and where(data["other/c"]) == (3, 0)
     st, t0 = admin_tiers()
@@ -338,23 +346,26 @@ def test_existing_objects():
     start = time.time()
     S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
         dict(LC_RULE, Filter={"Prefix": "logs/"}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
-    # logs/a: 3 replicas; logs/big: 3 head replicas + one segment's 6 fragments
+    # logs/a: 3 replicas; logs/big: 3 head replicas + one segment's 6
+    # fragments; logs/mp: 3 head replicas + 3 segments' 18 fragments
+    frags = 3 + 9 + 21
     wait_for(lambda: where(data["logs/a"])[1] == 3 and where(data["logs/big"][:256])[1] >= 1 and
-             moved(t0)[0] >= 12, "existing objects moved by the new rule")
+             where(p1[:256])[1] >= 1 and where(p2[:256])[1] >= 1 and moved(t0)[0] >= frags,
+             "existing objects moved by the new rule")
     took = time.time() - start
     time.sleep(2)
     assert where(data["other/c"]) == (3, 0)
     down, up = moved(t0)
-    assert down == 12 and up == 0, (down, up)
+    assert down == frags and up == 0, (down, up)
     for k, body in data.items():
         assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
-    print(f"    rule reached 2 stored objects, their 12 fragments cold after {took:.1f} s",
+    print(f"    rule reached 3 stored objects, their {frags} fragments cold after {took:.1f} s",
           flush=True)
     # Pinned hot: back up, all of them (other/c never left).
     assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "hot"})[0] == 200
-    wait_for(lambda: moved(t0)[1] >= 12, "re-pinned hot: back up")
+    wait_for(lambda: moved(t0)[1] >= frags, "re-pinned hot: back up")
     time.sleep(2)
-    assert moved(t0) == (12, 12), moved(t0)
+    assert moved(t0) == (frags, frags), moved(t0)
     for k, body in data.items():
         assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
     wait_for(lambda: gw_log_has("bucket existing: tier pass done"), "pass logged")
