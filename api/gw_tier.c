@@ -358,7 +358,6 @@ struct pol_op {
 	struct gw_req *r;
 	pol_fn done;
 	struct gw_tier_pol *p;
-	struct s3_buf meta;
 };
 
 static void on_pol_record(const struct gw_hlook_result *res, void *arg)
@@ -424,11 +423,77 @@ static int pol_load(struct gw_req *r, bool fresh, pol_fn done)
 	return ret;
 }
 
-static void on_pol_written(struct gw_wset *w, int err, void *arg)
+/* A head lookup of a rep3 record by path. */
+static int rec_lookup(struct gateway *gw, const char *path, size_t len, gw_hlook_fn cb,
+		      void *arg)
+{
+	uint8_t name[STO_NAME_HASH_LEN];
+
+	gw_name_hash(path, len, name);
+	return gw_hlook_start(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name,
+			      0, cb, arg);
+}
+
+struct rec_wr {
+	struct s3_buf meta;
+	void (*done)(void *arg, int err);
+	void *arg;
+};
+
+static void on_rec_written(struct gw_wset *w, int err, void *arg)
+{
+	struct rec_wr *o = arg;
+
+	(void)w;
+	if (o->done)
+		o->done(o->arg, err);
+	s3_buf_free(&o->meta);
+	free(o);
+}
+
+/* Writes m (a GW_META_BUCKET record) as the rep3 record at path, its
+ * timestamp m->version; then done(arg, 0 or an error), done may be NULL.
+ * 0, or -E2BIG / -ENOMEM (no done). */
+static int rec_write(struct gateway *gw, const char *path, size_t len, struct gw_meta *m,
+		     void (*done)(void *arg, int err), void *arg)
+{
+	struct rec_wr *o = calloc(1, sizeof(*o));
+	uint8_t name[STO_NAME_HASH_LEN];
+	struct gw_wset *w;
+	int ret;
+
+	if (!o)
+		return -ENOMEM;
+	o->done = done;
+	o->arg = arg;
+	ret = gw_meta_encode(m, &o->meta);
+	if (ret < 0)
+		goto out_free;
+	gw_name_hash(path, len, name);
+	w = gw_wset_new(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name, 0,
+			false, m->version, on_rec_written, o);
+	ret = -ENOMEM;
+	if (!w)
+		goto out_free;
+	for (unsigned i = 0; i < w->n; i++) {
+		w->f[i].frag = 0;
+		w->f[i].iov = (struct iovec){ NULL, 0 };
+	}
+	w->meta = o->meta.p;
+	w->meta_len = (uint32_t)o->meta.len;
+	gw_wset_start(w);
+	return 0;
+
+out_free:
+	s3_buf_free(&o->meta);
+	free(o);
+	return ret;
+}
+
+static void on_pol_written(void *arg, int err)
 {
 	struct pol_op *o = arg;
 
-	(void)w;
 	if (!err) {
 		pol_put(o->r->tier_pol);
 		o->r->tier_pol = pol_get(o->p);
@@ -437,7 +502,6 @@ static void on_pol_written(struct gw_wset *w, int err, void *arg)
 	o->done(o->r, err ? -EHOSTUNREACH : 0);
 	gw_req_put(o->r);
 	pol_put(o->p);
-	s3_buf_free(&o->meta);
 	free(o);
 }
 
@@ -445,14 +509,11 @@ static void on_pol_written(struct gw_wset *w, int err, void *arg)
  * done(r, 0 or an error). 0 or an error (no done). */
 static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 {
-	struct gateway *gw = r->gw;
 	uint64_t ts = strata_wall_ns();
 	struct gw_meta m = { .kind = GW_META_BUCKET, .version = ts };
 	struct s3_buf lc = { 0 };
 	struct pol_op *o;
-	struct gw_wset *w;
 	char path[128], num[24];
-	uint8_t name[STO_NAME_HASH_LEN];
 	size_t len;
 	int ret;
 
@@ -462,6 +523,8 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 		return -ENOMEM;
 	}
 	o->p = p;
+	o->r = r;
+	o->done = done;
 	p->gen = ts;
 	m.owner = strdup(r->owner[0] ? r->owner : r->account);
 	ret = m.owner ? 0 : -ENOMEM;
@@ -480,37 +543,21 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 			ret = GWE_LC_TOO_LARGE;
 		ret = ret ?: gw_meta_add_hdr(&m, "lifecycle", 9, lc.p, lc.len);
 	}
-	ret = ret ?: gw_meta_encode(&m, &o->meta);
+	pol_path(r->bucket, path, sizeof(path), &len);
+	if (!ret) {
+		gw_req_get(r);
+		ret = rec_write(r->gw, path, len, &m, on_pol_written, o);
+		if (ret < 0)
+			gw_req_put(r);
+	}
 	if (ret == -E2BIG)
 		ret = GWE_LC_TOO_LARGE;
 	gw_meta_free(&m);
 	s3_buf_free(&lc);
-	if (ret < 0)
-		goto out_free;
-	pol_path(r->bucket, path, sizeof(path), &len);
-	gw_name_hash(path, len, name);
-	o->r = gw_req_get(r);
-	o->done = done;
-	w = gw_wset_new(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name,
-			0, false, ts, on_pol_written, o);
-	if (!w) {
-		gw_req_put(r);
-		ret = -ENOMEM;
-		goto out_free;
+	if (ret < 0) {
+		pol_put(p);
+		free(o);
 	}
-	for (unsigned i = 0; i < w->n; i++) {
-		w->f[i].frag = 0;
-		w->f[i].iov = (struct iovec){ NULL, 0 };
-	}
-	w->meta = o->meta.p;
-	w->meta_len = (uint32_t)o->meta.len;
-	gw_wset_start(w);
-	return 0;
-
-out_free:
-	pol_put(p);
-	s3_buf_free(&o->meta);
-	free(o);
 	return ret;
 }
 
@@ -1193,73 +1240,6 @@ static void pass_path(const char *dir, const char *bucket, char *out, size_t cap
 	*len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
-/* A head lookup of a rep3 record by path. */
-static int rec_lookup(struct gateway *gw, const char *path, size_t len, gw_hlook_fn cb,
-		      void *arg)
-{
-	uint8_t name[STO_NAME_HASH_LEN];
-
-	gw_name_hash(path, len, name);
-	return gw_hlook_start(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name,
-			      0, cb, arg);
-}
-
-struct rec_wr {
-	struct s3_buf meta;
-	void (*done)(void *arg, int err);
-	void *arg;
-};
-
-static void on_rec_written(struct gw_wset *w, int err, void *arg)
-{
-	struct rec_wr *o = arg;
-
-	(void)w;
-	if (o->done)
-		o->done(o->arg, err);
-	s3_buf_free(&o->meta);
-	free(o);
-}
-
-/* Writes m as the rep3 record at path (timestamp now); done may be NULL. */
-static int rec_write(struct gateway *gw, const char *path, size_t len, struct gw_meta *m,
-		     void (*done)(void *arg, int err), void *arg)
-{
-	struct rec_wr *o = calloc(1, sizeof(*o));
-	uint8_t name[STO_NAME_HASH_LEN];
-	struct gw_wset *w;
-	int ret;
-
-	if (!o)
-		return -ENOMEM;
-	o->done = done;
-	o->arg = arg;
-	m->kind = GW_META_BUCKET;
-	m->version = strata_wall_ns();
-	ret = gw_meta_encode(m, &o->meta);
-	if (ret < 0)
-		goto out_free;
-	gw_name_hash(path, len, name);
-	w = gw_wset_new(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name, 0,
-			false, m->version, on_rec_written, o);
-	ret = -ENOMEM;
-	if (!w)
-		goto out_free;
-	for (unsigned i = 0; i < w->n; i++) {
-		w->f[i].frag = 0;
-		w->f[i].iov = (struct iovec){ NULL, 0 };
-	}
-	w->meta = o->meta.p;
-	w->meta_len = (uint32_t)o->meta.len;
-	gw_wset_start(w);
-	return 0;
-
-out_free:
-	s3_buf_free(&o->meta);
-	free(o);
-	return ret;
-}
-
 static struct tier_pass *pass_find(struct gw_tier *t, const char *bucket)
 {
 	for (struct tier_pass *ps = t->passes; ps; ps = ps->next)
@@ -1369,7 +1349,7 @@ static void on_progress_written(void *arg, int err)
 
 static void pass_progress(struct tier_pass *ps, bool done)
 {
-	struct gw_meta m = { 0 };
+	struct gw_meta m = { .kind = GW_META_BUCKET, .version = strata_wall_ns() };
 	char path[128], num[24];
 	size_t len;
 	int ret;

@@ -414,6 +414,18 @@ static struct req *req_new(struct conn *c, const StoRequest *q, size_t size)
 	return r;
 }
 
+/* A request that did not start (r may be NULL: not allocated): answered
+ * now, its slot given back without re-entering conn_process. */
+static void req_not_started(struct conn *c, struct req *r, uint64_t id, int err)
+{
+	if (r) {
+		free(r);
+		c->inflight--;
+		c->refs--;
+	}
+	reply_status(c, id, err, NULL);
+}
+
 static void put_done(void *arg, int status, const struct sto_loc *loc)
 {
 	struct req *r = arg;
@@ -1074,62 +1086,32 @@ static void handle_request(struct conn *c, const StoRequest *q)
 		return;
 	case STO_OP__STO_OP_DELETE:
 		r = req_new(c, q, sizeof(*r));
-		if (!r || (ret = sto_del(e, &r->key, q->timestamp, del_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
+		if (!r || (ret = sto_del(e, &r->key, q->timestamp, del_done, r)) < 0)
+			req_not_started(c, r, q->id, r ? ret : -ENOMEM);
 		return;
 	case STO_OP__STO_OP_PURGE:
 		r = req_new(c, q, sizeof(*r));
-		if (!r || (ret = sto_purge_entry(e, &r->key, q->timestamp, put_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
+		if (!r || (ret = sto_purge_entry(e, &r->key, q->timestamp, put_done, r)) < 0)
+			req_not_started(c, r, q->id, r ? ret : -ENOMEM);
 		return;
 	case STO_OP__STO_OP_SET_TIER:
 		r = req_new(c, q, sizeof(*r));
 		if (!r || (ret = sto_engine_set_tier(e, &r->key, q->timestamp,
 						     (uint8_t)q->tier_class,
-						     q->cold_after, set_tier_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
+						     q->cold_after, set_tier_done, r)) < 0)
+			req_not_started(c, r, q->id, r ? ret : -ENOMEM);
 		return;
 	case STO_OP__STO_OP_LISTING_IDS:
 		r = req_new(c, q, sizeof(*r));
 		if (!r || (ret = sto_lst_ids(e, q->partition, q->start_after.len ?
-					     q->start_after.data : NULL, lst_ids_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
+					     q->start_after.data : NULL, lst_ids_done, r)) < 0)
+			req_not_started(c, r, q->id, r ? ret : -ENOMEM);
 		return;
 	case STO_OP__STO_OP_LIST:
 		r = req_new(c, q, sizeof(*r));
 		if (!r || (ret = sto_list(e, q->partition, q->list_objects, q->suffix,
-					  list_done, r)) < 0) {
-			if (r) {
-				free(r);
-				c->inflight--;
-				c->refs--;
-			}
-			reply_status(c, q->id, r ? ret : -ENOMEM, NULL);
-		}
+					  list_done, r)) < 0)
+			req_not_started(c, r, q->id, r ? ret : -ENOMEM);
 		return;
 	case STO_OP__STO_OP_STAT:
 		handle_stat(c, q);
