@@ -1699,8 +1699,8 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 	for (uint32_t i = 0; i < m->nhdr; i++)
 		if (!strncmp(m->hdr[i].name, "x-amz-meta-", 11))
 			http_resp_header(r->hr, m->hdr[i].name, m->hdr[i].value);
-	sc = gw_meta_hdr_get(m, "x-amz-storage-class");
-	if (sc && strcmp(sc, "STANDARD"))
+	sc = gw_tier_class_shown(r, m);
+	if (sc)
 		http_resp_header(r->hr, "x-amz-storage-class", sc);
 }
 
@@ -2111,6 +2111,7 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 	memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	r->nholders = res->nholders;
 	r->holder_try = 0;
+	r->head_cold = res->nholders && res->ncold == res->nholders;
 	/* A multipart object's data is named by its manifest, the head's
 	 * payload: read it first (a plain HEAD needs only the metadata). */
 	if (r->gm.layout == GW_LAYOUT_MULTIPART &&
@@ -2170,7 +2171,7 @@ static void send_attributes(struct gw_req *r)
 	const char *want = http_req_header(r->hr, "x-amz-object-attributes", NULL);
 	int64_t max_parts = header_u32(r, "x-amz-max-parts", 1000, 1000);
 	int64_t marker = header_u32(r, "x-amz-part-number-marker", 0, S3_MAX_PARTS);
-	const char *sc = gw_meta_hdr_get(&r->gm, "x-amz-storage-class");
+	const char *sc = gw_tier_class_shown(r, &r->gm);
 	char etag[S3_ETAG_MAX], date[HTTP_DATE_LEN + 1];
 	struct s3_buf b = { 0 };
 	struct s3_xml x;

@@ -189,11 +189,14 @@ int gw_tier_copy_class(struct gw_req *r)
 	return gw_meta_add_hdr(&r->meta, "x-amz-storage-class", 19, v, strlen(v));
 }
 
+static const struct s3_lc_rule *rule_for(const struct gw_tier_pol *p, const char *key);
+
 /* The class and cold_after of an object's fragments: its storage class
  * (NULL or "": STANDARD), its key, the bucket's policy p (may be NULL). */
 static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const char *key,
 			  uint64_t day_s, struct sto_put_opts *o)
 {
+	const struct s3_lc_rule *l;
 	uint64_t ca = 0, best = UINT64_MAX;
 
 	memset(o, 0, sizeof(*o));
@@ -202,16 +205,8 @@ static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const ch
 	if (!p)
 		return;
 	ca = p->cold_after;
-	for (size_t i = 0; p->has_lc && key && i < p->lc.n; i++) {
-		const struct s3_lc_rule *l = &p->lc.rules[i];
-
-		if (!l->enabled || !l->has_transition ||
-		    class_tier(l->transition_class) != STO_TIER_COLD ||
-		    strncmp(key, l->prefix, strlen(l->prefix)))
-			continue;
-		if ((uint64_t)l->transition_days * day_s < best)
-			best = (uint64_t)l->transition_days * day_s;
-	}
+	if ((l = rule_for(p, key)))
+		best = (uint64_t)l->transition_days * day_s;
 	if (best == 0)
 		o->tier = STO_TIER_COLD;	/* Days 0: cold from the start */
 	else if (best != UINT64_MAX && (!ca || best < ca))
@@ -219,6 +214,36 @@ static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const ch
 	o->cold_after = ca > UINT32_MAX ? UINT32_MAX : (uint32_t)ca;
 	if (p->pin)
 		o->tier = (enum sto_tier_class)p->pin;
+}
+
+/* The enabled Transition rule to a cold class matching key with the fewest
+ * Days (the one tier_opts_for applies), or NULL. */
+static const struct s3_lc_rule *rule_for(const struct gw_tier_pol *p, const char *key)
+{
+	const struct s3_lc_rule *best = NULL;
+
+	for (size_t i = 0; p && p->has_lc && key && i < p->lc.n; i++) {
+		const struct s3_lc_rule *l = &p->lc.rules[i];
+
+		if (l->enabled && l->has_transition &&
+		    class_tier(l->transition_class) == STO_TIER_COLD &&
+		    !strncmp(key, l->prefix, strlen(l->prefix)) &&
+		    (!best || l->transition_days < best->transition_days))
+			best = l;
+	}
+	return best;
+}
+
+const char *gw_tier_class_shown(const struct gw_req *r, const struct gw_meta *m)
+{
+	const char *sc = gw_meta_hdr_get(m, "x-amz-storage-class");
+	const struct s3_lc_rule *l;
+
+	if (sc && strcmp(sc, "STANDARD") && strcmp(sc, "REDUCED_REDUNDANCY"))
+		return sc;
+	if (r->head_cold && (l = rule_for(r->tier_pol, r->key)))
+		return l->transition_class;
+	return sc && strcmp(sc, "STANDARD") ? sc : NULL;
 }
 
 void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
@@ -767,6 +792,8 @@ static void on_pol_ready(struct gw_req *r, int err)
 	size_t qn;
 	const char *q;
 
+	if (err && (r->op == OP_GET_OBJECT || r->op == OP_HEAD_OBJECT))
+		err = 0;	/* a read goes on: the class shown is the stored one */
 	if (err) {
 		gw_send_error(r, err);
 		return;
@@ -839,6 +866,7 @@ bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))
 			return false;	/* the class goes in the upload record */
 		/* fall through */
 	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY: case OP_COMPLETE_MPU:
+	case OP_GET_OBJECT: case OP_HEAD_OBJECT:	/* the class shown */
 		if (r->tier_ready)
 			return false;
 		ret = ret ?: pol_load(r, false, on_pol_ready);
@@ -1306,19 +1334,24 @@ static void pass_failed(struct tier_pass *ps, const char *what, int err)
 
 /* --- the end: progress done, registry entry tombstoned */
 
-static void on_pass_unregistered(void *arg, int err)
+/* The progress record or the registry written (a pass that is finishing
+ * ends with the last of them). */
+static void on_pass_written(void *arg, int err)
 {
 	struct tier_pass *ps = arg;
 
 	if (err)
-		log_warn("bucket %s: tier pass registry: %s", ps->bucket, sto_strerror(err));
+		log_warn("bucket %s: tier pass record: %s", ps->bucket, sto_strerror(err));
 	ps->ops--;
-	pass_end(ps);
+	pass_stopped(ps);
 }
 
 static void pass_progress(struct tier_pass *ps, bool done);
 
-static void pass_finish(struct tier_pass *ps)
+/* progress: the pass walked the bucket (else it has nothing to do: the
+ * bucket is gone, or a newer change has its own pass, whose progress record
+ * is not to be touched). */
+static void pass_finish(struct tier_pass *ps, bool progress)
 {
 	double secs = (double)(strata_now_ns() - ps->started_ns) / 1e9;
 
@@ -1326,26 +1359,17 @@ static void pass_finish(struct tier_pass *ps)
 		 " fragments set, %" PRIu64 " not found, %" PRIu64 " multipart, "
 		 "%.1f s (%.0f objects/s)", ps->bucket, ps->objects, ps->frags, ps->missing,
 		 ps->multipart, secs, secs > 0 ? (double)ps->objects / secs : 0.0);
-	pass_progress(ps, true);
+	ps->stopping = true;
+	if (progress)
+		pass_progress(ps, true);
 	ps->ops++;
 	if (gw_list_account_update(ps->t->gw->lst, PASS_ACCOUNT, ps->bucket, ps->gen + 1,
-				   true, on_pass_unregistered, ps) < 0) {
+				   true, on_pass_written, ps) < 0)
 		ps->ops--;
-		pass_end(ps);
-	}
+	pass_stopped(ps);
 }
 
 /* --- progress record */
-
-static void on_progress_written(void *arg, int err)
-{
-	struct tier_pass *ps = arg;
-
-	if (err)
-		log_warn("bucket %s: tier pass progress: %s", ps->bucket, sto_strerror(err));
-	ps->ops--;
-	pass_stopped(ps);
-}
 
 static void pass_progress(struct tier_pass *ps, bool done)
 {
@@ -1363,7 +1387,7 @@ static void pass_progress(struct tier_pass *ps, bool done)
 		ret = ret ?: gw_meta_add_hdr(&m, "done", 4, "1", 1);
 	pass_path(".tierpass", ps->bucket, path, sizeof(path), &len);
 	ps->ops++;
-	ret = ret ?: rec_write(ps->t->gw, path, len, &m, on_progress_written, ps);
+	ret = ret ?: rec_write(ps->t->gw, path, len, &m, on_pass_written, ps);
 	if (ret < 0)
 		ps->ops--;
 	gw_meta_free(&m);
@@ -1682,7 +1706,7 @@ static void pass_pump(struct tier_pass *ps)
 		ps->after = a;
 	}
 	if (!ps->more) {
-		pass_finish(ps);
+		pass_finish(ps, true);
 		return;
 	}
 	log_info("bucket %s: tier pass %" PRIu64 " at key %s (%" PRIu64 " objects)", ps->bucket,
@@ -1767,10 +1791,18 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 		ps->waiting = true;
 		return;
 	}
-	if (res->status == -ENOENT || res->ts != ps->gen) {
+	if (res->status == -ENOENT || res->ts < ps->gen) {
+		/* Not the record the pass was registered for (yet): a replica
+		 * behind; asked again later. */
+		pass_failed(ps, "policy record", -EAGAIN);
+		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
+		ps->waiting = true;
+		return;
+	}
+	if (res->ts > ps->gen) {
 		/* Changed again: the newer change has its own pass. */
 		log_info("bucket %s: tier pass %" PRIu64 " superseded", ps->bucket, ps->gen);
-		pass_finish(ps);
+		pass_finish(ps, false);
 		return;
 	}
 	p = calloc(1, sizeof(*p));
@@ -1787,7 +1819,7 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 	if (pol_decode(p, res->meta, res->meta_len) < 0) {
 		log_err("bucket %s: undecodable tier policy record: no pass", ps->bucket);
 		pol_put(p);
-		pass_finish(ps);
+		pass_finish(ps, false);
 		return;
 	}
 	pol_put(ps->pol);
@@ -1818,7 +1850,7 @@ static void on_pass_bucket(const struct gw_hlook_result *res, void *arg)
 	if (pass_stopped(ps))
 		return;
 	if (res->status == -ENOENT) {
-		pass_finish(ps);	/* the bucket is gone: nothing to do */
+		pass_finish(ps, false);	/* the bucket is gone: nothing to do */
 		return;
 	}
 	if (res->status < 0 || gw_meta_decode(res->meta, res->meta_len, &m) < 0 || !m.owner) {

@@ -1137,6 +1137,7 @@ struct gw_hlook_result {
 	uint32_t meta_len;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned nholders;		/* devices that hold the newest, live */
+	unsigned ncold;			/* ... of which answered from cold media */
 };
 typedef void (*gw_hlook_fn)(const struct gw_hlook_result *res, void *arg);
 /* res is valid during cb only. 0 or -ENOMEM. */
@@ -1460,6 +1461,7 @@ struct gw_req {
 	uint8_t *inline_buf;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned nholders, holder_try;
+	bool head_cold;			/* every holder of the head is on cold */
 	unsigned slot_gen;
 	int resp_status;
 	/* The object a GET (or a copy, its source) reads: r->path, or the
@@ -1684,6 +1686,11 @@ int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
 bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r));
 /* GET /_strata/tiers (authenticated, any bucket-less request). */
 void gw_tier_admin(struct gw_req *r);
+/* The storage class HEAD and GET show for object m: the one it was written
+ * with, or, for a STANDARD object whose head the nodes moved cold
+ * (r->head_cold) under a lifecycle Transition rule of its bucket, that
+ * rule's class (what S3 shows after a transition). NULL: STANDARD. */
+const char *gw_tier_class_shown(const struct gw_req *r, const struct gw_meta *m);
 /* PutBucketLifecycleConfiguration: the body arrived in r->small. */
 void gw_tier_body_end(struct gw_req *r);
 /* CreateBucket with x-strata-tier-* headers: the bucket record is durable;

@@ -275,8 +275,15 @@ def test_transition_and_pins():
         assert where(data[k]) == (3, 0), k
     for (b, k), body in data.items():   # still whole, wherever it is
         assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
-    # the storage class shown is the one given at PUT (the rule moved bytes)
-    assert "StorageClass" not in S3.head_object(Bucket="lcb", Key="logs/a")
+    # moved by the rule: HEAD and GET show the rule's class, as S3 does after
+    # a transition (ListObjects: the class given at PUT); moved by the
+    # bucket's own cold_after (no rule): still STANDARD
+    assert S3.head_object(Bucket="lcb", Key="logs/a")["StorageClass"] == "STANDARD_IA"
+    assert S3.get_object(Bucket="lcb", Key="logs/big")["StorageClass"] == "STANDARD_IA"
+    assert "StorageClass" not in S3.head_object(Bucket="lcb", Key="other/b")
+    assert "StorageClass" not in S3.head_object(Bucket="fast", Key="y")
+    assert {o["Key"]: o["StorageClass"] for o in S3.list_objects_v2(Bucket="lcb")["Contents"]} \
+        == {"logs/a": "STANDARD", "logs/big": "STANDARD", "other/b": "STANDARD"}
 
     st, after = admin_tiers()
     assert st == 200 and after["nodes_answered"] == 6
@@ -361,13 +368,17 @@ def test_existing_objects():
         assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
     print(f"    rule reached 3 stored objects, their {frags} fragments cold after {took:.1f} s",
           flush=True)
+    assert S3.head_object(Bucket=b, Key="logs/a")["StorageClass"] == "STANDARD_IA"
+    assert S3.head_object(Bucket=b, Key="logs/mp")["StorageClass"] == "STANDARD_IA"
+    assert "StorageClass" not in S3.head_object(Bucket=b, Key="other/c")
     # Pinned hot: back up, all of them (other/c never left).
     assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "hot"})[0] == 200
     wait_for(lambda: moved(t0)[1] >= frags, "re-pinned hot: back up")
     time.sleep(2)
     assert moved(t0) == (frags, frags), moved(t0)
     for k, body in data.items():
-        assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
+        g = S3.get_object(Bucket=b, Key=k)
+        assert g["Body"].read() == body and "StorageClass" not in g, k   # hot again
     wait_for(lambda: gw_log_has("bucket existing: tier pass done"), "pass logged")
 
 
