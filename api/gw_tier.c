@@ -1205,7 +1205,7 @@ void gw_tier_admin(struct gw_req *r)
  * that could not be reached (node down, deadline) is tried again. */
 #define PASS_ACCOUNT	".tierpass"
 #define PASS_PAGE	200		/* objects per listing page */
-#define PASS_OBJS	8		/* objects in flight */
+#define PASS_OBJS	32		/* objects in flight */
 #define PASS_FRAGS	64		/* SET_TIERs in flight per object */
 #define PASS_TICK_MS	50
 #define PASS_RETRY_NS	(2ull * 1000000000)

@@ -423,8 +423,57 @@ def test_pass_killed():
           f"{took:.1f} s after the rule (pass rate {PASS_RATE}/s)", flush=True)
 
 
+def restart_gateway(rate):
+    """The gateway again with --tier-pass-rate rate (SIGTERM, a new port)."""
+    global S3
+    C.gw.stop()
+    i = C.gw.args.index("--tier-pass-rate")
+    C.gw.args[i + 1] = str(rate)
+    os.unlink(C.gw.port_file)
+    C.gw.start()
+    C.url = f"http://127.0.0.1:{C.gw.port}"
+    S3 = C.client()
+
+
+def test_pass_rate():
+    """STRATA_LONG=1 (docs/tiering.md numbers): N objects stored, then a rule;
+    the pass's rate uncapped, and the time until the nodes moved them all."""
+    import concurrent.futures
+    import re
+    if not os.environ.get("STRATA_LONG"):
+        print("    SKIPPED (STRATA_LONG=1 runs it)", flush=True)
+        return
+    n = int(os.environ.get("STRATA_TIER_N", "2000"))
+    b = "rate"
+    restart_gateway(1000000)
+    S3.create_bucket(Bucket=b)
+    clients = [C.client() for _ in range(16)]
+    body = body_of(1000, "rate")
+    t = time.time()
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda i: clients[i % 16].put_object(Bucket=b, Key=f"o{i:07d}", Body=body),
+                    range(n)))
+    put_s = time.time() - t
+    st, t0 = admin_tiers()
+    t0 = t0["total"]
+    start = time.time()
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
+    wait_for(lambda: gw_log_has("bucket rate: tier pass done"), "pass done", timeout=3600)
+    pass_s = time.time() - start
+    wait_for(lambda: moved(t0)[0] >= 3 * n, "all moved", timeout=3600)
+    all_s = time.time() - start
+    with open(C.gw.logpath) as f:
+        line = [x for x in f if "bucket rate: tier pass done" in x][-1]
+    rate = re.search(r"\(([0-9]+) objects/s\)", line).group(1)
+    print(f"    {n} objects loaded in {put_s:.1f} s; pass {pass_s:.1f} s ({rate} objects/s, "
+          f"{3 * n} fragments); all {3 * n} fragments cold {all_s:.1f} s after the rule; "
+          f"load {os.getloadavg()}", flush=True)
+    restart_gateway(PASS_RATE)
+
+
 TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_existing_objects,
-         test_pass_killed]
+         test_pass_killed, test_pass_rate]
 
 
 def main():
