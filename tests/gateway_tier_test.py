@@ -437,7 +437,8 @@ def restart_gateway(rate):
 
 def test_pass_rate():
     """STRATA_LONG=1 (docs/tiering.md numbers): N objects stored, then a rule;
-    the pass's rate uncapped, and the time until the nodes moved them all."""
+    the pass's rate (uncapped, or STRATA_TIER_RATE), and the time until the
+    nodes moved them all."""
     import concurrent.futures
     import re
     if not os.environ.get("STRATA_LONG"):
@@ -445,10 +446,12 @@ def test_pass_rate():
         return
     n = int(os.environ.get("STRATA_TIER_N", "2000"))
     b = "rate"
-    restart_gateway(1000000)
+    restart_gateway(int(os.environ.get("STRATA_TIER_RATE", "1000000")))
     S3.create_bucket(Bucket=b)
     clients = [C.client() for _ in range(16)]
-    body = body_of(1000, "rate")
+    size = int(os.environ.get("STRATA_TIER_SIZE", "1000"))
+    frags = 3 if size <= 64 * 1024 else 3 + 6 * -(-size // (4 * gt.MiB))  # inline, or EC 4+2
+    body = body_of(size, "rate")
     t = time.time()
     with concurrent.futures.ThreadPoolExecutor(16) as ex:
         list(ex.map(lambda i: clients[i % 16].put_object(Bucket=b, Key=f"o{i:07d}", Body=body),
@@ -461,13 +464,13 @@ def test_pass_rate():
         dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
     wait_for(lambda: gw_log_has("bucket rate: tier pass done"), "pass done", timeout=3600)
     pass_s = time.time() - start
-    wait_for(lambda: moved(t0)[0] >= 3 * n, "all moved", timeout=3600)
+    wait_for(lambda: moved(t0)[0] >= frags * n, "all moved", timeout=3600)
     all_s = time.time() - start
     with open(C.gw.logpath) as f:
         line = [x for x in f if "bucket rate: tier pass done" in x][-1]
     rate = re.search(r"\(([0-9]+) objects/s\)", line).group(1)
-    print(f"    {n} objects loaded in {put_s:.1f} s; pass {pass_s:.1f} s ({rate} objects/s, "
-          f"{3 * n} fragments); all {3 * n} fragments cold {all_s:.1f} s after the rule; "
+    print(f"    {n} objects of {size} B loaded in {put_s:.1f} s; pass {pass_s:.1f} s ({rate} "
+          f"objects/s, {frags * n} fragments); all cold {all_s:.1f} s after the rule; "
           f"load {os.getloadavg()}", flush=True)
     restart_gateway(PASS_RATE)
 
