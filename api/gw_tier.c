@@ -1513,7 +1513,9 @@ static void obj_pump(struct pass_obj *po)
 				po->inflight--;
 			}
 		}
-		if (ret < 0)
+		if (ret == -ENODEV)
+			ps->missing++;	/* its device left both rings: nothing to set */
+		else if (ret < 0)
 			pass_failed(ps, "fragment", ret);
 	}
 	if (po->inflight == 0 && (po->next == po->total || ps->stopping))
@@ -1771,6 +1773,8 @@ static void on_pass_progress_rec(const struct gw_hlook_result *res, void *arg)
 	if (ps->after[0])
 		log_info("bucket %s: tier pass %" PRIu64 " resumed after key %s", ps->bucket,
 			 ps->gen, ps->after);
+	else
+		pass_progress(ps, false);	/* the heartbeat other gateways see */
 	pass_page(ps);
 }
 
@@ -1937,7 +1941,8 @@ static void on_check_progress(const struct gw_hlook_result *res, void *arg)
 	struct gw_meta m;
 
 	/* Someone is on it when its progress record is of this generation,
-	 * not done, and recent. */
+	 * not done, and recent; or when the change itself is recent (the
+	 * gateway that registered it is starting its pass). */
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0) {
 		const char *g = gw_meta_hdr_get(&m, "gen");
 
@@ -1947,7 +1952,8 @@ static void on_check_progress(const struct gw_hlook_result *res, void *arg)
 	} else if (res->status == 0) {
 		gw_meta_free(&m);
 	}
-	if (res->status == -ENOENT || (res->status == 0 && !live))
+	live |= e->ts + PASS_STALE_NS > strata_wall_ns();
+	if ((res->status == 0 || res->status == -ENOENT) && !live)
 		pass_start(c->t, e->name, e->ts);
 	c->i++;
 	check_next(c);
