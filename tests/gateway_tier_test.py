@@ -323,9 +323,16 @@ def moved(t0):
             now["total"]["moved_up_objects"] - t0["moved_up_objects"])
 
 
-def gw_log_has(text):
-    with open(C.gw.logpath) as f:
+def gw_log_has(text, path=None):
+    with open(path or C.gw.logpath) as f:
         return text in f.read()
+
+
+def page_recorded(bucket, key):
+    """The gateway logged the pass of bucket recording key as done."""
+    import re
+    with open(C.gw.logpath) as f:
+        return re.search(rf"bucket {bucket}: tier pass [0-9]+ at key {key} ", f.read()) is not None
 
 
 def test_existing_objects():
@@ -400,8 +407,7 @@ def test_pass_killed():
     S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
         dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "GLACIER_IR"}])]})
     # 50 objects/s: the first page (200) is recorded after ~4 s
-    wait_for(lambda: gw_log_has("bucket killpass: tier pass ") and
-             gw_log_has("at key k0199 (200 objects)"), "the first page recorded", timeout=60)
+    wait_for(lambda: page_recorded(b, "k0199"), "the first page recorded", timeout=60)
     time.sleep(0.3)
     killed = moved(t0)[0]
     C.gw.proc.kill()
@@ -421,6 +427,53 @@ def test_pass_killed():
         assert S3.get_object(Bucket=b, Key=k)["Body"].read() == bodies[k]
     print(f"    killed at {killed} of {3 * n} fragments moved; all {n} objects cold "
           f"{took:.1f} s after the rule (pass rate {PASS_RATE}/s)", flush=True)
+
+
+def test_two_gateways():
+    """Two gateways: the one running a pass is killed and stays down; the
+    other takes the pass over once its heartbeat is stale, from its last
+    recorded key, and finishes it."""
+    global S3
+    b = "twogw"
+    n = 260
+    pf2 = os.path.join(gt.TMP, "gateway2.port")
+    args = list(C.gw.args)
+    args[args.index("--port-file") + 1] = pf2
+    gw2 = gt.Daemon("gateway2", args, port_file=pf2)
+    try:
+        S3.create_bucket(Bucket=b)
+        bodies = {}
+        for i in range(n):
+            k = f"k{i:04d}"
+            bodies[k] = body_of(500 + i, f"tg{i}")
+            S3.put_object(Bucket=b, Key=k, Body=bodies[k])
+        st, t0 = admin_tiers()
+        t0 = t0["total"]
+        S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+            dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
+        wait_for(lambda: page_recorded(b, "k0199"), "the first page recorded", timeout=60)
+        C.gw.proc.kill()
+        C.gw.proc.wait()
+        assert not gw_log_has("bucket twogw: tier pass done")
+        wait_for(lambda: gw_log_has("bucket twogw: tier pass done", gw2.logpath),
+                 "gateway 2 finished it", timeout=120)
+        assert gw_log_has("bucket twogw: tier pass", gw2.logpath) and \
+            gw_log_has("resumed after key k0199", gw2.logpath), gw2.log_text()
+        os.unlink(C.gw.port_file)
+        C.gw.start()
+        C.url = f"http://127.0.0.1:{C.gw.port}"
+        S3 = C.client()
+        wait_for(lambda: moved(t0)[0] >= 3 * n, "every object's replicas cold", timeout=60)
+        for k in ("k0000", "k0200", f"k{n - 1:04d}"):
+            assert where(bodies[k])[1] == 3, k
+    finally:
+        assert gw2.stop() == 0, gw2.log_text()
+        if C.gw.proc.poll() is not None:     # failed while gateway 1 was down
+            if os.path.exists(C.gw.port_file):
+                os.unlink(C.gw.port_file)
+            C.gw.start()
+            C.url = f"http://127.0.0.1:{C.gw.port}"
+            S3 = C.client()
 
 
 def restart_gateway(rate):
@@ -476,7 +529,7 @@ def test_pass_rate():
 
 
 TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_existing_objects,
-         test_pass_killed, test_pass_rate]
+         test_pass_killed, test_two_gateways, test_pass_rate]
 
 
 def main():
