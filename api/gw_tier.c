@@ -1332,6 +1332,16 @@ static void pass_failed(struct tier_pass *ps, const char *what, int err)
 	ps->failed = true;
 }
 
+/* Waits PASS_RETRY_NS, then the timer starts over from the bucket record
+ * (the policy again, then the page); what failed, if anything, is logged. */
+static void pass_retry(struct tier_pass *ps, const char *what, int err)
+{
+	if (what)
+		pass_failed(ps, what, err);
+	ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
+	ps->waiting = true;
+}
+
 /* --- the end: progress done, registry entry tombstoned */
 
 /* The progress record or the registry written (a pass that is finishing
@@ -1633,9 +1643,7 @@ static void on_pass_page(void *arg, int err, const struct gw_list_item *v, size_
 	if (pass_stopped(ps))
 		return;
 	if (err) {
-		pass_failed(ps, "listing", err);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "listing", err);
 		return;
 	}
 	for (size_t i = 0; i < PASS_PAGE; i++)
@@ -1668,9 +1676,7 @@ static void pass_page(struct tier_pass *ps)
 			   ps);
 	if (ret < 0) {
 		ps->ops--;
-		pass_failed(ps, "listing", ret);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "listing", ret);
 	}
 }
 
@@ -1700,8 +1706,7 @@ static void pass_pump(struct tier_pass *ps)
 		char *a = strdup(ps->objs[ps->n - 1].key);
 
 		if (!a) {
-			ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-			ps->waiting = true;
+			pass_retry(ps, NULL, 0);
 			return;
 		}
 		free(ps->after);
@@ -1746,9 +1751,7 @@ static void on_pass_progress_rec(const struct gw_hlook_result *res, void *arg)
 	if (pass_stopped(ps))
 		return;
 	if (res->status < 0 && res->status != -ENOENT) {
-		pass_failed(ps, "progress record", res->status);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "progress record", res->status);
 		return;
 	}
 	if (!ps->after && res->status == 0 &&
@@ -1765,9 +1768,7 @@ static void on_pass_progress_rec(const struct gw_hlook_result *res, void *arg)
 	if (!ps->after)
 		ps->after = strdup("");
 	if (!ps->after) {
-		pass_failed(ps, "progress record", -ENOMEM);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "progress record", -ENOMEM);
 		return;
 	}
 	if (ps->after[0])
@@ -1790,17 +1791,13 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 	if (pass_stopped(ps))
 		return;
 	if (res->status < 0 && res->status != -ENOENT) {
-		pass_failed(ps, "policy record", res->status);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "policy record", res->status);
 		return;
 	}
 	if (res->status == -ENOENT || res->ts < ps->gen) {
 		/* Not the record the pass was registered for (yet): a replica
 		 * behind; asked again later. */
-		pass_failed(ps, "policy record", -EAGAIN);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "policy record", -EAGAIN);
 		return;
 	}
 	if (res->ts > ps->gen) {
@@ -1811,9 +1808,7 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		pass_failed(ps, "policy record", -ENOMEM);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "policy record", -ENOMEM);
 		return;
 	}
 	p->refs = 1;
@@ -1837,8 +1832,7 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 	ret = rec_lookup(ps->t->gw, path, len, on_pass_progress_rec, ps);
 	if (ret < 0) {
 		ps->ops--;
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, NULL, 0);
 	}
 }
 
@@ -1860,9 +1854,7 @@ static void on_pass_bucket(const struct gw_hlook_result *res, void *arg)
 	if (res->status < 0 || gw_meta_decode(res->meta, res->meta_len, &m) < 0 || !m.owner) {
 		if (res->status == 0)
 			gw_meta_free(&m);
-		pass_failed(ps, "bucket record", res->status < 0 ? res->status : -EIO);
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, "bucket record", res->status < 0 ? res->status : -EIO);
 		return;
 	}
 	snprintf(ps->owner, sizeof(ps->owner), "%s", m.owner);
@@ -1873,8 +1865,7 @@ static void on_pass_bucket(const struct gw_hlook_result *res, void *arg)
 	ret = rec_lookup(ps->t->gw, path, len, on_pass_pol, ps);
 	if (ret < 0) {
 		ps->ops--;
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, NULL, 0);
 	}
 }
 
@@ -1889,8 +1880,7 @@ static void pass_load(struct tier_pass *ps)
 	ps->ops++;
 	if (rec_lookup(ps->t->gw, path, len, on_pass_bucket, ps) < 0) {
 		ps->ops--;
-		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
-		ps->waiting = true;
+		pass_retry(ps, NULL, 0);
 	}
 }
 

@@ -389,23 +389,29 @@ def test_existing_objects():
     wait_for(lambda: gw_log_has("bucket existing: tier pass done"), "pass logged")
 
 
+def fill_then_rule(b, n, cls):
+    """Bucket b with n small objects k0000...; then a Transition rule of 1
+    "day" to cls on all of it. Their bodies, and the admin totals before."""
+    S3.create_bucket(Bucket=b)
+    bodies = {}
+    for i in range(n):
+        k = f"k{i:04d}"
+        bodies[k] = body_of(500 + i, f"{b}{i}")
+        S3.put_object(Bucket=b, Key=k, Body=bodies[k])
+    st, t0 = admin_tiers()
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": cls}])]})
+    return bodies, t0["total"]
+
+
 def test_pass_killed():
     """A gateway killed (SIGKILL) during a pass finishes it after a restart,
     from the last page it recorded; every object ends up cold."""
     global S3
     b = "killpass"
     n = 260             # pages of 200: the kill falls after the first
-    S3.create_bucket(Bucket=b)
-    bodies = {}
-    for i in range(n):
-        k = f"k{i:04d}"
-        bodies[k] = body_of(700 + i, f"kp{i}")
-        S3.put_object(Bucket=b, Key=k, Body=bodies[k])
-    st, t0 = admin_tiers()
-    t0 = t0["total"]
-    start = time.time()
-    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
-        dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "GLACIER_IR"}])]})
+    bodies, t0 = fill_then_rule(b, n, "GLACIER_IR")
+    start = time.time()     # (just after the rule)
     # 50 objects/s: the first page (200) is recorded after ~4 s
     wait_for(lambda: page_recorded(b, "k0199"), "the first page recorded", timeout=60)
     time.sleep(0.3)
@@ -441,16 +447,7 @@ def test_two_gateways():
     args[args.index("--port-file") + 1] = pf2
     gw2 = gt.Daemon("gateway2", args, port_file=pf2)
     try:
-        S3.create_bucket(Bucket=b)
-        bodies = {}
-        for i in range(n):
-            k = f"k{i:04d}"
-            bodies[k] = body_of(500 + i, f"tg{i}")
-            S3.put_object(Bucket=b, Key=k, Body=bodies[k])
-        st, t0 = admin_tiers()
-        t0 = t0["total"]
-        S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
-            dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
+        bodies, t0 = fill_then_rule(b, n, "STANDARD_IA")
         wait_for(lambda: page_recorded(b, "k0199"), "the first page recorded", timeout=60)
         C.gw.proc.kill()
         C.gw.proc.wait()
