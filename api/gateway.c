@@ -124,6 +124,8 @@ void gw_config_init(struct gw_config *cfg)
 	cfg->shard_max = GW_LIST_DEFAULT_SHARD_MAX;
 	cfg->admin_user = "default";
 	cfg->lifecycle_day_s = 86400;
+	cfg->tier_pass_rate = 1000;
+	cfg->tier_pass_check_ms = 10000;
 }
 
 const char gw_config_help[] =
@@ -149,7 +151,11 @@ const char gw_config_help[] =
 "                           (default 2000 + write deadline)\n"
 "  --admin-user NAME        credentials profile allowed GET /_strata/tiers (default default)\n"
 "  --lifecycle-day-seconds N  length of a lifecycle rule's day (default 86400;\n"
-"                           tests shorten it)\n";
+"                           tests shorten it)\n"
+"  --tier-pass-rate N       objects/s a policy pass (lifecycle or pin change\n"
+"                           reaching stored objects) sets (default 1000)\n"
+"  --tier-pass-check-ms N   how often unfinished passes (another gateway's,\n"
+"                           a crash) are looked for (default 10000)\n";
 
 int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 {
@@ -181,6 +187,8 @@ int gw_config_set(struct gw_config *cfg, const char *key, const char *value)
 	else if (!strcmp(key, "grace-ms")) cfg->grace_ms = (uint32_t)v;
 	else if (!strcmp(key, "split-wait-ms")) cfg->split_wait_ms = (uint32_t)v;
 	else if (!strcmp(key, "lifecycle-day-seconds") && v) cfg->lifecycle_day_s = (uint32_t)v;
+	else if (!strcmp(key, "tier-pass-rate") && v) cfg->tier_pass_rate = (uint32_t)v;
+	else if (!strcmp(key, "tier-pass-check-ms") && v) cfg->tier_pass_check_ms = (uint32_t)v;
 	else return -ENOENT;
 	return 0;
 }
@@ -1693,8 +1701,8 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 	for (uint32_t i = 0; i < m->nhdr; i++)
 		if (!strncmp(m->hdr[i].name, "x-amz-meta-", 11))
 			http_resp_header(r->hr, m->hdr[i].name, m->hdr[i].value);
-	sc = gw_meta_hdr_get(m, "x-amz-storage-class");
-	if (sc && strcmp(sc, "STANDARD"))
+	sc = gw_tier_class_shown(r, m);
+	if (sc)
 		http_resp_header(r->hr, "x-amz-storage-class", sc);
 }
 
@@ -2128,6 +2136,7 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 	memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	r->nholders = res->nholders;
 	r->holder_try = 0;
+	r->head_cold = res->nholders && res->ncold == res->nholders;
 	/* A multipart object's data is named by its manifest, the head's
 	 * payload: read it first (a plain HEAD needs only the metadata). */
 	if (r->gm.layout == GW_LAYOUT_MULTIPART &&
@@ -2187,7 +2196,7 @@ static void send_attributes(struct gw_req *r)
 	const char *want = http_req_header(r->hr, "x-amz-object-attributes", NULL);
 	int64_t max_parts = header_u32(r, "x-amz-max-parts", 1000, 1000);
 	int64_t marker = header_u32(r, "x-amz-part-number-marker", 0, S3_MAX_PARTS);
-	const char *sc = gw_meta_hdr_get(&r->gm, "x-amz-storage-class");
+	const char *sc = gw_tier_class_shown(r, &r->gm);
 	char etag[S3_ETAG_MAX], date[HTTP_DATE_LEN + 1];
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
@@ -3244,6 +3253,7 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	uv_timer_init(loop, &gw->ring_watch);
 	gw->ring_watch.data = gw;
 	uv_timer_start(&gw->ring_watch, on_ring_watch, GW_RING_WATCH_MS, GW_RING_WATCH_MS);
+	gw_tier_start(gw->tier);
 	*out = gw;
 	return 0;
 
@@ -3304,6 +3314,7 @@ static void on_server_down(struct http_server *srv, void *arg)
 
 	http_server_free(srv);
 	uv_close((uv_handle_t *)&gw->ring_watch, NULL);
+	gw_tier_close(gw->tier);
 	gw_listing_close(gw->lst);
 	gw_pool_close(gw->pool);
 	uv_timer_init(gw->loop, &gw->drain);

@@ -33,6 +33,8 @@ struct gw_config {
 	uint32_t split_wait_ms;		/* split protocol wait (0: 2 s + write deadline) */
 	const char *admin_user;		/* may GET /_strata/tiers ("default") */
 	uint32_t lifecycle_day_s;	/* a lifecycle "day" (86400; tests scale it) */
+	uint32_t tier_pass_rate;	/* policy passes: objects/s per pass (1000) */
+	uint32_t tier_pass_check_ms;	/* unfinished passes looked for (10000) */
 };
 
 /* Defaults as in the comments above. */

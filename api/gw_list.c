@@ -1420,6 +1420,53 @@ out:
 	return ret;
 }
 
+/* The first page of an account's list, raw (names and timestamps). */
+struct anames {
+	gw_list_names_fn cb;
+	void *arg;
+};
+
+static void anames_on_page(void *arg, int err, const struct sto_listing_page *pg)
+{
+	struct anames *a = arg;
+	struct gw_list_name *v = NULL;
+	size_t n = 0;
+
+	if (!err && pg && pg->n_entries && !(v = calloc(pg->n_entries, sizeof(*v))))
+		err = -ENOMEM;
+	for (size_t i = 0; !err && pg && i < pg->n_entries; i++) {
+		const struct sto_listing_entry *e = &pg->entries[i];
+
+		if (e->key_len > BUCKET_NAME_MAX)
+			continue;
+		memcpy(v[n].name, e->key, e->key_len);
+		v[n].name[e->key_len] = '\0';
+		v[n++].ts = e->timestamp;
+	}
+	a->cb(a->arg, err, v, n);
+	free(v);
+	free(a);
+}
+
+int gw_list_account_names(struct gw_listing *L, const char *account,
+			  gw_list_names_fn cb, void *arg)
+{
+	struct sto_listing_query q = { .limit = STO_LISTING_DEFAULT_LIMIT };
+	struct anames *a = calloc(1, sizeof(*a));
+	struct sto_listing_id id;
+	int ret;
+
+	if (!a)
+		return -ENOMEM;
+	a->cb = cb;
+	a->arg = arg;
+	account_id(L, account, &id);
+	ret = lquery_start(L, &id, &q, anames_on_page, a);
+	if (ret < 0)
+		free(a);
+	return ret;
+}
+
 /* -------------------------------------------------- emptiness, dropping */
 
 struct empty {
@@ -1548,6 +1595,7 @@ struct lwalk {
 	size_t n;
 	bool probing, truncated;
 	gw_list_xml_fn cb;
+	gw_list_page_fn page_cb;	/* gw_list_page: the items, no XML */
 	void *arg;
 };
 
@@ -1593,6 +1641,22 @@ static void lwalk_finish(struct lwalk *w, int err)
 		.max_keys = w->max_keys, .truncated = w->truncated, .url_encode = w->url,
 	};
 
+	if (w->page_cb) {
+		struct gw_list_item *v = err ? NULL : calloc(w->n + 1, sizeof(*v));
+
+		if (!err && !v)
+			err = -ENOMEM;
+		for (size_t i = 0; !err && i < w->n; i++)
+			v[i] = (struct gw_list_item){
+				.key = w->items[i].key, .version = w->items[i].ts,
+				.size = w->items[i].v.size,
+				.storage_class = w->items[i].v.sclass,
+			};
+		w->page_cb(w->arg, err, v, err ? 0 : w->n, w->truncated);
+		free(v);
+		lwalk_free(w);
+		return;
+	}
 	if (err)
 		goto out;
 	objs = calloc(w->n + 1, sizeof(*objs));
@@ -1926,6 +1990,38 @@ int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
 		ret = smap_load(L, bucket, false, lwalk_on_map, w);
 	if (ret < 0)
 		lwalk_free(w);
+	return ret;
+}
+
+int gw_list_page(struct gw_listing *L, const char *bucket, const char *prefix,
+		 const char *after, unsigned max, gw_list_page_fn cb, void *arg)
+{
+	struct lwalk *w = calloc(1, sizeof(*w));
+	int ret = -ENOMEM;
+
+	if (!w)
+		return -ENOMEM;
+	w->L = L;
+	w->page_cb = cb;
+	w->arg = arg;
+	w->version = 2;
+	w->max_keys = max && max < MAX_KEYS_CAP ? max : MAX_KEYS_CAP;
+	w->bucket = strdup(bucket);
+	w->prefix = strdup(prefix ? prefix : "");
+	w->items = calloc(w->max_keys + 1, sizeof(*w->items));
+	if (!w->bucket || !w->prefix || !w->items)
+		goto out_free;
+	w->prefix_len = strlen(w->prefix);
+	ret = -EINVAL;
+	if (w->prefix_len > STO_LISTING_MAX_KEY || (after && strlen(after) > STO_LISTING_MAX_KEY))
+		goto out_free;
+	ret = lwalk_set_cursor(w, after ? after : "", after ? strlen(after) : 0);
+	if (ret == 0)
+		ret = smap_load(L, bucket, true, lwalk_on_map, w);
+	if (ret == 0)
+		return 0;
+out_free:
+	lwalk_free(w);
 	return ret;
 }
 

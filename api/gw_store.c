@@ -472,6 +472,7 @@ static void hl_answer(struct gw_hlook *h, unsigned i, int status,
 			h->res.ts = info->timestamp;
 			h->res.tombstone = !live;
 			h->res.nholders = 0;
+			h->res.ncold = 0;
 			h->nlive = 0;
 			if (live && info->meta_len) {
 				h->res.meta = malloc(info->meta_len);
@@ -484,6 +485,7 @@ static void hl_answer(struct gw_hlook *h, unsigned i, int status,
 		if (info->timestamp == h->res.ts && live && !h->res.tombstone &&
 		    h->res.nholders < ARRAY_SIZE(h->res.holders)) {
 			h->res.holders[h->res.nholders++] = h->t[i];
+			h->res.ncold += info->medium == STO_MEDIUM_COLD;
 			h->nlive++;
 		}
 	}
@@ -764,5 +766,108 @@ int gw_read_start(struct gw_store *st, const struct ring_dev *dev,
 	r->refs++;		/* the client callback's */
 	gw_node_acquire_read(r->node, rd_on_client, r);
 	rd_put(r);
+	return 0;
+}
+
+/* ------------------------------------------------------------- SET_TIER */
+
+/* One fragment's SET_TIER on one device, within the write deadline (a
+ * stalled node fails it, it does not stall the caller). */
+struct gw_tierset {
+	struct gw_store *st;
+	struct gw_node *node;
+	struct sto_key k;
+	uint64_t ts;
+	struct sto_put_opts o;
+	uv_timer_t timer;
+	unsigned refs;			/* the request, the timer's close */
+	bool answered;
+	gw_tierset_fn cb;
+	void *arg;
+};
+
+static void ts_put(struct gw_tierset *t)
+{
+	if (--t->refs)
+		return;
+	t->st->live--;
+	free(t);
+}
+
+static void ts_closed(uv_handle_t *h)
+{
+	ts_put(h->data);
+}
+
+static void ts_answer(struct gw_tierset *t, int status)
+{
+	if (t->answered)
+		return;
+	t->answered = true;
+	uv_close((uv_handle_t *)&t->timer, ts_closed);
+	t->cb(t->arg, status);
+}
+
+static void ts_on_done(void *arg, int status, const struct sto_info *info)
+{
+	struct gw_tierset *t = arg;
+
+	(void)info;
+	if (status == 0 || status == -ENOENT || status == STO_ECONFLICT)
+		gw_node_ok(t->node);
+	else
+		gw_node_failed(t->node, status);
+	ts_answer(t, status);
+	ts_put(t);
+}
+
+static void ts_on_client(void *arg, sto_client *c, int err)
+{
+	struct gw_tierset *t = arg;
+
+	if (!err && !t->answered) {
+		err = sto_set_tier(c, &t->k, t->ts, &t->o, ts_on_done, t);
+		if (!err)
+			return;
+	}
+	ts_answer(t, err ? err : -ECANCELED);
+	ts_put(t);
+}
+
+static void ts_on_timeout(uv_timer_t *h)
+{
+	struct gw_tierset *t = h->data;
+
+	ts_answer(t, -ETIMEDOUT);	/* a late answer is dropped */
+}
+
+int gw_tierset_start(struct gw_store *st, const struct ring_dev *dev,
+		     const struct sto_key *k, uint64_t ts, const struct sto_put_opts *o,
+		     gw_tierset_fn cb, void *arg)
+{
+	struct gw_node *n = dev_node(st, dev);
+	struct gw_tierset *t;
+
+	if (!n)
+		return -ENOMEM;
+	if (gw_node_is_down(n))
+		return -EHOSTDOWN;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->st = st;
+	t->node = n;
+	t->k = *k;
+	t->ts = ts;
+	t->o = *o;
+	t->cb = cb;
+	t->arg = arg;
+	t->refs = 2;
+	uv_timer_init(st->loop, &t->timer);
+	t->timer.data = t;
+	uv_timer_start(&t->timer, ts_on_timeout,
+		       st->write_deadline_ms ? st->write_deadline_ms : 10000, 0);
+	st->live++;
+	gw_node_acquire(n, ts_on_client, t);
 	return 0;
 }

@@ -50,6 +50,7 @@ struct gw_tier_pol {
 	uint32_t cold_after;		/* s; 0: the nodes' default */
 	bool has_lc;
 	struct s3_lifecycle lc;
+	uint64_t gen;			/* the record's timestamp: names its pass */
 };
 
 struct gw_tier {
@@ -58,6 +59,9 @@ struct gw_tier {
 	void (*created)(struct gw_req *r);	/* CreateBucket's answer */
 	struct gw_tier_pol *cache[TIER_CACHE];
 	unsigned next;
+	struct tier_pass *passes;		/* policy passes running here */
+	uv_timer_t check;			/* the pass registry, now and then */
+	bool started, checking, closing;
 };
 
 static const struct {
@@ -185,11 +189,14 @@ int gw_tier_copy_class(struct gw_req *r)
 	return gw_meta_add_hdr(&r->meta, "x-amz-storage-class", 19, v, strlen(v));
 }
 
-void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
+static const struct s3_lc_rule *rule_for(const struct gw_tier_pol *p, const char *key);
+
+/* The class and cold_after of an object's fragments: its storage class
+ * (NULL or "": STANDARD), its key, the bucket's policy p (may be NULL). */
+static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const char *key,
+			  uint64_t day_s, struct sto_put_opts *o)
 {
-	const struct gw_tier_pol *p = r->tier_pol;
-	const char *cls = r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY ?
-			  r->tier_class : gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
+	const struct s3_lc_rule *l;
 	uint64_t ca = 0, best = UINT64_MAX;
 
 	memset(o, 0, sizeof(*o));
@@ -198,16 +205,8 @@ void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
 	if (!p)
 		return;
 	ca = p->cold_after;
-	for (size_t i = 0; p->has_lc && r->key && i < p->lc.n; i++) {
-		const struct s3_lc_rule *l = &p->lc.rules[i];
-
-		if (!l->enabled || !l->has_transition ||
-		    class_tier(l->transition_class) != STO_TIER_COLD ||
-		    strncmp(r->key, l->prefix, strlen(l->prefix)))
-			continue;
-		if ((uint64_t)l->transition_days * r->gw->cfg.lifecycle_day_s < best)
-			best = (uint64_t)l->transition_days * r->gw->cfg.lifecycle_day_s;
-	}
+	if ((l = rule_for(p, key)))
+		best = (uint64_t)l->transition_days * day_s;
 	if (best == 0)
 		o->tier = STO_TIER_COLD;	/* Days 0: cold from the start */
 	else if (best != UINT64_MAX && (!ca || best < ca))
@@ -215,6 +214,44 @@ void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
 	o->cold_after = ca > UINT32_MAX ? UINT32_MAX : (uint32_t)ca;
 	if (p->pin)
 		o->tier = (enum sto_tier_class)p->pin;
+}
+
+/* The enabled Transition rule to a cold class matching key with the fewest
+ * Days (the one tier_opts_for applies), or NULL. */
+static const struct s3_lc_rule *rule_for(const struct gw_tier_pol *p, const char *key)
+{
+	const struct s3_lc_rule *best = NULL;
+
+	for (size_t i = 0; p && p->has_lc && key && i < p->lc.n; i++) {
+		const struct s3_lc_rule *l = &p->lc.rules[i];
+
+		if (l->enabled && l->has_transition &&
+		    class_tier(l->transition_class) == STO_TIER_COLD &&
+		    !strncmp(key, l->prefix, strlen(l->prefix)) &&
+		    (!best || l->transition_days < best->transition_days))
+			best = l;
+	}
+	return best;
+}
+
+const char *gw_tier_class_shown(const struct gw_req *r, const struct gw_meta *m)
+{
+	const char *sc = gw_meta_hdr_get(m, "x-amz-storage-class");
+	const struct s3_lc_rule *l;
+
+	if (sc && strcmp(sc, "STANDARD") && strcmp(sc, "REDUCED_REDUNDANCY"))
+		return sc;
+	if (r->head_cold && (l = rule_for(r->tier_pol, r->key)))
+		return l->transition_class;
+	return sc && strcmp(sc, "STANDARD") ? sc : NULL;
+}
+
+void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
+{
+	const char *cls = r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY ?
+			  r->tier_class : gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
+
+	tier_opts_for(r->tier_pol, cls, r->key, r->gw->cfg.lifecycle_day_s, o);
 }
 
 /* --------------------------------------------------------------- records */
@@ -234,6 +271,8 @@ static void pol_put(struct gw_tier_pol *p)
 	free(p);
 }
 
+static void on_check_timer(uv_timer_t *h);
+
 int gw_tier_new(struct gateway *gw, struct gw_tier **out)
 {
 	struct gw_tier *t = calloc(1, sizeof(*t));
@@ -243,6 +282,14 @@ int gw_tier_new(struct gateway *gw, struct gw_tier **out)
 	t->gw = gw;
 	*out = t;
 	return 0;
+}
+
+void gw_tier_start(struct gw_tier *t)
+{
+	uv_timer_init(t->gw->loop, &t->check);
+	t->check.data = t;
+	uv_timer_start(&t->check, on_check_timer, 1000, t->gw->cfg.tier_pass_check_ms);
+	t->started = true;
 }
 
 void gw_tier_free(struct gw_tier *t)
@@ -336,7 +383,6 @@ struct pol_op {
 	struct gw_req *r;
 	pol_fn done;
 	struct gw_tier_pol *p;
-	struct s3_buf meta;
 };
 
 static void on_pol_record(const struct gw_hlook_result *res, void *arg)
@@ -355,6 +401,7 @@ static void on_pol_record(const struct gw_hlook_result *res, void *arg)
 		err = -EIO;
 	}
 	if (!err) {
+		p->gen = res->status == 0 ? res->ts : 0;
 		pol_put(r->tier_pol);
 		r->tier_pol = pol_get(p);
 		cache_set(r->gw->tier, p);
@@ -401,11 +448,77 @@ static int pol_load(struct gw_req *r, bool fresh, pol_fn done)
 	return ret;
 }
 
-static void on_pol_written(struct gw_wset *w, int err, void *arg)
+/* A head lookup of a rep3 record by path. */
+static int rec_lookup(struct gateway *gw, const char *path, size_t len, gw_hlook_fn cb,
+		      void *arg)
+{
+	uint8_t name[STO_NAME_HASH_LEN];
+
+	gw_name_hash(path, len, name);
+	return gw_hlook_start(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name,
+			      0, cb, arg);
+}
+
+struct rec_wr {
+	struct s3_buf meta;
+	void (*done)(void *arg, int err);
+	void *arg;
+};
+
+static void on_rec_written(struct gw_wset *w, int err, void *arg)
+{
+	struct rec_wr *o = arg;
+
+	(void)w;
+	if (o->done)
+		o->done(o->arg, err);
+	s3_buf_free(&o->meta);
+	free(o);
+}
+
+/* Writes m (a GW_META_BUCKET record) as the rep3 record at path, its
+ * timestamp m->version; then done(arg, 0 or an error), done may be NULL.
+ * 0, or -E2BIG / -ENOMEM (no done). */
+static int rec_write(struct gateway *gw, const char *path, size_t len, struct gw_meta *m,
+		     void (*done)(void *arg, int err), void *arg)
+{
+	struct rec_wr *o = calloc(1, sizeof(*o));
+	uint8_t name[STO_NAME_HASH_LEN];
+	struct gw_wset *w;
+	int ret;
+
+	if (!o)
+		return -ENOMEM;
+	o->done = done;
+	o->arg = arg;
+	ret = gw_meta_encode(m, &o->meta);
+	if (ret < 0)
+		goto out_free;
+	gw_name_hash(path, len, name);
+	w = gw_wset_new(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name, 0,
+			false, m->version, on_rec_written, o);
+	ret = -ENOMEM;
+	if (!w)
+		goto out_free;
+	for (unsigned i = 0; i < w->n; i++) {
+		w->f[i].frag = 0;
+		w->f[i].iov = (struct iovec){ NULL, 0 };
+	}
+	w->meta = o->meta.p;
+	w->meta_len = (uint32_t)o->meta.len;
+	gw_wset_start(w);
+	return 0;
+
+out_free:
+	s3_buf_free(&o->meta);
+	free(o);
+	return ret;
+}
+
+static void on_pol_written(void *arg, int err)
 {
 	struct pol_op *o = arg;
 
-	(void)w;
 	if (!err) {
 		pol_put(o->r->tier_pol);
 		o->r->tier_pol = pol_get(o->p);
@@ -414,7 +527,6 @@ static void on_pol_written(struct gw_wset *w, int err, void *arg)
 	o->done(o->r, err ? -EHOSTUNREACH : 0);
 	gw_req_put(o->r);
 	pol_put(o->p);
-	s3_buf_free(&o->meta);
 	free(o);
 }
 
@@ -422,13 +534,11 @@ static void on_pol_written(struct gw_wset *w, int err, void *arg)
  * done(r, 0 or an error). 0 or an error (no done). */
 static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 {
-	struct gateway *gw = r->gw;
-	struct gw_meta m = { .kind = GW_META_BUCKET, .version = strata_wall_ns() };
+	uint64_t ts = strata_wall_ns();
+	struct gw_meta m = { .kind = GW_META_BUCKET, .version = ts };
 	struct s3_buf lc = { 0 };
 	struct pol_op *o;
-	struct gw_wset *w;
 	char path[128], num[24];
-	uint8_t name[STO_NAME_HASH_LEN];
 	size_t len;
 	int ret;
 
@@ -438,6 +548,9 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 		return -ENOMEM;
 	}
 	o->p = p;
+	o->r = r;
+	o->done = done;
+	p->gen = ts;
 	m.owner = strdup(r->owner[0] ? r->owner : r->account);
 	ret = m.owner ? 0 : -ENOMEM;
 	snprintf(num, sizeof(num), "%" PRIu64, p->created);
@@ -455,37 +568,21 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 			ret = GWE_LC_TOO_LARGE;
 		ret = ret ?: gw_meta_add_hdr(&m, "lifecycle", 9, lc.p, lc.len);
 	}
-	ret = ret ?: gw_meta_encode(&m, &o->meta);
+	pol_path(r->bucket, path, sizeof(path), &len);
+	if (!ret) {
+		gw_req_get(r);
+		ret = rec_write(r->gw, path, len, &m, on_pol_written, o);
+		if (ret < 0)
+			gw_req_put(r);
+	}
 	if (ret == -E2BIG)
 		ret = GWE_LC_TOO_LARGE;
 	gw_meta_free(&m);
 	s3_buf_free(&lc);
-	if (ret < 0)
-		goto out_free;
-	pol_path(r->bucket, path, sizeof(path), &len);
-	gw_name_hash(path, len, name);
-	o->r = gw_req_get(r);
-	o->done = done;
-	w = gw_wset_new(&gw->st, gw->rep, ring_part_of_path(gw->rep, path, len), name,
-			0, false, strata_wall_ns(), on_pol_written, o);
-	if (!w) {
-		gw_req_put(r);
-		ret = -ENOMEM;
-		goto out_free;
+	if (ret < 0) {
+		pol_put(p);
+		free(o);
 	}
-	for (unsigned i = 0; i < w->n; i++) {
-		w->f[i].frag = 0;
-		w->f[i].iov = (struct iovec){ NULL, 0 };
-	}
-	w->meta = o->meta.p;
-	w->meta_len = (uint32_t)o->meta.len;
-	gw_wset_start(w);
-	return 0;
-
-out_free:
-	pol_put(p);
-	s3_buf_free(&o->meta);
-	free(o);
 	return ret;
 }
 
@@ -544,8 +641,16 @@ static void send_json(struct gw_req *r, int status, json_t *j)
 	free(s);
 }
 
+static int pass_register(struct gw_req *r);
+
 static void on_written_answer(struct gw_req *r, int err)
 {
+	/* A policy change: registered for its pass before the answer. */
+	if (!err && r->op != OP_CREATE_BUCKET && r->tier_pol) {
+		err = pass_register(r);
+		if (err == 0)
+			return;
+	}
 	if (err)
 		gw_send_error(r, err == -EHOSTUNREACH ? -EHOSTUNREACH : err);
 	else
@@ -687,6 +792,8 @@ static void on_pol_ready(struct gw_req *r, int err)
 	size_t qn;
 	const char *q;
 
+	if (err && (r->op == OP_GET_OBJECT || r->op == OP_HEAD_OBJECT))
+		err = 0;	/* a read goes on: the class shown is the stored one */
 	if (err) {
 		gw_send_error(r, err);
 		return;
@@ -759,6 +866,7 @@ bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))
 			return false;	/* the class goes in the upload record */
 		/* fall through */
 	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY: case OP_COMPLETE_MPU:
+	case OP_GET_OBJECT: case OP_HEAD_OBJECT:	/* the class shown */
 		if (r->tier_ready)
 			return false;
 		ret = ret ?: pol_load(r, false, on_pol_ready);
@@ -1072,4 +1180,862 @@ void gw_tier_admin(struct gw_req *r)
 	if (a->n == 0)
 		admin_answer(a);
 	admin_unref(a);
+}
+
+/* ------------------------------------------------------- policy passes */
+
+/* A lifecycle configuration or a pin changed: the objects already in the
+ * bucket get the new policy through a pass (docs/tiering.md, "Existing
+ * objects"). It walks the bucket's listing a page at a time, looks each
+ * object's head up (its current version, class and layout), and sends
+ * SET_TIER for the class and cold_after a PUT would get now to the head's
+ * holders and to every fragment of its EC segments, at most
+ * tier_pass_rate objects a second.
+ *
+ * Restartable and shared by every gateway: the bucket is listed in a
+ * registry (an account list named PASS_ACCOUNT whose entry timestamp is the
+ * policy record's: the pass's generation) before the change is answered;
+ * the pass records its progress (generation, last key done, a heartbeat) at
+ * "/.tierpass/<bucket>" after each page and tombstones the registry entry
+ * when done. Every gateway checks the registry every tier_pass_check_ms and
+ * takes over a pass whose heartbeat is older than PASS_STALE_NS, from its
+ * last recorded key. SET_TIER is conditional and idempotent, so two
+ * gateways running one pass, or a page done twice, do no harm; a newer
+ * change (a newer generation) ends an older pass. A page with a fragment
+ * that could not be reached (node down, deadline) is tried again. */
+#define PASS_ACCOUNT	".tierpass"
+#define PASS_PAGE	200		/* objects per listing page */
+#define PASS_OBJS	32		/* objects in flight */
+#define PASS_FRAGS	64		/* SET_TIERs in flight per object */
+#define PASS_TICK_MS	50
+#define PASS_RETRY_NS	(2ull * 1000000000)
+#define PASS_STALE_NS	(15ull * 1000000000)
+
+struct tier_pass;
+
+struct pass_obj {
+	struct tier_pass *ps;
+	char *key;
+	bool busy;
+	/* the head as found */
+	uint64_t ts;
+	struct gw_meta m;
+	bool have_m;
+	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
+	unsigned nholders;
+	struct sto_put_opts o;
+	uint8_t head_name[STO_NAME_HASH_LEN];
+	uint32_t part_rep, part_ec;
+	char *path;
+	size_t path_len;
+	/* multipart: the manifest, and the part fragment i is in */
+	struct gw_manifest man;
+	uint32_t cur_part;
+	uint64_t cur_base;		/* flat index of its first fragment */
+	struct s3_buf ppath;		/* its path (segment names) */
+	/* fragments: the holders first, then (part x) segment x fragment */
+	uint64_t next, total;
+	unsigned inflight;
+};
+
+struct tier_pass {
+	struct gw_tier *t;
+	struct tier_pass *next;
+	char bucket[64];
+	char owner[256];
+	uint64_t gen, created;
+	struct gw_tier_pol *pol;
+	char *after;			/* last key done ("" at the start) */
+	struct pass_obj objs[PASS_PAGE];
+	size_t n, next_obj, done_objs, busy_objs;
+	bool in_page;			/* objs[] is a page not yet done */
+	bool more, failed, stopping, waiting;
+	unsigned ops;			/* store operations in flight */
+	double tokens;
+	uint64_t last_tick_ns, retry_at;
+	uint64_t started_ns, objects, frags, missing, errors, multipart;	/* counts */
+	uv_timer_t timer;
+};
+
+static void pass_pump(struct tier_pass *ps);
+static void pass_page(struct tier_pass *ps);
+
+static void pass_path(const char *dir, const char *bucket, char *out, size_t cap,
+		      size_t *len)
+{
+	int n = snprintf(out, cap, "/%s/%s", dir, bucket);
+
+	*len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+static struct tier_pass *pass_find(struct gw_tier *t, const char *bucket)
+{
+	for (struct tier_pass *ps = t->passes; ps; ps = ps->next)
+		if (!strcmp(ps->bucket, bucket))
+			return ps;
+	return NULL;
+}
+
+static void pass_obj_reset(struct pass_obj *po)
+{
+	free(po->key);
+	free(po->path);
+	if (po->have_m)
+		gw_meta_free(&po->m);
+	gw_manifest_free(&po->man);
+	s3_buf_free(&po->ppath);
+	memset(po, 0, sizeof(*po));
+}
+
+static void pass_closed(uv_handle_t *h)
+{
+	struct tier_pass *ps = h->data;
+
+	for (size_t i = 0; i < PASS_PAGE; i++)
+		pass_obj_reset(&ps->objs[i]);
+	pol_put(ps->pol);
+	free(ps->after);
+	free(ps);
+}
+
+/* Unlinks and frees ps once nothing of it is in flight. */
+static void pass_end(struct tier_pass *ps)
+{
+	struct tier_pass **pp = &ps->t->passes;
+
+	ps->stopping = true;
+	if (ps->ops)
+		return;			/* the last answer comes back here */
+	while (*pp && *pp != ps)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = ps->next;
+	uv_close((uv_handle_t *)&ps->timer, pass_closed);
+}
+
+/* After an answer (ops already counted down): true when the pass is
+ * stopping (and then ended once nothing is in flight). */
+static bool pass_stopped(struct tier_pass *ps)
+{
+	if (!ps->stopping)
+		return false;
+	if (!ps->ops)
+		pass_end(ps);
+	return true;
+}
+
+static void pass_failed(struct tier_pass *ps, const char *what, int err)
+{
+	log_warn("bucket %s: tier pass: %s: %s (tried again)", ps->bucket, what,
+		 sto_strerror(err));
+	ps->errors++;
+	ps->failed = true;
+}
+
+/* Waits PASS_RETRY_NS, then the timer starts over from the bucket record
+ * (the policy again, then the page); what failed, if anything, is logged. */
+static void pass_retry(struct tier_pass *ps, const char *what, int err)
+{
+	if (what)
+		pass_failed(ps, what, err);
+	ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
+	ps->waiting = true;
+}
+
+/* --- the end: progress done, registry entry tombstoned */
+
+/* The progress record or the registry written (a pass that is finishing
+ * ends with the last of them). */
+static void on_pass_written(void *arg, int err)
+{
+	struct tier_pass *ps = arg;
+
+	if (err)
+		log_warn("bucket %s: tier pass record: %s", ps->bucket, sto_strerror(err));
+	ps->ops--;
+	pass_stopped(ps);
+}
+
+static void pass_progress(struct tier_pass *ps, bool done);
+
+/* progress: the pass walked the bucket (else it has nothing to do: the
+ * bucket is gone, or a newer change has its own pass, whose progress record
+ * is not to be touched). */
+static void pass_finish(struct tier_pass *ps, bool progress)
+{
+	double secs = (double)(strata_now_ns() - ps->started_ns) / 1e9;
+
+	log_info("bucket %s: tier pass done: %" PRIu64 " objects, %" PRIu64
+		 " fragments set, %" PRIu64 " not found, %" PRIu64 " multipart, "
+		 "%.1f s (%.0f objects/s)", ps->bucket, ps->objects, ps->frags, ps->missing,
+		 ps->multipart, secs, secs > 0 ? (double)ps->objects / secs : 0.0);
+	ps->stopping = true;
+	if (progress)
+		pass_progress(ps, true);
+	ps->ops++;
+	if (gw_list_account_update(ps->t->gw->lst, PASS_ACCOUNT, ps->bucket, ps->gen + 1,
+				   true, on_pass_written, ps) < 0)
+		ps->ops--;
+	pass_stopped(ps);
+}
+
+/* --- progress record */
+
+static void pass_progress(struct tier_pass *ps, bool done)
+{
+	struct gw_meta m = { .kind = GW_META_BUCKET, .version = strata_wall_ns() };
+	char path[128], num[24];
+	size_t len;
+	int ret;
+
+	m.owner = strdup(ps->owner);
+	ret = m.owner ? 0 : -ENOMEM;
+	snprintf(num, sizeof(num), "%" PRIu64, ps->gen);
+	ret = ret ?: gw_meta_add_hdr(&m, "gen", 3, num, strlen(num));
+	ret = ret ?: gw_meta_add_hdr(&m, "after", 5, ps->after, strlen(ps->after));
+	if (done)
+		ret = ret ?: gw_meta_add_hdr(&m, "done", 4, "1", 1);
+	pass_path(".tierpass", ps->bucket, path, sizeof(path), &len);
+	ps->ops++;
+	ret = ret ?: rec_write(ps->t->gw, path, len, &m, on_pass_written, ps);
+	if (ret < 0)
+		ps->ops--;
+	gw_meta_free(&m);
+}
+
+/* --- one object */
+
+static void obj_done(struct pass_obj *po)
+{
+	struct tier_pass *ps = po->ps;
+
+	po->busy = false;
+	ps->busy_objs--;
+	ps->done_objs++;
+	ps->objects++;
+	pass_pump(ps);
+}
+
+static void obj_pump(struct pass_obj *po);
+
+static void on_frag_set(void *arg, int status)
+{
+	struct pass_obj *po = arg;
+	struct tier_pass *ps = po->ps;
+
+	po->inflight--;
+	if (status == 0 || status == STO_ECONFLICT)
+		ps->frags++;
+	else if (status == -ENOENT)
+		ps->missing++;		/* not there (a handoff gone home) */
+	else
+		pass_failed(ps, "SET_TIER", status);
+	ps->ops--;
+	if (pass_stopped(ps))
+		return;
+	obj_pump(po);
+}
+
+static uint64_t part_segs(const struct gw_mpart *p)
+{
+	return p->seg_size ? (p->size + p->seg_size - 1) / p->seg_size : 0;
+}
+
+/* Fragment i of the object: the head's holders, then segment x fragment
+ * (of each part in turn, for a multipart object). */
+static int obj_frag(struct pass_obj *po, uint64_t i, const struct ring_dev **dev,
+		    struct sto_key *k, uint64_t *ts)
+{
+	struct gateway *gw = po->ps->t->gw;
+	const struct ring_dev *prim[RING_MAX_PLACEMENTS];
+	unsigned km, frag;
+	uint64_t seg;
+	uint32_t id;
+
+	if (i < po->nholders) {
+		*dev = po->holders[i];
+		*k = (struct sto_key){ .part = po->part_rep, .frag = 0 };
+		memcpy(k->name, po->head_name, sizeof(k->name));
+		*ts = po->ts;
+		return 0;
+	}
+	i -= po->nholders;
+	km = po->m.k + po->m.m;
+	if (ring_primaries(gw->ec, po->part_ec, prim, ring_placements(gw->ec)) < km)
+		return -EINVAL;
+	*k = (struct sto_key){ .part = po->part_ec };
+	if (po->man.n) {
+		/* Fragments go in order: the part's cursor only moves on. */
+		const struct gw_mpart *p;
+
+		while (po->cur_part < po->man.n &&
+		       i >= po->cur_base + part_segs(&po->man.parts[po->cur_part]) * km) {
+			po->cur_base += part_segs(&po->man.parts[po->cur_part]) * km;
+			po->cur_part++;
+			po->ppath.len = 0;
+		}
+		if (po->cur_part == po->man.n)
+			return -EINVAL;
+		p = &po->man.parts[po->cur_part];
+		if (!po->ppath.len &&
+		    gw_part_path(po->path, po->path_len, po->man.upload_id, p->number, &po->ppath) < 0)
+			return -ENOMEM;
+		i -= po->cur_base;
+		seg = i / km;
+		frag = (unsigned)(i % km);
+		id = prim[frag]->id;
+		for (uint32_t j = 0; j < p->nover; j++)
+			if (p->over[j].seg == seg && p->over[j].frag == frag)
+				id = p->over[j].dev;
+		gw_seg_hash(po->ppath.p, po->ppath.len, p->version, (uint32_t)seg, k->name);
+		*ts = p->version;
+	} else {
+		seg = i / km;
+		frag = (unsigned)(i % km);
+		id = gw_meta_dev(&po->m, (uint32_t)seg, frag, prim[frag]->id);
+		gw_seg_hash(po->path, po->path_len, po->m.version, (uint32_t)seg, k->name);
+		*ts = po->m.version;
+	}
+	k->frag = frag;
+	*dev = ring_dev_by_id(gw->ec, id);
+	if (!*dev && gw->ec_prev)
+		*dev = ring_dev_by_id(gw->ec_prev, id);
+	return *dev ? 0 : -ENODEV;
+}
+
+static void obj_pump(struct pass_obj *po)
+{
+	struct tier_pass *ps = po->ps;
+
+	while (po->inflight < PASS_FRAGS && po->next < po->total && !ps->stopping) {
+		const struct ring_dev *dev;
+		struct sto_key k;
+		uint64_t ts;
+		int ret = obj_frag(po, po->next++, &dev, &k, &ts);
+
+		if (ret == 0) {
+			ps->ops++;
+			po->inflight++;
+			ret = gw_tierset_start(&ps->t->gw->st, dev, &k, ts, &po->o, on_frag_set,
+					       po);
+			if (ret < 0) {
+				ps->ops--;
+				po->inflight--;
+			}
+		}
+		if (ret == -ENODEV)
+			ps->missing++;	/* its device left both rings: nothing to set */
+		else if (ret < 0)
+			pass_failed(ps, "fragment", ret);
+	}
+	if (po->inflight == 0 && (po->next == po->total || ps->stopping))
+		obj_done(po);
+}
+
+static void on_obj_manifest(void *arg)
+{
+	struct pass_obj *po = arg;
+	struct tier_pass *ps = po->ps;
+	const uint64_t km = po->m.k + po->m.m;
+
+	ps->ops--;
+	if (ps->stopping) {
+		po->busy = false;
+		ps->busy_objs--;
+		pass_stopped(ps);
+		return;
+	}
+	if (!po->man.n)
+		pass_failed(ps, "manifest", -EIO);	/* unreadable: the page again */
+	for (uint32_t i = 0; i < po->man.n; i++)
+		po->total += part_segs(&po->man.parts[i]) * km;
+	obj_pump(po);
+}
+
+static void on_obj_head(const struct gw_hlook_result *res, void *arg)
+{
+	struct pass_obj *po = arg;
+	struct tier_pass *ps = po->ps;
+	const char *cls;
+
+	ps->ops--;
+	if (ps->stopping) {
+		po->busy = false;
+		ps->busy_objs--;
+		pass_stopped(ps);
+		return;
+	}
+	if (res->status == -ENOENT) {
+		obj_done(po);		/* deleted meanwhile */
+		return;
+	}
+	if (res->status < 0) {
+		pass_failed(ps, "head lookup", res->status);
+		obj_done(po);
+		return;
+	}
+	if (gw_meta_decode(res->meta, res->meta_len, &po->m) < 0) {
+		gw_meta_free(&po->m);
+		log_warn("bucket %s key %s: undecodable head, skipped", ps->bucket, po->key);
+		obj_done(po);
+		return;
+	}
+	po->have_m = true;
+	po->ts = res->ts;
+	po->nholders = res->nholders;
+	memcpy(po->holders, res->holders, res->nholders * sizeof(res->holders[0]));
+	cls = gw_meta_hdr_get(&po->m, "x-amz-storage-class");
+	tier_opts_for(ps->pol, cls, po->key, ps->t->gw->cfg.lifecycle_day_s, &po->o);
+	po->total = po->nholders;
+	if (po->m.layout == GW_LAYOUT_EC && po->m.k && !po->m.nparts) {
+		po->total += gw_meta_segments(&po->m) * (po->m.k + po->m.m);
+	} else if (po->m.nparts && po->m.k) {
+		/* The parts are in the manifest, the head's payload. */
+		ps->multipart++;
+		ps->ops++;
+		if (gw_manifest_read_old(ps->t->gw, po->path, po->path_len, po->part_rep, res,
+					 &po->m, &po->man, on_obj_manifest, po) == 0)
+			return;
+		ps->ops--;
+		pass_failed(ps, "manifest", -ENOMEM);
+	}
+	obj_pump(po);
+}
+
+static void obj_start(struct tier_pass *ps, struct pass_obj *po)
+{
+	struct gateway *gw = ps->t->gw;
+	struct s3_buf path = { 0 };
+	int ret;
+
+	po->busy = true;
+	ps->busy_objs++;
+	ret = s3_buf_printf(&path, "/%s/%s/%s", ps->owner, ps->bucket, po->key);
+	if (ret == 0 && (ring_part_of(gw->rep, ps->owner, ps->bucket, po->key, &po->part_rep) < 0 ||
+			 ring_part_of(gw->ec, ps->owner, ps->bucket, po->key, &po->part_ec) < 0))
+		ret = -EINVAL;
+	if (ret < 0) {
+		s3_buf_free(&path);
+		pass_failed(ps, "object path", ret);
+		obj_done(po);
+		return;
+	}
+	po->path = path.p;
+	po->path_len = path.len;
+	gw_name_hash(po->path, po->path_len, po->head_name);
+	ps->ops++;
+	ret = gw_hlook_start(&gw->st, gw->rep, po->part_rep, po->head_name, 0, on_obj_head, po);
+	if (ret < 0) {
+		ps->ops--;
+		pass_failed(ps, "head lookup", ret);
+		obj_done(po);
+	}
+}
+
+/* --- pages */
+
+static void on_pass_page(void *arg, int err, const struct gw_list_item *v, size_t n,
+			 bool more)
+{
+	struct tier_pass *ps = arg;
+
+	ps->ops--;
+	if (pass_stopped(ps))
+		return;
+	if (err) {
+		pass_retry(ps, "listing", err);
+		return;
+	}
+	for (size_t i = 0; i < PASS_PAGE; i++)
+		pass_obj_reset(&ps->objs[i]);
+	ps->n = ps->next_obj = ps->done_objs = 0;
+	ps->more = more;
+	ps->failed = false;
+	ps->in_page = true;
+	for (size_t i = 0; i < n && i < PASS_PAGE; i++) {
+		ps->objs[i].ps = ps;
+		ps->objs[i].key = strdup(v[i].key);
+		if (!ps->objs[i].key) {
+			pass_failed(ps, "page", -ENOMEM);
+			break;
+		}
+		ps->n++;
+	}
+	if (ps->n < n)
+		ps->more = true;
+	pass_pump(ps);
+}
+
+static void pass_page(struct tier_pass *ps)
+{
+	int ret;
+
+	ps->waiting = false;
+	ps->ops++;
+	ret = gw_list_page(ps->t->gw->lst, ps->bucket, "", ps->after, PASS_PAGE, on_pass_page,
+			   ps);
+	if (ret < 0) {
+		ps->ops--;
+		pass_retry(ps, "listing", ret);
+	}
+}
+
+static void pass_load(struct tier_pass *ps);
+
+/* Objects of the page while the rate allows; a page done moves the cursor
+ * (or, when something failed, is done again). */
+static void pass_pump(struct tier_pass *ps)
+{
+	if (ps->stopping || ps->waiting || !ps->in_page)
+		return;
+	while (ps->next_obj < ps->n && ps->tokens >= 1 && ps->busy_objs < PASS_OBJS) {
+		ps->tokens -= 1;
+		obj_start(ps, &ps->objs[ps->next_obj++]);
+		if (!ps->in_page)
+			return;		/* finished inside (a synchronous failure) */
+	}
+	if (ps->done_objs < ps->n)
+		return;
+	ps->in_page = false;
+	if (ps->failed) {
+		ps->retry_at = strata_now_ns() + PASS_RETRY_NS;
+		ps->waiting = true;	/* the timer reloads the policy, redoes the page */
+		return;
+	}
+	if (ps->n) {
+		char *a = strdup(ps->objs[ps->n - 1].key);
+
+		if (!a) {
+			pass_retry(ps, NULL, 0);
+			return;
+		}
+		free(ps->after);
+		ps->after = a;
+	}
+	if (!ps->more) {
+		pass_finish(ps, true);
+		return;
+	}
+	log_info("bucket %s: tier pass %" PRIu64 " at key %s (%" PRIu64 " objects)", ps->bucket,
+		 ps->gen, ps->after, ps->objects);
+	pass_progress(ps, false);	/* also the heartbeat */
+	pass_page(ps);
+}
+
+static void on_pass_tick(uv_timer_t *h)
+{
+	struct tier_pass *ps = h->data;
+	uint64_t now = strata_now_ns();
+	double rate = ps->t->gw->cfg.tier_pass_rate;
+
+	ps->tokens += rate * (double)(now - ps->last_tick_ns) / 1e9;
+	if (ps->tokens > rate / 10 + 1)
+		ps->tokens = rate / 10 + 1;	/* at most a tenth of a second's burst */
+	ps->last_tick_ns = now;
+	if (ps->stopping)
+		return;
+	if (ps->waiting && now >= ps->retry_at && !ps->ops)
+		pass_load(ps);		/* after a failure: the policy again, then the page */
+	else
+		pass_pump(ps);
+}
+
+/* --- the start: bucket record, policy record, progress record */
+
+static void on_pass_progress_rec(const struct gw_hlook_result *res, void *arg)
+{
+	struct tier_pass *ps = arg;
+	struct gw_meta m;
+
+	ps->ops--;
+	if (pass_stopped(ps))
+		return;
+	if (res->status < 0 && res->status != -ENOENT) {
+		pass_retry(ps, "progress record", res->status);
+		return;
+	}
+	if (!ps->after && res->status == 0 &&
+	    gw_meta_decode(res->meta, res->meta_len, &m) == 0) {
+		const char *g = gw_meta_hdr_get(&m, "gen"), *a = gw_meta_hdr_get(&m, "after");
+
+		/* Resumed where the last gateway on it got to. */
+		if (g && strtoull(g, NULL, 10) == ps->gen && a && !gw_meta_hdr_get(&m, "done"))
+			ps->after = strdup(a);
+		gw_meta_free(&m);
+	} else if (res->status == 0) {
+		gw_meta_free(&m);
+	}
+	if (!ps->after)
+		ps->after = strdup("");
+	if (!ps->after) {
+		pass_retry(ps, "progress record", -ENOMEM);
+		return;
+	}
+	if (ps->after[0])
+		log_info("bucket %s: tier pass %" PRIu64 " resumed after key %s", ps->bucket,
+			 ps->gen, ps->after);
+	else
+		pass_progress(ps, false);	/* the heartbeat other gateways see */
+	pass_page(ps);
+}
+
+static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
+{
+	struct tier_pass *ps = arg;
+	struct gw_tier_pol *p;
+	char path[128];
+	size_t len;
+	int ret;
+
+	ps->ops--;
+	if (pass_stopped(ps))
+		return;
+	if (res->status < 0 && res->status != -ENOENT) {
+		pass_retry(ps, "policy record", res->status);
+		return;
+	}
+	if (res->status == -ENOENT || res->ts < ps->gen) {
+		/* Not the record the pass was registered for (yet): a replica
+		 * behind; asked again later. */
+		pass_retry(ps, "policy record", -EAGAIN);
+		return;
+	}
+	if (res->ts > ps->gen) {
+		/* Changed again: the newer change has its own pass. */
+		log_info("bucket %s: tier pass %" PRIu64 " superseded", ps->bucket, ps->gen);
+		pass_finish(ps, false);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		pass_retry(ps, "policy record", -ENOMEM);
+		return;
+	}
+	p->refs = 1;
+	snprintf(p->bucket, sizeof(p->bucket), "%s", ps->bucket);
+	p->created = ps->created;
+	p->gen = res->ts;
+	if (pol_decode(p, res->meta, res->meta_len) < 0) {
+		log_err("bucket %s: undecodable tier policy record: no pass", ps->bucket);
+		pol_put(p);
+		pass_finish(ps, false);
+		return;
+	}
+	pol_put(ps->pol);
+	ps->pol = p;
+	if (ps->after) {		/* a retry: the page again */
+		pass_page(ps);
+		return;
+	}
+	pass_path(".tierpass", ps->bucket, path, sizeof(path), &len);
+	ps->ops++;
+	ret = rec_lookup(ps->t->gw, path, len, on_pass_progress_rec, ps);
+	if (ret < 0) {
+		ps->ops--;
+		pass_retry(ps, NULL, 0);
+	}
+}
+
+static void on_pass_bucket(const struct gw_hlook_result *res, void *arg)
+{
+	struct tier_pass *ps = arg;
+	struct gw_meta m;
+	char path[128];
+	size_t len;
+	int ret;
+
+	ps->ops--;
+	if (pass_stopped(ps))
+		return;
+	if (res->status == -ENOENT) {
+		pass_finish(ps, false);	/* the bucket is gone: nothing to do */
+		return;
+	}
+	if (res->status < 0 || gw_meta_decode(res->meta, res->meta_len, &m) < 0 || !m.owner) {
+		if (res->status == 0)
+			gw_meta_free(&m);
+		pass_retry(ps, "bucket record", res->status < 0 ? res->status : -EIO);
+		return;
+	}
+	snprintf(ps->owner, sizeof(ps->owner), "%s", m.owner);
+	ps->created = m.version;
+	gw_meta_free(&m);
+	pol_path(ps->bucket, path, sizeof(path), &len);
+	ps->ops++;
+	ret = rec_lookup(ps->t->gw, path, len, on_pass_pol, ps);
+	if (ret < 0) {
+		ps->ops--;
+		pass_retry(ps, NULL, 0);
+	}
+}
+
+static void pass_load(struct tier_pass *ps)
+{
+	char path[128];
+	size_t len;
+
+	ps->waiting = false;
+	ps->failed = false;
+	gw_bucket_path(ps->bucket, path, sizeof(path), &len);
+	ps->ops++;
+	if (rec_lookup(ps->t->gw, path, len, on_pass_bucket, ps) < 0) {
+		ps->ops--;
+		pass_retry(ps, NULL, 0);
+	}
+}
+
+/* Runs bucket's pass of generation gen here (unless one runs already:
+ * a newer generation replaces an older one). */
+static void pass_start(struct gw_tier *t, const char *bucket, uint64_t gen)
+{
+	struct tier_pass *ps = pass_find(t, bucket);
+
+	if (ps && !ps->stopping && ps->gen >= gen)
+		return;
+	if (ps)
+		pass_end(ps);		/* an older generation: ends once answered */
+	if (t->closing || strlen(bucket) >= sizeof(ps->bucket))
+		return;
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return;
+	ps->t = t;
+	snprintf(ps->bucket, sizeof(ps->bucket), "%s", bucket);
+	ps->gen = gen;
+	ps->started_ns = ps->last_tick_ns = strata_now_ns();
+	ps->tokens = 1;
+	uv_timer_init(t->gw->loop, &ps->timer);
+	ps->timer.data = ps;
+	uv_timer_start(&ps->timer, on_pass_tick, PASS_TICK_MS, PASS_TICK_MS);
+	ps->next = t->passes;
+	t->passes = ps;
+	log_info("bucket %s: tier pass %" PRIu64 " started", bucket, gen);
+	pass_load(ps);
+}
+
+/* --- the registry */
+
+struct pass_check {
+	struct gw_tier *t;
+	struct gw_list_name *v;
+	size_t n, i;
+};
+
+static void check_next(struct pass_check *c);
+
+static void on_check_progress(const struct gw_hlook_result *res, void *arg)
+{
+	struct pass_check *c = arg;
+	const struct gw_list_name *e = &c->v[c->i];
+	bool live = false;
+	struct gw_meta m;
+
+	/* Someone is on it when its progress record is of this generation,
+	 * not done, and recent; or when the change itself is recent (the
+	 * gateway that registered it is starting its pass). */
+	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0) {
+		const char *g = gw_meta_hdr_get(&m, "gen");
+
+		live = g && strtoull(g, NULL, 10) == e->ts && !gw_meta_hdr_get(&m, "done") &&
+		       res->ts + PASS_STALE_NS > strata_wall_ns();
+		gw_meta_free(&m);
+	} else if (res->status == 0) {
+		gw_meta_free(&m);
+	}
+	live |= e->ts + PASS_STALE_NS > strata_wall_ns();
+	if ((res->status == 0 || res->status == -ENOENT) && !live)
+		pass_start(c->t, e->name, e->ts);
+	c->i++;
+	check_next(c);
+}
+
+static void check_next(struct pass_check *c)
+{
+	char path[128];
+	size_t len;
+
+	for (; c->i < c->n && !c->t->closing; c->i++) {
+		if (pass_find(c->t, c->v[c->i].name))
+			continue;
+		pass_path(".tierpass", c->v[c->i].name, path, sizeof(path), &len);
+		if (rec_lookup(c->t->gw, path, len, on_check_progress, c) == 0)
+			return;
+	}
+	c->t->checking = false;
+	free(c->v);
+	free(c);
+}
+
+static void on_registry(void *arg, int err, const struct gw_list_name *v, size_t n)
+{
+	struct gw_tier *t = arg;
+	struct pass_check *c = calloc(1, sizeof(*c));
+
+	if (!err && n && c && (c->v = malloc(n * sizeof(*v)))) {
+		memcpy(c->v, v, n * sizeof(*v));
+		c->n = n;
+		c->t = t;
+		check_next(c);
+		return;
+	}
+	if (err && err != -ENOENT)
+		log_debug("tier pass registry: %s", sto_strerror(err));
+	free(c);
+	t->checking = false;
+}
+
+static void on_check_timer(uv_timer_t *h)
+{
+	struct gw_tier *t = h->data;
+
+	if (t->checking || t->closing)
+		return;
+	t->checking = true;
+	if (gw_list_account_names(t->gw->lst, PASS_ACCOUNT, on_registry, t) < 0)
+		t->checking = false;
+}
+
+/* A policy change was written (r->tier_pol, generation gen): registered,
+ * then answered, then its pass starts here. */
+static void on_pass_registered(void *arg, int err)
+{
+	struct gw_req *r = arg;
+	struct gw_tier_pol *p = r->tier_pol;
+
+	if (err) {
+		log_err("bucket %s: tier pass not registered: %s", r->bucket, sto_strerror(err));
+		gw_send_error(r, -EHOSTUNREACH);
+	} else {
+		gw_send_empty(r, r->op == OP_DELETE_LIFECYCLE ? 204 : 200);
+		pass_start(r->gw->tier, r->bucket, p->gen);
+	}
+	gw_req_put(r);
+}
+
+static int pass_register(struct gw_req *r)
+{
+	int ret;
+
+	gw_req_get(r);
+	ret = gw_list_account_update(r->gw->lst, PASS_ACCOUNT, r->bucket, r->tier_pol->gen,
+				     false, on_pass_registered, r);
+	if (ret < 0)
+		gw_req_put(r);
+	return ret;
+}
+
+void gw_tier_close(struct gw_tier *t)
+{
+	t->closing = true;
+	if (t->started)
+		uv_close((uv_handle_t *)&t->check, NULL);
+	while (t->passes) {
+		struct tier_pass *ps = t->passes;
+
+		ps->stopping = true;
+		if (ps->ops)
+			t->passes = ps->next;	/* frees itself once answered */
+		else
+			pass_end(ps);
+	}
 }

@@ -1145,6 +1145,16 @@ struct gw_wset *gw_wset_new(struct gw_store *st, const struct ring *ring,
 			    gw_wset_fn done, void *arg);
 void gw_wset_start(struct gw_wset *w);
 
+/* SET_TIER (a stored fragment's tiering policy, docs/tiering.md) of k at
+ * version ts on dev: cb(arg, status) once, with the node's answer (0,
+ * -ENOENT: not there, STO_ECONFLICT: another version), or -ETIMEDOUT past
+ * the write deadline, or a connection error. 0, or -EHOSTDOWN (the node is
+ * marked down) / -ENOMEM without cb. */
+typedef void (*gw_tierset_fn)(void *arg, int status);
+int gw_tierset_start(struct gw_store *st, const struct ring_dev *dev,
+		     const struct sto_key *k, uint64_t ts, const struct sto_put_opts *o,
+		     gw_tierset_fn cb, void *arg);
+
 /* Head lookup: HEAD of fragment frag on a partition's primaries and first
  * handoffs; the newest answer wins (a tombstone included). Done when all
  * answered, or at the read deadline once a live copy or a majority of the
@@ -1159,6 +1169,7 @@ struct gw_hlook_result {
 	uint32_t meta_len;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned nholders;		/* devices that hold the newest, live */
+	unsigned ncold;			/* ... of which answered from cold media */
 };
 typedef void (*gw_hlook_fn)(const struct gw_hlook_result *res, void *arg);
 /* res is valid during cb only. 0 or -ENOMEM. */
@@ -1261,6 +1272,21 @@ int gw_list_update(struct gw_listing *L, const char *bucket,
  * -EINVAL: an invalid argument (max-keys, encoding-type, a token). */
 int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
 		    const char *query, size_t qlen, gw_list_xml_fn cb, void *arg);
+/* One page of the bucket's live keys under prefix after `after` (NULL or
+ * "": from the first), at most max (0 or above 1000: 1000), in key order
+ * across its shards (a fresh shard map): cb(arg, 0, items, n, more), items
+ * borrowed during cb; or cb(arg, err, NULL, 0, false). The gateway's own
+ * walks (gw_tier.c's policy passes), no XML. */
+struct gw_list_item {
+	const char *key;
+	uint64_t version;
+	uint64_t size;
+	const char *storage_class;	/* "" for STANDARD */
+};
+typedef void (*gw_list_page_fn)(void *arg, int err, const struct gw_list_item *v,
+				size_t n, bool more);
+int gw_list_page(struct gw_listing *L, const char *bucket, const char *prefix,
+		 const char *after, unsigned max, gw_list_page_fn cb, void *arg);
 /* The account's bucket list (ListAllMyBucketsResult), with the raw query's
  * max-buckets, continuation-token and prefix; -EINVAL for a bad one. */
 int gw_list_buckets(struct gw_listing *L, const char *account, const char *query,
@@ -1269,6 +1295,17 @@ int gw_list_buckets(struct gw_listing *L, const char *account, const char *query
 int gw_list_account_update(struct gw_listing *L, const char *account,
 			   const char *bucket, uint64_t ts, bool deleted,
 			   gw_list_done_fn cb, void *arg);
+/* The first page (up to 1,000) of an account's list as names and entry
+ * timestamps, v borrowed during cb (gw_tier.c keeps its pending policy
+ * passes in such a list). */
+struct gw_list_name {
+	char name[64];
+	uint64_t ts;
+};
+typedef void (*gw_list_names_fn)(void *arg, int err, const struct gw_list_name *v,
+				 size_t n);
+int gw_list_account_names(struct gw_listing *L, const char *account,
+			  gw_list_names_fn cb, void *arg);
 /* cb: 0 when no shard of the bucket lists a live key, -ENOTEMPTY, or an
  * error. Loads the current shard map (kept for gw_list_bucket_drop). */
 int gw_list_bucket_empty(struct gw_listing *L, const char *bucket,
@@ -1463,6 +1500,7 @@ struct gw_req {
 	uint8_t *inline_buf;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned nholders, holder_try;
+	bool head_cold;			/* every holder of the head is on cold */
 	unsigned slot_gen;
 	int resp_status;
 	/* The object a GET (or a copy, its source) reads: r->path, or the
@@ -1674,6 +1712,10 @@ struct gw_tier;
 struct gw_tier_pol;
 bool gw_tier_err_info(int err, int *status, const char **code, const char **msg);
 int gw_tier_new(struct gateway *gw, struct gw_tier **out);
+/* Serving: looks for unfinished policy passes every tier_pass_check_ms. */
+void gw_tier_start(struct gw_tier *t);
+/* Stopping: no new policy passes; those running end once answered. */
+void gw_tier_close(struct gw_tier *t);
 void gw_tier_free(struct gw_tier *t);
 /* Route: ?lifecycle, ?strata-tier, /_strata/tiers. 1 routed, 0 not. */
 int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
@@ -1683,6 +1725,11 @@ int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
 bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r));
 /* GET /_strata/tiers (authenticated, any bucket-less request). */
 void gw_tier_admin(struct gw_req *r);
+/* The storage class HEAD and GET show for object m: the one it was written
+ * with, or, for a STANDARD object whose head the nodes moved cold
+ * (r->head_cold) under a lifecycle Transition rule of its bucket, that
+ * rule's class (what S3 shows after a transition). NULL: STANDARD. */
+const char *gw_tier_class_shown(const struct gw_req *r, const struct gw_meta *m);
 /* PutBucketLifecycleConfiguration: the body arrived in r->small. */
 void gw_tier_body_end(struct gw_req *r);
 /* CreateBucket with x-strata-tier-* headers: the bucket record is durable;

@@ -55,7 +55,8 @@ int main(int argc, char **argv)
 		"listen", "rings", "credentials", "region", "domain", "policy",
 		"small-max", "unit", "read-deadline-ms", "write-deadline-ms",
 		"down-ms", "node-conns", "hung-ms", "grace-ms", "max-object", "shard-max",
-		"split-wait-ms", "admin-user", "lifecycle-day-seconds",
+		"split-wait-ms", "admin-user", "lifecycle-day-seconds", "tier-pass-rate",
+		"tier-pass-check-ms",
 	};
 	struct option opts[ARRAY_SIZE(keys) + 4];
 	struct gw_config cfg;

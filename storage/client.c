@@ -802,6 +802,27 @@ int sto_purge(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	return key_send(c, STO_OP__STO_OP_PURGE, k, timestamp, cb, arg);
 }
 
+int sto_set_tier(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+		 const struct sto_put_opts *o, sto_done_fn cb, void *arg)
+{
+	StoRequest q = STO_REQUEST__INIT;
+	struct creq *r;
+
+	if (!timestamp || o->tier > STO_TIER_PIN_COLD)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->done = cb;
+	r->arg = arg;
+	q.op = STO_OP__STO_OP_SET_TIER;
+	req_key(&q, k);
+	q.timestamp = timestamp;
+	q.tier_class = o->tier;
+	q.cold_after = o->cold_after;
+	return client_send(c, &q, r, NULL, 0);
+}
+
 int sto_listing_ids(sto_client *c, uint32_t part, const uint8_t *after,
 		    sto_listing_ids_fn cb, void *arg)
 {

@@ -2005,6 +2005,64 @@ int sto_purge_entry(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 			 done, NULL, arg, &p);
 }
 
+/* ------------------------------------------------------------- SET_TIER */
+
+/* An index-only update through the group commit, answered at the flush that
+ * makes it durable (like a listing write). */
+struct tier_set {
+	struct sto_commit c;
+	struct sto_engine *e;
+	sto_put_done_fn done;
+	void *arg;
+};
+
+static void tier_set_committed(struct sto_commit *c, int status)
+{
+	struct tier_set *t = (struct tier_set *)c;
+	struct sto_engine *e = t->e;
+
+	t->done(t->arg, status, &c->op.loc);
+	free(t);
+	busy_put(e);
+	engine_maybe_finish_close(e);
+}
+
+int sto_engine_set_tier(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+			uint8_t tier, uint32_t cold_after, sto_put_done_fn done,
+			void *arg)
+{
+	struct tier_set *t;
+	struct sto_loc ex;
+	int ret;
+
+	if (e->closing)
+		return -ESHUTDOWN;
+	if (tier > STO_TIER_PIN_COLD)
+		return -EINVAL;
+	ret = engine_get(e, k, &ex, NULL);
+	if (ret < 0 || (ex.flags & STO_LOC_TOMBSTONE))
+		return -ENOENT;
+	if (ex.ts != ts)
+		return STO_ECONFLICT;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->e = e;
+	t->done = done;
+	t->arg = arg;
+	t->c.op.type = STO_IDX_SET_TIER;
+	t->c.op.key = *k;
+	t->c.op.loc.ts = ts;
+	t->c.op.tier = tier;
+	t->c.op.cold_after = cold_after;
+	t->c.done = tier_set_committed;
+	busy_get(e);
+	/* Queued after every acknowledged write of k (the overlay's included),
+	 * so the transaction that applies it sees them. */
+	commit_queue(e, &t->c);
+	return 0;
+}
+
 /* ------------------------------------------------------------ GET, HEAD */
 
 static void free_commit(struct sto_commit *c, int status)

@@ -79,7 +79,7 @@ static bool op_has_key(StoOp op)
 {
 	return op == STO_OP__STO_OP_PUT || op == STO_OP__STO_OP_GET ||
 	       op == STO_OP__STO_OP_HEAD || op == STO_OP__STO_OP_DELETE ||
-	       op == STO_OP__STO_OP_PURGE;
+	       op == STO_OP__STO_OP_PURGE || op == STO_OP__STO_OP_SET_TIER;
 }
 
 static bool op_is_listing(StoOp op)
@@ -207,6 +207,7 @@ static int req_validate(const StoRequest *r, const char **why)
 	case STO_OP__STO_OP_LISTING_DELETE_RANGE:
 	case STO_OP__STO_OP_PURGE:
 	case STO_OP__STO_OP_LISTING_IDS:
+	case STO_OP__STO_OP_SET_TIER:
 		break;
 	default:
 		*why = "unknown operation";
@@ -224,7 +225,8 @@ static int req_validate(const StoRequest *r, const char **why)
 		*why = "payload or metadata on a request that takes none";
 		return STO_EPROTO;
 	}
-	if (r->op != STO_OP__STO_OP_PUT && (r->tier_class || r->cold_after)) {
+	if (r->op != STO_OP__STO_OP_PUT && r->op != STO_OP__STO_OP_SET_TIER &&
+	    (r->tier_class || r->cold_after)) {
 		*why = "tiering fields on a request that takes none";
 		return STO_EPROTO;
 	}
@@ -237,7 +239,8 @@ static int req_validate(const StoRequest *r, const char **why)
 		return STO_EPROTO;
 	}
 	if ((r->op == STO_OP__STO_OP_PUT || r->op == STO_OP__STO_OP_DELETE ||
-	     r->op == STO_OP__STO_OP_PURGE) && r->timestamp == 0) {
+	     r->op == STO_OP__STO_OP_PURGE || r->op == STO_OP__STO_OP_SET_TIER) &&
+	    r->timestamp == 0) {
 		*why = "timestamp required";
 		return STO_EPROTO;
 	}

@@ -341,6 +341,23 @@ static int apply_one(struct sto_idx *x, MDB_txn *txn, struct sto_idx_op *op)
 		d.mv_data = x->scratch;
 		op->result = 0;
 		return sto_mdb_err(mdb_put(txn, x->obj, &key, &d, 0));
+	case STO_IDX_SET_TIER:
+		if (!have || (ex.flags & STO_LOC_TOMBSTONE) || ex.ts != op->loc.ts) {
+			op->result = have && !(ex.flags & STO_LOC_TOMBSTONE) ? STO_ECONFLICT
+									  : -ENOENT;
+			return 0;
+		}
+		op->result = 0;
+		op->loc = ex;		/* the answer: where it is, its policy */
+		op->loc.tier = op->tier;
+		op->loc.cold_after = op->cold_after;
+		if (ex.tier == op->tier && ex.cold_after == op->cold_after)
+			return 0;	/* a pass run again: nothing to write */
+		memcpy(x->scratch, d.mv_data, d.mv_size);
+		((struct idx_val *)x->scratch)->tier = op->tier;
+		((struct idx_val *)x->scratch)->cold_after = op->cold_after;
+		d.mv_data = x->scratch;
+		return sto_mdb_err(mdb_put(txn, x->obj, &key, &d, 0));
 	case STO_IDX_QUARANTINE:
 		if (!have || !same_place(&ex, &op->loc)) {
 			op->result = -ENOENT;

@@ -151,6 +151,8 @@ enum sto_idx_op_type {
 	STO_IDX_PURGE,		/* drop the entry (no tombstone) if it still is
 				 * old (place and timestamp); loc: the purge's
 				 * own record, dead at once */
+	STO_IDX_SET_TIER,	/* tier, cold_after, if the entry is still live
+				 * at loc.ts (wherever it is now) */
 };
 
 struct sto_lst_op;
@@ -162,9 +164,12 @@ struct sto_idx_op {
 	struct sto_loc old;	/* STO_IDX_MOVE: where it was; PURGE: the entry */
 	const void *meta;	/* STO_IDX_PUT, MOVE: loc.meta_len bytes */
 	struct sto_lst_op *lst;	/* STO_IDX_LST_*: in and out (results) */
+	uint8_t tier;		/* STO_IDX_SET_TIER: the new policy (loc.ts: */
+	uint32_t cold_after;	/* the version; out: loc, the entry) */
 	bool copy;		/* replayed STO_IDX_PUT of a STO_REC_COPY record: a
 				 * copy whose move never committed is dead space */
-	int result;		/* out: 0, STO_ECONFLICT, -ENOENT (DEL of nothing) */
+	int result;		/* out: 0, STO_ECONFLICT, -ENOENT (DEL of nothing;
+				 * SET_TIER of nothing live) */
 };
 
 /* The committed end of a volume: where the next record may start after a
@@ -434,6 +439,18 @@ int sto_del(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
  * -ENOENT or STO_ECONFLICT at once when the lookup already says so. */
 int sto_purge_entry(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
 	      sto_put_done_fn done, void *arg);
+
+/* SET_TIER: the tiering class and cold_after of k's entry, only if it is
+ * still live at version ts (an index update, no volume record: the policy
+ * in a record header is read only when the record is first applied, and a
+ * replay finds committed entries in place; moves keep the entry's policy).
+ * done (0; STO_ECONFLICT: another version is there now; -ENOENT: nothing
+ * live) once the update is durable; -ENOENT or STO_ECONFLICT at once when
+ * the lookup already says so. The mover then acts on the new policy at its
+ * next scan. */
+int sto_engine_set_tier(struct sto_engine *e, const struct sto_key *k, uint64_t ts,
+			uint8_t tier, uint32_t cold_after, sto_put_done_fn done,
+			void *arg);
 
 /* Index lookup for GET/HEAD (and a coarse atime update). 0, or -ENOENT
  * (loc->flags has STO_LOC_TOMBSTONE when a tombstone is why). */

@@ -455,6 +455,21 @@ static void put_done(void *arg, int status, const struct sto_loc *loc)
 	req_reply_ts(arg, status, loc, false);
 }
 
+/* SET_TIER: durable; the answer says where the fragment is and its policy. */
+static void set_tier_done(void *arg, int status, const struct sto_loc *loc)
+{
+	struct req *r = arg;
+	struct conn *c = r->c;
+	StoResponse m;
+
+	resp_init(&m, r->id, status);
+	if (status == 0)
+		resp_loc(&m, loc, NULL);
+	reply(c, &m);
+	free(r);
+	req_done(c);
+}
+
 static void put_resume(void *arg)
 {
 	struct req *r = arg;
@@ -1094,6 +1109,11 @@ static void handle_request(struct conn *c, const StoRequest *q)
 		r = req_new(c, q, sizeof(*r));
 		ret = r ? sto_list(e, q->partition, q->list_objects, q->suffix,
 				   list_done, r) : -ENOMEM;
+		break;
+	case STO_OP__STO_OP_SET_TIER:
+		r = req_new(c, q, sizeof(*r));
+		ret = r ? sto_engine_set_tier(e, &r->key, q->timestamp, (uint8_t)q->tier_class,
+					      q->cold_after, set_tier_done, r) : -ENOMEM;
 		break;
 	case STO_OP__STO_OP_STAT:
 		handle_stat(c, q);

@@ -337,6 +337,13 @@ int sto_delete(sto_client *c, const struct sto_key *k, uint64_t timestamp,
  * there, -ENOENT when nothing is. */
 int sto_purge(sto_client *c, const struct sto_key *k, uint64_t timestamp,
 	      sto_done_fn cb, void *arg);
+/* SET_TIER: the tiering policy (o->tier, o->cold_after) of the fragment at
+ * version timestamp, for fragments already stored (a lifecycle rule or a
+ * bucket pin changed); the node's mover acts on it at its next scan. 0 once
+ * durable (info: the fragment's medium and new policy); STO_ECONFLICT when
+ * another version is there, -ENOENT when nothing live is. */
+int sto_set_tier(sto_client *c, const struct sto_key *k, uint64_t timestamp,
+		 const struct sto_put_opts *o, sto_done_fn cb, void *arg);
 int sto_list_suffixes(sto_client *c, uint32_t part, sto_suffixes_fn cb, void *arg);
 int sto_list_objects(sto_client *c, uint32_t part, uint32_t suffix,
 		     sto_entries_fn cb, void *arg);

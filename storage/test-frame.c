@@ -91,10 +91,24 @@ static void test_request(void **state)
 	q.tier_class = 4;
 	assert_null(roundtrip(&q, &err));
 	assert_int_equal(err, STO_EPROTO);
-	q.tier_class = 0;
-	q.op = STO_OP__STO_OP_GET;
+	q.tier_class = STO_TIER_COLD;	/* SET_TIER: key, timestamp, policy */
+	q.op = STO_OP__STO_OP_SET_TIER;
 	q.payload_len = 0;
 	q.meta.len = 0;
+	r = roundtrip(&q, &err);
+	assert_non_null(r);
+	assert_int_equal(r->tier_class, STO_TIER_COLD);
+	assert_int_equal(r->cold_after, 60);
+	sto_req_free(r);
+	q.timestamp = 0;
+	assert_null(roundtrip(&q, &err));	/* SET_TIER needs the version */
+	assert_int_equal(err, STO_EPROTO);
+	q.timestamp = 99;
+	q.payload_len = 1;
+	assert_null(roundtrip(&q, &err));	/* and takes no payload */
+	q.payload_len = 0;
+	q.tier_class = 0;
+	q.op = STO_OP__STO_OP_GET;
 	assert_null(roundtrip(&q, &err));	/* cold_after on a GET */
 	q.cold_after = 0;
 	q.op = STO_OP__STO_OP_PUT;

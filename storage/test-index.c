@@ -264,6 +264,53 @@ static void test_walk(void **state)
 	sto_idx_close(x);
 }
 
+/* SET_TIER: only the live entry at that version changes (wherever it is),
+ * nothing else of it; another version or a tombstone is left alone. */
+static void test_set_tier(void **state)
+{
+	struct sto_idx *x;
+	struct sto_idx_op op = put_op(4, 1, 2, 10, "meta"), t, del;
+	struct sto_loc l;
+	char meta[8];
+
+	assert_int_equal(sto_idx_open(dir, 1 << 26, &x), 0);
+	op.loc.atime = 55;
+	assert_int_equal(sto_idx_apply(x, &op, 1, NULL, 0), 0);
+	t = (struct sto_idx_op){ .type = STO_IDX_SET_TIER, .key = op.key,
+				 .tier = STO_TIER_PIN_COLD, .cold_after = 99 };
+	t.loc.ts = 10;
+	assert_int_equal(sto_idx_apply(x, &t, 1, NULL, 0), 0);
+	assert_int_equal(t.result, 0);
+	assert_int_equal(t.loc.off, op.loc.off);	/* the answer: the entry */
+	assert_int_equal(sto_idx_get(x, &op.key, &l, meta), 0);
+	assert_int_equal(l.tier, STO_TIER_PIN_COLD);
+	assert_int_equal(l.cold_after, 99);
+	assert_int_equal(l.atime, 55);
+	assert_int_equal(l.off, op.loc.off);
+	assert_int_equal(l.ts, 10);
+	assert_memory_equal(meta, "meta", 4);
+	t.loc = (struct sto_loc){ .ts = 10 };	/* again: same answer, no write */
+	assert_int_equal(sto_idx_apply(x, &t, 1, NULL, 0), 0);
+	assert_int_equal(t.result, 0);
+	t.loc = (struct sto_loc){ .ts = 9 };	/* another version */
+	t.tier = STO_TIER_PIN_HOT;
+	assert_int_equal(sto_idx_apply(x, &t, 1, NULL, 0), 0);
+	assert_int_equal(t.result, STO_ECONFLICT);
+	t.key.part = 5;				/* nothing there */
+	t.loc = (struct sto_loc){ .ts = 10 };
+	assert_int_equal(sto_idx_apply(x, &t, 1, NULL, 0), 0);
+	assert_int_equal(t.result, -ENOENT);
+	assert_int_equal(sto_idx_get(x, &op.key, &l, NULL), 0);
+	assert_int_equal(l.tier, STO_TIER_PIN_COLD);
+	del = (struct sto_idx_op){ .type = STO_IDX_DEL, .key = op.key, .loc.ts = 20 };
+	t.key = op.key;				/* a tombstone: -ENOENT */
+	t.loc = (struct sto_loc){ .ts = 20 };
+	assert_int_equal(sto_idx_apply(x, &del, 1, NULL, 0), 0);
+	assert_int_equal(sto_idx_apply(x, &t, 1, NULL, 0), 0);
+	assert_int_equal(t.result, -ENOENT);
+	sto_idx_close(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +319,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_policy_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_tier, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

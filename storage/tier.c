@@ -3,7 +3,8 @@
  * Every scan_interval an index scan on a worker thread (its own LMDB read
  * transaction) counts fragments, bytes and access ages per medium and picks
  * what should move: hot fragments unread for longer than their cold_after,
- * PIN_COLD fragments still on hot, and - when hot passes the high watermark -
+ * COLD ones on hot unread for a promotion window, PIN_COLD fragments still
+ * on hot, PIN_HOT ones on cold, and - when hot passes the high watermark -
  * the longest-unread hot fragments until the low watermark. Promotions come
  * from reads: a cold fragment read promote_reads times within promote_window
  * is queued (ahead of the scan's list).
@@ -198,6 +199,17 @@ static void scan_work(uv_work_t *w)
 		const struct sto_loc *l = &s->cands[i].loc;
 		uint64_t after = l->cold_after ? l->cold_after : s->cfg.cold_after;
 		bool expired = after && s->now >= l->atime + after;
+
+		/* COLD on hot: landed there for want of cold room, set COLD
+		 * since (SET_TIER: a lifecycle transition), or promoted by
+		 * reads. Down once unread for a promotion window (at once
+		 * when nothing promotes), or its own cold_after if shorter. */
+		if (l->tier == STO_TIER_COLD) {
+			after = s->cfg.promote_reads ? s->cfg.promote_window : 0;
+			if (l->cold_after && l->cold_after < after)
+				after = l->cold_after;
+			expired = s->now >= l->atime + after;
+		}
 
 		if (expired || (over && hot > target)) {
 			s->cands[keep++] = s->cands[i];
@@ -415,7 +427,7 @@ static void mv_start(struct sto_tier *t, const struct tier_job *j)
 			return;
 	if (sto_engine_peek(t->e, &j->key, &l, t->meta) < 0 ||
 	    (l.flags & STO_LOC_TOMBSTONE) || !same_loc(&l, &j->loc) ||
-	    l.medium == j->to)
+	    l.tier != j->loc.tier || l.medium == j->to)
 		return;
 	m = calloc(1, sizeof(*m) + l.meta_len + 1);
 	if (!m)

@@ -31,13 +31,16 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY1, SECRET1 = "STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"
 KEY2, SECRET2 = "STRATATESTKEY0002", "secretsecretsecretsecretsecret0002"
 NODE_ARGS = ["--cold-after", "3600", "--tier-scan-interval", "1", "--atime-interval", "1"]
+PASS_RATE = 50      # objects/s of a policy pass: the kill test catches one mid-way
 
 
 class TierCluster(gt.Cluster):
     """gateway_test's cluster with tiering flags on every node."""
 
     def __init__(self):
-        super().__init__(gw_args=["--lifecycle-day-seconds", "1"], node_args=NODE_ARGS)
+        super().__init__(gw_args=["--lifecycle-day-seconds", "1", "--tier-pass-rate",
+                                  str(PASS_RATE), "--tier-pass-check-ms", "1000"],
+                         node_args=NODE_ARGS)
         self.node_dirs = [os.path.join(gt.TMP, f"node{i + 1}") for i in range(gt.NODES)]
 
 
@@ -262,8 +265,15 @@ def test_transition_and_pins():
         assert where(data[k]) == (3, 0), k
     for (b, k), body in data.items():   # still whole, wherever it is
         assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
-    # the storage class shown is the one given at PUT (the rule moved bytes)
-    assert "StorageClass" not in S3.head_object(Bucket="lcb", Key="logs/a")
+    # moved by the rule: HEAD and GET show the rule's class, as S3 does after
+    # a transition (ListObjects: the class given at PUT); moved by the
+    # bucket's own cold_after (no rule): still STANDARD
+    assert S3.head_object(Bucket="lcb", Key="logs/a")["StorageClass"] == "STANDARD_IA"
+    assert S3.get_object(Bucket="lcb", Key="logs/big")["StorageClass"] == "STANDARD_IA"
+    assert "StorageClass" not in S3.head_object(Bucket="lcb", Key="other/b")
+    assert "StorageClass" not in S3.head_object(Bucket="fast", Key="y")
+    assert {o["Key"]: o["StorageClass"] for o in S3.list_objects_v2(Bucket="lcb")["Contents"]} \
+        == {"logs/a": "STANDARD", "logs/big": "STANDARD", "other/b": "STANDARD"}
 
     st, after = admin_tiers()
     assert st == 200 and after["nodes_answered"] == 6
@@ -295,7 +305,218 @@ def test_transition_and_pins():
     assert out.returncode == 1 and "403" in out.stderr, out
 
 
-TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins]
+def moved(t0):
+    """Fragments moved (down, up) across the cluster since admin total t0."""
+    st, now = admin_tiers()
+    assert st == 200 and now["nodes_answered"] == 6, now
+    return (now["total"]["moved_down_objects"] - t0["moved_down_objects"],
+            now["total"]["moved_up_objects"] - t0["moved_up_objects"])
+
+
+def gw_log_has(text, path=None):
+    with open(path or C.gw.logpath) as f:
+        return text in f.read()
+
+
+def page_recorded(bucket, key):
+    """The gateway logged the pass of bucket recording key as done."""
+    import re
+    with open(C.gw.logpath) as f:
+        return re.search(rf"bucket {bucket}: tier pass [0-9]+ at key {key} ", f.read()) is not None
+
+
+def test_existing_objects():
+    """A Transition rule added after the PUTs reaches the stored objects (a
+    policy pass sets their fragments' class with SET_TIER, the nodes' movers
+    act on it); re-pinning the bucket hot brings them back."""
+    b = "existing"
+    S3.create_bucket(Bucket=b)
+    data = {"logs/a": body_of(5000, "ea"), "logs/big": body_of(2 * gt.MiB + 77, "eb"),
+            "other/c": body_of(5000, "ec")}
+    for k, body in data.items():
+        S3.put_object(Bucket=b, Key=k, Body=body)
+    # multipart: 5 MiB (2 segments) + 1000 B (1 segment), parts in the manifest
+    up = S3.create_multipart_upload(Bucket=b, Key="logs/mp")["UploadId"]
+    p1, p2 = body_of(5 * gt.MiB, "emp1"), body_of(1000, "emp2")
+    e1 = S3.upload_part(Bucket=b, Key="logs/mp", UploadId=up, PartNumber=1, Body=p1)["ETag"]
+    e2 = S3.upload_part(Bucket=b, Key="logs/mp", UploadId=up, PartNumber=2, Body=p2)["ETag"]
+    S3.complete_multipart_upload(Bucket=b, Key="logs/mp", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    data["logs/mp"] = p1 + p2
+    time.sleep(3)       # three scans: nothing moves on its own (cold_after 1 h)
+    assert where(data["logs/a"]) == (3, 0) and where(data["other/c"]) == (3, 0)
+    st, t0 = admin_tiers()
+    t0 = t0["total"]
+    start = time.time()
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Filter={"Prefix": "logs/"}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
+    # logs/a: 3 replicas; logs/big: 3 head replicas + one segment's 6
+    # fragments; logs/mp: 3 head replicas + 3 segments' 18 fragments
+    frags = 3 + 9 + 21
+    wait_for(lambda: where(data["logs/a"])[1] == 3 and where(data["logs/big"][:256])[1] >= 1 and
+             where(p1[:256])[1] >= 1 and where(p2[:256])[1] >= 1 and moved(t0)[0] >= frags,
+             "existing objects moved by the new rule")
+    took = time.time() - start
+    time.sleep(2)
+    assert where(data["other/c"]) == (3, 0)
+    down, up = moved(t0)
+    assert down == frags and up == 0, (down, up)
+    for k, body in data.items():
+        assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
+    print(f"    rule reached 3 stored objects, their {frags} fragments cold after {took:.1f} s",
+          flush=True)
+    assert S3.head_object(Bucket=b, Key="logs/a")["StorageClass"] == "STANDARD_IA"
+    assert S3.head_object(Bucket=b, Key="logs/mp")["StorageClass"] == "STANDARD_IA"
+    assert "StorageClass" not in S3.head_object(Bucket=b, Key="other/c")
+    # Pinned hot: back up, all of them (other/c never left).
+    assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "hot"})[0] == 200
+    wait_for(lambda: moved(t0)[1] >= frags, "re-pinned hot: back up")
+    time.sleep(2)
+    assert moved(t0) == (frags, frags), moved(t0)
+    for k, body in data.items():
+        g = S3.get_object(Bucket=b, Key=k)
+        assert g["Body"].read() == body and "StorageClass" not in g, k   # hot again
+    wait_for(lambda: gw_log_has("bucket existing: tier pass done"), "pass logged")
+
+
+def fill_then_rule(b, n, cls):
+    """Bucket b with n small objects k0000...; then a Transition rule of 1
+    "day" to cls on all of it. Their bodies, and the admin totals before."""
+    S3.create_bucket(Bucket=b)
+    bodies = {}
+    for i in range(n):
+        k = f"k{i:04d}"
+        bodies[k] = body_of(500 + i, f"{b}{i}")
+        S3.put_object(Bucket=b, Key=k, Body=bodies[k])
+    st, t0 = admin_tiers()
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": cls}])]})
+    return bodies, t0["total"]
+
+
+def test_pass_killed():
+    """A gateway killed (SIGKILL) during a pass finishes it after a restart,
+    from the last page it recorded; every object ends up cold."""
+    global S3
+    b = "killpass"
+    n = 260             # pages of 200: the kill falls after the first
+    bodies, t0 = fill_then_rule(b, n, "GLACIER_IR")
+    start = time.time()     # (just after the rule)
+    # 50 objects/s: the first page (200) is recorded after ~4 s
+    wait_for(lambda: page_recorded(b, "k0199"), "the first page recorded", timeout=60)
+    time.sleep(0.3)
+    killed = moved(t0)[0]
+    C.gw.proc.kill()
+    C.gw.proc.wait()
+    assert not gw_log_has("bucket killpass: tier pass done"), "the pass was over before the kill"
+    os.unlink(C.gw.port_file)
+    C.gw.start()    # a new port
+    C.url = f"http://127.0.0.1:{C.gw.port}"
+    S3 = C.client()
+    wait_for(lambda: gw_log_has("bucket killpass: tier pass done"), "the pass finished after the restart",
+             timeout=120)
+    assert gw_log_has("tier pass") and gw_log_has("resumed after key k0"), C.gw.log_text()
+    wait_for(lambda: moved(t0)[0] >= 3 * n, "every object's replicas cold", timeout=60)
+    took = time.time() - start
+    for k in ("k0000", f"k{n - 1:04d}", "k0201"):
+        assert where(bodies[k]) [1] == 3, k
+        assert S3.get_object(Bucket=b, Key=k)["Body"].read() == bodies[k]
+    print(f"    killed at {killed} of {3 * n} fragments moved; all {n} objects cold "
+          f"{took:.1f} s after the rule (pass rate {PASS_RATE}/s)", flush=True)
+
+
+def test_two_gateways():
+    """Two gateways: the one running a pass is killed and stays down; the
+    other takes the pass over once its heartbeat is stale, from its last
+    recorded key, and finishes it."""
+    global S3
+    b = "twogw"
+    n = 260
+    pf2 = os.path.join(gt.TMP, "gateway2.port")
+    args = list(C.gw.args)
+    args[args.index("--port-file") + 1] = pf2
+    gw2 = gt.Daemon("gateway2", args, port_file=pf2)
+    try:
+        bodies, t0 = fill_then_rule(b, n, "STANDARD_IA")
+        wait_for(lambda: page_recorded(b, "k0199"), "the first page recorded", timeout=60)
+        C.gw.proc.kill()
+        C.gw.proc.wait()
+        assert not gw_log_has("bucket twogw: tier pass done")
+        wait_for(lambda: gw_log_has("bucket twogw: tier pass done", gw2.logpath),
+                 "gateway 2 finished it", timeout=120)
+        assert gw_log_has("bucket twogw: tier pass", gw2.logpath) and \
+            gw_log_has("resumed after key k0199", gw2.logpath), gw2.log_text()
+        os.unlink(C.gw.port_file)
+        C.gw.start()
+        C.url = f"http://127.0.0.1:{C.gw.port}"
+        S3 = C.client()
+        wait_for(lambda: moved(t0)[0] >= 3 * n, "every object's replicas cold", timeout=60)
+        for k in ("k0000", "k0200", f"k{n - 1:04d}"):
+            assert where(bodies[k])[1] == 3, k
+    finally:
+        assert gw2.stop() == 0, gw2.log_text()
+        if C.gw.proc.poll() is not None:     # failed while gateway 1 was down
+            if os.path.exists(C.gw.port_file):
+                os.unlink(C.gw.port_file)
+            C.gw.start()
+            C.url = f"http://127.0.0.1:{C.gw.port}"
+            S3 = C.client()
+
+
+def restart_gateway(rate):
+    """The gateway again with --tier-pass-rate rate (SIGTERM, a new port)."""
+    global S3
+    C.gw.stop()
+    i = C.gw.args.index("--tier-pass-rate")
+    C.gw.args[i + 1] = str(rate)
+    os.unlink(C.gw.port_file)
+    C.gw.start()
+    C.url = f"http://127.0.0.1:{C.gw.port}"
+    S3 = C.client()
+
+
+def test_pass_rate():
+    """STRATA_LONG=1 (docs/tiering.md numbers): N objects stored, then a rule;
+    the pass's rate (uncapped, or STRATA_TIER_RATE), and the time until the
+    nodes moved them all."""
+    import concurrent.futures
+    import re
+    if not os.environ.get("STRATA_LONG"):
+        print("    SKIPPED (STRATA_LONG=1 runs it)", flush=True)
+        return
+    n = int(os.environ.get("STRATA_TIER_N", "2000"))
+    b = "rate"
+    restart_gateway(int(os.environ.get("STRATA_TIER_RATE", "1000000")))
+    S3.create_bucket(Bucket=b)
+    clients = [C.client() for _ in range(16)]
+    size = int(os.environ.get("STRATA_TIER_SIZE", "1000"))
+    frags = 3 if size <= 64 * 1024 else 3 + 6 * -(-size // (4 * gt.MiB))  # inline, or EC 4+2
+    body = body_of(size, "rate")
+    t = time.time()
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda i: clients[i % 16].put_object(Bucket=b, Key=f"o{i:07d}", Body=body),
+                    range(n)))
+    put_s = time.time() - t
+    st, t0 = admin_tiers()
+    t0 = t0["total"]
+    start = time.time()
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Filter={"Prefix": ""}, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
+    wait_for(lambda: gw_log_has("bucket rate: tier pass done"), "pass done", timeout=3600)
+    pass_s = time.time() - start
+    wait_for(lambda: moved(t0)[0] >= frags * n, "all moved", timeout=3600)
+    all_s = time.time() - start
+    with open(C.gw.logpath) as f:
+        line = [x for x in f if "bucket rate: tier pass done" in x][-1]
+    rate = re.search(r"\(([0-9]+) objects/s\)", line).group(1)
+    print(f"    {n} objects of {size} B loaded in {put_s:.1f} s; pass {pass_s:.1f} s ({rate} "
+          f"objects/s, {frags * n} fragments); all cold {all_s:.1f} s after the rule; "
+          f"load {os.getloadavg()}", flush=True)
+    restart_gateway(PASS_RATE)
+
+
+TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_existing_objects,
+         test_pass_killed, test_two_gateways, test_pass_rate]
 
 
 def main():

@@ -1,6 +1,7 @@
 /* tiering-test: the hot/cold mover of a real strata-storaged.
  *
- *   tiering-test DAEMON SCENARIO     (age|promote|watermark|crash)
+ *   tiering-test DAEMON SCENARIO     (age|promote|watermark|crash|settier|
+ *                                     settier_crash|admin)
  *
  * Each scenario starts the daemon on a free loopback port in a fresh temp
  * directory (hot/ and cold/ in it), drives it through the client library,
@@ -413,6 +414,228 @@ static void scenario_crash(void)
 	CHECK_EQ(st.media[1].used_bytes - st.tier.dead_bytes[1], st.tier.bytes[1]);
 }
 
+/* SET_TIER (synchronous): the node's status; *info when not NULL. */
+static int set_tier_sync(sto_client *c, const struct sto_key *k, uint64_t ts,
+			 enum sto_tier_class tier, uint32_t cold_after,
+			 struct sto_info *info)
+{
+	struct sto_put_opts o = { .tier = tier, .cold_after = cold_after };
+	struct waiter w = { 0 };
+	int ret = sto_set_tier(c, k, ts, &o, on_done, &w);
+
+	if (ret < 0)
+		return ret;
+	wait_for(&w);
+	if (info)
+		*info = w.info;
+	return w.status;
+}
+
+/* Stored fragments get a new policy and the mover acts on it: COLD goes
+ * down at the next scan (no promotion configured), a short cold_after after
+ * that long, PIN_HOT brings a cold one back, PIN_COLD takes a hot one
+ * down; an untouched one stays. Another version, nothing or a tombstone is
+ * refused. Survives a restart. */
+static void scenario_settier(void)
+{
+	const char *opts = "--cold-after 3600 --atime-interval 1 --tier-scan-interval 1";
+	struct sto_key a, b, c, d, e, none = key_of(7, 99, 0);
+	struct sto_info info;
+	struct waiter w;
+
+	start_daemon(NULL, opts);
+	cli = connect_node();
+	a = put_n(cli, 1, 200000, STO_TIER_STANDARD, 0);
+	b = put_n(cli, 2, 5000, STO_TIER_STANDARD, 0);
+	c = put_n(cli, 3, 5000, STO_TIER_STANDARD, 0);
+	d = put_n(cli, 4, 70000, STO_TIER_PIN_COLD, 0);
+	e = put_n(cli, 5, 1000, STO_TIER_STANDARD, 0);
+	CHECK_EQ(medium_of(cli, &d), STO_MEDIUM_COLD);
+	CHECK_EQ(set_tier_sync(cli, &a, 1001, STO_TIER_COLD, 0, &info), 0);
+	CHECK_EQ(info.tier, STO_TIER_COLD);
+	CHECK_EQ(info.medium, STO_MEDIUM_HOT);		/* the mover has not run yet */
+	CHECK_EQ(info.timestamp, 1001);
+	CHECK_EQ(set_tier_sync(cli, &b, 1002, STO_TIER_STANDARD, 2, NULL), 0);
+	CHECK_EQ(set_tier_sync(cli, &d, 1004, STO_TIER_PIN_HOT, 0, NULL), 0);
+	CHECK_EQ(set_tier_sync(cli, &e, 1005, STO_TIER_PIN_COLD, 7, NULL), 0);
+	CHECK_EQ(set_tier_sync(cli, &c, 999, STO_TIER_COLD, 0, NULL), STO_ECONFLICT);
+	CHECK_EQ(set_tier_sync(cli, &none, 1, STO_TIER_COLD, 0, NULL), -ENOENT);
+	CHECK_EQ(head_sync(cli, &b).cold_after, 2);
+	CHECK_EQ(head_sync(cli, &c).tier, STO_TIER_STANDARD);	/* refused: unchanged */
+	wait_moved(cli, 3, 1, 20000);
+	CHECK_EQ(medium_of(cli, &a), STO_MEDIUM_COLD);
+	CHECK_EQ(medium_of(cli, &b), STO_MEDIUM_COLD);
+	CHECK_EQ(medium_of(cli, &d), STO_MEDIUM_HOT);
+	CHECK_EQ(medium_of(cli, &e), STO_MEDIUM_COLD);
+	CHECK_EQ(medium_of(cli, &c), STO_MEDIUM_HOT);
+	CHECK_EQ(records_on_disk("cold", &a), 1);
+	CHECK_EQ(records_on_disk("hot", &c), 1);
+	CHECK_EQ(records_on_disk("cold", &c), 0);
+	/* Moves keep the policy set. */
+	info = head_sync(cli, &e);
+	CHECK_EQ(info.tier, STO_TIER_PIN_COLD);
+	CHECK_EQ(info.cold_after, 7);
+	CHECK_EQ(head_sync(cli, &d).tier, STO_TIER_PIN_HOT);
+	check_object(cli, &a, 1, 200000, 1001);
+	check_object(cli, &d, 4, 70000, 1004);
+	/* A tombstone: nothing live to set. */
+	memset(&w, 0, sizeof(w));
+	CHECK_EQ(sto_delete(cli, &c, 2000, on_done, &w), 0);
+	wait_for(&w);
+	CHECK_EQ(w.status, 0);
+	CHECK_EQ(set_tier_sync(cli, &c, 1003, STO_TIER_COLD, 0, NULL), -ENOENT);
+	CHECK_EQ(set_tier_sync(cli, &c, 2000, STO_TIER_COLD, 0, NULL), -ENOENT);
+	sto_client_close(cli);
+	cli = NULL;
+	CHECK_EQ(stop_daemon(SIGTERM), 0);
+	start_daemon(NULL, opts);
+	cli = connect_node();
+	info = head_sync(cli, &b);
+	CHECK_EQ(info.cold_after, 2);
+	CHECK_EQ(info.medium, STO_MEDIUM_COLD);
+	CHECK_EQ(head_sync(cli, &a).tier, STO_TIER_COLD);
+	CHECK_EQ(head_sync(cli, &d).tier, STO_TIER_PIN_HOT);
+	CHECK_EQ(medium_of(cli, &d), STO_MEDIUM_HOT);
+}
+
+/* kill -9 while a stream of SET_TIERs is in flight (and PUTs of other
+ * fragments ride the same group commits): after the restart every
+ * acknowledged change holds, a change in flight holds or not (whole), and
+ * nothing else changed: untouched fragments keep their policy, every
+ * fragment reads back whole at its version. */
+enum { ST_N = 300, ST_ROUNDS = 6, ST_INFLIGHT = 32 };
+
+struct st_frag {
+	struct sto_key k;
+	uint8_t tier;			/* acknowledged (or initial) policy */
+	uint32_t cold_after;
+	uint8_t new_tier;		/* sent this round, not yet answered */
+	uint32_t new_cold_after;
+	bool sent, acked;
+};
+
+static struct st_frag st_f[ST_N];
+static unsigned st_inflight, st_acked;
+
+static void on_set_tier(void *arg, int status, const struct sto_info *info)
+{
+	struct st_frag *f = arg;
+
+	st_inflight--;
+	if (status == STO_ECLOSED)
+		return;			/* the kill: unknown outcome */
+	if (status != 0)
+		FAIL("SET_TIER: %s", sto_strerror(status));
+	CHECK_EQ(info->tier, f->new_tier);
+	CHECK_EQ(info->cold_after, f->new_cold_after);
+	f->acked = true;
+	st_acked++;
+}
+
+static size_t st_len(unsigned i)
+{
+	return i % 50 == 0 ? 300000 : 100 + i * 7;
+}
+
+static void scenario_settier_crash(void)
+{
+	const char *opts = "--tier-off --atime-interval 1 --compact-interval 0";
+	unsigned seed = 777, extra = 0;
+	static struct waiter st_put_w;	/* the other PUTs: answers unchecked */
+	uint64_t total_acked = 0, total_lost = 0;
+
+	start_daemon(NULL, opts);
+	cli = connect_node();
+	for (unsigned i = 0; i < ST_N; i++) {
+		uint8_t *b = malloc(st_len(i) + 1);
+
+		st_f[i].k = key_of(9, i, 0);
+		fill(b, st_len(i), i);
+		CHECK_EQ(put_tier(cli, &st_f[i].k, 5000 + i, b, st_len(i), STO_TIER_STANDARD,
+				  0), 0);
+		free(b);
+	}
+	for (unsigned r = 0; r < ST_ROUNDS; r++) {
+		/* Killed once a random number of changes is acknowledged,
+		 * with up to ST_INFLIGHT more in flight. Every fourth fragment
+		 * is left alone this round. */
+		unsigned kill_after = rand_r(&seed) % (ST_N / 2), next = 0, lost = 0;
+		uint64_t deadline = now_ms() + 30000;
+
+		st_acked = 0;
+		for (unsigned i = 0; i < ST_N; i++) {
+			st_f[i].sent = st_f[i].acked = false;
+			st_f[i].new_tier = (uint8_t)((i + r + 1) % 4);
+			st_f[i].new_cold_after = 1000 * (r + 1) + i;
+		}
+		while (st_acked < kill_after && next < ST_N) {
+			while (st_inflight < ST_INFLIGHT && next < ST_N) {
+				struct st_frag *f = &st_f[next++];
+				struct sto_put_opts o = { .tier = f->new_tier,
+							  .cold_after = f->new_cold_after };
+
+				if ((next - 1) % 4 == r % 4)
+					continue;
+				CHECK_EQ(sto_set_tier(cli, &f->k, 5000 + (unsigned)(f - st_f), &o,
+						      on_set_tier, f), 0);
+				f->sent = true;
+				st_inflight++;
+				/* PUTs of other fragments share the commits. */
+				if (rand_r(&seed) % 4 == 0) {
+					struct sto_key k = key_of(10, extra, 0);
+					struct iovec iov = { (void *)"x", 1 };
+
+					CHECK_EQ(sto_put(cli, &k, 1 + extra++, "m", 1, &iov, 1,
+							 sto_crc32c(0, "x", 1), on_done,
+							 &st_put_w), 0);
+				}
+			}
+			uv_run(&loop, UV_RUN_ONCE);
+			if (now_ms() > deadline)
+				FAIL("SET_TIER stream stalled");
+		}
+		kill9();
+		uv_run(&loop, UV_RUN_NOWAIT);
+		CHECK_EQ(st_inflight, 0);
+		start_daemon(NULL, opts);
+		cli = connect_node();
+		for (unsigned i = 0; i < ST_N; i++) {
+			struct st_frag *f = &st_f[i];
+			struct sto_info in = head_sync(cli, &f->k);
+			bool is_new = in.tier == f->new_tier && in.cold_after == f->new_cold_after;
+			bool is_old = in.tier == f->tier && in.cold_after == f->cold_after;
+
+			if (f->acked && !is_new)
+				FAIL("round %u fragment %u: acknowledged %u/%u, found %u/%u", r, i,
+				     f->new_tier, f->new_cold_after, in.tier, in.cold_after);
+			if (!f->sent && !is_old)
+				FAIL("round %u fragment %u: untouched, found %u/%u (was %u/%u)", r,
+				     i, in.tier, in.cold_after, f->tier, f->cold_after);
+			if (!is_new && !is_old)
+				FAIL("round %u fragment %u: found %u/%u", r, i, in.tier,
+				     in.cold_after);
+			if (f->sent && !f->acked && !is_new)
+				lost++;
+			if (is_new) {
+				f->tier = f->new_tier;
+				f->cold_after = f->new_cold_after;
+			}
+			CHECK_EQ(in.timestamp, 5000 + i);
+			CHECK_EQ(in.medium, STO_MEDIUM_HOT);
+		}
+		total_acked += st_acked;
+		total_lost += lost;
+		fprintf(stderr, "round %u: %u acknowledged before the kill, %u sent and lost\n",
+			r, st_acked, lost);
+	}
+	for (unsigned i = 0; i < ST_N; i++)
+		check_object(cli, &st_f[i].k, i, st_len(i), 5000 + i);
+	/* The kills must have landed mid-stream at least once. */
+	CHECK(total_acked > 0);
+	fprintf(stderr, "%d kills: %llu SET_TIERs acknowledged, %llu in flight lost\n",
+		ST_ROUNDS, (unsigned long long)total_acked, (unsigned long long)total_lost);
+}
+
 static const char *admin_path;
 
 /* Runs strata-admin with args; its exit status, stdout into out. */
@@ -472,7 +695,7 @@ int main(int argc, char **argv)
 	const char *sc;
 
 	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: tiering-test DAEMON age|promote|watermark|crash|admin [ADMIN]\n");
+		fprintf(stderr, "usage: tiering-test DAEMON age|promote|watermark|crash|settier|settier_crash|admin [ADMIN]\n");
 		return 2;
 	}
 	admin_path = argc == 4 ? argv[3] : NULL;
@@ -487,6 +710,10 @@ int main(int argc, char **argv)
 		scenario_watermark();
 	else if (!strcmp(sc, "crash"))
 		scenario_crash();
+	else if (!strcmp(sc, "settier"))
+		scenario_settier();
+	else if (!strcmp(sc, "settier_crash"))
+		scenario_settier_crash();
 	else if (!strcmp(sc, "admin") && admin_path)
 		scenario_admin();
 	else {

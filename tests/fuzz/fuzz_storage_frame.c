@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    (q->payload_len > STO_MAX_FRAGMENT || q->meta.len > STO_MAX_META))
 				__builtin_trap();	/* validation let it through */
 			if (q->tier_class > STO_TIER_PIN_COLD ||
-			    (q->op != STO_OP__STO_OP_PUT && (q->tier_class || q->cold_after)))
+			    (q->op != STO_OP__STO_OP_PUT && q->op != STO_OP__STO_OP_SET_TIER &&
+			     (q->tier_class || q->cold_after)))
 				__builtin_trap();
 			if (q->n_listing_entries > STO_LISTING_MAX_BATCH ||
 			    q->start_after.len > STO_LISTING_MAX_KEY ||
@@ -49,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    q->delimiter.len > STO_LISTING_MAX_DELIM ||
 			    q->limit > STO_LISTING_MAX_DELETE)
 				__builtin_trap();
-			if ((q->op == STO_OP__STO_OP_PURGE || q->op == STO_OP__STO_OP_DELETE) &&
+			if ((q->op == STO_OP__STO_OP_PURGE || q->op == STO_OP__STO_OP_DELETE ||
+			     q->op == STO_OP__STO_OP_SET_TIER) &&
 			    (q->name_hash.len != STO_NAME_HASH_LEN || !q->timestamp))
 				__builtin_trap();
 			if (q->op == STO_OP__STO_OP_LISTING_IDS &&

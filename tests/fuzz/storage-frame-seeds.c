@@ -86,6 +86,13 @@ int main(int argc, char **argv)
 	q.op = STO_OP__STO_OP_PURGE;	/* key + timestamp, like DELETE */
 	q.id = 41;
 	ret |= emit(argv[1], "purge", &q, 0, all);
+	q.op = STO_OP__STO_OP_SET_TIER;	/* key, timestamp, the policy */
+	q.id = 42;
+	q.tier_class = STO_TIER_COLD;
+	q.cold_after = 3600;
+	ret |= emit(argv[1], "set-tier", &q, 0, all);
+	q.tier_class = 0;
+	q.cold_after = 0;
 	q.op = STO_OP__STO_OP_DELETE;
 	sto_request__init(&q);
 	q.op = STO_OP__STO_OP_LIST;
