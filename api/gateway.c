@@ -536,22 +536,36 @@ typedef int (*gw_sink_fn)(struct gw_req *r, const uint8_t *p, size_t n);
 
 static int body_begin(struct gw_req *r)
 {
-	int ret = s3_body_digest_init(&r->dg, &r->auth, r->h, r->nh);
+	struct s3_header *h = r->h, *own = NULL;
+	size_t nh = r->nh;
+	int ret;
 
+	/* CompleteMultipartUpload's x-amz-checksum-* is the object's
+	 * checksum (gw_mpu.c), not its XML body's. */
+	if (r->op == OP_COMPLETE_MPU) {
+		h = own = calloc(r->nh ? r->nh : 1, sizeof(*own));
+		if (!own)
+			return -ENOMEM;
+		nh = 0;
+		for (size_t i = 0; i < r->nh; i++)
+			if (s3_cksum_alg_from_header(r->h[i].name, r->h[i].name_len) ==
+			    S3_CKSUM_NONE)
+				own[nh++] = r->h[i];
+	}
+	ret = s3_body_digest_init(&r->dg, &r->auth, h, nh);
 	if (ret < 0)
-		return ret;
+		goto out_free_own;
 	r->dg_init = true;
 	if (r->auth.payload >= S3_PAYLOAD_STREAMING) {
 		struct s3_chunked_config cc;
 
-		ret = s3_chunked_config_init(&cc, &r->auth, r->h, r->nh);
-		if (ret < 0)
-			return ret;
-		ret = s3_chunked_new(&cc, &r->chunked);
-		if (ret < 0)
-			return ret;
+		/* cc borrows the header values, not the table */
+		ret = s3_chunked_config_init(&cc, &r->auth, h, nh) ?:
+		      s3_chunked_new(&cc, &r->chunked);
 	}
-	return 0;
+out_free_own:
+	free(own);
+	return ret;
 }
 
 static int body_feed(struct gw_req *r, const uint8_t *p, size_t n, gw_sink_fn sink)
@@ -1185,6 +1199,7 @@ static void put_listed(void *arg, int err)
 			s3_base64_encode(r->meta.cksum, s3_cksum_len(r->meta.cksum_alg),
 					 b64, sizeof(b64));
 			http_resp_header(r->hr, s3_cksum_header(r->meta.cksum_alg), b64);
+			http_resp_header(r->hr, "x-amz-checksum-type", "FULL_OBJECT");
 		}
 		http_resp_simple(r->hr, 200, NULL, NULL, 0);
 	}
@@ -1230,11 +1245,17 @@ static void put_maybe_head(struct gw_req *r)
 	if (r->head_written || r->put_err || !r->body_ended || !r->old_known ||
 	    r->nsegs_done != r->nsegs_sent)
 		return;
-	r->head_written = true;
 	if (r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY) {
+		ret = gw_mpu_part_check(r);
+		if (ret < 0) {
+			put_fail(r, ret);	/* its segments go */
+			return;
+		}
+		r->head_written = true;
 		gw_mpu_part_commit(r);	/* a part's "head" is its listing entry */
 		return;
 	}
+	r->head_written = true;
 	ret = gw_meta_encode(&r->meta, &r->metabuf);
 	if (ret < 0) {
 		put_fail(r, ret == -E2BIG ? GWE_TOO_LARGE : ret);
@@ -2156,7 +2177,7 @@ static int64_t header_u32(struct gw_req *r, const char *name, int64_t dflt, int6
 
 /* GetObjectAttributes: what x-amz-object-attributes asks for, from the head
  * (and a multipart object's manifest: its parts, paged by x-amz-max-parts
- * and x-amz-part-number-marker). Parts carry no checksums of their own. */
+ * and x-amz-part-number-marker, each with its checksum if it has one). */
 static void send_attributes(struct gw_req *r)
 {
 	const char *want = http_req_header(r->hr, "x-amz-object-attributes", NULL);
@@ -2187,16 +2208,14 @@ static void send_attributes(struct gw_req *r)
 			gw_meta_etag(&r->gm, etag);
 			s3_xml_elemn(&x, "ETag", etag + 1, strlen(etag) - 2);
 		} else if (n == 8 && !memcmp(t, "Checksum", 8)) {
-			char b64[S3_CKSUM_B64_MAX], name[32];
+			char v[GW_CKSUM_SHOW_MAX], name[32];
 
-			if (r->gm.cksum_alg == S3_CKSUM_NONE)
+			if (!gw_meta_cksum_show(&r->gm, v))
 				continue;
-			s3_base64_encode(r->gm.cksum, s3_cksum_len(r->gm.cksum_alg), b64,
-					 sizeof(b64));
 			snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(r->gm.cksum_alg));
 			s3_xml_open(&x, "Checksum", false);
-			s3_xml_elem(&x, name, b64);
-			s3_xml_elem(&x, "ChecksumType", "FULL_OBJECT");
+			s3_xml_elem(&x, name, v);
+			s3_xml_elem(&x, "ChecksumType", gw_meta_cksum_type(&r->gm));
 			s3_xml_close(&x);
 		} else if (n == 11 && !memcmp(t, "ObjectParts", 11)) {
 			uint32_t shown = 0, i;
@@ -2217,6 +2236,7 @@ static void send_attributes(struct gw_req *r)
 				s3_xml_open(&x, "Part", false);
 				s3_xml_elem_u64(&x, "PartNumber", mp->number);
 				s3_xml_elem_u64(&x, "Size", mp->size);
+				gw_xml_part_cksum(&x, mp->cksum_alg, mp->cksum);
 				s3_xml_close(&x);
 				shown++;
 				if (shown == max_parts)
@@ -2249,6 +2269,31 @@ static void send_attributes(struct gw_req *r)
 		http_resp_header(r->hr, "Last-Modified", date);
 	gw_send_xml(r, 200, &b);
 	s3_buf_free(&b);
+}
+
+/* GET/HEAD with x-amz-checksum-mode: ENABLED: the object's checksum and
+ * its type, or with ?partNumber a multipart object's part's; none for a
+ * range (ranged, without a part number). */
+static void resp_checksum(struct gw_req *r, bool ranged)
+{
+	const char *mode = http_req_header(r->hr, "x-amz-checksum-mode", NULL);
+	char v[GW_CKSUM_SHOW_MAX];
+	enum s3_cksum_alg alg = r->gm.cksum_alg;
+
+	if (!mode || strcasecmp(mode, "ENABLED") || alg == S3_CKSUM_NONE)
+		return;
+	if (r->part_num && r->have_man) {
+		const struct gw_mpart *p = &r->man.parts[r->part_num - 1];
+
+		alg = p->cksum_alg;
+		if (alg == S3_CKSUM_NONE ||
+		    s3_base64_encode(p->cksum, s3_cksum_len(alg), v, sizeof(v)) < 0)
+			return;
+	} else if (ranged || !gw_meta_cksum_show(&r->gm, v)) {
+		return;
+	}
+	http_resp_header(r->hr, s3_cksum_header(alg), v);
+	http_resp_header(r->hr, "x-amz-checksum-type", gw_meta_cksum_type(&r->gm));
 }
 
 void gw_object_answer(struct gw_req *r)
@@ -2293,21 +2338,12 @@ void gw_object_answer(struct gw_req *r)
 		return;
 	}
 	obj_headers(r, &r->gm);
+	resp_checksum(r, ret == 1);
 	if (ret == 1) {
 		status = 206;
 		snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
 			 r->range_start, r->range_end, r->gm.size);
 		http_resp_header(r->hr, "Content-Range", cr);
-	} else if (r->gm.cksum_alg != S3_CKSUM_NONE) {
-		const char *mode = http_req_header(r->hr, "x-amz-checksum-mode", NULL);
-
-		if (mode && !strcasecmp(mode, "ENABLED")) {
-			char b64[S3_CKSUM_B64_MAX];
-
-			s3_base64_encode(r->gm.cksum, s3_cksum_len(r->gm.cksum_alg), b64,
-					 sizeof(b64));
-			http_resp_header(r->hr, s3_cksum_header(r->gm.cksum_alg), b64);
-		}
 	}
 	if (head || r->gm.size == 0) {
 		r->responded = true;

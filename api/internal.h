@@ -418,6 +418,19 @@ enum s3_cksum_alg s3_cksum_alg_from_header(const char *s, size_t n);
 int s3_cksum_check_b64(enum s3_cksum_alg alg, const uint8_t *digest,
 		       const char *b64, size_t b64_len);
 
+/* Multipart object checksums (CreateMultipartUpload's x-amz-checksum-type):
+ * COMPOSITE is the algorithm over the parts' binary digests, shown as
+ * "<base64>-<parts>"; FULL_OBJECT (the CRCs only) is the CRC of the whole
+ * object, combined from the parts' CRCs without reading the data again. */
+bool s3_cksum_is_crc(enum s3_cksum_alg alg);
+/* a (a digest of s3_cksum_len(alg) bytes, big-endian, of some bytes A)
+ * becomes the digest of A || B, given b, the digest of B, and B's length.
+ * zlib's crc32_combine() for any of the three reflected CRCs (all start
+ * and end with all ones): crc(A||B) = crc(A) * x^(8 len B) mod P ^ crc(B).
+ * 0, or -EINVAL when alg is not a CRC. */
+int s3_cksum_combine(enum s3_cksum_alg alg, uint8_t *a, const uint8_t *b,
+		     uint64_t len_b);
+
 /* ETags: "<md5 hex>" for a simple object, "<md5 of the parts' binary
  * MD5s>-<parts>" for a multipart one; quotes included. */
 #define S3_ETAG_MAX		48
@@ -699,6 +712,8 @@ enum s3_cksum_alg s3_chunked_trailer_checksum(const struct s3_chunked *d,
 struct s3_part {
 	uint32_t number;	/* 1..10000 */
 	char *etag;		/* as sent, quotes included */
+	enum s3_cksum_alg cksum_alg;	/* a Checksum<ALG> element, or NONE */
+	char *cksum;		/* its text (base64), NULL when none */
 };
 struct s3_complete_mpu {
 	struct s3_part *parts;	/* ascending part numbers */
@@ -898,7 +913,8 @@ void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
 /* ------------------------------------------------------------- gw_meta.c */
 /* The metadata record every head fragment (and bucket record) carries, in
  * the fragments' opaque meta bytes. A compact versioned encoding:
- *   u8 format (GW_META_FORMAT), u8 kind, u8 layout, u8 k, u8 m, u8 cksum alg,
+ *   u8 format (GW_META_FORMAT), u8 kind, u8 layout, u8 k, u8 m,
+ *   u8 cksum alg (| GW_META_CKSUM_COMPOSITE),
  *   u16 header count, u64 version (ns), u64 size, u32 segment size,
  *   md5[16], cksum[32], u32 override count, u16 owner length + owner,
  *   headers (u16 name length, name, u16 value length, value)...,
@@ -911,6 +927,9 @@ void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
 #define GW_META_FORMAT_MPU	2
 #define GW_META_MAX_HDRS	128
 #define GW_META_MAX_OVERRIDES	8192
+/* In the cksum alg byte: a multipart object's (or upload's) checksum is
+ * COMPOSITE (shown "<base64>-<parts>"), else FULL_OBJECT. */
+#define GW_META_CKSUM_COMPOSITE	0x80
 
 enum gw_meta_kind {
 	GW_META_OBJECT = 1,
@@ -938,6 +957,7 @@ struct gw_meta_hdr {
 
 struct gw_meta {
 	uint8_t kind, layout, k, m, cksum_alg;
+	bool cksum_composite;	/* GW_META_CKSUM_COMPOSITE */
 	uint64_t version;	/* wall clock ns of the PUT's start */
 	uint64_t size;
 	uint32_t seg_size;	/* EC: object bytes per segment (k * unit) */
@@ -967,6 +987,12 @@ const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name);
 /* The object's quoted ETag: MD5, or for multipart the MD5 of the parts'
  * MD5s "-" parts. */
 void gw_meta_etag(const struct gw_meta *m, char out[S3_ETAG_MAX]);
+/* The object's checksum as x-amz-checksum-* shows it (COMPOSITE:
+ * "<base64>-<parts>") into out: false when it has none. */
+#define GW_CKSUM_SHOW_MAX	(S3_CKSUM_B64_MAX + 8)
+bool gw_meta_cksum_show(const struct gw_meta *m, char out[GW_CKSUM_SHOW_MAX]);
+/* "COMPOSITE" or "FULL_OBJECT" (x-amz-checksum-type). */
+const char *gw_meta_cksum_type(const struct gw_meta *m);
 /* Device of fragment frag of segment seg: the override, else prim. */
 uint32_t gw_meta_dev(const struct gw_meta *m, uint32_t seg, unsigned frag,
 		     uint32_t prim);
@@ -1255,13 +1281,18 @@ struct gw_mpart {
 	uint32_t seg_size;
 	struct gw_override *over;	/* handoffs its segments used */
 	uint32_t nover;
+	uint8_t cksum_alg;		/* the part's checksum (S3_CKSUM_NONE: none) */
+	uint8_t cksum[S3_CKSUM_MAX_LEN];
 	uint64_t off, seg0;		/* derived: object offset, first segment */
 };
 /* The payload of a multipart object's head (format GW_MANIFEST_FORMAT):
  *   u8 format, u16 uploadId length + uploadId, u32 parts, then per part
  *   u32 number, u64 size, u64 version, u32 segment size, u16 overrides,
- *   overrides (u32 segment, u8 fragment, u32 device)..., big-endian. */
+ *   overrides (u32 segment, u8 fragment, u32 device)..., big-endian.
+ * Format GW_MANIFEST_FORMAT_CKSUM (written when a part has a checksum)
+ * adds to each part u8 cksum alg + its digest (s3_cksum_len bytes). */
 #define GW_MANIFEST_FORMAT	1
+#define GW_MANIFEST_FORMAT_CKSUM	2
 struct gw_manifest {
 	char *upload_id;
 	struct gw_mpart *parts;
@@ -1524,6 +1555,8 @@ enum {
 	GWE_COPY_NO_SUCH_BUCKET,		/* NoSuchBucket 404: the source's */
 	GWE_COPY_PRECONDITION,			/* PreconditionFailed 412 */
 	GWE_COPY_INVALID_RANGE,			/* InvalidRange 416 */
+	GWE_MPU_CKSUM_TYPE,			/* InvalidRequest 400: checksum
+						 * algorithm or type unfit */
 	GWE_MPU_END
 };
 /* Status, code and message of a GWE_MPU_* error: true if it is one. */
@@ -1537,6 +1570,9 @@ int gw_mpu_dispatch(struct gw_req *r);
 void gw_mpu_complete_body(struct gw_req *r);
 /* UploadPart(Copy) in gw_put_begin: r->path becomes the part's name. */
 int gw_mpu_part_prepare(struct gw_req *r);
+/* UploadPart(Copy), before the part entry is written: does the part's
+ * checksum suit the upload's algorithm? 0 or the error to fail with. */
+int gw_mpu_part_check(struct gw_req *r);
 /* UploadPart(Copy): segments durable, write the part entry, answer. */
 void gw_mpu_part_commit(struct gw_req *r);
 /* Complete: the head is durable. Answer, then drop the upload. */
@@ -1575,7 +1611,8 @@ int gw_manifest_decode(const void *p, size_t n, struct gw_manifest *m);
 void gw_manifest_free(struct gw_manifest *m);
 /* A part as the parts listing holds it: key = number (BE32), value =
  * u64 version, u64 size, md5[16], u32 segment size, u16 overrides,
- * overrides (u32 segment, u8 fragment, u32 device), big-endian. */
+ * overrides (u32 segment, u8 fragment, u32 device), big-endian; then,
+ * when the part came with a checksum, u8 alg + its digest. */
 struct gw_part_entry {
 	uint32_t number;
 	uint64_t version, size;
@@ -1583,13 +1620,18 @@ struct gw_part_entry {
 	uint32_t seg_size;
 	struct gw_override *over;
 	uint32_t nover;
+	uint8_t cksum_alg;
+	uint8_t cksum[S3_CKSUM_MAX_LEN];
 };
 /* The value of a part (r->meta: version, size, MD5, segment size,
- * handoffs). 0 or -ENOMEM/-E2BIG. */
+ * handoffs, checksum). 0 or -ENOMEM/-E2BIG. */
 int gw_part_entry_encode(const struct gw_meta *m, struct s3_buf *b);
 /* 0, -EINVAL (malformed), -ENOMEM; free with gw_part_entry_free. */
 int gw_part_entry_decode(const struct sto_listing_entry *e, struct gw_part_entry *p);
 void gw_part_entry_free(struct gw_part_entry *p);
+/* <Checksum<ALG>>base64</...> of a part (ListParts, GetObjectAttributes);
+ * nothing for S3_CKSUM_NONE. */
+void gw_xml_part_cksum(struct s3_xml *x, unsigned alg, const uint8_t *cksum);
 /* Part naming: uploadId "/" number "/" path (uploadId first: the segment
  * hash truncates long paths at their end). */
 int gw_part_path(const char *path, size_t plen, const char *upload_id,

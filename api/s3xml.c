@@ -5,8 +5,8 @@
  * one), which rules out external entities and entity-expansion bombs; expat's
  * own amplification limit stays on as a second line. Elements are matched by
  * their path from the root; unknown elements are ignored (S3 adds fields
- * such as ChecksumCRC32 to Part), text is kept only for the current element
- * and bounded.
+ * such as ChecksumType to Part; a part's Checksum<ALG> is kept), text is
+ * kept only for the current element and bounded.
  */
 #include "internal.h"
 
@@ -38,6 +38,8 @@ struct s3_xml_parse {
 	size_t parts_cap;
 	int64_t part_number;		/* -1: not seen in this Part */
 	char *etag;
+	enum s3_cksum_alg part_alg;	/* its Checksum<ALG>, if any */
+	char *part_cksum;
 
 	/* Delete */
 	struct s3_delete_req *del;
@@ -51,6 +53,8 @@ struct s3_xml_parse {
 
 static const char *const s3_xml_names[] = {
 	"CompleteMultipartUpload", "Part", "PartNumber", "ETag",
+	"ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "ChecksumSHA1",
+	"ChecksumSHA256",
 	"Delete", "Quiet", "Object", "Key", "VersionId", "Size", "LastModifiedTime",
 	"CreateBucketConfiguration", "LocationConstraint",
 };
@@ -115,7 +119,9 @@ static void XMLCALL s3_xml_on_start(void *ud, const XML_Char *name, const XML_Ch
 	if (s3_xml_at(x, 2, "CompleteMultipartUpload", "Part")) {
 		x->part_number = -1;
 		free(x->etag);
-		x->etag = NULL;
+		free(x->part_cksum);
+		x->etag = x->part_cksum = NULL;
+		x->part_alg = S3_CKSUM_NONE;
 	} else if (s3_xml_at(x, 2, "Delete", "Object")) {
 		free(x->key);
 		free(x->version_id);
@@ -184,6 +190,18 @@ static int s3_xml_end_complete(struct s3_xml_parse *x)
 		if (x->etag)
 			return S3E_MALFORMED_XML;
 		x->etag = s3_xml_take_text(x);
+	} else if (x->depth == 3 && !strncmp(x->path[2], "Checksum", 8) &&
+		   s3_xml_at(x, 3, "CompleteMultipartUpload", "Part", x->path[2])) {
+		size_t n;
+		const char *s = s3_xml_trimmed(x, &n);
+
+		/* one checksum per part */
+		if (x->part_cksum)
+			return S3E_MALFORMED_XML;
+		x->part_alg = s3_cksum_alg_from_name(x->path[2] + 8, strlen(x->path[2] + 8));
+		x->part_cksum = s3_strndup(s, n);
+		if (!x->part_cksum)
+			return -ENOMEM;
 	} else if (s3_xml_at(x, 2, "CompleteMultipartUpload", "Part")) {
 		if (x->part_number < 0 || !x->etag)
 			return S3E_MALFORMED_XML;
@@ -200,10 +218,10 @@ static int s3_xml_end_complete(struct s3_xml_parse *x)
 			c->parts = p;
 			x->parts_cap = cap;
 		}
-		c->parts[c->n_parts].number = (uint32_t)x->part_number;
-		c->parts[c->n_parts].etag = x->etag;
+		c->parts[c->n_parts] = (struct s3_part){ (uint32_t)x->part_number, x->etag,
+							 x->part_alg, x->part_cksum };
 		c->n_parts++;
-		x->etag = NULL;
+		x->etag = x->part_cksum = NULL;
 	}
 	return 0;
 }
@@ -344,6 +362,7 @@ static int s3_xml_run(struct s3_xml_parse *x, const char *body, size_t len)
 	x->p = NULL;
 	s3_buf_free(&x->text);
 	free(x->etag);
+	free(x->part_cksum);
 	free(x->key);
 	free(x->version_id);
 	free(x->size);
@@ -368,8 +387,10 @@ int s3_xml_parse_complete_mpu(const char *body, size_t len,
 
 void s3_complete_mpu_free(struct s3_complete_mpu *c)
 {
-	for (size_t i = 0; i < c->n_parts; i++)
+	for (size_t i = 0; i < c->n_parts; i++) {
 		free(c->parts[i].etag);
+		free(c->parts[i].cksum);
+	}
 	free(c->parts);
 	memset(c, 0, sizeof(*c));
 }

@@ -37,8 +37,28 @@ static void test_complete_mpu(void **state)
 	assert_int_equal(c.parts[0].number, 1);
 	assert_string_equal(c.parts[0].etag, "\"a54357aff0632cce46d942af68356b38\"");
 	assert_int_equal(c.parts[1].number, 2);
+	assert_int_equal(c.parts[1].cksum_alg, S3_CKSUM_CRC32);
+	assert_string_equal(c.parts[1].cksum, "AAAAAA==");
+	assert_int_equal(c.parts[0].cksum_alg, S3_CKSUM_NONE);
+	assert_null(c.parts[0].cksum);
 	assert_int_equal(c.parts[2].number, 10000);
 	assert_string_equal(c.parts[2].etag, "\"x&y\"");
+	s3_complete_mpu_free(&c);
+
+	/* each part's checksum element, trimmed; ChecksumType is ignored */
+	assert_int_equal(complete(
+		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag>"
+		"<ChecksumSHA256> 275VF5loJr1YYawit0XSHREhkFXYkkPKGuoK0x9VKxI= </ChecksumSHA256></Part>"
+		"<Part><PartNumber>2</PartNumber><ETag>b</ETag><ChecksumType>FULL_OBJECT</ChecksumType>"
+		"<ChecksumCRC64NVME>L/E4WYn8v98=</ChecksumCRC64NVME></Part>"
+		"<Part><PartNumber>3</PartNumber><ETag>c</ETag><ChecksumCRC32C>MDaLrw==</ChecksumCRC32C></Part>"
+		"<Part><PartNumber>4</PartNumber><ETag>d</ETag><ChecksumSHA1>x</ChecksumSHA1></Part>"
+		"</CompleteMultipartUpload>", &c), 0);
+	assert_int_equal(c.parts[0].cksum_alg, S3_CKSUM_SHA256);
+	assert_string_equal(c.parts[0].cksum, "275VF5loJr1YYawit0XSHREhkFXYkkPKGuoK0x9VKxI=");
+	assert_int_equal(c.parts[1].cksum_alg, S3_CKSUM_CRC64NVME);
+	assert_int_equal(c.parts[2].cksum_alg, S3_CKSUM_CRC32C);
+	assert_int_equal(c.parts[3].cksum_alg, S3_CKSUM_SHA1);
 	s3_complete_mpu_free(&c);
 
 	/* order, range, shape */
@@ -60,6 +80,8 @@ static void test_complete_mpu(void **state)
 		"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
 		"<CompleteMultipartUpload><Part><PartNumber>-1</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
 		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><PartNumber>2</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
+		("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag><ChecksumCRC32>a</ChecksumCRC32>"
+		 "<ChecksumSHA1>b</ChecksumSHA1></Part></CompleteMultipartUpload>"),
 		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part>",
 		"<Delete><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></Delete>",
 		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload><x/>",

@@ -150,12 +150,23 @@ def test_options_presigned_encoding():
     S3.delete_object(Bucket=B, Key="enc")
 
 
-def crc64nvme(data):
-    crc = (1 << 64) - 1
-    for b in data:
-        crc ^= b
+def _crc64_table():
+    t = []
+    for i in range(256):
+        c = i
         for _ in range(8):
-            crc = (crc >> 1) ^ 0x9a6c9329ac4bc9b5 if crc & 1 else crc >> 1
+            c = (c >> 1) ^ 0x9a6c9329ac4bc9b5 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC64_TABLE = _crc64_table()
+
+
+def crc64nvme(data):
+    crc, t = (1 << 64) - 1, CRC64_TABLE
+    for b in data:
+        crc = t[(crc ^ b) & 0xff] ^ (crc >> 8)
     return (crc ^ ((1 << 64) - 1)).to_bytes(8, "big")
 
 
@@ -390,16 +401,17 @@ def test_complete_retry_and_v1_prefix():
     assert st == 200 and b"<Prefix>%0A</Prefix>" in body, body
 
 
-def signed(method, path, body=b""):
+def signed(method, path, body=b"", headers=None):
     """(status, body) of a SigV4-signed request sent as is (for what
-    Debian's botocore 1.29 cannot express)."""
+    Debian's botocore 1.29 cannot express), with extra headers."""
     import base64
     import hashlib
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
     req = AWSRequest(method=method, url=gt.C.url + path, data=body, headers={
-        "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()})
+        "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+        **(headers or {})})
     S3SigV4Auth(Credentials("STRATATESTKEY0001", "secretsecretsecretsecretsecret0001"),
                 "s3", "us-east-1").add_auth(req)
     return http(method, gt.C.url + path, dict(req.headers.items()), body)
@@ -461,10 +473,163 @@ def test_list_buckets_paged():
         S3.delete_bucket(Bucket=n)
 
 
+def b64(d):
+    import base64
+    return base64.b64encode(d).decode()
+
+
+def mpu_checksum(key, alg, ctype, parts, ck_of, whole):
+    """One upload with ChecksumAlgorithm alg (and x-amz-checksum-type ctype
+    unless None), parts sent with their checksum headers (ck_of(data): the
+    base64 checksum). Raw requests where Debian's botocore 1.29 knows
+    neither CRC64NVME nor ChecksumType. Checks CreateMultipartUpload's
+    answer, ListParts, Complete (a wrong part checksum: InvalidPart; a wrong
+    object checksum: BadDigest; another type: InvalidRequest; the right ones
+    accepted, a retry answers the same), HEAD/GET with and without
+    x-amz-checksum-mode, a part's checksum on GET ?partNumber, none on a
+    range, GetObjectAttributes. whole: the object's expected value."""
+    import re
+    S3 = gt.S3
+    hdr = "x-amz-checksum-" + alg.lower()
+    field = "Checksum" + alg
+    part_ck = [ck_of(x) for x in parts]
+    h = {"x-amz-checksum-algorithm": alg}
+    if ctype:
+        h["x-amz-checksum-type"] = ctype
+    r = with_headers(gt.C.client(), "CreateMultipartUpload", h) \
+        .create_multipart_upload(Bucket=B, Key=key)
+    rh = r["ResponseMetadata"]["HTTPHeaders"]
+    want_type = ctype or ("FULL_OBJECT" if alg == "CRC64NVME" else "COMPOSITE")
+    assert rh.get("x-amz-checksum-algorithm") == alg, rh
+    assert rh.get("x-amz-checksum-type") == want_type, rh
+    up = r["UploadId"]
+    etags = []
+    for n, (body, ck) in enumerate(zip(parts, part_ck), 1):
+        r = with_headers(gt.C.client(), "UploadPart", {hdr: ck}).upload_part(
+            Bucket=B, Key=key, UploadId=up, PartNumber=n, Body=body)
+        assert r["ResponseMetadata"]["HTTPHeaders"].get(hdr) == ck, r
+        etags.append(r["ETag"])
+    st, xml = signed("GET", f"/{B}/{key}?uploadId={up}")
+    assert st == 200 and f"<ChecksumAlgorithm>{alg}</ChecksumAlgorithm>".encode() in xml, xml
+    assert f"<ChecksumType>{want_type}</ChecksumType>".encode() in xml, xml
+    for ck in part_ck:
+        assert f"<{field}>{ck}</{field}>".encode() in xml, xml
+
+    def complete(cks, headers):
+        xml = "<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % "".join(
+            "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>%s</Part>" % (
+                n, e.replace('"', "&quot;"), f"<{field}>{c}</{field}>" if c else "")
+            for n, (e, c) in enumerate(zip(etags, cks), 1))
+        return signed("POST", f"/{B}/{key}?uploadId={up}", xml.encode(), headers)
+
+    def code(res):
+        m = re.search(rb"<Code>([^<]*)</Code>", res[1])
+        return (m[1].decode() if m else None), res[0]
+
+    bad = part_ck[:-1] + [ck_of(b"other")]
+    assert code(complete(bad, {})) == ("InvalidPart", 400)
+    assert code(complete(part_ck, {hdr: "bad"})) == ("BadDigest", 400)
+    assert code(complete(part_ck, {hdr: ck_of(b"other")})) == ("BadDigest", 400)
+    other = "COMPOSITE" if want_type == "FULL_OBJECT" else "FULL_OBJECT"
+    assert code(complete(part_ck, {"x-amz-checksum-type": other})) == ("InvalidRequest", 400)
+    result = f"<{field}>{whole}</{field}><ChecksumType>{want_type}</ChecksumType>".encode()
+    st, xml = complete(part_ck, {hdr: whole, "x-amz-checksum-type": want_type})
+    assert st == 200 and result in xml, (st, xml)
+    st, xml = complete([None] * len(parts), {})      # a retry: the same answer
+    assert st == 200 and result in xml, (st, xml)
+    h = S3.head_object(Bucket=B, Key=key)["ResponseMetadata"]["HTTPHeaders"]
+    assert hdr not in h and "x-amz-checksum-type" not in h, h
+    mode = {"x-amz-checksum-mode": "ENABLED"}
+    h = with_headers(gt.C.client(), "HeadObject", mode).head_object(Bucket=B, Key=key)
+    h = h["ResponseMetadata"]["HTTPHeaders"]
+    assert h.get(hdr) == whole and h.get("x-amz-checksum-type") == want_type, h
+    for n, ck in enumerate(part_ck, 1):
+        g = with_headers(gt.C.client(), "GetObject", mode).get_object(
+            Bucket=B, Key=key, PartNumber=n)
+        assert g["Body"].read() == parts[n - 1]
+        g = g["ResponseMetadata"]["HTTPHeaders"]
+        assert g.get(hdr) == ck and g.get("x-amz-checksum-type") == want_type, g
+    g = with_headers(gt.C.client(), "GetObject", mode).get_object(Bucket=B, Key=key,
+                                                                  Range="bytes=0-9")
+    assert hdr not in g["ResponseMetadata"]["HTTPHeaders"], g
+    st, xml = signed("GET", f"/{B}/{key}?attributes",
+                     headers={"x-amz-object-attributes": "Checksum,ObjectParts"})
+    assert st == 200 and result in xml, (st, xml)
+    assert re.findall(f"<{field}>([^<]*)</{field}>".encode(), xml) == \
+        [whole.encode()] + [c.encode() for c in part_ck], xml
+    S3.delete_object(Bucket=B, Key=key)
+
+
+def test_multipart_checksums():
+    """Multipart uploads with checksums (current SDKs): COMPOSITE SHA-256
+    (the s3-tests' 1 KiB known answer, then 2 parts) and CRC32, FULL_OBJECT
+    CRC32 and CRC32C (combined CRCs), CRC64NVME (FULL_OBJECT by default);
+    what does not fit the upload is refused."""
+    import hashlib
+    import zlib
+
+    def sha(x):
+        return hashlib.sha256(x).digest()
+
+    def crc32(x):
+        return zlib.crc32(x).to_bytes(4, "big")
+
+    def crc32c(x):
+        # Castagnoli, bitwise: only small inputs here
+        c = 0xffffffff
+        for b in x:
+            c ^= b
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82f63b78 if c & 1 else c >> 1
+        return (c ^ 0xffffffff).to_bytes(4, "big")
+
+    one = b"A" * 1024
+    assert b64(sha(one)) == "arcu6553sHVAiX4MjW0j7I7vD4w6R+Gz9Ok0Q9lTa+0="
+    mpu_checksum("ck-sha1k", "SHA256", None, [one], lambda x: b64(sha(x)),
+                 "Ok6Cs5b96ux6+MWQkJO7UBT5sKPBeXBLwvj/hK89smg=-1")
+    p = [gt.data_of(5 * gt.MiB, 71), gt.data_of(1000, 72)]
+    mpu_checksum("ck-sha", "SHA256", "COMPOSITE", p, lambda x: b64(sha(x)),
+                 b64(sha(sha(p[0]) + sha(p[1]))) + "-2")
+    mpu_checksum("ck-crc32", "CRC32", "FULL_OBJECT", p, lambda x: b64(crc32(x)),
+                 b64(crc32(p[0] + p[1])))
+    mpu_checksum("ck-crc32-comp", "CRC32", None, p, lambda x: b64(crc32(x)),
+                 b64(crc32(crc32(p[0]) + crc32(p[1]))) + "-2")
+    mpu_checksum("ck-crc64", "CRC64NVME", None, p, lambda x: b64(crc64nvme(x)),
+                 b64(crc64nvme(p[0] + p[1])))
+    # CRC32C: small parts (the last may be small; one part only then), and
+    # the s3-tests' 3 x 5 MiB known answers
+    mpu_checksum("ck-crc32c", "CRC32C", "FULL_OBJECT", [p[1]], lambda x: b64(crc32c(x)),
+                 b64(crc32c(p[1])))
+    kat = {b"A" * (5 * gt.MiB): "MDaLrw==", b"B" * (5 * gt.MiB): "TH4EZg==",
+           b"C" * (5 * gt.MiB): "Z7mBIQ==", b"other": b64(crc32c(b"other"))}
+    mpu_checksum("ck-crc32c3", "CRC32C", "FULL_OBJECT", list(kat)[:3], kat.get, "xU+Krw==")
+    # what does not fit: FULL_OBJECT SHA, COMPOSITE CRC64NVME, a type alone
+    for h in ({"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-type": "FULL_OBJECT"},
+              {"x-amz-checksum-algorithm": "CRC64NVME", "x-amz-checksum-type": "COMPOSITE"},
+              {"x-amz-checksum-type": "COMPOSITE"}):
+        c = with_headers(gt.C.client(), "CreateMultipartUpload", h)
+        assert err_code(lambda: c.create_multipart_upload(Bucket=B, Key="ck-x")) == \
+            ("InvalidRequest", 400), h
+    for h in ({"x-amz-checksum-algorithm": "MD5"}, {"x-amz-checksum-algorithm": "CRC32",
+                                                   "x-amz-checksum-type": "OTHER"}):
+        c = with_headers(gt.C.client(), "CreateMultipartUpload", h)
+        assert err_code(lambda: c.create_multipart_upload(Bucket=B, Key="ck-x"))[1] == 400, h
+    # a SHA-256 upload takes no part without, or with another, checksum
+    up = gt.S3.create_multipart_upload(Bucket=B, Key="ck-x",
+                                       ChecksumAlgorithm="SHA256")["UploadId"]
+    assert err_code(lambda: gt.S3.upload_part(Bucket=B, Key="ck-x", UploadId=up,
+                                              PartNumber=1, Body=one)) == ("InvalidRequest", 400)
+    c = with_headers(gt.C.client(), "UploadPart", {"x-amz-checksum-crc32": b64(crc32(one))})
+    assert err_code(lambda: c.upload_part(Bucket=B, Key="ck-x", UploadId=up, PartNumber=1,
+                                          Body=one)) == ("InvalidRequest", 400)
+    gt.S3.abort_multipart_upload(Bucket=B, Key="ck-x", UploadId=up)
+
+
 gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
             test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix,
-            test_delete_objects_conditions, test_list_buckets_paged]
+            test_delete_objects_conditions, test_list_buckets_paged,
+            test_multipart_checksums]
 
 if __name__ == "__main__":
     sys.exit(gt.main())

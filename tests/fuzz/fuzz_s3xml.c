@@ -27,6 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 1; i < c.n_parts; i++)
 			if (c.parts[i].number <= c.parts[i - 1].number)
 				abort();
+		/* a part's checksum text comes with the algorithm it named */
+		for (size_t i = 0; i < c.n_parts; i++)
+			if (!c.parts[i].cksum != (c.parts[i].cksum_alg == S3_CKSUM_NONE))
+				abort();
 		s3_complete_mpu_free(&c);
 	}
 	if (s3_xml_parse_delete(s, size, &d) == 0) {
