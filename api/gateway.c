@@ -237,6 +237,7 @@ static void req_put(struct gw_req *r)
 	memset(&r->auth, 0, sizeof(r->auth));
 	gw_mpu_req_free(r);
 	gw_tier_req_free(r);
+	gw_tagging_req_free(r);
 	free(r);
 }
 
@@ -427,6 +428,8 @@ static int route(struct gw_req *r)
 
 		if (mr)
 			return mr < 0 ? mr : 0;
+		if (gw_tagging_route(r, q, qlen))
+			return 0;
 	}
 	/* Read-only answers that are true of every bucket here: versioning
 	 * never enabled (no Status), no tags (PUT ?tagging stays 501). */
@@ -991,7 +994,7 @@ static int put_collect_meta(struct gw_req *r, struct gw_meta *m)
 		if (ret < 0)
 			return ret;
 	}
-	return 0;
+	return gw_tagging_collect(r, m);
 }
 
 static bool put_is_small(const struct gw_req *r)
@@ -1715,6 +1718,7 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 	sc = gw_meta_hdr_get(m, "x-amz-storage-class");
 	if (sc && strcmp(sc, "STANDARD"))
 		http_resp_header(r->hr, "x-amz-storage-class", sc);
+	gw_tagging_count_header(r, m);
 }
 
 static void get_pump(struct gw_req *r);
@@ -2059,7 +2063,7 @@ static void on_inline_read(void *arg, int status, uint64_t ts, size_t got)
 		return;		/* XXX no hedging for replicas: wait */
 	if (!r->hr || r->responded)
 		goto out;
-	if (status < 0 || ts != r->gm.version || got != r->gm.size) {
+	if (status < 0 || ts != r->head_ts || got != r->gm.size) {
 		if (++r->holder_try < r->nholders) {
 			req_get(r);
 			struct sto_key k = { .part = r->rpart_rep };
@@ -2113,6 +2117,7 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	r->have_gm = true;
+	r->head_ts = res->ts;
 	if (r->op == OP_GET_ACL) {
 		send_acl(r);
 		goto out;
@@ -2124,6 +2129,11 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 	memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	r->nholders = res->nholders;
 	r->holder_try = 0;
+	if (r->op == OP_GET_OBJ_TAGGING || r->op == OP_PUT_OBJ_TAGGING ||
+	    r->op == OP_DELETE_OBJ_TAGGING) {
+		gw_tagging_head(r);
+		goto out;
+	}
 	/* A multipart object's data is named by its manifest, the head's
 	 * payload: read it first (a plain HEAD needs only the metadata). */
 	if (r->gm.layout == GW_LAYOUT_MULTIPART &&
@@ -2807,6 +2817,9 @@ static void dispatch(struct gw_req *r)
 	case OP_COMPLETE_MPU: case OP_ABORT_MPU: case OP_LIST_PARTS: case OP_LIST_MPU:
 		ret = gw_mpu_dispatch(r);
 		break;
+	case OP_GET_OBJ_TAGGING: case OP_PUT_OBJ_TAGGING: case OP_DELETE_OBJ_TAGGING:
+		ret = gw_tagging_dispatch(r);
+		break;
 	default:
 		ret = GWE_NOT_IMPLEMENTED;
 		break;
@@ -2898,7 +2911,8 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 		return 0;
 	}
 	if (r->op == OP_CREATE_BUCKET || r->op == OP_COMPLETE_MPU ||
-	    r->op == OP_DELETE_OBJECTS || r->op == OP_PUT_LIFECYCLE) {
+	    r->op == OP_DELETE_OBJECTS || r->op == OP_PUT_LIFECYCLE ||
+	    r->op == OP_PUT_OBJ_TAGGING) {
 		if (!r->dg_init && (ret = body_begin(r)) < 0) {
 			r->body_err = ret;
 			return 0;
@@ -2924,7 +2938,8 @@ static void on_body_end(struct http_req *hr)
 		return;
 	}
 	if (r->op != OP_CREATE_BUCKET && r->op != OP_COMPLETE_MPU &&
-	    r->op != OP_DELETE_OBJECTS && r->op != OP_PUT_LIFECYCLE)
+	    r->op != OP_DELETE_OBJECTS && r->op != OP_PUT_LIFECYCLE &&
+	    r->op != OP_PUT_OBJ_TAGGING)
 		return;
 	ret = r->body_err;
 	if (!ret && !r->dg_init)
@@ -2935,11 +2950,13 @@ static void on_body_end(struct http_req *hr)
 		gw_mpu_complete_body(r);
 		return;
 	}
-	if (r->op == OP_PUT_LIFECYCLE) {
+	if (r->op == OP_PUT_LIFECYCLE || r->op == OP_PUT_OBJ_TAGGING) {
 		if (ret < 0)
 			send_error(r, ret);
-		else
+		else if (r->op == OP_PUT_LIFECYCLE)
 			gw_tier_body_end(r);
+		else
+			gw_tagging_body_end(r);
 		return;
 	}
 	if (r->op == OP_DELETE_OBJECTS) {

@@ -342,7 +342,7 @@ void gw_copy_source_ready(struct gw_req *r)
 					      strlen(r->gm.hdr[i].name), r->gm.hdr[i].value,
 					      strlen(r->gm.hdr[i].value));
 		if (!ret)
-			ret = gw_tier_copy_class(r);
+			ret = gw_tier_copy_class(r) ?: gw_tagging_copy(r);
 		if (ret < 0) {
 			gw_send_error(r, ret);
 			return;

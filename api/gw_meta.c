@@ -224,6 +224,21 @@ int gw_meta_add_hdr(struct gw_meta *m, const char *name, size_t nlen,
 	return 0;
 }
 
+void gw_meta_del_hdr(struct gw_meta *m, const char *name)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < m->nhdr; i++) {
+		if (!strcmp(m->hdr[i].name, name)) {
+			free(m->hdr[i].name);
+			free(m->hdr[i].value);
+			continue;
+		}
+		m->hdr[k++] = m->hdr[i];
+	}
+	m->nhdr = k;
+}
+
 const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name)
 {
 	for (uint32_t i = 0; i < m->nhdr; i++)

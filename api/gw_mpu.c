@@ -2074,7 +2074,7 @@ static void on_manifest_read(void *arg, int status, uint64_t ts, size_t got)
 		return;		/* XXX no hedging for replicas: wait */
 	if (!r->hr || r->responded)
 		goto out;
-	if (status < 0 || ts != r->gm.version || got != r->gm.manifest_len) {
+	if (status < 0 || ts != r->head_ts || got != r->gm.manifest_len) {
 		if (++r->holder_try < r->nholders) {
 			manifest_read_next(r);
 			goto out;
@@ -2221,7 +2221,7 @@ int gw_manifest_read_old(struct gateway *gw, const char *path, size_t plen,
 	o->arg = arg;
 	memcpy(o->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	o->n = res->nholders;
-	o->version = m->version;
+	o->version = res->ts;		/* the head's (a tagging rewrite's) */
 	o->len = m->manifest_len;
 	oldman_try(o);
 	return 0;

@@ -759,6 +759,7 @@ bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))
 			return false;	/* the class goes in the upload record */
 		/* fall through */
 	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY: case OP_COMPLETE_MPU:
+	case OP_PUT_OBJ_TAGGING: case OP_DELETE_OBJ_TAGGING:	/* a head rewrite */
 		if (r->tier_ready)
 			return false;
 		ret = ret ?: pol_load(r, false, on_pol_ready);

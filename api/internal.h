@@ -335,6 +335,7 @@ enum s3_err {
 	S3E_INVALID_LOCATION,		/* InvalidLocationConstraint 400 */
 	S3E_MISSING_LENGTH,		/* MissingContentLength 411: no decoded length */
 	S3E_BAD_TRAILER,		/* InvalidRequest 400: x-amz-trailer value */
+	S3E_INVALID_TAG,		/* InvalidTag 400: a tag set beyond the limits */
 	S3E_END
 };
 
@@ -741,6 +742,35 @@ void s3_delete_req_free(struct s3_delete_req *d);
  * LocationConstraint text (malloc'd, may be ""). */
 int s3_xml_parse_create_bucket(const char *body, size_t len, char **location);
 
+/* s3tags.c: an object's tag set (PutObjectTagging's <Tagging>, the
+ * x-amz-tagging header) within S3's limits: at most 10 tags, keys of 1 to
+ * 128 and values of up to 256 Unicode characters (valid UTF-8), keys
+ * unique; anything else is S3E_INVALID_TAG. The query form
+ * ("k1=v1&k2=v2", %-encoded; a tag without '=' has the empty value) is
+ * both the header's and the stored one (s3_tagset_encode, one encoding). */
+#define S3_MAX_TAGS		10
+#define S3_TAG_KEY_MAX		128
+#define S3_TAG_VALUE_MAX	256
+struct s3_tag {
+	char *key, *value;		/* malloc'd, NUL-terminated */
+};
+struct s3_tagset {
+	struct s3_tag tags[S3_MAX_TAGS];
+	size_t n;
+};
+/* Appends a tag (copied): 0, S3E_INVALID_TAG, -ENOMEM. */
+int s3_tagset_add(struct s3_tagset *t, const char *k, size_t kl, const char *v,
+		  size_t vl);
+/* s[0..n) in the query form into *out (zeroed first; "" is no tags):
+ * 0, S3E_INVALID_TAG (also for undecodable %-escapes), -ENOMEM. */
+int s3_tagset_parse_query(const char *s, size_t n, struct s3_tagset *out);
+/* The canonical query form of t (AWS URI-encoding), appended to b. */
+int s3_tagset_encode(const struct s3_tagset *t, struct s3_buf *b);
+void s3_tagset_free(struct s3_tagset *t);
+/* PutObjectTagging's <Tagging><TagSet><Tag><Key/><Value/></Tag>...: 0,
+ * S3E_MALFORMED_XML, S3E_INVALID_TAG, S3E_TOO_LARGE, -ENOMEM. */
+int s3_xml_parse_tagging(const char *body, size_t len, struct s3_tagset *out);
+
 /* s3lifecycle.c: PutBucketLifecycleConfiguration bodies. The parse checks
  * structure only (MalformedXML: no Rule, a Rule without Status or action,
  * Prefix beside Filter, duplicate IDs, Days not a number) and records what
@@ -983,6 +1013,8 @@ void gw_meta_free(struct gw_meta *m);
 /* Adds a header (copied): 0, -E2BIG, -ENOMEM. */
 int gw_meta_add_hdr(struct gw_meta *m, const char *name, size_t nlen,
 		    const char *value, size_t vlen);
+/* Removes every header named name (lowercase). */
+void gw_meta_del_hdr(struct gw_meta *m, const char *name);
 const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name);
 /* The object's quoted ETag: MD5, or for multipart the MD5 of the parts'
  * MD5s "-" parts. */
@@ -1369,6 +1401,8 @@ enum gw_op {
 	/* gw_tier.c */
 	OP_GET_LIFECYCLE, OP_PUT_LIFECYCLE, OP_DELETE_LIFECYCLE,
 	OP_GET_TIER_POLICY, OP_PUT_TIER_POLICY, OP_TIER_ADMIN,
+	/* gw_tagging.c */
+	OP_GET_OBJ_TAGGING, OP_PUT_OBJ_TAGGING, OP_DELETE_OBJ_TAGGING,
 };
 
 struct gw_req;
@@ -1462,6 +1496,10 @@ struct gw_req {
 	const char *rpath;
 	size_t rpath_len;
 	uint32_t rpart_ec, rpart_rep;
+	/* the timestamp of the head read (gm): its payload (inline data, a
+	 * manifest) carries it; a tagging rewrite makes it newer than
+	 * gm.version, the object's version */
+	uint64_t head_ts;
 	/* multipart (gw_mpu.c) */
 	struct gw_manifest man;		/* GET of a multipart object */
 	bool have_man;
@@ -1477,6 +1515,8 @@ struct gw_req {
 	struct gw_tier_pol *tier_pol;	/* the bucket's policy (a reference) */
 	bool tier_ready;		/* tier_pol (and tier_class) loaded */
 	char tier_class[32];		/* UploadPart: the upload's storage class */
+	/* tagging (gw_tagging.c): PutObjectTagging's set */
+	struct s3_tagset *tags;
 };
 
 struct gw_req *gw_req_get(struct gw_req *r);
@@ -1700,6 +1740,30 @@ int gw_tier_copy_class(struct gw_req *r);
 /* The node-side tiering of r's fragments (segments and head). */
 void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o);
 void gw_tier_req_free(struct gw_req *r);
+
+/* ---------------------------------------------------------- gw_tagging.c */
+/* Object tagging (docs/gateway.md, "Tagging"): the tag set is a stored
+ * header of the head ("x-amz-tagging", s3tags.c's query form), so it lives
+ * and goes with the object; PutObjectTagging / DeleteObjectTagging rewrite
+ * the head. */
+#define GW_TAGS_HDR		"x-amz-tagging"
+/* Route: ?tagging on a key. 1 routed, 0 not. */
+int gw_tagging_route(struct gw_req *r, const char *q, size_t qn);
+/* Dispatch of the three operations (the bucket is known): 0 or an error. */
+int gw_tagging_dispatch(struct gw_req *r);
+/* PutObjectTagging: the XML body arrived in r->small. */
+void gw_tagging_body_end(struct gw_req *r);
+/* The head was looked up (r->gm, r->holders, r->head_ts): answer. */
+void gw_tagging_head(struct gw_req *r);
+/* A PUT's, CreateMultipartUpload's or a REPLACE copy's x-amz-tagging
+ * header into m: 0, S3E_INVALID_TAG, -ENOMEM. */
+int gw_tagging_collect(struct gw_req *r, struct gw_meta *m);
+/* CopyObject: x-amz-tagging-directive COPY (the source's tags, r->gm) or
+ * REPLACE (the request's) in r->meta: 0 or an error. */
+int gw_tagging_copy(struct gw_req *r);
+/* x-amz-tagging-count of a GET/HEAD of m. */
+void gw_tagging_count_header(struct gw_req *r, const struct gw_meta *m);
+void gw_tagging_req_free(struct gw_req *r);
 
 #endif /* STRATA_GW_INTERNAL */
 

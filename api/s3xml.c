@@ -23,7 +23,7 @@
 #define S3_XML_TEXT_MAX	(S3_MAX_KEY_LEN * 2)
 #define S3_XMLNS	"http://s3.amazonaws.com/doc/2006-03-01/"
 
-enum s3_xml_doc { DOC_COMPLETE, DOC_DELETE, DOC_CREATE };
+enum s3_xml_doc { DOC_COMPLETE, DOC_DELETE, DOC_CREATE, DOC_TAGGING };
 
 struct s3_xml_parse {
 	XML_Parser p;
@@ -49,6 +49,10 @@ struct s3_xml_parse {
 	/* CreateBucketConfiguration */
 	char *location;
 	bool have_location;
+
+	/* Tagging: the set, and the Tag being read */
+	struct s3_tagset *tags;
+	char *tag_key, *tag_value;
 };
 
 static const char *const s3_xml_names[] = {
@@ -57,6 +61,7 @@ static const char *const s3_xml_names[] = {
 	"ChecksumSHA256",
 	"Delete", "Quiet", "Object", "Key", "VersionId", "Size", "LastModifiedTime",
 	"CreateBucketConfiguration", "LocationConstraint",
+	"Tagging", "TagSet", "Tag", "Value",
 };
 
 static const char *s3_xml_intern(const char *name)
@@ -96,6 +101,7 @@ static const char *s3_doc_root(enum s3_xml_doc doc)
 	switch (doc) {
 	case DOC_COMPLETE:	return "CompleteMultipartUpload";
 	case DOC_DELETE:	return "Delete";
+	case DOC_TAGGING:	return "Tagging";
 	default:		return "CreateBucketConfiguration";
 	}
 }
@@ -122,6 +128,10 @@ static void XMLCALL s3_xml_on_start(void *ud, const XML_Char *name, const XML_Ch
 		free(x->part_cksum);
 		x->etag = x->part_cksum = NULL;
 		x->part_alg = S3_CKSUM_NONE;
+	} else if (s3_xml_at(x, 3, "Tagging", "TagSet", "Tag")) {
+		free(x->tag_key);
+		free(x->tag_value);
+		x->tag_key = x->tag_value = NULL;
 	} else if (s3_xml_at(x, 2, "Delete", "Object")) {
 		free(x->key);
 		free(x->version_id);
@@ -280,6 +290,36 @@ static int s3_xml_end_delete(struct s3_xml_parse *x)
 	return 0;
 }
 
+static int s3_xml_end_tagging(struct s3_xml_parse *x)
+{
+	char **slot = NULL;
+
+	if (s3_xml_at(x, 4, "Tagging", "TagSet", "Tag", "Key"))
+		slot = &x->tag_key;
+	else if (s3_xml_at(x, 4, "Tagging", "TagSet", "Tag", "Value"))
+		slot = &x->tag_value;
+	if (slot) {
+		if (*slot)
+			return S3E_MALFORMED_XML;
+		*slot = s3_xml_take_text(x);
+		return *slot ? 0 : -ENOMEM;
+	}
+	if (s3_xml_at(x, 3, "Tagging", "TagSet", "Tag")) {
+		int ret;
+
+		if (!x->tag_key)
+			return S3E_MALFORMED_XML;
+		ret = s3_tagset_add(x->tags, x->tag_key, strlen(x->tag_key),
+				    x->tag_value ? x->tag_value : "",
+				    x->tag_value ? strlen(x->tag_value) : 0);
+		free(x->tag_key);
+		free(x->tag_value);
+		x->tag_key = x->tag_value = NULL;
+		return ret;
+	}
+	return 0;
+}
+
 static void XMLCALL s3_xml_on_end(void *ud, const XML_Char *name)
 {
 	struct s3_xml_parse *x = ud;
@@ -293,6 +333,9 @@ static void XMLCALL s3_xml_on_end(void *ud, const XML_Char *name)
 		break;
 	case DOC_DELETE:
 		ret = s3_xml_end_delete(x);
+		break;
+	case DOC_TAGGING:
+		ret = s3_xml_end_tagging(x);
 		break;
 	case DOC_CREATE:
 		if (s3_xml_at(x, 2, "CreateBucketConfiguration", "LocationConstraint")) {
@@ -367,6 +410,8 @@ static int s3_xml_run(struct s3_xml_parse *x, const char *body, size_t len)
 	free(x->version_id);
 	free(x->size);
 	free(x->mtime);
+	free(x->tag_key);
+	free(x->tag_value);
 	return ret;
 }
 
@@ -420,6 +465,18 @@ void s3_delete_req_free(struct s3_delete_req *d)
 	}
 	free(d->objs);
 	memset(d, 0, sizeof(*d));
+}
+
+int s3_xml_parse_tagging(const char *body, size_t len, struct s3_tagset *out)
+{
+	struct s3_xml_parse x = { .doc = DOC_TAGGING, .tags = out };
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = s3_xml_run(&x, body, len);
+	if (ret)
+		s3_tagset_free(out);
+	return ret;
 }
 
 int s3_xml_parse_create_bucket(const char *body, size_t len, char **location)

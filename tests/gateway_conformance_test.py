@@ -625,11 +625,85 @@ def test_multipart_checksums():
     gt.S3.abort_multipart_upload(Bucket=B, Key="ck-x", UploadId=up)
 
 
+def test_object_tagging():
+    """Object tags: PutObjectTagging / GetObjectTagging / DeleteObjectTagging
+    on EC, inline and multipart objects (the head is rewritten: data,
+    ETag and Last-Modified stay), x-amz-tagging on PUT, CreateMultipartUpload
+    and CopyObject (x-amz-tagging-directive), x-amz-tagging-count on
+    GET/HEAD, the limits (InvalidTag), tags gone with the object."""
+    S3 = gt.S3
+
+    def tags(key):
+        return S3.get_object_tagging(Bucket=B, Key=key)["TagSet"]
+
+    def count(key):
+        return S3.head_object(Bucket=B, Key=key)["ResponseMetadata"]["HTTPHeaders"] \
+            .get("x-amz-tagging-count")
+
+    ten = [{"Key": str(i) * 128, "Value": "v" * 256} for i in range(10)]
+    bodies = {"tag-ec": gt.data_of(3 * gt.MiB + 5, 81), "tag-inline": b"small"}
+    for key, body in bodies.items():
+        S3.put_object(Bucket=B, Key=key, Body=body)
+        h0 = S3.head_object(Bucket=B, Key=key)
+        assert tags(key) == [] and count(key) is None
+        S3.put_object_tagging(Bucket=B, Key=key, Tagging={"TagSet": ten})
+        assert tags(key) == ten and count(key) == "10"
+        t2 = [{"Key": "k & é", "Value": "a=b/c"}]
+        S3.put_object_tagging(Bucket=B, Key=key, Tagging={"TagSet": t2})
+        assert tags(key) == t2
+        g = S3.get_object(Bucket=B, Key=key)
+        assert g["Body"].read() == body and g["TagCount"] == 1, g
+        assert g["ETag"] == h0["ETag"] and g["LastModified"] == h0["LastModified"], g
+        for bad in (ten + [{"Key": "x", "Value": ""}], [{"Key": "k" * 129, "Value": ""}],
+                    [{"Key": "k", "Value": "v" * 257}],
+                    [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]):
+            assert err_code(lambda: S3.put_object_tagging(
+                Bucket=B, Key=key, Tagging={"TagSet": bad})) == ("InvalidTag", 400)
+        assert tags(key) == t2
+        r = S3.delete_object_tagging(Bucket=B, Key=key)
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+        assert tags(key) == [] and count(key) is None
+        assert S3.get_object(Bucket=B, Key=key)["Body"].read() == body
+    # x-amz-tagging on PUT (s3-tests' form), replaced by a PUT without
+    S3.put_object(Bucket=B, Key="tag-inline", Body=b"x", Tagging="foo=bar&bar")
+    assert tags("tag-inline") == [{"Key": "foo", "Value": "bar"}, {"Key": "bar", "Value": ""}]
+    assert err_code(lambda: S3.put_object(Bucket=B, Key="tag-x", Body=b"x",
+                                          Tagging="a=1&a=2")) == ("InvalidTag", 400)
+    # CopyObject: the source's tags by default, the request's with REPLACE
+    S3.copy_object(Bucket=B, Key="tag-copy", CopySource={"Bucket": B, "Key": "tag-inline"})
+    assert len(tags("tag-copy")) == 2
+    S3.copy_object(Bucket=B, Key="tag-copy", CopySource={"Bucket": B, "Key": "tag-inline"},
+                   Tagging="c=3", TaggingDirective="REPLACE")
+    assert tags("tag-copy") == [{"Key": "c", "Value": "3"}]
+    # multipart: tags from CreateMultipartUpload; a rewrite keeps the manifest
+    up = S3.create_multipart_upload(Bucket=B, Key="tag-mp", Tagging="Hello=World&foo=bar")
+    p = [gt.data_of(5 * gt.MiB, 82), b"end"]
+    done = [{"PartNumber": n, "ETag": S3.upload_part(Bucket=B, Key="tag-mp",
+                                                     UploadId=up["UploadId"], PartNumber=n,
+                                                     Body=d)["ETag"]}
+            for n, d in enumerate(p, 1)]
+    S3.complete_multipart_upload(Bucket=B, Key="tag-mp", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": done})
+    assert tags("tag-mp") == [{"Key": "Hello", "Value": "World"}, {"Key": "foo", "Value": "bar"}]
+    S3.put_object_tagging(Bucket=B, Key="tag-mp", Tagging={"TagSet": [{"Key": "k", "Value": ""}]})
+    assert S3.get_object(Bucket=B, Key="tag-mp")["Body"].read() == p[0] + p[1]
+    assert S3.get_object(Bucket=B, Key="tag-mp", PartNumber=2)["Body"].read() == p[1]
+    assert count("tag-mp") == "1"
+    # a PUT after the rewrite still wins; tags go with the object
+    S3.put_object(Bucket=B, Key="tag-mp", Body=b"new")
+    assert tags("tag-mp") == [] and S3.get_object(Bucket=B, Key="tag-mp")["Body"].read() == b"new"
+    for key in ("tag-ec", "tag-inline", "tag-copy", "tag-mp"):
+        S3.delete_object(Bucket=B, Key=key)
+    assert err_code(lambda: tags("tag-ec")) == ("NoSuchKey", 404)
+    assert err_code(lambda: S3.put_object_tagging(
+        Bucket=B, Key="tag-ec", Tagging={"TagSet": []})) == ("NoSuchKey", 404)
+
+
 gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
             test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix,
             test_delete_objects_conditions, test_list_buckets_paged,
-            test_multipart_checksums]
+            test_multipart_checksums, test_object_tagging]
 
 if __name__ == "__main__":
     sys.exit(gt.main())
