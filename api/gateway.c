@@ -2064,16 +2064,9 @@ static void on_inline_read(void *arg, int status, uint64_t ts, size_t got)
 	if (!r->hr || r->responded)
 		goto out;
 	if (status < 0 || ts != r->head_ts || got != r->gm.size) {
-		if (++r->holder_try < r->nholders) {
-			req_get(r);
-			struct sto_key k = { .part = r->rpart_rep };
-
-			gw_name_hash(r->rpath, r->rpath_len, k.name);
-			gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
-				      r->inline_buf, r->gm.size + 1, on_inline_read, r,
-				      NULL);
+		if (++r->holder_try < r->nholders &&
+		    gw_head_read(r, r->gm.size, on_inline_read) == 0)
 			goto out;
-		}
 		if (r->copy)
 			gw_copy_source_done(r, GWE_SLOW_DOWN);
 		else
@@ -2384,20 +2377,29 @@ void gw_object_answer(struct gw_req *r)
 }
 
 /* Inline object: its bytes from the head's holders, one after another. */
-int gw_inline_read(struct gw_req *r)
+int gw_head_read(struct gw_req *r, size_t len, gw_read_fn cb)
 {
 	struct sto_key k = { .part = r->rpart_rep };
+	int ret;
 
+	gw_name_hash(r->rpath, r->rpath_len, k.name);
+	req_get(r);
+	ret = gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
+			    r->inline_buf, len + 1, cb, r, NULL);
+	if (ret < 0)
+		req_put(r);
+	return ret;
+}
+
+int gw_inline_read(struct gw_req *r)
+{
 	r->inline_buf = malloc(r->gm.size + 1);
 	if (!r->inline_buf)
 		return -ENOMEM;
 	if (!r->nholders)
 		return GWE_SLOW_DOWN;
-	gw_name_hash(r->rpath, r->rpath_len, k.name);
-	req_get(r);
-	gw_read_start(&r->gw->st, r->holders[0], &k, 0, 0, r->inline_buf,
-		      r->gm.size + 1, on_inline_read, r, NULL);
-	return 0;
+	r->holder_try = 0;
+	return gw_head_read(r, r->gm.size, on_inline_read);
 }
 
 /* The slots' pipeline over [range_start, range_end]. */

@@ -2107,16 +2107,8 @@ out:
 
 static void manifest_read_next(struct gw_req *r)
 {
-	struct sto_key k = { .part = r->rpart_rep };
-
-	gw_name_hash(r->rpath, r->rpath_len, k.name);
-	gw_req_get(r);
-	if (gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
-			  r->inline_buf, (size_t)r->gm.manifest_len + 1,
-			  on_manifest_read, r, NULL) < 0) {
+	if (gw_head_read(r, r->gm.manifest_len, on_manifest_read) < 0)
 		gw_send_error(r, -ENOMEM);
-		gw_req_put(r);
-	}
 }
 
 int gw_mpu_load_manifest(struct gw_req *r)

@@ -242,15 +242,8 @@ out:
 
 static void payload_read_next(struct gw_req *r)
 {
-	struct sto_key k = { .part = r->part_rep };
-
-	gw_name_hash(r->path, r->path_len, k.name);
-	gw_req_get(r);
-	if (gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0, r->inline_buf,
-			  head_payload_len(&r->meta) + 1, on_payload_read, r, NULL) < 0) {
+	if (gw_head_read(r, head_payload_len(&r->meta), on_payload_read) < 0)
 		gw_send_error(r, -ENOMEM);
-		gw_req_put(r);
-	}
 }
 
 void gw_tagging_head(struct gw_req *r)

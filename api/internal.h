@@ -1559,6 +1559,10 @@ void gw_object_answer(struct gw_req *r);
 /* Head lookup of r->rpath, then r->gm (and the manifest) and
  * gw_object_answer(). 0 or an error to send. */
 int gw_object_lookup(struct gw_req *r);
+/* Reads the payload (len bytes) of the head looked up from
+ * r->holders[r->holder_try] into r->inline_buf (len + 1 bytes): cb(r, ...)
+ * once, with a reference to r held for it. 0 or an error (no cb). */
+int gw_head_read(struct gw_req *r, size_t len, gw_read_fn cb);
 /* Reads an inline object from r->holders (on_inline_read answers). */
 int gw_inline_read(struct gw_req *r);
 /* Starts the segment pipeline over [range_start, range_end]. */
