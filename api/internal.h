@@ -761,6 +761,9 @@ struct s3_tagset {
 /* Appends a tag (copied): 0, S3E_INVALID_TAG, -ENOMEM. */
 int s3_tagset_add(struct s3_tagset *t, const char *k, size_t kl, const char *v,
 		  size_t vl);
+/* Tags in key order (bytewise), as S3 (RGW) lists them; both parsers
+ * return sorted sets. */
+void s3_tagset_sort(struct s3_tagset *t);
 /* s[0..n) in the query form into *out (zeroed first; "" is no tags):
  * 0, S3E_INVALID_TAG (also for undecodable %-escapes), -ENOMEM. */
 int s3_tagset_parse_query(const char *s, size_t n, struct s3_tagset *out);

@@ -68,6 +68,16 @@ int s3_tagset_add(struct s3_tagset *t, const char *k, size_t kl, const char *v,
 	return 0;
 }
 
+static int tag_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct s3_tag *)a)->key, ((const struct s3_tag *)b)->key);
+}
+
+void s3_tagset_sort(struct s3_tagset *t)
+{
+	qsort(t->tags, t->n, sizeof(t->tags[0]), tag_cmp);
+}
+
 int s3_tagset_parse_query(const char *s, size_t n, struct s3_tagset *out)
 {
 	const char *p = s, *end = s + n;
@@ -96,6 +106,8 @@ int s3_tagset_parse_query(const char *s, size_t n, struct s3_tagset *out)
 	free(buf);
 	if (ret)
 		s3_tagset_free(out);
+	else
+		s3_tagset_sort(out);
 	return ret;
 }
 

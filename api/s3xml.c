@@ -476,6 +476,8 @@ int s3_xml_parse_tagging(const char *body, size_t len, struct s3_tagset *out)
 	ret = s3_xml_run(&x, body, len);
 	if (ret)
 		s3_tagset_free(out);
+	else
+		s3_tagset_sort(out);
 	return ret;
 }
 

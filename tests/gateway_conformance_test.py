@@ -666,7 +666,8 @@ def test_object_tagging():
         assert S3.get_object(Bucket=B, Key=key)["Body"].read() == body
     # x-amz-tagging on PUT (s3-tests' form), replaced by a PUT without
     S3.put_object(Bucket=B, Key="tag-inline", Body=b"x", Tagging="foo=bar&bar")
-    assert tags("tag-inline") == [{"Key": "foo", "Value": "bar"}, {"Key": "bar", "Value": ""}]
+    # (listed in key order, as RGW and the s3-tests expect)
+    assert tags("tag-inline") == [{"Key": "bar", "Value": ""}, {"Key": "foo", "Value": "bar"}]
     assert err_code(lambda: S3.put_object(Bucket=B, Key="tag-x", Body=b"x",
                                           Tagging="a=1&a=2")) == ("InvalidTag", 400)
     # CopyObject: the source's tags by default, the request's with REPLACE
