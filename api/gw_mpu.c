@@ -884,6 +884,8 @@ static void part_ready(struct gw_req *r)
 
 static void on_part_upload(struct gw_req *r, int err)
 {
+	if (!err && r->op == OP_UPLOAD_PART_COPY && r->copy)
+		err = gw_copy_upload_known(r, r->mpu->up.cksum_alg);
 	if (err) {
 		r->mpu->up_missing = true;
 		if (err != GWE_NO_SUCH_UPLOAD)
@@ -999,12 +1001,9 @@ int gw_mpu_part_check(struct gw_req *r)
 
 	if (!r->mpu->have_up || up->cksum_alg == S3_CKSUM_NONE)
 		return 0;
-	/* XXX UploadPartCopy computes no checksum: such a part has none, and
-	 * the object completed from it none either (complete_cksum). */
-	if (r->op == OP_UPLOAD_PART_COPY)
-		return 0;
 	/* The part's own checksum (header or trailer), verified against its
-	 * data on the way in, must be of the upload's algorithm. */
+	 * data on the way in, must be of the upload's algorithm (a copied
+	 * part's is computed in it: gw_copy_upload_known). */
 	return r->meta.cksum_alg == up->cksum_alg ? 0 : GWE_MPU_CKSUM_TYPE;
 }
 
@@ -1278,8 +1277,8 @@ static bool cksum_value_is(const struct gw_meta *m, const char *v, size_t vl)
 /* Complete: the object's checksum from its parts' into r->meta: the
  * upload's algorithm over the parts' digests (COMPOSITE) or their CRCs
  * combined (FULL_OBJECT). None when the upload has no algorithm or a part
- * lacks its checksum (UploadPartCopy); the parts then keep none in the
- * manifest either. Complete's x-amz-checksum-type and x-amz-checksum-*
+ * lacks its checksum (one uploaded before this gateway computed copied
+ * parts' checksums); the parts then keep none in the manifest either. Complete's x-amz-checksum-type and x-amz-checksum-*
  * must agree with it: 0, GWE_MPU_CKSUM_TYPE, S3E_BAD_DIGEST, -ENOMEM. */
 static int complete_cksum(struct gw_req *r, struct gw_manifest *man)
 {

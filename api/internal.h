@@ -1696,6 +1696,10 @@ int gw_copy_feed(struct gw_req *r, const uint8_t *p, size_t n);
 /* The source's head (and manifest) are known in r->gm: conditions, then
  * the destination's PUT starts and the source streams. */
 void gw_copy_source_ready(struct gw_req *r);
+/* UploadPartCopy: the upload record is known; the copy streams now,
+ * computing the upload's checksum algorithm alg (NONE: none) for the
+ * part. 0 or -ENOMEM. */
+int gw_copy_upload_known(struct gw_req *r, enum s3_cksum_alg alg);
 /* The source was read to the end (err 0) or failed. */
 void gw_copy_source_done(struct gw_req *r, int err);
 void gw_copy_free(struct gw_req *r);

@@ -603,6 +603,37 @@ def test_multipart_checksums():
     kat = {b"A" * (5 * gt.MiB): "MDaLrw==", b"B" * (5 * gt.MiB): "TH4EZg==",
            b"C" * (5 * gt.MiB): "Z7mBIQ==", b"other": b64(crc32c(b"other"))}
     mpu_checksum("ck-crc32c3", "CRC32C", "FULL_OBJECT", list(kat)[:3], kat.get, "xU+Krw==")
+    # UploadPartCopy computes the upload's algorithm over what it copies
+    # (a range of an EC source, then a whole inline one)
+    src = gt.data_of(5 * gt.MiB + 100, 73)
+    gt.S3.put_object(Bucket=B, Key="ck-src", Body=src)
+    gt.S3.put_object(Bucket=B, Key="ck-src2", Body=p[1])
+    for alg, ctype, f, whole in (
+            ("SHA256", "COMPOSITE", lambda x: b64(sha(x)),
+             lambda a, b: b64(sha(sha(a) + sha(b))) + "-2"),
+            ("CRC32", "FULL_OBJECT", lambda x: b64(crc32(x)),
+             lambda a, b: b64(crc32(a + b)))):
+        c = with_headers(gt.C.client(), "CreateMultipartUpload",
+                         {"x-amz-checksum-algorithm": alg, "x-amz-checksum-type": ctype})
+        up = c.create_multipart_upload(Bucket=B, Key="ck-copy")["UploadId"]
+        first = src[3:3 + 5 * gt.MiB]
+        done = []
+        for n, (key, rng, data) in enumerate(((
+                "ck-src", "bytes=3-%d" % (2 + 5 * gt.MiB), first),
+                ("ck-src2", None, p[1])), 1):
+            st, xml = signed("PUT", f"/{B}/ck-copy?partNumber={n}&uploadId={up}",
+                             headers={"x-amz-copy-source": f"/{B}/{key}",
+                                      **({"x-amz-copy-source-range": rng} if rng else {})})
+            assert st == 200 and f"<Checksum{alg}>{f(data)}</Checksum{alg}>".encode() in xml, xml
+            etag = xml.split(b"<ETag>")[1].split(b"</ETag>")[0].decode().replace("&quot;", '"')
+            done.append({"PartNumber": n, "ETag": etag})
+        gt.S3.complete_multipart_upload(Bucket=B, Key="ck-copy", UploadId=up,
+                                        MultipartUpload={"Parts": done})
+        h = with_headers(gt.C.client(), "HeadObject", {"x-amz-checksum-mode": "ENABLED"}) \
+            .head_object(Bucket=B, Key="ck-copy")["ResponseMetadata"]["HTTPHeaders"]
+        assert h.get("x-amz-checksum-" + alg.lower()) == whole(first, p[1]), (alg, h)
+    for k in ("ck-src", "ck-src2", "ck-copy"):
+        gt.S3.delete_object(Bucket=B, Key=k)
     # what does not fit: FULL_OBJECT SHA, COMPOSITE CRC64NVME, a type alone
     for h in ({"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-type": "FULL_OBJECT"},
               {"x-amz-checksum-algorithm": "CRC64NVME", "x-amz-checksum-type": "COMPOSITE"},
