@@ -2211,14 +2211,12 @@ static void send_attributes(struct gw_req *r)
 			gw_meta_etag(&r->gm, etag);
 			s3_xml_elemn(&x, "ETag", etag + 1, strlen(etag) - 2);
 		} else if (n == 8 && !memcmp(t, "Checksum", 8)) {
-			char v[GW_CKSUM_SHOW_MAX], name[32];
+			char v[GW_CKSUM_SHOW_MAX];
 
 			if (!gw_meta_cksum_show(&r->gm, v))
 				continue;
-			snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(r->gm.cksum_alg));
 			s3_xml_open(&x, "Checksum", false);
-			s3_xml_elem(&x, name, v);
-			s3_xml_elem(&x, "ChecksumType", gw_meta_cksum_type(&r->gm));
+			gw_xml_object_cksum(&x, &r->gm);
 			s3_xml_close(&x);
 		} else if (n == 11 && !memcmp(t, "ObjectParts", 11)) {
 			uint32_t shown = 0, i;

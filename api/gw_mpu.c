@@ -1278,8 +1278,9 @@ static bool cksum_value_is(const struct gw_meta *m, const char *v, size_t vl)
  * upload's algorithm over the parts' digests (COMPOSITE) or their CRCs
  * combined (FULL_OBJECT). None when the upload has no algorithm or a part
  * lacks its checksum (one uploaded before this gateway computed copied
- * parts' checksums); the parts then keep none in the manifest either. Complete's x-amz-checksum-type and x-amz-checksum-*
- * must agree with it: 0, GWE_MPU_CKSUM_TYPE, S3E_BAD_DIGEST, -ENOMEM. */
+ * parts' checksums); the parts then keep none in the manifest either.
+ * Complete's x-amz-checksum-type and x-amz-checksum-* must agree with it:
+ * 0, GWE_MPU_CKSUM_TYPE, S3E_BAD_DIGEST, -ENOMEM. */
 static int complete_cksum(struct gw_req *r, struct gw_manifest *man)
 {
 	const struct gw_meta *up = &r->mpu->up;
@@ -1527,7 +1528,7 @@ static void complete_result(struct gw_req *r, const struct gw_meta *m)
 {
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
-	char etag[S3_ETAG_MAX], loc[1400], cks[GW_CKSUM_SHOW_MAX], name[32];
+	char etag[S3_ETAG_MAX], loc[1400];
 	size_t hl = 0;
 	const char *host = r->hr ? http_req_header(r->hr, "host", &hl) : NULL;
 
@@ -1539,11 +1540,7 @@ static void complete_result(struct gw_req *r, const struct gw_meta *m)
 	s3_xml_elem(&x, "Bucket", r->bucket);
 	s3_xml_elem(&x, "Key", r->key);
 	s3_xml_elem(&x, "ETag", etag);
-	if (gw_meta_cksum_show(m, cks)) {
-		snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(m->cksum_alg));
-		s3_xml_elem(&x, name, cks);
-		s3_xml_elem(&x, "ChecksumType", gw_meta_cksum_type(m));
-	}
+	gw_xml_object_cksum(&x, m);
 	if (s3_xml_end(&x) < 0)
 		gw_send_error(r, -ENOMEM);
 	else
@@ -1562,6 +1559,18 @@ void gw_xml_part_cksum(struct s3_xml *x, unsigned alg, const uint8_t *cksum)
 		return;
 	snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(alg));
 	s3_xml_elem(x, name, b64);
+}
+
+bool gw_xml_object_cksum(struct s3_xml *x, const struct gw_meta *m)
+{
+	char v[GW_CKSUM_SHOW_MAX], name[32];
+
+	if (!gw_meta_cksum_show(m, v))
+		return false;
+	snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(m->cksum_alg));
+	s3_xml_elem(x, name, v);
+	s3_xml_elem(x, "ChecksumType", gw_meta_cksum_type(m));
+	return true;
 }
 
 static void on_list_parts(struct gw_req *r, int err, const struct sto_listing_page *pg)

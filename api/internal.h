@@ -1679,6 +1679,9 @@ void gw_part_entry_free(struct gw_part_entry *p);
 /* <Checksum<ALG>>base64</...> of a part (ListParts, GetObjectAttributes);
  * nothing for S3_CKSUM_NONE. */
 void gw_xml_part_cksum(struct s3_xml *x, unsigned alg, const uint8_t *cksum);
+/* The object's <Checksum<ALG>> and <ChecksumType> (Complete's answer,
+ * GetObjectAttributes): false, and nothing, when it has none. */
+bool gw_xml_object_cksum(struct s3_xml *x, const struct gw_meta *m);
 /* Part naming: uploadId "/" number "/" path (uploadId first: the segment
  * hash truncates long paths at their end). */
 int gw_part_path(const char *path, size_t plen, const char *upload_id,
