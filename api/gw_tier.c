@@ -159,29 +159,13 @@ int gw_tier_check_headers(struct gw_req *r)
 	return 0;
 }
 
-/* Removes every header called name from m. */
-static void meta_hdr_del(struct gw_meta *m, const char *name)
-{
-	uint32_t j = 0;
-
-	for (uint32_t i = 0; i < m->nhdr; i++) {
-		if (!strcmp(m->hdr[i].name, name)) {
-			free(m->hdr[i].name);
-			free(m->hdr[i].value);
-			continue;
-		}
-		m->hdr[j++] = m->hdr[i];
-	}
-	m->nhdr = j;
-}
-
 int gw_tier_copy_class(struct gw_req *r)
 {
 	const char *v = r->hr ? http_req_header(r->hr, "x-amz-storage-class", NULL) : NULL;
 
 	if (!v)
 		return 0;
-	meta_hdr_del(&r->meta, "x-amz-storage-class");
+	gw_meta_del_hdr(&r->meta, "x-amz-storage-class");
 	return gw_meta_add_hdr(&r->meta, "x-amz-storage-class", 19, v, strlen(v));
 }
 
