@@ -46,7 +46,6 @@ enum {
 	GWE_INVALID_ARGUMENT,
 	GWE_CORS_NO_ORIGIN,
 	GWE_CORS_FORBIDDEN,
-	GWE_NO_SUCH_TAG_SET,
 	GWE_ACL_NOT_SUPPORTED,
 	GWE_BUCKET_ACL_OWNERSHIP,
 	GWE_KEY_TOO_LONG,
@@ -74,7 +73,6 @@ static const struct {
 	 * CORS configuration, which every bucket is. */
 	{ GWE_CORS_NO_ORIGIN, 400, "BadRequest", "Insufficient information. Origin request header needed." },
 	{ GWE_CORS_FORBIDDEN, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket." },
-	{ GWE_NO_SUCH_TAG_SET, 404, "NoSuchTagSet", "The TagSet does not exist" },
 	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
 	 * default since 2023): the owner has FULL_CONTROL, nothing else. */
 	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
@@ -436,11 +434,6 @@ static int route(struct gw_req *r)
 	if (r->bucket && !r->key && m == HTTP_GET &&
 	    query_has(q, qlen, "versioning", NULL, NULL)) {
 		r->op = OP_BUCKET_VERSIONING;
-		return 0;
-	}
-	if (r->bucket && !r->key && m == HTTP_GET &&
-	    query_has(q, qlen, "tagging", NULL, NULL)) {
-		r->op = OP_BUCKET_TAGGING;
 		return 0;
 	}
 	if (r->key && m == HTTP_GET && query_has(q, qlen, "attributes", NULL, NULL)) {
@@ -2752,9 +2745,6 @@ static void dispatch(struct gw_req *r)
 	case OP_BUCKET_VERSIONING:
 		send_xml_empty(r, "VersioningConfiguration");
 		return;
-	case OP_BUCKET_TAGGING:
-		ret = GWE_NO_SUCH_TAG_SET;
-		break;
 	case OP_GET_ACL:
 	case OP_PUT_ACL:
 		if (r->key) {
@@ -2912,7 +2902,7 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 	}
 	if (r->op == OP_CREATE_BUCKET || r->op == OP_COMPLETE_MPU ||
 	    r->op == OP_DELETE_OBJECTS || r->op == OP_PUT_LIFECYCLE ||
-	    r->op == OP_PUT_OBJ_TAGGING) {
+	    r->op == OP_PUT_OBJ_TAGGING || r->op == OP_PUT_BUCKET_TAGGING) {
 		if (!r->dg_init && (ret = body_begin(r)) < 0) {
 			r->body_err = ret;
 			return 0;
@@ -2939,7 +2929,7 @@ static void on_body_end(struct http_req *hr)
 	}
 	if (r->op != OP_CREATE_BUCKET && r->op != OP_COMPLETE_MPU &&
 	    r->op != OP_DELETE_OBJECTS && r->op != OP_PUT_LIFECYCLE &&
-	    r->op != OP_PUT_OBJ_TAGGING)
+	    r->op != OP_PUT_OBJ_TAGGING && r->op != OP_PUT_BUCKET_TAGGING)
 		return;
 	ret = r->body_err;
 	if (!ret && !r->dg_init)
@@ -2950,10 +2940,11 @@ static void on_body_end(struct http_req *hr)
 		gw_mpu_complete_body(r);
 		return;
 	}
-	if (r->op == OP_PUT_LIFECYCLE || r->op == OP_PUT_OBJ_TAGGING) {
+	if (r->op == OP_PUT_LIFECYCLE || r->op == OP_PUT_BUCKET_TAGGING ||
+	    r->op == OP_PUT_OBJ_TAGGING) {
 		if (ret < 0)
 			send_error(r, ret);
-		else if (r->op == OP_PUT_LIFECYCLE)
+		else if (r->op != OP_PUT_OBJ_TAGGING)
 			gw_tier_body_end(r);
 		else
 			gw_tagging_body_end(r);

@@ -102,6 +102,33 @@ int gw_tagging_collect(struct gw_req *r, struct gw_meta *m)
 	return ret;
 }
 
+/* The stored form of the query or XML tag set t into *out (malloc'd;
+ * NULL for no tags). */
+static int tags_encode(const struct s3_tagset *t, char **out)
+{
+	struct s3_buf b = { 0 };
+	int ret;
+
+	*out = NULL;
+	if (!t->n)
+		return 0;
+	ret = s3_tagset_encode(t, &b);
+	if (!ret)
+		*out = s3_strndup(b.p, b.len);
+	s3_buf_free(&b);
+	return ret ?: (*out ? 0 : -ENOMEM);
+}
+
+int gw_tagging_parse_body(struct gw_req *r, char **out)
+{
+	struct s3_tagset t;
+	int ret = s3_xml_parse_tagging(r->small.p ? r->small.p : "", r->small.len, &t);
+
+	ret = ret ?: tags_encode(&t, out);
+	s3_tagset_free(&t);
+	return ret;
+}
+
 int gw_tagging_copy(struct gw_req *r)
 {
 	size_t n;
@@ -134,17 +161,16 @@ void gw_tagging_count_header(struct gw_req *r, const struct gw_meta *m)
 	http_resp_header(r->hr, "x-amz-tagging-count", b);
 }
 
-/* GetObjectTagging: the stored set as <Tagging>. */
-static void tagging_send(struct gw_req *r)
+void gw_tagging_send(struct gw_req *r, const char *v)
 {
-	const char *v = gw_meta_hdr_get(&r->gm, GW_TAGS_HDR);
 	struct s3_tagset t;
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
 	int ret = s3_tagset_parse_query(v ? v : "", v ? strlen(v) : 0, &t);
 
 	if (ret < 0) {
-		log_err("GET ?tagging %s: stored tags undecodable (%d)", r->path, ret);
+		log_err("GET ?tagging %s/%s: stored tags undecodable (%d)", r->bucket,
+			r->key ? r->key : "", ret);
 		gw_send_error(r, -EIO);
 		return;
 	}
@@ -252,7 +278,7 @@ void gw_tagging_head(struct gw_req *r)
 	int ret;
 
 	if (r->op == OP_GET_OBJ_TAGGING) {
-		tagging_send(r);
+		gw_tagging_send(r, gw_meta_hdr_get(&r->gm, GW_TAGS_HDR));
 		return;
 	}
 	/* The head as it was, with the new tags (none: DeleteObjectTagging). */

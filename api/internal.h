@@ -1393,7 +1393,7 @@ enum gw_op {
 	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
-	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
+	OP_OPTIONS, OP_BUCKET_VERSIONING,
 	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS, OP_GET_ATTRIBUTES,
 	OP_UNSUPPORTED,
 	/* gw_mpu.c */
@@ -1404,6 +1404,7 @@ enum gw_op {
 	/* gw_tier.c */
 	OP_GET_LIFECYCLE, OP_PUT_LIFECYCLE, OP_DELETE_LIFECYCLE,
 	OP_GET_TIER_POLICY, OP_PUT_TIER_POLICY, OP_TIER_ADMIN,
+	OP_GET_BUCKET_TAGGING, OP_PUT_BUCKET_TAGGING, OP_DELETE_BUCKET_TAGGING,
 	/* gw_tagging.c */
 	OP_GET_OBJ_TAGGING, OP_PUT_OBJ_TAGGING, OP_DELETE_OBJ_TAGGING,
 };
@@ -1725,6 +1726,7 @@ enum {
 	GWE_LC_NOT_IMPLEMENTED,		/* NotImplemented 501: a lifecycle part */
 	GWE_TIER_INVALID_ARG,		/* InvalidArgument 400 */
 	GWE_LC_TOO_LARGE,		/* InvalidArgument 400: too many rules */
+	GWE_NO_SUCH_TAG_SET,		/* NoSuchTagSet 404: a bucket without tags */
 	GWE_TIER_END
 };
 struct gw_tier;
@@ -1732,7 +1734,8 @@ struct gw_tier_pol;
 bool gw_tier_err_info(int err, int *status, const char **code, const char **msg);
 int gw_tier_new(struct gateway *gw, struct gw_tier **out);
 void gw_tier_free(struct gw_tier *t);
-/* Route: ?lifecycle, ?strata-tier, /_strata/tiers. 1 routed, 0 not. */
+/* Route: ?lifecycle, ?strata-tier, a bucket's ?tagging, /_strata/tiers.
+ * 1 routed, 0 not. */
 int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
 /* In dispatch, after the bucket and its owner are known: true when
  * gw_tier.c took the request over (its own operations; or the bucket's
@@ -1740,7 +1743,8 @@ int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
 bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r));
 /* GET /_strata/tiers (authenticated, any bucket-less request). */
 void gw_tier_admin(struct gw_req *r);
-/* PutBucketLifecycleConfiguration: the body arrived in r->small. */
+/* PutBucketLifecycleConfiguration, PutBucketTagging: the body arrived in
+ * r->small. */
 void gw_tier_body_end(struct gw_req *r);
 /* CreateBucket with x-strata-tier-* headers: the bucket record is durable;
  * writes its policy, then answer(r). False when there is nothing to write
@@ -1775,6 +1779,11 @@ int gw_tagging_collect(struct gw_req *r, struct gw_meta *m);
 /* CopyObject: x-amz-tagging-directive COPY (the source's tags, r->gm) or
  * REPLACE (the request's) in r->meta: 0 or an error. */
 int gw_tagging_copy(struct gw_req *r);
+/* PutBucketTagging's body (r->small) in the stored form: *out malloc'd,
+ * NULL for an empty set. 0, S3E_MALFORMED_XML, S3E_INVALID_TAG, -ENOMEM. */
+int gw_tagging_parse_body(struct gw_req *r, char **out);
+/* A <Tagging> answer of stored (the query form; NULL: no tags). */
+void gw_tagging_send(struct gw_req *r, const char *stored);
 /* x-amz-tagging-count of a GET/HEAD of m. */
 void gw_tagging_count_header(struct gw_req *r, const struct gw_meta *m);
 void gw_tagging_req_free(struct gw_req *r);

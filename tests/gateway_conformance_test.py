@@ -729,6 +729,29 @@ def test_object_tagging():
     assert err_code(lambda: tags("tag-ec")) == ("NoSuchKey", 404)
     assert err_code(lambda: S3.put_object_tagging(
         Bucket=B, Key="tag-ec", Tagging={"TagSet": []})) == ("NoSuchKey", 404)
+    # bucket tags: in the bucket's settings record, beside its tier policy
+    # and lifecycle, which they leave alone; gone with the bucket
+    S3.create_bucket(Bucket="tagbucket")
+    assert err_code(lambda: S3.get_bucket_tagging(Bucket="tagbucket")) == ("NoSuchTagSet", 404)
+    lc = {"Rules": [{"ID": "r", "Filter": {"Prefix": "logs/"}, "Status": "Enabled",
+                     "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}]}]}
+    S3.put_bucket_lifecycle_configuration(Bucket="tagbucket", LifecycleConfiguration=lc)
+    t = [{"Key": "Hello", "Value": "World"}, {"Key": "a b", "Value": ""}]
+    S3.put_bucket_tagging(Bucket="tagbucket", Tagging={"TagSet": t})
+    assert S3.get_bucket_tagging(Bucket="tagbucket")["TagSet"] == t
+    assert err_code(lambda: S3.put_bucket_tagging(Bucket="tagbucket", Tagging={
+        "TagSet": [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}]})) == ("InvalidTag", 400)
+    assert S3.get_bucket_lifecycle_configuration(Bucket="tagbucket")["Rules"][0]["ID"] == "r"
+    S3.delete_bucket_lifecycle(Bucket="tagbucket")
+    assert S3.get_bucket_tagging(Bucket="tagbucket")["TagSet"] == t
+    r = S3.delete_bucket_tagging(Bucket="tagbucket")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert err_code(lambda: S3.get_bucket_tagging(Bucket="tagbucket")) == ("NoSuchTagSet", 404)
+    S3.put_bucket_tagging(Bucket="tagbucket", Tagging={"TagSet": t})
+    S3.delete_bucket(Bucket="tagbucket")
+    S3.create_bucket(Bucket="tagbucket")
+    assert err_code(lambda: S3.get_bucket_tagging(Bucket="tagbucket")) == ("NoSuchTagSet", 404)
+    S3.delete_bucket(Bucket="tagbucket")
 
 
 gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
