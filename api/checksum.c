@@ -213,6 +213,73 @@ enum s3_cksum_alg s3_cksum_alg_from_header(const char *s, size_t n)
 	return S3_CKSUM_NONE;
 }
 
+bool s3_cksum_is_crc(enum s3_cksum_alg alg)
+{
+	return alg == S3_CKSUM_CRC32 || alg == S3_CKSUM_CRC32C ||
+	       alg == S3_CKSUM_CRC64NVME;
+}
+
+/* Polynomial arithmetic modulo a reflected CRC polynomial of w bits, as in
+ * zlib's crc32.c (multmodp, x2nmodp): bit w-1 holds x^0. a * b mod P. */
+static uint64_t crc_multmodp(uint64_t a, uint64_t b, uint64_t poly, unsigned w)
+{
+	uint64_t p = 0;
+
+	for (uint64_t m = 1ull << (w - 1); m && a; m >>= 1) {
+		if (a & m) {
+			p ^= b;
+			a &= ~m;
+		}
+		b = b & 1 ? (b >> 1) ^ poly : b >> 1;
+	}
+	return p;
+}
+
+/* x^(8n) mod P: square-and-multiply over the bits of n. */
+static uint64_t crc_x8nmodp(uint64_t n, uint64_t poly, unsigned w)
+{
+	uint64_t p = 1ull << (w - 1);		/* x^0 */
+	uint64_t sq = 1ull << (w - 2);		/* x^1, squared to x^8 */
+
+	for (int i = 0; i < 3; i++)
+		sq = crc_multmodp(sq, sq, poly, w);
+	for (; n; n >>= 1) {
+		if (n & 1)
+			p = crc_multmodp(sq, p, poly, w);
+		sq = crc_multmodp(sq, sq, poly, w);
+	}
+	return p;
+}
+
+static uint64_t crc_get_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int s3_cksum_combine(enum s3_cksum_alg alg, uint8_t *a, const uint8_t *b,
+		     uint64_t len_b)
+{
+	uint64_t poly, ca, cb;
+	unsigned w;
+
+	switch (alg) {
+	case S3_CKSUM_CRC32:	 poly = 0xedb88320u; w = 32; break;
+	case S3_CKSUM_CRC32C:	 poly = 0x82f63b78u; w = 32; break;
+	case S3_CKSUM_CRC64NVME: poly = 0x9a6c9329ac4bc9b5ull; w = 64; break;
+	default:		 return -EINVAL;
+	}
+	ca = crc_get_be(a, w / 8);
+	cb = crc_get_be(b, w / 8);
+	ca = crc_multmodp(crc_x8nmodp(len_b, poly, w), ca, poly, w) ^ cb;
+	for (unsigned i = 0; i < w / 8; i++)
+		a[i] = (uint8_t)(ca >> (w - 8 - 8 * i));
+	return 0;
+}
+
 int s3_cksum_check_b64(enum s3_cksum_alg alg, const uint8_t *digest,
 		       const char *b64, size_t b64_len)
 {

@@ -46,7 +46,6 @@ enum {
 	GWE_INVALID_ARGUMENT,
 	GWE_CORS_NO_ORIGIN,
 	GWE_CORS_FORBIDDEN,
-	GWE_NO_SUCH_TAG_SET,
 	GWE_ACL_NOT_SUPPORTED,
 	GWE_BUCKET_ACL_OWNERSHIP,
 	GWE_KEY_TOO_LONG,
@@ -74,7 +73,6 @@ static const struct {
 	 * CORS configuration, which every bucket is. */
 	{ GWE_CORS_NO_ORIGIN, 400, "BadRequest", "Insufficient information. Origin request header needed." },
 	{ GWE_CORS_FORBIDDEN, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket." },
-	{ GWE_NO_SUCH_TAG_SET, 404, "NoSuchTagSet", "The TagSet does not exist" },
 	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
 	 * default since 2023): the owner has FULL_CONTROL, nothing else. */
 	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
@@ -247,6 +245,7 @@ static void req_put(struct gw_req *r)
 	gw_tier_req_free(r);
 	for (int i = 0; i < 4; i++)
 		ring_put(r->pin[i]);
+	gw_tagging_req_free(r);
 	free(r);
 }
 
@@ -437,17 +436,14 @@ static int route(struct gw_req *r)
 
 		if (mr)
 			return mr < 0 ? mr : 0;
+		if (gw_tagging_route(r, q, qlen))
+			return 0;
 	}
 	/* Read-only answers that are true of every bucket here: versioning
 	 * never enabled (no Status), no tags (PUT ?tagging stays 501). */
 	if (r->bucket && !r->key && m == HTTP_GET &&
 	    query_has(q, qlen, "versioning", NULL, NULL)) {
 		r->op = OP_BUCKET_VERSIONING;
-		return 0;
-	}
-	if (r->bucket && !r->key && m == HTTP_GET &&
-	    query_has(q, qlen, "tagging", NULL, NULL)) {
-		r->op = OP_BUCKET_TAGGING;
 		return 0;
 	}
 	if (r->key && m == HTTP_GET && query_has(q, qlen, "attributes", NULL, NULL)) {
@@ -546,22 +542,36 @@ typedef int (*gw_sink_fn)(struct gw_req *r, const uint8_t *p, size_t n);
 
 static int body_begin(struct gw_req *r)
 {
-	int ret = s3_body_digest_init(&r->dg, &r->auth, r->h, r->nh);
+	struct s3_header *h = r->h, *own = NULL;
+	size_t nh = r->nh;
+	int ret;
 
+	/* CompleteMultipartUpload's x-amz-checksum-* is the object's
+	 * checksum (gw_mpu.c), not its XML body's. */
+	if (r->op == OP_COMPLETE_MPU) {
+		h = own = calloc(r->nh ? r->nh : 1, sizeof(*own));
+		if (!own)
+			return -ENOMEM;
+		nh = 0;
+		for (size_t i = 0; i < r->nh; i++)
+			if (s3_cksum_alg_from_header(r->h[i].name, r->h[i].name_len) ==
+			    S3_CKSUM_NONE)
+				own[nh++] = r->h[i];
+	}
+	ret = s3_body_digest_init(&r->dg, &r->auth, h, nh);
 	if (ret < 0)
-		return ret;
+		goto out_free_own;
 	r->dg_init = true;
 	if (r->auth.payload >= S3_PAYLOAD_STREAMING) {
 		struct s3_chunked_config cc;
 
-		ret = s3_chunked_config_init(&cc, &r->auth, r->h, r->nh);
-		if (ret < 0)
-			return ret;
-		ret = s3_chunked_new(&cc, &r->chunked);
-		if (ret < 0)
-			return ret;
+		/* cc borrows the header values, not the table */
+		ret = s3_chunked_config_init(&cc, &r->auth, h, nh) ?:
+		      s3_chunked_new(&cc, &r->chunked);
 	}
-	return 0;
+out_free_own:
+	free(own);
+	return ret;
 }
 
 static int body_feed(struct gw_req *r, const uint8_t *p, size_t n, gw_sink_fn sink)
@@ -987,7 +997,7 @@ static int put_collect_meta(struct gw_req *r, struct gw_meta *m)
 		if (ret < 0)
 			return ret;
 	}
-	return 0;
+	return gw_tagging_collect(r, m);
 }
 
 static bool put_is_small(const struct gw_req *r)
@@ -1195,6 +1205,7 @@ static void put_listed(void *arg, int err)
 			s3_base64_encode(r->meta.cksum, s3_cksum_len(r->meta.cksum_alg),
 					 b64, sizeof(b64));
 			http_resp_header(r->hr, s3_cksum_header(r->meta.cksum_alg), b64);
+			http_resp_header(r->hr, "x-amz-checksum-type", "FULL_OBJECT");
 		}
 		http_resp_simple(r->hr, 200, NULL, NULL, 0);
 	}
@@ -1240,11 +1251,17 @@ static void put_maybe_head(struct gw_req *r)
 	if (r->head_written || r->put_err || !r->body_ended || !r->old_known ||
 	    r->nsegs_done != r->nsegs_sent)
 		return;
-	r->head_written = true;
 	if (r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY) {
+		ret = gw_mpu_part_check(r);
+		if (ret < 0) {
+			put_fail(r, ret);	/* its segments go */
+			return;
+		}
+		r->head_written = true;
 		gw_mpu_part_commit(r);	/* a part's "head" is its listing entry */
 		return;
 	}
+	r->head_written = true;
 	ret = gw_meta_encode(&r->meta, &r->metabuf);
 	if (ret < 0) {
 		put_fail(r, ret == -E2BIG ? GWE_TOO_LARGE : ret);
@@ -1704,6 +1721,7 @@ static void obj_headers(struct gw_req *r, const struct gw_meta *m)
 	sc = gw_tier_class_shown(r, m);
 	if (sc)
 		http_resp_header(r->hr, "x-amz-storage-class", sc);
+	gw_tagging_count_header(r, m);
 }
 
 static void get_pump(struct gw_req *r);
@@ -2071,17 +2089,10 @@ static void on_inline_read(void *arg, int status, uint64_t ts, size_t got)
 		return;		/* XXX no hedging for replicas: wait */
 	if (!r->hr || r->responded)
 		goto out;
-	if (status < 0 || ts != r->gm.version || got != r->gm.size) {
-		if (++r->holder_try < r->nholders) {
-			req_get(r);
-			struct sto_key k = { .part = r->rpart_rep };
-
-			gw_name_hash(r->rpath, r->rpath_len, k.name);
-			gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
-				      r->inline_buf, r->gm.size + 1, on_inline_read, r,
-				      NULL);
+	if (status < 0 || ts != r->head_ts || got != r->gm.size) {
+		if (++r->holder_try < r->nholders &&
+		    gw_head_read(r, r->gm.size, on_inline_read) == 0)
 			goto out;
-		}
 		if (r->copy)
 			gw_copy_source_done(r, GWE_SLOW_DOWN);
 		else
@@ -2125,6 +2136,7 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	r->have_gm = true;
+	r->head_ts = res->ts;
 	if (r->op == OP_GET_ACL) {
 		send_acl(r);
 		goto out;
@@ -2137,6 +2149,11 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 	r->nholders = res->nholders;
 	r->holder_try = 0;
 	r->head_cold = res->nholders && res->ncold == res->nholders;
+	if (r->op == OP_GET_OBJ_TAGGING || r->op == OP_PUT_OBJ_TAGGING ||
+	    r->op == OP_DELETE_OBJ_TAGGING) {
+		gw_tagging_head(r);
+		goto out;
+	}
 	/* A multipart object's data is named by its manifest, the head's
 	 * payload: read it first (a plain HEAD needs only the metadata). */
 	if (r->gm.layout == GW_LAYOUT_MULTIPART &&
@@ -2190,7 +2207,7 @@ static int64_t header_u32(struct gw_req *r, const char *name, int64_t dflt, int6
 
 /* GetObjectAttributes: what x-amz-object-attributes asks for, from the head
  * (and a multipart object's manifest: its parts, paged by x-amz-max-parts
- * and x-amz-part-number-marker). Parts carry no checksums of their own. */
+ * and x-amz-part-number-marker, each with its checksum if it has one). */
 static void send_attributes(struct gw_req *r)
 {
 	const char *want = http_req_header(r->hr, "x-amz-object-attributes", NULL);
@@ -2221,16 +2238,12 @@ static void send_attributes(struct gw_req *r)
 			gw_meta_etag(&r->gm, etag);
 			s3_xml_elemn(&x, "ETag", etag + 1, strlen(etag) - 2);
 		} else if (n == 8 && !memcmp(t, "Checksum", 8)) {
-			char b64[S3_CKSUM_B64_MAX], name[32];
+			char v[GW_CKSUM_SHOW_MAX];
 
-			if (r->gm.cksum_alg == S3_CKSUM_NONE)
+			if (!gw_meta_cksum_show(&r->gm, v))
 				continue;
-			s3_base64_encode(r->gm.cksum, s3_cksum_len(r->gm.cksum_alg), b64,
-					 sizeof(b64));
-			snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(r->gm.cksum_alg));
 			s3_xml_open(&x, "Checksum", false);
-			s3_xml_elem(&x, name, b64);
-			s3_xml_elem(&x, "ChecksumType", "FULL_OBJECT");
+			gw_xml_object_cksum(&x, &r->gm);
 			s3_xml_close(&x);
 		} else if (n == 11 && !memcmp(t, "ObjectParts", 11)) {
 			uint32_t shown = 0, i;
@@ -2251,6 +2264,7 @@ static void send_attributes(struct gw_req *r)
 				s3_xml_open(&x, "Part", false);
 				s3_xml_elem_u64(&x, "PartNumber", mp->number);
 				s3_xml_elem_u64(&x, "Size", mp->size);
+				gw_xml_part_cksum(&x, mp->cksum_alg, mp->cksum);
 				s3_xml_close(&x);
 				shown++;
 				if (shown == max_parts)
@@ -2283,6 +2297,31 @@ static void send_attributes(struct gw_req *r)
 		http_resp_header(r->hr, "Last-Modified", date);
 	gw_send_xml(r, 200, &b);
 	s3_buf_free(&b);
+}
+
+/* GET/HEAD with x-amz-checksum-mode: ENABLED: the object's checksum and
+ * its type, or with ?partNumber a multipart object's part's; none for a
+ * range (ranged, without a part number). */
+static void resp_checksum(struct gw_req *r, bool ranged)
+{
+	const char *mode = http_req_header(r->hr, "x-amz-checksum-mode", NULL);
+	char v[GW_CKSUM_SHOW_MAX];
+	enum s3_cksum_alg alg = r->gm.cksum_alg;
+
+	if (!mode || strcasecmp(mode, "ENABLED") || alg == S3_CKSUM_NONE)
+		return;
+	if (r->part_num && r->have_man) {
+		const struct gw_mpart *p = &r->man.parts[r->part_num - 1];
+
+		alg = p->cksum_alg;
+		if (alg == S3_CKSUM_NONE ||
+		    s3_base64_encode(p->cksum, s3_cksum_len(alg), v, sizeof(v)) < 0)
+			return;
+	} else if (ranged || !gw_meta_cksum_show(&r->gm, v)) {
+		return;
+	}
+	http_resp_header(r->hr, s3_cksum_header(alg), v);
+	http_resp_header(r->hr, "x-amz-checksum-type", gw_meta_cksum_type(&r->gm));
 }
 
 void gw_object_answer(struct gw_req *r)
@@ -2327,21 +2366,12 @@ void gw_object_answer(struct gw_req *r)
 		return;
 	}
 	obj_headers(r, &r->gm);
+	resp_checksum(r, ret == 1);
 	if (ret == 1) {
 		status = 206;
 		snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
 			 r->range_start, r->range_end, r->gm.size);
 		http_resp_header(r->hr, "Content-Range", cr);
-	} else if (r->gm.cksum_alg != S3_CKSUM_NONE) {
-		const char *mode = http_req_header(r->hr, "x-amz-checksum-mode", NULL);
-
-		if (mode && !strcasecmp(mode, "ENABLED")) {
-			char b64[S3_CKSUM_B64_MAX];
-
-			s3_base64_encode(r->gm.cksum, s3_cksum_len(r->gm.cksum_alg), b64,
-					 sizeof(b64));
-			http_resp_header(r->hr, s3_cksum_header(r->gm.cksum_alg), b64);
-		}
 	}
 	if (head || r->gm.size == 0) {
 		r->responded = true;
@@ -2372,20 +2402,29 @@ void gw_object_answer(struct gw_req *r)
 }
 
 /* Inline object: its bytes from the head's holders, one after another. */
-int gw_inline_read(struct gw_req *r)
+int gw_head_read(struct gw_req *r, size_t len, gw_read_fn cb)
 {
 	struct sto_key k = { .part = r->rpart_rep };
+	int ret;
 
+	gw_name_hash(r->rpath, r->rpath_len, k.name);
+	req_get(r);
+	ret = gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
+			    r->inline_buf, len + 1, cb, r, NULL);
+	if (ret < 0)
+		req_put(r);
+	return ret;
+}
+
+int gw_inline_read(struct gw_req *r)
+{
 	r->inline_buf = malloc(r->gm.size + 1);
 	if (!r->inline_buf)
 		return -ENOMEM;
 	if (!r->nholders)
 		return GWE_SLOW_DOWN;
-	gw_name_hash(r->rpath, r->rpath_len, k.name);
-	req_get(r);
-	gw_read_start(&r->gw->st, r->holders[0], &k, 0, 0, r->inline_buf,
-		      r->gm.size + 1, on_inline_read, r, NULL);
-	return 0;
+	r->holder_try = 0;
+	return gw_head_read(r, r->gm.size, on_inline_read);
 }
 
 /* The slots' pipeline over [range_start, range_end]. */
@@ -2740,9 +2779,6 @@ static void dispatch(struct gw_req *r)
 	case OP_BUCKET_VERSIONING:
 		send_xml_empty(r, "VersioningConfiguration");
 		return;
-	case OP_BUCKET_TAGGING:
-		ret = GWE_NO_SUCH_TAG_SET;
-		break;
 	case OP_GET_ACL:
 	case OP_PUT_ACL:
 		if (r->key) {
@@ -2804,6 +2840,9 @@ static void dispatch(struct gw_req *r)
 	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY:
 	case OP_COMPLETE_MPU: case OP_ABORT_MPU: case OP_LIST_PARTS: case OP_LIST_MPU:
 		ret = gw_mpu_dispatch(r);
+		break;
+	case OP_GET_OBJ_TAGGING: case OP_PUT_OBJ_TAGGING: case OP_DELETE_OBJ_TAGGING:
+		ret = gw_tagging_dispatch(r);
 		break;
 	default:
 		ret = GWE_NOT_IMPLEMENTED;
@@ -2900,7 +2939,8 @@ static int on_body(struct http_req *hr, const void *data, size_t len)
 		return 0;
 	}
 	if (r->op == OP_CREATE_BUCKET || r->op == OP_COMPLETE_MPU ||
-	    r->op == OP_DELETE_OBJECTS || r->op == OP_PUT_LIFECYCLE) {
+	    r->op == OP_DELETE_OBJECTS || r->op == OP_PUT_LIFECYCLE ||
+	    r->op == OP_PUT_OBJ_TAGGING || r->op == OP_PUT_BUCKET_TAGGING) {
 		if (!r->dg_init && (ret = body_begin(r)) < 0) {
 			r->body_err = ret;
 			return 0;
@@ -2926,7 +2966,8 @@ static void on_body_end(struct http_req *hr)
 		return;
 	}
 	if (r->op != OP_CREATE_BUCKET && r->op != OP_COMPLETE_MPU &&
-	    r->op != OP_DELETE_OBJECTS && r->op != OP_PUT_LIFECYCLE)
+	    r->op != OP_DELETE_OBJECTS && r->op != OP_PUT_LIFECYCLE &&
+	    r->op != OP_PUT_OBJ_TAGGING && r->op != OP_PUT_BUCKET_TAGGING)
 		return;
 	ret = r->body_err;
 	if (!ret && !r->dg_init)
@@ -2937,11 +2978,14 @@ static void on_body_end(struct http_req *hr)
 		gw_mpu_complete_body(r);
 		return;
 	}
-	if (r->op == OP_PUT_LIFECYCLE) {
+	if (r->op == OP_PUT_LIFECYCLE || r->op == OP_PUT_BUCKET_TAGGING ||
+	    r->op == OP_PUT_OBJ_TAGGING) {
 		if (ret < 0)
 			send_error(r, ret);
-		else
+		else if (r->op != OP_PUT_OBJ_TAGGING)
 			gw_tier_body_end(r);
+		else
+			gw_tagging_body_end(r);
 		return;
 	}
 	if (r->op == OP_DELETE_OBJECTS) {

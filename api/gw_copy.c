@@ -43,6 +43,9 @@ struct gw_copy {
 	uint64_t ra, rb;
 	struct s3_cksum md5;
 	bool md5_init, done;
+	/* UploadPartCopy into an upload with a checksum algorithm: the
+	 * part's checksum, computed as it streams (ck.alg NONE: none) */
+	struct s3_cksum ck;
 	struct copy_ka *ka;		/* streaming answer: 200 is out */
 	bool streaming;
 };
@@ -149,6 +152,7 @@ void gw_copy_free(struct gw_req *r)
 		return;
 	if (c->md5_init)
 		s3_cksum_free(&c->md5);
+	s3_cksum_free(&c->ck);
 	ka_stop(c);
 	free(c->bucket);
 	free(c->key);
@@ -308,6 +312,8 @@ int gw_copy_begin(struct gw_req *r)
 	}
 }
 
+static void copy_stream(struct gw_req *r);
+
 void gw_copy_source_ready(struct gw_req *r)
 {
 	struct gw_copy *c = r->copy;
@@ -342,7 +348,7 @@ void gw_copy_source_ready(struct gw_req *r)
 					      strlen(r->gm.hdr[i].name), r->gm.hdr[i].value,
 					      strlen(r->gm.hdr[i].value));
 		if (!ret)
-			ret = gw_tier_copy_class(r);
+			ret = gw_tier_copy_class(r) ?: gw_tagging_copy(r);
 		if (ret < 0) {
 			gw_send_error(r, ret);
 			return;
@@ -357,6 +363,26 @@ void gw_copy_source_ready(struct gw_req *r)
 		gw_send_error(r, ret);
 		return;
 	}
+	/* A part streams once its upload is known (gw_copy_upload_known):
+	 * the upload's checksum algorithm is the part's. */
+	if (r->op != OP_UPLOAD_PART_COPY)
+		copy_stream(r);
+}
+
+int gw_copy_upload_known(struct gw_req *r, enum s3_cksum_alg alg)
+{
+	int ret = alg == S3_CKSUM_NONE ? 0 : s3_cksum_init(&r->copy->ck, alg);
+
+	if (ret == 0)
+		copy_stream(r);
+	return ret;
+}
+
+/* The source's bytes start to flow into the destination's PUT. */
+static void copy_stream(struct gw_req *r)
+{
+	int ret;
+
 	if (r->length == 0) {
 		gw_copy_source_done(r, 0);
 		return;
@@ -390,6 +416,7 @@ bool gw_copy_can_feed(struct gw_req *r, uint64_t len)
 int gw_copy_feed(struct gw_req *r, const uint8_t *p, size_t n)
 {
 	s3_cksum_update(&r->copy->md5, p, n);
+	s3_cksum_update(&r->copy->ck, p, n);
 	return gw_put_sink(r, p, n);
 }
 
@@ -405,6 +432,10 @@ void gw_copy_source_done(struct gw_req *r, int err)
 		return;
 	}
 	s3_cksum_final(&c->md5, r->meta.md5);
+	if (c->ck.alg != S3_CKSUM_NONE) {
+		r->meta.cksum_alg = (uint8_t)c->ck.alg;
+		s3_cksum_final(&c->ck, r->meta.cksum);
+	}
 	r->body_ended = true;
 	gw_put_maybe_head(r);
 }
@@ -421,6 +452,8 @@ void gw_copy_answer(struct gw_req *r, const char *etag)
 		    "CopyObjectResult", true);
 	s3_xml_elem(&x, "LastModified", t);
 	s3_xml_elem(&x, "ETag", etag);
+	if (r->op == OP_UPLOAD_PART_COPY)
+		gw_xml_part_cksum(&x, r->meta.cksum_alg, r->meta.cksum);
 	if (s3_xml_end(&x) < 0)
 		gw_send_error(r, -ENOMEM);
 	else if (r->copy && r->copy->streaming)

@@ -39,7 +39,8 @@ int gw_meta_encode(const struct gw_meta *m, struct s3_buf *b)
 	ret = ret ?: put_u8(b, m->layout);
 	ret = ret ?: put_u8(b, m->k);
 	ret = ret ?: put_u8(b, m->m);
-	ret = ret ?: put_u8(b, m->cksum_alg);
+	ret = ret ?: put_u8(b, (uint8_t)(m->cksum_alg |
+				   (m->cksum_composite ? GW_META_CKSUM_COMPOSITE : 0)));
 	ret = ret ?: put_be(b, m->nhdr, 2);
 	ret = ret ?: put_be(b, m->version, 8);
 	ret = ret ?: put_be(b, m->size, 8);
@@ -127,6 +128,8 @@ int gw_meta_decode(const void *p, size_t n, struct gw_meta *m)
 	m->k = (uint8_t)get_be(&r, 1);
 	m->m = (uint8_t)get_be(&r, 1);
 	m->cksum_alg = (uint8_t)get_be(&r, 1);
+	m->cksum_composite = m->cksum_alg & GW_META_CKSUM_COMPOSITE;
+	m->cksum_alg &= (uint8_t)~GW_META_CKSUM_COMPOSITE;
 	nhdr = (uint32_t)get_be(&r, 2);
 	m->version = get_be(&r, 8);
 	m->size = get_be(&r, 8);
@@ -134,7 +137,8 @@ int gw_meta_decode(const void *p, size_t n, struct gw_meta *m)
 	get_bytes(&r, m->md5, 16);
 	get_bytes(&r, m->cksum, 32);
 	nover = (uint32_t)get_be(&r, 4);
-	if (r.bad || nhdr > GW_META_MAX_HDRS || nover > GW_META_MAX_OVERRIDES)
+	if (r.bad || nhdr > GW_META_MAX_HDRS || nover > GW_META_MAX_OVERRIDES ||
+	    m->cksum_alg >= S3_CKSUM_END)
 		return -EINVAL;
 	if (m->kind != GW_META_OBJECT && m->kind != GW_META_BUCKET &&
 	    m->kind != GW_META_UPLOAD)
@@ -220,6 +224,21 @@ int gw_meta_add_hdr(struct gw_meta *m, const char *name, size_t nlen,
 	return 0;
 }
 
+void gw_meta_del_hdr(struct gw_meta *m, const char *name)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < m->nhdr; i++) {
+		if (!strcmp(m->hdr[i].name, name)) {
+			free(m->hdr[i].name);
+			free(m->hdr[i].value);
+			continue;
+		}
+		m->hdr[k++] = m->hdr[i];
+	}
+	m->nhdr = k;
+}
+
 const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name)
 {
 	for (uint32_t i = 0; i < m->nhdr; i++)
@@ -236,6 +255,26 @@ void gw_meta_etag(const struct gw_meta *m, char out[S3_ETAG_MAX])
 
 		snprintf(out + n - 1, S3_ETAG_MAX - (n - 1), "-%u\"", m->nparts);
 	}
+}
+
+bool gw_meta_cksum_show(const struct gw_meta *m, char out[GW_CKSUM_SHOW_MAX])
+{
+	int n;
+
+	if (m->cksum_alg == S3_CKSUM_NONE || m->cksum_alg == S3_CKSUM_MD5)
+		return false;
+	n = s3_base64_encode(m->cksum, s3_cksum_len(m->cksum_alg), out,
+			     GW_CKSUM_SHOW_MAX);
+	if (n < 0)
+		return false;
+	if (m->cksum_composite)
+		snprintf(out + n, GW_CKSUM_SHOW_MAX - (size_t)n, "-%u", m->nparts);
+	return true;
+}
+
+const char *gw_meta_cksum_type(const struct gw_meta *m)
+{
+	return m->cksum_composite ? "COMPOSITE" : "FULL_OBJECT";
 }
 
 uint32_t gw_meta_dev(const struct gw_meta *m, uint32_t seg, unsigned frag,

@@ -39,6 +39,7 @@ static const struct {
 	{ GWE_COPY_NO_SUCH_BUCKET, 404, "NoSuchBucket", "The specified bucket does not exist" },
 	{ GWE_COPY_PRECONDITION, 412, "PreconditionFailed", "At least one of the preconditions you specified did not hold" },
 	{ GWE_COPY_INVALID_RANGE, 416, "InvalidRange", "The requested range is not satisfiable" },
+	{ GWE_MPU_CKSUM_TYPE, 400, "InvalidRequest", "The checksum algorithm or type does not match the multipart upload's, or is not valid for it." },
 	{ GWE_INVALID_REQUEST_COPY, 400, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes." },
 };
 
@@ -605,7 +606,16 @@ int gw_part_entry_encode(const struct gw_meta *m, struct s3_buf *b)
 	for (uint32_t i = 0; !ret && i < m->nover; i++)
 		ret = put_be(b, m->over[i].seg, 4) ?: put_be(b, m->over[i].frag, 1) ?:
 		      put_be(b, m->over[i].dev, 4);
+	if (!ret && m->cksum_alg != S3_CKSUM_NONE)
+		ret = put_be(b, m->cksum_alg, 1) ?:
+		      s3_buf_add(b, m->cksum, s3_cksum_len(m->cksum_alg));
 	return ret;
+}
+
+/* A part's checksum algorithm as stored: one S3 sends (x-amz-checksum-*). */
+static bool part_cksum_valid(unsigned alg)
+{
+	return alg < S3_CKSUM_END && s3_cksum_header((enum s3_cksum_alg)alg);
 }
 
 int gw_part_entry_decode(const struct sto_listing_entry *e, struct gw_part_entry *p)
@@ -622,8 +632,17 @@ int gw_part_entry_decode(const struct sto_listing_entry *e, struct gw_part_entry
 	memcpy(p->md5, v + 16, 16);
 	p->seg_size = (uint32_t)rd_be(v + 32, 4);
 	p->nover = (uint32_t)rd_be(v + 36, 2);
-	if (n != 38 + 9 * p->nover || !p->seg_size)
+	if (n < 38 + 9 * p->nover || !p->seg_size)
 		return -EINVAL;
+	if (n > 38 + 9 * p->nover) {
+		const uint8_t *c = v + 38 + 9 * p->nover;
+
+		if (!part_cksum_valid(c[0]) ||
+		    n != 38 + 9 * p->nover + 1 + s3_cksum_len(c[0]))
+			return -EINVAL;
+		p->cksum_alg = c[0];
+		memcpy(p->cksum, c + 1, s3_cksum_len(c[0]));
+	}
 	if (p->nover) {
 		p->over = calloc(p->nover, sizeof(*p->over));
 		if (!p->over)
@@ -703,11 +722,47 @@ static int upload_lookup(struct gw_req *r, up_fn cb)
 
 /* ------------------------------------------------------------- create */
 
+/* CreateMultipartUpload's x-amz-checksum-algorithm and -type into the
+ * upload record: the parts must then carry that algorithm's checksum, and
+ * the object gets one. COMPOSITE suits every algorithm but CRC64NVME,
+ * FULL_OBJECT only the CRCs; each algorithm's default is AWS's. */
+static int create_checksum(struct gw_req *r)
+{
+	size_t al, tl;
+	const char *a = http_req_header(r->hr, "x-amz-checksum-algorithm", &al);
+	const char *t = http_req_header(r->hr, "x-amz-checksum-type", &tl);
+	enum s3_cksum_alg alg;
+	bool composite;
+
+	if (!a)
+		return t ? GWE_MPU_CKSUM_TYPE : 0;
+	alg = s3_cksum_alg_from_name(a, al);
+	if (alg == S3_CKSUM_NONE)
+		return GWE_MPU_INVALID_ARG;
+	composite = alg != S3_CKSUM_CRC64NVME;
+	if (t && tl == 9 && !strncasecmp(t, "COMPOSITE", 9))
+		composite = true;
+	else if (t && tl == 11 && !strncasecmp(t, "FULL_OBJECT", 11))
+		composite = false;
+	else if (t)
+		return GWE_MPU_INVALID_ARG;
+	if (composite ? alg == S3_CKSUM_CRC64NVME : !s3_cksum_is_crc(alg))
+		return GWE_MPU_CKSUM_TYPE;
+	r->meta.cksum_alg = (uint8_t)alg;
+	r->meta.cksum_composite = composite;
+	return 0;
+}
+
 static void create_answer(struct gw_req *r)
 {
 	struct s3_buf b = { 0 };
 	struct s3_xml x;
 
+	if (r->meta.cksum_alg != S3_CKSUM_NONE && r->hr) {
+		http_resp_header(r->hr, "x-amz-checksum-algorithm",
+				 s3_cksum_name(r->meta.cksum_alg));
+		http_resp_header(r->hr, "x-amz-checksum-type", gw_meta_cksum_type(&r->meta));
+	}
 	s3_xml_begin(&x, &b);
 	s3_xml_open(&x, "InitiateMultipartUploadResult", true);
 	s3_xml_elem(&x, "Bucket", r->bucket);
@@ -777,7 +832,7 @@ static int create_begin(struct gw_req *r)
 	r->meta.owner = strdup(r->owner);
 	if (!r->meta.owner)
 		return -ENOMEM;
-	ret = gw_collect_meta(r, &r->meta);
+	ret = gw_collect_meta(r, &r->meta) ?: create_checksum(r);
 	if (ret < 0)
 		return ret;
 	/* Upload ids sort by creation time (ListMultipartUploads' order). */
@@ -829,6 +884,8 @@ static void part_ready(struct gw_req *r)
 
 static void on_part_upload(struct gw_req *r, int err)
 {
+	if (!err && r->op == OP_UPLOAD_PART_COPY && r->copy)
+		err = gw_copy_upload_known(r, r->mpu->up.cksum_alg);
 	if (err) {
 		r->mpu->up_missing = true;
 		if (err != GWE_NO_SUCH_UPLOAD)
@@ -936,6 +993,18 @@ static void on_part_committed(struct gw_req *r, int err)
 	if (u->have_old && u->old.version < r->version)
 		gw_tail_gc(r->gw, r->path, r->path_len, r->part_ec, u->old.version,
 			   (u->old.size + u->old.seg_size - 1) / u->old.seg_size, now);
+}
+
+int gw_mpu_part_check(struct gw_req *r)
+{
+	const struct gw_meta *up = &r->mpu->up;
+
+	if (!r->mpu->have_up || up->cksum_alg == S3_CKSUM_NONE)
+		return 0;
+	/* The part's own checksum (header or trailer), verified against its
+	 * data on the way in, must be of the upload's algorithm (a copied
+	 * part's is computed in it: gw_copy_upload_known). */
+	return r->meta.cksum_alg == up->cksum_alg ? 0 : GWE_MPU_CKSUM_TYPE;
 }
 
 void gw_mpu_part_commit(struct gw_req *r)
@@ -1138,34 +1207,29 @@ static const struct gw_part_entry *find_part(const struct gw_mpu *u, uint32_t nu
 	return NULL;
 }
 
-static void complete_old_known(struct gw_req *r)
-{
-	r->old_known = true;
-	gw_put_maybe_head(r);
-}
-
 static void complete_result(struct gw_req *r, const struct gw_meta *m);
 
-/* The object being replaced is multipart. If it is already this upload's,
- * this Complete is a retry that loaded the parts listing before the first
- * Complete's cleanup dropped it: a new head would have the replaced
- * manifest's parts collected, which are this manifest's parts too. Answer
- * the first Complete's result instead. */
-static void complete_old_manifest(struct gw_req *r)
+static void complete_old_known(struct gw_req *r)
 {
-	if (r->old_man.upload_id && !strcmp(r->old_man.upload_id, r->upload_id))
+	/* The object is this very upload's already: a retry that came before
+	 * the first Complete's cleanup dropped the upload. Its answer is the
+	 * first's; a second head would make the first's parts (the same
+	 * ones) look replaced, and they would go. */
+	if (r->old_man.upload_id && !strcmp(r->old_man.upload_id, r->upload_id)) {
 		complete_result(r, &r->gm);
-	else
-		complete_old_known(r);
+		return;
+	}
+	r->old_known = true;
+	gw_put_maybe_head(r);
 }
 
 static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
-	struct gw_meta m = { 0 };
+	struct gw_meta *m = &r->gm;	/* kept: complete_old_known may answer it */
 	bool have = res->status == 0 &&
-		    gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
-		    m.kind == GW_META_OBJECT;
+		    gw_meta_decode(res->meta, res->meta_len, m) == 0 &&
+		    m->kind == GW_META_OBJECT;
 	int ret = 0;
 
 	/* Conditional Complete (If-Match / If-None-Match) as a conditional
@@ -1173,31 +1237,95 @@ static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 	if (r->hr && (http_req_header(r->hr, "if-match", NULL) ||
 		      http_req_header(r->hr, "if-none-match", NULL)))
 		ret = res->status < 0 && res->status != -ENOENT ? -EHOSTUNREACH :
-		      gw_put_check_conditions(r, have ? &m : NULL);
+		      gw_put_check_conditions(r, have ? m : NULL);
 	if (ret < 0) {
-		gw_meta_free(&m);
 		gw_send_error(r, ret);
 		gw_req_put(r);
 		return;
 	}
 	/* The replaced version's segments (or parts) go once the new head is
 	 * durable (on_head_written). */
-	if (have && m.layout == GW_LAYOUT_EC) {
-		r->old_version = m.version;
-		r->old_segs = gw_meta_segments(&m);
+	if (have && m->layout == GW_LAYOUT_EC) {
+		r->old_version = m->version;
+		r->old_segs = gw_meta_segments(m);
 	}
-	if (have && m.layout == GW_LAYOUT_MULTIPART) {
-		gw_meta_free(&r->gm);
-		r->gm = m;	/* a retry answers with it (complete_old_manifest) */
-		if (gw_mpu_old_manifest(r, res, &r->gm, complete_old_manifest) == 0) {
-			gw_req_put(r);
-			return;
-		}
-	} else {
-		gw_meta_free(&m);
+	if (have && m->layout == GW_LAYOUT_MULTIPART &&
+	    gw_mpu_old_manifest(r, res, m, complete_old_known) == 0) {
+		gw_req_put(r);
+		return;
 	}
 	complete_old_known(r);
 	gw_req_put(r);
+}
+
+/* Is v[0..vl) the object checksum m shows (a COMPOSITE one also without
+ * its "-<parts>")? */
+static bool cksum_value_is(const struct gw_meta *m, const char *v, size_t vl)
+{
+	char shown[GW_CKSUM_SHOW_MAX];
+	size_t n;
+
+	if (!gw_meta_cksum_show(m, shown))
+		return false;
+	n = strlen(shown);
+	if (vl == n && !memcmp(v, shown, n))
+		return true;
+	n = strcspn(shown, "-");
+	return m->cksum_composite && vl == n && !memcmp(v, shown, n);
+}
+
+/* Complete: the object's checksum from its parts' into r->meta: the
+ * upload's algorithm over the parts' digests (COMPOSITE) or their CRCs
+ * combined (FULL_OBJECT). None when the upload has no algorithm or a part
+ * lacks its checksum (one uploaded before this gateway computed copied
+ * parts' checksums); the parts then keep none in the manifest either.
+ * Complete's x-amz-checksum-type and x-amz-checksum-* must agree with it:
+ * 0, GWE_MPU_CKSUM_TYPE, S3E_BAD_DIGEST, -ENOMEM. */
+static int complete_cksum(struct gw_req *r, struct gw_manifest *man)
+{
+	const struct gw_meta *up = &r->mpu->up;
+	enum s3_cksum_alg alg = up->cksum_alg;
+	size_t len = s3_cksum_len(alg), tl, vl;
+	const char *t = r->hr ? http_req_header(r->hr, "x-amz-checksum-type", &tl) : NULL;
+	int ret;
+
+	for (uint32_t i = 0; alg != S3_CKSUM_NONE && i < man->n; i++)
+		if (man->parts[i].cksum_alg != alg)
+			alg = S3_CKSUM_NONE;
+	r->meta.cksum_alg = S3_CKSUM_NONE;
+	r->meta.cksum_composite = up->cksum_composite;
+	if (alg == S3_CKSUM_NONE) {
+		for (uint32_t i = 0; i < man->n; i++)
+			man->parts[i].cksum_alg = S3_CKSUM_NONE;
+	} else if (up->cksum_composite) {
+		struct s3_cksum c;
+
+		if ((ret = s3_cksum_init(&c, alg)) < 0)
+			return ret;
+		for (uint32_t i = 0; i < man->n; i++)
+			s3_cksum_update(&c, man->parts[i].cksum, len);
+		s3_cksum_final(&c, r->meta.cksum);
+		s3_cksum_free(&c);
+	} else {
+		memcpy(r->meta.cksum, man->parts[0].cksum, len);
+		for (uint32_t i = 1; i < man->n; i++)
+			s3_cksum_combine(alg, r->meta.cksum, man->parts[i].cksum,
+					 man->parts[i].size);
+	}
+	r->meta.cksum_alg = (uint8_t)alg;
+	if (t && (up->cksum_alg == S3_CKSUM_NONE ||
+		  tl != strlen(gw_meta_cksum_type(up)) ||
+		  strncasecmp(t, gw_meta_cksum_type(up), tl)))
+		return GWE_MPU_CKSUM_TYPE;
+	for (int a = S3_CKSUM_CRC32; r->hr && a < S3_CKSUM_END; a++) {
+		const char *h = s3_cksum_header(a), *v;
+
+		if (!h || !(v = http_req_header(r->hr, h, &vl)))
+			continue;
+		if (a != r->meta.cksum_alg || !cksum_value_is(&r->meta, v, vl))
+			return S3E_BAD_DIGEST;
+	}
+	return 0;
 }
 
 static int complete_build(struct gw_req *r)
@@ -1232,18 +1360,32 @@ static int complete_build(struct gw_req *r)
 			ret = S3E_INVALID_PART;
 			break;
 		}
+		/* A part's checksum in the body must be the one it came with. */
+		if (q->cksum && (q->cksum_alg != p->cksum_alg ||
+				 s3_cksum_check_b64(q->cksum_alg, p->cksum, q->cksum,
+						    strlen(q->cksum)))) {
+			ret = S3E_INVALID_PART;
+			break;
+		}
 		if (i + 1 < u->req.n_parts && p->size < MPU_MIN_PART) {
 			ret = GWE_ENTITY_TOO_SMALL;
 			break;
 		}
 		s3_cksum_update(&md5, p->md5, 16);
-		man.parts[i] = (struct gw_mpart){ p->number, p->size, p->version,
-						  p->seg_size, p->over, p->nover, 0, 0 };
+		man.parts[i] = (struct gw_mpart){ .number = p->number, .size = p->size,
+						  .version = p->version,
+						  .seg_size = p->seg_size, .over = p->over,
+						  .nover = p->nover,
+						  .cksum_alg = p->cksum_alg };
+		memcpy(man.parts[i].cksum, p->cksum, sizeof(p->cksum));
 		u->keep[p->number / 8] |= (uint8_t)(1u << (p->number % 8));
 		size += p->size;
 	}
 	if (ret == 0 && size > gw->cfg.max_object)
 		ret = GWE_MPU_TOO_LARGE;
+	r->meta.nparts = man.n;
+	if (ret == 0)
+		ret = complete_cksum(r, &man);
 	if (ret == 0) {
 		s3_buf_reset(&r->small);
 		r->small.max = 0;
@@ -1263,7 +1405,6 @@ static int complete_build(struct gw_req *r)
 	r->meta.seg_size = gw->cfg.unit * gw->k;
 	r->meta.size = size;
 	r->meta.version = r->version;
-	r->meta.nparts = man.n;
 	r->meta.manifest_len = (uint32_t)r->small.len;
 	r->meta.owner = strdup(r->owner);
 	if (!r->meta.owner)
@@ -1399,6 +1540,7 @@ static void complete_result(struct gw_req *r, const struct gw_meta *m)
 	s3_xml_elem(&x, "Bucket", r->bucket);
 	s3_xml_elem(&x, "Key", r->key);
 	s3_xml_elem(&x, "ETag", etag);
+	gw_xml_object_cksum(&x, m);
 	if (s3_xml_end(&x) < 0)
 		gw_send_error(r, -ENOMEM);
 	else
@@ -1407,6 +1549,29 @@ static void complete_result(struct gw_req *r, const struct gw_meta *m)
 }
 
 /* ----------------------------------------------------------- list parts */
+
+void gw_xml_part_cksum(struct s3_xml *x, unsigned alg, const uint8_t *cksum)
+{
+	char b64[S3_CKSUM_B64_MAX], name[32];
+
+	if (alg == S3_CKSUM_NONE ||
+	    s3_base64_encode(cksum, s3_cksum_len(alg), b64, sizeof(b64)) < 0)
+		return;
+	snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(alg));
+	s3_xml_elem(x, name, b64);
+}
+
+bool gw_xml_object_cksum(struct s3_xml *x, const struct gw_meta *m)
+{
+	char v[GW_CKSUM_SHOW_MAX], name[32];
+
+	if (!gw_meta_cksum_show(m, v))
+		return false;
+	snprintf(name, sizeof(name), "Checksum%s", s3_cksum_name(m->cksum_alg));
+	s3_xml_elem(x, name, v);
+	s3_xml_elem(x, "ChecksumType", gw_meta_cksum_type(m));
+	return true;
+}
 
 static void on_list_parts(struct gw_req *r, int err, const struct sto_listing_page *pg)
 {
@@ -1451,6 +1616,7 @@ static void on_list_parts(struct gw_req *r, int err, const struct sto_listing_pa
 		s3_xml_elem(&x, "LastModified", t);
 		s3_xml_elem(&x, "ETag", etag);
 		s3_xml_elem_u64(&x, "Size", p.size);
+		gw_xml_part_cksum(&x, p.cksum_alg, p.cksum);
 		s3_xml_close(&x);
 		last = p.number;
 		gw_part_entry_free(&p);
@@ -1458,6 +1624,10 @@ static void on_list_parts(struct gw_req *r, int err, const struct sto_listing_pa
 	s3_xml_elem_u64(&x, "NextPartNumberMarker", last);
 	s3_xml_elem_u64(&x, "MaxParts", u->list_max);
 	s3_xml_elem_bool(&x, "IsTruncated", pg->is_truncated);
+	if (u->up.cksum_alg != S3_CKSUM_NONE) {
+		s3_xml_elem(&x, "ChecksumAlgorithm", s3_cksum_name(u->up.cksum_alg));
+		s3_xml_elem(&x, "ChecksumType", gw_meta_cksum_type(&u->up));
+	}
 	if (s3_xml_end(&x) < 0)
 		gw_send_error(r, -ENOMEM);
 	else
@@ -1741,11 +1911,15 @@ int gw_mpu_dispatch(struct gw_req *r)
 int gw_manifest_encode(const struct gw_manifest *m, struct s3_buf *b)
 {
 	size_t il = strlen(m->upload_id);
+	bool cks = false;
 	int ret;
 
 	if (il > UINT16_MAX)
 		return -E2BIG;
-	ret = put_be(b, GW_MANIFEST_FORMAT, 1) ?: put_be(b, il, 2) ?:
+	for (uint32_t i = 0; i < m->n; i++)
+		cks |= m->parts[i].cksum_alg != S3_CKSUM_NONE;
+	ret = put_be(b, cks ? GW_MANIFEST_FORMAT_CKSUM : GW_MANIFEST_FORMAT, 1) ?:
+	      put_be(b, il, 2) ?:
 	      s3_buf_add(b, m->upload_id, il) ?: put_be(b, m->n, 4);
 	for (uint32_t i = 0; !ret && i < m->n; i++) {
 		const struct gw_mpart *p = &m->parts[i];
@@ -1758,6 +1932,9 @@ int gw_manifest_encode(const struct gw_manifest *m, struct s3_buf *b)
 		for (uint32_t j = 0; !ret && j < p->nover; j++)
 			ret = put_be(b, p->over[j].seg, 4) ?: put_be(b, p->over[j].frag, 1) ?:
 			      put_be(b, p->over[j].dev, 4);
+		if (!ret && cks)
+			ret = put_be(b, p->cksum_alg, 1) ?:
+			      s3_buf_add(b, p->cksum, s3_cksum_len(p->cksum_alg));
 	}
 	return ret;
 }
@@ -1766,13 +1943,15 @@ int gw_manifest_decode(const void *buf, size_t n, struct gw_manifest *m)
 {
 	const uint8_t *p = buf, *end = p + n;
 	uint64_t off = 0, seg = 0;
+	bool cks, any = false;
 	size_t il;
 
 	memset(m, 0, sizeof(*m));
 #define NEED(k) do { if ((size_t)(end - p) < (k)) return -EINVAL; } while (0)
 	NEED(3);
-	if (p[0] != GW_MANIFEST_FORMAT)
+	if (p[0] != GW_MANIFEST_FORMAT && p[0] != GW_MANIFEST_FORMAT_CKSUM)
 		return -EPROTO;
+	cks = p[0] == GW_MANIFEST_FORMAT_CKSUM;
 	il = (size_t)rd_be(p + 1, 2);
 	p += 3;
 	NEED(il + 4);
@@ -1810,6 +1989,17 @@ int gw_manifest_decode(const void *buf, size_t n, struct gw_manifest *m)
 		for (uint32_t j = 0; j < q->nover; j++, p += 9)
 			q->over[j] = (struct gw_override){ (uint32_t)rd_be(p, 4), p[4],
 							   (uint32_t)rd_be(p + 5, 4) };
+		if (cks) {
+			NEED(1);
+			if (p[0] != S3_CKSUM_NONE && !part_cksum_valid(p[0]))
+				return -EINVAL;
+			q->cksum_alg = p[0];
+			p++;
+			NEED(s3_cksum_len(q->cksum_alg));
+			memcpy(q->cksum, p, s3_cksum_len(q->cksum_alg));
+			p += s3_cksum_len(q->cksum_alg);
+			any |= q->cksum_alg != S3_CKSUM_NONE;
+		}
 		q->off = off;
 		q->seg0 = seg;
 		off += q->size;
@@ -1817,6 +2007,9 @@ int gw_manifest_decode(const void *buf, size_t n, struct gw_manifest *m)
 	}
 #undef NEED
 	m->nsegs = seg;
+	/* One encoding per manifest: the checksum format only with one. */
+	if (cks && !any)
+		return -EINVAL;
 	return p == end ? 0 : -EINVAL;
 }
 
@@ -1889,7 +2082,7 @@ static void on_manifest_read(void *arg, int status, uint64_t ts, size_t got)
 		return;		/* XXX no hedging for replicas: wait */
 	if (!r->hr || r->responded)
 		goto out;
-	if (status < 0 || ts != r->gm.version || got != r->gm.manifest_len) {
+	if (status < 0 || ts != r->head_ts || got != r->gm.manifest_len) {
 		if (++r->holder_try < r->nholders) {
 			manifest_read_next(r);
 			goto out;
@@ -1922,16 +2115,8 @@ out:
 
 static void manifest_read_next(struct gw_req *r)
 {
-	struct sto_key k = { .part = r->rpart_rep };
-
-	gw_name_hash(r->rpath, r->rpath_len, k.name);
-	gw_req_get(r);
-	if (gw_read_start(&r->gw->st, r->holders[r->holder_try], &k, 0, 0,
-			  r->inline_buf, (size_t)r->gm.manifest_len + 1,
-			  on_manifest_read, r, NULL) < 0) {
+	if (gw_head_read(r, r->gm.manifest_len, on_manifest_read) < 0)
 		gw_send_error(r, -ENOMEM);
-		gw_req_put(r);
-	}
 }
 
 int gw_mpu_load_manifest(struct gw_req *r)
@@ -2036,7 +2221,7 @@ int gw_manifest_read_old(struct gateway *gw, const char *path, size_t plen,
 	o->arg = arg;
 	memcpy(o->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	o->n = res->nholders;
-	o->version = m->version;
+	o->version = res->ts;		/* the head's (a tagging rewrite's) */
 	o->len = m->manifest_len;
 	oldman_try(o);
 	return 0;

@@ -16,7 +16,9 @@
  *     matching the key gives cold_after = Days x the lifecycle day
  *     (86400 s; --lifecycle-day-seconds scales it for tests); Days 0 lands
  *     cold.
- * The policy and the lifecycle configuration are one record per bucket,
+ * The policy, the lifecycle configuration and the bucket's tags
+ * (Put/Get/DeleteBucketTagging: the bucket's other settings record; object
+ * tags are gw_tagging.c's) are one record per bucket,
  * 3 replicas on rep3 at "/.tiercfg/<bucket>", stamped with the bucket's
  * creation time so a bucket deleted and created again starts without
  * them; cached 2 s per gateway like the bucket record.
@@ -51,6 +53,7 @@ struct gw_tier_pol {
 	bool has_lc;
 	struct s3_lifecycle lc;
 	uint64_t gen;			/* the record's timestamp: names its pass */
+	char *tags;			/* bucket tags, stored form; NULL: none */
 };
 
 struct gw_tier {
@@ -73,6 +76,7 @@ static const struct {
 	{ GWE_LC_NOT_IMPLEMENTED, 501, "NotImplemented", "Only Transition rules with Days and a prefix filter are implemented (no Expiration, Date, tag or size filters, noncurrent-version or multipart-abort actions)" },
 	{ GWE_TIER_INVALID_ARG, 400, "InvalidArgument", "x-strata-tier-pin must be hot, cold or none; x-strata-tier-cold-after a number of seconds" },
 	{ GWE_LC_TOO_LARGE, 400, "InvalidArgument", "The lifecycle configuration is too large to store" },
+	{ GWE_NO_SUCH_TAG_SET, 404, "NoSuchTagSet", "The TagSet does not exist" },
 };
 
 bool gw_tier_err_info(int err, int *status, const char **code, const char **msg)
@@ -163,29 +167,13 @@ int gw_tier_check_headers(struct gw_req *r)
 	return 0;
 }
 
-/* Removes every header called name from m. */
-static void meta_hdr_del(struct gw_meta *m, const char *name)
-{
-	uint32_t j = 0;
-
-	for (uint32_t i = 0; i < m->nhdr; i++) {
-		if (!strcmp(m->hdr[i].name, name)) {
-			free(m->hdr[i].name);
-			free(m->hdr[i].value);
-			continue;
-		}
-		m->hdr[j++] = m->hdr[i];
-	}
-	m->nhdr = j;
-}
-
 int gw_tier_copy_class(struct gw_req *r)
 {
 	const char *v = r->hr ? http_req_header(r->hr, "x-amz-storage-class", NULL) : NULL;
 
 	if (!v)
 		return 0;
-	meta_hdr_del(&r->meta, "x-amz-storage-class");
+	gw_meta_del_hdr(&r->meta, "x-amz-storage-class");
 	return gw_meta_add_hdr(&r->meta, "x-amz-storage-class", 19, v, strlen(v));
 }
 
@@ -268,6 +256,7 @@ static void pol_put(struct gw_tier_pol *p)
 	if (!p || --p->refs)
 		return;
 	s3_lifecycle_free(&p->lc);
+	free(p->tags);
 	free(p);
 }
 
@@ -372,6 +361,8 @@ static int pol_decode(struct gw_tier_pol *p, const void *meta, uint32_t len)
 		ret = s3_lifecycle_parse(v, strlen(v), &p->lc) < 0 ? -EINVAL : 0;
 		p->has_lc = ret == 0;
 	}
+	if (!ret && (v = gw_meta_hdr_get(&m, "tags")) && !(p->tags = strdup(v)))
+		ret = -ENOMEM;
 out:
 	gw_meta_free(&m);
 	return ret;
@@ -568,6 +559,8 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 			ret = GWE_LC_TOO_LARGE;
 		ret = ret ?: gw_meta_add_hdr(&m, "lifecycle", 9, lc.p, lc.len);
 	}
+	if (!ret && p->tags)
+		ret = gw_meta_add_hdr(&m, "tags", 4, p->tags, strlen(p->tags));
 	pol_path(r->bucket, path, sizeof(path), &len);
 	if (!ret) {
 		gw_req_get(r);
@@ -595,6 +588,10 @@ static struct gw_tier_pol *pol_copy(struct gw_req *r, bool with_lc)
 		return p;
 	p->pin = old->pin;
 	p->cold_after = old->cold_after;
+	if (old->tags && !(p->tags = strdup(old->tags))) {
+		pol_put(p);
+		return NULL;
+	}
 	if (with_lc && old->has_lc) {
 		/* Re-parse the canonical form: a deep copy without a copier. */
 		struct s3_buf b = { 0 };
@@ -654,7 +651,9 @@ static void on_written_answer(struct gw_req *r, int err)
 	if (err)
 		gw_send_error(r, err == -EHOSTUNREACH ? -EHOSTUNREACH : err);
 	else
-		gw_send_empty(r, r->op == OP_DELETE_LIFECYCLE ? 204 : 200);
+		gw_send_empty(r, r->op == OP_DELETE_LIFECYCLE ||
+				 r->op == OP_PUT_BUCKET_TAGGING ||
+				 r->op == OP_DELETE_BUCKET_TAGGING ? 204 : 200);
 }
 
 static void on_pol_for_op(struct gw_req *r, int err)
@@ -691,8 +690,15 @@ static void on_pol_for_op(struct gw_req *r, int err)
 		send_json(r, 200, j);
 		json_decref(j);
 		break;
+	case OP_GET_BUCKET_TAGGING:
+		if (!p->tags)
+			gw_send_error(r, GWE_NO_SUCH_TAG_SET);
+		else
+			gw_tagging_send(r, p->tags);
+		break;
+	case OP_DELETE_BUCKET_TAGGING:
 	case OP_DELETE_LIFECYCLE:
-		if (!p->has_lc) {
+		if (r->op == OP_DELETE_LIFECYCLE ? !p->has_lc : !p->tags) {
 			gw_send_empty(r, 204);
 			break;
 		}
@@ -701,6 +707,10 @@ static void on_pol_for_op(struct gw_req *r, int err)
 		np = pol_copy(r, r->op != OP_DELETE_LIFECYCLE);
 		if (np && r->op == OP_PUT_TIER_POLICY)
 			pol_from_headers(r, np);
+		if (np && r->op == OP_DELETE_BUCKET_TAGGING) {
+			free(np->tags);
+			np->tags = NULL;
+		}
 		err = np ? pol_write(r, np, on_written_answer) : -ENOMEM;
 		if (err)
 			gw_send_error(r, err);
@@ -708,6 +718,33 @@ static void on_pol_for_op(struct gw_req *r, int err)
 	default:
 		gw_send_error(r, -EINVAL);
 	}
+}
+
+/* PutBucketTagging: the fresh record is loaded. */
+static void on_pol_for_tagging(struct gw_req *r, int err)
+{
+	struct gw_tier_pol *np;
+
+	if (err) {
+		gw_send_error(r, err);
+		return;
+	}
+	np = pol_copy(r, true);
+	if (!np) {
+		gw_send_error(r, -ENOMEM);
+		return;
+	}
+	free(np->tags);
+	np->tags = NULL;
+	err = gw_tagging_parse_body(r, &np->tags);
+	if (err) {
+		pol_put(np);
+		gw_send_error(r, err);
+		return;
+	}
+	err = pol_write(r, np, on_written_answer);	/* owns np */
+	if (err)
+		gw_send_error(r, err);
 }
 
 /* PutBucketLifecycleConfiguration: the fresh record is loaded. */
@@ -739,7 +776,19 @@ static void on_pol_for_lifecycle(struct gw_req *r, int err)
 void gw_tier_body_end(struct gw_req *r)
 {
 	struct s3_lifecycle lc;
-	int ret = s3_lifecycle_parse(r->small.p ? r->small.p : "", r->small.len, &lc);
+	int ret;
+
+	if (r->op == OP_PUT_BUCKET_TAGGING) {
+		/* checked here, applied to the fresh record */
+		char *t = NULL;
+
+		ret = gw_tagging_parse_body(r, &t) ?: pol_load(r, true, on_pol_for_tagging);
+		free(t);
+		if (ret < 0)
+			gw_send_error(r, ret);
+		return;
+	}
+	ret = s3_lifecycle_parse(r->small.p ? r->small.p : "", r->small.len, &lc);
 
 	/* What is not done is refused whole: a rule silently dropped would
 	 * look applied. */
@@ -848,6 +897,7 @@ bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))
 			return false;
 		break;
 	case OP_GET_LIFECYCLE: case OP_DELETE_LIFECYCLE: case OP_GET_TIER_POLICY:
+	case OP_GET_BUCKET_TAGGING: case OP_DELETE_BUCKET_TAGGING:
 		http_req_resume(r->hr);		/* no body */
 		ret = pol_load(r, true, on_pol_for_op);
 		break;
@@ -855,7 +905,7 @@ bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))
 		http_req_resume(r->hr);
 		ret = gw_tier_check_headers(r) ?: pol_load(r, true, on_pol_for_op);
 		break;
-	case OP_PUT_LIFECYCLE:
+	case OP_PUT_LIFECYCLE: case OP_PUT_BUCKET_TAGGING:
 		http_req_resume(r->hr);		/* the body: gw_tier_body_end */
 		return true;
 	case OP_PUT_OBJECT: case OP_COPY_OBJECT: case OP_CREATE_MPU:
@@ -867,6 +917,7 @@ bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))
 		/* fall through */
 	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY: case OP_COMPLETE_MPU:
 	case OP_GET_OBJECT: case OP_HEAD_OBJECT:	/* the class shown */
+	case OP_PUT_OBJ_TAGGING: case OP_DELETE_OBJ_TAGGING:	/* a head rewrite */
 		if (r->tier_ready)
 			return false;
 		ret = ret ?: pol_load(r, false, on_pol_ready);
@@ -934,6 +985,17 @@ int gw_tier_route(struct gw_req *r, const char *q, size_t qn)
 			r->op = OP_PUT_LIFECYCLE;
 		else if (m == HTTP_DELETE)
 			r->op = OP_DELETE_LIFECYCLE;
+		else
+			return 0;
+		return 1;
+	}
+	if (gw_query_has(q, qn, "tagging", NULL, NULL)) {
+		if (m == HTTP_GET)
+			r->op = OP_GET_BUCKET_TAGGING;
+		else if (m == HTTP_PUT)
+			r->op = OP_PUT_BUCKET_TAGGING;
+		else if (m == HTTP_DELETE)
+			r->op = OP_DELETE_BUCKET_TAGGING;
 		else
 			return 0;
 		return 1;

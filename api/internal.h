@@ -335,6 +335,7 @@ enum s3_err {
 	S3E_INVALID_LOCATION,		/* InvalidLocationConstraint 400 */
 	S3E_MISSING_LENGTH,		/* MissingContentLength 411: no decoded length */
 	S3E_BAD_TRAILER,		/* InvalidRequest 400: x-amz-trailer value */
+	S3E_INVALID_TAG,		/* InvalidTag 400: a tag set beyond the limits */
 	S3E_END
 };
 
@@ -417,6 +418,19 @@ enum s3_cksum_alg s3_cksum_alg_from_header(const char *s, size_t n);
  * (mismatch) or S3E_INVALID_DIGEST (not base64 of the right length). */
 int s3_cksum_check_b64(enum s3_cksum_alg alg, const uint8_t *digest,
 		       const char *b64, size_t b64_len);
+
+/* Multipart object checksums (CreateMultipartUpload's x-amz-checksum-type):
+ * COMPOSITE is the algorithm over the parts' binary digests, shown as
+ * "<base64>-<parts>"; FULL_OBJECT (the CRCs only) is the CRC of the whole
+ * object, combined from the parts' CRCs without reading the data again. */
+bool s3_cksum_is_crc(enum s3_cksum_alg alg);
+/* a (a digest of s3_cksum_len(alg) bytes, big-endian, of some bytes A)
+ * becomes the digest of A || B, given b, the digest of B, and B's length.
+ * zlib's crc32_combine() for any of the three reflected CRCs (all start
+ * and end with all ones): crc(A||B) = crc(A) * x^(8 len B) mod P ^ crc(B).
+ * 0, or -EINVAL when alg is not a CRC. */
+int s3_cksum_combine(enum s3_cksum_alg alg, uint8_t *a, const uint8_t *b,
+		     uint64_t len_b);
 
 /* ETags: "<md5 hex>" for a simple object, "<md5 of the parts' binary
  * MD5s>-<parts>" for a multipart one; quotes included. */
@@ -699,6 +713,8 @@ enum s3_cksum_alg s3_chunked_trailer_checksum(const struct s3_chunked *d,
 struct s3_part {
 	uint32_t number;	/* 1..10000 */
 	char *etag;		/* as sent, quotes included */
+	enum s3_cksum_alg cksum_alg;	/* a Checksum<ALG> element, or NONE */
+	char *cksum;		/* its text (base64), NULL when none */
 };
 struct s3_complete_mpu {
 	struct s3_part *parts;	/* ascending part numbers */
@@ -755,6 +771,38 @@ void s3_xml_fail(struct s3_xml_walk *w, int err);
 bool s3_xml_at(const struct s3_xml_walk *w, unsigned depth, ...);
 /* The current text without surrounding whitespace; *n its length. */
 const char *s3_xml_trimmed(const struct s3_xml_walk *w, size_t *n);
+
+/* s3tags.c: an object's tag set (PutObjectTagging's <Tagging>, the
+ * x-amz-tagging header) within S3's limits: at most 10 tags, keys of 1 to
+ * 128 and values of up to 256 Unicode characters (valid UTF-8), keys
+ * unique; anything else is S3E_INVALID_TAG. The query form
+ * ("k1=v1&k2=v2", %-encoded; a tag without '=' has the empty value) is
+ * both the header's and the stored one (s3_tagset_encode, one encoding). */
+#define S3_MAX_TAGS		10
+#define S3_TAG_KEY_MAX		128
+#define S3_TAG_VALUE_MAX	256
+struct s3_tag {
+	char *key, *value;		/* malloc'd, NUL-terminated */
+};
+struct s3_tagset {
+	struct s3_tag tags[S3_MAX_TAGS];
+	size_t n;
+};
+/* Appends a tag (copied): 0, S3E_INVALID_TAG, -ENOMEM. */
+int s3_tagset_add(struct s3_tagset *t, const char *k, size_t kl, const char *v,
+		  size_t vl);
+/* Tags in key order (bytewise), as S3 (RGW) lists them; both parsers
+ * return sorted sets. */
+void s3_tagset_sort(struct s3_tagset *t);
+/* s[0..n) in the query form into *out (zeroed first; "" is no tags):
+ * 0, S3E_INVALID_TAG (also for undecodable %-escapes), -ENOMEM. */
+int s3_tagset_parse_query(const char *s, size_t n, struct s3_tagset *out);
+/* The canonical query form of t (AWS URI-encoding), appended to b. */
+int s3_tagset_encode(const struct s3_tagset *t, struct s3_buf *b);
+void s3_tagset_free(struct s3_tagset *t);
+/* PutObjectTagging's <Tagging><TagSet><Tag><Key/><Value/></Tag>...: 0,
+ * S3E_MALFORMED_XML, S3E_INVALID_TAG, S3E_TOO_LARGE, -ENOMEM. */
+int s3_xml_parse_tagging(const char *body, size_t len, struct s3_tagset *out);
 
 /* s3lifecycle.c: PutBucketLifecycleConfiguration bodies. The parse checks
  * structure only (MalformedXML: no Rule, a Rule without Status or action,
@@ -928,7 +976,8 @@ void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
 /* ------------------------------------------------------------- gw_meta.c */
 /* The metadata record every head fragment (and bucket record) carries, in
  * the fragments' opaque meta bytes. A compact versioned encoding:
- *   u8 format (GW_META_FORMAT), u8 kind, u8 layout, u8 k, u8 m, u8 cksum alg,
+ *   u8 format (GW_META_FORMAT), u8 kind, u8 layout, u8 k, u8 m,
+ *   u8 cksum alg (| GW_META_CKSUM_COMPOSITE),
  *   u16 header count, u64 version (ns), u64 size, u32 segment size,
  *   md5[16], cksum[32], u32 override count, u16 owner length + owner,
  *   headers (u16 name length, name, u16 value length, value)...,
@@ -941,6 +990,9 @@ void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
 #define GW_META_FORMAT_MPU	2
 #define GW_META_MAX_HDRS	128
 #define GW_META_MAX_OVERRIDES	8192
+/* In the cksum alg byte: a multipart object's (or upload's) checksum is
+ * COMPOSITE (shown "<base64>-<parts>"), else FULL_OBJECT. */
+#define GW_META_CKSUM_COMPOSITE	0x80
 
 enum gw_meta_kind {
 	GW_META_OBJECT = 1,
@@ -968,6 +1020,7 @@ struct gw_meta_hdr {
 
 struct gw_meta {
 	uint8_t kind, layout, k, m, cksum_alg;
+	bool cksum_composite;	/* GW_META_CKSUM_COMPOSITE */
 	uint64_t version;	/* wall clock ns of the PUT's start */
 	uint64_t size;
 	uint32_t seg_size;	/* EC: object bytes per segment (k * unit) */
@@ -993,10 +1046,18 @@ void gw_meta_free(struct gw_meta *m);
 /* Adds a header (copied): 0, -E2BIG, -ENOMEM. */
 int gw_meta_add_hdr(struct gw_meta *m, const char *name, size_t nlen,
 		    const char *value, size_t vlen);
+/* Removes every header named name (lowercase). */
+void gw_meta_del_hdr(struct gw_meta *m, const char *name);
 const char *gw_meta_hdr_get(const struct gw_meta *m, const char *name);
 /* The object's quoted ETag: MD5, or for multipart the MD5 of the parts'
  * MD5s "-" parts. */
 void gw_meta_etag(const struct gw_meta *m, char out[S3_ETAG_MAX]);
+/* The object's checksum as x-amz-checksum-* shows it (COMPOSITE:
+ * "<base64>-<parts>") into out: false when it has none. */
+#define GW_CKSUM_SHOW_MAX	(S3_CKSUM_B64_MAX + 8)
+bool gw_meta_cksum_show(const struct gw_meta *m, char out[GW_CKSUM_SHOW_MAX]);
+/* "COMPOSITE" or "FULL_OBJECT" (x-amz-checksum-type). */
+const char *gw_meta_cksum_type(const struct gw_meta *m);
 /* Device of fragment frag of segment seg: the override, else prim. */
 uint32_t gw_meta_dev(const struct gw_meta *m, uint32_t seg, unsigned frag,
 		     uint32_t prim);
@@ -1324,13 +1385,18 @@ struct gw_mpart {
 	uint32_t seg_size;
 	struct gw_override *over;	/* handoffs its segments used */
 	uint32_t nover;
+	uint8_t cksum_alg;		/* the part's checksum (S3_CKSUM_NONE: none) */
+	uint8_t cksum[S3_CKSUM_MAX_LEN];
 	uint64_t off, seg0;		/* derived: object offset, first segment */
 };
 /* The payload of a multipart object's head (format GW_MANIFEST_FORMAT):
  *   u8 format, u16 uploadId length + uploadId, u32 parts, then per part
  *   u32 number, u64 size, u64 version, u32 segment size, u16 overrides,
- *   overrides (u32 segment, u8 fragment, u32 device)..., big-endian. */
+ *   overrides (u32 segment, u8 fragment, u32 device)..., big-endian.
+ * Format GW_MANIFEST_FORMAT_CKSUM (written when a part has a checksum)
+ * adds to each part u8 cksum alg + its digest (s3_cksum_len bytes). */
 #define GW_MANIFEST_FORMAT	1
+#define GW_MANIFEST_FORMAT_CKSUM	2
 struct gw_manifest {
 	char *upload_id;
 	struct gw_mpart *parts;
@@ -1396,7 +1462,7 @@ enum gw_op {
 	OP_LIST_BUCKETS, OP_CREATE_BUCKET, OP_HEAD_BUCKET, OP_DELETE_BUCKET,
 	OP_BUCKET_LOCATION, OP_LIST_OBJECTS,
 	OP_PUT_OBJECT, OP_GET_OBJECT, OP_HEAD_OBJECT, OP_DELETE_OBJECT,
-	OP_OPTIONS, OP_BUCKET_VERSIONING, OP_BUCKET_TAGGING,
+	OP_OPTIONS, OP_BUCKET_VERSIONING,
 	OP_GET_ACL, OP_PUT_ACL, OP_DELETE_OBJECTS, OP_GET_ATTRIBUTES,
 	OP_UNSUPPORTED,
 	/* gw_mpu.c */
@@ -1407,6 +1473,9 @@ enum gw_op {
 	/* gw_tier.c */
 	OP_GET_LIFECYCLE, OP_PUT_LIFECYCLE, OP_DELETE_LIFECYCLE,
 	OP_GET_TIER_POLICY, OP_PUT_TIER_POLICY, OP_TIER_ADMIN,
+	OP_GET_BUCKET_TAGGING, OP_PUT_BUCKET_TAGGING, OP_DELETE_BUCKET_TAGGING,
+	/* gw_tagging.c */
+	OP_GET_OBJ_TAGGING, OP_PUT_OBJ_TAGGING, OP_DELETE_OBJ_TAGGING,
 };
 
 struct gw_req;
@@ -1508,6 +1577,10 @@ struct gw_req {
 	const char *rpath;
 	size_t rpath_len;
 	uint32_t rpart_ec, rpart_rep;
+	/* the timestamp of the head read (gm): its payload (inline data, a
+	 * manifest) carries it; a tagging rewrite makes it newer than
+	 * gm.version, the object's version */
+	uint64_t head_ts;
 	/* multipart (gw_mpu.c) */
 	struct gw_manifest man;		/* GET of a multipart object */
 	bool have_man;
@@ -1523,6 +1596,8 @@ struct gw_req {
 	struct gw_tier_pol *tier_pol;	/* the bucket's policy (a reference) */
 	bool tier_ready;		/* tier_pol (and tier_class) loaded */
 	char tier_class[32];		/* UploadPart: the upload's storage class */
+	/* tagging (gw_tagging.c): PutObjectTagging's set */
+	struct s3_tagset *tags;
 };
 
 struct gw_req *gw_req_get(struct gw_req *r);
@@ -1565,6 +1640,10 @@ void gw_object_answer(struct gw_req *r);
 /* Head lookup of r->rpath, then r->gm (and the manifest) and
  * gw_object_answer(). 0 or an error to send. */
 int gw_object_lookup(struct gw_req *r);
+/* Reads the payload (len bytes) of the head looked up from
+ * r->holders[r->holder_try] into r->inline_buf (len + 1 bytes): cb(r, ...)
+ * once, with a reference to r held for it. 0 or an error (no cb). */
+int gw_head_read(struct gw_req *r, size_t len, gw_read_fn cb);
 /* Reads an inline object from r->holders (on_inline_read answers). */
 int gw_inline_read(struct gw_req *r);
 /* Starts the segment pipeline over [range_start, range_end]. */
@@ -1601,6 +1680,8 @@ enum {
 	GWE_COPY_NO_SUCH_BUCKET,		/* NoSuchBucket 404: the source's */
 	GWE_COPY_PRECONDITION,			/* PreconditionFailed 412 */
 	GWE_COPY_INVALID_RANGE,			/* InvalidRange 416 */
+	GWE_MPU_CKSUM_TYPE,			/* InvalidRequest 400: checksum
+						 * algorithm or type unfit */
 	GWE_MPU_END
 };
 /* Status, code and message of a GWE_MPU_* error: true if it is one. */
@@ -1614,6 +1695,9 @@ int gw_mpu_dispatch(struct gw_req *r);
 void gw_mpu_complete_body(struct gw_req *r);
 /* UploadPart(Copy) in gw_put_begin: r->path becomes the part's name. */
 int gw_mpu_part_prepare(struct gw_req *r);
+/* UploadPart(Copy), before the part entry is written: does the part's
+ * checksum suit the upload's algorithm? 0 or the error to fail with. */
+int gw_mpu_part_check(struct gw_req *r);
 /* UploadPart(Copy): segments durable, write the part entry, answer. */
 void gw_mpu_part_commit(struct gw_req *r);
 /* Complete: the head is durable. Answer, then drop the upload. */
@@ -1652,7 +1736,8 @@ int gw_manifest_decode(const void *p, size_t n, struct gw_manifest *m);
 void gw_manifest_free(struct gw_manifest *m);
 /* A part as the parts listing holds it: key = number (BE32), value =
  * u64 version, u64 size, md5[16], u32 segment size, u16 overrides,
- * overrides (u32 segment, u8 fragment, u32 device), big-endian. */
+ * overrides (u32 segment, u8 fragment, u32 device), big-endian; then,
+ * when the part came with a checksum, u8 alg + its digest. */
 struct gw_part_entry {
 	uint32_t number;
 	uint64_t version, size;
@@ -1660,13 +1745,21 @@ struct gw_part_entry {
 	uint32_t seg_size;
 	struct gw_override *over;
 	uint32_t nover;
+	uint8_t cksum_alg;
+	uint8_t cksum[S3_CKSUM_MAX_LEN];
 };
 /* The value of a part (r->meta: version, size, MD5, segment size,
- * handoffs). 0 or -ENOMEM/-E2BIG. */
+ * handoffs, checksum). 0 or -ENOMEM/-E2BIG. */
 int gw_part_entry_encode(const struct gw_meta *m, struct s3_buf *b);
 /* 0, -EINVAL (malformed), -ENOMEM; free with gw_part_entry_free. */
 int gw_part_entry_decode(const struct sto_listing_entry *e, struct gw_part_entry *p);
 void gw_part_entry_free(struct gw_part_entry *p);
+/* <Checksum<ALG>>base64</...> of a part (ListParts, GetObjectAttributes);
+ * nothing for S3_CKSUM_NONE. */
+void gw_xml_part_cksum(struct s3_xml *x, unsigned alg, const uint8_t *cksum);
+/* The object's <Checksum<ALG>> and <ChecksumType> (Complete's answer,
+ * GetObjectAttributes): false, and nothing, when it has none. */
+bool gw_xml_object_cksum(struct s3_xml *x, const struct gw_meta *m);
 /* Part naming: uploadId "/" number "/" path (uploadId first: the segment
  * hash truncates long paths at their end). */
 int gw_part_path(const char *path, size_t plen, const char *upload_id,
@@ -1684,6 +1777,10 @@ int gw_copy_feed(struct gw_req *r, const uint8_t *p, size_t n);
 /* The source's head (and manifest) are known in r->gm: conditions, then
  * the destination's PUT starts and the source streams. */
 void gw_copy_source_ready(struct gw_req *r);
+/* UploadPartCopy: the upload record is known; the copy streams now,
+ * computing the upload's checksum algorithm alg (NONE: none) for the
+ * part. 0 or -ENOMEM. */
+int gw_copy_upload_known(struct gw_req *r, enum s3_cksum_alg alg);
 /* The source was read to the end (err 0) or failed. */
 void gw_copy_source_done(struct gw_req *r, int err);
 void gw_copy_free(struct gw_req *r);
@@ -1706,6 +1803,7 @@ enum {
 	GWE_LC_NOT_IMPLEMENTED,		/* NotImplemented 501: a lifecycle part */
 	GWE_TIER_INVALID_ARG,		/* InvalidArgument 400 */
 	GWE_LC_TOO_LARGE,		/* InvalidArgument 400: too many rules */
+	GWE_NO_SUCH_TAG_SET,		/* NoSuchTagSet 404: a bucket without tags */
 	GWE_TIER_END
 };
 struct gw_tier;
@@ -1717,7 +1815,8 @@ void gw_tier_start(struct gw_tier *t);
 /* Stopping: no new policy passes; those running end once answered. */
 void gw_tier_close(struct gw_tier *t);
 void gw_tier_free(struct gw_tier *t);
-/* Route: ?lifecycle, ?strata-tier, /_strata/tiers. 1 routed, 0 not. */
+/* Route: ?lifecycle, ?strata-tier, a bucket's ?tagging, /_strata/tiers.
+ * 1 routed, 0 not. */
 int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
 /* In dispatch, after the bucket and its owner are known: true when
  * gw_tier.c took the request over (its own operations; or the bucket's
@@ -1730,7 +1829,8 @@ void gw_tier_admin(struct gw_req *r);
  * (r->head_cold) under a lifecycle Transition rule of its bucket, that
  * rule's class (what S3 shows after a transition). NULL: STANDARD. */
 const char *gw_tier_class_shown(const struct gw_req *r, const struct gw_meta *m);
-/* PutBucketLifecycleConfiguration: the body arrived in r->small. */
+/* PutBucketLifecycleConfiguration, PutBucketTagging: the body arrived in
+ * r->small. */
 void gw_tier_body_end(struct gw_req *r);
 /* CreateBucket with x-strata-tier-* headers: the bucket record is durable;
  * writes its policy, then answer(r). False when there is nothing to write
@@ -1744,6 +1844,35 @@ int gw_tier_copy_class(struct gw_req *r);
 /* The node-side tiering of r's fragments (segments and head). */
 void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o);
 void gw_tier_req_free(struct gw_req *r);
+
+/* ---------------------------------------------------------- gw_tagging.c */
+/* Object tagging (docs/gateway.md, "Tagging"): the tag set is a stored
+ * header of the head ("x-amz-tagging", s3tags.c's query form), so it lives
+ * and goes with the object; PutObjectTagging / DeleteObjectTagging rewrite
+ * the head. */
+#define GW_TAGS_HDR		"x-amz-tagging"
+/* Route: ?tagging on a key. 1 routed, 0 not. */
+int gw_tagging_route(struct gw_req *r, const char *q, size_t qn);
+/* Dispatch of the three operations (the bucket is known): 0 or an error. */
+int gw_tagging_dispatch(struct gw_req *r);
+/* PutObjectTagging: the XML body arrived in r->small. */
+void gw_tagging_body_end(struct gw_req *r);
+/* The head was looked up (r->gm, r->holders, r->head_ts): answer. */
+void gw_tagging_head(struct gw_req *r);
+/* A PUT's, CreateMultipartUpload's or a REPLACE copy's x-amz-tagging
+ * header into m: 0, S3E_INVALID_TAG, -ENOMEM. */
+int gw_tagging_collect(struct gw_req *r, struct gw_meta *m);
+/* CopyObject: x-amz-tagging-directive COPY (the source's tags, r->gm) or
+ * REPLACE (the request's) in r->meta: 0 or an error. */
+int gw_tagging_copy(struct gw_req *r);
+/* PutBucketTagging's body (r->small) in the stored form: *out malloc'd,
+ * NULL for an empty set. 0, S3E_MALFORMED_XML, S3E_INVALID_TAG, -ENOMEM. */
+int gw_tagging_parse_body(struct gw_req *r, char **out);
+/* A <Tagging> answer of stored (the query form; NULL: no tags). */
+void gw_tagging_send(struct gw_req *r, const char *stored);
+/* x-amz-tagging-count of a GET/HEAD of m. */
+void gw_tagging_count_header(struct gw_req *r, const struct gw_meta *m);
+void gw_tagging_req_free(struct gw_req *r);
 
 #endif /* STRATA_GW_INTERNAL */
 

@@ -60,6 +60,8 @@ static const struct s3_err_info s3_errs[S3E_END - S3E_BASE] = {
 		"You must provide the Content-Length HTTP header." },
 	[S3E_BAD_TRAILER - S3E_BASE] = { "InvalidRequest", 400,
 		"The value specified in the x-amz-trailer header is not supported" },
+	[S3E_INVALID_TAG - S3E_BASE] = { "InvalidTag", 400,
+		"The tag set is not valid: at most 10 tags, unique keys of 1 to 128 and values of up to 256 Unicode characters." },
 };
 
 static const struct s3_err_info *s3_err_lookup(int err)

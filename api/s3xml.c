@@ -5,8 +5,8 @@
  * one), which rules out external entities and entity-expansion bombs; expat's
  * own amplification limit stays on as a second line. Elements are matched by
  * their path from the root; unknown elements are ignored (S3 adds fields
- * such as ChecksumCRC32 to Part), text is kept only for the current element
- * and bounded.
+ * such as ChecksumType to Part; a part's Checksum<ALG> is kept), text is
+ * kept only for the current element and bounded.
  */
 #include "internal.h"
 
@@ -162,7 +162,7 @@ int s3_xml_walk(struct s3_xml_walk *w, const char *body, size_t len)
 
 /* ------------------------------------------------- S3 request bodies */
 
-enum s3_xml_doc { DOC_COMPLETE, DOC_DELETE, DOC_CREATE };
+enum s3_xml_doc { DOC_COMPLETE, DOC_DELETE, DOC_CREATE, DOC_TAGGING };
 
 struct s3_xml_parse {
 	struct s3_xml_walk w;		/* first: the callbacks cast back */
@@ -173,6 +173,8 @@ struct s3_xml_parse {
 	size_t parts_cap;
 	int64_t part_number;		/* -1: not seen in this Part */
 	char *etag;
+	enum s3_cksum_alg part_alg;	/* its Checksum<ALG>, if any */
+	char *part_cksum;
 
 	/* Delete */
 	struct s3_delete_req *del;
@@ -182,12 +184,19 @@ struct s3_xml_parse {
 	/* CreateBucketConfiguration */
 	char *location;
 	bool have_location;
+
+	/* Tagging: the set, and the Tag being read */
+	struct s3_tagset *tags;
+	char *tag_key, *tag_value;
 };
 
 static const char *const s3_xml_names[] = {
 	"CompleteMultipartUpload", "Part", "PartNumber", "ETag",
+	"ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "ChecksumSHA1",
+	"ChecksumSHA256",
 	"Delete", "Quiet", "Object", "Key", "VersionId", "Size", "LastModifiedTime",
 	"CreateBucketConfiguration", "LocationConstraint",
+	"Tagging", "TagSet", "Tag", "Value",
 };
 
 static const char *s3_doc_root(enum s3_xml_doc doc)
@@ -195,6 +204,7 @@ static const char *s3_doc_root(enum s3_xml_doc doc)
 	switch (doc) {
 	case DOC_COMPLETE:	return "CompleteMultipartUpload";
 	case DOC_DELETE:	return "Delete";
+	case DOC_TAGGING:	return "Tagging";
 	default:		return "CreateBucketConfiguration";
 	}
 }
@@ -206,7 +216,13 @@ static void s3_req_on_start(struct s3_xml_walk *w)
 	if (s3_xml_at(w, 2, "CompleteMultipartUpload", "Part")) {
 		x->part_number = -1;
 		free(x->etag);
-		x->etag = NULL;
+		free(x->part_cksum);
+		x->etag = x->part_cksum = NULL;
+		x->part_alg = S3_CKSUM_NONE;
+	} else if (s3_xml_at(w, 3, "Tagging", "TagSet", "Tag")) {
+		free(x->tag_key);
+		free(x->tag_value);
+		x->tag_key = x->tag_value = NULL;
 	} else if (s3_xml_at(w, 2, "Delete", "Object")) {
 		free(x->key);
 		free(x->version_id);
@@ -249,6 +265,18 @@ static int s3_xml_end_complete(struct s3_xml_parse *x)
 		if (x->etag)
 			return S3E_MALFORMED_XML;
 		x->etag = s3_xml_take_text(x);
+	} else if (x->w.depth == 3 && !strncmp(x->w.path[2], "Checksum", 8) &&
+		   s3_xml_at(&x->w, 3, "CompleteMultipartUpload", "Part", x->w.path[2])) {
+		size_t n;
+		const char *s = s3_xml_trimmed(&x->w, &n);
+
+		/* one checksum per part */
+		if (x->part_cksum)
+			return S3E_MALFORMED_XML;
+		x->part_alg = s3_cksum_alg_from_name(x->w.path[2] + 8, strlen(x->w.path[2] + 8));
+		x->part_cksum = s3_strndup(s, n);
+		if (!x->part_cksum)
+			return -ENOMEM;
 	} else if (s3_xml_at(&x->w, 2, "CompleteMultipartUpload", "Part")) {
 		if (x->part_number < 0 || !x->etag)
 			return S3E_MALFORMED_XML;
@@ -265,10 +293,10 @@ static int s3_xml_end_complete(struct s3_xml_parse *x)
 			c->parts = p;
 			x->parts_cap = cap;
 		}
-		c->parts[c->n_parts].number = (uint32_t)x->part_number;
-		c->parts[c->n_parts].etag = x->etag;
+		c->parts[c->n_parts] = (struct s3_part){ (uint32_t)x->part_number, x->etag,
+							 x->part_alg, x->part_cksum };
 		c->n_parts++;
-		x->etag = NULL;
+		x->etag = x->part_cksum = NULL;
 	}
 	return 0;
 }
@@ -327,6 +355,36 @@ static int s3_xml_end_delete(struct s3_xml_parse *x)
 	return 0;
 }
 
+static int s3_xml_end_tagging(struct s3_xml_parse *x)
+{
+	char **slot = NULL;
+
+	if (s3_xml_at(&x->w, 4, "Tagging", "TagSet", "Tag", "Key"))
+		slot = &x->tag_key;
+	else if (s3_xml_at(&x->w, 4, "Tagging", "TagSet", "Tag", "Value"))
+		slot = &x->tag_value;
+	if (slot) {
+		if (*slot)
+			return S3E_MALFORMED_XML;
+		*slot = s3_xml_take_text(x);
+		return *slot ? 0 : -ENOMEM;
+	}
+	if (s3_xml_at(&x->w, 3, "Tagging", "TagSet", "Tag")) {
+		int ret;
+
+		if (!x->tag_key)
+			return S3E_MALFORMED_XML;
+		ret = s3_tagset_add(x->tags, x->tag_key, strlen(x->tag_key),
+				    x->tag_value ? x->tag_value : "",
+				    x->tag_value ? strlen(x->tag_value) : 0);
+		free(x->tag_key);
+		free(x->tag_value);
+		x->tag_key = x->tag_value = NULL;
+		return ret;
+	}
+	return 0;
+}
+
 static int s3_req_on_end(struct s3_xml_walk *w)
 {
 	struct s3_xml_parse *x = (struct s3_xml_parse *)w;
@@ -338,6 +396,8 @@ static int s3_req_on_end(struct s3_xml_walk *w)
 		return s3_xml_end_complete(x);
 	case DOC_DELETE:
 		return s3_xml_end_delete(x);
+	case DOC_TAGGING:
+		return s3_xml_end_tagging(x);
 	case DOC_CREATE:
 		if (!s3_xml_at(w, 2, "CreateBucketConfiguration", "LocationConstraint"))
 			return 0;
@@ -364,10 +424,13 @@ static int s3_xml_run(struct s3_xml_parse *x, const char *body, size_t len)
 	x->w.on_end = s3_req_on_end;
 	ret = s3_xml_walk(&x->w, body, len);
 	free(x->etag);
+	free(x->part_cksum);
 	free(x->key);
 	free(x->version_id);
 	free(x->size);
 	free(x->mtime);
+	free(x->tag_key);
+	free(x->tag_value);
 	return ret;
 }
 
@@ -388,8 +451,10 @@ int s3_xml_parse_complete_mpu(const char *body, size_t len,
 
 void s3_complete_mpu_free(struct s3_complete_mpu *c)
 {
-	for (size_t i = 0; i < c->n_parts; i++)
+	for (size_t i = 0; i < c->n_parts; i++) {
 		free(c->parts[i].etag);
+		free(c->parts[i].cksum);
+	}
 	free(c->parts);
 	memset(c, 0, sizeof(*c));
 }
@@ -419,6 +484,20 @@ void s3_delete_req_free(struct s3_delete_req *d)
 	}
 	free(d->objs);
 	memset(d, 0, sizeof(*d));
+}
+
+int s3_xml_parse_tagging(const char *body, size_t len, struct s3_tagset *out)
+{
+	struct s3_xml_parse x = { .doc = DOC_TAGGING, .tags = out };
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = s3_xml_run(&x, body, len);
+	if (ret)
+		s3_tagset_free(out);
+	else
+		s3_tagset_sort(out);
+	return ret;
 }
 
 int s3_xml_parse_create_bucket(const char *body, size_t len, char **location)

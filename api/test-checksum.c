@@ -224,6 +224,65 @@ static void test_body_digest(void **state)
 	assert_int_equal(alg, S3_CKSUM_NONE);
 }
 
+static void expect_b64(const uint8_t *d, size_t n, const char *b64)
+{
+	char b[S3_CKSUM_B64_MAX];
+
+	assert_true(s3_base64_encode(d, n, b, sizeof(b)) > 0);
+	assert_string_equal(b, b64);
+}
+
+/* FULL_OBJECT multipart checksums: the CRC of the whole object from the
+ * parts' CRCs. The s3-tests known answers (5 MiB of 'A', 'B', 'C'), and
+ * combines against one pass over uneven splits, an empty part included. */
+static void test_combine(void **state)
+{
+	static const struct {
+		enum s3_cksum_alg alg;
+		const char *part[3], *whole;
+	} kat[] = {
+		{ S3_CKSUM_CRC32, { "JRTCyQ==", "QoZTGg==", "YAgjqw==" }, "WgDhBQ==" },
+		{ S3_CKSUM_CRC32C, { "MDaLrw==", "TH4EZg==", "Z7mBIQ==" }, "xU+Krw==" },
+		{ S3_CKSUM_CRC64NVME, { "L/E4WYn8v98=", "xW1l19VobYM=", "cK5MnNaWrW4=" },
+		  "i+6LR0y3eFo=" },
+	};
+	size_t psize = 5u << 20, cuts[] = { 0, 1, 7, 4096, 100001, 3 * psize };
+	uint8_t *buf = malloc(3 * psize);
+
+	assert_non_null(buf);
+	for (int i = 0; i < 3; i++)
+		memset(buf + i * psize, 'A' + i, psize);
+	for (size_t t = 0; t < sizeof(kat) / sizeof(kat[0]); t++) {
+		enum s3_cksum_alg alg = kat[t].alg;
+		size_t n = s3_cksum_len(alg);
+		uint8_t acc[S3_CKSUM_MAX_LEN], d[S3_CKSUM_MAX_LEN];
+
+		assert_true(s3_cksum_is_crc(alg));
+		for (int i = 0; i < 3; i++) {
+			s3_cksum_buf(alg, buf + i * psize, psize, d);
+			expect_b64(d, n, kat[t].part[i]);
+			if (i == 0)
+				memcpy(acc, d, n);
+			else
+				assert_int_equal(s3_cksum_combine(alg, acc, d, psize), 0);
+		}
+		expect_b64(acc, n, kat[t].whole);
+		/* A || B for other splits (B empty when the cut is the end). */
+		for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+			uint8_t whole[S3_CKSUM_MAX_LEN];
+
+			s3_cksum_buf(alg, buf, cuts[c], acc);
+			s3_cksum_buf(alg, buf + cuts[c], 3 * psize - cuts[c], d);
+			assert_int_equal(s3_cksum_combine(alg, acc, d, 3 * psize - cuts[c]), 0);
+			s3_cksum_buf(alg, buf, 3 * psize, whole);
+			assert_memory_equal(acc, whole, n);
+		}
+	}
+	assert_false(s3_cksum_is_crc(S3_CKSUM_SHA256));
+	assert_int_equal(s3_cksum_combine(S3_CKSUM_SHA256, buf, buf, 1), -EINVAL);
+	free(buf);
+}
+
 static void test_errors(void **state)
 {
 	assert_string_equal(s3_err_code(S3E_SIGNATURE), "SignatureDoesNotMatch");
@@ -252,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_etags),
 		cmocka_unit_test(test_body_digest),
+		cmocka_unit_test(test_combine),
 		cmocka_unit_test(test_errors),
 	};
 

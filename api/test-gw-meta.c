@@ -159,10 +159,11 @@ static void test_manifest(void **state)
 {
 	struct gw_override ov = { 1, 3, 42 };
 	struct gw_mpart parts[] = {
-		{ 7, 5 * MiB, 100, 4 * MiB, NULL, 0, 0, 0 },
-		{ 8, 0, 101, 4 * MiB, NULL, 0, 0, 0 },
-		{ 9, 6 * MiB + 17, 102, 4 * MiB, &ov, 1, 0, 0 },
-		{ 12, 3, 103, 4 * MiB, NULL, 0, 0, 0 },
+		{ .number = 7, .size = 5 * MiB, .version = 100, .seg_size = 4 * MiB },
+		{ .number = 8, .size = 0, .version = 101, .seg_size = 4 * MiB },
+		{ .number = 9, .size = 6 * MiB + 17, .version = 102, .seg_size = 4 * MiB,
+		  .over = &ov, .nover = 1 },
+		{ .number = 12, .size = 3, .version = 103, .seg_size = 4 * MiB },
 	};
 	struct gw_manifest m = { "0123456789abcdef0123456789abcdef", parts, 4, 0 }, d;
 	struct gw_req r;
@@ -179,6 +180,8 @@ static void test_manifest(void **state)
 	assert_true(d.parts[2].off == 5 * MiB && d.parts[2].seg0 == 2);
 	assert_true(d.parts[3].off == 11 * MiB + 17 && d.parts[3].seg0 == 4);
 	assert_true(d.parts[2].nover == 1 && d.parts[2].over[0].dev == 42);
+	assert_int_equal((uint8_t)b.p[0], GW_MANIFEST_FORMAT);
+	assert_int_equal(d.parts[0].cksum_alg, S3_CKSUM_NONE);
 
 	/* Segments: part 7 has 0 and 1, part 8 none, part 9 2 and 3, 12 4. */
 	memset(&r, 0, sizeof(r));
@@ -221,8 +224,118 @@ static void test_manifest(void **state)
 	assert_int_equal(gw_manifest_encode(&m, &b), 0);
 	assert_int_equal(gw_manifest_decode(b.p, b.len, &d), -EINVAL);
 	gw_manifest_free(&d);
+	parts[1].seg_size = 4 * MiB;
+
+	/* With part checksums (format 2): a SHA-256 and a CRC64NVME part,
+	 * two without; round trip, truncations, an unknown algorithm. */
+	s3_buf_reset(&b);
+	parts[0].cksum_alg = S3_CKSUM_SHA256;
+	memset(parts[0].cksum, 0x5a, 32);
+	parts[3].cksum_alg = S3_CKSUM_CRC64NVME;
+	memset(parts[3].cksum, 0xc3, 8);
+	assert_int_equal(gw_manifest_encode(&m, &b), 0);
+	assert_int_equal((uint8_t)b.p[0], GW_MANIFEST_FORMAT_CKSUM);
+	assert_int_equal(gw_manifest_decode(b.p, b.len, &d), 0);
+	assert_int_equal(d.parts[0].cksum_alg, S3_CKSUM_SHA256);
+	assert_memory_equal(d.parts[0].cksum, parts[0].cksum, 32);
+	assert_int_equal(d.parts[1].cksum_alg, S3_CKSUM_NONE);
+	assert_int_equal(d.parts[3].cksum_alg, S3_CKSUM_CRC64NVME);
+	assert_memory_equal(d.parts[3].cksum, parts[3].cksum, 8);
+	assert_true(d.parts[3].off == 11 * MiB + 17 && d.nsegs == 5);
+	gw_manifest_free(&d);
+	for (size_t n = 0; n < b.len; n++) {
+		assert_true(gw_manifest_decode(b.p, n, &d) < 0);
+		gw_manifest_free(&d);
+	}
+	/* part 7's algorithm byte follows its 26 bytes (no overrides) */
+	b.p[3 + 32 + 4 + 26] = S3_CKSUM_MD5;
+	assert_int_equal(gw_manifest_decode(b.p, b.len, &d), -EINVAL);
+	gw_manifest_free(&d);
 	s3_buf_free(&b);
 	s3_buf_free(&pp);
+}
+
+/* Parts listing entries: without a checksum (older entries too) and with
+ * one, every truncation refused. */
+static void test_part_entry(void **state)
+{
+	struct gw_meta m = { .version = 7, .size = 5 * MiB, .seg_size = 4 * MiB };
+	struct gw_part_entry p;
+	struct s3_buf b = { 0 };
+	uint8_t key[4] = { 0, 0, 0, 3 };
+	struct sto_listing_entry e = { key, 4, 1, false, NULL, 0 };
+
+	(void)state;
+	memset(m.md5, 0x11, 16);
+	for (int with = 0; with < 2; with++) {
+		s3_buf_reset(&b);
+		m.cksum_alg = with ? S3_CKSUM_CRC32C : S3_CKSUM_NONE;
+		memset(m.cksum, 0x77, 4);
+		assert_int_equal(gw_part_entry_encode(&m, &b), 0);
+		assert_int_equal(b.len, 38 + (with ? 5 : 0));
+		e.value = b.p;
+		e.value_len = (uint32_t)b.len;
+		assert_int_equal(gw_part_entry_decode(&e, &p), 0);
+		assert_int_equal(p.number, 3);
+		assert_true(p.size == 5 * MiB && p.seg_size == 4 * MiB);
+		assert_int_equal(p.cksum_alg, m.cksum_alg);
+		if (with)
+			assert_memory_equal(p.cksum, m.cksum, 4);
+		gw_part_entry_free(&p);
+		for (uint32_t n = 0; n < b.len; n++) {
+			e.value_len = n;
+			assert_true(n == 38 || gw_part_entry_decode(&e, &p) < 0);
+			gw_part_entry_free(&p);
+		}
+	}
+	b.p[38] = 0x7f;		/* no such algorithm */
+	e.value_len = (uint32_t)b.len;
+	assert_int_equal(gw_part_entry_decode(&e, &p), -EINVAL);
+	gw_part_entry_free(&p);
+	s3_buf_free(&b);
+}
+
+/* A multipart object's checksum: COMPOSITE in the algorithm byte, shown
+ * with its parts' count; FULL_OBJECT as it is. */
+static void test_cksum_show(void **state)
+{
+	struct gw_meta m, d;
+	struct s3_buf b = { 0 };
+	char v[GW_CKSUM_SHOW_MAX];
+
+	(void)state;
+	fill(&m);
+	m.layout = GW_LAYOUT_MULTIPART;
+	m.nparts = 3;
+	m.cksum_alg = S3_CKSUM_SHA256;
+	m.cksum_composite = true;
+	memset(m.cksum, 0, 32);
+	assert_int_equal(gw_meta_encode(&m, &b), 0);
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), 0);
+	assert_true(d.cksum_composite);
+	assert_int_equal(d.cksum_alg, S3_CKSUM_SHA256);
+	assert_true(gw_meta_cksum_show(&d, v));
+	assert_string_equal(v, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=-3");
+	assert_string_equal(gw_meta_cksum_type(&d), "COMPOSITE");
+	gw_meta_free(&d);
+	m.cksum_alg = S3_CKSUM_CRC32;
+	m.cksum_composite = false;
+	s3_buf_reset(&b);
+	assert_int_equal(gw_meta_encode(&m, &b), 0);
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), 0);
+	assert_false(d.cksum_composite);
+	assert_true(gw_meta_cksum_show(&d, v));
+	assert_string_equal(v, "AAAAAA==");
+	assert_string_equal(gw_meta_cksum_type(&d), "FULL_OBJECT");
+	d.cksum_alg = S3_CKSUM_NONE;
+	assert_false(gw_meta_cksum_show(&d, v));
+	gw_meta_free(&d);
+	/* an algorithm byte beyond the known ones */
+	b.p[5] = 0x7e;
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EINVAL);
+	gw_meta_free(&d);
+	s3_buf_free(&b);
+	gw_meta_free(&m);
 }
 
 int main(void)
@@ -233,6 +346,8 @@ int main(void)
 		cmocka_unit_test(test_geometry),
 		cmocka_unit_test(test_multipart_meta),
 		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_part_entry),
+		cmocka_unit_test(test_cksum_show),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

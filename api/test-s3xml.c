@@ -37,8 +37,28 @@ static void test_complete_mpu(void **state)
 	assert_int_equal(c.parts[0].number, 1);
 	assert_string_equal(c.parts[0].etag, "\"a54357aff0632cce46d942af68356b38\"");
 	assert_int_equal(c.parts[1].number, 2);
+	assert_int_equal(c.parts[1].cksum_alg, S3_CKSUM_CRC32);
+	assert_string_equal(c.parts[1].cksum, "AAAAAA==");
+	assert_int_equal(c.parts[0].cksum_alg, S3_CKSUM_NONE);
+	assert_null(c.parts[0].cksum);
 	assert_int_equal(c.parts[2].number, 10000);
 	assert_string_equal(c.parts[2].etag, "\"x&y\"");
+	s3_complete_mpu_free(&c);
+
+	/* each part's checksum element, trimmed; ChecksumType is ignored */
+	assert_int_equal(complete(
+		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag>"
+		"<ChecksumSHA256> 275VF5loJr1YYawit0XSHREhkFXYkkPKGuoK0x9VKxI= </ChecksumSHA256></Part>"
+		"<Part><PartNumber>2</PartNumber><ETag>b</ETag><ChecksumType>FULL_OBJECT</ChecksumType>"
+		"<ChecksumCRC64NVME>L/E4WYn8v98=</ChecksumCRC64NVME></Part>"
+		"<Part><PartNumber>3</PartNumber><ETag>c</ETag><ChecksumCRC32C>MDaLrw==</ChecksumCRC32C></Part>"
+		"<Part><PartNumber>4</PartNumber><ETag>d</ETag><ChecksumSHA1>x</ChecksumSHA1></Part>"
+		"</CompleteMultipartUpload>", &c), 0);
+	assert_int_equal(c.parts[0].cksum_alg, S3_CKSUM_SHA256);
+	assert_string_equal(c.parts[0].cksum, "275VF5loJr1YYawit0XSHREhkFXYkkPKGuoK0x9VKxI=");
+	assert_int_equal(c.parts[1].cksum_alg, S3_CKSUM_CRC64NVME);
+	assert_int_equal(c.parts[2].cksum_alg, S3_CKSUM_CRC32C);
+	assert_int_equal(c.parts[3].cksum_alg, S3_CKSUM_SHA1);
 	s3_complete_mpu_free(&c);
 
 	/* order, range, shape */
@@ -60,6 +80,8 @@ static void test_complete_mpu(void **state)
 		"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
 		"<CompleteMultipartUpload><Part><PartNumber>-1</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
 		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><PartNumber>2</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
+		("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag><ChecksumCRC32>a</ChecksumCRC32>"
+		 "<ChecksumSHA1>b</ChecksumSHA1></Part></CompleteMultipartUpload>"),
 		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part>",
 		"<Delete><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></Delete>",
 		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload><x/>",
@@ -324,6 +346,106 @@ static void test_writer(void **state)
 	s3_buf_free(&b);
 }
 
+static int tagging(const char *xml, struct s3_tagset *t)
+{
+	return s3_xml_parse_tagging(xml, strlen(xml), t);
+}
+
+/* PutObjectTagging bodies, the x-amz-tagging form, the limits (s3-tests:
+ * 10 tags, 128/256-character keys/values) and the stored encoding. */
+static void test_tagging(void **state)
+{
+	struct s3_tagset t, u;
+	struct s3_buf b = { 0 };
+	char k[S3_TAG_KEY_MAX + 2], v[S3_TAG_VALUE_MAX + 2];
+	char *xml;
+
+	assert_int_equal(tagging("<Tagging " NS "><TagSet><Tag><Key>a b</Key><Value>1&amp;2</Value></Tag>"
+				 "<Tag><Value></Value><Key>\xc3\xa9t\xc3\xa9</Key></Tag><Tag><Key>c</Key></Tag>"
+				 "</TagSet></Tagging>", &t), 0);
+	/* in key order */
+	assert_int_equal(t.n, 3);
+	assert_string_equal(t.tags[0].key, "a b");
+	assert_string_equal(t.tags[0].value, "1&2");
+	assert_string_equal(t.tags[1].key, "c");
+	assert_string_equal(t.tags[1].value, "");
+	assert_string_equal(t.tags[2].key, "\xc3\xa9t\xc3\xa9");
+	/* stored form, and back */
+	assert_int_equal(s3_tagset_encode(&t, &b), 0);
+	assert_string_equal(b.p, "a%20b=1%262&c=&%C3%A9t%C3%A9=");
+	assert_int_equal(s3_tagset_parse_query(b.p, b.len, &u), 0);
+	assert_int_equal(u.n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(u.tags[i].key, t.tags[i].key);
+		assert_string_equal(u.tags[i].value, t.tags[i].value);
+	}
+	s3_tagset_free(&u);
+	s3_tagset_free(&t);
+	/* an empty set; no TagSet at all */
+	assert_int_equal(tagging("<Tagging><TagSet/></Tagging>", &t), 0);
+	assert_int_equal(t.n, 0);
+	assert_int_equal(tagging("<Tagging></Tagging>", &t), 0);
+	assert_int_equal(t.n, 0);
+	/* the header form (s3-tests' "foo=bar&bar"), '+' and %-escapes */
+	assert_int_equal(s3_tagset_parse_query("foo=bar&bar", 11, &t), 0);
+	assert_int_equal(t.n, 2);
+	assert_string_equal(t.tags[0].key, "bar");
+	assert_string_equal(t.tags[0].value, "");
+	assert_string_equal(t.tags[1].value, "bar");
+	s3_tagset_free(&t);
+	assert_int_equal(s3_tagset_parse_query("k+1=%41%3d", 10, &t), 0);
+	assert_string_equal(t.tags[0].key, "k 1");
+	assert_string_equal(t.tags[0].value, "A=");
+	s3_tagset_free(&t);
+	assert_int_equal(s3_tagset_parse_query("", 0, &t), 0);
+	assert_int_equal(t.n, 0);
+	static const char *const badq[] = {
+		"a=1&a=2", "=v", "a=1&", "&", "a=%zz", "a=%00", "a=%ff",
+		"0&1&2&3&4&5&6&7&8&9&10",
+	};
+	for (size_t i = 0; i < sizeof(badq) / sizeof(badq[0]); i++)
+		if (s3_tagset_parse_query(badq[i], strlen(badq[i]), &t) != S3E_INVALID_TAG)
+			fail_msg("accepted: %s", badq[i]);
+	/* limits: 10 tags of 128 + 256 characters fit; one more of anything not */
+	memset(k, 'k', sizeof(k));
+	memset(v, 'v', sizeof(v));
+	memset(&t, 0, sizeof(t));
+	for (int i = 0; i < S3_MAX_TAGS; i++) {
+		k[0] = (char)('0' + i);
+		assert_int_equal(s3_tagset_add(&t, k, S3_TAG_KEY_MAX, v, S3_TAG_VALUE_MAX), 0);
+	}
+	assert_int_equal(s3_tagset_add(&t, "x", 1, "", 0), S3E_INVALID_TAG);
+	s3_tagset_free(&t);
+	assert_int_equal(s3_tagset_add(&t, k, S3_TAG_KEY_MAX + 1, "", 0), S3E_INVALID_TAG);
+	assert_int_equal(s3_tagset_add(&t, "k", 1, v, S3_TAG_VALUE_MAX + 1), S3E_INVALID_TAG);
+	assert_int_equal(s3_tagset_add(&t, "", 0, "v", 1), S3E_INVALID_TAG);
+	assert_int_equal(s3_tagset_add(&t, "\xc3", 1, "v", 1), S3E_INVALID_TAG);
+	/* 128 two-byte characters are 128 characters */
+	s3_buf_reset(&b);
+	for (int i = 0; i < S3_TAG_KEY_MAX; i++)
+		assert_int_equal(s3_buf_adds(&b, "\xc3\xa9"), 0);
+	assert_int_equal(s3_tagset_add(&t, b.p, b.len, "", 0), 0);
+	assert_int_equal(t.n, 1);
+	s3_tagset_free(&t);
+	/* XML: 11 tags, a duplicate key, a Tag without Key, two Keys */
+	s3_buf_reset(&b);
+	assert_int_equal(s3_buf_adds(&b, "<Tagging><TagSet>"), 0);
+	for (int i = 0; i <= S3_MAX_TAGS; i++)
+		assert_int_equal(s3_buf_printf(&b, "<Tag><Key>%d</Key><Value>%d</Value></Tag>", i, i), 0);
+	assert_int_equal(s3_buf_adds(&b, "</TagSet></Tagging>"), 0);
+	assert_int_equal(s3_xml_parse_tagging(b.p, b.len, &t), S3E_INVALID_TAG);
+	assert_int_equal(tagging("<Tagging><TagSet><Tag><Key>a</Key></Tag><Tag><Key>a</Key></Tag>"
+				 "</TagSet></Tagging>", &t), S3E_INVALID_TAG);
+	assert_int_equal(tagging("<Tagging><TagSet><Tag><Value>a</Value></Tag></TagSet></Tagging>", &t),
+			 S3E_MALFORMED_XML);
+	assert_int_equal(tagging("<Tagging><TagSet><Tag><Key>a</Key><Key>b</Key></Tag></TagSet></Tagging>", &t),
+			 S3E_MALFORMED_XML);
+	assert_int_equal(tagging("<Tags><TagSet/></Tags>", &t), S3E_MALFORMED_XML);
+	xml = "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag>";	/* unclosed */
+	assert_int_equal(tagging(xml, &t), S3E_MALFORMED_XML);
+	s3_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_create_bucket),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_writer),
+		cmocka_unit_test(test_tagging),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

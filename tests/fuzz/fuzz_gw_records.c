@@ -1,6 +1,6 @@
 /* libFuzzer target: the records the gateway reads back from storage nodes
  * (api/gw_meta.c head records, api/gw_mpu.c multipart manifests and part
- * entries of the parts listing). The first byte picks the decoder. Errors are fine; a record that decodes must
+ * entries of the parts listing, with or without checksums). The first byte picks the decoder. Errors are fine; a record that decodes must
  * encode back to the same bytes (the formats have one encoding each) and
  * respect its limits. */
 #include <stdint.h>
@@ -26,9 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (gw_part_entry_decode(&e, &p) == 0) {
 			struct gw_meta m = { .version = p.version, .size = p.size,
 					     .seg_size = p.seg_size, .over = p.over,
-					     .nover = p.nover };
+					     .nover = p.nover, .cksum_alg = p.cksum_alg };
 
 			memcpy(m.md5, p.md5, 16);
+			memcpy(m.cksum, p.cksum, sizeof(m.cksum));
 			if (!p.seg_size || gw_part_entry_encode(&m, &b) < 0 ||
 			    b.len != e.value_len || memcmp(b.p, e.value, b.len))
 				abort();

@@ -1,5 +1,5 @@
 /* libFuzzer target: the XML request bodies and the XML writer
- * (api/s3xml.c).
+ * (api/s3xml.c), and tag sets in their query form (api/s3tags.c).
  *
  * Every parser gets the input: errors are fine, crashes, leaks and hangs
  * are not, and a parsed result must respect its limits. The writer gets it
@@ -27,6 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 1; i < c.n_parts; i++)
 			if (c.parts[i].number <= c.parts[i - 1].number)
 				abort();
+		/* a part's checksum text comes with the algorithm it named */
+		for (size_t i = 0; i < c.n_parts; i++)
+			if (!c.parts[i].cksum != (c.parts[i].cksum_alg == S3_CKSUM_NONE))
+				abort();
 		s3_complete_mpu_free(&c);
 	}
 	if (s3_xml_parse_delete(s, size, &d) == 0) {
@@ -39,6 +43,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (s3_xml_parse_create_bucket(s, size, &loc) == 0)
 		free(loc);
+	/* Tag sets, from the XML and from the query form: within the limits,
+	 * and the stored encoding parses back to the same set. */
+	for (int form = 0; form < 2; form++) {
+		struct s3_tagset t, u;
+		struct s3_buf b = { 0 };
+
+		if ((form ? s3_tagset_parse_query(s, size, &t) :
+			    s3_xml_parse_tagging(s, size, &t)) != 0)
+			continue;
+		if (t.n > S3_MAX_TAGS || s3_tagset_encode(&t, &b) < 0 ||
+		    s3_tagset_parse_query(b.p ? b.p : "", b.len, &u) != 0 || u.n != t.n)
+			abort();
+		for (size_t i = 0; i < t.n; i++)
+			if (strcmp(t.tags[i].key, u.tags[i].key) ||
+			    strcmp(t.tags[i].value, u.tags[i].value))
+				abort();
+		s3_tagset_free(&u);
+		s3_tagset_free(&t);
+		s3_buf_free(&b);
+	}
 
 	{
 		struct s3_buf b = { 0 };
