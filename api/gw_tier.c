@@ -640,6 +640,16 @@ static void send_json(struct gw_req *r, int status, json_t *j)
 
 static int pass_register(struct gw_req *r);
 
+/* The status of a written settings change. */
+static int written_status(const struct gw_req *r)
+{
+	return r->op == OP_DELETE_LIFECYCLE || r->op == OP_PUT_BUCKET_TAGGING ||
+	       r->op == OP_DELETE_BUCKET_TAGGING ? 204 : 200;
+}
+
+/* Every settings change registers a pass, bucket tags too (they change no
+ * object's tier): a newer record supersedes a running pass, which would
+ * otherwise leave a lifecycle change half applied. */
 static void on_written_answer(struct gw_req *r, int err)
 {
 	/* A policy change: registered for its pass before the answer. */
@@ -651,9 +661,7 @@ static void on_written_answer(struct gw_req *r, int err)
 	if (err)
 		gw_send_error(r, err == -EHOSTUNREACH ? -EHOSTUNREACH : err);
 	else
-		gw_send_empty(r, r->op == OP_DELETE_LIFECYCLE ||
-				 r->op == OP_PUT_BUCKET_TAGGING ||
-				 r->op == OP_DELETE_BUCKET_TAGGING ? 204 : 200);
+		gw_send_empty(r, written_status(r));
 }
 
 static void on_pol_for_op(struct gw_req *r, int err)
@@ -2068,7 +2076,7 @@ static void on_pass_registered(void *arg, int err)
 		log_err("bucket %s: tier pass not registered: %s", r->bucket, sto_strerror(err));
 		gw_send_error(r, -EHOSTUNREACH);
 	} else {
-		gw_send_empty(r, r->op == OP_DELETE_LIFECYCLE ? 204 : 200);
+		gw_send_empty(r, written_status(r));
 		pass_start(r->gw->tier, r->bucket, p->gen);
 	}
 	gw_req_put(r);
