@@ -2136,7 +2136,6 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 	memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	r->nholders = res->nholders;
 	r->holder_try = 0;
-	r->head_cold = res->nholders && res->ncold == res->nholders;
 	/* A multipart object's data is named by its manifest, the head's
 	 * payload: read it first (a plain HEAD needs only the metadata). */
 	if (r->gm.layout == GW_LAYOUT_MULTIPART &&
@@ -2766,7 +2765,7 @@ static void dispatch(struct gw_req *r)
 		http_req_resume(r->hr);
 
 		ret = gw_list_objects(r->gw->lst, r->bucket, r->owner, q, q ? qn : 0,
-				      on_listing, req_get(r));
+				      r->tier_pol, on_listing, req_get(r));
 		if (ret < 0)
 			req_put(r);
 		if (ret == -EINVAL)
