@@ -2148,7 +2148,6 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 	memcpy(r->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	r->nholders = res->nholders;
 	r->holder_try = 0;
-	r->head_cold = res->nholders && res->ncold == res->nholders;
 	if (r->op == OP_GET_OBJ_TAGGING || r->op == OP_PUT_OBJ_TAGGING ||
 	    r->op == OP_DELETE_OBJ_TAGGING) {
 		gw_tagging_head(r);
@@ -2802,7 +2801,7 @@ static void dispatch(struct gw_req *r)
 		http_req_resume(r->hr);
 
 		ret = gw_list_objects(r->gw->lst, r->bucket, r->owner, q, q ? qn : 0,
-				      on_listing, req_get(r));
+				      r->tier_pol, on_listing, req_get(r));
 		if (ret < 0)
 			req_put(r);
 		if (ret == -EINVAL)

@@ -1587,6 +1587,7 @@ struct lwalk {
 	size_t prefix_len, delim_len;
 	unsigned max_keys;
 	bool url, fetch_owner;
+	struct gw_tier_pol *pol;	/* the classes shown (a reference) */
 	/* walk */
 	size_t shard;
 	uint8_t *cursor;	/* start_after of the next query */
@@ -1612,6 +1613,7 @@ static void lwalk_free(struct lwalk *w)
 	free(w->token);
 	free(w->bucket);
 	free(w->owner);
+	gw_tier_pol_unref(w->pol);
 	smap_put(w->m);
 	free(w);
 }
@@ -1635,6 +1637,7 @@ static void lwalk_finish(struct lwalk *w, int err)
 	const char **pfx = NULL;
 	size_t no = 0, np = 0;
 	char *next = NULL;
+	uint64_t now = strata_wall_ns();
 	struct s3_list_result res = {
 		.version = w->version, .bucket = w->bucket,
 		.prefix = w->prefix ? w->prefix : "", .delimiter = w->delimiter,
@@ -1675,7 +1678,8 @@ static void lwalk_finish(struct lwalk *w, int err)
 		objs[no++] = (struct s3_list_object){
 			.key = it->key, .mtime_ms = (int64_t)(it->ts / 1000000),
 			.etag = it->v.etag, .size = it->v.size,
-			.storage_class = it->v.sclass[0] ? it->v.sclass : NULL,
+			.storage_class = gw_tier_class_at(w->pol, it->v.sclass, it->key,
+							  it->ts, now),
 		};
 	}
 	res.objs = objs;
@@ -1973,7 +1977,8 @@ out:
 }
 
 int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
-		    const char *query, size_t qlen, gw_list_xml_fn cb, void *arg)
+		    const char *query, size_t qlen, struct gw_tier_pol *pol,
+		    gw_list_xml_fn cb, void *arg)
 {
 	struct lwalk *w = calloc(1, sizeof(*w));
 	int ret;
@@ -1981,6 +1986,7 @@ int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
 	if (!w)
 		return -ENOMEM;
 	w->L = L;
+	w->pol = gw_tier_pol_ref(pol);
 	w->cb = cb;
 	w->arg = arg;
 	w->bucket = strdup(bucket);

@@ -472,7 +472,6 @@ static void hl_answer(struct gw_hlook *h, unsigned i, int status,
 			h->res.ts = info->timestamp;
 			h->res.tombstone = !live;
 			h->res.nholders = 0;
-			h->res.ncold = 0;
 			h->nlive = 0;
 			if (live && info->meta_len) {
 				h->res.meta = malloc(info->meta_len);
@@ -485,7 +484,6 @@ static void hl_answer(struct gw_hlook *h, unsigned i, int status,
 		if (info->timestamp == h->res.ts && live && !h->res.tombstone &&
 		    h->res.nholders < ARRAY_SIZE(h->res.holders)) {
 			h->res.holders[h->res.nholders++] = h->t[i];
-			h->res.ncold += info->medium == STO_MEDIUM_COLD;
 			h->nlive++;
 		}
 	}

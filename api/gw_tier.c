@@ -50,6 +50,7 @@ struct gw_tier_pol {
 	uint64_t expires;		/* cache */
 	int pin;			/* 0, STO_TIER_PIN_HOT or STO_TIER_PIN_COLD */
 	uint32_t cold_after;		/* s; 0: the nodes' default */
+	uint64_t day_s;			/* the gateway's lifecycle day */
 	bool has_lc;
 	struct s3_lifecycle lc;
 	uint64_t gen;			/* the record's timestamp: names its pass */
@@ -182,7 +183,7 @@ static const struct s3_lc_rule *rule_for(const struct gw_tier_pol *p, const char
 /* The class and cold_after of an object's fragments: its storage class
  * (NULL or "": STANDARD), its key, the bucket's policy p (may be NULL). */
 static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const char *key,
-			  uint64_t day_s, struct sto_put_opts *o)
+			  struct sto_put_opts *o)
 {
 	const struct s3_lc_rule *l;
 	uint64_t ca = 0, best = UINT64_MAX;
@@ -194,7 +195,7 @@ static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const ch
 		return;
 	ca = p->cold_after;
 	if ((l = rule_for(p, key)))
-		best = (uint64_t)l->transition_days * day_s;
+		best = (uint64_t)l->transition_days * p->day_s;
 	if (best == 0)
 		o->tier = STO_TIER_COLD;	/* Days 0: cold from the start */
 	else if (best != UINT64_MAX && (!ca || best < ca))
@@ -202,6 +203,13 @@ static void tier_opts_for(const struct gw_tier_pol *p, const char *cls, const ch
 	o->cold_after = ca > UINT32_MAX ? UINT32_MAX : (uint32_t)ca;
 	if (p->pin)
 		o->tier = (enum sto_tier_class)p->pin;
+}
+
+/* Does rule l move key to a cold class? */
+static bool rule_applies(const struct s3_lc_rule *l, const char *key)
+{
+	return l->enabled && l->has_transition && class_tier(l->transition_class) == STO_TIER_COLD &&
+	       !strncmp(key, l->prefix, strlen(l->prefix));
 }
 
 /* The enabled Transition rule to a cold class matching key with the fewest
@@ -213,25 +221,49 @@ static const struct s3_lc_rule *rule_for(const struct gw_tier_pol *p, const char
 	for (size_t i = 0; p && p->has_lc && key && i < p->lc.n; i++) {
 		const struct s3_lc_rule *l = &p->lc.rules[i];
 
-		if (l->enabled && l->has_transition &&
-		    class_tier(l->transition_class) == STO_TIER_COLD &&
-		    !strncmp(key, l->prefix, strlen(l->prefix)) &&
-		    (!best || l->transition_days < best->transition_days))
+		if (rule_applies(l, key) && (!best || l->transition_days < best->transition_days))
 			best = l;
 	}
 	return best;
 }
 
+static bool class_is_standard(const char *c)
+{
+	return !c || !*c || !strcmp(c, "STANDARD");
+}
+
+const char *gw_tier_class_at(const struct gw_tier_pol *p, const char *stored, const char *key,
+			     uint64_t version_ns, uint64_t now_ns)
+{
+	const struct s3_lc_rule *shown = NULL;
+	uint64_t age_s = now_ns > version_ns ? (now_ns - version_ns) / 1000000000 : 0;
+
+	/* A class asked for at write time (STANDARD_IA, INTELLIGENT_TIERING,
+	 * ...) is the object's; only STANDARD (and RRS, which lands the same)
+	 * transitions, as in S3. A bucket pinned hot keeps it there. */
+	if ((!class_is_standard(stored) && strcmp(stored, "REDUCED_REDUNDANCY")) || !p ||
+	    p->pin == STO_TIER_PIN_HOT)
+		return class_is_standard(stored) ? NULL : stored;
+	/* S3 transitions by age since creation: the latest transition the
+	 * object's age has reached (its rules' Days are cumulative). */
+	for (size_t i = 0; p->has_lc && key && i < p->lc.n; i++) {
+		const struct s3_lc_rule *l = &p->lc.rules[i];
+
+		if (rule_applies(l, key) && age_s >= (uint64_t)l->transition_days * p->day_s &&
+		    (!shown || l->transition_days > shown->transition_days))
+			shown = l;
+	}
+	if (shown)
+		return shown->transition_class;
+	if (p->pin == STO_TIER_PIN_COLD)
+		return "STANDARD_IA";		/* cold, read at once */
+	return class_is_standard(stored) ? NULL : stored;
+}
+
 const char *gw_tier_class_shown(const struct gw_req *r, const struct gw_meta *m)
 {
-	const char *sc = gw_meta_hdr_get(m, "x-amz-storage-class");
-	const struct s3_lc_rule *l;
-
-	if (sc && strcmp(sc, "STANDARD") && strcmp(sc, "REDUCED_REDUNDANCY"))
-		return sc;
-	if (r->head_cold && (l = rule_for(r->tier_pol, r->key)))
-		return l->transition_class;
-	return sc && strcmp(sc, "STANDARD") ? sc : NULL;
+	return gw_tier_class_at(r->tier_pol, gw_meta_hdr_get(m, "x-amz-storage-class"), r->key,
+				m->version, strata_wall_ns());
 }
 
 void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
@@ -239,7 +271,7 @@ void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o)
 	const char *cls = r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY ?
 			  r->tier_class : gw_meta_hdr_get(&r->meta, "x-amz-storage-class");
 
-	tier_opts_for(r->tier_pol, cls, r->key, r->gw->cfg.lifecycle_day_s, o);
+	tier_opts_for(r->tier_pol, cls, r->key, o);
 }
 
 /* --------------------------------------------------------------- records */
@@ -258,6 +290,16 @@ static void pol_put(struct gw_tier_pol *p)
 	s3_lifecycle_free(&p->lc);
 	free(p->tags);
 	free(p);
+}
+
+struct gw_tier_pol *gw_tier_pol_ref(struct gw_tier_pol *p)
+{
+	return pol_get(p);
+}
+
+void gw_tier_pol_unref(struct gw_tier_pol *p)
+{
+	pol_put(p);
 }
 
 static void on_check_timer(uv_timer_t *h);
@@ -337,6 +379,7 @@ static struct gw_tier_pol *pol_new(const struct gw_req *r)
 	p->refs = 1;
 	snprintf(p->bucket, sizeof(p->bucket), "%s", r->bucket);
 	p->created = r->bucket_created;
+	p->day_s = r->gw->cfg.lifecycle_day_s;
 	return p;
 }
 
@@ -849,7 +892,8 @@ static void on_pol_ready(struct gw_req *r, int err)
 	size_t qn;
 	const char *q;
 
-	if (err && (r->op == OP_GET_OBJECT || r->op == OP_HEAD_OBJECT))
+	if (err && (r->op == OP_GET_OBJECT || r->op == OP_HEAD_OBJECT ||
+		    r->op == OP_LIST_OBJECTS))
 		err = 0;	/* a read goes on: the class shown is the stored one */
 	if (err) {
 		gw_send_error(r, err);
@@ -924,7 +968,7 @@ bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r))
 			return false;	/* the class goes in the upload record */
 		/* fall through */
 	case OP_UPLOAD_PART: case OP_UPLOAD_PART_COPY: case OP_COMPLETE_MPU:
-	case OP_GET_OBJECT: case OP_HEAD_OBJECT:	/* the class shown */
+	case OP_GET_OBJECT: case OP_HEAD_OBJECT: case OP_LIST_OBJECTS:	/* the class shown */
 	case OP_PUT_OBJ_TAGGING: case OP_DELETE_OBJ_TAGGING:	/* a head rewrite */
 		if (r->tier_ready)
 			return false;
@@ -1655,7 +1699,7 @@ static void on_obj_head(const struct gw_hlook_result *res, void *arg)
 	po->nholders = res->nholders;
 	memcpy(po->holders, res->holders, res->nholders * sizeof(res->holders[0]));
 	cls = gw_meta_hdr_get(&po->m, "x-amz-storage-class");
-	tier_opts_for(ps->pol, cls, po->key, ps->t->gw->cfg.lifecycle_day_s, &po->o);
+	tier_opts_for(ps->pol, cls, po->key, &po->o);
 	po->total = po->nholders;
 	if (po->m.layout == GW_LAYOUT_EC && po->m.k && !po->m.nparts) {
 		po->total += gw_meta_segments(&po->m) * (po->m.k + po->m.m);
@@ -1884,6 +1928,7 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 	p->refs = 1;
 	snprintf(p->bucket, sizeof(p->bucket), "%s", ps->bucket);
 	p->created = ps->created;
+	p->day_s = ps->t->gw->cfg.lifecycle_day_s;
 	p->gen = res->ts;
 	if (pol_decode(p, res->meta, res->meta_len) < 0) {
 		log_err("bucket %s: undecodable tier policy record: no pass", ps->bucket);

@@ -1230,7 +1230,6 @@ struct gw_hlook_result {
 	uint32_t meta_len;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned nholders;		/* devices that hold the newest, live */
-	unsigned ncold;			/* ... of which answered from cold media */
 };
 typedef void (*gw_hlook_fn)(const struct gw_hlook_result *res, void *arg);
 /* res is valid during cb only. 0 or -ENOMEM. */
@@ -1329,10 +1328,14 @@ struct gw_list_obj {
  * cannot store a key that long). */
 int gw_list_update(struct gw_listing *L, const char *bucket,
 		   const struct gw_list_obj *o, gw_list_done_fn cb, void *arg);
-/* ListObjects (v1) or ListObjectsV2 (list-type=2) from the raw query.
+/* ListObjects (v1) or ListObjectsV2 (list-type=2) from the raw query;
+ * each object's class as gw_tier_class_at shows it under the bucket's
+ * tier policy pol (NULL: none; a reference is kept while it runs).
  * -EINVAL: an invalid argument (max-keys, encoding-type, a token). */
+struct gw_tier_pol;
 int gw_list_objects(struct gw_listing *L, const char *bucket, const char *owner,
-		    const char *query, size_t qlen, gw_list_xml_fn cb, void *arg);
+		    const char *query, size_t qlen, struct gw_tier_pol *pol,
+		    gw_list_xml_fn cb, void *arg);
 /* One page of the bucket's live keys under prefix after `after` (NULL or
  * "": from the first), at most max (0 or above 1000: 1000), in key order
  * across its shards (a fresh shard map): cb(arg, 0, items, n, more), items
@@ -1569,7 +1572,6 @@ struct gw_req {
 	uint8_t *inline_buf;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned nholders, holder_try;
-	bool head_cold;			/* every holder of the head is on cold */
 	unsigned slot_gen;
 	int resp_status;
 	/* The object a GET (or a copy, its source) reads: r->path, or the
@@ -1824,10 +1826,18 @@ int gw_tier_route(struct gw_req *r, const char *q, size_t qn);
 bool gw_tier_dispatch(struct gw_req *r, void (*again)(struct gw_req *r));
 /* GET /_strata/tiers (authenticated, any bucket-less request). */
 void gw_tier_admin(struct gw_req *r);
-/* The storage class HEAD and GET show for object m: the one it was written
- * with, or, for a STANDARD object whose head the nodes moved cold
- * (r->head_cold) under a lifecycle Transition rule of its bucket, that
- * rule's class (what S3 shows after a transition). NULL: STANDARD. */
+/* The storage class HEAD, GET and ListObjects show for an object written
+ * with class `stored` (NULL or "": STANDARD) at version_ns (wall clock,
+ * its Last-Modified), at now_ns, under its bucket's policy p (NULL: none):
+ * the stored class, or for a STANDARD one the class of the latest matching
+ * lifecycle Transition whose Days its age since creation has reached (as
+ * S3 transitions), else STANDARD_IA in a bucket pinned cold; STANDARD in a
+ * bucket pinned hot. By age, not by the medium the nodes hold it on (one
+ * read recently stays hot longer): every listing answers it without asking
+ * the nodes, and HEAD answers the same. NULL: STANDARD. */
+const char *gw_tier_class_at(const struct gw_tier_pol *p, const char *stored, const char *key,
+			     uint64_t version_ns, uint64_t now_ns);
+/* gw_tier_class_at for r's object m now (HEAD, GET, GetObjectAttributes). */
 const char *gw_tier_class_shown(const struct gw_req *r, const struct gw_meta *m);
 /* PutBucketLifecycleConfiguration, PutBucketTagging: the body arrived in
  * r->small. */
@@ -1844,6 +1854,9 @@ int gw_tier_copy_class(struct gw_req *r);
 /* The node-side tiering of r's fragments (segments and head). */
 void gw_tier_opts(const struct gw_req *r, struct sto_put_opts *o);
 void gw_tier_req_free(struct gw_req *r);
+/* A reference to a bucket's policy (r->tier_pol), for a listing. */
+struct gw_tier_pol *gw_tier_pol_ref(struct gw_tier_pol *p);
+void gw_tier_pol_unref(struct gw_tier_pol *p);
 
 /* ---------------------------------------------------------- gw_tagging.c */
 /* Object tagging (docs/gateway.md, "Tagging"): the tag set is a stored

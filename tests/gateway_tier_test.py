@@ -265,15 +265,20 @@ def test_transition_and_pins():
         assert where(data[k]) == (3, 0), k
     for (b, k), body in data.items():   # still whole, wherever it is
         assert S3.get_object(Bucket=b, Key=k)["Body"].read() == body
-    # moved by the rule: HEAD and GET show the rule's class, as S3 does after
-    # a transition (ListObjects: the class given at PUT); moved by the
-    # bucket's own cold_after (no rule): still STANDARD
+    # past the rule's days: HEAD, GET and both listings show the rule's
+    # class, as S3 does after a transition; moved by the bucket's own
+    # cold_after (no rule): still STANDARD; pinned cold: STANDARD_IA; pinned
+    # hot (whatever its rules): STANDARD
     assert S3.head_object(Bucket="lcb", Key="logs/a")["StorageClass"] == "STANDARD_IA"
     assert S3.get_object(Bucket="lcb", Key="logs/big")["StorageClass"] == "STANDARD_IA"
     assert "StorageClass" not in S3.head_object(Bucket="lcb", Key="other/b")
     assert "StorageClass" not in S3.head_object(Bucket="fast", Key="y")
-    assert {o["Key"]: o["StorageClass"] for o in S3.list_objects_v2(Bucket="lcb")["Contents"]} \
-        == {"logs/a": "STANDARD", "logs/big": "STANDARD", "other/b": "STANDARD"}
+    assert S3.head_object(Bucket="pincold", Key="z")["StorageClass"] == "STANDARD_IA"
+    assert "StorageClass" not in S3.head_object(Bucket="pinhot", Key="x")
+    for b, want in (("lcb", {"logs/a": "STANDARD_IA", "logs/big": "STANDARD_IA", "other/b": "STANDARD"}),
+                    ("fast", {"y": "STANDARD"}), ("pincold", {"z": "STANDARD_IA"}),
+                    ("pinhot", {"x": "STANDARD"})):
+        assert listed_classes(b) == want, (b, listed_classes(b))
 
     st, after = admin_tiers()
     assert st == 200 and after["nodes_answered"] == 6
@@ -377,6 +382,99 @@ def test_existing_objects():
         g = S3.get_object(Bucket=b, Key=k)
         assert g["Body"].read() == body and "StorageClass" not in g, k   # hot again
     wait_for(lambda: gw_log_has("bucket existing: tier pass done"), "pass logged")
+
+
+def listed(b, **kw):
+    """({key: StorageClass} of bucket b in ListObjectsV2, the same in
+    ListObjects v1)."""
+    return tuple({o["Key"]: o["StorageClass"] for o in lst(Bucket=b, **kw).get("Contents", [])}
+                 for lst in (S3.list_objects_v2, S3.list_objects))
+
+
+def listed_classes(b, **kw):
+    """{key: StorageClass} of bucket b, v1 and v2 listings agreeing."""
+    v2, v1 = listed(b, **kw)
+    assert v1 == v2, (v1, v2)
+    return v2
+
+
+def test_list_class():
+    """ListObjects v1/v2 show the class HEAD shows, by age since creation
+    (as S3 transitions): objects PUT before two Transition rules (6 "days"
+    to STANDARD_IA, 12 to GLACIER_IR) list STANDARD, then STANDARD_IA,
+    then GLACIER_IR; one read all along stays hot yet shows the
+    rule's class like the rest; pinned cold, the keys no rule reached list
+    STANDARD_IA; re-pinned hot, all list STANDARD. A class given at PUT
+    is shown whatever the policy."""
+    b = "listcls"
+    S3.create_bucket(Bucket=b)
+    data = {"logs/a": body_of(3000, "lca"), "logs/b": body_of(4000, "lcb"),
+            "other/c": body_of(3500, "lcc")}
+    for k, body in data.items():
+        S3.put_object(Bucket=b, Key=k, Body=body)
+    S3.put_object(Bucket=b, Key="logs/ir", Body=b"explicit", StorageClass="ONEZONE_IA")
+    mtime = {o["Key"]: o["LastModified"].timestamp()
+             for o in S3.list_objects_v2(Bucket=b)["Contents"]}
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, ID="ia", Transitions=[{"Days": 6, "StorageClass": "STANDARD_IA"}]),
+        dict(LC_RULE, ID="ir", Transitions=[{"Days": 12, "StorageClass": "GLACIER_IR"}])]})
+
+    def expect(k, lo, hi):
+        """The class due at an age in [lo, hi] (the request's start and
+        end), or None when a boundary is within 0.3 s of that."""
+        if k == "logs/ir":
+            return "ONEZONE_IA"
+        if not k.startswith("logs/"):
+            return "STANDARD"
+        for days, cls in ((12, "GLACIER_IR"), (6, "STANDARD_IA"), (0, "STANDARD")):
+            if days and lo - 0.3 < days < hi + 0.3:
+                return None
+            if lo >= days:
+                return cls
+    seen = {}
+    deadline = time.time() + 60
+    while min(time.time() - t for t in mtime.values()) < 15:
+        assert time.time() < deadline, seen
+        t0 = time.time()
+        lists = listed(b)
+        t1 = time.time()
+        for got in lists:
+            for k, cls in got.items():
+                want = expect(k, t0 - mtime[k], t1 - mtime[k])
+                assert want in (None, cls), (k, t0 - mtime[k], cls)
+                seen.setdefault(k, set()).add(cls)
+        # HEAD says the same (S3: StorageClass absent for STANDARD)
+        t0 = time.time()
+        h = S3.head_object(Bucket=b, Key="logs/a").get("StorageClass", "STANDARD")
+        want = expect("logs/a", t0 - mtime["logs/a"], time.time() - mtime["logs/a"])
+        assert want in (None, h), (h, want)
+        # read all along: it stays hot (the nodes' cold_after counts from the
+        # last access; HEAD and GET touch every replica), its class follows
+        # its age all the same
+        assert S3.get_object(Bucket=b, Key="logs/a")["Body"].read() == data["logs/a"]
+        time.sleep(0.4)
+    assert seen["logs/a"] == seen["logs/b"] == {"STANDARD", "STANDARD_IA", "GLACIER_IR"}, seen
+    assert seen["other/c"] == {"STANDARD"} and seen["logs/ir"] == {"ONEZONE_IA"}, seen
+    # (a moved record's bytes stay in the hot volume until compaction:
+    # "on cold" is what where() can tell)
+    assert where(data["logs/a"]) == (3, 0), where(data["logs/a"])
+    wait_for(lambda: where(data["logs/b"])[1] == 3, "logs/b (unread) cold")
+    assert listed_classes(b, Prefix="logs/", MaxKeys=2) == {"logs/a": "GLACIER_IR",
+                                                            "logs/b": "GLACIER_IR"}
+
+    # Pinned cold: what no rule moved lists STANDARD_IA; re-pinned hot,
+    # STANDARD. The class given at PUT stays.
+    want = {"logs/a": "GLACIER_IR", "logs/b": "GLACIER_IR", "other/c": "STANDARD_IA",
+            "logs/ir": "ONEZONE_IA"}
+    assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "cold"})[0] == 200
+    wait_for(lambda: listed(b) == (want, want), "pinned cold: listed cold", timeout=10)
+    assert S3.head_object(Bucket=b, Key="other/c")["StorageClass"] == "STANDARD_IA"
+    wait_for(lambda: where(data["other/c"])[1] == 3, "pinned cold: other/c cold")
+    want = dict.fromkeys(data, "STANDARD") | {"logs/ir": "ONEZONE_IA"}
+    assert signed("PUT", f"/{b}?strata-tier", {"x-strata-tier-pin": "hot"})[0] == 200
+    wait_for(lambda: listed(b) == (want, want), "pinned hot: listed STANDARD", timeout=10)
+    for k in data:
+        assert "StorageClass" not in S3.head_object(Bucket=b, Key=k), k
 
 
 def fill_then_rule(b, n, cls):
@@ -515,8 +613,8 @@ def test_pass_rate():
     restart_gateway(PASS_RATE)
 
 
-TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_existing_objects,
-         test_pass_killed, test_two_gateways, test_pass_rate]
+TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_list_class,
+         test_existing_objects, test_pass_killed, test_two_gateways, test_pass_rate]
 
 
 def main():
