@@ -771,57 +771,51 @@ static void on_pol_for_op(struct gw_req *r, int err)
 	}
 }
 
+/* A body's change applied to a copy of the fresh record (loaded: err 0;
+ * keep_lc: the copy keeps the lifecycle) and written as the bucket's new
+ * record; apply answers 0 or the error sent. */
+static void pol_rewrite(struct gw_req *r, int err, bool keep_lc,
+			int (*apply)(struct gw_req *r, struct gw_tier_pol *np))
+{
+	struct gw_tier_pol *np = NULL;
+
+	if (!err) {
+		np = pol_copy(r, keep_lc);
+		err = np ? apply(r, np) : -ENOMEM;
+	}
+	if (!err)
+		err = pol_write(r, np, on_written_answer);	/* owns np */
+	else if (np)
+		pol_put(np);
+	if (err)
+		gw_send_error(r, err);
+}
+
+static int tags_apply(struct gw_req *r, struct gw_tier_pol *np)
+{
+	free(np->tags);
+	np->tags = NULL;
+	return gw_tagging_parse_body(r, &np->tags);
+}
+
+static int lifecycle_apply(struct gw_req *r, struct gw_tier_pol *np)
+{
+	int err = s3_lifecycle_parse(r->small.p, r->small.len, &np->lc);
+
+	np->has_lc = err == 0;
+	return err;
+}
+
 /* PutBucketTagging: the fresh record is loaded. */
 static void on_pol_for_tagging(struct gw_req *r, int err)
 {
-	struct gw_tier_pol *np;
-
-	if (err) {
-		gw_send_error(r, err);
-		return;
-	}
-	np = pol_copy(r, true);
-	if (!np) {
-		gw_send_error(r, -ENOMEM);
-		return;
-	}
-	free(np->tags);
-	np->tags = NULL;
-	err = gw_tagging_parse_body(r, &np->tags);
-	if (err) {
-		pol_put(np);
-		gw_send_error(r, err);
-		return;
-	}
-	err = pol_write(r, np, on_written_answer);	/* owns np */
-	if (err)
-		gw_send_error(r, err);
+	pol_rewrite(r, err, true, tags_apply);
 }
 
 /* PutBucketLifecycleConfiguration: the fresh record is loaded. */
 static void on_pol_for_lifecycle(struct gw_req *r, int err)
 {
-	struct gw_tier_pol *np;
-
-	if (err) {
-		gw_send_error(r, err);
-		return;
-	}
-	np = pol_copy(r, false);
-	if (!np) {
-		gw_send_error(r, -ENOMEM);
-		return;
-	}
-	err = s3_lifecycle_parse(r->small.p, r->small.len, &np->lc);
-	if (err) {
-		pol_put(np);
-		gw_send_error(r, err);
-		return;
-	}
-	np->has_lc = true;
-	err = pol_write(r, np, on_written_answer);	/* owns np */
-	if (err)
-		gw_send_error(r, err);
+	pol_rewrite(r, err, false, lifecycle_apply);
 }
 
 void gw_tier_body_end(struct gw_req *r)
