@@ -53,7 +53,9 @@ struct gw_tier_pol {
 	uint64_t day_s;			/* the gateway's lifecycle day */
 	bool has_lc;
 	struct s3_lifecycle lc;
-	uint64_t gen;			/* the record's timestamp: names its pass */
+	uint64_t gen;			/* its tier settings' generation (the
+					 * timestamp of the record that last
+					 * changed them): names its pass */
 	char *tags;			/* bucket tags, stored form; NULL: none */
 };
 
@@ -406,6 +408,10 @@ static int pol_decode(struct gw_tier_pol *p, const void *meta, uint32_t len)
 	}
 	if (!ret && (v = gw_meta_hdr_get(&m, "tags")) && !(p->tags = strdup(v)))
 		ret = -ENOMEM;
+	/* Written by a tags-only change: the tier settings' generation is the
+	 * earlier record's (absent: this record's own timestamp). */
+	if (!ret && (v = gw_meta_hdr_get(&m, "tier-gen")))
+		p->gen = strtoull(v, NULL, 10);
 out:
 	gw_meta_free(&m);
 	return ret;
@@ -426,6 +432,8 @@ static void on_pol_record(const struct gw_hlook_result *res, void *arg)
 	struct gw_tier_pol *p = pol_new(r);
 	int err = 0;
 
+	if (p)
+		p->gen = res->status == 0 ? res->ts : 0;	/* pol_decode may set it */
 	if (!p)
 		err = -ENOMEM;
 	else if (res->status < 0 && res->status != -ENOENT)
@@ -435,7 +443,6 @@ static void on_pol_record(const struct gw_hlook_result *res, void *arg)
 		err = -EIO;
 	}
 	if (!err) {
-		p->gen = res->status == 0 ? res->ts : 0;
 		pol_put(r->tier_pol);
 		r->tier_pol = pol_get(p);
 		cache_set(r->gw->tier, p);
@@ -564,6 +571,11 @@ static void on_pol_written(void *arg, int err)
 	free(o);
 }
 
+static bool is_tags_change(const struct gw_req *r)
+{
+	return r->op == OP_PUT_BUCKET_TAGGING || r->op == OP_DELETE_BUCKET_TAGGING;
+}
+
 /* Writes p (owned by the write from here) as the bucket's record, then
  * done(r, 0 or an error). 0 or an error (no done). */
 static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
@@ -584,7 +596,9 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 	o->p = p;
 	o->r = r;
 	o->done = done;
-	p->gen = ts;
+	/* A tags-only change keeps the tier settings' generation, so it neither
+	 * needs a pass nor supersedes the one running for them. */
+	p->gen = is_tags_change(r) ? (r->tier_pol ? r->tier_pol->gen : 0) : ts;
 	m.owner = strdup(r->owner[0] ? r->owner : r->account);
 	ret = m.owner ? 0 : -ENOMEM;
 	snprintf(num, sizeof(num), "%" PRIu64, p->created);
@@ -604,6 +618,8 @@ static int pol_write(struct gw_req *r, struct gw_tier_pol *p, pol_fn done)
 	}
 	if (!ret && p->tags)
 		ret = gw_meta_add_hdr(&m, "tags", 4, p->tags, strlen(p->tags));
+	snprintf(num, sizeof(num), "%" PRIu64, p->gen);
+	ret = ret ?: gw_meta_add_hdr(&m, "tier-gen", 8, num, strlen(num));
 	pol_path(r->bucket, path, sizeof(path), &len);
 	if (!ret) {
 		gw_req_get(r);
@@ -690,13 +706,11 @@ static int written_status(const struct gw_req *r)
 	       r->op == OP_DELETE_BUCKET_TAGGING ? 204 : 200;
 }
 
-/* Every settings change registers a pass, bucket tags too (they change no
- * object's tier): a newer record supersedes a running pass, which would
- * otherwise leave a lifecycle change half applied. */
 static void on_written_answer(struct gw_req *r, int err)
 {
-	/* A policy change: registered for its pass before the answer. */
-	if (!err && r->op != OP_CREATE_BUCKET && r->tier_pol) {
+	/* A tier policy change: registered for its pass before the answer
+	 * (bucket tags change no object's tier: no pass). */
+	if (!err && r->op != OP_CREATE_BUCKET && !is_tags_change(r) && r->tier_pol) {
 		err = pass_register(r);
 		if (err == 0)
 			return;
@@ -1902,16 +1916,8 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 		pass_retry(ps, "policy record", res->status);
 		return;
 	}
-	if (res->status == -ENOENT || res->ts < ps->gen) {
-		/* Not the record the pass was registered for (yet): a replica
-		 * behind; asked again later. */
-		pass_retry(ps, "policy record", -EAGAIN);
-		return;
-	}
-	if (res->ts > ps->gen) {
-		/* Changed again: the newer change has its own pass. */
-		log_info("bucket %s: tier pass %" PRIu64 " superseded", ps->bucket, ps->gen);
-		pass_finish(ps, false);
+	if (res->status == -ENOENT) {
+		pass_retry(ps, "policy record", -EAGAIN);	/* a replica behind */
 		return;
 	}
 	p = calloc(1, sizeof(*p));
@@ -1926,6 +1932,20 @@ static void on_pass_pol(const struct gw_hlook_result *res, void *arg)
 	p->gen = res->ts;
 	if (pol_decode(p, res->meta, res->meta_len) < 0) {
 		log_err("bucket %s: undecodable tier policy record: no pass", ps->bucket);
+		pol_put(p);
+		pass_finish(ps, false);
+		return;
+	}
+	if (p->gen < ps->gen) {
+		/* Not the record the pass was registered for (yet): a replica
+		 * behind; asked again later. */
+		pol_put(p);
+		pass_retry(ps, "policy record", -EAGAIN);
+		return;
+	}
+	if (p->gen > ps->gen) {
+		/* Changed again: the newer change has its own pass. */
+		log_info("bucket %s: tier pass %" PRIu64 " superseded", ps->bucket, ps->gen);
 		pol_put(p);
 		pass_finish(ps, false);
 		return;

@@ -477,6 +477,31 @@ def test_list_class():
         assert "StorageClass" not in S3.head_object(Bucket=b, Key=k), k
 
 
+def test_tags_keep_pass():
+    """Bucket tags change no object's tier: tagging a bucket while its
+    lifecycle change's pass runs starts no pass and does not end that one
+    (a tags-only record keeps the tier settings' generation)."""
+    import re
+    b = "tagpass"
+    n = 260             # more than 5 s at the test's pass rate
+    bodies, t0 = fill_then_rule(b, n, "STANDARD_IA")
+    wait_for(lambda: gw_log_has(f"bucket {b}: tier pass "), "the pass started", timeout=30)
+    tags = [{"Key": "team", "Value": "archive"}]
+    S3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [{"Key": "team", "Value": "x"}]})
+    S3.delete_bucket_tagging(Bucket=b)
+    S3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": tags})
+    assert not gw_log_has(f"bucket {b}: tier pass done"), "the pass was over before the tags"
+    wait_for(lambda: gw_log_has(f"bucket {b}: tier pass done"), "the pass finished", timeout=120)
+    with open(C.gw.logpath) as f:
+        log = f.read()
+    assert len(re.findall(rf"bucket {b}: tier pass [0-9]+ started", log)) == 1, log
+    assert not re.search(rf"bucket {b}: tier pass [0-9]+ superseded", log), log
+    wait_for(lambda: moved(t0)[0] >= 3 * n, "every object's replicas cold", timeout=60)
+    assert S3.get_bucket_tagging(Bucket=b)["TagSet"] == tags
+    assert S3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"][0]["Status"] == "Enabled"
+    assert where(bodies["k0000"])[1] == 3
+
+
 def fill_then_rule(b, n, cls):
     """Bucket b with n small objects k0000...; then a Transition rule of 1
     "day" to cls on all of it. Their bodies, and the admin totals before."""
@@ -614,7 +639,8 @@ def test_pass_rate():
 
 
 TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_list_class,
-         test_existing_objects, test_pass_killed, test_two_gateways, test_pass_rate]
+         test_existing_objects, test_pass_killed, test_tags_keep_pass, test_two_gateways,
+         test_pass_rate]
 
 
 def main():
