@@ -103,6 +103,8 @@ struct item {
 	uint8_t *meta;
 	uint32_t meta_len;
 	bool have_meta;
+	struct sto_put_opts opts;	/* the source's tiering policy (EC: any
+					 * survivor's; they were set together) */
 	struct iovec iov;
 };
 
@@ -541,8 +543,9 @@ static void item_write_on(void *arg, sto_client *c, int err)
 			uint8_t *b = it->kind == IT_REBUILD ? it->buf[f] : it->buf[0];
 
 			it->iov = (struct iovec){ b, it->size };
-			err = sto_put(c, &it->key, it->ts, it->meta, it->meta_len, &it->iov, 1,
-				      sto_crc32c(0, b, it->size), item_written, it);
+			err = sto_put_ex(c, &it->key, it->ts, it->meta, it->meta_len, &it->iov,
+					 1, sto_crc32c(0, b, it->size), &it->opts,
+					 item_written, it);
 		}
 		if (!err)
 			return;
@@ -598,6 +601,8 @@ static void rd_done(void *arg, int status, const struct sto_info *info)
 			it->crc[s] = info->crc32c;
 			if (!it->have_meta) {
 				it->have_meta = true;
+				it->opts = (struct sto_put_opts){ .tier = info->tier,
+								  .cold_after = info->cold_after };
 				if (info->meta_len) {
 					it->meta = malloc(info->meta_len);
 					if (it->meta) {

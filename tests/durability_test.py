@@ -182,7 +182,7 @@ def sizes(n):
     return [(small if i % 2 == 0 else big)[(i // 2) % 4] for i in range(n)]
 
 
-def put_all(s3, bucket, keys):
+def put_all(s3, bucket, keys, **put_args):
     """PUTs keys {key: size}; returns {key: sha256}. A PUT refused with 503
     SlowDown (a node missed a deadline on a loaded machine: the PUT failed
     cleanly) is tried again."""
@@ -191,7 +191,7 @@ def put_all(s3, bucket, keys):
         body = data_of(size, k)
         for attempt in range(10):
             try:
-                s3.put_object(Bucket=bucket, Key=k, Body=body)
+                s3.put_object(Bucket=bucket, Key=k, Body=body, **put_args)
                 break
             except botocore.exceptions.ClientError as e:
                 if e.response["Error"]["Code"] != "SlowDown" or attempt == 9:
@@ -276,6 +276,11 @@ def test_wipe2(c):
     s3.create_bucket(Bucket="bkt")
     keys = {f"obj{i}": sz for i, sz in enumerate(sizes(64 if LONG else 16))}
     sums = put_all(s3, "bkt", keys)
+    # STANDARD_IA objects (node class COLD: they land on cold): what repair
+    # rebuilds or copies for them must keep the class, so land on cold too.
+    s3.create_bucket(Bucket="bkt-ia")
+    ia = {f"ia{i}": sz for i, sz in enumerate([4 * KiB, 60 * KiB, 700 * KiB, 1536 * KiB] * 2)}
+    ia_sums = put_all(s3, "bkt-ia", ia, StorageClass="STANDARD_IA")
     step("put")
     # (no wait for a first clean pass: the gateway acknowledged each PUT
     # only once every fragment was durable on its placement)
@@ -305,7 +310,17 @@ def test_wipe2(c):
                          capture_output=True, text=True)
     assert adm.returncode == 0 and "full redundancy: yes" in adm.stdout, adm.stdout
     verify_all(s3, "bkt", sums)
+    verify_all(s3, "bkt-ia", ia_sums)
     step("verify")
+    # Rebuilt (EC: fragment 0 holds an object's first bytes) and copied
+    # (replicas) fragments of the STANDARD_IA objects are on cold only.
+    found = {(k, i, p) for k in ia
+             for i, p, _ in find_in_volumes(c, data_of(ia[k], k)[:64], (1, 4))}
+    assert found, "no fragment of bkt-ia found on the wiped nodes"
+    on_hot = sorted((k, p) for k, i, p in found
+                    if os.path.relpath(p, c.node_dir(i)).split(os.sep)[0] != "cold")
+    assert not on_hot, f"repaired STANDARD_IA fragments on hot: {on_hot}"
+    print(f"  wipe2: {len(found)} (object, volume) pairs of repaired STANDARD_IA fragments, all on cold")
     # Only the rebuilt nodes' fragments can make up the missing two now.
     verify_without(c, (0, 2), "bkt", sums)
 
