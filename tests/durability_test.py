@@ -264,6 +264,30 @@ def flip(path, off):
         fh.write(bytes([b[0] ^ 0xFF]))
 
 
+COLD_CLASS, PIN_COLD, COLD = 1, 3, 1	# storage.h: STO_TIER_COLD, _PIN_COLD, STO_MEDIUM_COLD
+PIN_COLD_AFTER = 54321
+
+
+def pin_cold_headers(request, **_):
+    request.headers["x-strata-tier-pin"] = "cold"
+    request.headers["x-strata-tier-cold-after"] = str(PIN_COLD_AFTER)
+
+
+def policies(c, nodes):
+    """{(class, cold_after, medium): live fragments} on nodes, for the
+    fragments with a policy other than the default (tests/node-frags)."""
+    tool = os.environ.get("STRATA_NODE_FRAGS")
+    assert tool, "STRATA_NODE_FRAGS (the node-frags binary) is not set"
+    out = subprocess.run([tool, "--policies", "6", *[c.addr(i) for i in nodes]],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    pols = {}
+    for line in out.splitlines():
+        cls, ca, medium, n = (int(x) for x in line.split())
+        if cls or ca:
+            pols[(cls, ca, medium)] = pols.get((cls, ca, medium), 0) + n
+    return pols
+
+
 def wipe(c, i):
     c.nodes[i].stop()
     for sub in ("hot", "cold"):
@@ -281,6 +305,17 @@ def test_wipe2(c):
     s3.create_bucket(Bucket="bkt-ia")
     ia = {f"ia{i}": sz for i, sz in enumerate([4 * KiB, 60 * KiB, 700 * KiB, 1536 * KiB] * 2)}
     ia_sums = put_all(s3, "bkt-ia", ia, StorageClass="STANDARD_IA")
+    # A bucket pinned cold with its own cold_after (node class PIN_COLD):
+    # both must survive repair too.
+    s3.meta.events.register("before-sign.s3.CreateBucket", pin_cold_headers)
+    try:
+        s3.create_bucket(Bucket="bkt-pin")
+    finally:
+        s3.meta.events.unregister("before-sign.s3.CreateBucket", pin_cold_headers)
+    pin = {f"pin{i}": sz for i, sz in enumerate([4 * KiB, 700 * KiB] * 3)}
+    pin_sums = put_all(s3, "bkt-pin", pin)
+    pols = policies(c, (1, 4))
+    assert pols.get((PIN_COLD, PIN_COLD_AFTER, COLD)) and pols.get((COLD_CLASS, 0, COLD)), pols
     step("put")
     # (no wait for a first clean pass: the gateway acknowledged each PUT
     # only once every fragment was durable on its placement)
@@ -311,7 +346,12 @@ def test_wipe2(c):
     assert adm.returncode == 0 and "full redundancy: yes" in adm.stdout, adm.stdout
     verify_all(s3, "bkt", sums)
     verify_all(s3, "bkt-ia", ia_sums)
+    verify_all(s3, "bkt-pin", pin_sums)
     step("verify")
+    # Every non-default policy the wiped nodes held is back, on cold
+    # (HEADs on the nodes: class, cold_after, medium).
+    after = policies(c, (1, 4))
+    assert after == pols, f"policies on the wiped nodes: before {pols}, after repair {after}"
     # Rebuilt (EC: fragment 0 holds an object's first bytes) and copied
     # (replicas) fragments of the STANDARD_IA objects are on cold only.
     found = {(k, i, p) for k in ia
@@ -320,7 +360,9 @@ def test_wipe2(c):
     on_hot = sorted((k, p) for k, i, p in found
                     if os.path.relpath(p, c.node_dir(i)).split(os.sep)[0] != "cold")
     assert not on_hot, f"repaired STANDARD_IA fragments on hot: {on_hot}"
-    print(f"  wipe2: {len(found)} (object, volume) pairs of repaired STANDARD_IA fragments, all on cold")
+    print(f"  wipe2: {len(found)} (object, volume) pairs of repaired STANDARD_IA fragments, "
+          f"all on cold; fragments by (class, cold_after, medium) on the wiped nodes, "
+          f"as before the wipe: {after}")
     # Only the rebuilt nodes' fragments can make up the missing two now.
     verify_without(c, (0, 2), "bkt", sums)
 

@@ -7,6 +7,12 @@
  * Prints "<live fragments> <their bytes>" summed over every partition of
  * every node given. Exit 0, 1 when a node could not be asked, 2 on usage.
  *
+ *   node-frags --policies PART_POWER HOST:PORT...
+ *
+ * The same live fragments by tiering policy and medium, each asked with a
+ * HEAD (what a reader and repair see): one line per distinct
+ * "CLASS COLD_AFTER MEDIUM COUNT" (class and medium as numbers, storage.h).
+ *
  *   node-frags --listings PART_POWER HOST:PORT...
  *
  * The nodes' listing stores (LISTING_IDS, what replication compares): one
@@ -39,6 +45,10 @@ struct ask {
 	size_t n;
 	uint64_t live, bytes;
 	uint8_t last[STO_LISTING_ID_LEN];	/* --listings: ask again after it */
+	struct sto_key *keys;		/* --policies: the live entries listed */
+	size_t nkeys, capkeys;
+	struct pol { uint32_t tier, cold_after, medium; uint64_t count; } pols[64];
+	size_t npols;
 };
 
 static void on_connect(sto_client *c, int status, void *arg)
@@ -75,8 +85,46 @@ static void on_entries(void *arg, int status, const struct sto_list_entry *v, si
 		if (!v[i].tombstone) {
 			a->live++;
 			a->bytes += v[i].size;
+			if (a->capkeys == a->nkeys) {
+				size_t cap = a->capkeys ? 2 * a->capkeys : 64;
+				struct sto_key *k = realloc(a->keys, cap * sizeof(*k));
+
+				if (!k) {
+					a->status = -ENOMEM;
+					break;
+				}
+				a->keys = k;
+				a->capkeys = cap;
+			}
+			a->keys[a->nkeys].part = a->part;
+			memcpy(a->keys[a->nkeys].name, v[i].name, STO_NAME_HASH_LEN);
+			a->keys[a->nkeys++].frag = v[i].frag;
 		}
 	a->done = true;
+}
+
+/* --policies: one HEAD's answer tallied (gone meanwhile: not counted). */
+static void on_head(void *arg, int status, const struct sto_info *info)
+{
+	struct ask *a = arg;
+	size_t i;
+
+	a->status = status == -ENOENT ? 0 : status;
+	a->done = true;
+	if (status < 0 || !info)
+		return;
+	for (i = 0; i < a->npols; i++)
+		if (a->pols[i].tier == info->tier && a->pols[i].cold_after == info->cold_after &&
+		    a->pols[i].medium == info->medium)
+			break;
+	if (i == a->npols) {
+		if (i == sizeof(a->pols) / sizeof(a->pols[0])) {
+			a->status = -E2BIG;
+			return;
+		}
+		a->pols[a->npols++] = (struct pol){ info->tier, info->cold_after, info->medium, 0 };
+	}
+	a->pols[i].count++;
 }
 
 static int wait_for(uv_loop_t *loop, struct ask *a, int ret)
@@ -202,16 +250,21 @@ static int listing_put(uv_loop_t *loop, char **argv, int argc, struct ask *a)
 	return ret;
 }
 
-static int count_node(uv_loop_t *loop, const char *node, uint32_t parts, struct ask *a)
+static int count_node(uv_loop_t *loop, const char *node, uint32_t parts, struct ask *a,
+		      bool policies)
 {
 	sto_client *c = NULL;
 	int ret = connect_node(loop, node, a, &c);
 
 	for (uint32_t p = 0; ret == 0 && p < parts; p++) {
+		a->part = p;
+		a->nkeys = 0;
 		ret = wait_for(loop, a, sto_list_suffixes(c, p, on_suffixes, a));
 		for (size_t i = 0; ret == 0 && i < a->n; i++)
 			ret = wait_for(loop, a, sto_list_objects(c, p, a->suffixes[i],
 								 on_entries, a));
+		for (size_t i = 0; policies && ret == 0 && i < a->nkeys; i++)
+			ret = wait_for(loop, a, sto_head(c, &a->keys[i], on_head, a));
 		free(a->suffixes);
 		a->suffixes = NULL;
 	}
@@ -227,6 +280,7 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	int pp, ret = 0;
 	bool listings = argc > 1 && !strcmp(argv[1], "--listings");
+	bool policies = argc > 1 && !strcmp(argv[1], "--policies");
 
 	if (argc > 1 && !strcmp(argv[1], "--listing-put")) {
 		if (argc < 6) {
@@ -241,26 +295,32 @@ int main(int argc, char **argv)
 			fprintf(stderr, "node-frags: %s: %s\n", argv[2], sto_strerror(ret));
 		return ret < 0 ? 1 : 0;
 	}
-	if (listings) {
+	if (listings || policies) {
 		argv++;
 		argc--;
 	}
 	if (argc < 3 || (pp = atoi(argv[1])) < 0 || pp > 20) {
-		fprintf(stderr, "usage: node-frags [--listings] PART_POWER HOST:PORT...\n");
+		fprintf(stderr, "usage: node-frags [--listings|--policies] PART_POWER HOST:PORT...\n");
 		return 2;
 	}
 	uv_loop_init(&loop);
 	for (int i = 2; i < argc && ret == 0; i++) {
 		ret = listings ? listings_node(&loop, argv[i], 1u << pp, &a) :
-				 count_node(&loop, argv[i], 1u << pp, &a);
+				 count_node(&loop, argv[i], 1u << pp, &a, policies);
 		if (ret < 0)
 			fprintf(stderr, "node-frags: %s: %s\n", argv[i], sto_strerror(ret));
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+	free(a.keys);
 	if (ret < 0)
 		return 1;
 	if (listings)
+		return 0;
+	for (size_t i = 0; policies && i < a.npols; i++)
+		printf("%u %u %u %llu\n", a.pols[i].tier, a.pols[i].cold_after, a.pols[i].medium,
+		       (unsigned long long)a.pols[i].count);
+	if (policies)
 		return 0;
 	printf("%llu %llu\n", (unsigned long long)a.live, (unsigned long long)a.bytes);
 	return 0;
