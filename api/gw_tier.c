@@ -1025,6 +1025,16 @@ bool gw_tier_bucket_created(struct gw_req *r, void (*answer)(struct gw_req *r))
 	return true;
 }
 
+/* The bucket subresources this file serves, by method (OP_NONE: not). */
+static const struct bucket_subres {
+	const char *query;
+	enum gw_op get, put, del;
+} bucket_subres[] = {
+	{ "lifecycle", OP_GET_LIFECYCLE, OP_PUT_LIFECYCLE, OP_DELETE_LIFECYCLE },
+	{ "tagging", OP_GET_BUCKET_TAGGING, OP_PUT_BUCKET_TAGGING, OP_DELETE_BUCKET_TAGGING },
+	{ "strata-tier", OP_GET_TIER_POLICY, OP_PUT_TIER_POLICY, OP_NONE },
+};
+
 int gw_tier_route(struct gw_req *r, const char *q, size_t qn)
 {
 	enum http_method m = http_req_method(r->hr);
@@ -1038,35 +1048,17 @@ int gw_tier_route(struct gw_req *r, const char *q, size_t qn)
 	}
 	if (!r->bucket || r->key)
 		return 0;
-	if (gw_query_has(q, qn, "lifecycle", NULL, NULL)) {
-		if (m == HTTP_GET)
-			r->op = OP_GET_LIFECYCLE;
-		else if (m == HTTP_PUT)
-			r->op = OP_PUT_LIFECYCLE;
-		else if (m == HTTP_DELETE)
-			r->op = OP_DELETE_LIFECYCLE;
-		else
+	for (size_t i = 0; i < sizeof(bucket_subres) / sizeof(bucket_subres[0]); i++) {
+		const struct bucket_subres *b = &bucket_subres[i];
+		enum gw_op op;
+
+		if (!gw_query_has(q, qn, b->query, NULL, NULL))
+			continue;
+		op = m == HTTP_GET ? b->get : m == HTTP_PUT ? b->put :
+		     m == HTTP_DELETE ? b->del : OP_NONE;
+		if (op == OP_NONE)
 			return 0;
-		return 1;
-	}
-	if (gw_query_has(q, qn, "tagging", NULL, NULL)) {
-		if (m == HTTP_GET)
-			r->op = OP_GET_BUCKET_TAGGING;
-		else if (m == HTTP_PUT)
-			r->op = OP_PUT_BUCKET_TAGGING;
-		else if (m == HTTP_DELETE)
-			r->op = OP_DELETE_BUCKET_TAGGING;
-		else
-			return 0;
-		return 1;
-	}
-	if (gw_query_has(q, qn, "strata-tier", NULL, NULL)) {
-		if (m == HTTP_GET)
-			r->op = OP_GET_TIER_POLICY;
-		else if (m == HTTP_PUT)
-			r->op = OP_PUT_TIER_POLICY;
-		else
-			return 0;
+		r->op = op;
 		return 1;
 	}
 	return 0;
