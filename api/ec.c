@@ -70,6 +70,11 @@ static struct gw_ec *gw_ec_create(unsigned k, unsigned m)
 		return NULL;
 	}
 	gf_gen_cauchy1_matrix(ec->matrix, (int)(k + m), (int)k);
+	/* k = 1: parity rows of ones make every fragment a byte-identical copy
+	 * (any nonzero 1 x 1 submatrix inverts), so a 1+m policy is plain
+	 * (m+1)-way replication of large objects, streamed by segments. */
+	if (k == 1)
+		memset(ec->matrix + 1, 1, m);
 	ec_init_tables((int)k, (int)m, ec->matrix + (size_t)k * k, ec->enc_tables);
 	return ec;
 }

@@ -122,6 +122,22 @@ static void every_pattern(unsigned k, unsigned m, size_t len)
 }
 
 static void test_4_2(void **state) { every_pattern(4, 2, 4096 + 37); }
+
+/* 1+m: the replicated policy for large objects; every fragment is a copy. */
+static void test_1_2(void **state)
+{
+	struct gw_ec *ec;
+	struct stripe s;
+
+	(void)state;
+	every_pattern(1, 2, 5000);
+	assert_int_equal(gw_ec_get(1, 2, &ec), 0);
+	stripe_init(&s, ec, 777);
+	assert_memory_equal(s.orig[1], s.orig[0], 777);
+	assert_memory_equal(s.orig[2], s.orig[0], 777);
+	stripe_free(&s);
+	gw_ec_put(ec);
+}
 static void test_6_3(void **state) { every_pattern(6, 3, 1000); }
 static void test_8_4(void **state) { every_pattern(8, 4, 512); }
 static void test_10_4(void **state) { every_pattern(10, 4, 256); }
@@ -272,6 +288,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_4_2),
+		cmocka_unit_test(test_1_2),
 		cmocka_unit_test(test_6_3),
 		cmocka_unit_test(test_8_4),
 		cmocka_unit_test(test_10_4),

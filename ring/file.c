@@ -89,7 +89,7 @@ int ring_policy_check(const struct ring_policy *p)
 		return 0;
 	case RING_POLICY_EC:
 		if (p->ec_k < 1 || p->ec_k > RING_MAX_PLACEMENTS ||
-		    p->ec_m > RING_MAX_PLACEMENTS - p->ec_k)
+		    p->ec_m > RING_MAX_PLACEMENTS - p->ec_k || p->index > RING_MAX_POLICY)
 			return RING_EINVALID;
 		return 0;
 	}
@@ -133,6 +133,7 @@ static int policy_from_pb(const Strata__Ring__Policy *pb, struct ring_policy *p)
 		p->type = RING_POLICY_EC;
 		p->ec_k = pb->ec_k;
 		p->ec_m = pb->ec_m;
+		p->index = pb->index;
 		break;
 	default:
 		return RING_EINVALID;
@@ -150,6 +151,7 @@ static void policy_to_pb(const struct ring_policy *p, Strata__Ring__Policy *pb)
 		pb->type = STRATA__RING__POLICY__TYPE__EC;
 		pb->ec_k = p->ec_k;
 		pb->ec_m = p->ec_m;
+		pb->index = p->index;
 	}
 }
 

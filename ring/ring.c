@@ -102,7 +102,7 @@ int ring_check_successor(const struct ring *cur, const struct ring *next)
 	    memcmp(cur->key, next->key, RING_KEY_LEN) ||
 	    cur->policy.type != next->policy.type ||
 	    ring_policy_placements(&cur->policy) != ring_policy_placements(&next->policy) ||
-	    cur->policy.ec_k != next->policy.ec_k)
+	    cur->policy.ec_k != next->policy.ec_k || cur->policy.index != next->policy.index)
 		return RING_EMISMATCH;
 	return next->version > cur->version ? 0 : RING_ESTALE;
 }

@@ -50,7 +50,33 @@ struct ring_policy {
 	enum ring_policy_type type;
 	uint32_t replicas;		/* RING_POLICY_REPLICA */
 	uint32_t ec_k, ec_m;		/* RING_POLICY_EC */
+	/* EC: the policy's number in the cluster (0..RING_MAX_POLICY), unique
+	 * among its EC rings. Several EC rings share the nodes' key space, so
+	 * a fragment's number says whose it is: ring_frag_id. */
+	uint32_t index;
 };
+
+#define RING_MAX_POLICY		255
+#define RING_FRAG_SHIFT		8
+
+/* The storage-node fragment number (sto_key.frag) of EC placement i under
+ * policy p: index << 8 | i. Policy 0's numbers are plain 0..k+m-1, as before
+ * there were several; a replica ring's copies are all fragment 0. */
+static inline uint32_t ring_frag_id(const struct ring_policy *p, unsigned i)
+{
+	return p->type == RING_POLICY_EC ? p->index << RING_FRAG_SHIFT | i : 0;
+}
+
+/* The placement of an EC fragment number, and the policy index it names. */
+static inline unsigned ring_frag_placement(uint32_t frag)
+{
+	return frag & ((1u << RING_FRAG_SHIFT) - 1);
+}
+
+static inline uint32_t ring_frag_policy(uint32_t frag)
+{
+	return frag >> RING_FRAG_SHIFT;
+}
 
 /* Number of placements (replicas or k+m) a partition has under policy p. */
 unsigned ring_policy_placements(const struct ring_policy *p);

@@ -22,8 +22,10 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: strata-ring COMMAND FILE [options] [--json]\n"
 "\n"
-"  create BUILDER --part-power N (--replicas N | --ec K+M)\n"
+"  create BUILDER --part-power N (--replicas N | --ec K+M [--index I])\n"
 "                 [--min-part-hours H] [--seed S]\n"
+"                 --index: the EC policy's number, unique among the cluster's\n"
+"                 EC rings (0-255, default 0); fragments carry it\n"
 "  add BUILDER --region R --zone Z --node HOST:PORT --name NAME --weight W\n"
 "  remove BUILDER ID\n"
 "  set-weight BUILDER ID WEIGHT\n"
@@ -98,7 +100,7 @@ static int next_opt(int argc, char **argv, const struct option *opts)
 static const char *policy_str(const struct ring_policy *p, char *buf, size_t len)
 {
 	if (p->type == RING_POLICY_EC)
-		snprintf(buf, len, "EC %u+%u", p->ec_k, p->ec_m);
+		snprintf(buf, len, "EC %u+%u (policy %u)", p->ec_k, p->ec_m, p->index);
 	else
 		snprintf(buf, len, "%u replicas", p->replicas);
 	return buf;
@@ -107,7 +109,8 @@ static const char *policy_str(const struct ring_policy *p, char *buf, size_t len
 static json_t *policy_json(const struct ring_policy *p)
 {
 	if (p->type == RING_POLICY_EC)
-		return json_pack("{s:s, s:i, s:i}", "type", "ec", "k", p->ec_k, "m", p->ec_m);
+		return json_pack("{s:s, s:i, s:i, s:i}", "type", "ec", "k", p->ec_k, "m", p->ec_m,
+				 "index", p->index);
 	return json_pack("{s:s, s:i}", "type", "replica", "replicas", p->replicas);
 }
 
@@ -144,6 +147,7 @@ static int cmd_create(int argc, char **argv)
 		{ "part-power", required_argument, NULL, 'p' },
 		{ "replicas", required_argument, NULL, 'r' },
 		{ "ec", required_argument, NULL, 'e' },
+		{ "index", required_argument, NULL, 'i' },
 		{ "min-part-hours", required_argument, NULL, 'm' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
@@ -174,6 +178,11 @@ static int cmd_create(int argc, char **argv)
 			pol.ec_k = k;
 			pol.ec_m = m;
 			break;
+		case 'i':
+			if (!parse_u64(optarg, RING_MAX_POLICY, &v))
+				goto bad;
+			pol.index = (uint32_t)v;
+			break;
 		case 'm':
 			if (!parse_u64(optarg, UINT32_MAX, &mph))
 				goto bad;
@@ -186,7 +195,8 @@ static int cmd_create(int argc, char **argv)
 			goto bad;
 		}
 	}
-	if (optind != argc - 1 || pp == UINT64_MAX || !pol.type)
+	if (optind != argc - 1 || pp == UINT64_MAX || !pol.type ||
+	    (pol.index && pol.type != RING_POLICY_EC))
 		goto bad;
 	ret = ring_builder_create((uint32_t)pp, &pol, (uint32_t)mph, seed, NULL, &b);
 	if (ret < 0)

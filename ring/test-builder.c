@@ -687,6 +687,53 @@ static void test_ring_successor(void **state)
  * holds it, and v2 (which replaced v1 and was itself replaced) stays with
  * v1, so the request may use either; both go when it ends. ASan catches a
  * use after a premature free, LSan a chain never freed. */
+/* A second EC policy: its index survives builder and ring files, numbers its
+ * fragments apart from policy 0's, and a ring of another index is no
+ * successor (its fragments would be another policy's). */
+static void test_policy_index(void **state)
+{
+	struct ring_policy pol = { .type = RING_POLICY_EC, .ec_k = 1, .ec_m = 2, .index = 7 };
+	struct ring_builder *b = NULL, *b2 = NULL, *bad = NULL;
+	struct ring_builder *other = new_builder(8, 0, 1, 2, 1, 8);
+	char path[] = "/tmp/strata-ring-test-XXXXXX";
+	int fd = mkstemp(path);
+	struct ring *r, *r2, *o;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(ring_builder_create(8, &pol, 1, 8, test_key, &b), 0);
+	add_layout(b, 3, 1, 1);
+	assert_int_equal(ring_builder_rebalance(b, HOUR0, NULL), 0);
+	assert_int_equal(ring_builder_save(b, path), 0);
+	assert_int_equal(ring_builder_load(path, &b2), 0);
+	assert_int_equal(ring_builder_policy(b2)->index, 7);
+	r = ring_of(b2);
+	assert_int_equal(ring_policy(r)->index, 7);
+	assert_int_equal(ring_frag_id(ring_policy(r), 2), 7 << RING_FRAG_SHIFT | 2);
+	assert_int_equal(ring_frag_placement(ring_frag_id(ring_policy(r), 2)), 2);
+	assert_int_equal(ring_frag_policy(ring_frag_id(ring_policy(r), 2)), 7);
+	add_layout(other, 3, 1, 1);
+	assert_int_equal(ring_builder_rebalance(other, HOUR0, NULL), 0);
+	o = ring_of(other);
+	assert_int_equal(ring_frag_id(ring_policy(o), 2), 2);	/* policy 0: as before */
+	assert_int_equal(ring_check_successor(o, r), RING_EMISMATCH);
+	add_dev(b2, 1, 1, 9, 0, 100);
+	assert_int_equal(ring_builder_rebalance(b2, HOUR0, NULL), 0);
+	r2 = ring_of(b2);
+	assert_int_equal(ring_check_successor(r, r2), 0);
+	pol.index = RING_MAX_POLICY + 1;
+	assert_int_equal(ring_builder_create(8, &pol, 1, 8, test_key, &bad), RING_EINVALID);
+	assert_null(bad);
+	ring_free(r);
+	ring_free(r2);
+	ring_free(o);
+	ring_builder_free(b);
+	ring_builder_free(b2);
+	ring_builder_free(other);
+	unlink(path);
+}
+
 static void test_ring_refs(void **state)
 {
 	struct ring_builder *b = new_builder(8, 3, 0, 0, 1, 8);
@@ -846,6 +893,7 @@ int main(void)
 		cmocka_unit_test(test_builder_save_load),
 		cmocka_unit_test(test_ring_lookup_matches_builder),
 		cmocka_unit_test(test_ring_successor),
+		cmocka_unit_test(test_policy_index),
 		cmocka_unit_test(test_ring_refs),
 		cmocka_unit_test(test_handoffs),
 		cmocka_unit_test(test_handoffs_skip_drained),
