@@ -55,7 +55,9 @@ struct rb_node {
  * objects [first, first + objects) of the bench's numbering. */
 struct rb_pol {
 	struct ring_policy pol;
+	struct ring_builder *builder;
 	struct ring *ring;
+	struct ring *prev;		/* the placement before ring (move phase) */
 	struct gw_ec *ec;
 	uint64_t first, objects;
 };
@@ -111,14 +113,25 @@ static void node_stop(struct rb_node *n)
 	bench_daemon_stop(&n->d);
 }
 
-static int build_ring(struct rb *b, struct rb_pol *p)
+/* The builder's current assignment as a ring. */
+static int ring_of(const struct ring_builder *rb, struct ring **out)
 {
-	struct ring_builder *rb;
 	uint8_t *buf;
 	size_t len;
+	int ret = ring_builder_ring_buf(rb, &buf, &len);
+
+	if (ret < 0)
+		return ret;
+	ret = ring_load_buf(buf, len, out);
+	free(buf);
+	return ret;
+}
+
+static int build_ring(struct rb *b, struct rb_pol *p)
+{
 	int ret;
 
-	ret = ring_builder_create(6, &p->pol, 0, 1, NULL, &rb);
+	ret = ring_builder_create(6, &p->pol, 0, 1, NULL, &p->builder);
 	if (ret < 0)
 		return ret;
 	for (unsigned i = 0; i < RB_NODES && !ret; i++) {
@@ -127,15 +140,10 @@ static int build_ring(struct rb *b, struct rb_pol *p)
 
 		snprintf(d.node, sizeof(d.node), "%s", b->n[i].addr);
 		snprintf(d.name, sizeof(d.name), "d0");
-		ret = ring_builder_add(rb, &d, &id);
+		ret = ring_builder_add(p->builder, &d, &id);
 	}
-	ret = ret ?: ring_builder_rebalance(rb, (uint64_t)time(NULL) / 3600, NULL);
-	ret = ret ?: ring_builder_ring_buf(rb, &buf, &len);
-	ring_builder_free(rb);
-	if (ret < 0)
-		return ret;
-	ret = ring_load_buf(buf, len, &p->ring);
-	free(buf);
+	ret = ret ?: ring_builder_rebalance(p->builder, (uint64_t)time(NULL) / 3600, NULL);
+	ret = ret ?: ring_of(p->builder, &p->ring);
 	return ret ?: gw_ec_get(p->pol.ec_k, p->pol.ec_m, &p->ec);
 }
 
@@ -466,8 +474,10 @@ static int heal(struct rb *b, const unsigned *nodes, unsigned n, unsigned nrings
 					  .parallel = b->parallel, .inflight = b->inflight,
 					  .max_mbps = b->max_mbps };
 
-		for (unsigned g = 0; g < nrings; g++)
+		for (unsigned g = 0; g < nrings; g++) {
 			cfg.rings[g] = b->p[g].ring;
+			cfg.prev[g] = b->p[g].prev;
+		}
 		ret = repair_new(b->loop, &cfg, &r[i]);
 		if (ret < 0)
 			goto out;
@@ -615,6 +625,111 @@ static int phase_no_ring(struct rb *b)
 	return ret;
 }
 
+/* Is fragment frag of o_id gone from node x (GET: no such fragment)? */
+static int absent(struct rb *b, unsigned x, struct sto_key *k, bool *gone)
+{
+	uint8_t *buf = malloc(b->frag);
+	struct vget g = { .buf = buf, .size = b->frag };
+	int ret = buf ? sto_get(b->n[x].c, k, 0, 0, vget_chunk, vget_done, &g) : -ENOMEM;
+
+	while (!ret && !g.done)
+		uv_run(b->loop, UV_RUN_ONCE);
+	free(buf);
+	*gone = g.status == -ENOENT;
+	return ret < 0 ? ret : g.status == 0 || g.status == -ENOENT ? 0 : g.status;
+}
+
+/* A rebalance of the last policy's ring alone: node 6 drained (weight 0).
+ * Every node's engine runs with every ring and that ring's previous
+ * placement, pass after pass until all are clean: node 6 pushes each moved
+ * fragment to its new holder, which awaits the push instead of rebuilding
+ * it, then purges its copy. Every node must then hold what the new ring
+ * places there, byte for byte, node 6 none of the policy's fragments, and
+ * each moved placement must have been pushed once (nothing rebuilt). */
+static int phase_move(struct rb *b)
+{
+	static const unsigned all[] = { 0, 1, 2, 3, 4, 5 };
+	struct rb_pol *p = &b->p[b->npols - 1];
+	struct repair_stats st[RB_NODES];
+	uint64_t moved = 0, pushed = 0, purged = 0, rebuilt = 0, copied = 0, left = 0, t0;
+	uint64_t pbytes[RB_MAX_POLS] = { 0 };
+	unsigned rounds = 0;
+	bool clean = false;
+	double secs;
+	json_t *ph, *res;
+	int ret = -ENOENT;
+
+	for (unsigned i = 0; i < ring_builder_dev_count(p->builder); i++) {
+		const struct ring_dev *d = ring_builder_dev_at(p->builder, i);
+
+		if (!strcmp(d->node, b->n[RB_NODES - 1].addr))
+			ret = ring_builder_set_weight(p->builder, d->id, 0);
+	}
+	ret = ret ?: ring_builder_rebalance(p->builder, (uint64_t)time(NULL) / 3600 + 1000, NULL);
+	p->prev = p->ring;
+	p->ring = NULL;
+	ret = ret ?: ring_of(p->builder, &p->ring);
+	if (ret < 0)
+		return ret;
+	for (uint64_t o_id = p->first; o_id < p->first + p->objects; o_id++)
+		for (unsigned i = 0; i < p->pol.ec_k + p->pol.ec_m; i++)
+			moved += node_of(b, p->prev, obj_key(p, o_id).part, i) !=
+				 node_of(b, p->ring, obj_key(p, o_id).part, i);
+	t0 = strata_now_ns();
+	while (!clean && rounds++ < 8 && !ret) {
+		ret = heal(b, all, RB_NODES, b->npols, false, st);
+		clean = true;
+		for (unsigned x = 0; x < RB_NODES && !ret; x++) {
+			/* (each engine ran this one pass: its totals are the pass's) */
+			pushed += st[x].total_pushed;
+			clean &= st[x].last_clean;
+			rebuilt += st[x].total_rebuilt;
+			copied += st[x].total_copied;
+			purged += st[x].total_purged;
+		}
+	}
+	secs = (double)(strata_now_ns() - t0) / 1e9;
+	for (unsigned x = 0; x < RB_NODES && !ret; x++)
+		ret = verify(b, x, "move", pbytes);
+	ret = ret ?: connect_node(b, RB_NODES - 1);
+	for (uint64_t o_id = p->first; o_id < p->first + p->objects && !ret; o_id++) {
+		struct sto_key k = obj_key(p, o_id);
+
+		for (unsigned i = 0; i < p->pol.ec_k + p->pol.ec_m && !ret; i++) {
+			bool gone;
+
+			k.frag = ring_frag_id(&p->pol, i);
+			ret = absent(b, RB_NODES - 1, &k, &gone);
+			left += !gone;
+		}
+	}
+	close_all(b);
+	if (ret < 0)
+		return ret;
+	ph = bench_phase_new("repair", "move");
+	json_object_set_new(bench_phase_params(ph), "policy_index", json_integer(p->pol.index));
+	res = bench_phase_results(ph);
+	json_object_set_new(res, "placements_moved", json_integer((json_int_t)moved));
+	json_object_set_new(res, "pushed", json_integer((json_int_t)pushed));
+	json_object_set_new(res, "purged", json_integer((json_int_t)purged));
+	json_object_set_new(res, "rebuilt", json_integer((json_int_t)rebuilt));
+	json_object_set_new(res, "copied", json_integer((json_int_t)copied));
+	json_object_set_new(res, "passes", json_integer(rounds));
+	json_object_set_new(res, "seconds", json_real(secs));
+	json_object_set_new(res, "left_on_drained", json_integer((json_int_t)left));
+	ret = bench_phase_emit(ph);
+	if (!clean || !moved || pushed != moved || purged != moved || rebuilt || copied || left) {
+		fprintf(stderr, "strata-bench repair move: %llu placements moved, %llu pushed, "
+			"%llu purged, %llu rebuilt, %llu copied, %llu left on the drained node, "
+			"clean after %u passes: %s\n", (unsigned long long)moved,
+			(unsigned long long)pushed, (unsigned long long)purged,
+			(unsigned long long)rebuilt, (unsigned long long)copied,
+			(unsigned long long)left, rounds, clean ? "yes" : "no");
+		return -EIO;
+	}
+	return ret;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -704,8 +819,10 @@ int bench_repair_main(int argc, char **argv)
 	ret = ret ?: write_data(&b);
 	ret = ret ?: phase(&b, "rebuild-1", one, 1);
 	ret = ret ?: phase(&b, "rebuild-2", two, 2);
-	if (b.npols > 1)
+	if (b.npols > 1) {
 		ret = ret ?: phase_no_ring(&b);
+		ret = ret ?: phase_move(&b);
+	}
 	if (ret < 0)
 		fprintf(stderr, "strata-bench repair: %s\n", ret <= -5000 && ret > -6000 ?
 			ring_strerror(ret) : sto_strerror(ret));
@@ -714,6 +831,8 @@ int bench_repair_main(int argc, char **argv)
 	for (unsigned i = 0; i < b.npols; i++) {
 		gw_ec_put(b.p[i].ec);
 		ring_free(b.p[i].ring);
+		ring_free(b.p[i].prev);
+		ring_builder_free(b.p[i].builder);
 	}
 	uv_loop_close(b.loop);
 	rm_rf(b.dir);
