@@ -158,8 +158,9 @@ static int parse_policies(struct rb *b, const char *spec)
 		unsigned k, m;
 		int used = 0;
 
+		/* (k = 1 as policy 0 is refused by the engine: see repair_new) */
 		if (b->npols >= RB_MAX_POLS || sscanf(s, "%u+%u%n", &k, &m, &used) != 2 ||
-		    !k || !m || k + m > RB_NODES)
+		    !k || !m || k + m > RB_NODES || (k == 1 && b->npols == 0))
 			return -EINVAL;
 		p->pol = (struct ring_policy){ .type = RING_POLICY_EC, .ec_k = k, .ec_m = m,
 					       .index = b->npols++ };
@@ -772,7 +773,8 @@ int bench_repair_main(int argc, char **argv)
 		case 'P':
 			if (parse_policies(&b, optarg) < 0) {
 				fprintf(stderr, "strata-bench repair: --policies '%s': K+M[,K+M...], "
-					"at most %d, k + m <= %d\n", optarg, RB_MAX_POLS, RB_NODES);
+					"at most %d, k + m <= %d, the first with k > 1\n", optarg,
+					RB_MAX_POLS, RB_NODES);
 				return 2;
 			}
 			break;
