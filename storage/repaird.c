@@ -155,6 +155,13 @@ static int add_ring(struct repair_cfg *cfg, const char *path)
 		log_err("ring %s: %s", path, ring_strerror(ret));
 		return ret;
 	}
+	if (ring_policy(r)->type == RING_POLICY_EC)
+		log_info("ring %u: %s v%llu, EC %u+%u policy %u", cfg->nrings, path,
+			 (unsigned long long)ring_version(r), ring_policy(r)->ec_k,
+			 ring_policy(r)->ec_m, ring_policy(r)->index);
+	else
+		log_info("ring %u: %s v%llu, %u replicas", cfg->nrings, path,
+			 (unsigned long long)ring_version(r), ring_policy(r)->replicas);
 	load_prev(cfg, path, r);
 	if (the_daemon && the_daemon->nw < REPAIR_MAX_RINGS) {
 		struct watched *w = &the_daemon->w[the_daemon->nw++];
