@@ -592,6 +592,13 @@ static int phase(struct rb *b, const char *name, const unsigned *lost, unsigned 
 			name, (unsigned long long)planned);
 		return -EIO;
 	}
+	for (unsigned i = 0; i < b->npols; i++)
+		bytes -= pbytes[i];
+	if (bytes) {	/* written more (or less) than the wiped nodes place */
+		fprintf(stderr, "strata-bench repair %s: the engines wrote %lld bytes more than "
+			"the lost fragments\n", name, (long long)bytes);
+		return -EIO;
+	}
 	return ret;
 }
 
