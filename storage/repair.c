@@ -2512,10 +2512,9 @@ int repair_write_status(struct repair *r)
 		return 0;
 	rings = json_array();
 	for (unsigned g = 0; rings && g < r->cfg.nrings; g++) {
-		uint64_t cur, prev;
-
 		const struct ring_policy *pol = ring_policy(r->cfg.rings[g]);
 		bool ec = pol->type == RING_POLICY_EC;
+		uint64_t cur, prev;
 
 		repair_ring_versions(r, g, &cur, &prev);
 		json_array_append_new(rings, json_pack("{s:s, s:I, s:I, s:b, s:o}",
