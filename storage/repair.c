@@ -88,7 +88,11 @@ struct item {
 	bool replicated;		/* COPY/PUSH of a rep record (must carry meta) */
 	struct peer *src, *dst;
 	unsigned k, m, prio;
-	uint32_t survivors;		/* REBUILD: fragments of ts held somewhere */
+	/* REBUILD: the policy's coder, and the fragment number of placement 0
+	 * (ring_frag_id: placement i is fragment fbase | i) */
+	struct gw_ec *ec;
+	uint32_t fbase;
+	uint32_t survivors;		/* REBUILD: placements of ts held somewhere */
 	struct peer *fsrc[GW_EC_MAX_FRAGS];
 	uint64_t seq;
 	/* running */
@@ -153,8 +157,10 @@ struct repair {
 	uv_loop_t *loop;
 	struct repair_cfg cfg;
 	struct peer *self, *peers;
-	int ec_ring, rep_ring;		/* index in cfg.rings, or -1 */
-	struct gw_ec *ec;
+	int rep_ring;			/* index in cfg.rings, or -1 */
+	int8_t pol_ring[RING_MAX_POLICY + 1];	/* EC policy index -> cfg.rings, or -1 */
+	struct gw_ec *ec[REPAIR_MAX_RINGS];	/* per EC ring */
+	uint8_t no_ring_logged[(RING_MAX_POLICY + 1) / 8];	/* this pass */
 	uint32_t parts_total, next_part;
 	unsigned active_jobs;
 	struct job *blocked;
@@ -532,7 +538,7 @@ static void item_written(void *arg, int status, const struct sto_info *info)
 static void item_write_on(void *arg, sto_client *c, int err)
 {
 	struct item *it = arg;
-	unsigned f = it->key.frag;
+	unsigned f = ring_frag_placement(it->key.frag);
 
 	if (!err) {
 		if (it->kind == IT_PURGE) {
@@ -680,7 +686,7 @@ static int item_read(struct item *it, unsigned slot, struct peer *p, uint32_t fr
 
 static void rebuild_decode(struct item *it)
 {
-	unsigned n = it->k + it->m, want = it->key.frag, ns = 0, check = n;
+	unsigned n = it->k + it->m, want = ring_frag_placement(it->key.frag), ns = 0, check = n;
 	uint8_t *frags[GW_EC_MAX_FRAGS], *scratch = NULL;
 	uint32_t present = 0;
 	int ret;
@@ -711,7 +717,7 @@ static void rebuild_decode(struct item *it)
 		item_finish(it, -ENOMEM);
 		return;
 	}
-	ret = gw_ec_decode(it->r->ec, it->size, frags, present,
+	ret = gw_ec_decode(it->ec, it->size, frags, present,
 			   (1u << want) | (check < n ? 1u << check : 0));
 	if (ret == 0 && check < n && sto_crc32c(0, scratch, it->size) != it->crc[check]) {
 		log_err("part %u frag %u ts %llu: survivors disagree (fragment %u "
@@ -755,11 +761,11 @@ static void item_start(struct item *it)
 		for (unsigned pass = 0; pass < 2 && asked < want; pass++)
 			for (unsigned i = 0; i < it->k + it->m && asked < want; i++) {
 				if (!(it->survivors & (1u << i)) || (it->asked & (1u << i)) ||
-				    i == it->key.frag)
+				    i == ring_frag_placement(it->key.frag))
 					continue;
 				if (pass == 0 && peer_is_down(it->fsrc[i]))
 					continue;
-				ret = item_read(it, i, it->fsrc[i], i);
+				ret = item_read(it, i, it->fsrc[i], it->fbase | i);
 				if (ret < 0)
 					break;
 				asked++;
@@ -939,7 +945,7 @@ static bool awaits_push(struct job *j, int g, unsigned i, const struct ent *a,
 	for (unsigned p = 0; p < RING_MAX_PLACEMENTS && j->prim[g][p] != -2; p++)
 		if (j->prim[g][p] == x)
 			return false;
-	e = find(a, b, (unsigned)x, ring_policy(j->r->cfg.rings[g])->type == RING_POLICY_EC ? i : 0);
+	e = find(a, b, (unsigned)x, ring_frag_id(ring_policy(j->r->cfg.rings[g]), i));
 	if (!e || e->tomb || e->ts != ts)
 		return false;
 	j->r->st.awaiting++;
@@ -963,11 +969,13 @@ static unsigned plan_purge(struct job *j, const struct ent *e)
 	return 1;
 }
 
-static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
+/* An EC name's entries [a, b), all of ring g's policy (their fragment
+ * numbers are ring_frag_id(policy, placement)). */
+static unsigned plan_ec(struct job *j, int g, const struct ent *a, const struct ent *b)
 {
 	struct repair *r = j->r;
-	const struct ring_policy *pol = ring_policy(r->cfg.rings[r->ec_ring]);
-	const int *prim = j->prim[r->ec_ring];
+	const struct ring_policy *pol = ring_policy(r->cfg.rings[g]);
+	const int *prim = j->prim[g];
 	unsigned k = pol->ec_k, n = pol->ec_k + pol->ec_m, actions = 0, nsurv = 0;
 	uint64_t ts = 0, size = 0;
 	bool tomb = false;
@@ -980,14 +988,16 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 			tomb = e->tomb;
 		}
 	for (const struct ent *e = a; e < b; e++) {
-		if (e->ts != ts || e->tomb || e->frag >= n)
+		unsigned pl = ring_frag_placement(e->frag);
+
+		if (e->ts != ts || e->tomb || pl >= n)
 			continue;
 		/* prefer the fragment's own placement as its source */
-		if (!(surv & (1u << e->frag)) || (prim[e->frag] == e->node)) {
-			fsrc[e->frag] = j->nodes[e->node];
+		if (!(surv & (1u << pl)) || (prim[pl] == e->node)) {
+			fsrc[pl] = j->nodes[e->node];
 			size = e->size;
 		}
-		surv |= 1u << e->frag;
+		surv |= 1u << pl;
 	}
 	nsurv = (unsigned)__builtin_popcount(surv);
 
@@ -998,15 +1008,15 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 
 		if (prim[i] != 0)
 			continue;
-		l = find(a, b, 0, i);
+		l = find(a, b, 0, ring_frag_id(pol, i));
 		if (l && !newer(ts, tomb, l->ts, l->tomb))
 			continue;
 		memcpy(want.name, a->name, STO_NAME_HASH_LEN);
-		want.frag = i;
+		want.frag = ring_frag_id(pol, i);
 		want.ts = ts;
 		want.size = size;
 		want.tomb = tomb;
-		if (!tomb && awaits_push(j, r->ec_ring, i, a, b, ts)) {
+		if (!tomb && awaits_push(j, g, i, a, b, ts)) {
 			actions++;	/* not consistent yet: no memo */
 			continue;
 		}
@@ -1037,6 +1047,8 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 			if (it) {
 				it->k = k;
 				it->m = pol->ec_m;
+				it->ec = r->ec[g];
+				it->fbase = ring_frag_id(pol, 0);
 				it->survivors = surv;
 				memcpy(it->fsrc, fsrc, sizeof(fsrc));
 				it->prio = nsurv;	/* fewest survivors first */
@@ -1050,17 +1062,18 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 	}
 	/* Handoff: fragments here whose placement is another node. */
 	for (const struct ent *e = a; e < b; e++) {
+		unsigned pl = ring_frag_placement(e->frag);
 		const struct ent *t;
 		struct item *it;
 
-		if (e->node != 0 || e->frag >= n || prim[e->frag] <= 0)
+		if (e->node != 0 || pl >= n || prim[pl] <= 0)
 			continue;
 		r->st.handoffs++;
-		if (!j->ok[prim[e->frag]]) {
+		if (!j->ok[prim[pl]]) {
 			r->st.unreachable++;
 			continue;
 		}
-		t = find(a, b, (unsigned)prim[e->frag], e->frag);
+		t = find(a, b, (unsigned)prim[pl], e->frag);
 		if (t && !newer(e->ts, e->tomb, t->ts, t->tomb)) {
 			actions += plan_purge(j, e);	/* its placement has it */
 			continue;
@@ -1069,7 +1082,7 @@ static unsigned plan_ec(struct job *j, const struct ent *a, const struct ent *b)
 		if (!it)
 			return actions + 1;
 		it->src = r->self;
-		it->dst = j->nodes[prim[e->frag]];
+		it->dst = j->nodes[prim[pl]];
 		if (item_queue(r, it) < 0)
 			return actions + 1;
 		actions++;
@@ -1161,7 +1174,33 @@ static unsigned plan_rep(struct job *j, const struct ent *a, const struct ent *b
 	return actions;
 }
 
-/* Plans the current suffix's entries; returns the items queued. */
+/* A name of EC policy pol, which no ring here has: left alone (repairing
+ * it against another policy's ring would rebuild or push the wrong
+ * fragments). Counted (the pass is not clean: this node cannot vouch for
+ * it), logged once per policy and pass. */
+static unsigned no_ring(struct job *j, uint32_t pol)
+{
+	struct repair *r = j->r;
+	uint32_t bit = pol < RING_MAX_POLICY ? pol : RING_MAX_POLICY;	/* (bad numbers: one bit) */
+
+	r->st.no_ring++;
+	if (r->no_ring_logged[bit / 8] & (1u << bit % 8))
+		return 1;
+	r->no_ring_logged[bit / 8] |= (uint8_t)(1u << bit % 8);
+	log_warn("part %u: fragments of EC policy %u, which no ring given to this daemon "
+		 "has; left alone (give it that policy's ring)", j->part, pol);
+	return 1;		/* not consistent: no memo, seen every pass */
+}
+
+/* Plans the current suffix's entries; returns the items queued.
+ *
+ * A name's entries sort by fragment number, so they come grouped by policy
+ * (ring_frag_policy: fragment >> 8). Each policy's run is planned against
+ * its own ring: policy 0's as before there were several (EC when any
+ * fragment is > 0, else a replica), policy p > 0's against the EC ring of
+ * index p. A name has one policy (the gateway writes a version's fragments
+ * on one ring under a fresh name), so runs of several are not expected;
+ * each would be planned on its own, newest-wins within its ring. */
 static unsigned plan(struct job *j)
 {
 	struct repair *r = j->r;
@@ -1170,17 +1209,22 @@ static unsigned plan(struct job *j)
 
 	qsort(j->ents, j->nents, sizeof(*j->ents), ent_cmp);
 	while (i < j->nents) {
+		uint32_t pol = ring_frag_policy(j->ents[i].frag);
 		size_t e = i + 1;
 		bool hi = j->ents[i].frag > 0;
+		int g;
 
-		while (e < j->nents && !memcmp(j->ents[e].name, j->ents[i].name, STO_NAME_HASH_LEN)) {
+		while (e < j->nents && !memcmp(j->ents[e].name, j->ents[i].name, STO_NAME_HASH_LEN) &&
+		       ring_frag_policy(j->ents[e].frag) == pol) {
 			hi |= j->ents[e].frag > 0;
 			e++;
 		}
-		if (hi && r->ec_ring >= 0 && j->prim[r->ec_ring][0] != -2)
-			actions += plan_ec(j, j->ents + i, j->ents + e);
-		else if (!hi && r->rep_ring >= 0 && j->prim[r->rep_ring][0] != -2)
-			actions += plan_rep(j, j->ents + i, j->ents + e);
+		g = !hi ? r->rep_ring : pol <= RING_MAX_POLICY ? r->pol_ring[pol] : -1;
+		if (hi && g < 0)
+			actions += no_ring(j, pol);
+		else if (g >= 0 && j->prim[g][0] != -2)
+			actions += hi ? plan_ec(j, g, j->ents + i, j->ents + e) :
+					plan_rep(j, j->ents + i, j->ents + e);
 		i = e;
 	}
 	return actions;
@@ -2362,6 +2406,7 @@ static void pass_begin(struct repair *r)
 	r->st.parts_total = r->parts_total;
 	r->st.pass_start_ns = strata_now_ns();
 	r->cur_wall_start = strata_wall_ns();
+	memset(r->no_ring_logged, 0, sizeof(r->no_ring_logged));
 	r->running = true;
 	r->next_part = 0;
 	log_debug("pass %llu: %u partitions", (unsigned long long)r->st.pass, r->parts_total);
@@ -2406,19 +2451,24 @@ static void maybe_pass_end(struct repair *r)
 	s->last_handoffs = s->handoffs;
 	s->last_purged = s->purged;
 	s->last_listings = s->listings;
+	s->last_no_ring = s->no_ring;
 	s->last_clean = !s->planned && !s->repaired && !s->failed && !s->unrecoverable &&
-			!s->unreachable && !s->skipped && !s->awaiting && !s->listings;
-	if (s->repaired || s->failed || s->unrecoverable || s->unreachable || s->awaiting)
+			!s->unreachable && !s->skipped && !s->awaiting && !s->listings &&
+			!s->no_ring;
+	if (s->repaired || s->failed || s->unrecoverable || s->unreachable || s->awaiting ||
+	    s->no_ring)
 		log_info("pass %llu: %.1f s, %llu repaired (%llu rebuilt, %llu copied, "
 			 "%llu tombstones, %llu pushed, %llu purged), %llu MB written, %llu failed, "
-			 "%llu unrecoverable, %llu unreachable, %llu awaiting a push",
+			 "%llu unrecoverable, %llu unreachable, %llu awaiting a push, "
+			 "%llu of a policy with no ring here",
 			 (unsigned long long)s->pass, s->last_seconds,
 			 (unsigned long long)s->repaired, (unsigned long long)s->rebuilt,
 			 (unsigned long long)s->copied, (unsigned long long)s->tombstones,
 			 (unsigned long long)s->pushed, (unsigned long long)s->purged,
 			 (unsigned long long)(s->bytes_written / 1000000),
 			 (unsigned long long)s->failed, (unsigned long long)s->unrecoverable,
-			 (unsigned long long)s->unreachable, (unsigned long long)s->awaiting);
+			 (unsigned long long)s->unreachable, (unsigned long long)s->awaiting,
+			 (unsigned long long)s->no_ring);
 	repair_write_status(r);
 	if (r->cfg.once) {
 		if (r->done)
@@ -2462,13 +2512,15 @@ int repair_write_status(struct repair *r)
 		return 0;
 	rings = json_array();
 	for (unsigned g = 0; rings && g < r->cfg.nrings; g++) {
+		const struct ring_policy *pol = ring_policy(r->cfg.rings[g]);
+		bool ec = pol->type == RING_POLICY_EC;
 		uint64_t cur, prev;
 
 		repair_ring_versions(r, g, &cur, &prev);
-		json_array_append_new(rings, json_pack("{s:s, s:I, s:I, s:b}",
-			"policy", ring_policy(r->cfg.rings[g])->type == RING_POLICY_EC ?
-			"ec" : "replica", "version", (json_int_t)cur,
-			"prev_version", (json_int_t)prev, "pending", r->pend[g] != NULL));
+		json_array_append_new(rings, json_pack("{s:s, s:I, s:I, s:b, s:o}",
+			"policy", ec ? "ec" : "replica", "version", (json_int_t)cur,
+			"prev_version", (json_int_t)prev, "pending", r->pend[g] != NULL,
+			"index", ec ? json_integer(pol->index) : json_null()));
 	}
 	last = json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			 "started_ns", (json_int_t)s->last_pass_wall_start,
@@ -2534,6 +2586,8 @@ int repair_write_status(struct repair *r)
 		json_object_set_new(last, "handoffs", json_integer((json_int_t)s->last_handoffs));
 		json_object_set_new(last, "purged", json_integer((json_int_t)s->last_purged));
 		json_object_set_new(last, "listings", json_integer((json_int_t)s->last_listings));
+		json_object_set_new(last, "no_ring", json_integer((json_int_t)s->last_no_ring));
+		json_object_set_new(o, "no_ring", json_integer((json_int_t)s->no_ring));
 		json_object_set_new(o, "listings", json_integer((json_int_t)s->listings));
 		json_object_set_new(o, "listings_pushed",
 				    json_integer((json_int_t)s->listings_pushed));
@@ -2636,43 +2690,59 @@ int repair_new(uv_loop_t *loop, const struct repair_cfg *cfg, struct repair **ou
 		r->cfg.inflight = 16;
 	if (!r->cfg.max_fragment)
 		r->cfg.max_fragment = 256ull << 20;
-	r->ec_ring = r->rep_ring = -1;
+	r->rep_ring = -1;
+	memset(r->pol_ring, -1, sizeof(r->pol_ring));
 	for (unsigned g = 0; g < cfg->nrings; g++) {
 		const struct ring *ring = cfg->rings[g];
 		const struct ring_policy *p = ring_policy(ring);
 
-		if (p->type == RING_POLICY_EC && r->ec_ring < 0)
-			r->ec_ring = (int)g;
-		else if (p->type == RING_POLICY_REPLICA && r->rep_ring < 0)
+		/* Fragment numbers say the policy: two rings of one policy
+		 * would both claim the same fragments. */
+		if (p->type == RING_POLICY_REPLICA && r->rep_ring >= 0) {
+			log_err("ring %u: a second replica ring (only one shares the nodes' "
+				"key space)", g);
+			ret = -EINVAL;
+			goto out_free;
+		}
+		if (p->type == RING_POLICY_EC && (p->index > RING_MAX_POLICY ||
+						  r->pol_ring[p->index] >= 0)) {
+			log_err("ring %u: EC policy index %u %s", g, p->index,
+				p->index > RING_MAX_POLICY ? "out of range" :
+				"is another ring's too (strata-ring create --index)");
+			ret = -EINVAL;
+			goto out_free;
+		}
+		/* Policy 0's fragments are told from replicas by a fragment
+		 * number >= 1 (as before there were several policies); with
+		 * k = 1 a lone surviving fragment 0 would pass for a replica
+		 * and never be rebuilt. */
+		if (p->type == RING_POLICY_EC && p->index == 0 && p->ec_k == 1) {
+			log_err("ring %u: EC 1+%u as policy 0: its last fragment 0 looks like a "
+				"replica; give it a policy index >= 1", g, p->ec_m);
+			ret = -EINVAL;
+			goto out_free;
+		}
+		if (p->type == RING_POLICY_EC) {
+			r->pol_ring[p->index] = (int8_t)g;
+			ret = gw_ec_get(p->ec_k, p->ec_m, &r->ec[g]);
+			if (ret < 0)
+				goto out_free;
+		} else {
 			r->rep_ring = (int)g;
-		else
-			log_warn("ring %u: a second ring of the same policy type shares "
-				 "the node's key space; only the first is repaired", g);
+		}
 		if (ring_parts(ring) > r->parts_total)
 			r->parts_total = ring_parts(ring);
 		for (unsigned i = 0; i < ring_dev_count(ring); i++)
 			found |= !strcmp(ring_dev_at(ring, i)->node, cfg->node_id);
 	}
+	ret = -EINVAL;
 	if (!found) {
 		log_err("node %s is in none of the rings", cfg->node_id);
-		free(r);
-		return -EINVAL;
-	}
-	if (r->ec_ring >= 0) {
-		const struct ring_policy *p = ring_policy(cfg->rings[r->ec_ring]);
-
-		ret = gw_ec_get(p->ec_k, p->ec_m, &r->ec);
-		if (ret < 0) {
-			free(r);
-			return ret;
-		}
+		goto out_free;
 	}
 	r->self = peer_get(r, cfg->node_id);
-	if (!r->self) {
-		gw_ec_put(r->ec);
-		free(r);
-		return -EINVAL;
-	}
+	if (!r->self)
+		goto out_free;
 	uv_timer_init(loop, &r->tick);
 	uv_timer_init(loop, &r->next_pass);
 	uv_timer_init(loop, &r->wake);
@@ -2680,6 +2750,12 @@ int repair_new(uv_loop_t *loop, const struct repair_cfg *cfg, struct repair **ou
 	r->tok_ns = strata_now_ns();
 	*out = r;
 	return 0;
+
+out_free:
+	for (unsigned g = 0; g < REPAIR_MAX_RINGS; g++)
+		gw_ec_put(r->ec[g]);
+	free(r);
+	return ret;
 }
 
 void repair_start(struct repair *r, void (*done)(void *arg), void *arg)
@@ -2757,7 +2833,8 @@ void repair_free(struct repair *r)
 		if (r->own_prev[g])
 			ring_free(r->cfg.prev[g]);
 	}
-	gw_ec_put(r->ec);
+	for (unsigned g = 0; g < REPAIR_MAX_RINGS; g++)
+		gw_ec_put(r->ec[g]);
 	free(r->heap);
 	free(r->memo);
 	free(r);
@@ -2767,9 +2844,11 @@ int repair_set_ring(struct repair *r, struct ring *next)
 {
 	for (unsigned g = 0; g < r->cfg.nrings; g++) {
 		const struct ring *cur = r->pend[g] ? r->pend[g] : r->cfg.rings[g];
+		const struct ring_policy *cp = ring_policy(cur), *np = ring_policy(next);
 		int ret;
 
-		if (ring_policy(cur)->type != ring_policy(next)->type)
+		/* the ring of next's policy: its type, and for EC its index */
+		if (cp->type != np->type || (cp->type == RING_POLICY_EC && cp->index != np->index))
 			continue;
 		ret = ring_check_successor(cur, next);
 		if (ret < 0)

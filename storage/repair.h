@@ -11,7 +11,10 @@
  *  - erasure-coded (a name with fragments >= 1 among its placements):
  *    rebuilds each missing local fragment from k survivors of the newest
  *    version with ISA-L, checked against a (k+1)-th survivor when there is
- *    one, or writes the newest tombstone;
+ *    one, or writes the newest tombstone. Several EC rings (policies) share
+ *    the nodes' key space: a fragment's number says its policy
+ *    (ring_frag_policy), and a name is planned against that policy's ring
+ *    only; a policy with no ring here is left alone (counted: no_ring);
  *  - handoff data (a name the local node holds for a partition placement
  *    it is not: written there while a primary was down, or a placement a
  *    rebalance moved away): pushes it to the primaries that lack it, and
@@ -37,11 +40,13 @@
 
 struct ring;
 
-#define REPAIR_MAX_RINGS	4
+#define REPAIR_MAX_RINGS	8
 
 struct repair_cfg {
 	const char *node_id;		/* "host:port" as the rings name it */
-	struct ring *rings[REPAIR_MAX_RINGS];	/* borrowed; outlive the engine */
+	/* At most one replica ring and any number of EC rings, each EC ring
+	 * with its own policy index; borrowed, they outlive the engine. */
+	struct ring *rings[REPAIR_MAX_RINGS];
 	unsigned nrings;
 	/* The placement before rings[g] (a rebalance under way), or NULL;
 	 * borrowed. Its holders are asked too, and a placement that moved is
@@ -79,6 +84,8 @@ struct repair_stats {
 					 * (a listing this node no longer places) */
 	uint64_t listings_dropped;	/* such listings dropped once pushed */
 	uint64_t failed, unrecoverable, unreachable, skipped;
+	uint64_t no_ring;		/* names of an EC policy with no ring here:
+					 * left alone (logged once per pass) */
 	uint64_t awaiting;		/* moved placements left to the old holder's push */
 	uint64_t push_planned;		/* pushes found (data here another node places) */
 	uint64_t bytes_read, bytes_written;
@@ -88,7 +95,7 @@ struct repair_stats {
 	uint64_t last_planned, last_repaired, last_failed, last_unrecoverable;
 	uint64_t last_unreachable, last_awaiting, last_push_planned;
 	uint64_t last_bytes_written;
-	uint64_t last_handoffs, last_purged, last_listings;
+	uint64_t last_handoffs, last_purged, last_listings, last_no_ring;
 	double last_seconds;
 	bool last_clean;		/* nothing to repair, no listing behind, every
 					 * peer answered */
@@ -103,7 +110,9 @@ struct repair_stats {
 
 struct repair;
 
-/* 0, -EINVAL (node_id in no ring, no ring), -ENOMEM. */
+/* 0, -EINVAL (node_id in no ring, no ring, two replica rings, two EC rings
+ * of the same policy index, an EC 1+m ring of index 0: its last surviving
+ * fragment 0 could not be told from a replica), -ENOMEM. */
 int repair_new(uv_loop_t *loop, const struct repair_cfg *cfg, struct repair **out);
 /* Starts the first pass now; with cfg->once, done runs when it ends. */
 void repair_start(struct repair *r, void (*done)(void *arg), void *arg);
@@ -123,7 +132,7 @@ void repair_get_stats(const struct repair *r, struct repair_stats *st);
  * so the pass is not clean until it arrived). The engine owns next from a
  * 0 return on (frees it when replaced and in repair_free); on an error the
  * caller still does: RING_ESTALE, RING_EMISMATCH, -ENOENT (no ring of its
- * policy type). */
+ * policy: type, and index for EC). */
 int repair_set_ring(struct repair *r, struct ring *next);
 /* Versions of ring g in use (0 = none) and of its previous placement. */
 void repair_ring_versions(const struct repair *r, unsigned g, uint64_t *cur,

@@ -47,7 +47,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: strata-repaird --node-id HOST:PORT --rings DIR [options]\n"
 "  --node-id HOST:PORT  the storage node this daemon repairs (as the rings name it)\n"
-"  --rings DIR          every *.ring in DIR (or --ring FILE, repeatable)\n"
+"  --rings DIR          every *.ring in DIR (or --ring FILE, repeatable): one replica\n"
+"                       ring and EC rings of distinct policy indexes (at most %d)\n"
 "  --status FILE        progress and ETA as JSON, rewritten every second\n"
 "  --max-mbps N         repair bytes read + written per second, MB (default 0 = no cap)\n"
 "  --max-ops N          repair requests per second (default 0 = no cap)\n"
@@ -57,7 +58,7 @@ static void usage(FILE *f)
 "  --max-fragment N     skip (and count as failed) larger fragments (default 256M)\n"
 "  --once               one pass; exit 0 if it was clean, 1 if not\n"
 "  --check              --once, but only count (and log) what it would repair\n"
-"  -v, --verbose        debug logging\n");
+"  -v, --verbose        debug logging\n", REPAIR_MAX_RINGS);
 }
 
 static int parse_double(const char *s, double *out)
@@ -154,6 +155,13 @@ static int add_ring(struct repair_cfg *cfg, const char *path)
 		log_err("ring %s: %s", path, ring_strerror(ret));
 		return ret;
 	}
+	if (ring_policy(r)->type == RING_POLICY_EC)
+		log_info("ring %u: %s v%llu, EC %u+%u policy %u", cfg->nrings, path,
+			 (unsigned long long)ring_version(r), ring_policy(r)->ec_k,
+			 ring_policy(r)->ec_m, ring_policy(r)->index);
+	else
+		log_info("ring %u: %s v%llu, %u replicas", cfg->nrings, path,
+			 (unsigned long long)ring_version(r), ring_policy(r)->replicas);
 	load_prev(cfg, path, r);
 	if (the_daemon && the_daemon->nw < REPAIR_MAX_RINGS) {
 		struct watched *w = &the_daemon->w[the_daemon->nw++];
@@ -324,7 +332,8 @@ int main(int argc, char **argv)
 	if (cfg.once) {
 		printf("{\"node\":\"%s\",\"seconds\":%.3f,\"planned\":%llu,\"repaired\":%llu,"
 		       "\"bytes_written\":%llu,\"failed\":%llu,\"unrecoverable\":%llu,"
-		       "\"unreachable\":%llu,\"handoffs\":%llu,\"listings\":%llu,\"clean\":%s}\n", cfg.node_id,
+		       "\"unreachable\":%llu,\"handoffs\":%llu,\"listings\":%llu,\"no_ring\":%llu,"
+		       "\"clean\":%s}\n", cfg.node_id,
 		       st.last_seconds, (unsigned long long)st.last_planned,
 		       (unsigned long long)st.last_repaired,
 		       (unsigned long long)st.last_bytes_written,
@@ -333,6 +342,7 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.last_unreachable,
 		       (unsigned long long)st.last_handoffs,
 		       (unsigned long long)st.last_listings,
+		       (unsigned long long)st.last_no_ring,
 		       st.last_clean ? "true" : "false");
 		ret = st.last_clean && st.pass >= 1 ? 0 : 1;
 	}
