@@ -91,6 +91,11 @@ int ring_policy_check(const struct ring_policy *p)
 		if (p->ec_k < 1 || p->ec_k > RING_MAX_PLACEMENTS ||
 		    p->ec_m > RING_MAX_PLACEMENTS - p->ec_k || p->index > RING_MAX_POLICY)
 			return RING_EINVALID;
+		/* Policy 0's fragment numbers (0..k+m-1) tell EC from a replica
+		 * only by a fragment >= 1; a 1+m object down to fragment 0 would
+		 * pass for a replica and never be rebuilt. */
+		if (p->ec_k == 1 && p->index == 0)
+			return RING_EINVALID;
 		return 0;
 	}
 	return RING_EINVALID;

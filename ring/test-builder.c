@@ -694,7 +694,7 @@ static void test_policy_index(void **state)
 {
 	struct ring_policy pol = { .type = RING_POLICY_EC, .ec_k = 1, .ec_m = 2, .index = 7 };
 	struct ring_builder *b = NULL, *b2 = NULL, *bad = NULL;
-	struct ring_builder *other = new_builder(8, 0, 1, 2, 1, 8);
+	struct ring_builder *other = new_builder(8, 0, 2, 1, 1, 8);
 	char path[] = "/tmp/strata-ring-test-XXXXXX";
 	int fd = mkstemp(path);
 	struct ring *r, *r2, *o;
@@ -722,6 +722,8 @@ static void test_policy_index(void **state)
 	assert_int_equal(ring_builder_rebalance(b2, HOUR0, NULL), 0);
 	r2 = ring_of(b2);
 	assert_int_equal(ring_check_successor(r, r2), 0);
+	pol.index = 0;		/* 1+m as policy 0: refused (ring/file.c) */
+	assert_int_equal(ring_builder_create(8, &pol, 1, 8, test_key, &bad), RING_EINVALID);
 	pol.index = RING_MAX_POLICY + 1;
 	assert_int_equal(ring_builder_create(8, &pol, 1, 8, test_key, &bad), RING_EINVALID);
 	assert_null(bad);

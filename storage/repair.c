@@ -2712,16 +2712,6 @@ int repair_new(uv_loop_t *loop, const struct repair_cfg *cfg, struct repair **ou
 			ret = -EINVAL;
 			goto out_free;
 		}
-		/* Policy 0's fragments are told from replicas by a fragment
-		 * number >= 1 (as before there were several policies); with
-		 * k = 1 a lone surviving fragment 0 would pass for a replica
-		 * and never be rebuilt. */
-		if (p->type == RING_POLICY_EC && p->index == 0 && p->ec_k == 1) {
-			log_err("ring %u: EC 1+%u as policy 0: its last fragment 0 looks like a "
-				"replica; give it a policy index >= 1", g, p->ec_m);
-			ret = -EINVAL;
-			goto out_free;
-		}
 		if (p->type == RING_POLICY_EC) {
 			r->pol_ring[p->index] = (int8_t)g;
 			ret = gw_ec_get(p->ec_k, p->ec_m, &r->ec[g]);
