@@ -111,7 +111,10 @@ def first_keys(raw, name, cls):
 
 def main():
     from urllib.parse import quote
-    C = gt.Cluster(["--shard-max", str(args.shard_max), "--tier-pass-rate", "1"])
+    # The nodes' LMDB map at the daemon's default (the tests' 1G fills up
+    # past ~3M entries per node).
+    C = gt.Cluster(["--shard-max", str(args.shard_max), "--tier-pass-rate", "1"],
+                   node_args=["--index-map-size", "64G"])
     try:
         s3 = C.client(max_pool_connections=32)
         s3.create_bucket(Bucket=BUCKET)
