@@ -125,13 +125,9 @@ static int mdel_one(struct mdel *md, const struct s3_delete_obj *o, struct mdel_
 	char date[HTTP_DATE_LEN + 1];
 
 	if (o->mtime && strlen(o->mtime) > 10 && o->mtime[10] == 'T') {
-		struct tm tm = { 0 };
-		const char *end = strptime(o->mtime, "%Y-%m-%dT%H:%M:%S", &tm);
+		time_t t;
 
-		if (end && *end == '.')		/* fractions: the date is in seconds */
-			end += 1 + strspn(end + 1, "0123456789");
-		if (!end || (strcmp(end, "Z") && strcmp(end, "+00:00")) ||
-		    http_date_format(timegm(&tm), date) < 0)
+		if (iso8601_parse(o->mtime, &t) < 0 || http_date_format(t, date) < 0)
 			return S3E_MALFORMED_XML;
 		c.if_mtime = date;
 	} else if (o->mtime) {

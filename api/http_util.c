@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "internal.h"
 #include "common.h"
@@ -21,6 +22,19 @@ int http_date_format(time_t t, char out[HTTP_DATE_LEN + 1])
 	snprintf(out, HTTP_DATE_LEN + 1, "%s, %02d %s %04d %02d:%02d:%02d GMT",
 		 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
 		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return 0;
+}
+
+int iso8601_parse(const char *s, time_t *out)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+
+	if (end && *end == '.')		/* fractions: the date is in seconds */
+		end += 1 + strspn(end + 1, "0123456789");
+	if (!end || (strcmp(end, "Z") && strcmp(end, "+00:00")))
+		return -EINVAL;
+	*out = timegm(&tm);
 	return 0;
 }
 

@@ -36,6 +36,10 @@
  * Returns 0, or -EOVERFLOW for a year outside 0..9999. */
 int http_date_format(time_t t, char out[HTTP_DATE_LEN + 1]);
 
+/* An ISO 8601 UTC time as S3 XML carries it ("2026-12-08T00:00:00Z",
+ * optional fractions, "Z" or "+00:00") into *out. 0, or -EINVAL. */
+int iso8601_parse(const char *s, time_t *out);
+
 /* Percent-decodes in[0..len) into out (at least len bytes; may be in
  * itself), sets *out_len. plus_is_space: '+' decodes to ' ' (form and query
  * encoding); otherwise '+' stays. A '%' not followed by two hex digits is
@@ -336,6 +340,9 @@ enum s3_err {
 	S3E_MISSING_LENGTH,		/* MissingContentLength 411: no decoded length */
 	S3E_BAD_TRAILER,		/* InvalidRequest 400: x-amz-trailer value */
 	S3E_INVALID_TAG,		/* InvalidTag 400: a tag set beyond the limits */
+	S3E_LC_LONG_ID,			/* InvalidArgument 400: a lifecycle rule ID over 255 */
+	S3E_LC_DUP_ID,			/* InvalidArgument 400: two lifecycle rules, one ID */
+	S3E_LC_DATE,			/* InvalidArgument 400: a lifecycle Date not at midnight */
 	S3E_END
 };
 
@@ -806,8 +813,10 @@ int s3_xml_parse_tagging(const char *body, size_t len, struct s3_tagset *out);
 
 /* s3lifecycle.c: PutBucketLifecycleConfiguration bodies. The parse checks
  * structure only (MalformedXML: no Rule, a Rule without Status or action,
- * Prefix beside Filter, duplicate IDs, Days not a number) and records what
- * it met, so the gateway can refuse what it does not do (docs/tiering.md). */
+ * Prefix beside Filter, Days not a number, a Date not ISO 8601;
+ * InvalidArgument as S3: an ID over 255 bytes, duplicate IDs, a Date not at
+ * midnight UTC) and records what it met, so the gateway can refuse what it
+ * does not do (docs/tiering.md). */
 #define S3_LC_MAX_RULES		1000
 struct s3_lc_rule {
 	char *id;			/* NULL when absent */

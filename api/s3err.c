@@ -62,6 +62,12 @@ static const struct s3_err_info s3_errs[S3E_END - S3E_BASE] = {
 		"The value specified in the x-amz-trailer header is not supported" },
 	[S3E_INVALID_TAG - S3E_BASE] = { "InvalidTag", 400,
 		"The tag set is not valid: at most 10 tags, unique keys of 1 to 128 and values of up to 256 Unicode characters." },
+	[S3E_LC_LONG_ID - S3E_BASE] = { "InvalidArgument", 400,
+		"ID length should not exceed allowed limit of 255" },
+	[S3E_LC_DUP_ID - S3E_BASE] = { "InvalidArgument", 400,
+		"Rule ID must be unique. Found same ID for more than one rule" },
+	[S3E_LC_DATE - S3E_BASE] = { "InvalidArgument", 400,
+		"'Date' must be at midnight GMT" },
 };
 
 static const struct s3_err_info *s3_err_lookup(int err)

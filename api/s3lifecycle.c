@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct lc_parse {
 	struct s3_xml_walk w;		/* first: the callbacks cast back */
@@ -98,6 +99,25 @@ static int lc_days(struct lc_parse *x, uint32_t *out)
 	return 0;
 }
 
+/* A Transition's or Expiration's Date: ISO 8601, and (S3) at midnight UTC.
+ * Only checked: rules by date are refused by the gateway (NotImplemented),
+ * but a wrong one is the client's error first. */
+static int lc_date(struct lc_parse *x)
+{
+	size_t n;
+	const char *s = lc_trimmed(x, &n);
+	char buf[64];
+	time_t t;
+
+	if (n >= sizeof(buf))
+		return S3E_MALFORMED_XML;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (iso8601_parse(buf, &t) < 0)
+		return S3E_MALFORMED_XML;
+	return t % 86400 ? S3E_LC_DATE : 0;
+}
+
 /* A string element seen at most once per rule. */
 static int lc_take(struct lc_parse *x, char **dst, bool trim, size_t max)
 {
@@ -126,7 +146,7 @@ static int lc_end_rule(struct lc_parse *x)
 		return S3E_MALFORMED_XML;
 	for (size_t i = 0; x->cur.id && i < lc->n; i++)
 		if (lc->rules[i].id && !strcmp(lc->rules[i].id, x->cur.id))
-			return S3E_MALFORMED_XML;	/* IDs are unique */
+			return S3E_LC_DUP_ID;
 	if (lc->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 8;
 		struct s3_lc_rule *v = realloc(lc->rules, cap * sizeof(*v));
@@ -149,7 +169,7 @@ static int lc_end(struct s3_xml_walk *w)
 	struct s3_lc_rule *r = &x->cur;
 
 	if (lc_at(x, 3, "LifecycleConfiguration", "Rule", "ID"))
-		return lc_take(x, &r->id, false, 255);
+		return x->w.text.len > 255 ? S3E_LC_LONG_ID : lc_take(x, &r->id, false, 255);
 	if (lc_at(x, 3, "LifecycleConfiguration", "Rule", "Status")) {
 		size_t n;
 		const char *s = lc_trimmed(x, &n);
@@ -177,7 +197,7 @@ static int lc_end(struct s3_xml_walk *w)
 	}
 	if (lc_at(x, 4, "LifecycleConfiguration", "Rule", "Transition", "Date")) {
 		r->transition_date = true;
-		return 0;
+		return lc_date(x);
 	}
 	if (lc_at(x, 4, "LifecycleConfiguration", "Rule", "Transition", "StorageClass"))
 		return lc_take(x, &x->tclass, true, 64);
@@ -200,6 +220,8 @@ static int lc_end(struct s3_xml_walk *w)
 	}
 	if (lc_at(x, 4, "LifecycleConfiguration", "Rule", "Expiration", "Days"))
 		return lc_days(x, &r->expiration_days);
+	if (lc_at(x, 4, "LifecycleConfiguration", "Rule", "Expiration", "Date"))
+		return lc_date(x);
 	if (lc_at(x, 2, "LifecycleConfiguration", "Rule"))
 		return lc_end_rule(x);
 	return 0;

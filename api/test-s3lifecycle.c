@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -98,9 +99,11 @@ static void test_malformed(void **state)
 		"</Transition></Rule></LifecycleConfiguration>",	/* no class */
 		"<LifecycleConfiguration><Rule><Prefix>a</Prefix><Filter/><Status>Enabled</Status>"
 		"<Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>",
-		"<LifecycleConfiguration><Rule><ID>a</ID><Status>Enabled</Status><Expiration><Days>1"
-		"</Days></Expiration></Rule><Rule><ID>a</ID><Status>Enabled</Status><Expiration>"
-		"<Days>2</Days></Expiration></Rule></LifecycleConfiguration>",	/* same ID */
+		"<LifecycleConfiguration><Rule><Status>Enabled</Status><Expiration>"
+		"<Date>20200101</Date></Expiration></Rule></LifecycleConfiguration>",
+		"<LifecycleConfiguration><Rule><Status>Enabled</Status><Transition>"
+		"<Date>2030-01-01</Date><StorageClass>STANDARD_IA</StorageClass>"
+		"</Transition></Rule></LifecycleConfiguration>",	/* not ISO 8601 */
 		"<!DOCTYPE d [<!ENTITY a \"b\">]><LifecycleConfiguration/>",
 	};
 	struct s3_lifecycle lc;
@@ -112,12 +115,60 @@ static void test_malformed(void **state)
 	}
 }
 
+/* What S3 answers InvalidArgument, not MalformedXML (the suite's
+ * test_lifecycle_id_too_long, _same_id, _set_invalid_date,
+ * _transition_set_invalid_date): checked before the gateway refuses the
+ * Expiration and Date rules it does not do. */
+static void test_invalid_argument(void **state)
+{
+	static const struct {
+		const char *xml;
+		int err;
+	} cases[] = {
+		{ "<LifecycleConfiguration><Rule><ID>a</ID><Status>Enabled</Status><Expiration>"
+		  "<Days>1</Days></Expiration></Rule><Rule><ID>a</ID><Status>Enabled</Status>"
+		  "<Expiration><Days>2</Days></Expiration></Rule></LifecycleConfiguration>",
+		  S3E_LC_DUP_ID },
+		/* botocore sends Date "20200101" as an epoch time, not midnight */
+		{ "<LifecycleConfiguration><Rule><Status>Enabled</Status><Expiration>"
+		  "<Date>1970-08-22T19:08:21Z</Date></Expiration></Rule></LifecycleConfiguration>",
+		  S3E_LC_DATE },
+		{ "<LifecycleConfiguration><Rule><Status>Enabled</Status>"
+		  "<Expiration><Date>2023-09-27T00:00:00Z</Date></Expiration><Transition>"
+		  "<Date>1970-08-23T00:55:27Z</Date><StorageClass>GLACIER</StorageClass>"
+		  "</Transition></Rule></LifecycleConfiguration>", S3E_LC_DATE },
+	};
+	struct s3_lifecycle lc;
+	char xml[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse(cases[i].xml, &lc), cases[i].err);
+		assert_int_equal(lc.n, 0);
+	}
+	/* an ID of 256 bytes is too long, 255 is not */
+	snprintf(xml, sizeof(xml), "<LifecycleConfiguration><Rule><ID>%0256d</ID>"
+		 "<Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>"
+		 "</LifecycleConfiguration>", 0);
+	assert_int_equal(parse(xml, &lc), S3E_LC_LONG_ID);
+	snprintf(xml, sizeof(xml), "<LifecycleConfiguration><Rule><ID>%0255d</ID>"
+		 "<Status>Enabled</Status><Expiration><Date>2030-01-01T00:00:00.000Z</Date>"
+		 "</Expiration></Rule></LifecycleConfiguration>", 0);
+	assert_int_equal(parse(xml, &lc), 0);
+	assert_int_equal(strlen(lc.rules[0].id), 255);
+	assert_true(lc.rules[0].has_expiration);
+	s3_lifecycle_free(&lc);
+	assert_string_equal(s3_err_code(S3E_LC_DATE), "InvalidArgument");
+	assert_int_equal(s3_err_http_status(S3E_LC_LONG_ID), 400);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transition),
 		cmocka_unit_test(test_flagged),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_invalid_argument),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

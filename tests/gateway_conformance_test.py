@@ -762,11 +762,50 @@ def test_object_tagging():
     S3.delete_bucket(Bucket="tagbucket")
 
 
+def test_lifecycle_errors():
+    """PutBucketLifecycleConfiguration's InvalidArgument cases, answered
+    before the NotImplemented of the Expiration and Date rules they use."""
+    S3 = gt.S3
+    S3.create_bucket(Bucket="lcerr")
+
+    def put(*rules):
+        return err_code(lambda: S3.put_bucket_lifecycle_configuration(
+            Bucket="lcerr", LifecycleConfiguration={"Rules": list(rules)}))
+
+    def rule(rid, **action):
+        return dict(ID=rid, Filter={"Prefix": rid + "/"}, Status="Enabled", **action)
+    utc = datetime.timezone.utc
+    noon = datetime.datetime(2030, 1, 1, 12, tzinfo=utc)
+    midnight = datetime.datetime(2030, 1, 1, tzinfo=utc)
+    days = {"Days": 1}
+    assert put(rule("a" * 256, Expiration=days)) == ("InvalidArgument", 400)
+    assert put(rule("r", Expiration=days), rule("r", Expiration={"Days": 2})) == \
+        ("InvalidArgument", 400)
+    assert put(rule("r", Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"}]),
+               rule("r", Transitions=[{"Days": 60, "StorageClass": "GLACIER"}])) == \
+        ("InvalidArgument", 400)
+    assert put(rule("r", Expiration={"Date": noon})) == ("InvalidArgument", 400)
+    assert put(rule("r", Expiration={"Date": midnight},
+                    Transitions=[{"Date": noon, "StorageClass": "GLACIER"}])) == \
+        ("InvalidArgument", 400)
+    # well formed: what the gateway does not do is still NotImplemented
+    assert put(rule("a" * 255, Expiration={"Date": midnight})) == ("NotImplemented", 501)
+    assert put(rule("r", Transitions=[{"Date": midnight, "StorageClass": "GLACIER"}])) == \
+        ("NotImplemented", 501)
+    assert err_code(lambda: S3.get_bucket_lifecycle_configuration(Bucket="lcerr")) == \
+        ("NoSuchLifecycleConfiguration", 404)
+    S3.put_bucket_lifecycle_configuration(Bucket="lcerr", LifecycleConfiguration={
+        "Rules": [rule("a" * 255, Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"}])]})
+    assert S3.get_bucket_lifecycle_configuration(Bucket="lcerr")["Rules"][0]["ID"] == "a" * 255
+    S3.delete_bucket_lifecycle(Bucket="lcerr")
+    S3.delete_bucket(Bucket="lcerr")
+
+
 gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
             test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix,
             test_delete_objects_conditions, test_list_buckets_paged,
-            test_multipart_checksums, test_object_tagging]
+            test_multipart_checksums, test_object_tagging, test_lifecycle_errors]
 
 if __name__ == "__main__":
     sys.exit(gt.main())
