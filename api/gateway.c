@@ -47,6 +47,7 @@ enum {
 	GWE_CORS_NO_ORIGIN,
 	GWE_CORS_FORBIDDEN,
 	GWE_ACL_NOT_SUPPORTED,
+	GWE_SSE_NOT_IMPLEMENTED,
 	GWE_BUCKET_ACL_OWNERSHIP,
 	GWE_KEY_TOO_LONG,
 };
@@ -71,6 +72,7 @@ static const struct {
 	{ GWE_INVALID_ARGUMENT, 400, "InvalidArgument", "Invalid argument" },
 	/* OPTIONS (CORS preflight) as S3 answers it for a bucket without a
 	 * CORS configuration, which every bucket is. */
+	{ GWE_SSE_NOT_IMPLEMENTED, 501, "NotImplemented", "Server-side encryption is not implemented: objects are stored as sent, so a request for it is refused rather than stored unencrypted" },
 	{ GWE_CORS_NO_ORIGIN, 400, "BadRequest", "Insufficient information. Origin request header needed." },
 	{ GWE_CORS_FORBIDDEN, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket." },
 	/* ACLs as S3 with Object Ownership "bucket owner enforced" (its
@@ -1492,6 +1494,27 @@ static void tail_gc(struct gateway *gw, const char *path, size_t plen,
 /* The ACL headers of a PUT (object, bucket or ?acl): 0 when they ask for
  * nothing but the owner's FULL_CONTROL (no header, private,
  * bucket-owner-full-control), else bad (the caller's error). */
+/* Whether r asks for server-side encryption (SSE-S3, SSE-KMS, SSE-C, or a
+ * copy source's SSE-C key). Strata does not encrypt at rest: storing such
+ * an object as sent would tell the client its data is encrypted (and an
+ * SSE-C object readable without its key), so these are refused. */
+static bool sse_requested(const struct gw_req *r)
+{
+	static const char *const prefixes[] = {
+		"x-amz-server-side-encryption",
+		"x-amz-copy-source-server-side-encryption",
+	};
+
+	for (size_t i = 0; i < r->nh; i++)
+		for (size_t j = 0; j < ARRAY_SIZE(prefixes); j++) {
+			size_t n = strlen(prefixes[j]);
+
+			if (r->h[i].name_len >= n && !strncasecmp(r->h[i].name, prefixes[j], n))
+				return true;
+		}
+	return false;
+}
+
 static int acl_headers_check(struct gw_req *r, int bad)
 {
 	const char *v = http_req_header(r->hr, "x-amz-acl", NULL);
@@ -2903,6 +2926,10 @@ static void on_request(struct http_req *hr)
 	}
 	if (r->op == OP_UNSUPPORTED) {
 		send_error(r, GWE_NOT_IMPLEMENTED);
+		return;
+	}
+	if (sse_requested(r)) {
+		send_error(r, GWE_SSE_NOT_IMPLEMENTED);
 		return;
 	}
 	if (!bucket_name_valid(r->bucket)) {

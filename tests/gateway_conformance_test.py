@@ -801,7 +801,37 @@ def test_lifecycle_errors():
     S3.delete_bucket(Bucket="lcerr")
 
 
-gt.TESTS = [test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
+def test_sse_refused():
+    """Server-side encryption (SSE-S3, SSE-KMS, SSE-C, an SSE-C copy
+    source) is refused with 501: an object stored as sent must not pass for
+    encrypted (an SSE-C one would read back without its key). Nothing is
+    written."""
+    S3 = gt.S3
+    S3.create_bucket(Bucket="sse")
+    S3.put_object(Bucket="sse", Key="plain", Body=b"p")
+    key = b"k" * 32
+    ssec = dict(SSECustomerAlgorithm="AES256", SSECustomerKey=key.decode())
+    for args in (dict(ServerSideEncryption="AES256"),
+                 dict(ServerSideEncryption="aws:kms", SSEKMSKeyId="k1"), ssec):
+        assert err_code(lambda: S3.put_object(Bucket="sse", Key="enc", Body=b"x" * 70000,
+                                              **args)) == ("NotImplemented", 501), args
+        assert err_code(lambda: S3.create_multipart_upload(Bucket="sse", Key="enc",
+                                                           **args)) == ("NotImplemented", 501)
+        assert err_code(lambda: S3.copy_object(Bucket="sse", Key="enc", CopySource="sse/plain",
+                                               **args)) == ("NotImplemented", 501)
+    assert err_code(lambda: S3.copy_object(
+        Bucket="sse", Key="enc", CopySource="sse/plain", CopySourceSSECustomerAlgorithm="AES256",
+        CopySourceSSECustomerKey=key.decode())) == ("NotImplemented", 501)
+    assert err_code(lambda: S3.get_object(Bucket="sse", Key="plain", **ssec)) == \
+        ("NotImplemented", 501)
+    assert err_code(lambda: S3.head_object(Bucket="sse", Key="enc")) == ("404", 404)
+    assert not S3.list_multipart_uploads(Bucket="sse").get("Uploads")
+    assert S3.get_object(Bucket="sse", Key="plain")["Body"].read() == b"p"
+    S3.delete_object(Bucket="sse", Key="plain")
+    S3.delete_bucket(Bucket="sse")
+
+
+gt.TESTS = [test_sse_refused, test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
             test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix,
             test_delete_objects_conditions, test_list_buckets_paged,
