@@ -138,11 +138,13 @@ void gw_config_init(struct gw_config *cfg)
 
 const char gw_config_help[] =
 "  --listen HOST:PORT       S3 endpoint (default 127.0.0.1:8480; port 0 = any)\n"
-"  --rings DIR              folder with ec42.ring and rep3.ring (required)\n"
+"  --rings DIR              folder with rep3.ring and the EC rings, one per\n"
+"                           storage policy: NAME.ring (required)\n"
 "  --credentials FILE       AWS shared-credentials file: every profile is a user (required)\n"
 "  --region NAME            region in signatures (default us-east-1)\n"
 "  --domain NAME            virtual-host style: BUCKET.NAME (default localhost)\n"
-"  --policy NAME            EC ring for large objects (default ec42)\n"
+"  --policy NAME            storage policy of buckets created without one\n"
+"                           (x-strata-storage-policy; default ec42)\n"
 "  --small-max N            objects up to N bytes are 3 replicas (default 64K)\n"
 "  --unit N                 EC bytes per fragment per segment (default 1M)\n"
 "  --read-deadline-ms N     fragment read deadline before parity (default 1000)\n"

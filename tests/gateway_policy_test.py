@@ -15,6 +15,7 @@ gateway_test.py's cluster; exits 77 when boto3 or the AWS CLI is missing.
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -254,7 +255,56 @@ def test_degraded():
             C.nodes[i].start()
 
 
-TESTS = [test_create, test_awscli, test_objects, test_frags, test_degraded]
+def second_gateway(name, rings):
+    """A gateway on the cluster's nodes with the ring files rings (names)."""
+    d = os.path.join(gt.TMP, name)
+    os.makedirs(d)
+    for r in rings:
+        shutil.copy(os.path.join(C.rings, r), os.path.join(d, os.path.basename(r)))
+    pf = os.path.join(gt.TMP, name + ".port")
+    return d, pf, [gt.GATEWAY, "--listen", "127.0.0.1:0", "--port-file", pf, "--rings", d,
+                   "--credentials", C.creds, "--read-deadline-ms", "500"]
+
+
+def test_missing_ring():
+    """A gateway without ec12's ring: the ec12 objects and bucket answer
+    503 (logged), never wrong bytes, and it stays up; ec42 serves."""
+    body = gt.data_of(2 * MiB, 71)
+    S3.put_object(Bucket=B12H, Key="noring", Body=body)
+    S3.put_object(Bucket=B42, Key="noring", Body=body)
+    S3.put_object(Bucket=B12H, Key="small", Body=b"inline")
+    _, pf, args = second_gateway("gw-no-ec12", ["rep3.ring", "ec42.ring"])
+    gw = gt.Daemon("gw-no-ec12", args, port_file=pf)
+    try:
+        url, C.url = C.url, f"http://127.0.0.1:{gw.port}"
+        c = C.client()
+        C.url = url
+        assert err_code(lambda: c.get_object(Bucket=B12H, Key="noring")) == \
+            ("ServiceUnavailable", 503)
+        assert err_code(lambda: c.put_object(Bucket=B12H, Key="new", Body=body)) == \
+            ("ServiceUnavailable", 503)
+        assert err_code(lambda: c.delete_object(Bucket=B12H, Key="noring")) == \
+            ("ServiceUnavailable", 503)
+        # inline objects live on rep3 whatever the policy
+        assert c.get_object(Bucket=B12H, Key="small")["Body"].read() == b"inline"
+        assert c.get_object(Bucket=B42, Key="noring")["Body"].read() == body
+        assert gw.running()
+        assert "no ring here" in gw.log_text()
+    finally:
+        assert gw.stop() == 0
+    get_ok(B12H, "noring", body)
+
+
+def test_same_index():
+    """Two EC rings with one policy index: the gateway refuses to start."""
+    d, pf, args = second_gateway("gw-same-index", ["rep3.ring", "ec42.ring"])
+    shutil.copy(os.path.join(d, "ec42.ring"), os.path.join(d, "ec42b.ring"))
+    r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "both have policy index 0" in r.stdout + r.stderr, r
+
+
+TESTS = [test_create, test_awscli, test_objects, test_frags, test_degraded,
+         test_missing_ring, test_same_index]
 
 
 def main():
