@@ -1261,6 +1261,11 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 
 		if (s->busy)
 			return -EIO;	/* the invariant above broke: a bug */
+		/* Its segment number is set when the buffer starts filling:
+		 * while its write is in flight it names the handoffs that
+		 * write records (on_seg_written). */
+		if (!s->fill)
+			s->idx = r->nsegs_sent;
 		if (!s->buf) {
 			s->buf = gw_buf_alloc(&r->gw->st, seg_bytes(r));
 			if (!s->buf)
@@ -1276,13 +1281,10 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 		if (s->fill == cap ||
 		    (r->length >= 0 &&
 		     (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length)) {
-			uint32_t next = s->idx + 1;
-
 			ret = seg_send(r, s);
 			if (ret < 0)
 				return ret;
 			r->cur ^= 1;
-			r->seg[r->cur].idx = next;
 		}
 	}
 	if (r->seg[r->cur ^ 1].busy && cap - r->seg[r->cur].fill < GW_PAUSE_ROOM &&
