@@ -68,9 +68,10 @@ def node_keys():
     return keys
 
 
-def placement(ring, bucket, key):
-    """(partition, [node of placement i]) of the object under ring."""
-    out = subprocess.run([gt.RING, "lookup", os.path.join(C.rings, ring + ".ring"),
+def placement(ring, bucket, key, path=None):
+    """(partition, [node of placement i]) of the object under ring (its
+    file in the cluster's rings, or path)."""
+    out = subprocess.run([gt.RING, "lookup", path or os.path.join(C.rings, ring + ".ring"),
                           f"/{OWNER}/{bucket}/{key}", "--json"],
                          check=True, capture_output=True, text=True).stdout
     j = json.loads(out)
@@ -255,6 +256,66 @@ def test_degraded():
             C.nodes[i].start()
 
 
+def test_handoff():
+    """An ec12 PUT with placement 0's node stopped goes to a handoff (the
+    head records it); with that node back and the other two placements'
+    stopped, the GET reads the copy at the recorded handoff."""
+    key = "handoff"
+    body = gt.data_of(3 * MiB + 11, 63)
+    _, nodes = placement("ec12", B12H, key)
+    idx = [next(i for i in range(gt.NODES) if C.addr(i) == n) for n in nodes]
+    before = node_keys()
+    C.nodes[idx[0]].stop()
+    try:
+        S3.put_object(Bucket=B12H, Key=key, Body=body)
+    finally:
+        C.nodes[idx[0]].start()
+    frags = new_frags(before, B12H, key)
+    at = {(k[0], k[2]) for k in frags}
+    assert len(frags) == 4 * 3, frags
+    handoffs = {n for n, f in at if f == 256}
+    assert nodes[0] not in handoffs and len(handoffs) == 1, (handoffs, nodes)
+    assert {n for n, f in at if f == 257} == {nodes[1]}
+    time.sleep(1.2)     # (--down-ms: the restarted node is asked again)
+    for i in idx[1:]:
+        C.nodes[i].stop()
+    try:
+        get_ok(B12H, key, body)
+    finally:
+        for i in idx[1:]:
+            C.nodes[i].start()
+
+
+def test_ring_reload():
+    """A new ec12 ring (a rebalance) is picked up like any ring file:
+    objects written before still read (the previous placement), new ones go
+    where the new ring says."""
+    body = gt.data_of(2 * MiB + 3, 65)
+    keys = [f"reload/{i}" for i in range(12)]
+    for k in keys:
+        S3.put_object(Bucket=B12L, Key=k, Body=body)
+    b = os.path.join(C.rings, "ec12.builder")
+    ring = os.path.join(C.rings, "ec12.ring")
+    gt.cluster.ring_run(gt.RING, "set-weight", b, "0", "20")
+    gt.cluster.ring_run(gt.RING, "rebalance", b, "--ring", ring + ".new", "--now-hours", "1000")
+    shutil.copy(ring, ring + ".prev")
+    os.replace(ring + ".new", ring)
+    deadline = time.time() + 10
+    while "ec12.ring: v" not in C.gw.log_text() and time.time() < deadline:
+        time.sleep(0.2)
+    assert "ec12.ring: v" in C.gw.log_text() and "in use" in C.gw.log_text()
+    moved = [k for k in keys if placement("ec12", B12L, k)[1] !=
+             placement("ec12", B12L, k, ring + ".prev")[1]]
+    assert moved, "the new ring moves none of them: weight change too small"
+    for k in keys:
+        get_ok(B12L, k, body)
+    before = node_keys()
+    S3.put_object(Bucket=B12L, Key="reload/new", Body=body)
+    check_frags(new_frags(before, B12L, "reload/new"), "ec12", B12L, "reload/new", 3, 1, 1, 2)
+    print(f"    {len(moved)} of {len(keys)} objects' placements moved by the new ring",
+          flush=True)
+
+
 def second_gateway(name, rings):
     """A gateway on the cluster's nodes with the ring files rings (names)."""
     d = os.path.join(gt.TMP, name)
@@ -303,8 +364,8 @@ def test_same_index():
     assert r.returncode != 0 and "both have policy index 0" in r.stdout + r.stderr, r
 
 
-TESTS = [test_create, test_awscli, test_objects, test_frags, test_degraded,
-         test_missing_ring, test_same_index]
+TESTS = [test_create, test_awscli, test_objects, test_frags, test_degraded, test_handoff,
+         test_missing_ring, test_same_index, test_ring_reload]
 
 
 def main():
