@@ -1602,6 +1602,8 @@ static void on_gc_done(struct gw_wset *w, int err, void *arg)
 static void tail_gc(struct gateway *gw, const struct gw_policy *pol, const char *path,
 		    size_t plen, uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts)
 {
+	if (!pol)	/* no ring for their policy here: left (logged when found) */
+		return;
 	for (uint64_t s = 0; s < nsegs; s++) {
 		uint8_t name[STO_NAME_HASH_LEN];
 		struct gw_wset *w;
