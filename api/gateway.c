@@ -714,9 +714,9 @@ static void dispatch(struct gw_req *r);
 static void bucket_policy_set(struct gw_req *r)
 {
 	r->wpol = gw_policy_by_index(r->gw, r->bucket_policy);
-	if (!r->wpol)
-		log_warn("bucket %s: storage policy index %u has no ring here", r->bucket,
-			 r->bucket_policy);
+	if (!r->wpol)	/* (its writes and reads say so, this each request) */
+		log_debug("bucket %s: storage policy index %u has no ring here", r->bucket,
+			  r->bucket_policy);
 }
 
 /* Bucket record lookup, then dispatch (or NoSuchBucket / AccessDenied). */
