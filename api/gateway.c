@@ -17,6 +17,7 @@
 #include "common.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,6 +51,10 @@ enum {
 	GWE_SSE_NOT_IMPLEMENTED,
 	GWE_BUCKET_ACL_OWNERSHIP,
 	GWE_KEY_TOO_LONG,
+	GWE_NO_SUCH_POLICY,
+	GWE_NO_SUCH_POLICY_LOC,
+	GWE_POLICY_CONFLICT,
+	GWE_POLICY_UNAVAILABLE,
 };
 
 static const struct {
@@ -80,6 +85,11 @@ static const struct {
 	{ GWE_ACL_NOT_SUPPORTED, 400, "AccessControlListNotSupported", "The bucket does not allow ACLs" },
 	{ GWE_KEY_TOO_LONG, 400, "KeyTooLongError", "Your key is too long" },
 	{ GWE_BUCKET_ACL_OWNERSHIP, 400, "InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting" },
+	/* Storage policies (docs/gateway.md, "Storage policies"). */
+	{ GWE_NO_SUCH_POLICY, 400, "InvalidArgument", "x-strata-storage-policy names no storage policy of this cluster" },
+	{ GWE_NO_SUCH_POLICY_LOC, 400, "InvalidLocationConstraint", "The storage policy in the LocationConstraint (REGION:POLICY) is not one of this cluster's" },
+	{ GWE_POLICY_CONFLICT, 400, "InvalidArgument", "x-strata-storage-policy and the LocationConstraint name different storage policies" },
+	{ GWE_POLICY_UNAVAILABLE, 503, "ServiceUnavailable", "The data's storage policy has no ring on this gateway" },
 };
 
 static void gw_err_info(int err, int *status, const char **code, const char **msg)
@@ -130,11 +140,13 @@ void gw_config_init(struct gw_config *cfg)
 
 const char gw_config_help[] =
 "  --listen HOST:PORT       S3 endpoint (default 127.0.0.1:8480; port 0 = any)\n"
-"  --rings DIR              folder with ec42.ring and rep3.ring (required)\n"
+"  --rings DIR              folder with rep3.ring and the EC rings, one per\n"
+"                           storage policy: NAME.ring (required)\n"
 "  --credentials FILE       AWS shared-credentials file: every profile is a user (required)\n"
 "  --region NAME            region in signatures (default us-east-1)\n"
 "  --domain NAME            virtual-host style: BUCKET.NAME (default localhost)\n"
-"  --policy NAME            EC ring for large objects (default ec42)\n"
+"  --policy NAME            storage policy of buckets created without one\n"
+"                           (x-strata-storage-policy; default ec42)\n"
 "  --small-max N            objects up to N bytes are 3 replicas (default 64K)\n"
 "  --unit N                 EC bytes per fragment per segment (default 1M)\n"
 "  --read-deadline-ms N     fragment read deadline before parity (default 1000)\n"
@@ -245,7 +257,7 @@ static void req_put(struct gw_req *r)
 	memset(&r->auth, 0, sizeof(r->auth));
 	gw_mpu_req_free(r);
 	gw_tier_req_free(r);
-	for (int i = 0; i < 4; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(r->pin); i++)
 		ring_put(r->pin[i]);
 	gw_tagging_req_free(r);
 	free(r);
@@ -658,7 +670,7 @@ static struct gw_bcache *bcache_find(struct gateway *gw, const char *name)
 }
 
 static void bcache_set(struct gateway *gw, const char *name, const char *owner,
-		       const char *location, uint64_t created)
+		       const char *location, uint32_t policy, uint64_t created)
 {
 	struct gw_bcache *e = &gw->bcache[gw->seq % GW_BUCKET_CACHE];
 
@@ -668,6 +680,7 @@ static void bcache_set(struct gateway *gw, const char *name, const char *owner,
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	snprintf(e->owner, sizeof(e->owner), "%s", owner);
 	snprintf(e->location, sizeof(e->location), "%s", location);
+	e->policy = policy;
 	e->created = created;
 	e->expires = owner ? strata_now_ns() + GW_BUCKET_TTL_NS : 0;
 }
@@ -679,7 +692,34 @@ static void bcache_drop(struct gateway *gw, const char *name)
 			gw->bcache[i].expires = 0;
 }
 
+const struct gw_policy *gw_policy_by_index(const struct gateway *gw, uint32_t index)
+{
+	for (unsigned i = 0; i < gw->npol; i++)
+		if (gw->pol[i].index == index)
+			return &gw->pol[i];
+	return NULL;
+}
+
+static const struct gw_policy *policy_by_name(const struct gateway *gw, const char *name,
+					      size_t len)
+{
+	for (unsigned i = 0; i < gw->npol; i++)
+		if (strlen(gw->pol[i].name) == len && !memcmp(gw->pol[i].name, name, len))
+			return &gw->pol[i];
+	return NULL;
+}
+
 static void dispatch(struct gw_req *r);
+
+/* The bucket's policy for its writes: r->wpol, NULL when this gateway has
+ * no ring of that index (its EC writes then fail with 503). */
+static void bucket_policy_set(struct gw_req *r)
+{
+	r->wpol = gw_policy_by_index(r->gw, r->bucket_policy);
+	if (!r->wpol)	/* (its writes and reads say so, this each request) */
+		log_debug("bucket %s: storage policy index %u has no ring here", r->bucket,
+			  r->bucket_policy);
+}
 
 /* Bucket record lookup, then dispatch (or NoSuchBucket / AccessDenied). */
 static void on_bucket_record(const struct gw_hlook_result *res, void *arg)
@@ -714,12 +754,17 @@ static void on_bucket_record(const struct gw_hlook_result *res, void *arg)
 	snprintf(r->owner, sizeof(r->owner), "%s", m.owner);
 	{
 		const char *loc = gw_meta_hdr_get(&m, "location");
+		const char *pol = gw_meta_hdr_get(&m, "policy");
 
 		snprintf(r->location, sizeof(r->location), "%s", loc ? loc : "");
+		/* none recorded: a bucket from before policies, on index 0 */
+		r->bucket_policy = pol ? (uint32_t)strtoul(pol, NULL, 10) : 0;
 	}
 	r->bucket_created = m.version;
 	gw_meta_free(&m);
-	bcache_set(r->gw, r->bucket, r->owner, r->location, r->bucket_created);
+	bcache_set(r->gw, r->bucket, r->owner, r->location, r->bucket_policy,
+		   r->bucket_created);
+	bucket_policy_set(r);
 	dispatch(r);
 out:
 	req_put(r);
@@ -737,7 +782,9 @@ static int bucket_lookup(struct gw_req *r, bool use_cache)
 	if (c) {
 		snprintf(r->owner, sizeof(r->owner), "%s", c->owner);
 		snprintf(r->location, sizeof(r->location), "%s", c->location);
+		r->bucket_policy = c->policy;
 		r->bucket_created = c->created;
+		bucket_policy_set(r);
 		dispatch(r);
 		return 0;
 	}
@@ -784,7 +831,8 @@ static void on_bucket_written(struct gw_wset *w, int err, void *arg)
 
 	(void)w;
 	if (r->op == OP_CREATE_BUCKET && !err)
-		bcache_set(r->gw, r->bucket, r->account, r->location, r->meta.version);
+		bcache_set(r->gw, r->bucket, r->account, r->location, r->wpol->index,
+			   r->meta.version);
 	/* The bucket record is durable: the account's bucket list follows. */
 	if (!err) {
 		bool del = r->op == OP_DELETE_BUCKET;
@@ -837,6 +885,18 @@ static int bucket_write(struct gw_req *r, bool is_delete)
 		if (r->location[0]) {
 			ret = gw_meta_add_hdr(&r->meta, "location", 8, r->location,
 					      strlen(r->location));
+			if (ret < 0)
+				return ret;
+		}
+		/* The storage policy, for good: its index (what heads record)
+		 * and its name then (shown, and for the operator). */
+		{
+			char idx[12];
+			int n = snprintf(idx, sizeof(idx), "%u", r->wpol->index);
+
+			ret = gw_meta_add_hdr(&r->meta, "policy", 6, idx, (size_t)n) ?:
+			      gw_meta_add_hdr(&r->meta, "policy-name", 11, r->wpol->name,
+					      strlen(r->wpol->name));
 			if (ret < 0)
 				return ret;
 		}
@@ -910,14 +970,63 @@ static int object_path(struct gw_req *r)
 		return -ENOMEM;
 	r->path_len = (size_t)snprintf(r->path, n + 1, "/%s/%s/%s", r->owner,
 				       r->bucket, r->key);
-	if (ring_part_of(r->gw->rep, r->owner, r->bucket, r->key, &r->part_rep) < 0 ||
-	    ring_part_of(r->gw->ec, r->owner, r->bucket, r->key, &r->part_ec) < 0)
+	if (ring_part_of(r->gw->rep, r->owner, r->bucket, r->key, &r->part_rep) < 0)
 		return S3E_TOO_LARGE;
+	/* EC data goes on the bucket's policy; read data on its head's
+	 * (gw_req_read_policy), which is the bucket's unless a head says
+	 * otherwise */
+	if (r->wpol)
+		r->part_ec = ring_part_of_path(r->wpol->ring, r->path, r->path_len);
 	r->rpath = r->path;
 	r->rpath_len = r->path_len;
+	r->rpol = r->wpol;
 	r->rpart_ec = r->part_ec;
 	r->rpart_rep = r->part_rep;
 	return 0;
+}
+
+int gw_policy_unavailable(void)
+{
+	return GWE_POLICY_UNAVAILABLE;
+}
+
+const struct gw_policy *gw_meta_policy(const struct gateway *gw, const struct gw_meta *m,
+				       const char *what, const char *path)
+{
+	const struct gw_policy *p = gw_policy_by_index(gw, m->policy);
+
+	if (!p) {
+		log_err("%s %s: its data is on storage policy index %u, which has no ring "
+			"here (add its ring to --rings)", what, path, m->policy);
+		return NULL;
+	}
+	if (m->k && (m->k != p->k || m->m != p->m)) {
+		/* a ring file replaced by one of another geometry */
+		log_err("%s %s: its data is EC %u+%u, policy %s (index %u) is %u+%u", what,
+			path, m->k, m->m, p->name, p->index, p->k, p->m);
+		return NULL;
+	}
+	return p;
+}
+
+int gw_req_read_policy(struct gw_req *r, const struct gw_meta *m)
+{
+	const struct gw_policy *p = gw_meta_policy(r->gw, m, "read", r->rpath);
+
+	if (!p)
+		return GWE_POLICY_UNAVAILABLE;
+	r->rpol = p;
+	r->rpart_ec = ring_part_of_path(p->ring, r->rpath, r->rpath_len);
+	return 0;
+}
+
+int gw_req_write_policy(struct gw_req *r)
+{
+	if (r->wpol)
+		return 0;
+	log_err("write %s: bucket %s's storage policy index %u has no ring here", r->path,
+		r->bucket, r->bucket_policy);
+	return GWE_POLICY_UNAVAILABLE;
 }
 
 static const char *const stored_headers[] = {
@@ -1010,9 +1119,10 @@ static bool put_is_small(const struct gw_req *r)
 static void put_set_ec(struct gw_req *r)
 {
 	r->meta.layout = GW_LAYOUT_EC;
-	r->meta.k = (uint8_t)r->gw->k;
-	r->meta.m = (uint8_t)r->gw->m;
-	r->meta.seg_size = (uint32_t)((uint64_t)r->gw->cfg.unit * r->gw->k);
+	r->meta.k = (uint8_t)r->wpol->k;
+	r->meta.m = (uint8_t)r->wpol->m;
+	r->meta.policy = (uint8_t)r->wpol->index;
+	r->meta.seg_size = (uint32_t)((uint64_t)r->gw->cfg.unit * r->wpol->k);
 }
 
 static void put_fail(struct gw_req *r, int err);
@@ -1022,16 +1132,16 @@ static int parse_http_date(const char *s, time_t *out);
 
 static size_t seg_bytes(const struct gw_req *r)
 {
-	return (size_t)r->gw->cfg.unit * (r->gw->k + r->gw->m);
+	return (size_t)r->gw->cfg.unit * (r->wpol->k + r->wpol->m);
 }
 
 static uint64_t seg_cap(const struct gw_req *r)
 {
-	return (uint64_t)r->gw->cfg.unit * r->gw->k;
+	return (uint64_t)r->gw->cfg.unit * r->wpol->k;
 }
 
-static void tail_gc(struct gateway *gw, const char *path, size_t plen,
-		    uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts);
+static void tail_gc(struct gateway *gw, const struct gw_policy *pol, const char *path,
+		    size_t plen, uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts);
 
 static void on_seg_written(struct gw_wset *w, int err, void *arg)
 {
@@ -1077,6 +1187,7 @@ static void on_seg_written(struct gw_wset *w, int err, void *arg)
 static int seg_send(struct gw_req *r, struct gw_seg *s)
 {
 	struct gateway *gw = r->gw;
+	const struct gw_policy *pol = r->wpol;
 	uint64_t seg_len;
 	uint32_t flen;
 	uint8_t *data[GW_EC_MAX_K], *par[GW_EC_MAX_M];
@@ -1086,20 +1197,20 @@ static int seg_send(struct gw_req *r, struct gw_seg *s)
 
 	/* Length still unknown: only full segments go out before the end. */
 	gw_seg_geometry(r->length >= 0 ? (uint64_t)r->length : (uint64_t)(s->idx + 1) * seg_cap(r),
-			(uint32_t)seg_cap(r), gw->k, s->idx, &seg_len, &flen);
+			(uint32_t)seg_cap(r), pol->k, s->idx, &seg_len, &flen);
 	if (seg_len != s->fill)
 		return S3E_INCOMPLETE_BODY;
 	/* k fragments of flen (the last segment's are shorter), zero-padded. */
-	memset(s->buf + s->fill, 0, (size_t)flen * gw->k - s->fill);
-	for (unsigned i = 0; i < gw->k; i++)
+	memset(s->buf + s->fill, 0, (size_t)flen * pol->k - s->fill);
+	for (unsigned i = 0; i < pol->k; i++)
 		data[i] = s->buf + (size_t)i * flen;
-	for (unsigned i = 0; i < gw->m; i++)
-		par[i] = s->buf + (size_t)(gw->k + i) * flen;
-	ret = gw_ec_encode(gw->ecc, flen, data, par);
+	for (unsigned i = 0; i < pol->m; i++)
+		par[i] = s->buf + (size_t)(pol->k + i) * flen;
+	ret = gw_ec_encode(pol->ecc, flen, data, par);
 	if (ret < 0)
 		return ret;
 	gw_seg_hash(r->path, r->path_len, r->version, s->idx, name);
-	w = gw_wset_new(&gw->st, gw->ec, r->part_ec, name, 0, false, r->version,
+	w = gw_wset_new(&gw->st, pol->ring, r->part_ec, name, 0, false, r->version,
 			on_seg_written, s);
 	if (!w)
 		return -ENOMEM;
@@ -1152,6 +1263,11 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 
 		if (s->busy)
 			return -EIO;	/* the invariant above broke: a bug */
+		/* Its segment number is set when the buffer starts filling:
+		 * while its write is in flight it names the handoffs that
+		 * write records (on_seg_written). */
+		if (!s->fill)
+			s->idx = r->nsegs_sent;
 		if (!s->buf) {
 			s->buf = gw_buf_alloc(&r->gw->st, seg_bytes(r));
 			if (!s->buf)
@@ -1167,13 +1283,10 @@ static int put_sink(struct gw_req *r, const uint8_t *p, size_t n)
 		if (s->fill == cap ||
 		    (r->length >= 0 &&
 		     (uint64_t)s->idx * cap + s->fill == (uint64_t)r->length)) {
-			uint32_t next = s->idx + 1;
-
 			ret = seg_send(r, s);
 			if (ret < 0)
 				return ret;
 			r->cur ^= 1;
-			r->seg[r->cur].idx = next;
 		}
 	}
 	if (r->seg[r->cur ^ 1].busy && cap - r->seg[r->cur].fill < GW_PAUSE_ROOM &&
@@ -1225,8 +1338,9 @@ static void on_head_written(struct gw_wset *w, int err, void *arg)
 	(void)w;
 	if (!err && r->old_segs && r->old_version < r->version)
 		/* The replaced version's segments: no head names them now. */
-		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->old_version,
-			r->old_segs, r->version);
+		tail_gc(r->gw, r->old_pol, r->path, r->path_len,
+			ring_part_of_path(r->old_pol->ring, r->path, r->path_len),
+			r->old_version, r->old_segs, r->version);
 	if (!err && r->old_man.n)
 		gw_mpu_gc_old(r, r->version);
 	if (!err) {
@@ -1298,7 +1412,7 @@ static void put_fail(struct gw_req *r, int err)
 	send_error(r, err);
 	/* Segments already written are unreferenced: tombstone them. */
 	if (r->meta.layout == GW_LAYOUT_EC && r->nsegs_sent && !r->head_written)
-		tail_gc(r->gw, r->path, r->path_len, r->part_ec, r->version,
+		tail_gc(r->gw, r->wpol, r->path, r->path_len, r->part_ec, r->version,
 			r->nsegs_sent, strata_wall_ns());
 }
 
@@ -1331,6 +1445,18 @@ int gw_put_check_conditions(struct gw_req *r, const struct gw_meta *old)
 	return 0;
 }
 
+void gw_put_old_head(struct gw_req *r, const struct gw_meta *m)
+{
+	/* (no ring for its policy: its data stays, logged) */
+	if (m->layout == GW_LAYOUT_INLINE ||
+	    !(r->old_pol = gw_meta_policy(r->gw, m, "replaced", r->path)))
+		return;
+	if (m->layout == GW_LAYOUT_EC) {
+		r->old_version = m->version;
+		r->old_segs = gw_meta_segments(m);
+	}
+}
+
 static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 {
 	struct gw_req *r = arg;
@@ -1341,10 +1467,7 @@ static void on_put_old_head(const struct gw_hlook_result *res, void *arg)
 	if (res->status == 0 && gw_meta_decode(res->meta, res->meta_len, &m) == 0 &&
 	    m.kind == GW_META_OBJECT) {
 		have = true;
-		if (m.layout == GW_LAYOUT_EC) {
-			r->old_version = m.version;
-			r->old_segs = gw_meta_segments(&m);
-		}
+		gw_put_old_head(r, &m);
 	}
 	if (r->hr) {
 		if (res->status < 0 && res->status != -ENOENT &&
@@ -1394,6 +1517,9 @@ static int put_begin(struct gw_req *r)
 	if (len > 0 && (uint64_t)len > gw->cfg.max_object)
 		return GWE_TOO_LARGE;
 	r->length = len;
+	ret = gw_req_write_policy(r);
+	if (ret < 0)
+		return ret;
 	if (!r->path) {
 		ret = object_path(r);
 		if (ret < 0)
@@ -1475,15 +1601,17 @@ static void on_gc_done(struct gw_wset *w, int err, void *arg)
 	(void)w; (void)err; (void)arg;
 }
 
-static void tail_gc(struct gateway *gw, const char *path, size_t plen,
-		    uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts)
+static void tail_gc(struct gateway *gw, const struct gw_policy *pol, const char *path,
+		    size_t plen, uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts)
 {
+	if (!pol)	/* no ring for their policy here: left (logged when found) */
+		return;
 	for (uint64_t s = 0; s < nsegs; s++) {
 		uint8_t name[STO_NAME_HASH_LEN];
 		struct gw_wset *w;
 
 		gw_seg_hash(path, plen, version, (uint32_t)s, name);
-		w = gw_wset_new(&gw->st, gw->ec, part, name, 0, true, ts, on_gc_done, NULL);
+		w = gw_wset_new(&gw->st, pol->ring, part, name, 0, true, ts, on_gc_done, NULL);
 		if (w)
 			gw_wset_start(w);
 	}
@@ -1825,7 +1953,7 @@ static void slot_abandon(struct gw_slot *s)
 static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned frag,
 					    const struct ring *ring, bool over)
 {
-	const struct gateway *gw = s->r->gw;
+	const struct gw_policy *pol = s->r->rpol;
 	const struct ring_dev *prim[RING_MAX_PLACEMENTS], *dev;
 	uint32_t id = UINT32_MAX;
 
@@ -1837,8 +1965,8 @@ static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned fr
 		id = prim[frag]->id;
 	}
 	dev = ring_dev_by_id(ring, id);
-	if (!dev && gw->ec_prev)
-		dev = ring_dev_by_id(gw->ec_prev, id);
+	if (!dev && pol->prev)
+		dev = ring_dev_by_id(pol->prev, id);
 	return dev;
 }
 
@@ -1853,8 +1981,9 @@ static const struct ring_dev *slot_frag_dev(const struct gw_slot *s, unsigned fr
 static const struct ring_dev *slot_first_dev(struct gw_slot *s, unsigned frag)
 {
 	struct gateway *gw = s->r->gw;
-	const struct ring_dev *over = slot_frag_dev(s, frag, gw->ec, true);
-	const struct ring_dev *home = slot_frag_dev(s, frag, gw->ec, false);
+	const struct ring *ring = s->r->rpol->ring;
+	const struct ring_dev *over = slot_frag_dev(s, frag, ring, true);
+	const struct ring_dev *home = slot_frag_dev(s, frag, ring, false);
 
 	if (over && home && over->id != home->id && !gw_store_dev_down(&gw->st, home)) {
 		s->home |= 1u << frag;
@@ -1870,15 +1999,15 @@ static const struct ring_dev *slot_first_dev(struct gw_slot *s, unsigned frag)
  * nowhere else. */
 static const struct ring_dev *slot_second_dev(const struct gw_slot *s, unsigned frag)
 {
-	const struct gateway *gw = s->r->gw;
-	const struct ring_dev *first = slot_frag_dev(s, frag, gw->ec, true), *d;
+	const struct gw_policy *pol = s->r->rpol;
+	const struct ring_dev *first = slot_frag_dev(s, frag, pol->ring, true), *d;
 
 	if (s->home & (1u << frag))
 		return first;
-	d = slot_frag_dev(s, frag, gw->ec, false);
+	d = slot_frag_dev(s, frag, pol->ring, false);
 	if (d && (!first || d->id != first->id))
 		return d;
-	d = gw->ec_prev ? slot_frag_dev(s, frag, gw->ec_prev, false) : NULL;
+	d = pol->prev ? slot_frag_dev(s, frag, pol->prev, false) : NULL;
 	if (d && (!first || d->id != first->id))
 		return d;
 	return NULL;
@@ -1900,7 +2029,8 @@ static int slot_ask(struct gw_slot *s, unsigned frag)
 	struct gateway *gw = r->gw;
 	const struct ring_dev *dev;
 	struct gw_frag_read *fr;
-	struct sto_key k = { .part = r->rpart_ec, .frag = frag };
+	struct sto_key k = { .part = r->rpart_ec,
+			     .frag = ring_frag_id(ring_policy(r->rpol->ring), frag) };
 	int ret;
 
 	dev = s->moved & (1u << frag) ? slot_second_dev(s, frag) : slot_first_dev(s, frag);
@@ -1958,7 +2088,7 @@ static void slot_read_more(struct gw_slot *s)
 				pres |= 1u << i;
 				c++;
 			}
-		if (gw_ec_decode(r->gw->ecc, s->flen, frags, pres, missing_wanted) < 0) {
+		if (gw_ec_decode(r->rpol->ecc, s->flen, frags, pres, missing_wanted) < 0) {
 			r->failed = true;
 			get_pump(r);
 			return;
@@ -2073,13 +2203,22 @@ static void get_pump(struct gw_req *r)
 
 		if (s->state == SLOT_READY && s->seg == r->next_write && r->copy) {
 			/* A copy: the slice goes into the PUT's segment buffers
-			 * (copied there), when they have room. */
-			if (!gw_copy_can_feed(r, s->out_len))
+			 * (copied there), as far as they have room; the rest
+			 * once a segment write is done (on_seg_written pumps). */
+			uint64_t take = gw_copy_room(r);
+
+			if (!take)
 				return;
-			if (gw_copy_feed(r, s->buf + s->out_off, s->out_len) < 0) {
+			if (take > s->out_len)
+				take = s->out_len;
+			if (gw_copy_feed(r, s->buf + s->out_off, (size_t)take) < 0) {
 				gw_copy_source_done(r, -EIO);
 				return;
 			}
+			s->out_off += take;
+			s->out_len -= take;
+			if (s->out_len)
+				return;
 			s->state = SLOT_FREE;
 			r->next_write++;
 			get_pump(r);
@@ -2159,6 +2298,13 @@ static void on_object_head(const struct gw_hlook_result *res, void *arg)
 		goto out;
 	}
 	r->have_gm = true;
+	if (r->gm.layout != GW_LAYOUT_INLINE) {
+		ret = gw_req_read_policy(r, &r->gm);
+		if (ret < 0) {
+			send_error(r, ret);
+			goto out;
+		}
+	}
 	r->head_ts = res->ts;
 	if (r->op == OP_GET_ACL) {
 		send_acl(r);
@@ -2533,9 +2679,10 @@ struct gw_odel {
 	struct gateway *gw;
 	char *bucket, *key, *path;
 	size_t path_len;
-	uint32_t part_rep, part_ec;
+	uint32_t part_rep, part_ec;		/* part_ec: on pol's ring */
 	struct gw_meta gm;
 	bool have_gm;
+	const struct gw_policy *pol;		/* the head's EC policy */
 	struct gw_manifest old_man;		/* a multipart object's parts */
 	struct gw_del_cond cond;		/* strdup'd */
 	gw_list_done_fn cb;
@@ -2592,11 +2739,11 @@ static void odel_on_deleted(struct gw_wset *w, int err, void *arg)
 					 .tombstone = true };
 
 		if (d->have_gm && d->gm.layout == GW_LAYOUT_EC)
-			tail_gc(d->gw, d->path, d->path_len, d->part_ec, d->gm.version,
+			tail_gc(d->gw, d->pol, d->path, d->path_len, d->part_ec, d->gm.version,
 				gw_meta_segments(&d->gm), strata_wall_ns());
 		/* A multipart object: its parts' segments. */
 		if (d->old_man.n)
-			gw_manifest_gc(d->gw, d->path, d->path_len, d->part_ec,
+			gw_manifest_gc(d->gw, d->pol, d->path, d->path_len, d->part_ec,
 				       &d->old_man, strata_wall_ns());
 		/* The head's tombstone is durable: the listing's follows. */
 		err = gw_list_update(d->gw->lst, d->bucket, &o, odel_listed, d);
@@ -2637,6 +2784,16 @@ static void odel_on_head(const struct gw_hlook_result *res, void *arg)
 	    (ret = delete_check_conditions(&d->cond, &d->gm)) < 0) {
 		odel_listed(d, ret);
 		return;
+	}
+	/* Its data's policy: without its ring the segments could not go, so
+	 * the object stays (503) rather than leave them unreferenced. */
+	if (d->have_gm && d->gm.kind == GW_META_OBJECT && d->gm.layout != GW_LAYOUT_INLINE) {
+		d->pol = gw_meta_policy(d->gw, &d->gm, "delete", d->path);
+		if (!d->pol) {
+			odel_listed(d, GWE_POLICY_UNAVAILABLE);
+			return;
+		}
+		d->part_ec = ring_part_of_path(d->pol->ring, d->path, d->path_len);
 	}
 	/* A multipart object's parts are named by its manifest: read it
 	 * before the tombstone replaces it. */
@@ -2681,8 +2838,7 @@ int gw_obj_delete(struct gateway *gw, const char *owner, const char *bucket,
 		return -ENOMEM;
 	}
 	d->path_len = (size_t)snprintf(d->path, n + 1, "/%s/%s/%s", owner, bucket, key);
-	if (ring_part_of(gw->rep, owner, bucket, key, &d->part_rep) < 0 ||
-	    ring_part_of(gw->ec, owner, bucket, key, &d->part_ec) < 0) {
+	if (ring_part_of(gw->rep, owner, bucket, key, &d->part_rep) < 0) {
 		odel_free(d);
 		return S3E_TOO_LARGE;
 	}
@@ -2748,6 +2904,48 @@ static void on_bucket_emptiness(void *arg, int err)
 	req_put(r);
 }
 
+/* CreateBucket's x-strata-storage-policy (else the default policy) into
+ * r->wpol: 0 or GWE_NO_SUCH_POLICY. */
+static int create_bucket_policy(struct gw_req *r)
+{
+	size_t n;
+	const char *v = http_req_header(r->hr, GW_POLICY_HDR, &n);
+
+	r->wpol = v ? policy_by_name(r->gw, v, n) : r->gw->def_pol;
+	if (!r->wpol) {
+		log_info("CreateBucket %s: no storage policy %.*s", r->bucket, (int)n, v);
+		return GWE_NO_SUCH_POLICY;
+	}
+	return 0;
+}
+
+/* CreateBucket's LocationConstraint: REGION, or REGION:POLICY as Ceph RGW
+ * names a placement (REGION may be empty). Sets r->location (the region
+ * part) and, with a policy, r->wpol: 0, S3E_INVALID_LOCATION,
+ * GWE_NO_SUCH_POLICY_LOC or GWE_POLICY_CONFLICT (the header named
+ * another). */
+static int create_bucket_location(struct gw_req *r, const char *loc)
+{
+	const char *colon = strchr(loc, ':');
+	size_t rlen = colon ? (size_t)(colon - loc) : strlen(loc);
+
+	if (rlen && (strlen(r->gw->cfg.region) != rlen || memcmp(loc, r->gw->cfg.region, rlen)))
+		return S3E_INVALID_LOCATION;
+	if (colon) {
+		const struct gw_policy *p = policy_by_name(r->gw, colon + 1, strlen(colon + 1));
+
+		if (!p) {
+			log_info("CreateBucket %s: no storage policy %s", r->bucket, colon + 1);
+			return GWE_NO_SUCH_POLICY_LOC;
+		}
+		if (http_req_header(r->hr, GW_POLICY_HDR, NULL) && p != r->wpol)
+			return GWE_POLICY_CONFLICT;
+		r->wpol = p;
+	}
+	snprintf(r->location, sizeof(r->location), "%.*s", (int)rlen, loc);
+	return 0;
+}
+
 /* Called once the bucket is known (r->owner set, "" when it does not exist
  * and the operation creates it). */
 static void dispatch(struct gw_req *r)
@@ -2783,9 +2981,14 @@ static void dispatch(struct gw_req *r)
 		ret = acl_headers_check(r, GWE_BUCKET_ACL_OWNERSHIP);
 		if (ret < 0)
 			break;
+		ret = create_bucket_policy(r);
+		if (ret < 0)
+			break;
 		http_req_resume(r->hr);		/* the body: CreateBucketConfiguration */
 		return;
 	case OP_HEAD_BUCKET:
+		if (r->wpol)
+			http_resp_header(r->hr, GW_POLICY_HDR, r->wpol->name);
 		send_empty(r, 200);
 		return;
 	case OP_DELETE_BUCKET:
@@ -2887,10 +3090,10 @@ static void on_request(struct http_req *hr)
 	r->gw = gw;
 	r->hr = hr;
 	r->refs = 1;
-	r->pin[0] = ring_get(gw->ec);
-	r->pin[1] = ring_get(gw->rep);
-	r->pin[2] = ring_get(gw->ec_prev);
-	r->pin[3] = ring_get(gw->rep_prev);
+	for (unsigned i = 0; i < GW_STORE_RINGS; i++) {
+		r->pin[2 * i] = ring_get(gw->st.cur[i]);
+		r->pin[2 * i + 1] = ring_get(gw->st.prev[i]);
+	}
 	r->length = -1;
 	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
 	http_req_set_data(hr, r);
@@ -3027,10 +3230,8 @@ static void on_body_end(struct http_req *hr)
 	}
 	if (!ret && r->small.len) {
 		ret = s3_xml_parse_create_bucket(r->small.p, r->small.len, &loc);
-		if (!ret && loc && *loc && strcmp(loc, r->gw->cfg.region))
-			ret = S3E_INVALID_LOCATION;
 		if (!ret && loc)
-			snprintf(r->location, sizeof(r->location), "%s", loc);
+			ret = create_bucket_location(r, loc);
 		free(loc);
 	}
 	if (!ret)
@@ -3082,10 +3283,10 @@ int gw_collect_meta(struct gw_req *r, struct gw_meta *m)
 	return put_collect_meta(r, m);
 }
 
-void gw_tail_gc(struct gateway *gw, const char *path, size_t plen, uint32_t part,
-		uint64_t version, uint64_t nsegs, uint64_t ts)
+void gw_tail_gc(struct gateway *gw, const struct gw_policy *pol, const char *path,
+		size_t plen, uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts)
 {
-	tail_gc(gw, path, plen, part, version, nsegs, ts);
+	tail_gc(gw, pol, path, plen, part, version, nsegs, ts);
 }
 
 void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b)
@@ -3111,9 +3312,14 @@ void gw_send_xml(struct gw_req *r, int status, const struct s3_buf *b)
  * of any length never borrows devices from a freed ring. */
 #define GW_RING_WATCH_MS	1000
 
+struct gw_ring_file {
+	char path[4096];
+	struct stat st;
+};
+
 struct gw_ring_files {
-	char path[2][4096];		/* [0] the EC ring, [1] rep3 */
-	struct stat st[2];
+	struct gw_ring_file rep;		/* rep3.ring */
+	struct gw_ring_file pol[GW_MAX_POLICIES];	/* gw->pol[i]'s */
 };
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -3122,12 +3328,17 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* The store's rings: [0] rep3, [1 + i] policy i's. */
 static void rings_publish(struct gateway *gw)
 {
-	gw->st.cur[0] = gw->ec;
-	gw->st.cur[1] = gw->rep;
-	gw->st.prev[0] = gw->ec_prev;
-	gw->st.prev[1] = gw->rep_prev;
+	memset(gw->st.cur, 0, sizeof(gw->st.cur));
+	memset(gw->st.prev, 0, sizeof(gw->st.prev));
+	gw->st.cur[0] = gw->rep;
+	gw->st.prev[0] = gw->rep_prev;
+	for (unsigned i = 0; i < gw->npol; i++) {
+		gw->st.cur[1 + i] = gw->pol[i].ring;
+		gw->st.prev[1 + i] = gw->pol[i].prev;
+	}
 	if (gw->lst)
 		gw_listing_set_ring(gw->lst, gw->rep);
 }
@@ -3151,43 +3362,43 @@ static struct ring *load_prev(const char *path, const struct ring *cur)
 	return p;
 }
 
-static void ring_check_file(struct gateway *gw, unsigned i)
+static void ring_check_file(struct gateway *gw, struct gw_ring_file *f, struct ring **cur,
+			    struct ring **prev)
 {
-	struct gw_ring_files *f = gw->rfiles;
-	struct ring **cur = i ? &gw->rep : &gw->ec, **prev = i ? &gw->rep_prev : &gw->ec_prev;
 	char pp[4200];
 	struct stat st;
 	struct ring *next;
 	int ret;
 
-	snprintf(pp, sizeof(pp), "%s.prev", f->path[i]);
+	snprintf(pp, sizeof(pp), "%s.prev", f->path);
 	if (*prev && access(pp, F_OK) < 0 && errno == ENOENT) {
 		/* the operator settled the rebalance: one placement again */
-		log_info("ring %s: previous placement v%llu dropped", f->path[i],
+		log_info("ring %s: previous placement v%llu dropped", f->path,
 			 (unsigned long long)ring_version(*prev));
 		ring_put(*prev);
 		*prev = NULL;
 		rings_publish(gw);
 	}
-	if (stat(f->path[i], &st) < 0 || same_file(&st, &f->st[i]))
+	if (stat(f->path, &st) < 0 || same_file(&st, &f->st))
 		return;
-	f->st[i] = st;		/* logged once per change of the file */
-	ret = ring_load(f->path[i], &next);
+	f->st = st;		/* logged once per change of the file */
+	ret = ring_load(f->path, &next);
 	if (ret < 0) {
 		log_warn("ring %s changed but does not load: %s (keeping the ring in use)",
-			 f->path[i], ring_strerror(ret));
+			 f->path, ring_strerror(ret));
 		return;
 	}
+	/* (the successor check keeps an EC ring's policy, k+m and index) */
 	ret = ring_check_successor(*cur, next);
 	if (ret < 0) {
-		log_err("ring %s v%llu refused (v%llu in use): %s", f->path[i],
+		log_err("ring %s v%llu refused (v%llu in use): %s", f->path,
 			(unsigned long long)ring_version(next),
 			(unsigned long long)ring_version(*cur), ring_strerror(ret));
 		ring_free(next);
 		return;
 	}
 	log_info("ring %s: v%llu in use (was v%llu): writes go to the new placement, "
-		 "reads consult the previous one too", f->path[i],
+		 "reads consult the previous one too", f->path,
 		 (unsigned long long)ring_version(next), (unsigned long long)ring_version(*cur));
 	ring_put(*prev);
 	ring_set_successor(*cur, next);	/* (a ring is replaced once) */
@@ -3200,35 +3411,100 @@ static void on_ring_watch(uv_timer_t *t)
 {
 	struct gateway *gw = t->data;
 
-	ring_check_file(gw, 0);
-	ring_check_file(gw, 1);
+	ring_check_file(gw, &gw->rfiles->rep, &gw->rep, &gw->rep_prev);
+	for (unsigned i = 0; i < gw->npol; i++)
+		ring_check_file(gw, &gw->rfiles->pol[i], &gw->pol[i].ring, &gw->pol[i].prev);
 }
 
-static int load_ring(struct gateway *gw, unsigned i, const char *dir, const char *name,
+static int load_ring(struct gw_ring_file *f, const char *dir, const char *name,
 		     struct ring **out, struct ring **prev)
 {
-	char *path = gw->rfiles->path[i];
 	int ret;
 
-	snprintf(path, sizeof(gw->rfiles->path[i]), "%s/%s.ring", dir, name);
-	if (stat(path, &gw->rfiles->st[i]) < 0)
-		memset(&gw->rfiles->st[i], 0, sizeof(gw->rfiles->st[i]));
-	ret = ring_load(path, out);
+	snprintf(f->path, sizeof(f->path), "%s/%s.ring", dir, name);
+	if (stat(f->path, &f->st) < 0)
+		memset(&f->st, 0, sizeof(f->st));
+	ret = ring_load(f->path, out);
 	if (ret < 0) {
-		log_err("ring %s: %s", path, ring_strerror(ret));
+		log_err("ring %s: %s", f->path, ring_strerror(ret));
 		return ret;
 	}
-	*prev = load_prev(path, *out);
+	*prev = load_prev(f->path, *out);
 	return 0;
+}
+
+static int ring_file_filter(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return n > 5 && n - 5 < sizeof(((struct gw_policy *)0)->name) &&
+	       !strcmp(d->d_name + n - 5, ".ring") && strcmp(d->d_name, "rep3.ring");
+}
+
+/* Every EC ring of dir (NAME.ring but rep3.ring) is a storage policy;
+ * replica rings other than rep3 are not the gateway's. Two EC rings with
+ * one index would name each other's fragments: refused. */
+static int policies_load(struct gateway *gw, const char *dir)
+{
+	struct dirent **ents = NULL;
+	int n = scandir(dir, &ents, ring_file_filter, alphasort), ret = 0;
+
+	if (n < 0) {
+		log_err("rings %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	for (int i = 0; i < n && !ret; i++) {
+		struct gw_policy *p = &gw->pol[gw->npol];
+		const struct ring_policy *rp;
+		size_t len = strlen(ents[i]->d_name) - 5;
+
+		if (gw->npol == GW_MAX_POLICIES) {
+			log_err("rings %s: more than %u EC rings", dir, GW_MAX_POLICIES);
+			ret = -E2BIG;
+			break;
+		}
+		memcpy(p->name, ents[i]->d_name, len);
+		p->name[len] = '\0';
+		ret = load_ring(&gw->rfiles->pol[gw->npol], dir, p->name, &p->ring, &p->prev);
+		if (ret < 0)
+			break;
+		rp = ring_policy(p->ring);
+		if (rp->type != RING_POLICY_EC) {
+			log_info("ring %s: not EC, not a storage policy", ents[i]->d_name);
+			ring_free(p->prev);
+			ring_free(p->ring);
+			memset(p, 0, sizeof(*p));
+			continue;
+		}
+		p->index = rp->index;
+		p->k = rp->ec_k;
+		p->m = rp->ec_m;
+		for (unsigned j = 0; j < gw->npol; j++)
+			if (gw->pol[j].index == p->index) {
+				log_err("rings %s: %s.ring and %s.ring both have policy index %u",
+					dir, gw->pol[j].name, p->name, p->index);
+				ret = -EINVAL;
+			}
+		gw->npol++;	/* (freed with the others) */
+		ret = ret ?: gw_ec_get(p->k, p->m, &p->ecc);
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return ret;
 }
 
 static void rings_free(struct gateway *gw)
 {
 	free(gw->rfiles);
-	ring_free(gw->ec_prev);
 	ring_free(gw->rep_prev);
-	ring_free(gw->ec);
 	ring_free(gw->rep);
+	for (unsigned i = 0; i < gw->npol; i++) {
+		if (gw->pol[i].ecc)
+			gw_ec_put(gw->pol[i].ecc);
+		ring_free(gw->pol[i].prev);
+		ring_free(gw->pol[i].ring);
+	}
 }
 
 int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
@@ -3237,7 +3513,6 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 	struct http_config hc;
 	struct http_handler h = { on_request, on_body, on_body_end, on_done, NULL };
 	struct s3_auth_config ac = { 0 };
-	const struct ring_policy *pol;
 	int ret;
 
 	if (!gw)
@@ -3249,23 +3524,23 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	ret = load_ring(gw, 0, cfg->rings, cfg->policy, &gw->ec, &gw->ec_prev);
+	ret = load_ring(&gw->rfiles->rep, cfg->rings, "rep3", &gw->rep, &gw->rep_prev);
 	if (ret < 0)
 		goto out_free;
-	ret = load_ring(gw, 1, cfg->rings, "rep3", &gw->rep, &gw->rep_prev);
-	if (ret < 0)
-		goto out_free;
-	pol = ring_policy(gw->ec);
-	if (pol->type != RING_POLICY_EC || ring_policy(gw->rep)->type != RING_POLICY_REPLICA) {
-		log_err("%s.ring must be EC and rep3.ring replicated", cfg->policy);
+	if (ring_policy(gw->rep)->type != RING_POLICY_REPLICA) {
+		log_err("rep3.ring must be replicated");
 		ret = -EINVAL;
 		goto out_free;
 	}
-	gw->k = pol->ec_k;
-	gw->m = pol->ec_m;
-	ret = gw_ec_get(gw->k, gw->m, &gw->ecc);
+	ret = policies_load(gw, cfg->rings);
 	if (ret < 0)
 		goto out_free;
+	gw->def_pol = policy_by_name(gw, cfg->policy, strlen(cfg->policy));
+	if (!gw->def_pol) {
+		log_err("%s/%s.ring: no such EC ring (--policy)", cfg->rings, cfg->policy);
+		ret = -EINVAL;
+		goto out_free;
+	}
 	ret = s3_creds_load(cfg->credentials, &gw->creds);
 	if (ret < 0) {
 		log_err("credentials %s: %s", cfg->credentials, strerror(-ret));
@@ -3317,9 +3592,13 @@ int gw_start(uv_loop_t *loop, const struct gw_config *cfg, struct gateway **out)
 		gw->srv = NULL;
 		goto out_free;
 	}
-	log_info("S3 on %s (port %d), %s.ring EC %u+%u, rep3.ring, %zu users",
-		 cfg->listen, http_server_port(gw->srv), cfg->policy, gw->k, gw->m,
+	log_info("S3 on %s (port %d), rep3.ring, %u storage policies (default %s: EC %u+%u, "
+		 "index %u), %zu users", cfg->listen, http_server_port(gw->srv), gw->npol,
+		 gw->def_pol->name, gw->def_pol->k, gw->def_pol->m, gw->def_pol->index,
 		 s3_creds_count(gw->creds));
+	for (unsigned i = 0; i < gw->npol; i++)
+		log_info("storage policy %s: index %u, EC %u+%u", gw->pol[i].name,
+			 gw->pol[i].index, gw->pol[i].k, gw->pol[i].m);
 	uv_timer_init(loop, &gw->ring_watch);
 	gw->ring_watch.data = gw;
 	uv_timer_start(&gw->ring_watch, on_ring_watch, GW_RING_WATCH_MS, GW_RING_WATCH_MS);
@@ -3335,8 +3614,6 @@ out_free:
 	s3_auth_free(gw->auth);
 	if (gw->creds)
 		s3_creds_free(gw->creds);
-	if (gw->ecc)
-		gw_ec_put(gw->ecc);
 	rings_free(gw);
 	free(gw);
 	return ret;
@@ -3357,7 +3634,6 @@ static void on_drained(uv_handle_t *h)
 	gw_buf_cache_free(&gw->st);
 	s3_auth_free(gw->auth);
 	s3_creds_free(gw->creds);
-	gw_ec_put(gw->ecc);
 	rings_free(gw);
 	if (gw->stop_done)
 		gw->stop_done(gw->stop_arg);

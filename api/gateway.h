@@ -3,7 +3,8 @@
  *
  * A gateway serves S3 (path-style and virtual-host style) over HTTP/1.1 on a
  * libuv loop and keeps objects on storage nodes placed by the rings in
- * --rings (ec42.ring, rep3.ring), as docs/gateway.md describes. Errors are 0
+ * --rings (rep3.ring and an EC ring per storage policy: ec42.ring, ...),
+ * as docs/gateway.md describes. Errors are 0
  * or a negative errno.
  */
 #ifndef STRATA_GATEWAY_H
@@ -14,11 +15,11 @@
 
 struct gw_config {
 	const char *listen;		/* "127.0.0.1:8480" */
-	const char *rings;		/* folder with ec42.ring and rep3.ring */
+	const char *rings;		/* folder with rep3.ring and EC NAME.ring files */
 	const char *credentials;	/* AWS shared-credentials file */
 	const char *region;		/* "us-east-1" */
 	const char *domain;		/* virtual hosts: BUCKET.domain ("localhost") */
-	const char *policy;		/* default EC ring name: "ec42" */
+	const char *policy;		/* default storage policy (EC ring): "ec42" */
 	uint64_t small_max;		/* objects up to this are replicated (64 KiB) */
 	uint32_t unit;			/* EC bytes per fragment per segment (1 MiB) */
 	uint32_t read_deadline_ms;	/* a fragment slower than this: use parity */

@@ -227,9 +227,10 @@ static int source_lookup(struct gw_req *r, const char *owner)
 	r->rpath_len = (size_t)snprintf(c->path, n + 1, "/%s/%s/%s", owner, c->bucket,
 					c->key);
 	r->rpath = c->path;
-	if (ring_part_of(r->gw->rep, owner, c->bucket, c->key, &r->rpart_rep) < 0 ||
-	    ring_part_of(r->gw->ec, owner, c->bucket, c->key, &r->rpart_ec) < 0)
+	/* (rpart_ec: once its head names its policy, gw_req_read_policy) */
+	if (ring_part_of(r->gw->rep, owner, c->bucket, c->key, &r->rpart_rep) < 0)
 		return S3E_TOO_LARGE;
+	r->rpol = NULL;
 	return gw_object_lookup(r);
 }
 
@@ -398,19 +399,20 @@ static void copy_stream(struct gw_req *r)
 	gw_get_start(r);
 }
 
-bool gw_copy_can_feed(struct gw_req *r, uint64_t len)
+uint64_t gw_copy_room(struct gw_req *r)
 {
 	const struct gw_seg *cur = &r->seg[r->cur], *other = &r->seg[r->cur ^ 1];
 
 	if (r->put_err)
-		return false;
+		return 0;
 	if (r->meta.layout != GW_LAYOUT_EC)
-		return true;
-	/* A slice fills the current buffer and maybe spills into the other
-	 * (a source segment is at most a destination segment). */
+		return UINT64_MAX;
+	/* What fills the current buffer and the other one, when free: a
+	 * source segment may be larger than a destination one (policies of
+	 * other k), so a slice may go in several pieces. */
 	if (cur->busy)
-		return false;
-	return cur->fill + len <= r->meta.seg_size || !other->busy;
+		return 0;
+	return r->meta.seg_size - cur->fill + (other->busy ? 0 : r->meta.seg_size);
 }
 
 int gw_copy_feed(struct gw_req *r, const uint8_t *p, size_t n)

@@ -34,7 +34,10 @@ int gw_meta_encode(const struct gw_meta *m, struct s3_buf *b)
 {
 	int ret = 0;
 
-	ret = ret ?: put_u8(b, m->nparts ? GW_META_FORMAT_MPU : GW_META_FORMAT);
+	unsigned format = m->policy ? GW_META_FORMAT_POLICY :
+			  m->nparts ? GW_META_FORMAT_MPU : GW_META_FORMAT;
+
+	ret = ret ?: put_u8(b, (uint8_t)format);
 	ret = ret ?: put_u8(b, m->kind);
 	ret = ret ?: put_u8(b, m->layout);
 	ret = ret ?: put_u8(b, m->k);
@@ -54,8 +57,10 @@ int gw_meta_encode(const struct gw_meta *m, struct s3_buf *b)
 	for (uint32_t i = 0; !ret && i < m->nover; i++)
 		ret = put_be(b, m->over[i].seg, 4) ?: put_u8(b, m->over[i].frag) ?:
 		      put_be(b, m->over[i].dev, 4);
-	if (!ret && m->nparts)
+	if (!ret && format != GW_META_FORMAT)
 		ret = put_be(b, m->nparts, 4) ?: put_be(b, m->manifest_len, 4);
+	if (!ret && format == GW_META_FORMAT_POLICY)
+		ret = put_u8(b, m->policy);
 	if (ret)
 		return ret == -E2BIG ? -E2BIG : ret;
 	return b->len > STO_MAX_META ? -E2BIG : 0;
@@ -121,7 +126,8 @@ int gw_meta_decode(const void *p, size_t n, struct gw_meta *m)
 	if (n < 1)
 		return -EINVAL;
 	format = (unsigned)get_be(&r, 1);
-	if (format != GW_META_FORMAT && format != GW_META_FORMAT_MPU)
+	if (format != GW_META_FORMAT && format != GW_META_FORMAT_MPU &&
+	    format != GW_META_FORMAT_POLICY)
 		return -EPROTO;
 	m->kind = (uint8_t)get_be(&r, 1);
 	m->layout = (uint8_t)get_be(&r, 1);
@@ -179,6 +185,13 @@ int gw_meta_decode(const void *p, size_t n, struct gw_meta *m)
 		m->nparts = (uint32_t)get_be(&r, 4);
 		m->manifest_len = (uint32_t)get_be(&r, 4);
 		if (r.bad || !m->nparts || m->nparts > S3_MAX_PARTS)
+			return -EINVAL;
+	} else if (format == GW_META_FORMAT_POLICY) {
+		/* 0 parts: a simple object; policy 0 is written as format 1/2 */
+		m->nparts = (uint32_t)get_be(&r, 4);
+		m->manifest_len = (uint32_t)get_be(&r, 4);
+		m->policy = (uint8_t)get_be(&r, 1);
+		if (r.bad || m->nparts > S3_MAX_PARTS || !m->policy)
 			return -EINVAL;
 	}
 	if ((m->layout == GW_LAYOUT_MULTIPART) != (m->nparts > 0) &&

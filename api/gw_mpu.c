@@ -664,7 +664,7 @@ static void part_gc(struct gw_req *r, const char *path, size_t plen,
 	struct s3_buf pp = { 0 };
 
 	if (gw_part_path(path, plen, r->upload_id, p->number, &pp) == 0)
-		gw_tail_gc(r->gw, pp.p, pp.len, r->part_ec, p->version,
+		gw_tail_gc(r->gw, r->wpol, pp.p, pp.len, r->part_ec, p->version,
 			   (p->size + p->seg_size - 1) / p->seg_size, ts);
 	s3_buf_free(&pp);
 }
@@ -677,6 +677,30 @@ struct uplook {
 	struct gw_req *r;
 	up_fn cb;
 };
+
+/* The upload's parts are on the policy its record names (uploads from
+ * before policies: index 0): r->wpol and r->part_ec from here. A part's
+ * segments stream before the record is known, on the bucket's policy: the
+ * same one, as a bucket keeps its policy; else the part fails. */
+static int upload_policy(struct gw_req *r)
+{
+	struct gw_mpu *u = r->mpu;
+	const struct gw_policy *p = gw_meta_policy(r->gw, &u->up, "upload", r->path);
+
+	if (!p)
+		return gw_policy_unavailable();
+	if (p != r->wpol) {
+		if (r->op == OP_UPLOAD_PART || r->op == OP_UPLOAD_PART_COPY) {
+			log_err("upload %s: on policy %s, its bucket on %s", r->upload_id,
+				p->name, r->wpol ? r->wpol->name : "(none)");
+			return gw_policy_unavailable();
+		}
+		r->wpol = p;	/* r->path: the object's (not a part's) */
+		r->part_ec = ring_part_of_path(p->ring, r->path, r->path_len);
+	}
+	u->have_up = true;
+	return 0;
+}
 
 static void on_upload_record(const struct gw_hlook_result *res, void *arg)
 {
@@ -693,7 +717,7 @@ static void on_upload_record(const struct gw_hlook_result *res, void *arg)
 		 u->up.kind != GW_META_UPLOAD)
 		err = -EIO;
 	else
-		u->have_up = true;
+		err = upload_policy(r);
 	l->cb(r, err);
 	gw_req_put(r);
 	free(l);
@@ -832,6 +856,13 @@ static int create_begin(struct gw_req *r)
 	r->meta.owner = strdup(r->owner);
 	if (!r->meta.owner)
 		return -ENOMEM;
+	/* Every part goes on the bucket's policy, recorded here. */
+	ret = gw_req_write_policy(r);
+	if (ret < 0)
+		return ret;
+	r->meta.k = (uint8_t)r->wpol->k;
+	r->meta.m = (uint8_t)r->wpol->m;
+	r->meta.policy = (uint8_t)r->wpol->index;
 	ret = gw_collect_meta(r, &r->meta) ?: create_checksum(r);
 	if (ret < 0)
 		return ret;
@@ -921,9 +952,10 @@ int gw_mpu_part_prepare(struct gw_req *r)
 	u = r->mpu;
 	/* Every part is EC, whatever its size: a manifest names segments. */
 	r->meta.layout = GW_LAYOUT_EC;
-	r->meta.k = (uint8_t)gw->k;
-	r->meta.m = (uint8_t)gw->m;
-	r->meta.seg_size = gw->cfg.unit * gw->k;
+	r->meta.k = (uint8_t)r->wpol->k;
+	r->meta.m = (uint8_t)r->wpol->m;
+	r->meta.policy = (uint8_t)r->wpol->index;
+	r->meta.seg_size = gw->cfg.unit * r->wpol->k;
 	ret = gw_part_path(r->path, r->path_len, r->upload_id, r->part_num, &pp);
 	if (ret < 0) {
 		s3_buf_free(&pp);
@@ -991,7 +1023,7 @@ static void on_part_committed(struct gw_req *r, int err)
 	}
 	part_answer(r);
 	if (u->have_old && u->old.version < r->version)
-		gw_tail_gc(r->gw, r->path, r->path_len, r->part_ec, u->old.version,
+		gw_tail_gc(r->gw, r->wpol, r->path, r->path_len, r->part_ec, u->old.version,
 			   (u->old.size + u->old.seg_size - 1) / u->old.seg_size, now);
 }
 
@@ -1245,11 +1277,9 @@ static void on_complete_old_head(const struct gw_hlook_result *res, void *arg)
 	}
 	/* The replaced version's segments (or parts) go once the new head is
 	 * durable (on_head_written). */
-	if (have && m->layout == GW_LAYOUT_EC) {
-		r->old_version = m->version;
-		r->old_segs = gw_meta_segments(m);
-	}
-	if (have && m->layout == GW_LAYOUT_MULTIPART &&
+	if (have)
+		gw_put_old_head(r, m);
+	if (have && m->layout == GW_LAYOUT_MULTIPART && r->old_pol &&
 	    gw_mpu_old_manifest(r, res, m, complete_old_known) == 0) {
 		gw_req_put(r);
 		return;
@@ -1400,9 +1430,10 @@ static int complete_build(struct gw_req *r)
 	r->version = strata_wall_ns();
 	r->meta.kind = GW_META_OBJECT;
 	r->meta.layout = GW_LAYOUT_MULTIPART;
-	r->meta.k = (uint8_t)gw->k;
-	r->meta.m = (uint8_t)gw->m;
-	r->meta.seg_size = gw->cfg.unit * gw->k;
+	r->meta.k = (uint8_t)r->wpol->k;
+	r->meta.m = (uint8_t)r->wpol->m;
+	r->meta.policy = (uint8_t)r->wpol->index;
+	r->meta.seg_size = gw->cfg.unit * r->wpol->k;
 	r->meta.size = size;
 	r->meta.version = r->version;
 	r->meta.manifest_len = (uint32_t)r->small.len;
@@ -2261,8 +2292,8 @@ int gw_mpu_old_manifest(struct gw_req *r, const struct gw_hlook_result *res,
 	return ret;
 }
 
-void gw_manifest_gc(struct gateway *gw, const char *path, size_t plen,
-		    uint32_t part_ec, const struct gw_manifest *m, uint64_t ts)
+void gw_manifest_gc(struct gateway *gw, const struct gw_policy *pol, const char *path,
+		    size_t plen, uint32_t part_ec, const struct gw_manifest *m, uint64_t ts)
 {
 	struct s3_buf pp = { 0 };
 
@@ -2270,7 +2301,7 @@ void gw_manifest_gc(struct gateway *gw, const char *path, size_t plen,
 		const struct gw_mpart *p = &m->parts[i];
 
 		if (gw_part_path(path, plen, m->upload_id, p->number, &pp) == 0)
-			gw_tail_gc(gw, pp.p, pp.len, part_ec, p->version,
+			gw_tail_gc(gw, pol, pp.p, pp.len, part_ec, p->version,
 				   (p->size + p->seg_size - 1) / p->seg_size, ts);
 	}
 	s3_buf_free(&pp);
@@ -2278,5 +2309,8 @@ void gw_manifest_gc(struct gateway *gw, const char *path, size_t plen,
 
 void gw_mpu_gc_old(struct gw_req *r, uint64_t ts)
 {
-	gw_manifest_gc(r->gw, r->path, r->path_len, r->part_ec, &r->old_man, ts);
+	if (r->old_pol)		/* (what the old head named) */
+		gw_manifest_gc(r->gw, r->old_pol, r->path, r->path_len,
+			       ring_part_of_path(r->old_pol->ring, r->path, r->path_len),
+			       &r->old_man, ts);
 }

@@ -39,7 +39,7 @@ void gw_seg_hash(const char *path, size_t len, uint64_t version, uint32_t seg,
 
 const struct ring *gw_store_prev(const struct gw_store *st, const struct ring *ring)
 {
-	for (unsigned i = 0; i < 2; i++)
+	for (unsigned i = 0; i < GW_STORE_RINGS; i++)
 		if (ring && st->cur[i] == ring)
 			return st->prev[i];
 	return NULL;
@@ -328,7 +328,10 @@ struct gw_wset *gw_wset_new(struct gw_store *st, const struct ring *ring,
 	for (unsigned i = 0; i < w->n; i++) {
 		w->f[i].w = w;
 		w->f[i].idx = i;
-		w->f[i].frag = i;
+		/* EC: the policy's fragment numbers (ring_frag_id); replicas: i,
+		 * which their callers set to 0 */
+		w->f[i].frag = ring_policy(ring)->type == RING_POLICY_EC ?
+			       ring_frag_id(ring_policy(ring), i) : i;
 		w->f[i].dev = w->prim[i];
 		uv_timer_init(st->loop, &w->f[i].timer);
 		w->f[i].timer.data = &w->f[i];

@@ -1254,25 +1254,25 @@ static bool admin_has(const struct admin *a, const char *addr)
 void gw_tier_admin(struct gw_req *r)
 {
 	struct gateway *gw = r->gw;
-	const struct ring *rings[2] = { gw->rep, gw->ec };
 	struct admin *a;
-	size_t cap;
+	size_t cap = 0;
 
 	if (r->anonymous || strcmp(r->account, gw->cfg.admin_user)) {
 		gw_send_error(r, S3E_ACCESS_DENIED);
 		return;
 	}
 	a = calloc(1, sizeof(*a));
-	cap = (size_t)ring_dev_count(gw->rep) + ring_dev_count(gw->ec);
+	for (unsigned k = 0; k < GW_STORE_RINGS; k++)
+		cap += gw->st.cur[k] ? ring_dev_count(gw->st.cur[k]) : 0;
 	if (!a || !(a->v = calloc(cap ? cap : 1, sizeof(*a->v)))) {
 		free(a);
 		gw_send_error(r, -ENOMEM);
 		return;
 	}
 	a->r = gw_req_get(r);
-	for (int k = 0; k < 2; k++)
-		for (unsigned i = 0; i < ring_dev_count(rings[k]); i++) {
-			const struct ring_dev *d = ring_dev_at(rings[k], i);
+	for (unsigned k = 0; k < GW_STORE_RINGS; k++)
+		for (unsigned i = 0; gw->st.cur[k] && i < ring_dev_count(gw->st.cur[k]); i++) {
+			const struct ring_dev *d = ring_dev_at(gw->st.cur[k], i);
 
 			if (!admin_has(a, d->node))
 				a->v[a->n++] = (struct admin_node){ .a = a, .addr = d->node, .status = 1 };
@@ -1339,7 +1339,8 @@ struct pass_obj {
 	unsigned nholders;
 	struct sto_put_opts o;
 	uint8_t head_name[STO_NAME_HASH_LEN];
-	uint32_t part_rep, part_ec;
+	uint32_t part_rep, part_ec;	/* part_ec: on pol's ring */
+	const struct gw_policy *pol;	/* the head's EC policy */
 	char *path;
 	size_t path_len;
 	/* multipart: the manifest, and the part fragment i is in */
@@ -1560,7 +1561,7 @@ static uint64_t part_segs(const struct gw_mpart *p)
 static int obj_frag(struct pass_obj *po, uint64_t i, const struct ring_dev **dev,
 		    struct sto_key *k, uint64_t *ts)
 {
-	struct gateway *gw = po->ps->t->gw;
+	const struct gw_policy *pol = po->pol;
 	const struct ring_dev *prim[RING_MAX_PLACEMENTS];
 	unsigned km, frag;
 	uint64_t seg;
@@ -1575,7 +1576,7 @@ static int obj_frag(struct pass_obj *po, uint64_t i, const struct ring_dev **dev
 	}
 	i -= po->nholders;
 	km = po->m.k + po->m.m;
-	if (ring_primaries(gw->ec, po->part_ec, prim, ring_placements(gw->ec)) < km)
+	if (ring_primaries(pol->ring, po->part_ec, prim, ring_placements(pol->ring)) < km)
 		return -EINVAL;
 	*k = (struct sto_key){ .part = po->part_ec };
 	if (po->man.n) {
@@ -1610,10 +1611,10 @@ static int obj_frag(struct pass_obj *po, uint64_t i, const struct ring_dev **dev
 		gw_seg_hash(po->path, po->path_len, po->m.version, (uint32_t)seg, k->name);
 		*ts = po->m.version;
 	}
-	k->frag = frag;
-	*dev = ring_dev_by_id(gw->ec, id);
-	if (!*dev && gw->ec_prev)
-		*dev = ring_dev_by_id(gw->ec_prev, id);
+	k->frag = ring_frag_id(ring_policy(pol->ring), frag);
+	*dev = ring_dev_by_id(pol->ring, id);
+	if (!*dev && pol->prev)
+		*dev = ring_dev_by_id(pol->prev, id);
 	return *dev ? 0 : -ENODEV;
 }
 
@@ -1701,6 +1702,17 @@ static void on_obj_head(const struct gw_hlook_result *res, void *arg)
 	cls = gw_meta_hdr_get(&po->m, "x-amz-storage-class");
 	tier_opts_for(ps->pol, cls, po->key, &po->o);
 	po->total = po->nholders;
+	if (po->m.layout != GW_LAYOUT_INLINE && po->m.k) {
+		/* its EC fragments are on its policy's ring; without one here,
+		 * only the head's replicas get the class (logged) */
+		po->pol = gw_meta_policy(ps->t->gw, &po->m, "tier pass", po->path);
+		if (!po->pol) {
+			pass_failed(ps, "storage policy", -ENODEV);
+			obj_pump(po);
+			return;
+		}
+		po->part_ec = ring_part_of_path(po->pol->ring, po->path, po->path_len);
+	}
 	if (po->m.layout == GW_LAYOUT_EC && po->m.k && !po->m.nparts) {
 		po->total += gw_meta_segments(&po->m) * (po->m.k + po->m.m);
 	} else if (po->m.nparts && po->m.k) {
@@ -1725,8 +1737,7 @@ static void obj_start(struct tier_pass *ps, struct pass_obj *po)
 	po->busy = true;
 	ps->busy_objs++;
 	ret = s3_buf_printf(&path, "/%s/%s/%s", ps->owner, ps->bucket, po->key);
-	if (ret == 0 && (ring_part_of(gw->rep, ps->owner, ps->bucket, po->key, &po->part_rep) < 0 ||
-			 ring_part_of(gw->ec, ps->owner, ps->bucket, po->key, &po->part_ec) < 0))
+	if (ret == 0 && ring_part_of(gw->rep, ps->owner, ps->bucket, po->key, &po->part_rep) < 0)
 		ret = -EINVAL;
 	if (ret < 0) {
 		s3_buf_free(&path);

@@ -992,11 +992,16 @@ void gw_ec_locate(const struct gw_ec_layout *l, uint64_t off, uint64_t *stripe,
  *   headers (u16 name length, name, u16 value length, value)...,
  *   overrides (u32 segment, u8 fragment, u32 device id)...
  * all integers big-endian; format 2 (multipart objects) appends
- *   u32 part count, u32 manifest length.
+ *   u32 part count, u32 manifest length;
+ * format 3 (EC data on a storage policy other than index 0) appends those
+ *   two (0, 0 for a simple object) and u8 policy index.
  * Decoding validates every length. Format 1 is written whenever it can say
- * everything (no parts), so older gateways read what they can. */
+ * everything (no parts, policy 0), so older gateways read what they can;
+ * they refuse a format 3 head (-EPROTO), whose fragments they could not
+ * find anyway. Heads without a policy are on policy index 0. */
 #define GW_META_FORMAT		1
 #define GW_META_FORMAT_MPU	2
+#define GW_META_FORMAT_POLICY	3
 #define GW_META_MAX_HDRS	128
 #define GW_META_MAX_OVERRIDES	8192
 /* In the cksum alg byte: a multipart object's (or upload's) checksum is
@@ -1044,6 +1049,9 @@ struct gw_meta {
 	 * manifest_len: bytes of the manifest in the head's payload. */
 	uint32_t nparts;
 	uint32_t manifest_len;
+	/* EC data (layout EC, MULTIPART; an upload record's parts): the
+	 * storage policy's index (struct ring_policy.index); 0 by default. */
+	uint8_t policy;
 };
 
 /* Appends the encoding of m to b: 0, -E2BIG (over STO_MAX_META), -ENOMEM. */
@@ -1140,6 +1148,11 @@ bool gw_node_is_down(const struct gw_node *n);
  * last error). STO_ECONFLICT (something newer is there) counts as done. */
 struct gw_buf_hdr;
 
+/* The gateway's EC storage policies (one ring each, every *.ring of --rings
+ * but rep3.ring) and rep3: the rings a store consults. */
+#define GW_MAX_POLICIES		8
+#define GW_STORE_RINGS		(1 + GW_MAX_POLICIES)
+
 struct gw_store {
 	uv_loop_t *loop;
 	struct gw_pool *pool;
@@ -1147,7 +1160,7 @@ struct gw_store {
 	unsigned live;		/* write sets, lookups and reads not yet freed */
 	/* A rebalance under way: prev[i] is the placement before cur[i] (the
 	 * gateway's rings; reads consult it too), NULL when none. */
-	const struct ring *cur[2], *prev[2];
+	const struct ring *cur[GW_STORE_RINGS], *prev[GW_STORE_RINGS];
 	struct gw_buf_hdr *idle_bufs;	/* gw_buf_free'd, for reuse */
 	size_t idle_bytes;
 };
@@ -1441,20 +1454,33 @@ struct gw_bcache {
 	char name[64];
 	char owner[S3_ACCESS_KEY_MAX + 1];
 	char location[32];
+	uint32_t policy;		/* the bucket's storage policy index */
 	uint64_t created;		/* the record's version */
 	uint64_t expires;
+};
+
+/* An EC storage policy: NAME.ring in --rings (docs/gateway.md,
+ * "Storage policies"). ring and prev change on a reload (a rebalance); a
+ * policy itself lives as long as the gateway. */
+struct gw_policy {
+	char name[64];			/* the ring file's base name: "ec42" */
+	uint32_t index;			/* struct ring_policy.index */
+	struct ring *ring, *prev;	/* prev: the placement before, or NULL */
+	unsigned k, m;
+	struct gw_ec *ecc;
 };
 
 struct gateway {
 	uv_loop_t *loop;
 	struct gw_config cfg;
 	struct http_server *srv;
-	struct ring *ec, *rep;
-	struct ring *ec_prev, *rep_prev;	/* the placement before (rebalance), or NULL */
+	struct ring *rep;
+	struct ring *rep_prev;		/* the placement before (rebalance), or NULL */
+	struct gw_policy pol[GW_MAX_POLICIES];	/* by name */
+	unsigned npol;
+	const struct gw_policy *def_pol;	/* --policy: buckets made without a choice */
 	uv_timer_t ring_watch;			/* reloads changed ring files */
 	struct gw_ring_files *rfiles;
-	struct gw_ec *ecc;
-	unsigned k, m;
 	struct s3_creds *creds;
 	struct s3_auth *auth;
 	struct gw_pool *pool;
@@ -1536,13 +1562,17 @@ struct gw_req {
 	 * placements), referenced until it ends: devices it borrowed from them,
 	 * or from rings that replaced them since (each ring keeps its successor
 	 * alive), stay valid however long it runs. */
-	struct ring *pin[4];
+	struct ring *pin[2 * GW_STORE_RINGS];
 	char id[24];
 	enum gw_op op;
 	char *bucket, *key;
 	char account[S3_ACCESS_KEY_MAX + 1];	/* requester */
 	char owner[S3_ACCESS_KEY_MAX + 1];	/* bucket owner */
 	char location[32];		/* bucket's LocationConstraint */
+	/* EC policies: wpol the bucket's (its writes: part_ec is on its
+	 * ring), rpol the object's being read (its head's; rpart_ec). */
+	const struct gw_policy *wpol, *rpol;
+	uint32_t bucket_policy;		/* the bucket's policy index */
 	char *path;			/* /owner/bucket/key */
 	size_t path_len;
 	struct s3_header *h;
@@ -1571,6 +1601,7 @@ struct gw_req {
 	struct s3_buf metabuf;
 	/* the version this PUT replaces, from a head lookup made at its start */
 	uint64_t old_version, old_segs;
+	const struct gw_policy *old_pol;	/* its policy (old_segs' ring) */
 	bool old_known;
 	/* GET */
 	struct gw_meta gm;
@@ -1611,6 +1642,23 @@ struct gw_req {
 	struct s3_tagset *tags;
 };
 
+/* CreateBucket's choice of storage policy, HeadBucket's answer. */
+#define GW_POLICY_HDR		"x-strata-storage-policy"
+/* The policy of that index (struct ring_policy.index), or NULL: no ring. */
+const struct gw_policy *gw_policy_by_index(const struct gateway *gw, uint32_t index);
+/* The policy of the EC data m (a head, an upload record) describes: p, or
+ * NULL, and the reason logged (what names path) when this gateway has no
+ * ring for it; the caller answers GWE 503 (gw_policy_unavailable()). */
+const struct gw_policy *gw_meta_policy(const struct gateway *gw, const struct gw_meta *m,
+				       const char *what, const char *path);
+/* r reads the EC data of m (r->rpath's): r->rpol and r->rpart_ec. 0, or
+ * the 503 to send (no ring for m's policy, logged). */
+int gw_req_read_policy(struct gw_req *r, const struct gw_meta *m);
+/* r writes EC data on its bucket's policy: 0, or the 503 to send. */
+int gw_req_write_policy(struct gw_req *r);
+/* The error of data on a policy this gateway has no ring for (503). */
+int gw_policy_unavailable(void);
+
 struct gw_req *gw_req_get(struct gw_req *r);
 void gw_req_put(struct gw_req *r);
 /* Answers an error document (once; nothing if already answered). */
@@ -1640,9 +1688,12 @@ void gw_put_maybe_head(struct gw_req *r);
  * 404 NoSuchKey for If-Match on no object). */
 int gw_put_check_conditions(struct gw_req *r, const struct gw_meta *old);
 void gw_put_fail(struct gw_req *r, int err);
+/* The object head m that r replaces: r->old_pol, and for an EC object
+ * old_version and old_segs (its segments go once r's head is durable). */
+void gw_put_old_head(struct gw_req *r, const struct gw_meta *m);
 /* Tombstones segments 0..nsegs of (path, version) on the EC ring. */
-void gw_tail_gc(struct gateway *gw, const char *path, size_t plen, uint32_t part,
-		uint64_t version, uint64_t nsegs, uint64_t ts);
+void gw_tail_gc(struct gateway *gw, const struct gw_policy *pol, const char *path,
+		size_t plen, uint32_t part, uint64_t version, uint64_t nsegs, uint64_t ts);
 /* The GET pipeline (slots) over [range_start, range_end] of r->gm. */
 void gw_get_pump(struct gw_req *r);
 /* GET/HEAD after the head (and manifest) are known: conditions, range,
@@ -1737,8 +1788,8 @@ int gw_manifest_read_old(struct gateway *gw, const char *path, size_t plen,
 			 const struct gw_meta *m, struct gw_manifest *out,
 			 void (*done)(void *arg), void *arg);
 /* Tombstones the segments of every part of m (the object at path) at ts. */
-void gw_manifest_gc(struct gateway *gw, const char *path, size_t plen,
-		    uint32_t part_ec, const struct gw_manifest *m, uint64_t ts);
+void gw_manifest_gc(struct gateway *gw, const struct gw_policy *pol, const char *path,
+		    size_t plen, uint32_t part_ec, const struct gw_manifest *m, uint64_t ts);
 /* Frees what gw_mpu.c and gw_copy.c hung on r. */
 void gw_mpu_req_free(struct gw_req *r);
 /* Manifest encoding (payload of a multipart head). */
@@ -1782,8 +1833,9 @@ int gw_part_path(const char *path, size_t plen, const char *upload_id,
  * copy holds at most 4 segments whatever the size. */
 /* Parses x-amz-copy-source and starts the source lookup. 0 or error. */
 int gw_copy_begin(struct gw_req *r);
-/* The GET pipeline has a ready slice: may it be fed now? */
-bool gw_copy_can_feed(struct gw_req *r, uint64_t len);
+/* The GET pipeline has a ready slice: how many of its bytes may be fed
+ * now (0: wait for a segment write to finish)? */
+uint64_t gw_copy_room(struct gw_req *r);
 int gw_copy_feed(struct gw_req *r, const uint8_t *p, size_t n);
 /* The source's head (and manifest) are known in r->gm: conditions, then
  * the destination's PUT starts and the source streams. */

@@ -71,7 +71,7 @@ static void test_roundtrip(void **state)
 	assert_int_equal(s3_buf_addc(&b, 'x'), 0);
 	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EINVAL);
 	gw_meta_free(&d);
-	b.p[0] = 3;
+	b.p[0] = GW_META_FORMAT_POLICY + 1;
 	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EPROTO);
 	gw_meta_free(&d);
 	s3_buf_free(&b);
@@ -148,6 +148,64 @@ static void test_multipart_meta(void **state)
 	assert_int_equal(gw_meta_encode(&m, &b), 0);
 	assert_int_equal((uint8_t)b.p[0], GW_META_FORMAT);
 	assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EINVAL);
+	gw_meta_free(&d);
+	s3_buf_free(&b);
+	gw_meta_free(&m);
+}
+
+/* Storage policies: a head on policy 0 stays format 1 (2 with parts), so
+ * heads written before policies existed are what policy 0 writes and decode
+ * as policy 0; another policy's head is format 3, simple or multipart. */
+static void test_policy(void **state)
+{
+	struct gw_meta m, d;
+	struct s3_buf b = { 0 };
+
+	(void)state;
+	fill(&m);
+	assert_int_equal(gw_meta_encode(&m, &b), 0);
+	assert_int_equal((uint8_t)b.p[0], GW_META_FORMAT);
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), 0);
+	assert_int_equal(d.policy, 0);
+	gw_meta_free(&d);
+	for (unsigned mpu = 0; mpu < 2; mpu++) {
+		s3_buf_reset(&b);
+		m.policy = 1;
+		m.k = 1;
+		m.m = 2;
+		m.over[0].frag = 2;
+		m.seg_size = 1 << 20;
+		m.layout = mpu ? GW_LAYOUT_MULTIPART : GW_LAYOUT_EC;
+		m.nparts = mpu ? 3 : 0;
+		assert_int_equal(gw_meta_encode(&m, &b), 0);
+		assert_int_equal((uint8_t)b.p[0], GW_META_FORMAT_POLICY);
+		assert_int_equal(gw_meta_decode(b.p, b.len, &d), 0);
+		assert_int_equal(d.policy, 1);
+		assert_int_equal(d.nparts, mpu ? 3 : 0);
+		assert_true(d.k == 1 && d.m == 2 && d.seg_size == 1 << 20);
+		gw_meta_free(&d);
+		for (size_t n = 0; n < b.len; n++) {
+			assert_true(gw_meta_decode(b.p, n, &d) < 0);
+			gw_meta_free(&d);
+		}
+		/* policy 0 spelled as format 3: never written, refused */
+		b.p[b.len - 1] = 0;
+		assert_int_equal(gw_meta_decode(b.p, b.len, &d), -EINVAL);
+		gw_meta_free(&d);
+	}
+	/* An old head: the format 1 bytes of a 4+2 object written before
+	 * policies (the encoding of fill(), unchanged), decodes as policy 0. */
+	gw_meta_free(&m);
+	fill(&m);
+	s3_buf_reset(&b);
+	assert_int_equal(gw_meta_encode(&m, &b), 0);
+	{
+		static const uint8_t old[] = { 1, 1, 2, 4, 2, S3_CKSUM_CRC32C, 0, 2 };
+
+		assert_memory_equal(b.p, old, sizeof(old));
+	}
+	assert_int_equal(gw_meta_decode(b.p, b.len, &d), 0);
+	assert_int_equal(d.policy, 0);
 	gw_meta_free(&d);
 	s3_buf_free(&b);
 	gw_meta_free(&m);
@@ -345,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_bad_fields),
 		cmocka_unit_test(test_geometry),
 		cmocka_unit_test(test_multipart_meta),
+		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_manifest),
 		cmocka_unit_test(test_part_entry),
 		cmocka_unit_test(test_cksum_show),

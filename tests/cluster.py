@@ -123,16 +123,20 @@ class Daemon:
 
 class Cluster:
     """NODES storage nodes (in dir/node<i>, named <prefix>node<i>), the
-    ec42 and rep3 rings over them in dir/rings, credentials (KEY1, and KEY2
+    rep3 and ec42 rings over them in dir/rings and, with ec12, the second
+    storage policy ec12 (EC 1+2, index 1), credentials (KEY1, and KEY2
     as the profile "alt" when alt), and the gateway (<prefix>gateway)."""
 
     def __init__(self, ring, storaged, gateway, dir, prefix="", part_power=8,
-                 node_args=(), gw_args=(), alt=True):
+                 node_args=(), gw_args=(), alt=True, ec12=True):
         self.dir, self.prefix = dir, prefix
         self.ports = self.node_ports = free_ports(NODES)
         self.rings = os.path.join(dir, "rings")
         os.makedirs(self.rings)
-        for rname, pol in (("ec42", ["--ec", "4+2"]), ("rep3", ["--replicas", "3"])):
+        rings = [("ec42", ["--ec", "4+2"]), ("rep3", ["--replicas", "3"])]
+        if ec12:
+            rings.append(("ec12", ["--ec", "1+2", "--index", "1"]))
+        for rname, pol in rings:
             b = os.path.join(self.rings, rname + ".builder")
             ring_run(ring, "create", b, "--part-power", str(part_power), *pol)
             for i in range(NODES):

@@ -384,6 +384,30 @@ def test_existing_objects():
     wait_for(lambda: gw_log_has("bucket existing: tier pass done"), "pass logged")
 
 
+def test_policy_pass():
+    """A policy pass over a bucket on the second storage policy (ec12, EC
+    1+2: fragments 256..258) sets the class of each of its fragments: a
+    Transition rule takes an object's 3 head replicas and its 3 segments'
+    3 copies each cold, and they read back."""
+    b = "tier-ec12"
+    st, _, _ = signed("PUT", f"/{b}", {"x-strata-storage-policy": "ec12"})
+    assert st == 200
+    body = body_of(2 * gt.MiB + 77, "pol12")
+    S3.put_object(Bucket=b, Key="logs/big", Body=body)
+    time.sleep(2)
+    assert where(body[:256]) == (3, 0)      # k = 1: the copies hold the bytes
+    st, t0 = admin_tiers()
+    t0 = t0["total"]
+    S3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        dict(LC_RULE, Transitions=[{"Days": 1, "StorageClass": "STANDARD_IA"}])]})
+    frags = 3 + 3 * 3
+    wait_for(lambda: where(body[:256])[1] == 3 and moved(t0)[0] >= frags,
+             "the ec12 object's fragments moved by the rule")
+    assert moved(t0)[0] == frags, moved(t0)
+    assert S3.get_object(Bucket=b, Key="logs/big")["Body"].read() == body
+    wait_for(lambda: gw_log_has(f"bucket {b}: tier pass done"), "pass logged")
+
+
 def listed(b, **kw):
     """({key: StorageClass} of bucket b in ListObjectsV2, the same in
     ListObjects v1)."""
@@ -640,7 +664,7 @@ def test_pass_rate():
 
 TESTS = [test_storage_class, test_lifecycle_api, test_transition_and_pins, test_list_class,
          test_existing_objects, test_pass_killed, test_tags_keep_pass, test_two_gateways,
-         test_pass_rate]
+         test_pass_rate, test_policy_pass]
 
 
 def main():

@@ -13,6 +13,12 @@
  * HEAD (what a reader and repair see): one line per distinct
  * "CLASS COLD_AFTER MEDIUM COUNT" (class and medium as numbers, storage.h).
  *
+ *   node-frags --keys PART_POWER HOST:PORT...
+ *
+ * Every live fragment, one line each: "HOST:PORT PART FRAG SIZE NAME_HEX"
+ * (where an object's fragments landed, and under which numbers: storage
+ * policies, ring_frag_id).
+ *
  *   node-frags --listings PART_POWER HOST:PORT...
  *
  * The nodes' listing stores (LISTING_IDS, what replication compares): one
@@ -39,7 +45,8 @@
 struct ask {
 	bool done;
 	int status;
-	const char *node;		/* --listings: printed with each line */
+	const char *node;		/* --listings, --keys: printed with each line */
+	bool print_keys;		/* --keys */
 	uint32_t part;
 	uint32_t *suffixes;
 	size_t n;
@@ -85,6 +92,13 @@ static void on_entries(void *arg, int status, const struct sto_list_entry *v, si
 		if (!v[i].tombstone) {
 			a->live++;
 			a->bytes += v[i].size;
+			if (a->print_keys) {
+				printf("%s %u %u %llu ", a->node, a->part, v[i].frag,
+				       (unsigned long long)v[i].size);
+				for (unsigned b = 0; b < STO_NAME_HASH_LEN; b++)
+					printf("%02x", v[i].name[b]);
+				printf("\n");
+			}
 			if (a->capkeys == a->nkeys) {
 				size_t cap = a->capkeys ? 2 * a->capkeys : 64;
 				struct sto_key *k = realloc(a->keys, cap * sizeof(*k));
@@ -256,6 +270,7 @@ static int count_node(uv_loop_t *loop, const char *node, uint32_t parts, struct 
 	sto_client *c = NULL;
 	int ret = connect_node(loop, node, a, &c);
 
+	a->node = node;
 	for (uint32_t p = 0; ret == 0 && p < parts; p++) {
 		a->part = p;
 		a->nkeys = 0;
@@ -281,6 +296,7 @@ int main(int argc, char **argv)
 	int pp, ret = 0;
 	bool listings = argc > 1 && !strcmp(argv[1], "--listings");
 	bool policies = argc > 1 && !strcmp(argv[1], "--policies");
+	bool keys = argc > 1 && !strcmp(argv[1], "--keys");
 
 	if (argc > 1 && !strcmp(argv[1], "--listing-put")) {
 		if (argc < 6) {
@@ -295,12 +311,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "node-frags: %s: %s\n", argv[2], sto_strerror(ret));
 		return ret < 0 ? 1 : 0;
 	}
-	if (listings || policies) {
+	if (listings || policies || keys) {
 		argv++;
 		argc--;
 	}
+	a.print_keys = keys;
 	if (argc < 3 || (pp = atoi(argv[1])) < 0 || pp > 20) {
-		fprintf(stderr, "usage: node-frags [--listings|--policies] PART_POWER HOST:PORT...\n");
+		fprintf(stderr, "usage: node-frags [--listings|--policies|--keys] PART_POWER HOST:PORT...\n");
 		return 2;
 	}
 	uv_loop_init(&loop);
@@ -315,7 +332,7 @@ int main(int argc, char **argv)
 	free(a.keys);
 	if (ret < 0)
 		return 1;
-	if (listings)
+	if (listings || keys)
 		return 0;
 	for (size_t i = 0; policies && i < a.npols; i++)
 		printf("%u %u %u %llu\n", a.pols[i].tier, a.pols[i].cold_after, a.pols[i].medium,
