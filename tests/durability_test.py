@@ -10,7 +10,8 @@ and comparing it with the SHA-256 the test computed when it wrote it, and by
 nodes' LISTs, repairs nothing) finding nothing to repair.
 
   wipe2      (issue 7, test 3) two nodes lose their data directories (EC
-             4+2: m = 2); the repair daemons rebuild every fragment; then two
+             4+2: m = 2; and a bucket on ec12, EC 1+2 of policy index
+             1); the repair daemons rebuild every fragment; then two
              *other* nodes are stopped and everything is read again, which
              needs the rebuilt fragments. Prints time to full redundancy and
              repair MB/s.
@@ -81,9 +82,6 @@ class Cluster(cluster.Cluster):
     def __init__(self, name, gw_args=()):
         super().__init__(RING, STORAGED, GATEWAY, os.path.join(TMP, name),
                          prefix=f"{name}-", part_power=6, alt=False, gw_args=gw_args,
-                         # XXX ec42 only: the repair of ec12 data (strata-repaird
-                         # takes several EC rings since polrep) is not tested yet
-                         ec12=False,
                          # the auditor: a scrub pass every few seconds (the data is small)
                          node_args=["--audit-mbps", "20", "--audit-interval", "3"])
         self.repairds = []
@@ -271,9 +269,16 @@ COLD_CLASS, PIN_COLD, COLD = 1, 3, 1	# storage.h: STO_TIER_COLD, _PIN_COLD, STO_
 PIN_COLD_AFTER = 54321
 
 
-def pin_cold_headers(request, **_):
-    request.headers["x-strata-tier-pin"] = "cold"
-    request.headers["x-strata-tier-cold-after"] = str(PIN_COLD_AFTER)
+def create_bucket_with(s3, bucket, headers):
+    """CreateBucket with extra request headers (Strata's x-strata-*)."""
+    def add(request, **_):
+        for name, value in headers.items():
+            request.headers[name] = value
+    s3.meta.events.register("before-sign.s3.CreateBucket", add)
+    try:
+        s3.create_bucket(Bucket=bucket)
+    finally:
+        s3.meta.events.unregister("before-sign.s3.CreateBucket", add)
 
 
 def policies(c, nodes):
@@ -310,13 +315,16 @@ def test_wipe2(c):
     ia_sums = put_all(s3, "bkt-ia", ia, StorageClass="STANDARD_IA")
     # A bucket pinned cold with its own cold_after (node class PIN_COLD):
     # both must survive repair too.
-    s3.meta.events.register("before-sign.s3.CreateBucket", pin_cold_headers)
-    try:
-        s3.create_bucket(Bucket="bkt-pin")
-    finally:
-        s3.meta.events.unregister("before-sign.s3.CreateBucket", pin_cold_headers)
+    create_bucket_with(s3, "bkt-pin", {"x-strata-tier-pin": "cold",
+                                       "x-strata-tier-cold-after": str(PIN_COLD_AFTER)})
     pin = {f"pin{i}": sz for i, sz in enumerate([4 * KiB, 700 * KiB] * 3)}
     pin_sums = put_all(s3, "bkt-pin", pin)
+    # A bucket on the second policy, ec12 (EC 1+2 of index 1: three copies,
+    # fragments numbered 256-258): the same nodes' repair daemons rebuild
+    # its fragments beside ec42's.
+    create_bucket_with(s3, "bkt-12", {"x-strata-storage-policy": "ec12"})
+    k12 = {f"c{i}": sz for i, sz in enumerate(sizes(16))}
+    sums12 = put_all(s3, "bkt-12", k12)
     pols = policies(c, (1, 4))
     assert pols.get((PIN_COLD, PIN_COLD_AFTER, COLD)) and pols.get((COLD_CLASS, 0, COLD)), pols
     step("put")
@@ -350,6 +358,7 @@ def test_wipe2(c):
     verify_all(s3, "bkt", sums)
     verify_all(s3, "bkt-ia", ia_sums)
     verify_all(s3, "bkt-pin", pin_sums)
+    verify_all(s3, "bkt-12", sums12)
     step("verify")
     # Every non-default policy the wiped nodes held is back, on cold
     # (HEADs on the nodes: class, cold_after, medium).
@@ -368,6 +377,9 @@ def test_wipe2(c):
           f"as before the wipe: {after}")
     # Only the rebuilt nodes' fragments can make up the missing two now.
     verify_without(c, (0, 2), "bkt", sums)
+    # ec12: an object placed on nodes 0 and 2 and a wiped one reads from
+    # the rebuilt copy alone.
+    verify_without(c, (0, 2), "bkt-12", sums12)
 
 
 def test_deletes(c):

@@ -53,6 +53,9 @@ SMALL_MAX = 64 * KiB			# larger objects are EC, in 4 MiB segments
 SEGMENT = 4 * MiB
 LONG = dt.LONG
 NODE_FRAGS = os.environ.get("STRATA_NODE_FRAGS")
+# Every ring of the cluster changes with its nodes (the second policy, ec12,
+# too: a drained node must leave every ring before it goes).
+RINGS = ("ec42", "rep3", "ec12")
 BUCKETS = [f"bkt-rl{i}" for i in range(6)]	# small buckets: their listings move too
 
 
@@ -401,7 +404,7 @@ def test_rebalance(c):
                             Body=mparts[0])["ETag"]]
     tmp = os.path.join(c.dir, "new")
     os.makedirs(tmp)
-    cur = {n: os.path.join(c.rings, n + ".ring") for n in ("ec42", "rep3")}
+    cur = {n: os.path.join(c.rings, n + ".ring") for n in RINGS}
     old_assign = assignments(cur)
 
     # 1. add a 7th node under load
@@ -410,7 +413,7 @@ def test_rebalance(c):
     new_node = add_node(c)
     before = moved_counts(c)
     report, new = {}, {}
-    for name in ("ec42", "rep3"):
+    for name in RINGS:
         new[name] = os.path.join(tmp, name + ".ring")
         report[name] = rebalance_to(
             c, name, new[name], "add", "{b}", "--region", "1", "--zone", str(new_node + 1),
@@ -468,7 +471,7 @@ def test_rebalance(c):
     victim = 0
     old_assign = new_assign
     t0 = time.time()
-    for name in ("ec42", "rep3"):
+    for name in RINGS:
         report[name] = rebalance_to(c, name, new[name], "set-weight", "{b}", "0", "0")
     # pushed before the load starts: ring push refuses while a daemon's last
     # pass still had work of the previous change, and on this loaded machine
@@ -496,7 +499,7 @@ def test_rebalance(c):
     print(f"  drain: {moved_listings(ls, old_assign['rep3'], drained['rep3'])} listing "
           f"placements moved, {lt2['dropped'] - lt['dropped']} dropped by node1; the listing "
           f"only node1 held is on its 3 new holders")
-    for name in ("ec42", "rep3"):
+    for name in RINGS:
         report[name] = rebalance_to(c, name, new[name], "remove", "{b}", "0")
         assert report[name]["moved"] == 0, report[name]
     push(c, new.values())
