@@ -2074,6 +2074,16 @@ static void slot_read_more(struct gw_slot *s)
 		get_pump(r);
 		return;
 	}
+	if (k == 1 && have) {
+		/* 1+m: every fragment is a copy of the segment (api/ec.c), so
+		 * the one that came is sent from where it landed: no decode. */
+		s->out_off += (uint64_t)__builtin_ctz(s->present) * s->flen;
+		s->present |= missing_wanted;
+		s->state = SLOT_READY;
+		slot_abandon(s);
+		get_pump(r);
+		return;
+	}
 	if (have >= k) {
 		uint8_t *frags[GW_EC_MAX_FRAGS];
 
@@ -2153,9 +2163,15 @@ static void slot_start(struct gw_req *r, struct gw_slot *s, uint64_t seg)
 	s->want = 0;
 	for (uint64_t i = s->out_off / flen; i <= (s->out_off + s->out_len - 1) / flen; i++)
 		s->want |= 1u << i;
-	for (unsigned i = 0; i < k; i++)
-		if (s->want & (1u << i))
-			slot_ask(s, i);
+	if (k == 1)
+		/* 1+m: any copy will do; segments and requests take turns, so
+		 * an object's segments and concurrent GETs spread over every
+		 * copy's node instead of all reading placement 0. */
+		slot_ask(s, (unsigned)((seg + r->read_turn) % n));
+	else
+		for (unsigned i = 0; i < k; i++)
+			if (s->want & (1u << i))
+				slot_ask(s, i);
 	if (s->outstanding == 0)
 		slot_read_more(s);
 }
@@ -3096,6 +3112,7 @@ static void on_request(struct http_req *hr)
 	}
 	r->length = -1;
 	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ++gw->seq ^ strata_wall_ns() << 20);
+	r->read_turn = (unsigned)gw->seq;
 	http_req_set_data(hr, r);
 	ret = route(r);
 	if (ret == 0 && r->op == OP_OPTIONS)

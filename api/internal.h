@@ -1609,6 +1609,7 @@ struct gw_req {
 	uint64_t range_start, range_end;	/* inclusive */
 	uint64_t seg_first, seg_last, next_read, next_write;
 	struct gw_slot slots[2];
+	unsigned read_turn;		/* 1+m: which copy segment 0 reads first */
 	uint8_t *inline_buf;
 	const struct ring_dev *holders[RING_MAX_PLACEMENTS + GW_MAX_HANDOFFS];
 	unsigned nholders, holder_try;

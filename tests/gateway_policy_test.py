@@ -280,6 +280,33 @@ def test_degraded():
         nodes_back()
 
 
+def node_reads(addrs):
+    """{node: fragment reads since it started} (STAT, strata-admin tiers)."""
+    admin = os.path.join(os.path.dirname(gt.STORAGED), "strata-admin")
+    out = subprocess.run([admin, "tiers", "--json", *[a for n in addrs for a in ("--node", n)]],
+                         check=True, capture_output=True, text=True).stdout
+    reads = {}
+    for line in out.splitlines():
+        j = json.loads(line)
+        reads[j["node"]] = sum(m["reads"] for m in j["media"].values())
+    return reads
+
+
+def test_reads_spread():
+    """ec12's copies are byte-identical: a GET's segments take turns over
+    them, so every copy's node serves reads (reading placement 0 alone, as
+    k data fragments are read for ec42, left the other two idle)."""
+    body = gt.data_of(4 * MiB + 77, 67)     # 5 segments of 1 MiB
+    S3.put_object(Bucket=B12H, Key="spread", Body=body)
+    _, nodes = placement("ec12", B12H, "spread")
+    before = node_reads(nodes)
+    for _ in range(3):
+        assert S3.get_object(Bucket=B12H, Key="spread")["Body"].read() == body
+    after = node_reads(nodes)
+    grew = {n: after[n] - before[n] for n in nodes}
+    assert all(g >= 3 for g in grew.values()), grew
+
+
 def test_handoff():
     """An ec12 PUT with placement 0's node stopped goes to a handoff (the
     head records it); with that node back and the other two placements'
@@ -389,7 +416,8 @@ def test_same_index():
     assert r.returncode != 0 and "both have policy index 0" in r.stdout + r.stderr, r
 
 
-TESTS = [test_create, test_awscli, test_objects, test_frags, test_degraded, test_handoff,
+TESTS = [test_create, test_awscli, test_objects, test_frags, test_degraded, test_reads_spread,
+         test_handoff,
          test_missing_ring, test_same_index, test_ring_reload]
 
 
