@@ -470,6 +470,12 @@ static int route(struct gw_req *r)
 		r->op = m == HTTP_GET ? OP_GET_ACL : OP_PUT_ACL;
 		return 0;
 	}
+	/* ListObjectVersions: the listing, every object as its one version
+	 * (gw_list.c); ?versions with any other method stays refused below. */
+	if (r->bucket && !r->key && m == HTTP_GET && query_has(q, qlen, "versions", NULL, NULL)) {
+		r->op = OP_LIST_OBJECTS;
+		return 0;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sub); i++)
 		if (query_has(q, qlen, unsupported_sub[i], NULL, NULL)) {
 			r->op = OP_UNSUPPORTED;

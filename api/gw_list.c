@@ -1686,11 +1686,14 @@ static void lwalk_finish(struct lwalk *w, int err)
 	res.n_objs = no;
 	res.prefixes = pfx;
 	res.n_prefixes = np;
-	if (w->version == 1 || w->fetch_owner)
+	if (w->version != 2 || w->fetch_owner)
 		res.owner_id = w->owner;
-	if (w->version == 1) {
+	if (w->version != 2) {
 		res.marker = w->marker ? w->marker : "";
-		if (w->truncated && w->delimiter && w->n)
+		/* v1 says NextMarker only with a delimiter (without one the
+		 * last key is it); ListObjectVersions always */
+		if (w->truncated && w->n &&
+		    (w->delimiter || w->version == S3_LIST_VERSIONS))
 			res.next_marker = w->items[w->n - 1].key;
 	} else {
 		res.start_after = w->start_after;
@@ -1903,15 +1906,17 @@ static void lwalk_on_map(void *arg, int err, struct gw_smap *m)
  * argument): the untrusted input of a listing. */
 static int lwalk_parse(struct lwalk *w, const char *query, size_t qlen)
 {
-	char *lt = NULL, *mk = NULL, *enc = NULL, *fo = NULL;
+	char *lt = NULL, *mk = NULL, *enc = NULL, *fo = NULL, *vim = NULL;
+	bool versions = gw_query_has(query, qlen, "versions", NULL, NULL);
 	int ret;
 
 	w->max_keys = MAX_KEYS_CAP;
 	w->version = 1;
 	if ((ret = qparam(query, qlen, "list-type", &lt)) < 0 ||
+	    (ret = qparam(query, qlen, "version-id-marker", &vim)) < 0 ||
+	    (ret = qparam(query, qlen, versions ? "key-marker" : "marker", &w->marker)) < 0 ||
 	    (ret = qparam(query, qlen, "prefix", &w->prefix)) < 0 ||
 	    (ret = qparam(query, qlen, "delimiter", &w->delimiter)) < 0 ||
-	    (ret = qparam(query, qlen, "marker", &w->marker)) < 0 ||
 	    (ret = qparam(query, qlen, "start-after", &w->start_after)) < 0 ||
 	    (ret = qparam(query, qlen, "continuation-token", &w->token)) < 0 ||
 	    (ret = qparam(query, qlen, "max-keys", &mk)) < 0 ||
@@ -1919,9 +1924,13 @@ static int lwalk_parse(struct lwalk *w, const char *query, size_t qlen)
 	    (ret = qparam(query, qlen, "fetch-owner", &fo)) < 0)
 		goto out;
 	ret = -EINVAL;
-	if (lt && strcmp(lt, "2"))
+	if (lt && (strcmp(lt, "2") || versions))
 		goto out;
-	w->version = lt ? 2 : 1;
+	/* ListObjectVersions: each key's one version is "null", so a
+	 * version-id-marker can only be that (or empty, as with no key-marker). */
+	if (vim && ((*vim && strcmp(vim, "null")) || !versions || !w->marker))
+		goto out;
+	w->version = versions ? S3_LIST_VERSIONS : lt ? 2 : 1;
 	if (enc && strcmp(enc, "url"))
 		goto out;
 	w->url = enc != NULL;
@@ -1973,6 +1982,7 @@ out:
 	free(mk);
 	free(enc);
 	free(fo);
+	free(vim);
 	return ret;
 }
 

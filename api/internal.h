@@ -895,10 +895,13 @@ struct s3_list_object {
 	uint64_t size;
 	const char *storage_class;	/* NULL: "STANDARD" */
 };
+#define S3_LIST_VERSIONS	3	/* ListObjectVersions (ListVersionsResult) */
 struct s3_list_result {
-	int version;			/* 1 or 2 */
+	int version;			/* 1, 2 or S3_LIST_VERSIONS: buckets are
+					 * never versioned here, so every object
+					 * is its one version, "null", latest */
 	const char *bucket, *prefix, *delimiter;
-	const char *marker, *next_marker;	/* v1 */
+	const char *marker, *next_marker;	/* v1; versions: Key/NextKeyMarker */
 	const char *start_after, *continuation_token,
 		   *next_continuation_token;	/* v2 */
 	unsigned max_keys;

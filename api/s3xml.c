@@ -759,15 +759,24 @@ int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r)
 	struct s3_xml x;
 	bool enc = r->url_encode;
 
-	if (r->version != 1 && r->version != 2)
+	bool versions = r->version == S3_LIST_VERSIONS;
+
+	if (r->version != 1 && r->version != 2 && !versions)
 		return -EINVAL;
 	s3_xml_begin(&x, b);
-	s3_xml_open(&x, "ListBucketResult", true);
+	s3_xml_open(&x, versions ? "ListVersionsResult" : "ListBucketResult", true);
 	s3_xml_elem(&x, "Name", r->bucket);
 	/* v1 answers its Prefix as given even with encoding-type=url, as S3
-	 * does (botocore decodes only v2's). */
-	s3_xml_key(&x, "Prefix", r->prefix, enc && r->version == 2);
-	if (r->version == 1) {
+	 * does (botocore decodes only v2's and ListObjectVersions'). */
+	s3_xml_key(&x, "Prefix", r->prefix, enc && r->version != 1);
+	if (versions) {
+		s3_xml_key(&x, "KeyMarker", r->marker, enc);
+		s3_xml_elem(&x, "VersionIdMarker", "");
+		if (r->next_marker) {
+			s3_xml_key(&x, "NextKeyMarker", r->next_marker, enc);
+			s3_xml_elem(&x, "NextVersionIdMarker", "null");
+		}
+	} else if (r->version == 1) {
 		s3_xml_key(&x, "Marker", r->marker, enc);
 		if (r->next_marker)
 			s3_xml_key(&x, "NextMarker", r->next_marker, enc);
@@ -789,8 +798,12 @@ int s3_xml_list_objects(struct s3_buf *b, const struct s3_list_result *r)
 	for (size_t i = 0; i < r->n_objs; i++) {
 		const struct s3_list_object *o = &r->objs[i];
 
-		s3_xml_open(&x, "Contents", false);
+		s3_xml_open(&x, versions ? "Version" : "Contents", false);
 		s3_xml_key(&x, "Key", o->key, enc);
+		if (versions) {
+			s3_xml_elem(&x, "VersionId", "null");
+			s3_xml_elem_bool(&x, "IsLatest", true);
+		}
 		s3_xml_elem_time(&x, "LastModified", o->mtime_ms);
 		s3_xml_elem(&x, "ETag", o->etag);
 		s3_xml_elem_u64(&x, "Size", o->size);

@@ -801,6 +801,52 @@ def test_lifecycle_errors():
     S3.delete_bucket(Bucket="lcerr")
 
 
+def test_list_object_versions():
+    """ListObjectVersions of a bucket (never versioned here): every object
+    is its one version, "null" and latest, listed as ListObjects lists it
+    (prefix, delimiter, max-keys pages, key-marker, url encoding); a
+    version-id-marker other than "null", or without a key-marker, is
+    InvalidArgument; ?versions with another method is still refused, not
+    taken for a bucket operation."""
+    S3 = gt.S3
+    S3.create_bucket(Bucket="lov")
+    keys = ["a/1", "a/2", "b/1", "c", "d e+%"]
+    for i, k in enumerate(keys):
+        S3.put_object(Bucket="lov", Key=k, Body=b"v" * (i * 40000 + 1))
+    plain = {o["Key"]: o for o in S3.list_objects_v2(Bucket="lov")["Contents"]}
+    r = S3.list_object_versions(Bucket="lov")
+    assert [v["Key"] for v in r["Versions"]] == keys and not r["IsTruncated"], r
+    for v in r["Versions"]:
+        o = plain[v["Key"]]
+        assert v["VersionId"] == "null" and v["IsLatest"] is True, v
+        assert (v["ETag"], v["Size"], v["LastModified"]) == \
+            (o["ETag"], o["Size"], o["LastModified"]), (v, o)
+        assert v["Owner"]["ID"], v
+    assert not r.get("DeleteMarkers")
+    r = S3.list_object_versions(Bucket="lov", Delimiter="/")
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["a/", "b/"], r
+    assert [v["Key"] for v in r["Versions"]] == ["c", "d e+%"], r
+    r = S3.list_object_versions(Bucket="lov", Prefix="a/", KeyMarker="a/1", VersionIdMarker="null")
+    assert [v["Key"] for v in r["Versions"]] == ["a/2"], r
+    pages = list(S3.get_paginator("list_object_versions").paginate(
+        Bucket="lov", PaginationConfig={"PageSize": 2}))
+    assert len(pages) == 3 and pages[0]["NextKeyMarker"] == "a/2" and \
+        pages[0]["NextVersionIdMarker"] == "null", pages[0]
+    assert [v["Key"] for p in pages for v in p["Versions"]] == keys
+    # s3-tests' cleanup: the listed versions, deleted by DeleteObjects
+    for bad in (dict(KeyMarker="a/1", VersionIdMarker="3HL4kqtJvjVBH40Nrjfkd"),
+                dict(VersionIdMarker="null")):
+        assert err_code(lambda: S3.list_object_versions(Bucket="lov", **bad)) == \
+            ("InvalidArgument", 400), bad
+    assert signed("DELETE", "/lov?versions")[0] == 501
+    assert signed("PUT", "/lov?versions")[0] == 501
+    vs = S3.list_object_versions(Bucket="lov")["Versions"]
+    S3.delete_objects(Bucket="lov", Delete={"Objects": [
+        {"Key": v["Key"], "VersionId": v["VersionId"]} for v in vs]})
+    assert "Versions" not in S3.list_object_versions(Bucket="lov")
+    S3.delete_bucket(Bucket="lov")
+
+
 def test_sse_refused():
     """Server-side encryption (SSE-S3, SSE-KMS, SSE-C, an SSE-C copy
     source) is refused with 501: an object stored as sent must not pass for
@@ -831,7 +877,7 @@ def test_sse_refused():
     S3.delete_bucket(Bucket="sse")
 
 
-gt.TESTS = [test_sse_refused, test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
+gt.TESTS = [test_list_object_versions, test_sse_refused, test_chunked_transfer_encoding, test_acl_owner_enforced, test_conditional_put, test_conditional_delete, test_buckets_extra,
             test_options_presigned_encoding, test_crc64nvme, test_complete_conditional,
             test_long_keys, test_object_attributes, test_complete_retry_and_v1_prefix,
             test_delete_objects_conditions, test_list_buckets_paged,
