@@ -3478,6 +3478,7 @@ static int policies_load(struct gateway *gw, const char *dir)
 	}
 	for (int i = 0; i < n && !ret; i++) {
 		struct gw_policy *p = &gw->pol[gw->npol];
+		const struct gw_policy *dup;
 		const struct ring_policy *rp;
 		size_t len = strlen(ents[i]->d_name) - 5;
 
@@ -3502,12 +3503,12 @@ static int policies_load(struct gateway *gw, const char *dir)
 		p->index = rp->index;
 		p->k = rp->ec_k;
 		p->m = rp->ec_m;
-		for (unsigned j = 0; j < gw->npol; j++)
-			if (gw->pol[j].index == p->index) {
-				log_err("rings %s: %s.ring and %s.ring both have policy index %u",
-					dir, gw->pol[j].name, p->name, p->index);
-				ret = -EINVAL;
-			}
+		dup = gw_policy_by_index(gw, p->index);	/* among those before */
+		if (dup) {
+			log_err("rings %s: %s.ring and %s.ring both have policy index %u",
+				dir, dup->name, p->name, p->index);
+			ret = -EINVAL;
+		}
 		gw->npol++;	/* (freed with the others) */
 		ret = ret ?: gw_ec_get(p->k, p->m, &p->ecc);
 	}
