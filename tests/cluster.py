@@ -195,6 +195,16 @@ class Cluster:
         return rc
 
 
+def with_headers(client, op, headers):
+    """client (boto3 S3) with extra request headers on operation op (what
+    Debian's botocore 1.29 cannot express: IfMatch/IfNoneMatch on PUT and
+    DELETE, checksum headers, Strata's x-strata-*)."""
+    def add(params, **kw):
+        params["headers"].update(headers)
+    client.meta.events.register(f"before-call.s3.{op}", add)
+    return client
+
+
 def ring_run(ring, *args):
     subprocess.run([ring, *args], check=True, stdout=subprocess.DEVNULL)
 

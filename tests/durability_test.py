@@ -269,18 +269,6 @@ COLD_CLASS, PIN_COLD, COLD = 1, 3, 1	# storage.h: STO_TIER_COLD, _PIN_COLD, STO_
 PIN_COLD_AFTER = 54321
 
 
-def create_bucket_with(s3, bucket, headers):
-    """CreateBucket with extra request headers (Strata's x-strata-*)."""
-    def add(request, **_):
-        for name, value in headers.items():
-            request.headers[name] = value
-    s3.meta.events.register("before-sign.s3.CreateBucket", add)
-    try:
-        s3.create_bucket(Bucket=bucket)
-    finally:
-        s3.meta.events.unregister("before-sign.s3.CreateBucket", add)
-
-
 def policies(c, nodes):
     """{(class, cold_after, medium): live fragments} on nodes, for the
     fragments with a policy other than the default (tests/node-frags)."""
@@ -315,14 +303,16 @@ def test_wipe2(c):
     ia_sums = put_all(s3, "bkt-ia", ia, StorageClass="STANDARD_IA")
     # A bucket pinned cold with its own cold_after (node class PIN_COLD):
     # both must survive repair too.
-    create_bucket_with(s3, "bkt-pin", {"x-strata-tier-pin": "cold",
-                                       "x-strata-tier-cold-after": str(PIN_COLD_AFTER)})
+    cluster.with_headers(c.client(), "CreateBucket", {
+        "x-strata-tier-pin": "cold",
+        "x-strata-tier-cold-after": str(PIN_COLD_AFTER)}).create_bucket(Bucket="bkt-pin")
     pin = {f"pin{i}": sz for i, sz in enumerate([4 * KiB, 700 * KiB] * 3)}
     pin_sums = put_all(s3, "bkt-pin", pin)
     # A bucket on the second policy, ec12 (EC 1+2 of index 1: three copies,
     # fragments numbered 256-258): the same nodes' repair daemons rebuild
     # its fragments beside ec42's.
-    create_bucket_with(s3, "bkt-12", {"x-strata-storage-policy": "ec12"})
+    cluster.with_headers(c.client(), "CreateBucket", {
+        "x-strata-storage-policy": "ec12"}).create_bucket(Bucket="bkt-12")
     k12 = {f"c{i}": sz for i, sz in enumerate(sizes(16))}
     sums12 = put_all(s3, "bkt-12", k12)
     pols = policies(c, (1, 4))

@@ -14,18 +14,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402  (parses the same argv)
+from cluster import with_headers  # noqa: E402
 from gateway_test import err_code  # noqa: E402
 
 B = gt.BUCKET
-
-
-def with_headers(client, op, headers):
-    """client with extra request headers on op (Debian's botocore 1.29 has no
-    IfMatch/IfNoneMatch parameters on PUT and DELETE)."""
-    def add(params, **kw):
-        params["headers"].update(headers)
-    client.meta.events.register(f"before-call.s3.{op}", add)
-    return client
 
 
 def test_conditional_put():

@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402  (parses argv, skips without boto3)
+from cluster import with_headers  # noqa: E402
 
 MiB = gt.MiB
 BUCKET = "mpubucket"
@@ -463,13 +464,6 @@ def test_node_stopped():
     S3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
     assert S3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == one + b"two"
-
-
-def with_headers(client, op, headers):
-    def add(params, **kw):
-        params["headers"].update(headers)
-    client.meta.events.register(f"before-call.s3.{op}", add)
-    return client
 
 
 def test_listing_and_delete():

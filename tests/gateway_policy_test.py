@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402  (parses argv, skips without boto3)
+from cluster import with_headers  # noqa: E402
 
 MiB = gt.MiB
 S3 = None
@@ -32,14 +33,6 @@ OWNER = "default"             # the credentials profile: the account
 
 def err_code(fn):
     return gt.err_code(fn)
-
-
-def with_header(client, name, value):
-    """client with header name: value on every request it signs."""
-    def add(request, **kw):
-        request.headers[name] = value
-    client.meta.events.register("before-sign.s3.*", add)
-    return client
 
 
 def policy_of(bucket):
@@ -119,7 +112,7 @@ def test_create():
     """Default, header and LocationConstraint choices (boto3), shown by
     HeadBucket; unknown policies refused with nothing written."""
     S3.create_bucket(Bucket=B42)
-    with_header(C.client(), "x-strata-storage-policy", "ec12").create_bucket(Bucket=B12H)
+    with_headers(C.client(), "CreateBucket", {"x-strata-storage-policy": "ec12"}).create_bucket(Bucket=B12H)
     S3.create_bucket(Bucket=B12L,
                      CreateBucketConfiguration={"LocationConstraint": "us-east-1:ec12"})
     assert policy_of(B42) == "ec42"
@@ -127,7 +120,7 @@ def test_create():
     assert policy_of(B12L) == "ec12"
     # the region part is the bucket's location
     assert S3.get_bucket_location(Bucket=B12L)["LocationConstraint"] in ("us-east-1", None, "")
-    bad = with_header(C.client(), "x-strata-storage-policy", "ec99")
+    bad = with_headers(C.client(), "CreateBucket", {"x-strata-storage-policy": "ec99"})
     assert err_code(lambda: bad.create_bucket(Bucket="pol-bad1")) == ("InvalidArgument", 400)
     assert err_code(lambda: S3.create_bucket(
         Bucket="pol-bad2", CreateBucketConfiguration={"LocationConstraint": ":ec99"})) == \
@@ -135,14 +128,14 @@ def test_create():
     assert err_code(lambda: S3.create_bucket(
         Bucket="pol-bad3", CreateBucketConfiguration={"LocationConstraint": "eu-west-9:ec12"})) == \
         ("InvalidLocationConstraint", 400)
-    both = with_header(C.client(), "x-strata-storage-policy", "ec42")
+    both = with_headers(C.client(), "CreateBucket", {"x-strata-storage-policy": "ec42"})
     assert err_code(lambda: both.create_bucket(
         Bucket="pol-bad4", CreateBucketConfiguration={"LocationConstraint": ":ec12"})) == \
         ("InvalidArgument", 400)
     for b in ("pol-bad1", "pol-bad2", "pol-bad3", "pol-bad4"):
         assert err_code(lambda: S3.head_bucket(Bucket=b))[1] == 404, b
     # the policy cannot change: a re-create leaves the bucket as it was
-    with_header(C.client(), "x-strata-storage-policy", "ec42").create_bucket(Bucket=B12H)
+    with_headers(C.client(), "CreateBucket", {"x-strata-storage-policy": "ec42"}).create_bucket(Bucket=B12H)
     assert policy_of(B12H) == "ec12"
 
 
