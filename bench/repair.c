@@ -158,7 +158,8 @@ static int parse_policies(struct rb *b, const char *spec)
 		unsigned k, m;
 		int used = 0;
 
-		/* (k = 1 as policy 0 is refused by the engine: see repair_new) */
+		/* (k = 1 as policy 0 is no valid ring, ring/file.c: refused here
+		 * with the usage rather than by the ring builder) */
 		if (b->npols >= RB_MAX_POLS || sscanf(s, "%u+%u%n", &k, &m, &used) != 2 ||
 		    !k || !m || k + m > RB_NODES || (k == 1 && b->npols == 0))
 			return -EINVAL;
