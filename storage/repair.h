@@ -111,8 +111,9 @@ struct repair_stats {
 struct repair;
 
 /* 0, -EINVAL (node_id in no ring, no ring, two replica rings, two EC rings
- * of the same policy index, an EC 1+m ring of index 0: its last surviving
- * fragment 0 could not be told from a replica), -ENOMEM. */
+ * of the same policy index), -ENOMEM. (An EC 1+m ring of index 0, whose
+ * last surviving fragment 0 could not be told from a replica, is no valid
+ * ring: ring_load and the builder refuse it.) */
 int repair_new(uv_loop_t *loop, const struct repair_cfg *cfg, struct repair **out);
 /* Starts the first pass now; with cfg->once, done runs when it ends. */
 void repair_start(struct repair *r, void (*done)(void *arg), void *arg);
